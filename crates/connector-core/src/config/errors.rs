@@ -1,0 +1,139 @@
+//! Config errors that say where the mistake is and what would be right.
+//!
+//! Every error carries the field path in the file's own terms
+//! (`connectors[1].retryConfig.jitterRatio`) and, where it can be known, the file, line and
+//! column or the environment variable it came from. Messages never contain the value of a
+//! field, so a secret in the wrong place does not leak through an error.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A position in a config file (1-based line and column).
+    File {
+        /// The file as it was given.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// An environment variable.
+    Env {
+        /// Its name.
+        var: String,
+    },
+    /// No better place is known (e.g. a connector defined nowhere).
+    Unknown,
+}
+
+/// One mistake in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the mistake is.
+    pub location: Location,
+    /// Field path in the file's terms, e.g. `connectors[1].retryConfig.jitterRatio`.
+    pub path: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            location: Location::Unknown,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Location::File { path, line, column } => {
+                write!(f, "{}:{line}:{column}: ", path.display())?
+            }
+            Location::Env { var } => write!(f, "environment variable {var}: ")?,
+            Location::Unknown => {}
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every mistake found in one load: a person fixes them all in one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The messages alone, in order; handy in tests and in JSON output.
+    pub fn messages(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} problem{} in the connector configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The known name closest to a misspelt one, when it is close enough to be the likely intent.
+pub(crate) fn closest<'a>(
+    unknown: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let lower = unknown.to_ascii_lowercase();
+    known
+        .into_iter()
+        .map(|k| (edit_distance(&lower, &k.to_ascii_lowercase()), k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over chars; config field names are short, so O(n·m) is nothing.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspellings_find_the_intended_field() {
+        let known = ["pollIntervalMs", "requestTimeoutMs", "maxRetries"];
+        assert_eq!(closest("pollIntervalMS", known), Some("pollIntervalMs"));
+        assert_eq!(closest("pollInterval", known), Some("pollIntervalMs"));
+        assert_eq!(closest("maxRetry", known), Some("maxRetries"));
+        assert_eq!(closest("colour", known), None);
+    }
+}

@@ -1,0 +1,141 @@
+//! Change detection: which fetched items are new or changed, and which left the set.
+//!
+//! Pure functions over ids and versions. An item is identified by the provider's stable id
+//! and versioned by the API's own version field where it has one (Jira's `updated`,
+//! GitHub's `updated_at`) or by a hash of the fields that matter. Only items whose version
+//! differs from the recorded one produce a signal; unchanged items cost a hash lookup.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::signal::Change;
+
+/// What detection decided for one poll.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Indexes (into the fetched items) of new or changed items, in fetch order.
+    pub changes: Vec<(usize, Change)>,
+    /// Items whose version was already recorded.
+    pub unchanged: u64,
+    /// Items repeated within the poll (overlapping pages); only the first counts.
+    pub duplicates: u64,
+    /// Recorded ids absent from a complete snapshot, with their last version.
+    pub vanished: Vec<(String, String)>,
+}
+
+/// Compares fetched `(id, version)` pairs with the recorded versions.
+///
+/// `complete_snapshot` says the items are the provider's whole current set: only then may
+/// absence mean removal. A partial result (a failed page, a capped poll, an incremental
+/// source) never reports anything as vanished.
+pub fn plan<'a>(
+    recorded: &HashMap<String, String>,
+    items: impl IntoIterator<Item = (&'a str, &'a str)>,
+    complete_snapshot: bool,
+) -> Plan {
+    let mut out = Plan::default();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut recorded_seen = 0usize;
+    for (index, (id, version)) in items.into_iter().enumerate() {
+        if !seen.insert(id) {
+            out.duplicates += 1;
+            continue;
+        }
+        match recorded.get(id) {
+            Some(v) if v == version => {
+                recorded_seen += 1;
+                out.unchanged += 1;
+            }
+            Some(_) => {
+                recorded_seen += 1;
+                out.changes.push((index, Change::Updated));
+            }
+            None => out.changes.push((index, Change::Created)),
+        }
+    }
+    // Counting first keeps the common case (nothing vanished) free of a pass over state.
+    if complete_snapshot && recorded_seen < recorded.len() {
+        let mut vanished: Vec<(String, String)> = recorded
+            .iter()
+            .filter(|(id, _)| !seen.contains(id.as_str()))
+            .map(|(id, v)| (id.clone(), v.clone()))
+            .collect();
+        vanished.sort();
+        out.vanished = vanished;
+    }
+    out
+}
+
+/// A version for an item without a version field: xxh3-64 of its canonical JSON (object
+/// keys sorted, no whitespace), as 16 hex digits. Fixed forever: changing the algorithm
+/// would republish every item once.
+pub fn content_version<T: Serialize + ?Sized>(value: &T) -> String {
+    // serde_json's Value keeps keys sorted (no `preserve_order`), so going through it
+    // makes the bytes independent of the order the API used.
+    let canonical = serde_json::to_value(value)
+        .and_then(|v| serde_json::to_vec(&v))
+        .unwrap_or_default();
+    format!("{:016x}", xxh3_64(&canonical))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn new_items_are_created_and_known_ones_unchanged() {
+        let state = recorded(&[("a", "1")]);
+        let p = plan(&state, [("a", "1"), ("b", "1")], false);
+        assert_eq!(p.changes, vec![(1, Change::Created)]);
+        assert_eq!(p.unchanged, 1);
+        assert!(p.vanished.is_empty());
+    }
+
+    #[test]
+    fn a_new_version_is_an_update() {
+        let state = recorded(&[("a", "1")]);
+        let p = plan(&state, [("a", "2")], true);
+        assert_eq!(p.changes, vec![(0, Change::Updated)]);
+        assert_eq!(p.unchanged, 0);
+    }
+
+    #[test]
+    fn duplicates_within_a_poll_count_once() {
+        let p = plan(&HashMap::new(), [("a", "1"), ("a", "1"), ("a", "2")], false);
+        assert_eq!(p.changes, vec![(0, Change::Created)]);
+        assert_eq!(p.duplicates, 2);
+    }
+
+    #[test]
+    fn only_a_complete_snapshot_reports_vanished_items() {
+        let state = recorded(&[("a", "1"), ("b", "1"), ("c", "7")]);
+        let partial = plan(&state, [("a", "1")], false);
+        assert!(partial.vanished.is_empty());
+        let full = plan(&state, [("a", "1")], true);
+        assert_eq!(
+            full.vanished,
+            vec![("b".into(), "1".into()), ("c".into(), "7".into())]
+        );
+        let empty = plan(&state, std::iter::empty(), true);
+        assert_eq!(empty.vanished.len(), 3);
+    }
+
+    #[test]
+    fn content_version_ignores_key_order_but_not_values() {
+        let a: serde_json::Value = serde_json::from_str(r#"{"x":1,"y":[1,2]}"#).expect("json");
+        let b: serde_json::Value = serde_json::from_str(r#"{ "y":[1,2], "x":1 }"#).expect("json");
+        let c: serde_json::Value = serde_json::from_str(r#"{"x":2,"y":[1,2]}"#).expect("json");
+        assert_eq!(content_version(&a), content_version(&b));
+        assert_ne!(content_version(&a), content_version(&c));
+        assert_eq!(content_version(&a).len(), 16);
+    }
+}

@@ -1,0 +1,564 @@
+//! The HTTP rules every provider shares, so no provider can forget one.
+//!
+//! - a `User-Agent` naming the product and version (api.weather.gov rejects requests
+//!   without one, and every API owner likes to know who calls);
+//! - a timeout on every request, covering the body; gzip; a cap on the body size;
+//! - conditional requests: `If-None-Match` / `If-Modified-Since` from the stored cursor,
+//!   and 304 reported as "nothing changed";
+//! - retries with the connector's backoff, honouring `Retry-After` and rate-limit headers;
+//! - credentials attached only to requests for the configured base URL's origin: a
+//!   pagination link or redirect to any other host is refused rather than followed with
+//!   the token (a redirect to another host is not followed at all).
+//!
+//! Error messages name the URL without its query string, which is where an API key would
+//! be if an API insisted on one.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{StatusCode, redirect};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::config::ConnectorConfig;
+use crate::ports::Cursor;
+use crate::retry::{RetryPolicy, Retryable, parse_retry_after};
+
+/// What this framework calls itself on the wire.
+pub const DEFAULT_USER_AGENT: &str = concat!(
+    "connectors/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/connectors/connectors)"
+);
+
+/// Default cap on one response body: large enough for a nationwide NOAA snapshot many times
+/// over, small enough that a misbehaving server cannot exhaust memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Credentials for one API. Values are secrets: they are never formatted, logged or sent to
+/// another origin.
+#[derive(Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(SecretString),
+    /// `Authorization: Basic base64(user:password)` (Jira Cloud: e-mail and API token).
+    Basic {
+        /// User name or e-mail; not secret.
+        username: String,
+        /// Password or API token.
+        password: SecretString,
+    },
+    /// Custom headers, e.g. Datadog's `DD-API-KEY` and `DD-APPLICATION-KEY`.
+    Headers(Vec<(HeaderName, SecretString)>),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::Bearer(_) => "Auth::Bearer(****)",
+            Auth::Basic { .. } => "Auth::Basic(****)",
+            Auth::Headers(_) => "Auth::Headers(****)",
+        })
+    }
+}
+
+impl Auth {
+    /// Adds the credentials to a request (reqwest marks them sensitive, so they are not
+    /// printed by its Debug output either).
+    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::Bearer(token) => req.bearer_auth(token.expose_secret()),
+            Auth::Basic { username, password } => {
+                req.basic_auth(username, Some(password.expose_secret()))
+            }
+            Auth::Headers(list) => list.iter().fold(req, |req, (name, value)| {
+                match HeaderValue::try_from(value.expose_secret()) {
+                    Ok(mut v) => {
+                        v.set_sensitive(true);
+                        req.header(name.clone(), v)
+                    }
+                    // Left out; the server answers 401/403, which names the problem
+                    // without echoing the value.
+                    Err(_) => req,
+                }
+            }),
+        }
+    }
+}
+
+/// Why a request failed, classified for the retry policy.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The server answered with an error status.
+    #[error("HTTP {status} from {url}{}", detail_suffix(.detail))]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The URL without its query.
+        url: String,
+        /// Server-requested delay (Retry-After or rate-limit reset).
+        retry_after: Option<Duration>,
+        /// The response carried rate-limit signals (Retry-After, remaining = 0).
+        rate_limited: bool,
+        /// The start of the body, for the operator (problem documents say what was wrong).
+        detail: String,
+    },
+    /// No complete answer within `requestTimeoutMs`.
+    #[error("request to {url} timed out after {timeout:?}")]
+    Timeout {
+        /// The URL without its query.
+        url: String,
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// Connection refused, reset, DNS, TLS…
+    #[error("cannot reach {url}: {message}")]
+    Transport {
+        /// The URL without its query.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The body exceeded the size cap.
+    #[error("response from {url} is larger than the {limit}-byte cap")]
+    TooLarge {
+        /// The URL without its query.
+        url: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// A URL pointed outside the configured origin while credentials are configured.
+    #[error("refusing to send credentials to {url}: only {allowed} is trusted")]
+    ForeignOrigin {
+        /// The URL that was refused, without its query.
+        url: String,
+        /// The configured origin.
+        allowed: String,
+    },
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+impl Retryable for HttpError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            HttpError::Status {
+                status,
+                rate_limited,
+                ..
+            } => match *status {
+                429 | 408 => true,
+                403 => *rate_limited,
+                501 => false,
+                s => s >= 500,
+            },
+            HttpError::Timeout { .. } | HttpError::Transport { .. } => true,
+            HttpError::TooLarge { .. }
+            | HttpError::ForeignOrigin { .. } => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HttpError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A URL as it may appear in logs and errors: no query, no user info.
+pub fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// A successful response, fully read.
+#[derive(Debug)]
+pub struct Response {
+    /// The status (2xx).
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The body, decompressed.
+    pub body: Vec<u8>,
+    /// The URL that answered.
+    pub url: Url,
+}
+
+impl Response {
+    /// The `ETag` header, to store for the next conditional request.
+    pub fn etag(&self) -> Option<String> {
+        header_str(&self.headers, header::ETAG)
+    }
+
+    /// The `Last-Modified` header, to store for the next conditional request.
+    pub fn last_modified(&self) -> Option<String> {
+        header_str(&self.headers, header::LAST_MODIFIED)
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The answer to a conditional GET.
+#[derive(Debug)]
+pub enum Conditional {
+    /// 304: the resource has not changed since the validators were stored.
+    NotModified,
+    /// A full response.
+    Modified(Response),
+}
+
+/// An HTTP client bound to one API origin, with the shared rules applied.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    base: Url,
+    auth: Option<Auth>,
+    accept: HeaderValue,
+    timeout: Duration,
+    max_body_bytes: usize,
+    retry: RetryPolicy,
+}
+
+/// Builds an [`HttpClient`]; start from [`HttpClient::builder`].
+#[derive(Debug)]
+pub struct HttpClientBuilder {
+    base: Url,
+    user_agent: String,
+    accept: String,
+    auth: Option<Auth>,
+    timeout: Duration,
+    max_body_bytes: usize,
+    retry: RetryPolicy,
+}
+
+impl HttpClientBuilder {
+    /// Replaces the default User-Agent (e.g. to add a contact address).
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// The `Accept` header (default `application/json`).
+    pub fn accept(mut self, accept: impl Into<String>) -> Self {
+        self.accept = accept.into();
+        self
+    }
+
+    /// Credentials, sent only to the base URL's origin.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Timeout of one request including its body.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Cap on one response body.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Retry policy for each request.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Timeout and retries as the connector's config says.
+    pub fn connector_settings(self, config: &ConnectorConfig) -> Self {
+        self.timeout(config.request_timeout())
+            .retry(RetryPolicy::from_config(config))
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<HttpClient, HttpError> {
+        // reqwest is built without a bundled crypto provider; ring is the one this
+        // workspace carries. Installing twice is harmless (the first wins).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let accept = HeaderValue::try_from(self.accept.as_str()).map_err(|e| {
+            HttpError::Transport {
+                url: display_url(&self.base),
+                message: format!("invalid Accept header: {e}"),
+            }
+        })?;
+        let client = reqwest::Client::builder()
+            .user_agent(self.user_agent)
+            .gzip(true)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .redirect(redirect::Policy::custom(|attempt| {
+                let same_origin = attempt
+                    .previous()
+                    .last()
+                    .is_some_and(|prev| prev.origin() == attempt.url().origin());
+                if attempt.previous().len() >= 5 || !same_origin {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            }))
+            .build()
+            .map_err(|e| HttpError::Transport {
+                url: display_url(&self.base),
+                message: e.without_url().to_string(),
+            })?;
+        Ok(HttpClient {
+            client,
+            base: self.base,
+            auth: self.auth,
+            accept,
+            timeout: self.timeout,
+            max_body_bytes: self.max_body_bytes,
+            retry: self.retry,
+        })
+    }
+}
+
+impl HttpClient {
+    /// A builder for a client of the API at `base`.
+    pub fn builder(base: Url) -> HttpClientBuilder {
+        HttpClientBuilder {
+            base,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            accept: "application/json".to_owned(),
+            auth: None,
+            timeout: Duration::from_secs(30),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            retry: RetryPolicy::none(),
+        }
+    }
+
+    /// The configured base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `base` joined with `path_and_query` (which starts with `/`), keeping any path prefix
+    /// of the base (`https://host/jira` + `/rest/api` → `https://host/jira/rest/api`).
+    pub fn url(&self, path_and_query: &str) -> Result<Url, url::ParseError> {
+        let mut joined = self.base.as_str().trim_end_matches('/').to_owned();
+        joined.push_str(path_and_query);
+        Url::parse(&joined)
+    }
+
+    /// Whether `url` is on the configured origin (scheme, host and port).
+    pub fn is_trusted(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+
+    /// GET `url` and read the body; 304 is an error here (use [`HttpClient::get_conditional`]).
+    pub async fn get(&self, url: &Url) -> Result<Response, HttpError> {
+        match self.get_conditional(url, &Cursor::default()).await? {
+            Conditional::Modified(r) => Ok(r),
+            Conditional::NotModified => Err(HttpError::Status {
+                status: 304,
+                url: display_url(url),
+                retry_after: None,
+                rate_limited: false,
+                detail: "not modified, although no validators were sent".into(),
+            }),
+        }
+    }
+
+    /// GET `url` with `If-None-Match` / `If-Modified-Since` from `validators`, retried.
+    pub async fn get_conditional(
+        &self,
+        url: &Url,
+        validators: &Cursor,
+    ) -> Result<Conditional, HttpError> {
+        if self.auth.is_some() && !self.is_trusted(url) {
+            return Err(HttpError::ForeignOrigin {
+                url: display_url(url),
+                allowed: self.base.origin().ascii_serialization(),
+            });
+        }
+        self.retry
+            .run(url.path(), || self.attempt(url, validators))
+            .await
+    }
+
+    async fn attempt(&self, url: &Url, validators: &Cursor) -> Result<Conditional, HttpError> {
+        let shown = || display_url(url);
+        let mut req = self
+            .client
+            .get(url.clone())
+            .timeout(self.timeout)
+            .header(header::ACCEPT, self.accept.clone());
+        if let Some(auth) = &self.auth
+            && self.is_trusted(url)
+        {
+            req = auth.apply(req);
+        }
+        if let Some(etag) = &validators.etag {
+            req = req.header(header::IF_NONE_MATCH, etag.as_str());
+        }
+        if let Some(lm) = &validators.last_modified {
+            req = req.header(header::IF_MODIFIED_SINCE, lm.as_str());
+        }
+        let map_err = |e: reqwest::Error| {
+            if e.is_timeout() {
+                HttpError::Timeout {
+                    url: shown(),
+                    timeout: self.timeout,
+                }
+            } else {
+                HttpError::Transport {
+                    url: shown(),
+                    message: error_chain(&e.without_url()),
+                }
+            }
+        };
+        let mut resp = req.send().await.map_err(map_err)?;
+        let status = resp.status();
+        tracing::debug!(url = %shown(), status = status.as_u16(), "http response");
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Conditional::NotModified);
+        }
+        if let Some(len) = resp.content_length()
+            && len > self.max_body_bytes as u64
+        {
+            return Err(HttpError::TooLarge {
+                url: shown(),
+                limit: self.max_body_bytes,
+            });
+        }
+        let mut body = Vec::with_capacity(
+            resp.content_length()
+                .map_or(16 * 1024, |l| l as usize)
+                .min(self.max_body_bytes),
+        );
+        while let Some(chunk) = resp.chunk().await.map_err(map_err)? {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(HttpError::TooLarge {
+                    url: shown(),
+                    limit: self.max_body_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let headers = resp.headers().clone();
+        if !status.is_success() {
+            let (retry_after, rate_limited) = rate_limit(&headers, SystemTime::now());
+            return Err(HttpError::Status {
+                status: status.as_u16(),
+                url: shown(),
+                retry_after,
+                rate_limited,
+                detail: snippet(&body),
+            });
+        }
+        Ok(Conditional::Modified(Response {
+            status,
+            headers,
+            body,
+            url: resp.url().clone(),
+        }))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The first line or so of an error body, printable, for the operator.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    flat.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The delay a response asks for, and whether it signals a rate limit at all.
+///
+/// Understands `Retry-After` (seconds or HTTP date) and the `X-RateLimit-Remaining: 0` +
+/// `X-RateLimit-Reset` pair; a reset above 10^9 is a UNIX time (GitHub), below it a number
+/// of seconds (Datadog).
+pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> (Option<Duration>, bool) {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(v) = get("retry-after") {
+        return (parse_retry_after(v, now), true);
+    }
+    let exhausted = get("x-ratelimit-remaining").is_some_and(|v| v.trim() == "0");
+    if !exhausted {
+        return (None, false);
+    }
+    let reset = get("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok());
+    let delay = reset.map(|r| {
+        if r > 1_000_000_000 {
+            let now_s = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            Duration::from_secs(r.saturating_sub(now_s))
+        } else {
+            Duration::from_secs(r)
+        }
+    });
+    (delay, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_headers_are_understood() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(rate_limit(&h, now), (None, false));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("1800000042"));
+        assert_eq!(rate_limit(&h, now), (Some(Duration::from_secs(42)), true));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("5"));
+        assert_eq!(rate_limit(&h, now), (Some(Duration::from_secs(5)), true));
+        h.insert("retry-after", HeaderValue::from_static("60"));
+        assert_eq!(rate_limit(&h, now), (Some(Duration::from_secs(60)), true));
+    }
+
+    #[test]
+    fn urls_are_shown_without_query_or_credentials() {
+        let url = Url::parse("https://user:pw@api.example.com/x?api_key=secret#f").expect("url");
+        assert_eq!(display_url(&url), "https://api.example.com/x");
+    }
+
+    #[test]
+    fn auth_debug_never_shows_the_secret() {
+        let auth = Auth::Bearer(SecretString::from("tok-123"));
+        assert!(!format!("{auth:?}").contains("tok-123"));
+    }
+}

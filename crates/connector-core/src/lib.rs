@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod detect;
+pub mod embedded;
+pub mod http;
+pub mod pipeline;
+pub mod ports;
+pub mod registry;
+pub mod retry;
+pub mod signal;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{ConfigErrors, ConfigSource, ConnectorConfig, Environment};
+pub use pipeline::{
+    FetchError, FetchOutcome, Fetched, ItemKey, PollError, PollingConnector, Provider,
+    SignalContext, UniversalPollingConnector,
+};
+pub use ports::{Backends, Cursor, Lease, PollSummary};
+pub use registry::{ConnectorRegistry, Factories};
+pub use signal::{Change, RawSignal, Severity, StreamEntry};

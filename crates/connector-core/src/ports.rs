@@ -1,0 +1,325 @@
+//! The ports a backend implements: leases, state, the fenced commit, and metrics.
+//!
+//! They are shaped around one guarantee: a poll's signals and the state that records them
+//! are written together, and only while the writer still holds the connector's lease. So
+//! there is no "publish" separate from "save state": [`Publisher::commit`] takes a chunk of
+//! stream entries *and* the state changes that go with it, plus the lease whose fencing
+//! token the backend must check in the same atomic step (a Lua script on Redis, a mutex in
+//! the embedded backend).
+//!
+//! The methods return boxed futures rather than using `async fn` so that the runtime can
+//! pick a backend at start-up (`REDIS_URL` or not) and hold it as `Arc<dyn …>`; a box per
+//! call is noise next to a network round trip.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::signal::StreamEntry;
+
+/// A boxed, sendable future, as the ports return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A failure of the backend itself (Redis unreachable, a script error, a full disk).
+/// The poll that met it fails and is retried on the next tick; nothing is half-applied
+/// beyond what a commit already made durable.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed: {message}")]
+pub struct BackendError {
+    /// What was being done, e.g. `commit`, `acquire lease`.
+    pub operation: &'static str,
+    /// The backend's description, never containing a credential.
+    pub message: String,
+}
+
+impl BackendError {
+    /// Wraps a backend-specific error.
+    pub fn new(operation: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            operation,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Proof that this instance may write a connector's output, for as long as the backend
+/// still stores the same token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The connector the lease is for.
+    pub connector: String,
+    /// The holder, unique per process (host, pid and a random part).
+    pub instance_id: String,
+    /// Strictly increasing per connector; a commit carrying an older token is refused.
+    pub token: u64,
+}
+
+/// Who holds a connector's lease right now, for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// The holder.
+    pub instance_id: String,
+    /// Its fencing token.
+    pub token: u64,
+    /// Time left before it lapses unless renewed, in milliseconds.
+    pub ttl_ms: Option<u64>,
+}
+
+/// Leases with fencing tokens: at most one writer per connector at a time.
+pub trait LeaseManager: Send + Sync {
+    /// Takes the lease if nobody holds it; `None` if somebody else does.
+    fn acquire<'a>(
+        &'a self,
+        connector: &'a str,
+        instance_id: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, BackendError>>;
+    /// Extends the lease if it is still ours; `false` means it was lost and polling must
+    /// stop at once.
+    fn renew<'a>(&'a self, lease: &'a Lease, ttl: Duration)
+    -> BoxFuture<'a, Result<bool, BackendError>>;
+    /// Gives the lease up if it is still ours, so another instance can take over at once.
+    fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), BackendError>>;
+    /// The current holder, if any.
+    fn holder<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LeaseInfo>, BackendError>>;
+    /// Deletes the lease whoever holds it (operator action for a stuck lease).
+    fn force_release<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<bool, BackendError>>;
+}
+
+/// Where an incremental source resumes and what validators its last response carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The provider's own resume point (a timestamp, a page token…), opaque to the core.
+    pub position: Option<String>,
+    /// `ETag` of the last full response, sent back as `If-None-Match`.
+    pub etag: Option<String>,
+    /// `Last-Modified` of the last full response, sent back as `If-Modified-Since`.
+    pub last_modified: Option<String>,
+}
+
+impl Cursor {
+    /// True when nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.position.is_none() && self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// Everything a connector remembers between polls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorState {
+    /// Resume point and HTTP validators.
+    #[serde(default)]
+    pub cursor: Cursor,
+    /// External id → last published version.
+    #[serde(default)]
+    pub versions: HashMap<String, String>,
+}
+
+/// The state changes that go with one chunk of signals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateDelta {
+    /// Versions to record (external id, version).
+    pub upserts: Vec<(String, String)>,
+    /// External ids to forget (left a snapshot, or published as removed).
+    pub removals: Vec<String>,
+    /// The new cursor; set only on a poll's last chunk, so a crash between chunks resumes
+    /// from the old cursor and re-detects (but does not republish) what was committed.
+    pub cursor: Option<Cursor>,
+}
+
+impl StateDelta {
+    /// True when the chunk changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.removals.is_empty() && self.cursor.is_none()
+    }
+
+    /// Applies the delta to an in-memory state, as the backend applied it durably.
+    pub fn apply_to(&self, state: &mut ConnectorState) {
+        for id in &self.removals {
+            state.versions.remove(id);
+        }
+        for (id, version) in &self.upserts {
+            state.versions.insert(id.clone(), version.clone());
+        }
+        if let Some(cursor) = &self.cursor {
+            state.cursor = cursor.clone();
+        }
+    }
+}
+
+/// One atomic unit of output: signals and the state that records them.
+#[derive(Debug, Clone)]
+pub struct CommitChunk {
+    /// The stream to append to.
+    pub stream: String,
+    /// `MAXLEN ~` for the append, if configured.
+    pub stream_max_len: Option<u64>,
+    /// Entries to append, in order.
+    pub entries: Vec<StreamEntry>,
+    /// State changes to apply with them.
+    pub delta: StateDelta,
+}
+
+/// Result of a commit that reached the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Entries appended and state written, together.
+    Committed,
+    /// The lease no longer carries this token: nothing was written.
+    Fenced,
+}
+
+/// The fenced, atomic write of signals plus state.
+pub trait Publisher: Send + Sync {
+    /// Appends `chunk.entries` and applies `chunk.delta` for `lease.connector`, atomically,
+    /// only if the lease still holds `lease.token`.
+    fn commit<'a>(
+        &'a self,
+        lease: &'a Lease,
+        chunk: &'a CommitChunk,
+    ) -> BoxFuture<'a, Result<CommitOutcome, BackendError>>;
+}
+
+/// Durable connector state.
+pub trait StateStore: Send + Sync {
+    /// Reads the whole state, once per lease acquisition (the holder is the only writer).
+    fn load<'a>(&'a self, connector: &'a str)
+    -> BoxFuture<'a, Result<ConnectorState, BackendError>>;
+    /// Forgets everything: the next poll publishes every current item again.
+    fn reset<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+}
+
+/// Per-poll figures, as the pipeline reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollSummary {
+    /// Items the provider returned (after de-duplication within the poll).
+    pub fetched: u64,
+    /// Signals committed to the stream.
+    pub published: u64,
+    /// Items whose version was already recorded.
+    pub skipped_unchanged: u64,
+    /// Signals published as `removed` (or versions pruned without a signal).
+    pub removed: u64,
+    /// Items that could not be turned into a signal; retried on the next poll.
+    pub failed: u64,
+    /// HTTP pages read.
+    pub pages: u64,
+    /// The provider answered 304 Not Modified.
+    pub not_modified: bool,
+    /// Commit round trips made.
+    pub commits: u64,
+    /// Provider-specific counters (e.g. `keepaliveDropped`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extras: std::collections::BTreeMap<String, u64>,
+}
+
+/// The outcome of one poll as metrics see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollRecord {
+    /// When the poll started, UNIX milliseconds.
+    pub started_at_ms: u64,
+    /// How long it took.
+    pub latency: Duration,
+    /// The figures, on success.
+    pub summary: Option<PollSummary>,
+}
+
+/// The guide's metrics hash, one per connector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorMetrics {
+    /// Last poll start, UNIX ms.
+    pub last_poll_time: Option<u64>,
+    /// Last successful poll start, UNIX ms.
+    pub last_success_time: Option<u64>,
+    /// Polls attempted.
+    pub total_polls: u64,
+    /// Polls that succeeded.
+    pub successful_polls: u64,
+    /// Polls that failed.
+    pub failed_polls: u64,
+    /// Items fetched over all polls.
+    pub items_fetched: u64,
+    /// Signals published over all polls.
+    pub items_published: u64,
+    /// Mean poll latency in milliseconds.
+    pub average_latency_ms: f64,
+}
+
+impl ConnectorMetrics {
+    /// Folds one poll into the totals (the embedded backend's and tests' reference).
+    pub fn record(&mut self, record: &PollRecord) {
+        let latency_ms = record.latency.as_secs_f64() * 1000.0;
+        self.average_latency_ms = (self.average_latency_ms * self.total_polls as f64
+            + latency_ms)
+            / (self.total_polls + 1) as f64;
+        self.total_polls += 1;
+        self.last_poll_time = Some(record.started_at_ms);
+        match &record.summary {
+            Some(s) => {
+                self.successful_polls += 1;
+                self.last_success_time = Some(record.started_at_ms);
+                self.items_fetched += s.fetched;
+                self.items_published += s.published;
+            }
+            None => self.failed_polls += 1,
+        }
+    }
+
+    /// Healthy when the last success is younger than `max_age` at `now_ms`.
+    pub fn is_healthy(&self, now_ms: u64, max_age: Duration) -> bool {
+        self.last_success_time
+            .is_some_and(|t| now_ms.saturating_sub(t) <= max_age.as_millis() as u64)
+    }
+}
+
+/// Per-connector metrics storage, shared by every instance.
+pub trait MetricsStore: Send + Sync {
+    /// Folds one poll into the connector's metrics.
+    fn record<'a>(
+        &'a self,
+        connector: &'a str,
+        record: &'a PollRecord,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
+    /// Reads one connector's metrics.
+    fn get<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConnectorMetrics>, BackendError>>;
+}
+
+/// The four ports together, as a connector and the runtime use them.
+#[derive(Clone)]
+pub struct Backends {
+    /// Leases.
+    pub leases: Arc<dyn LeaseManager>,
+    /// State.
+    pub state: Arc<dyn StateStore>,
+    /// The fenced commit.
+    pub publisher: Arc<dyn Publisher>,
+    /// Metrics.
+    pub metrics: Arc<dyn MetricsStore>,
+}
+
+impl Backends {
+    /// All four ports from one backend object that implements them all.
+    pub fn from_one<B>(backend: Arc<B>) -> Self
+    where
+        B: LeaseManager + StateStore + Publisher + MetricsStore + 'static,
+    {
+        Self {
+            leases: backend.clone(),
+            state: backend.clone(),
+            publisher: backend.clone(),
+            metrics: backend,
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The raw signal and the stream entry: the contract with every downstream consumer.
+//!
+//! A signal is what a consumer of `raw-input-signals` reads. Its shape is versioned
+//! (`schemaVersion`) and is the same for every provider; what differs between providers
+//! lives in `payload`, which is the item exactly as the API sent it.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// The version of the signal JSON layout; bump it only with a migration note for consumers.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What happened to an item since the last poll that saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// First time this connector has seen the external id.
+    Created,
+    /// Seen before with another version.
+    Updated,
+    /// Left a snapshot source's current set (only with `emitRemovals`).
+    Removed,
+}
+
+impl Change {
+    /// The lower-case name used in the signal JSON and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Removed => "removed",
+        }
+    }
+}
+
+/// Severity normalised across providers so consumers can route without knowing each API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational; also used when the provider gives no severity.
+    Info,
+    /// Minor.
+    Low,
+    /// Moderate.
+    Medium,
+    /// Severe.
+    High,
+    /// Extreme or outage-level.
+    Critical,
+}
+
+/// One new, changed or removed item, normalised. Serialises to the signal JSON of DESIGN.md.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawSignal {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Provider, e.g. `noaa`.
+    pub source: &'static str,
+    /// Connector instance name, e.g. `weather-noaa`.
+    pub connector: String,
+    /// Connector type, e.g. `NOAA_WEATHER`.
+    pub connector_type: &'static str,
+    /// The provider's stable id of the item.
+    pub external_id: String,
+    /// The version that was detected (API version field or content hash).
+    pub version: String,
+    /// What kind of thing the item is, e.g. `weather_alert`, `issue`.
+    pub kind: &'static str,
+    /// Created, updated or removed.
+    pub change: Change,
+    /// One line for humans.
+    pub title: String,
+    /// Normalised severity.
+    pub severity: Severity,
+    /// When the thing happened, RFC 3339, as the provider states it.
+    pub occurred_at: Option<String>,
+    /// When this connector saw it, RFC 3339 UTC.
+    pub observed_at: String,
+    /// A link to the item, when the API has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The item as received, byte for byte, so nothing the provider said is lost.
+    pub payload: Box<RawValue>,
+}
+
+/// One entry of the output stream: flat fields for cheap filtering plus the signal JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StreamEntry {
+    /// Connector instance name.
+    pub connector: String,
+    /// Connector type.
+    #[serde(rename = "type")]
+    pub connector_type: String,
+    /// The provider's id of the item.
+    pub external_id: String,
+    /// The item's version.
+    pub version: String,
+    /// Stable hash of connector + external id + version; consumers de-duplicate on it.
+    pub dedup_id: String,
+    /// The signal, serialised once.
+    pub signal: String,
+}
+
+impl StreamEntry {
+    /// Serialises the signal once; the Redis and stdout publishers both reuse the string.
+    pub fn from_signal(signal: &RawSignal) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            connector: signal.connector.clone(),
+            connector_type: signal.connector_type.to_owned(),
+            external_id: signal.external_id.clone(),
+            version: signal.version.clone(),
+            dedup_id: dedup_id(&signal.connector, &signal.external_id, &signal.version),
+            signal: serde_json::to_string(signal)?,
+        })
+    }
+
+    /// The entry's fields in stream order, as `XADD` wants them.
+    pub fn fields(&self) -> [(&'static str, &str); 6] {
+        [
+            ("connector", &self.connector),
+            ("type", &self.connector_type),
+            ("external_id", &self.external_id),
+            ("version", &self.version),
+            ("dedup_id", &self.dedup_id),
+            ("signal", &self.signal),
+        ]
+    }
+}
+
+/// Stable across processes and releases: changing it would make consumers see every item
+/// as new once, so the algorithm (xxh3-128 over NUL-separated parts) is fixed.
+pub fn dedup_id(connector: &str, external_id: &str, version: &str) -> String {
+    let mut buf = Vec::with_capacity(connector.len() + external_id.len() + version.len() + 2);
+    buf.extend_from_slice(connector.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(external_id.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(version.as_bytes());
+    format!("{:032x}", xxh3_128(&buf))
+}
+
+/// Formats a UNIX time in milliseconds as RFC 3339 UTC (`2026-11-24T21:00:00.000Z`).
+///
+/// Written out here because the only other user of a date library would be this one line.
+pub fn rfc3339_millis(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let millis = unix_ms % 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the whole u64-ms range we use.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_id_is_stable_and_separates_parts() {
+        assert_eq!(dedup_id("a", "b", "c"), dedup_id("a", "b", "c"));
+        assert_ne!(dedup_id("ab", "", "c"), dedup_id("a", "b", "c"));
+        assert_eq!(dedup_id("a", "b", "c").len(), 32);
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339_millis(1_795_554_000_000), "2026-11-24T21:00:00.000Z");
+    }
+
+    #[test]
+    fn signal_serialises_to_the_documented_field_names() {
+        let signal = RawSignal {
+            schema_version: SCHEMA_VERSION,
+            source: "noaa",
+            connector: "weather-noaa".into(),
+            connector_type: "NOAA_WEATHER",
+            external_id: "x1".into(),
+            version: "v1".into(),
+            kind: "weather_alert",
+            change: Change::Created,
+            title: "t".into(),
+            severity: Severity::High,
+            occurred_at: Some("2026-01-01T00:00:00Z".into()),
+            observed_at: rfc3339_millis(0),
+            url: None,
+            payload: RawValue::from_string(r#"{"a": 1}"#.into()).expect("valid json"),
+        };
+        let entry = StreamEntry::from_signal(&signal).expect("serialises");
+        let json: serde_json::Value = serde_json::from_str(&entry.signal).expect("json");
+        let keys: Vec<_> = json.as_object().expect("object").keys().cloned().collect();
+        for key in [
+            "schemaVersion",
+            "source",
+            "connector",
+            "connectorType",
+            "externalId",
+            "version",
+            "kind",
+            "change",
+            "title",
+            "severity",
+            "occurredAt",
+            "observedAt",
+            "payload",
+        ] {
+            assert!(keys.contains(&key.to_string()), "missing {key}");
+        }
+        assert_eq!(json["change"], "created");
+        assert_eq!(json["severity"], "high");
+        assert!(entry.signal.contains(r#""payload":{"a": 1}"#), "payload kept byte for byte");
+        assert_eq!(entry.dedup_id, dedup_id("weather-noaa", "x1", "v1"));
+    }
+}

@@ -1,0 +1,209 @@
+//! The provider contract harness: the behaviour every connector must show, checked the
+//! same way for all of them (feature `testing`).
+//!
+//! A provider's test starts a `wiremock` server, points a config at it, and describes in a
+//! [`Scenario`] how the server serves a baseline, one changed item, a failure and (for
+//! snapshot sources) one vanished item. [`run_contract`] then checks, against the embedded
+//! backend:
+//!
+//! 1. the first poll publishes every item once, as `created`;
+//! 2. a repeat poll publishes nothing;
+//! 3. one changed item is published once, as `updated`;
+//! 4. a failed fetch publishes nothing and leaves state untouched;
+//! 5. for snapshot sources with `emitRemovals`, a vanished item is published once as
+//!    `removed`, and not again.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wiremock::MockServer;
+
+use crate::config::ConnectorConfig;
+use crate::embedded::EmbeddedBackend;
+use crate::pipeline::{PollingConnector, Provider};
+use crate::ports::{Backends, Lease, StateStore};
+use crate::registry::Factories;
+use crate::signal::StreamEntry;
+
+/// How a provider's mock server serves each situation the contract needs. Each method is
+/// called after the server was reset, and mounts what the next poll should see.
+pub trait Scenario {
+    /// Serves the baseline set; returns how many distinct items it holds (at least 2).
+    fn serve_baseline(&self, server: &MockServer) -> impl Future<Output = usize>;
+    /// Serves the baseline with exactly one item changed in a way its version reflects.
+    fn serve_one_changed(&self, server: &MockServer) -> impl Future<Output = ()>;
+    /// Serves a failure: an error status or a body that is not the API's shape.
+    fn serve_failure(&self, server: &MockServer) -> impl Future<Output = ()>;
+    /// Serves the changed set minus one item (only called for snapshot providers).
+    fn serve_one_removed(&self, server: &MockServer) -> impl Future<Output = ()>;
+}
+
+/// A connector on the embedded in-memory backend, holding its lease.
+pub struct Harness {
+    /// The backend, to inspect published entries and state.
+    pub backend: Arc<EmbeddedBackend>,
+    /// The connector under test.
+    pub connector: Box<dyn PollingConnector>,
+    /// The lease it polls under.
+    pub lease: Lease,
+}
+
+impl Harness {
+    /// Builds `config` with the provider `P` on a fresh in-memory backend and takes its lease.
+    pub async fn new<P: Provider>(config: ConnectorConfig) -> Self {
+        let backend = Arc::new(EmbeddedBackend::in_memory());
+        let backends = Backends::from_one(backend.clone());
+        let mut factories = Factories::new();
+        factories.register::<P>();
+        let connector = match factories.create(Arc::new(config.clone()), backends.clone()) {
+            Ok(c) => c,
+            Err(e) => panic!("the connector under test could not be built: {e}"),
+        };
+        let lease = backends
+            .leases
+            .acquire(&config.name, "contract-test", Duration::from_secs(300))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("a fresh backend must grant the lease"));
+        Self {
+            backend,
+            connector,
+            lease,
+        }
+    }
+
+    /// Entries published so far.
+    pub fn published(&self) -> Vec<StreamEntry> {
+        self.backend.published().into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+fn signal_json(entry: &StreamEntry) -> serde_json::Value {
+    serde_json::from_str(&entry.signal)
+        .unwrap_or_else(|e| panic!("signal of {} is not JSON: {e}", entry.external_id))
+}
+
+/// Runs the whole contract for provider `P`; panics with a description on the first breach.
+///
+/// `config` must point at `server`. The harness sets `maxRetries` to 0 (the failure case
+/// must not wait) and turns `emitRemovals` on for snapshot providers.
+pub async fn run_contract<P: Provider>(
+    mut config: ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl Scenario,
+) {
+    config.max_retries = 0;
+    config.emit_removals = P::SNAPSHOT;
+    let mut h = Harness::new::<P>(config.clone()).await;
+
+    // 1. First poll: everything, once, as created.
+    server.reset().await;
+    let n = scenario.serve_baseline(server).await;
+    assert!(n >= 2, "the baseline must hold at least two items");
+    let first = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .unwrap_or_else(|e| panic!("first poll failed: {e}"));
+    let entries = h.published();
+    assert_eq!(first.published as usize, n, "first poll publishes every item: {first:?}");
+    assert_eq!(entries.len(), n, "one stream entry per item");
+    let mut ids: Vec<&str> = entries.iter().map(|e| e.external_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no item is published twice");
+    for e in &entries {
+        let s = signal_json(e);
+        assert_eq!(s["change"], "created", "first sighting is `created`");
+        assert_eq!(s["schemaVersion"], 1);
+        assert_eq!(s["source"], P::SOURCE);
+        assert_eq!(s["connectorType"], P::TYPE);
+        assert_eq!(s["kind"], P::KIND);
+        assert_eq!(s["connector"], config.name.as_str());
+        assert_eq!(s["externalId"], e.external_id.as_str());
+        assert_eq!(s["version"], e.version.as_str());
+        assert!(s["title"].as_str().is_some_and(|t| !t.is_empty()), "a title");
+        assert!(!s["payload"].is_null(), "the payload is the item");
+        assert_eq!(e.connector_type, P::TYPE);
+    }
+
+    // 2. Repeat poll: nothing new.
+    server.reset().await;
+    scenario.serve_baseline(server).await;
+    let repeat = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .unwrap_or_else(|e| panic!("repeat poll failed: {e}"));
+    assert_eq!(repeat.published, 0, "an unchanged set publishes nothing: {repeat:?}");
+    assert_eq!(repeat.skipped_unchanged as usize, n);
+    assert_eq!(h.published().len(), n);
+
+    // 3. One changed item: published once, as updated.
+    server.reset().await;
+    scenario.serve_one_changed(server).await;
+    let changed = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .unwrap_or_else(|e| panic!("poll after a change failed: {e}"));
+    assert_eq!(changed.published, 1, "exactly the changed item: {changed:?}");
+    let all = h.published();
+    let last = all.last().map(signal_json);
+    assert_eq!(last.as_ref().map(|s| &s["change"]), Some(&serde_json::json!("updated")));
+    let again = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .unwrap_or_else(|e| panic!("repeat poll after a change failed: {e}"));
+    assert_eq!(again.published, 0, "a change is published once");
+
+    // 4. A failed fetch: nothing published, state untouched.
+    let before = h
+        .backend
+        .load(&config.name)
+        .await
+        .unwrap_or_else(|e| panic!("state: {e}"));
+    let count_before = h.published().len();
+    server.reset().await;
+    scenario.serve_failure(server).await;
+    let failed = h.connector.poll(&h.lease).await;
+    assert!(failed.is_err(), "a failed fetch fails the poll: {failed:?}");
+    let after = h
+        .backend
+        .load(&config.name)
+        .await
+        .unwrap_or_else(|e| panic!("state: {e}"));
+    assert_eq!(before, after, "a failed poll leaves state untouched");
+    assert_eq!(h.published().len(), count_before, "a failed poll publishes nothing");
+
+    // 5. Snapshot sources: a vanished item is published once as removed.
+    if P::SNAPSHOT {
+        server.reset().await;
+        scenario.serve_one_removed(server).await;
+        let removed = h
+            .connector
+            .poll(&h.lease)
+            .await
+            .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
+        assert_eq!(removed.published, 1, "one removal signal: {removed:?}");
+        let last = h.published().last().map(signal_json);
+        assert_eq!(last.as_ref().map(|s| &s["change"]), Some(&serde_json::json!("removed")));
+        let state = h
+            .backend
+            .load(&config.name)
+            .await
+            .unwrap_or_else(|e| panic!("state: {e}"));
+        assert_eq!(state.versions.len(), n - 1, "the removed item's version is pruned");
+        server.reset().await;
+        scenario.serve_one_removed(server).await;
+        let quiet = h
+            .connector
+            .poll(&h.lease)
+            .await
+            .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
+        assert_eq!(quiet.published, 0, "a removal is published once");
+    }
+}
