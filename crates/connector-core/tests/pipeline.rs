@@ -1,0 +1,229 @@
+//! The generic pipeline end to end: an in-test provider against a wiremock server, on the
+//! embedded backend.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{ItemsProvider, config_for, items_body};
+use connector_core::embedded::EmbeddedBackend;
+use connector_core::pipeline::PollError;
+use connector_core::ports::{
+    BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, Lease, MetricsStore, Publisher,
+    StateStore,
+};
+use connector_core::testing::{Harness, Scenario, run_contract};
+use connector_core::{ConnectorConfig, Factories};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const IDS: [&str; 3] = ["a", "b", "c"];
+
+async fn serve(server: &MockServer, body: String) {
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(body))
+        .mount(server)
+        .await;
+}
+
+struct Items;
+
+impl Scenario for Items {
+    async fn serve_baseline(&self, server: &MockServer) -> usize {
+        serve(server, items_body(&IDS, &[])).await;
+        IDS.len()
+    }
+    async fn serve_one_changed(&self, server: &MockServer) {
+        serve(server, items_body(&IDS, &["b"])).await;
+    }
+    async fn serve_failure(&self, server: &MockServer) {
+        serve(server, "<html>upstream error</html>".into()).await;
+    }
+    async fn serve_one_removed(&self, server: &MockServer) {
+        serve(server, items_body(&["a", "b"], &["b"])).await;
+    }
+}
+
+#[tokio::test]
+async fn the_in_test_provider_meets_the_contract() {
+    let server = MockServer::start().await;
+    run_contract::<ItemsProvider>(config_for("contract", &server.uri()), &server, &Items).await;
+}
+
+#[tokio::test]
+async fn large_polls_commit_in_chunks_of_commit_batch_size() {
+    let server = MockServer::start().await;
+    let ids: Vec<String> = (0..5).map(|i| format!("i{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    serve(&server, items_body(&refs, &[])).await;
+    let mut cfg = config_for("chunks", &server.uri());
+    cfg.commit_batch_size = 2;
+    let mut h = Harness::new::<ItemsProvider>(cfg).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.published, s.commits), (5, 3));
+    let state = h.backend.load("chunks").await.expect("state");
+    assert_eq!(state.versions.len(), 5);
+}
+
+#[tokio::test]
+async fn a_zombie_instance_is_fenced_and_writes_nothing() {
+    let server = MockServer::start().await;
+    serve(&server, items_body(&IDS, &[])).await;
+    let mut h = Harness::new::<ItemsProvider>(config_for("zombie", &server.uri())).await;
+    // Another instance takes over while this one is "paused".
+    h.backend
+        .steal_lease("zombie", "instance-b", Duration::from_secs(30));
+    let result = h.connector.poll(&h.lease).await;
+    assert!(matches!(result, Err(PollError::Fenced { .. })), "{result:?}");
+    assert!(h.published().is_empty());
+    let state = h.backend.load("zombie").await.expect("state");
+    assert!(state.versions.is_empty());
+}
+
+#[tokio::test]
+async fn not_modified_costs_nothing_and_validators_are_sent_back() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .and(header("if-none-match", "\"v1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"v1\"")
+                .set_body_string(items_body(&IDS, &[])),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut h = Harness::new::<ItemsProvider>(config_for("etag", &server.uri())).await;
+    let first = h.connector.poll(&h.lease).await.expect("first");
+    assert_eq!(first.published, 3);
+    let state = h.backend.load("etag").await.expect("state");
+    assert_eq!(state.cursor.etag.as_deref(), Some("\"v1\""));
+    let second = h.connector.poll(&h.lease).await.expect("second");
+    assert!(second.not_modified);
+    assert_eq!(second.published, 0);
+    assert_eq!(h.published().len(), 3);
+}
+
+/// Commits through the embedded backend but fails the `fail_at`-th call, as a crash or a
+/// lost connection between chunks would.
+struct FailingPublisher {
+    inner: Arc<EmbeddedBackend>,
+    calls: AtomicUsize,
+    fail_at: usize,
+}
+
+impl Publisher for FailingPublisher {
+    fn commit<'a>(
+        &'a self,
+        lease: &'a Lease,
+        chunk: &'a CommitChunk,
+    ) -> BoxFuture<'a, Result<CommitOutcome, BackendError>> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.fail_at {
+            return Box::pin(async { Err(BackendError::new("commit", "connection reset")) });
+        }
+        self.inner.commit(lease, chunk)
+    }
+}
+
+#[tokio::test]
+async fn a_commit_interrupted_between_chunks_publishes_only_the_rest_next_time() {
+    let server = MockServer::start().await;
+    let ids: Vec<String> = (0..6).map(|i| format!("i{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    serve(&server, items_body(&refs, &[])).await;
+    let mut cfg: ConnectorConfig = config_for("interrupted", &server.uri());
+    cfg.commit_batch_size = 2;
+    let backend = Arc::new(EmbeddedBackend::in_memory());
+    let mut backends = Backends::from_one(backend.clone());
+    backends.publisher = Arc::new(FailingPublisher {
+        inner: backend.clone(),
+        calls: AtomicUsize::new(0),
+        fail_at: 2,
+    });
+    let mut factories = Factories::new();
+    factories.register::<ItemsProvider>();
+    let mut connector = factories
+        .create(Arc::new(cfg), backends.clone())
+        .expect("create");
+    let lease = backends
+        .leases
+        .acquire("interrupted", "me", Duration::from_secs(60))
+        .await
+        .expect("backend")
+        .expect("free");
+    let first = connector.poll(&lease).await;
+    assert!(matches!(first, Err(PollError::Backend(_))), "{first:?}");
+    assert_eq!(backend.published().len(), 2, "the first chunk stays committed");
+    let second = connector.poll(&lease).await.expect("retry poll");
+    assert_eq!(second.published, 4, "only what was not committed");
+    assert_eq!(second.skipped_unchanged, 2);
+    let mut seen: Vec<String> = backend
+        .published()
+        .into_iter()
+        .map(|(_, e)| e.external_id)
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ids, "each signal exactly once");
+}
+
+#[tokio::test]
+async fn metrics_follow_each_poll() {
+    let server = MockServer::start().await;
+    let mut h = Harness::new::<ItemsProvider>(config_for("metrics", &server.uri())).await;
+    serve(&server, items_body(&IDS, &[])).await;
+    h.connector.poll(&h.lease).await.expect("ok");
+    server.reset().await;
+    serve(&server, "not json".into()).await;
+    assert!(h.connector.poll(&h.lease).await.is_err());
+    let m = h.backend.get("metrics").await.expect("get").expect("some");
+    assert_eq!((m.total_polls, m.successful_polls, m.failed_polls), (2, 1, 1));
+    assert_eq!((m.items_fetched, m.items_published), (3, 3));
+    assert!(m.last_success_time.is_some() && m.last_poll_time >= m.last_success_time);
+}
+
+#[tokio::test]
+async fn a_dry_run_shows_signals_and_writes_nothing() {
+    let server = MockServer::start().await;
+    serve(&server, items_body(&IDS, &[])).await;
+    let mut h = Harness::new::<ItemsProvider>(config_for("dry", &server.uri())).await;
+    let preview = h.connector.preview().await.expect("preview");
+    assert_eq!(preview.entries.len(), 3);
+    assert_eq!(preview.summary.published, 3);
+    assert!(h.published().is_empty());
+    assert!(h.backend.load("dry").await.expect("state").versions.is_empty());
+}
+
+#[tokio::test]
+async fn state_kept_in_a_folder_survives_a_restart() {
+    let server = MockServer::start().await;
+    serve(&server, items_body(&IDS, &[])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = Arc::new(config_for("persist", &server.uri()));
+    let mut factories = Factories::new();
+    factories.register::<ItemsProvider>();
+    for (run, expected) in [(1, 3), (2, 0)] {
+        let backend = Arc::new(EmbeddedBackend::stdout(Some(dir.path().to_owned())));
+        let backends = Backends::from_one(backend);
+        let mut c = factories.create(cfg.clone(), backends.clone()).expect("create");
+        let lease = backends
+            .leases
+            .acquire("persist", "me", Duration::from_secs(60))
+            .await
+            .expect("backend")
+            .expect("free");
+        let s = c.poll(&lease).await.expect("poll");
+        assert_eq!(s.published, expected, "run {run}");
+    }
+    assert!(dir.path().join("persist.state.json").is_file());
+}
