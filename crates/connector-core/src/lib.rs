@@ -4,6 +4,7 @@ pub mod config;
 pub mod detect;
 pub mod embedded;
 pub mod http;
+pub mod lease;
 pub mod pipeline;
 pub mod ports;
 pub mod registry;

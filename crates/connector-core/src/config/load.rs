@@ -265,8 +265,24 @@ impl Loader<'_> {
             };
             let name = obj.get("name").and_then(Value::as_str).map(str::to_owned);
             let mut problems = Vec::new();
+            // Credentials are needed only by connectors this process will run: a disabled
+            // connector, or one of a type another binary runs, may reference variables
+            // that are not set here.
+            let runs_here = obj.get("enabled").and_then(Value::as_bool) != Some(false)
+                && obj
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| factories.get(t).is_some());
             if let Some(Value::Object(provider)) = obj.get_mut("providerConfig") {
-                substitute_all(provider, &mut Vec::new(), &lookup, &mut problems);
+                let mut unresolved = Vec::new();
+                substitute_all(provider, &mut Vec::new(), &lookup, &mut unresolved);
+                if runs_here {
+                    let who = name.as_deref().unwrap_or("?");
+                    problems.extend(unresolved.into_iter().map(|mut p| {
+                        p.message = p.message.replace("{who}", who);
+                        p
+                    }));
+                }
             }
             check_universal(obj, &mut problems);
             if let Some(name) = &name {
@@ -751,7 +767,7 @@ fn substitute_value(
                 problems.push(FieldError {
                     path: full,
                     message: format!(
-                        "environment variable {var} is not set (referenced as ${{{var}}}); set it or write ${{{var}:-default}}"
+                        "environment variable {var} is not set (referenced as ${{{var}}} by connector \"{{who}}\"); set it or write ${{{var}:-default}}"
                     ),
                 });
             }

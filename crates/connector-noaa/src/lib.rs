@@ -1,0 +1,306 @@
+#![doc = include_str!("../README.md")]
+
+pub mod client;
+pub mod schema;
+
+use connector_core::config::FieldError;
+use connector_core::http::{DEFAULT_USER_AGENT, HttpClient};
+use connector_core::pipeline::{CreateError, FetchError, FetchOutcome};
+use connector_core::{
+    Change, ConnectorConfig, Cursor, Factories, ItemKey, Provider, RawSignal, SignalContext,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use url::Url;
+
+use crate::client::NoaaClient;
+use crate::schema::{Alert, alert_signal};
+
+/// State, territory and marine area codes `/alerts/active?area=` accepts.
+pub const AREA_CODES: [&str; 75] = [
+    "AL", "AK", "AS", "AR", "AZ", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "GU", "HI", "ID", "IL",
+    "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH",
+    "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "PR", "RI", "SC", "SD", "TN", "TX", "UT",
+    "VT", "VI", "VA", "WA", "WV", "WI", "WY", "MP", "PW", "FM", "MH", "UM", "AM", "AN", "GM", "LC",
+    "LE", "LH", "LM", "LO", "LS", "PH", "PK", "PM", "PS", "PZ", "SL",
+];
+
+const SEVERITIES: [&str; 5] = ["Extreme", "Severe", "Moderate", "Minor", "Unknown"];
+const URGENCIES: [&str; 5] = ["Immediate", "Expected", "Future", "Past", "Unknown"];
+const CERTAINTIES: [&str; 5] = ["Observed", "Likely", "Possible", "Unlikely", "Unknown"];
+const STATUSES: [&str; 5] = ["actual", "exercise", "system", "test", "draft"];
+
+/// `providerConfig` of a `NOAA_WEATHER` connector.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NoaaConfig {
+    /// API root; a local mock in tests and demos.
+    #[serde(default = "default_base_url")]
+    pub base_url: Url,
+    /// The alerts endpoint below `baseUrl`.
+    #[serde(default = "default_alerts_path")]
+    pub alerts_path: String,
+    /// Comma list of state, territory or marine area codes, e.g. `CA,OR,WA` or `PZ`.
+    #[serde(default)]
+    pub area: Option<String>,
+    /// Comma list of Extreme, Severe, Moderate, Minor, Unknown.
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// Comma list of Immediate, Expected, Future, Past, Unknown.
+    #[serde(default)]
+    pub urgency: Option<String>,
+    /// Comma list of Observed, Likely, Possible, Unlikely, Unknown.
+    #[serde(default)]
+    pub certainty: Option<String>,
+    /// Comma list of event names, e.g. `Flood Warning,Tornado Warning`.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// Comma list of zone ids such as `WAZ315` (excludes `area` and `point`).
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// `latitude,longitude` (excludes `area` and `zone`).
+    #[serde(default)]
+    pub point: Option<String>,
+    /// Comma list of actual, exercise, system, test, draft. Default `actual`: without it
+    /// the feed carries KEEPALIVE test messages.
+    #[serde(default = "default_status")]
+    pub status: String,
+    /// Most alerts taken from one poll; a capped poll never prunes state.
+    #[serde(default)]
+    pub max_alerts_per_poll: Option<u32>,
+    /// Replaces the whole User-Agent header. NWS requires one that identifies the caller.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// An e-mail or URL NWS can reach you at; added to the default User-Agent.
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
+fn default_base_url() -> Url {
+    Url::parse("https://api.weather.gov").unwrap_or_else(|_| unreachable!("constant URL"))
+}
+
+fn default_alerts_path() -> String {
+    "/alerts/active".into()
+}
+
+fn default_status() -> String {
+    "actual".into()
+}
+
+fn split(list: &Option<String>) -> Vec<&str> {
+    list.as_deref()
+        .map(|l| l.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// Each value of a comma list, in the API's spelling, or the first one that is unknown.
+fn canonical(list: &Option<String>, known: &[&str]) -> Result<Option<String>, String> {
+    let mut out = Vec::new();
+    for v in split(list) {
+        match known.iter().find(|k| k.eq_ignore_ascii_case(v)) {
+            Some(k) => out.push(*k),
+            None => return Err(v.to_owned()),
+        }
+    }
+    Ok((!out.is_empty()).then(|| out.join(",")))
+}
+
+fn is_zone(z: &str) -> bool {
+    let b = z.as_bytes();
+    b.len() == 6
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && (b[2] == b'Z' || b[2] == b'C')
+        && b[3..].iter().all(u8::is_ascii_digit)
+}
+
+fn is_point(p: &str) -> bool {
+    let parts: Vec<&str> = p.split(',').map(str::trim).collect();
+    match parts.as_slice() {
+        [lat, lon] => {
+            lat.parse::<f64>().is_ok_and(|v| (-90.0..=90.0).contains(&v))
+                && lon.parse::<f64>().is_ok_and(|v| (-180.0..=180.0).contains(&v))
+        }
+        _ => false,
+    }
+}
+
+impl NoaaConfig {
+    /// Every mistake, with the field it is in.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        if !self.alerts_path.starts_with('/') {
+            out.push(FieldError::new(
+                &["alertsPath"],
+                "expected a path starting with '/', e.g. /alerts/active",
+            ));
+        }
+        if !matches!(self.base_url.scheme(), "http" | "https") {
+            out.push(FieldError::new(&["baseUrl"], "expected an http or https URL"));
+        }
+        for code in split(&self.area) {
+            let upper = code.to_ascii_uppercase();
+            if !AREA_CODES.contains(&upper.as_str()) {
+                out.push(FieldError::new(
+                    &["area"],
+                    format!("unknown area code \"{code}\"; expected two-letter state, territory or marine area codes such as CA, TX, PZ, separated by commas"),
+                ));
+            }
+        }
+        let lists: [(&str, &Option<String>, &[&str]); 3] = [
+            ("severity", &self.severity, &SEVERITIES),
+            ("urgency", &self.urgency, &URGENCIES),
+            ("certainty", &self.certainty, &CERTAINTIES),
+        ];
+        for (field, value, known) in lists {
+            if let Err(bad) = canonical(value, known) {
+                out.push(FieldError::new(
+                    &[field],
+                    format!("unknown {field} \"{bad}\"; expected a comma list of {}", known.join(", ")),
+                ));
+            }
+        }
+        if let Err(bad) = canonical(&Some(self.status.clone()), &STATUSES) {
+            out.push(FieldError::new(
+                &["status"],
+                format!("unknown status \"{bad}\"; expected a comma list of {}", STATUSES.join(", ")),
+            ));
+        }
+        if split(&self.zone).iter().any(|z| !is_zone(&z.to_ascii_uppercase())) {
+            out.push(FieldError::new(
+                &["zone"],
+                "expected zone ids like WAZ315 or OHC009, separated by commas",
+            ));
+        }
+        if let Some(p) = &self.point
+            && !is_point(p)
+        {
+            out.push(FieldError::new(
+                &["point"],
+                "expected \"latitude,longitude\" in degrees, e.g. \"39.7456,-97.0892\"",
+            ));
+        }
+        let locators = [&self.area, &self.zone, &self.point]
+            .iter()
+            .filter(|v| v.is_some())
+            .count();
+        if locators > 1 {
+            out.push(FieldError::new(
+                &[],
+                "area, zone and point exclude one another (the API rejects the combination); set only one",
+            ));
+        }
+        if self.max_alerts_per_poll.is_some_and(|m| !(1..=10_000).contains(&m)) {
+            out.push(FieldError::new(&["maxAlertsPerPoll"], "expected a whole number from 1 to 10000"));
+        }
+        if self.user_agent.as_deref().is_some_and(|ua| ua.trim().is_empty()) {
+            out.push(FieldError::new(
+                &["userAgent"],
+                "must not be empty: NWS rejects requests without a User-Agent; leave it out for the default",
+            ));
+        }
+        out
+    }
+
+    /// The query string of the first page, in the API's casing.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        let mut add = |key: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                q.push((key, v));
+            }
+        };
+        add("status", canonical(&Some(self.status.clone()), &STATUSES).ok().flatten());
+        add(
+            "area",
+            (!split(&self.area).is_empty())
+                .then(|| split(&self.area).join(",").to_ascii_uppercase()),
+        );
+        add("zone", (!split(&self.zone).is_empty()).then(|| split(&self.zone).join(",").to_ascii_uppercase()));
+        add("point", self.point.as_ref().map(|p| p.replace(' ', "")));
+        add("severity", canonical(&self.severity, &SEVERITIES).ok().flatten());
+        add("urgency", canonical(&self.urgency, &URGENCIES).ok().flatten());
+        add("certainty", canonical(&self.certainty, &CERTAINTIES).ok().flatten());
+        add("event", (!split(&self.event).is_empty()).then(|| split(&self.event).join(",")));
+        q
+    }
+
+    /// The User-Agent to send: the configured one, else the product's with the contact.
+    pub fn user_agent(&self) -> String {
+        match (&self.user_agent, &self.contact) {
+            (Some(ua), _) => ua.clone(),
+            (None, Some(contact)) => {
+                format!("{} {contact}", DEFAULT_USER_AGENT.trim_end_matches(')')) + ")"
+            }
+            (None, None) => DEFAULT_USER_AGENT.to_owned(),
+        }
+    }
+}
+
+/// The `NOAA_WEATHER` provider: active alerts as a snapshot.
+pub struct NoaaProvider {
+    client: NoaaClient,
+}
+
+impl NoaaProvider {
+    /// The client, for tests that check the query.
+    pub fn client(&self) -> &NoaaClient {
+        &self.client
+    }
+}
+
+impl Provider for NoaaProvider {
+    const TYPE: &'static str = "NOAA_WEATHER";
+    const SOURCE: &'static str = "noaa";
+    const KIND: &'static str = "weather_alert";
+    const SNAPSHOT: bool = true;
+    type Config = NoaaConfig;
+    type Item = Alert;
+
+    fn check(config: &NoaaConfig) -> Vec<FieldError> {
+        config.problems()
+    }
+
+    fn new(config: NoaaConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+        let http = HttpClient::builder(config.base_url.clone())
+            .accept("application/geo+json")
+            .user_agent(config.user_agent())
+            .connector_settings(common)
+            .build()
+            .map_err(|e| CreateError(e.to_string()))?;
+        let mut first = http
+            .url(&config.alerts_path)
+            .map_err(|e| CreateError(format!("alertsPath: {e}")))?;
+        first.query_pairs_mut().extend_pairs(config.query());
+        let actual_only = config.status.eq_ignore_ascii_case("actual");
+        let max = config.max_alerts_per_poll.map(|m| m as usize);
+        Ok(Self {
+            client: NoaaClient::new(http, first, max, actual_only),
+        })
+    }
+
+    async fn fetch(&self, cursor: &Cursor) -> Result<FetchOutcome<Alert>, FetchError> {
+        self.client.fetch_alerts(cursor).await
+    }
+
+    fn key<'a>(&self, item: &'a Alert) -> ItemKey<'a> {
+        item.key()
+    }
+
+    fn transform(
+        &self,
+        item: &Alert,
+        _key: &ItemKey<'_>,
+        change: Change,
+        ctx: &SignalContext<'_>,
+    ) -> Result<RawSignal, String> {
+        Ok(alert_signal(item, change, ctx, Self::TYPE))
+    }
+}
+
+/// The connector types this crate's binary runs.
+pub fn factories() -> Factories {
+    let mut factories = Factories::new();
+    factories.register::<NoaaProvider>();
+    factories
+}

@@ -1,0 +1,110 @@
+//! The command line every connector binary shares.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Polls external APIs and appends every new or changed item to a Redis Stream.
+///
+/// With REDIS_URL set, state, leases and metrics live in Redis and signals go to the
+/// connector's output stream. Without it, everything stays in this process and signals are
+/// printed to standard output as JSON lines (logs go to standard error).
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+pub struct Cli {
+    /// The connector config file (default: ./connectors.json when it exists, else the
+    /// environment alone).
+    #[arg(long, global = true, env = "CONNECTORS_CONFIG_PATH", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Embedded mode only: keep each connector's state in this folder, so a restart does
+    /// not publish everything again.
+    #[arg(long, global = true, env = "STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// What to do (default: run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The operator commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run connectors until SIGTERM/SIGINT: the one named (or CONNECTOR_NAME), else every
+    /// enabled connector of a type this binary includes, each polled only while this
+    /// process holds its lease.
+    Run {
+        /// Run only this connector.
+        #[arg(env = "CONNECTOR_NAME")]
+        name: Option<String>,
+    },
+    /// Load and check the configuration; print it resolved, with secrets hidden. Exits 1
+    /// listing every mistake (file, line, field) when it is invalid.
+    Validate,
+    /// List the configured connectors and whether this binary can run them.
+    List,
+    /// Poll one connector once and print the summary; with --dry-run, print the signals
+    /// it would publish as JSON lines and write nothing.
+    Poll {
+        /// The connector.
+        name: String,
+        /// Fetch, detect and transform only: commit nothing, change no state.
+        #[arg(long)]
+        dry_run: bool,
+        /// Accepted for symmetry with the guide's `--once`; a poll is always one poll.
+        #[arg(long, hide = true)]
+        once: bool,
+    },
+    /// Show or reset a connector's stored state (cursor and item versions).
+    State {
+        /// show | reset
+        #[command(subcommand)]
+        action: StateAction,
+    },
+    /// Show or force-release a connector's lease.
+    Lease {
+        /// show | release
+        #[command(subcommand)]
+        action: LeaseAction,
+    },
+    /// Print the stored metrics of one connector, or of all.
+    Metrics {
+        /// The connector (default: all configured).
+        name: Option<String>,
+    },
+    /// Print the JSON Schema of connectors.json (point your editor's `$schema` at it).
+    Schema,
+}
+
+/// `state` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Print the cursor and the number of recorded item versions (--versions for all).
+    Show {
+        /// The connector.
+        name: String,
+        /// Print every recorded id and version.
+        #[arg(long)]
+        versions: bool,
+    },
+    /// Forget the cursor and every version: the next poll publishes every current item.
+    Reset {
+        /// The connector.
+        name: String,
+    },
+}
+
+/// `lease` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum LeaseAction {
+    /// Print the holder, its fencing token and the time left.
+    Show {
+        /// The connector.
+        name: String,
+    },
+    /// Delete the lease whoever holds it; the holder's next commit is fenced.
+    Release {
+        /// The connector.
+        name: String,
+    },
+}

@@ -1,0 +1,92 @@
+//! Scheduling: each connector polled on its interval, only while this process holds its
+//! lease.
+//!
+//! One task per connector. The task takes the lease (or waits for it), keeps it renewed,
+//! and polls on a ticker; a poll that overruns its interval delays the next tick rather
+//! than overlapping it. A lost lease cancels the poll in flight at once (its commit would
+//! be fenced anyway) and the task goes back to waiting for the lease. Shutdown stops
+//! scheduling but lets a poll in flight finish; the lease is then released.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use connector_core::lease::LeaseKeeper;
+use connector_core::ports::Backends;
+use connector_core::PollingConnector;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// A first poll is delayed by a random part of this fraction of the interval (at most
+/// [`MAX_START_SPREAD`]), so a hundred connectors started together do not fire together.
+const START_SPREAD: f64 = 0.1;
+const MAX_START_SPREAD: Duration = Duration::from_secs(5);
+
+/// Runs one connector until `shutdown` is cancelled.
+pub async fn run_connector(
+    mut connector: Box<dyn PollingConnector>,
+    backends: Backends,
+    instance_id: Arc<str>,
+    shutdown: CancellationToken,
+) {
+    let config = connector.config().clone();
+    let name = config.name.clone();
+    let ttl = config.lease_ttl();
+    loop {
+        let lease = loop {
+            match backends.leases.acquire(&name, &instance_id, ttl).await {
+                Ok(Some(lease)) => break lease,
+                Ok(None) => tracing::debug!(connector = %name, "lease held by another instance"),
+                Err(e) => tracing::warn!(connector = %name, error = %e, "cannot acquire lease"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(ttl / 3) => {}
+            }
+        };
+        tracing::info!(connector = %name, token = lease.token, "lease acquired; polling");
+        let keeper = LeaseKeeper::start(backends.leases.clone(), lease, ttl);
+
+        let spread = config.poll_interval().mul_f64(START_SPREAD).min(MAX_START_SPREAD);
+        let first = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
+        let mut ticker = tokio::time::interval_at(first, config.poll_interval());
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    keeper.release().await;
+                    tracing::info!(connector = %name, "stopped; lease released");
+                    return;
+                }
+                () = keeper.lost().cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let span = tracing::info_span!("poll", connector = %name, r#type = %config.connector_type);
+            let started = Instant::now();
+            let lease = keeper.lease().clone();
+            let outcome = tokio::select! {
+                r = connector.poll(&lease).instrument(span.clone()) => Some(r),
+                () = keeper.lost().cancelled() => None,
+            };
+            let _enter = span.enter();
+            let ms = started.elapsed().as_millis() as u64;
+            match outcome {
+                Some(Ok(s)) => tracing::info!(
+                    fetched = s.fetched,
+                    published = s.published,
+                    skipped_unchanged = s.skipped_unchanged,
+                    removed = s.removed,
+                    failed = s.failed,
+                    not_modified = s.not_modified,
+                    duration_ms = ms,
+                    "poll completed"
+                ),
+                Some(Err(e)) => tracing::warn!(error = %e, duration_ms = ms, "poll failed; retrying at the next tick"),
+                None => tracing::warn!("lease lost during a poll; poll cancelled"),
+            }
+        }
+        tracing::warn!(connector = %name, "lease lost; waiting to re-acquire it");
+        keeper.release().await;
+    }
+}
