@@ -1,0 +1,336 @@
+//! The NOAA connector against a local server replaying recorded api.weather.gov responses.
+
+use std::time::{Duration, Instant};
+
+use connector_core::config::{ConfigSource, Environment};
+use connector_core::http::DEFAULT_USER_AGENT;
+use connector_core::ports::StateStore;
+use connector_core::testing::{Harness, Scenario, run_contract};
+use connector_core::{ConnectorConfig, ConnectorRegistry};
+use connector_noaa::NoaaProvider;
+use serde_json::Value;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn fixture(name: &str) -> String {
+    let p = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// The severe-alerts recording with `edit` applied to its features.
+fn severe_with(edit: impl FnOnce(&mut Vec<Value>)) -> String {
+    let mut doc: Value = serde_json::from_str(&fixture("alerts-active-severe-trimmed.json")).expect("json");
+    if let Some(Value::Array(features)) = doc.get_mut("features") {
+        edit(features);
+    }
+    doc.to_string()
+}
+
+fn geo_json(body: String) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("content-type", "application/geo+json")
+        .set_body_string(body)
+}
+
+async fn serve_active(server: &MockServer, body: String) {
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .respond_with(geo_json(body))
+        .mount(server)
+        .await;
+}
+
+fn config(server: &MockServer, provider: Value) -> ConnectorConfig {
+    let mut c = ConnectorConfig::new("weather-test", "NOAA_WEATHER");
+    let mut p = serde_json::json!({ "baseUrl": server.uri() });
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), provider.as_object()) {
+        p.extend(extra.clone());
+    }
+    c.provider_config = p.as_object().cloned().unwrap_or_default();
+    c.retry_config.base_delay_ms = 10;
+    c.retry_config.max_delay_ms = 50;
+    c
+}
+
+struct Alerts;
+
+impl Scenario for Alerts {
+    async fn serve_baseline(&self, server: &MockServer) -> usize {
+        serve_active(server, fixture("alerts-active-severe-trimmed.json")).await;
+        3
+    }
+    async fn serve_one_changed(&self, server: &MockServer) {
+        serve_active(
+            server,
+            severe_with(|f| f[1]["properties"]["description"] = "River crest revised.".into()),
+        )
+        .await;
+    }
+    async fn serve_failure(&self, server: &MockServer) {
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("<html>Service Unavailable</html>"))
+            .mount(server)
+            .await;
+    }
+    async fn serve_one_removed(&self, server: &MockServer) {
+        serve_active(
+            server,
+            severe_with(|f| {
+                f[1]["properties"]["description"] = "River crest revised.".into();
+                f.remove(0);
+            }),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn noaa_meets_the_connector_contract() {
+    let server = MockServer::start().await;
+    run_contract::<NoaaProvider>(config(&server, serde_json::json!({})), &server, &Alerts).await;
+}
+
+#[tokio::test]
+async fn a_full_poll_sends_the_filters_and_publishes_every_alert() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .and(query_param("status", "actual"))
+        .and(query_param("area", "OH,WV"))
+        .and(query_param("severity", "Extreme,Severe"))
+        .and(header("accept", "application/geo+json"))
+        .and(header("user-agent", DEFAULT_USER_AGENT))
+        .respond_with(geo_json(fixture("alerts-active-severe-trimmed.json")))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let cfg = config(&server, serde_json::json!({"area": "oh, WV", "severity": "extreme,Severe"}));
+    let mut h = Harness::new::<NoaaProvider>(cfg).await;
+    let first = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((first.fetched, first.published), (3, 3));
+    let signal: Value = serde_json::from_str(&h.published()[0].signal).expect("json");
+    assert_eq!(signal["kind"], "weather_alert");
+    assert_eq!(signal["severity"], "high");
+    assert_eq!(signal["source"], "noaa");
+    assert_eq!(signal["occurredAt"], "2026-09-21T09:00:00-04:00");
+    assert_eq!(signal["payload"]["properties"]["event"], "Flood Warning");
+
+    let second = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((second.published, second.skipped_unchanged), (0, 3), "an unchanged poll publishes nothing");
+}
+
+#[tokio::test]
+async fn an_updated_alert_is_published_once() {
+    let server = MockServer::start().await;
+    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
+    h.connector.poll(&h.lease).await.expect("first");
+    server.reset().await;
+    serve_active(&server, severe_with(|f| f[2]["properties"]["instruction"] = "Move to higher ground.".into())).await;
+    let s = h.connector.poll(&h.lease).await.expect("second");
+    assert_eq!(s.published, 1);
+    let last: Value = serde_json::from_str(&h.published()[3].signal).expect("json");
+    assert_eq!(last["change"], "updated");
+    let again = h.connector.poll(&h.lease).await.expect("third");
+    assert_eq!(again.published, 0);
+}
+
+#[tokio::test]
+async fn an_expired_alert_is_pruned_from_state_without_a_signal_by_default() {
+    let server = MockServer::start().await;
+    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
+    h.connector.poll(&h.lease).await.expect("first");
+    server.reset().await;
+    serve_active(&server, severe_with(|f| {
+        f.remove(0);
+    }))
+    .await;
+    let s = h.connector.poll(&h.lease).await.expect("second");
+    assert_eq!((s.published, s.removed), (0, 1));
+    let state = h.backend.load("weather-test").await.expect("state");
+    assert_eq!(state.versions.len(), 2);
+}
+
+#[tokio::test]
+async fn a_capped_poll_prunes_nothing() {
+    let server = MockServer::start().await;
+    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
+    h.connector.poll(&h.lease).await.expect("first");
+
+    let capped_cfg = config(&server, serde_json::json!({"maxAlertsPerPoll": 2}));
+    let backends = connector_core::ports::Backends::from_one(h.backend.clone());
+    let mut capped = connector_noaa::factories()
+        .create(std::sync::Arc::new(capped_cfg), backends)
+        .expect("create");
+    let s = capped.poll(&h.lease).await.expect("capped poll");
+    assert_eq!((s.fetched, s.removed), (2, 0));
+    assert_eq!(s.extras.get("capped"), Some(&1));
+    let state = h.backend.load("weather-test").await.expect("state");
+    assert_eq!(state.versions.len(), 3, "the alert beyond the cap is still known");
+}
+
+#[tokio::test]
+async fn not_modified_publishes_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(header("if-none-match", "W/\"alerts-1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(geo_json(fixture("alerts-active-severe-trimmed.json")).insert_header("etag", "W/\"alerts-1\""))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
+    h.connector.poll(&h.lease).await.expect("first");
+    let s = h.connector.poll(&h.lease).await.expect("second");
+    assert!(s.not_modified);
+    assert_eq!(s.published, 0);
+}
+
+#[tokio::test]
+async fn a_503_is_retried_and_the_poll_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
+    let s = h.connector.poll(&h.lease).await.expect("recovers");
+    assert_eq!(s.published, 3);
+}
+
+#[tokio::test]
+async fn a_429_waits_for_retry_after() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
+    let start = Instant::now();
+    let s = h.connector.poll(&h.lease).await.expect("recovers");
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert_eq!(s.published, 3);
+}
+
+#[tokio::test]
+async fn garbage_fails_the_poll_and_leaves_state_untouched() {
+    for (status, body) in [
+        (200, "{\"type\": \"FeatureCollection\", \"features\": [".to_owned()),
+        (200, "<html><body>Access Denied</body></html>".to_owned()),
+        (403, "<html><body>Access Denied</body></html>".to_owned()),
+    ] {
+        let server = MockServer::start().await;
+        serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+        let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
+        h.connector.poll(&h.lease).await.expect("first");
+        let before = h.backend.load("weather-test").await.expect("state");
+        server.reset().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(status).set_body_string(body))
+            .mount(&server)
+            .await;
+        let r = h.connector.poll(&h.lease).await;
+        assert!(r.is_err(), "status {status}: {r:?}");
+        assert_eq!(h.published().len(), 3, "nothing more published");
+        assert_eq!(h.backend.load("weather-test").await.expect("state"), before);
+    }
+}
+
+#[tokio::test]
+async fn a_configured_contact_goes_into_the_user_agent() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(header(
+            "user-agent",
+            format!("{} ops@example.com)", DEFAULT_USER_AGENT.trim_end_matches(')')).as_str(),
+        ))
+        .respond_with(geo_json(fixture("alerts-active-empty.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({"contact": "ops@example.com"}))).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!(s.fetched, 0);
+}
+
+#[tokio::test]
+async fn test_messages_are_dropped_unless_asked_for() {
+    let server = MockServer::start().await;
+    serve_active(&server, fixture("alerts-active-area-MD.json")).await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({"area": "MD"}))).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.fetched, s.published), (0, 0));
+    assert_eq!(s.extras.get("nonActualDropped"), Some(&1));
+}
+
+#[tokio::test]
+async fn history_pages_are_followed_until_an_empty_page() {
+    let server = MockServer::start().await;
+    let local = |name: &str| fixture(name).replace("https://api.weather.gov", &server.uri());
+    // The recorded `next` links carry `cursor=`; route on it.
+    const PAGE2_CURSOR: &str = "eyJ0IjoxNzkwNjYwODIwLCJpIjoidXJuOm9pZDoyLjQ5LjAuMS44NDAuMC4wZjVkM2EwZTNlMzY4Zjk1YzA1M2ViZjFhODVjYjc3ZGY4ZmZlNGUzLjAwMS4xIn0=";
+    Mock::given(method("GET"))
+        .and(path("/alerts"))
+        .and(query_param("cursor", PAGE2_CURSOR))
+        // The recorded link spells the filter `status[0]=actual`.
+        .and(query_param("status[0]", "actual"))
+        .respond_with(geo_json(local("alerts-history-page2.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/alerts"))
+        .and(move |r: &wiremock::Request| {
+            r.url.query_pairs().any(|(k, v)| k == "cursor" && v != PAGE2_CURSOR)
+        })
+        .respond_with(geo_json(local("alerts-active-empty.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/alerts"))
+        .and(|r: &wiremock::Request| !r.url.query_pairs().any(|(k, _)| k == "cursor"))
+        .respond_with(geo_json(local("alerts-history-page1.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({"alertsPath": "/alerts"}))).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.pages, s.fetched, s.published), (3, 6, 6));
+}
+
+#[tokio::test]
+async fn provider_settings_are_validated_with_clear_errors() {
+    let json = r#"{"connectors": [{"name": "w", "type": "NOAA_WEATHER", "providerConfig": {
+        "area": "CA,XX", "severity": "Severe,Awful", "point": "91,0", "alertsPath": "alerts", "maxAlertsPerPoll": 0}}]}"#;
+    let source = ConfigSource::Text {
+        name: "connectors.json".into(),
+        text: json.into(),
+    };
+    let err = ConnectorRegistry::load(&source, &Environment::default(), &connector_noaa::factories())
+        .expect_err("invalid");
+    let msgs: Vec<String> = err.0.iter().map(|e| format!("{}: {}", e.path, e.message)).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "connectors[0].providerConfig: area, zone and point exclude one another (the API rejects the combination); set only one",
+            "connectors[0].providerConfig.area: unknown area code \"XX\"; expected two-letter state, territory or marine area codes such as CA, TX, PZ, separated by commas",
+            "connectors[0].providerConfig.severity: unknown severity \"Awful\"; expected a comma list of Extreme, Severe, Moderate, Minor, Unknown",
+            "connectors[0].providerConfig.point: expected \"latitude,longitude\" in degrees, e.g. \"39.7456,-97.0892\"",
+            "connectors[0].providerConfig.alertsPath: expected a path starting with '/', e.g. /alerts/active",
+            "connectors[0].providerConfig.maxAlertsPerPoll: expected a whole number from 1 to 10000",
+        ]
+    );
+}
