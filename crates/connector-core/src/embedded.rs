@@ -21,8 +21,8 @@ use tokio::time::Instant;
 use serde::Serialize;
 
 use crate::ports::{
-    BackendError, BoxFuture, CommitChunk, CommitOutcome, ConnectorMetrics, ConnectorState,
-    Lease, LeaseInfo, LeaseManager, MetricsStore, PollRecord, Publisher, StateStore,
+    BackendError, BoxFuture, CommitChunk, CommitOutcome, ConnectorMetrics, ConnectorState, Lease,
+    LeaseInfo, LeaseManager, MetricsStore, PollRecord, Publisher, StateStore,
 };
 use crate::signal::StreamEntry;
 
@@ -128,15 +128,25 @@ impl EmbeddedBackend {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 BackendError::new(
                     "load state",
-                    format!("{} is not a valid state file ({e}); delete it to start over", path.display()),
+                    format!(
+                        "{} is not a valid state file ({e}); delete it to start over",
+                        path.display()
+                    ),
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConnectorState::default()),
-            Err(e) => Err(BackendError::new("load state", format!("{}: {e}", path.display()))),
+            Err(e) => Err(BackendError::new(
+                "load state",
+                format!("{}: {e}", path.display()),
+            )),
         }
     }
 
-    fn write_state_file(&self, connector: &str, state: &ConnectorState) -> Result<(), BackendError> {
+    fn write_state_file(
+        &self,
+        connector: &str,
+        state: &ConnectorState,
+    ) -> Result<(), BackendError> {
         let Some(path) = self.state_file(connector) else {
             return Ok(());
         };
@@ -160,7 +170,8 @@ impl EmbeddedBackend {
                 Ok(())
             }
             Output::Stdout => {
-                let mut buf = Vec::with_capacity(entries.iter().map(|e| e.signal.len() + 256).sum());
+                let mut buf =
+                    Vec::with_capacity(entries.iter().map(|e| e.signal.len() + 256).sum());
                 for e in entries {
                     let signal: &serde_json::value::RawValue = serde_json::from_str(&e.signal)
                         .map_err(|err| BackendError::new("publish", err))?;
@@ -211,11 +222,7 @@ impl LeaseManager for EmbeddedBackend {
     ) -> BoxFuture<'a, Result<Option<Lease>, BackendError>> {
         let mut inner = lock(&self.inner);
         let now = Instant::now();
-        if inner
-            .leases
-            .get(connector)
-            .is_some_and(|h| h.expires > now)
-        {
+        if inner.leases.get(connector).is_some_and(|h| h.expires > now) {
             return ready(Ok(None));
         }
         let token = next_token(&mut inner, connector);
@@ -234,7 +241,11 @@ impl LeaseManager for EmbeddedBackend {
         })))
     }
 
-    fn renew<'a>(&'a self, lease: &'a Lease, ttl: Duration) -> BoxFuture<'a, Result<bool, BackendError>> {
+    fn renew<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
         let mut inner = lock(&self.inner);
         let now = Instant::now();
         let ok = match inner.leases.get_mut(&lease.connector) {
@@ -259,25 +270,38 @@ impl LeaseManager for EmbeddedBackend {
         ready(Ok(()))
     }
 
-    fn holder<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<Option<LeaseInfo>, BackendError>> {
+    fn holder<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LeaseInfo>, BackendError>> {
         let inner = lock(&self.inner);
         let now = Instant::now();
-        let info = inner.leases.get(connector).filter(|h| h.expires > now).map(|h| LeaseInfo {
-            instance_id: h.instance_id.clone(),
-            token: h.token,
-            ttl_ms: Some(h.expires.saturating_duration_since(now).as_millis() as u64),
-        });
+        let info = inner
+            .leases
+            .get(connector)
+            .filter(|h| h.expires > now)
+            .map(|h| LeaseInfo {
+                instance_id: h.instance_id.clone(),
+                token: h.token,
+                ttl_ms: Some(h.expires.saturating_duration_since(now).as_millis() as u64),
+            });
         ready(Ok(info))
     }
 
-    fn force_release<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
+    fn force_release<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
         let removed = lock(&self.inner).leases.remove(connector).is_some();
         ready(Ok(removed))
     }
 }
 
 impl StateStore for EmbeddedBackend {
-    fn load<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<ConnectorState, BackendError>> {
+    fn load<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<ConnectorState, BackendError>> {
         let cached = lock(&self.inner).states.get(connector).cloned();
         let result = match cached {
             Some(state) => Ok(state),
@@ -294,9 +318,10 @@ impl StateStore for EmbeddedBackend {
         lock(&self.inner).states.remove(connector);
         let result = match self.state_file(connector) {
             Some(path) => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(BackendError::new("reset state", format!("{}: {e}", path.display())))
-                }
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackendError::new(
+                    "reset state",
+                    format!("{}: {e}", path.display()),
+                )),
                 _ => Ok(()),
             },
             None => Ok(()),
@@ -314,9 +339,10 @@ impl Publisher for EmbeddedBackend {
         // The lock is held across the fence check, the output and the state update, which
         // is what makes them one step for every other task of this process.
         let mut inner = lock(&self.inner);
-        let held = inner.leases.get(&lease.connector).is_some_and(|h| {
-            h.token == lease.token && h.instance_id == lease.instance_id
-        });
+        let held = inner
+            .leases
+            .get(&lease.connector)
+            .is_some_and(|h| h.token == lease.token && h.instance_id == lease.instance_id);
         if !held {
             return ready(Ok(CommitOutcome::Fenced));
         }
@@ -337,7 +363,11 @@ impl Publisher for EmbeddedBackend {
 }
 
 impl MetricsStore for EmbeddedBackend {
-    fn record<'a>(&'a self, connector: &'a str, record: &'a PollRecord) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn record<'a>(
+        &'a self,
+        connector: &'a str,
+        record: &'a PollRecord,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         lock(&self.inner)
             .metrics
             .entry(connector.to_owned())
@@ -346,7 +376,10 @@ impl MetricsStore for EmbeddedBackend {
         ready(Ok(()))
     }
 
-    fn get<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<Option<ConnectorMetrics>, BackendError>> {
+    fn get<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConnectorMetrics>, BackendError>> {
         ready(Ok(lock(&self.inner).metrics.get(connector).cloned()))
     }
 }

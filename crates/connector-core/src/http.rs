@@ -159,8 +159,7 @@ impl Retryable for HttpError {
                 s => s >= 500,
             },
             HttpError::Timeout { .. } | HttpError::Transport { .. } => true,
-            HttpError::TooLarge { .. }
-            | HttpError::ForeignOrigin { .. } => false,
+            HttpError::TooLarge { .. } | HttpError::ForeignOrigin { .. } => false,
         }
     }
 
@@ -228,7 +227,7 @@ pub enum Conditional {
     /// 304: the resource has not changed since the validators were stored.
     NotModified,
     /// A full response.
-    Modified(Response),
+    Modified(Box<Response>),
 }
 
 /// An HTTP client bound to one API origin, with the shared rules applied.
@@ -303,12 +302,11 @@ impl HttpClientBuilder {
         // reqwest is built without a bundled crypto provider; ring is the one this
         // workspace carries. Installing twice is harmless (the first wins).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let accept = HeaderValue::try_from(self.accept.as_str()).map_err(|e| {
-            HttpError::Transport {
+        let accept =
+            HeaderValue::try_from(self.accept.as_str()).map_err(|e| HttpError::Transport {
                 url: display_url(&self.base),
                 message: format!("invalid Accept header: {e}"),
-            }
-        })?;
+            })?;
         let client = reqwest::Client::builder()
             .user_agent(self.user_agent)
             .gzip(true)
@@ -376,7 +374,7 @@ impl HttpClient {
     /// GET `url` and read the body; 304 is an error here (use [`HttpClient::get_conditional`]).
     pub async fn get(&self, url: &Url) -> Result<Response, HttpError> {
         match self.get_conditional(url, &Cursor::default()).await? {
-            Conditional::Modified(r) => Ok(r),
+            Conditional::Modified(r) => Ok(*r),
             Conditional::NotModified => Err(HttpError::Status {
                 status: 304,
                 url: display_url(url),
@@ -474,12 +472,12 @@ impl HttpClient {
                 detail: snippet(&body),
             });
         }
-        Ok(Conditional::Modified(Response {
+        Ok(Conditional::Modified(Box::new(Response {
             status,
             headers,
             body,
             url: resp.url().clone(),
-        }))
+        })))
     }
 }
 

@@ -128,15 +128,24 @@ mod tests {
             .expect("loss noticed within one renewal period");
         keeper.release().await;
         let holder = backend.holder("c").await.expect("backend").expect("held");
-        assert_eq!(holder.instance_id, "b", "release never removes another's lease");
+        assert_eq!(
+            holder.instance_id, "b",
+            "release never removes another's lease"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn release_frees_the_lease_at_once() {
         let backend = Arc::new(EmbeddedBackend::in_memory());
         let ttl = Duration::from_secs(30);
-        let lease = backend.acquire("c", "a", ttl).await.expect("ok").expect("free");
-        LeaseKeeper::start(backend.clone(), lease, ttl).release().await;
+        let lease = backend
+            .acquire("c", "a", ttl)
+            .await
+            .expect("ok")
+            .expect("free");
+        LeaseKeeper::start(backend.clone(), lease, ttl)
+            .release()
+            .await;
         assert!(backend.acquire("c", "b", ttl).await.expect("ok").is_some());
     }
 }

@@ -30,8 +30,8 @@ use crate::config::{ConnectorConfig, FieldError};
 use crate::detect;
 use crate::http::HttpError;
 use crate::ports::{
-    Backends, BackendError, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor,
-    Lease, PollRecord, PollSummary, StateDelta,
+    BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor, Lease,
+    PollRecord, PollSummary, StateDelta,
 };
 use crate::signal::{Change, RawSignal, SCHEMA_VERSION, Severity, StreamEntry, rfc3339_millis};
 
@@ -286,7 +286,12 @@ impl<P: Provider> UniversalPollingConnector<P> {
             latency: started.elapsed(),
             summary: result.as_ref().ok().cloned(),
         };
-        if let Err(e) = self.backends.metrics.record(&self.config.name, &record).await {
+        if let Err(e) = self
+            .backends
+            .metrics
+            .record(&self.config.name, &record)
+            .await
+        {
             tracing::warn!(connector = %self.config.name, error = %e, "could not record metrics");
         }
         result
@@ -304,7 +309,10 @@ impl<P: Provider> UniversalPollingConnector<P> {
             *slot = Some((lease.token, loaded));
         }
         let Some((_, state)) = slot.as_mut() else {
-            return Err(PollError::Backend(BackendError::new("load state", "state missing")));
+            return Err(PollError::Backend(BackendError::new(
+                "load state",
+                "state missing",
+            )));
         };
         let fetched = match provider.fetch(&state.cursor).await? {
             FetchOutcome::NotModified => {

@@ -80,8 +80,11 @@ pub trait LeaseManager: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Lease>, BackendError>>;
     /// Extends the lease if it is still ours; `false` means it was lost and polling must
     /// stop at once.
-    fn renew<'a>(&'a self, lease: &'a Lease, ttl: Duration)
-    -> BoxFuture<'a, Result<bool, BackendError>>;
+    fn renew<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>>;
     /// Gives the lease up if it is still ours, so another instance can take over at once.
     fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), BackendError>>;
     /// The current holder, if any.
@@ -90,7 +93,8 @@ pub trait LeaseManager: Send + Sync {
         connector: &'a str,
     ) -> BoxFuture<'a, Result<Option<LeaseInfo>, BackendError>>;
     /// Deletes the lease whoever holds it (operator action for a stuck lease).
-    fn force_release<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<bool, BackendError>>;
+    fn force_release<'a>(&'a self, connector: &'a str)
+    -> BoxFuture<'a, Result<bool, BackendError>>;
 }
 
 /// Where an incremental source resumes and what validators its last response carried.
@@ -190,8 +194,10 @@ pub trait Publisher: Send + Sync {
 /// Durable connector state.
 pub trait StateStore: Send + Sync {
     /// Reads the whole state, once per lease acquisition (the holder is the only writer).
-    fn load<'a>(&'a self, connector: &'a str)
-    -> BoxFuture<'a, Result<ConnectorState, BackendError>>;
+    fn load<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<ConnectorState, BackendError>>;
     /// Forgets everything: the next poll publishes every current item again.
     fn reset<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
 }
@@ -258,8 +264,7 @@ impl ConnectorMetrics {
     /// Folds one poll into the totals (the embedded backend's and tests' reference).
     pub fn record(&mut self, record: &PollRecord) {
         let latency_ms = record.latency.as_secs_f64() * 1000.0;
-        self.average_latency_ms = (self.average_latency_ms * self.total_polls as f64
-            + latency_ms)
+        self.average_latency_ms = (self.average_latency_ms * self.total_polls as f64 + latency_ms)
             / (self.total_polls + 1) as f64;
         self.total_polls += 1;
         self.last_poll_time = Some(record.started_at_ms);

@@ -279,7 +279,10 @@ mod tests {
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         let now = httpdate::parse_http_date("Tue, 24 Nov 2026 21:00:00 GMT").expect("date");
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Tue, 24 Nov 2026 21:00:30 GMT", now),
             Some(Duration::from_secs(30))

@@ -81,7 +81,8 @@ pub struct RawSignal {
     /// A link to the item, when the API has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// The item as received, byte for byte, so nothing the provider said is lost.
+    /// The item as received, so nothing the provider said is lost (only whitespace between
+    /// tokens is dropped when the entry is encoded).
     pub payload: Box<RawValue>,
 }
 
@@ -112,7 +113,7 @@ impl StreamEntry {
             external_id: signal.external_id.clone(),
             version: signal.version.clone(),
             dedup_id: dedup_id(&signal.connector, &signal.external_id, &signal.version),
-            signal: serde_json::to_string(signal)?,
+            signal: compact_json(serde_json::to_string(signal)?),
         })
     }
 
@@ -127,6 +128,51 @@ impl StreamEntry {
             ("signal", &self.signal),
         ]
     }
+}
+
+/// Removes the whitespace outside strings that a raw payload kept from a pretty-printed
+/// response, so an entry is one line (JSON-lines output) and no bytes are wasted in Redis.
+/// Everything else, including number spelling and key order, stays byte for byte.
+pub fn compact_json(json: String) -> String {
+    let bytes = json.as_bytes();
+    let mut in_string = false;
+    let mut escaped = false;
+    let needs = bytes.iter().any(|&b| {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            false
+        } else {
+            if b == b'"' {
+                in_string = true;
+            }
+            b.is_ascii_whitespace()
+        }
+    });
+    if !needs {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Stable across processes and releases: changing it would make consumers see every item
@@ -176,10 +222,21 @@ mod tests {
     }
 
     #[test]
+    fn compaction_removes_whitespace_outside_strings_only() {
+        let pretty = "{\n  \"a\": [1, 2.50],\n  \"b\": \"x  y\\\" \\n z\"\n}".to_owned();
+        assert_eq!(compact_json(pretty), r#"{"a":[1,2.50],"b":"x  y\" \n z"}"#);
+        let already = r#"{"a":"b c"}"#.to_owned();
+        assert_eq!(compact_json(already.clone()), already);
+    }
+
+    #[test]
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339_millis(1_795_554_000_000), "2026-11-24T21:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(1_795_554_000_000),
+            "2026-11-24T21:00:00.000Z"
+        );
     }
 
     #[test]
@@ -222,7 +279,10 @@ mod tests {
         }
         assert_eq!(json["change"], "created");
         assert_eq!(json["severity"], "high");
-        assert!(entry.signal.contains(r#""payload":{"a": 1}"#), "payload kept byte for byte");
+        assert!(
+            entry.signal.contains(r#""payload":{"a":1}"#),
+            "payload kept, compacted"
+        );
         assert_eq!(entry.dedup_id, dedup_id("weather-noaa", "x1", "v1"));
     }
 }

@@ -76,7 +76,11 @@ impl Harness {
 
     /// Entries published so far.
     pub fn published(&self) -> Vec<StreamEntry> {
-        self.backend.published().into_iter().map(|(_, e)| e).collect()
+        self.backend
+            .published()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
     }
 }
 
@@ -108,7 +112,10 @@ pub async fn run_contract<P: Provider>(
         .await
         .unwrap_or_else(|e| panic!("first poll failed: {e}"));
     let entries = h.published();
-    assert_eq!(first.published as usize, n, "first poll publishes every item: {first:?}");
+    assert_eq!(
+        first.published as usize, n,
+        "first poll publishes every item: {first:?}"
+    );
     assert_eq!(entries.len(), n, "one stream entry per item");
     let mut ids: Vec<&str> = entries.iter().map(|e| e.external_id.as_str()).collect();
     ids.sort_unstable();
@@ -124,7 +131,10 @@ pub async fn run_contract<P: Provider>(
         assert_eq!(s["connector"], config.name.as_str());
         assert_eq!(s["externalId"], e.external_id.as_str());
         assert_eq!(s["version"], e.version.as_str());
-        assert!(s["title"].as_str().is_some_and(|t| !t.is_empty()), "a title");
+        assert!(
+            s["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "a title"
+        );
         assert!(!s["payload"].is_null(), "the payload is the item");
         assert_eq!(e.connector_type, P::TYPE);
     }
@@ -137,7 +147,10 @@ pub async fn run_contract<P: Provider>(
         .poll(&h.lease)
         .await
         .unwrap_or_else(|e| panic!("repeat poll failed: {e}"));
-    assert_eq!(repeat.published, 0, "an unchanged set publishes nothing: {repeat:?}");
+    assert_eq!(
+        repeat.published, 0,
+        "an unchanged set publishes nothing: {repeat:?}"
+    );
     assert_eq!(repeat.skipped_unchanged as usize, n);
     assert_eq!(h.published().len(), n);
 
@@ -149,10 +162,16 @@ pub async fn run_contract<P: Provider>(
         .poll(&h.lease)
         .await
         .unwrap_or_else(|e| panic!("poll after a change failed: {e}"));
-    assert_eq!(changed.published, 1, "exactly the changed item: {changed:?}");
+    assert_eq!(
+        changed.published, 1,
+        "exactly the changed item: {changed:?}"
+    );
     let all = h.published();
     let last = all.last().map(signal_json);
-    assert_eq!(last.as_ref().map(|s| &s["change"]), Some(&serde_json::json!("updated")));
+    assert_eq!(
+        last.as_ref().map(|s| &s["change"]),
+        Some(&serde_json::json!("updated"))
+    );
     let again = h
         .connector
         .poll(&h.lease)
@@ -177,7 +196,11 @@ pub async fn run_contract<P: Provider>(
         .await
         .unwrap_or_else(|e| panic!("state: {e}"));
     assert_eq!(before, after, "a failed poll leaves state untouched");
-    assert_eq!(h.published().len(), count_before, "a failed poll publishes nothing");
+    assert_eq!(
+        h.published().len(),
+        count_before,
+        "a failed poll publishes nothing"
+    );
 
     // 5. Snapshot sources: a vanished item is published once as removed.
     if P::SNAPSHOT {
@@ -190,13 +213,20 @@ pub async fn run_contract<P: Provider>(
             .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
         assert_eq!(removed.published, 1, "one removal signal: {removed:?}");
         let last = h.published().last().map(signal_json);
-        assert_eq!(last.as_ref().map(|s| &s["change"]), Some(&serde_json::json!("removed")));
+        assert_eq!(
+            last.as_ref().map(|s| &s["change"]),
+            Some(&serde_json::json!("removed"))
+        );
         let state = h
             .backend
             .load(&config.name)
             .await
             .unwrap_or_else(|e| panic!("state: {e}"));
-        assert_eq!(state.versions.len(), n - 1, "the removed item's version is pruned");
+        assert_eq!(
+            state.versions.len(),
+            n - 1,
+            "the removed item's version is pruned"
+        );
         server.reset().await;
         scenario.serve_one_removed(server).await;
         let quiet = h

@@ -57,7 +57,10 @@ fn a_minimal_connector_gets_every_default() {
 
 #[test]
 fn malformed_json_names_file_line_and_column() {
-    let msgs = errors("{\n  \"connectors\": [\n    {\"name\": \"a\",}\n  ]\n}", &[]);
+    let msgs = errors(
+        "{\n  \"connectors\": [\n    {\"name\": \"a\",}\n  ]\n}",
+        &[],
+    );
     assert_eq!(
         msgs,
         vec!["connectors.json:3:18: invalid JSON: trailing comma"]
@@ -127,7 +130,9 @@ fn provider_settings_are_checked_by_the_provider() {
     );
     assert_eq!(
         msgs,
-        vec!["connectors.json:1:95: connectors[0].providerConfig.limit: expected a page size from 1 to 100"]
+        vec![
+            "connectors.json:1:95: connectors[0].providerConfig.limit: expected a page size from 1 to 100"
+        ]
     );
 }
 
@@ -139,7 +144,9 @@ fn secret_values_never_appear_in_errors() {
     );
     assert_eq!(
         msgs,
-        vec!["connectors.json:1:95: connectors[0].providerConfig.apiToken: has the wrong type or an invalid value (not shown: it is a secret)"]
+        vec![
+            "connectors.json:1:95: connectors[0].providerConfig.apiToken: has the wrong type or an invalid value (not shown: it is a secret)"
+        ]
     );
     assert!(!msgs[0].contains("123456789"));
 }
@@ -203,7 +210,10 @@ fn the_environment_overrides_the_file_field_by_field() {
 
     let only_a = load(json, &[("ENABLED_CONNECTORS", "a")]).expect("valid");
     assert!(only_a[0].enabled);
-    assert!(!only_a[1].enabled, "ENABLED_CONNECTORS lists the enabled ones");
+    assert!(
+        !only_a[1].enabled,
+        "ENABLED_CONNECTORS lists the enabled ones"
+    );
 }
 
 #[test]
@@ -211,11 +221,15 @@ fn a_bad_environment_value_names_the_variable() {
     let json = r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x"}}]}"#;
     assert_eq!(
         errors(json, &[("CONNECTOR_A_POLL_INTERVAL_MS", "soon")]),
-        vec!["environment variable CONNECTOR_A_POLL_INTERVAL_MS: connectors[0].pollIntervalMs: expected a whole number of milliseconds greater than 0"]
+        vec![
+            "environment variable CONNECTOR_A_POLL_INTERVAL_MS: connectors[0].pollIntervalMs: expected a whole number of milliseconds greater than 0"
+        ]
     );
     assert_eq!(
         errors(json, &[("ENABLED_CONNECTORS", "a,ghost")]),
-        vec!["environment variable ENABLED_CONNECTORS: connectors[ghost]: \"ghost\" is listed in ENABLED_CONNECTORS but is not in connectors.json and CONNECTOR_GHOST_TYPE is not set"]
+        vec![
+            "environment variable ENABLED_CONNECTORS: connectors[ghost]: \"ghost\" is listed in ENABLED_CONNECTORS but is not in connectors.json and CONNECTOR_GHOST_TYPE is not set"
+        ]
     );
 }
 
@@ -231,7 +245,9 @@ fn variables_in_provider_settings_are_substituted() {
 
     assert_eq!(
         errors(json, &[]),
-        vec!["connectors.json:2:63: connectors[0].providerConfig.apiToken: environment variable API_TOKEN is not set (referenced as ${API_TOKEN} by connector \"a\"); set it or write ${API_TOKEN:-default}"]
+        vec![
+            "connectors.json:2:63: connectors[0].providerConfig.apiToken: environment variable API_TOKEN is not set (referenced as ${API_TOKEN} by connector \"a\"); set it or write ${API_TOKEN:-default}"
+        ]
     );
 }
 
@@ -267,7 +283,10 @@ fn the_repository_example_config_is_valid() {
     let reg = ConnectorRegistry::load(&ConfigSource::File(path.into()), &env, &factories())
         .unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = reg.all().iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["weather-noaa", "jira-prod", "github-main", "datadog-prod"]);
+    assert_eq!(
+        names,
+        ["weather-noaa", "jira-prod", "github-main", "datadog-prod"]
+    );
 }
 
 #[test]

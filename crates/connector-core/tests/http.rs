@@ -72,7 +72,10 @@ async fn credentials_go_only_to_the_configured_origin() {
         .expect_err("a foreign pagination link is refused");
     assert!(matches!(err, HttpError::ForeignOrigin { .. }), "{err}");
     assert!(!err.to_string().contains("tok-123"));
-    assert!(!err.to_string().contains("page=2"), "no query in messages: {err}");
+    assert!(
+        !err.to_string().contains("page=2"),
+        "no query in messages: {err}"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +84,8 @@ async fn a_redirect_to_another_host_is_not_followed() {
     let elsewhere = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(
-            ResponseTemplate::new(302).insert_header("location", format!("{}/steal", elsewhere.uri())),
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/steal", elsewhere.uri())),
         )
         .mount(&api)
         .await;
@@ -98,7 +102,10 @@ async fn a_redirect_to_another_host_is_not_followed() {
         .build()
         .expect("client");
     let err = c.get(&url(&api, "/a")).await.expect_err("302 is an error");
-    assert!(matches!(err, HttpError::Status { status: 302, .. }), "{err}");
+    assert!(
+        matches!(err, HttpError::Status { status: 302, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +122,10 @@ async fn a_503_is_retried_until_it_succeeds() {
         .expect(1)
         .mount(&server)
         .await;
-    let r = client(&server).get(&url(&server, "/x")).await.expect("recovered");
+    let r = client(&server)
+        .get(&url(&server, "/x"))
+        .await
+        .expect("recovered");
     assert_eq!(r.body, b"ok");
 }
 
@@ -134,7 +144,11 @@ async fn a_429_waits_as_long_as_retry_after_says() {
     let start = Instant::now();
     client(&server).get(&url(&server, "/x")).await.expect("ok");
     // The computed backoff would be 5 ms; the server asked for a second.
-    assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -142,16 +156,24 @@ async fn client_errors_fail_fast() {
     for status in [400u16, 401, 403, 404] {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(status).set_body_string("{\"detail\":\"bad area\"}"))
+            .respond_with(
+                ResponseTemplate::new(status).set_body_string("{\"detail\":\"bad area\"}"),
+            )
             .expect(1)
             .mount(&server)
             .await;
-        let err = client(&server).get(&url(&server, "/x")).await.expect_err("fails");
+        let err = client(&server)
+            .get(&url(&server, "/x"))
+            .await
+            .expect_err("fails");
         assert!(
             matches!(err, HttpError::Status { status: s, .. } if s == status),
             "{err}"
         );
-        assert!(err.to_string().contains("bad area"), "the body's detail is shown: {err}");
+        assert!(
+            err.to_string().contains("bad area"),
+            "the body's detail is shown: {err}"
+        );
     }
 }
 
@@ -173,7 +195,10 @@ async fn a_403_with_rate_limit_headers_is_retried() {
         .expect(1)
         .mount(&server)
         .await;
-    client(&server).get(&url(&server, "/x")).await.expect("retried");
+    client(&server)
+        .get(&url(&server, "/x"))
+        .await
+        .expect("retried");
 }
 
 #[tokio::test]
@@ -207,7 +232,10 @@ async fn an_oversized_body_is_refused() {
         .build()
         .expect("client");
     let err = c.get(&url(&server, "/x")).await.expect_err("too large");
-    assert!(matches!(err, HttpError::TooLarge { limit: 1024, .. }), "{err}");
+    assert!(
+        matches!(err, HttpError::TooLarge { limit: 1024, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]

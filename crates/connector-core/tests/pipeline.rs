@@ -77,7 +77,10 @@ async fn a_zombie_instance_is_fenced_and_writes_nothing() {
     h.backend
         .steal_lease("zombie", "instance-b", Duration::from_secs(30));
     let result = h.connector.poll(&h.lease).await;
-    assert!(matches!(result, Err(PollError::Fenced { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(PollError::Fenced { .. })),
+        "{result:?}"
+    );
     assert!(h.published().is_empty());
     let state = h.backend.load("zombie").await.expect("state");
     assert!(state.versions.is_empty());
@@ -164,7 +167,11 @@ async fn a_commit_interrupted_between_chunks_publishes_only_the_rest_next_time()
         .expect("free");
     let first = connector.poll(&lease).await;
     assert!(matches!(first, Err(PollError::Backend(_))), "{first:?}");
-    assert_eq!(backend.published().len(), 2, "the first chunk stays committed");
+    assert_eq!(
+        backend.published().len(),
+        2,
+        "the first chunk stays committed"
+    );
     let second = connector.poll(&lease).await.expect("retry poll");
     assert_eq!(second.published, 4, "only what was not committed");
     assert_eq!(second.skipped_unchanged, 2);
@@ -187,7 +194,10 @@ async fn metrics_follow_each_poll() {
     serve(&server, "not json".into()).await;
     assert!(h.connector.poll(&h.lease).await.is_err());
     let m = h.backend.get("metrics").await.expect("get").expect("some");
-    assert_eq!((m.total_polls, m.successful_polls, m.failed_polls), (2, 1, 1));
+    assert_eq!(
+        (m.total_polls, m.successful_polls, m.failed_polls),
+        (2, 1, 1)
+    );
     assert_eq!((m.items_fetched, m.items_published), (3, 3));
     assert!(m.last_success_time.is_some() && m.last_poll_time >= m.last_success_time);
 }
@@ -201,7 +211,14 @@ async fn a_dry_run_shows_signals_and_writes_nothing() {
     assert_eq!(preview.entries.len(), 3);
     assert_eq!(preview.summary.published, 3);
     assert!(h.published().is_empty());
-    assert!(h.backend.load("dry").await.expect("state").versions.is_empty());
+    assert!(
+        h.backend
+            .load("dry")
+            .await
+            .expect("state")
+            .versions
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -215,7 +232,9 @@ async fn state_kept_in_a_folder_survives_a_restart() {
     for (run, expected) in [(1, 3), (2, 0)] {
         let backend = Arc::new(EmbeddedBackend::stdout(Some(dir.path().to_owned())));
         let backends = Backends::from_one(backend);
-        let mut c = factories.create(cfg.clone(), backends.clone()).expect("create");
+        let mut c = factories
+            .create(cfg.clone(), backends.clone())
+            .expect("create");
         let lease = backends
             .leases
             .acquire("persist", "me", Duration::from_secs(60))

@@ -5,9 +5,9 @@
 //! stops on an empty page, a missing link, a link to another host, a repeated link, or the
 //! page limit. Only a read that ended naturally counts as the complete snapshot.
 
+use connector_core::Cursor;
 use connector_core::http::{Conditional, HttpClient};
 use connector_core::pipeline::{FetchError, FetchOutcome, Fetched};
-use connector_core::Cursor;
 use url::Url;
 
 use crate::schema::{Alert, FeatureCollection};
@@ -54,11 +54,18 @@ impl NoaaClient {
         let mut complete = true;
         let mut validators = Cursor::default();
         loop {
-            let sent = if pages == 0 { cursor } else { &Cursor::default() };
+            let sent = if pages == 0 {
+                cursor
+            } else {
+                &Cursor::default()
+            };
             let resp = match self.http.get_conditional(&url, sent).await? {
                 Conditional::NotModified if pages == 0 => return Ok(FetchOutcome::NotModified),
                 Conditional::NotModified => {
-                    return Err(FetchError::malformed(&url, "304 for a page fetched without validators"));
+                    return Err(FetchError::malformed(
+                        &url,
+                        "304 for a page fetched without validators",
+                    ));
                 }
                 Conditional::Modified(r) => r,
             };
@@ -67,8 +74,9 @@ impl NoaaClient {
                 validators.etag = resp.etag();
                 validators.last_modified = resp.last_modified();
             }
-            let page: FeatureCollection = serde_json::from_slice(&resp.body)
-                .map_err(|e| FetchError::malformed(&url, format!("not an alerts FeatureCollection: {e}")))?;
+            let page: FeatureCollection = serde_json::from_slice(&resp.body).map_err(|e| {
+                FetchError::malformed(&url, format!("not an alerts FeatureCollection: {e}"))
+            })?;
             let empty = page.features.is_empty();
             for raw in page.features {
                 match Alert::parse(raw) {
@@ -85,7 +93,11 @@ impl NoaaClient {
                     }
                 }
             }
-            let has_next = page.pagination.as_ref().and_then(|p| p.next.as_ref()).is_some();
+            let has_next = page
+                .pagination
+                .as_ref()
+                .and_then(|p| p.next.as_ref())
+                .is_some();
             if let Some(max) = self.max_alerts
                 && alerts.len() >= max
             {
@@ -112,7 +124,11 @@ impl NoaaClient {
             }
             url = next;
         }
-        let cursor = if pages == 1 { validators } else { Cursor::default() };
+        let cursor = if pages == 1 {
+            validators
+        } else {
+            Cursor::default()
+        };
         Ok(FetchOutcome::Fetched(Fetched {
             items: alerts,
             cursor,

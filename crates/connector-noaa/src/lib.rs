@@ -90,7 +90,12 @@ fn default_status() -> String {
 
 fn split(list: &Option<String>) -> Vec<&str> {
     list.as_deref()
-        .map(|l| l.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+        .map(|l| {
+            l.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -118,8 +123,11 @@ fn is_point(p: &str) -> bool {
     let parts: Vec<&str> = p.split(',').map(str::trim).collect();
     match parts.as_slice() {
         [lat, lon] => {
-            lat.parse::<f64>().is_ok_and(|v| (-90.0..=90.0).contains(&v))
-                && lon.parse::<f64>().is_ok_and(|v| (-180.0..=180.0).contains(&v))
+            lat.parse::<f64>()
+                .is_ok_and(|v| (-90.0..=90.0).contains(&v))
+                && lon
+                    .parse::<f64>()
+                    .is_ok_and(|v| (-180.0..=180.0).contains(&v))
         }
         _ => false,
     }
@@ -136,7 +144,10 @@ impl NoaaConfig {
             ));
         }
         if !matches!(self.base_url.scheme(), "http" | "https") {
-            out.push(FieldError::new(&["baseUrl"], "expected an http or https URL"));
+            out.push(FieldError::new(
+                &["baseUrl"],
+                "expected an http or https URL",
+            ));
         }
         for code in split(&self.area) {
             let upper = code.to_ascii_uppercase();
@@ -156,17 +167,26 @@ impl NoaaConfig {
             if let Err(bad) = canonical(value, known) {
                 out.push(FieldError::new(
                     &[field],
-                    format!("unknown {field} \"{bad}\"; expected a comma list of {}", known.join(", ")),
+                    format!(
+                        "unknown {field} \"{bad}\"; expected a comma list of {}",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
         if let Err(bad) = canonical(&Some(self.status.clone()), &STATUSES) {
             out.push(FieldError::new(
                 &["status"],
-                format!("unknown status \"{bad}\"; expected a comma list of {}", STATUSES.join(", ")),
+                format!(
+                    "unknown status \"{bad}\"; expected a comma list of {}",
+                    STATUSES.join(", ")
+                ),
             ));
         }
-        if split(&self.zone).iter().any(|z| !is_zone(&z.to_ascii_uppercase())) {
+        if split(&self.zone)
+            .iter()
+            .any(|z| !is_zone(&z.to_ascii_uppercase()))
+        {
             out.push(FieldError::new(
                 &["zone"],
                 "expected zone ids like WAZ315 or OHC009, separated by commas",
@@ -190,10 +210,20 @@ impl NoaaConfig {
                 "area, zone and point exclude one another (the API rejects the combination); set only one",
             ));
         }
-        if self.max_alerts_per_poll.is_some_and(|m| !(1..=10_000).contains(&m)) {
-            out.push(FieldError::new(&["maxAlertsPerPoll"], "expected a whole number from 1 to 10000"));
+        if self
+            .max_alerts_per_poll
+            .is_some_and(|m| !(1..=10_000).contains(&m))
+        {
+            out.push(FieldError::new(
+                &["maxAlertsPerPoll"],
+                "expected a whole number from 1 to 10000",
+            ));
         }
-        if self.user_agent.as_deref().is_some_and(|ua| ua.trim().is_empty()) {
+        if self
+            .user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.trim().is_empty())
+        {
             out.push(FieldError::new(
                 &["userAgent"],
                 "must not be empty: NWS rejects requests without a User-Agent; leave it out for the default",
@@ -210,18 +240,39 @@ impl NoaaConfig {
                 q.push((key, v));
             }
         };
-        add("status", canonical(&Some(self.status.clone()), &STATUSES).ok().flatten());
+        add(
+            "status",
+            canonical(&Some(self.status.clone()), &STATUSES)
+                .ok()
+                .flatten(),
+        );
         add(
             "area",
             (!split(&self.area).is_empty())
                 .then(|| split(&self.area).join(",").to_ascii_uppercase()),
         );
-        add("zone", (!split(&self.zone).is_empty()).then(|| split(&self.zone).join(",").to_ascii_uppercase()));
+        add(
+            "zone",
+            (!split(&self.zone).is_empty())
+                .then(|| split(&self.zone).join(",").to_ascii_uppercase()),
+        );
         add("point", self.point.as_ref().map(|p| p.replace(' ', "")));
-        add("severity", canonical(&self.severity, &SEVERITIES).ok().flatten());
-        add("urgency", canonical(&self.urgency, &URGENCIES).ok().flatten());
-        add("certainty", canonical(&self.certainty, &CERTAINTIES).ok().flatten());
-        add("event", (!split(&self.event).is_empty()).then(|| split(&self.event).join(",")));
+        add(
+            "severity",
+            canonical(&self.severity, &SEVERITIES).ok().flatten(),
+        );
+        add(
+            "urgency",
+            canonical(&self.urgency, &URGENCIES).ok().flatten(),
+        );
+        add(
+            "certainty",
+            canonical(&self.certainty, &CERTAINTIES).ok().flatten(),
+        );
+        add(
+            "event",
+            (!split(&self.event).is_empty()).then(|| split(&self.event).join(",")),
+        );
         q
     }
 

@@ -236,9 +236,15 @@ mod tests {
         assert_eq!(s.occurred_at.as_deref(), Some("2026-09-21T09:00:00-04:00"));
         assert_eq!(
             s.url.as_deref(),
-            Some("https://api.weather.gov/alerts/urn:oid:2.49.0.1.840.0.98dd4a259cd31c075f985143f8f356067c3bcf73.001.1")
+            Some(
+                "https://api.weather.gov/alerts/urn:oid:2.49.0.1.840.0.98dd4a259cd31c075f985143f8f356067c3bcf73.001.1"
+            )
         );
-        assert_eq!(s.payload.get(), a.raw.get(), "payload is the feature as received");
+        assert_eq!(
+            s.payload.get(),
+            a.raw.get(),
+            "payload is the feature as received"
+        );
     }
 
     #[test]

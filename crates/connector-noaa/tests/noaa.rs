@@ -19,7 +19,8 @@ fn fixture(name: &str) -> String {
 
 /// The severe-alerts recording with `edit` applied to its features.
 fn severe_with(edit: impl FnOnce(&mut Vec<Value>)) -> String {
-    let mut doc: Value = serde_json::from_str(&fixture("alerts-active-severe-trimmed.json")).expect("json");
+    let mut doc: Value =
+        serde_json::from_str(&fixture("alerts-active-severe-trimmed.json")).expect("json");
     if let Some(Value::Array(features)) = doc.get_mut("features") {
         edit(features);
     }
@@ -68,7 +69,9 @@ impl Scenario for Alerts {
     }
     async fn serve_failure(&self, server: &MockServer) {
         Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(503).set_body_string("<html>Service Unavailable</html>"))
+            .respond_with(
+                ResponseTemplate::new(503).set_body_string("<html>Service Unavailable</html>"),
+            )
             .mount(server)
             .await;
     }
@@ -104,7 +107,10 @@ async fn a_full_poll_sends_the_filters_and_publishes_every_alert() {
         .expect(2)
         .mount(&server)
         .await;
-    let cfg = config(&server, serde_json::json!({"area": "oh, WV", "severity": "extreme,Severe"}));
+    let cfg = config(
+        &server,
+        serde_json::json!({"area": "oh, WV", "severity": "extreme,Severe"}),
+    );
     let mut h = Harness::new::<NoaaProvider>(cfg).await;
     let first = h.connector.poll(&h.lease).await.expect("poll");
     assert_eq!((first.fetched, first.published), (3, 3));
@@ -116,7 +122,11 @@ async fn a_full_poll_sends_the_filters_and_publishes_every_alert() {
     assert_eq!(signal["payload"]["properties"]["event"], "Flood Warning");
 
     let second = h.connector.poll(&h.lease).await.expect("poll");
-    assert_eq!((second.published, second.skipped_unchanged), (0, 3), "an unchanged poll publishes nothing");
+    assert_eq!(
+        (second.published, second.skipped_unchanged),
+        (0, 3),
+        "an unchanged poll publishes nothing"
+    );
 }
 
 #[tokio::test]
@@ -126,7 +136,11 @@ async fn an_updated_alert_is_published_once() {
     let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
     h.connector.poll(&h.lease).await.expect("first");
     server.reset().await;
-    serve_active(&server, severe_with(|f| f[2]["properties"]["instruction"] = "Move to higher ground.".into())).await;
+    serve_active(
+        &server,
+        severe_with(|f| f[2]["properties"]["instruction"] = "Move to higher ground.".into()),
+    )
+    .await;
     let s = h.connector.poll(&h.lease).await.expect("second");
     assert_eq!(s.published, 1);
     let last: Value = serde_json::from_str(&h.published()[3].signal).expect("json");
@@ -142,9 +156,12 @@ async fn an_expired_alert_is_pruned_from_state_without_a_signal_by_default() {
     let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
     h.connector.poll(&h.lease).await.expect("first");
     server.reset().await;
-    serve_active(&server, severe_with(|f| {
-        f.remove(0);
-    }))
+    serve_active(
+        &server,
+        severe_with(|f| {
+            f.remove(0);
+        }),
+    )
     .await;
     let s = h.connector.poll(&h.lease).await.expect("second");
     assert_eq!((s.published, s.removed), (0, 1));
@@ -168,7 +185,11 @@ async fn a_capped_poll_prunes_nothing() {
     assert_eq!((s.fetched, s.removed), (2, 0));
     assert_eq!(s.extras.get("capped"), Some(&1));
     let state = h.backend.load("weather-test").await.expect("state");
-    assert_eq!(state.versions.len(), 3, "the alert beyond the cap is still known");
+    assert_eq!(
+        state.versions.len(),
+        3,
+        "the alert beyond the cap is still known"
+    );
 }
 
 #[tokio::test]
@@ -181,7 +202,10 @@ async fn not_modified_publishes_nothing() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(geo_json(fixture("alerts-active-severe-trimmed.json")).insert_header("etag", "W/\"alerts-1\""))
+        .respond_with(
+            geo_json(fixture("alerts-active-severe-trimmed.json"))
+                .insert_header("etag", "W/\"alerts-1\""),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -227,7 +251,10 @@ async fn a_429_waits_for_retry_after() {
 #[tokio::test]
 async fn garbage_fails_the_poll_and_leaves_state_untouched() {
     for (status, body) in [
-        (200, "{\"type\": \"FeatureCollection\", \"features\": [".to_owned()),
+        (
+            200,
+            "{\"type\": \"FeatureCollection\", \"features\": [".to_owned(),
+        ),
         (200, "<html><body>Access Denied</body></html>".to_owned()),
         (403, "<html><body>Access Denied</body></html>".to_owned()),
     ] {
@@ -254,13 +281,21 @@ async fn a_configured_contact_goes_into_the_user_agent() {
     Mock::given(method("GET"))
         .and(header(
             "user-agent",
-            format!("{} ops@example.com)", DEFAULT_USER_AGENT.trim_end_matches(')')).as_str(),
+            format!(
+                "{} ops@example.com)",
+                DEFAULT_USER_AGENT.trim_end_matches(')')
+            )
+            .as_str(),
         ))
         .respond_with(geo_json(fixture("alerts-active-empty.json")))
         .expect(1)
         .mount(&server)
         .await;
-    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({"contact": "ops@example.com"}))).await;
+    let mut h = Harness::new::<NoaaProvider>(config(
+        &server,
+        serde_json::json!({"contact": "ops@example.com"}),
+    ))
+    .await;
     let s = h.connector.poll(&h.lease).await.expect("poll");
     assert_eq!(s.fetched, 0);
 }
@@ -269,7 +304,8 @@ async fn a_configured_contact_goes_into_the_user_agent() {
 async fn test_messages_are_dropped_unless_asked_for() {
     let server = MockServer::start().await;
     serve_active(&server, fixture("alerts-active-area-MD.json")).await;
-    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({"area": "MD"}))).await;
+    let mut h =
+        Harness::new::<NoaaProvider>(config(&server, serde_json::json!({"area": "MD"}))).await;
     let s = h.connector.poll(&h.lease).await.expect("poll");
     assert_eq!((s.fetched, s.published), (0, 0));
     assert_eq!(s.extras.get("nonActualDropped"), Some(&1));
@@ -293,7 +329,9 @@ async fn history_pages_are_followed_until_an_empty_page() {
     Mock::given(method("GET"))
         .and(path("/alerts"))
         .and(move |r: &wiremock::Request| {
-            r.url.query_pairs().any(|(k, v)| k == "cursor" && v != PAGE2_CURSOR)
+            r.url
+                .query_pairs()
+                .any(|(k, v)| k == "cursor" && v != PAGE2_CURSOR)
         })
         .respond_with(geo_json(local("alerts-active-empty.json")))
         .expect(1)
@@ -306,7 +344,11 @@ async fn history_pages_are_followed_until_an_empty_page() {
         .expect(1)
         .mount(&server)
         .await;
-    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({"alertsPath": "/alerts"}))).await;
+    let mut h = Harness::new::<NoaaProvider>(config(
+        &server,
+        serde_json::json!({"alertsPath": "/alerts"}),
+    ))
+    .await;
     let s = h.connector.poll(&h.lease).await.expect("poll");
     assert_eq!((s.pages, s.fetched, s.published), (3, 6, 6));
 }
@@ -319,9 +361,17 @@ async fn provider_settings_are_validated_with_clear_errors() {
         name: "connectors.json".into(),
         text: json.into(),
     };
-    let err = ConnectorRegistry::load(&source, &Environment::default(), &connector_noaa::factories())
-        .expect_err("invalid");
-    let msgs: Vec<String> = err.0.iter().map(|e| format!("{}: {}", e.path, e.message)).collect();
+    let err = ConnectorRegistry::load(
+        &source,
+        &Environment::default(),
+        &connector_noaa::factories(),
+    )
+    .expect_err("invalid");
+    let msgs: Vec<String> = err
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", e.path, e.message))
+        .collect();
     assert_eq!(
         msgs,
         vec![

@@ -14,7 +14,12 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     /// The connector config file (default: ./connectors.json when it exists, else the
     /// environment alone).
-    #[arg(long, global = true, env = "CONNECTORS_CONFIG_PATH", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONNECTORS_CONFIG_PATH",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Embedded mode only: keep each connector's state in this folder, so a restart does

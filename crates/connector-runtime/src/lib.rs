@@ -31,7 +31,10 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 pub fn main(factories: Factories) -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -49,7 +52,7 @@ pub fn main(factories: Factories) -> ExitCode {
 
 /// Logs go to standard error, so standard output carries only signals and command output.
 /// `LOG_FORMAT=json` for machine-readable lines; `RUST_LOG` sets levels (default `info`).
-fn init_tracing() {
+pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -62,7 +65,9 @@ fn init_tracing() {
     }
 }
 
-async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
+/// Runs one parsed command line; `main` is this plus tracing and a tokio runtime. Public so
+/// examples and tests can drive a binary's behaviour in-process.
+pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
     let env = Environment::from_process();
     let source = match &cli.config {
         Some(path) => ConfigSource::File(path.clone()),
@@ -70,7 +75,10 @@ async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
     };
     let command = cli.command.take().unwrap_or(Command::Run { name: None });
     if let Command::Schema = command {
-        println!("{}", serde_json::to_string_pretty(&factories.json_schema())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&factories.json_schema())?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let registry = match ConnectorRegistry::load(&source, &env, &factories) {
@@ -102,7 +110,9 @@ async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
 /// Chooses the backend: Redis when `REDIS_URL` is set, else in-process.
 fn connect(cli: &Cli, env: &Environment) -> Backends {
     if env.get("REDIS_URL").is_some_and(|u| !u.is_empty()) {
-        tracing::warn!("REDIS_URL is set but this build has no Redis backend yet; running embedded");
+        tracing::warn!(
+            "REDIS_URL is set but this build has no Redis backend yet; running embedded"
+        );
     }
     match &cli.state_dir {
         Some(dir) => tracing::info!(
@@ -133,7 +143,11 @@ fn find<'a>(registry: &'a ConnectorRegistry, name: &str) -> Result<&'a Arc<Conne
         let names: Vec<&str> = registry.all().iter().map(|c| c.name.as_str()).collect();
         format!(
             "no connector named \"{name}\"; configured: {}",
-            if names.is_empty() { "none".into() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
         )
     })
 }
@@ -145,7 +159,10 @@ fn runnable(factories: &Factories, config: &ConnectorConfig) -> Result<()> {
     let binary = if BUILTIN_TYPES.contains(&config.connector_type.as_str()) {
         format!(
             "; run it with connector-{} or the universal `connectors` binary",
-            config.connector_type.to_ascii_lowercase().replace("_weather", "")
+            config
+                .connector_type
+                .to_ascii_lowercase()
+                .replace("_weather", "")
         )
     } else {
         String::new()
@@ -209,7 +226,10 @@ async fn run(
     }
     tracker.close();
     wait_for_signal().await;
-    tracing::info!(grace_s = DEFAULT_GRACE.as_secs(), "shutting down: letting polls in flight finish");
+    tracing::info!(
+        grace_s = DEFAULT_GRACE.as_secs(),
+        "shutting down: letting polls in flight finish"
+    );
     shutdown.cancel();
     tokio::select! {
         () = tracker.wait() => {
@@ -273,7 +293,11 @@ fn validate(
 
 fn list(registry: &ConnectorRegistry, factories: &Factories) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<24} {:<14} {:<8} {:>12}  RUNS HERE", "NAME", "TYPE", "ENABLED", "INTERVAL_MS")?;
+    writeln!(
+        out,
+        "{:<24} {:<14} {:<8} {:>12}  RUNS HERE",
+        "NAME", "TYPE", "ENABLED", "INTERVAL_MS"
+    )?;
     for c in registry.all() {
         writeln!(
             out,
@@ -282,7 +306,11 @@ fn list(registry: &ConnectorRegistry, factories: &Factories) -> Result<ExitCode>
             c.connector_type,
             c.enabled,
             c.poll_interval_ms,
-            if factories.get(&c.connector_type).is_some() { "yes" } else { "no" }
+            if factories.get(&c.connector_type).is_some() {
+                "yes"
+            } else {
+                "no"
+            }
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -304,7 +332,10 @@ async fn poll(
         for e in &preview.entries {
             writeln!(out, "{}", e.signal)?;
         }
-        eprintln!("dry run, nothing committed: {}", serde_json::to_string(&preview.summary)?);
+        eprintln!(
+            "dry run, nothing committed: {}",
+            serde_json::to_string(&preview.summary)?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let instance = instance_id();
@@ -313,7 +344,9 @@ async fn poll(
         .acquire(name, &instance, config.lease_ttl())
         .await?
     else {
-        bail!("connector \"{name}\" is leased by another instance (see `lease show {name}`); not polling");
+        bail!(
+            "connector \"{name}\" is leased by another instance (see `lease show {name}`); not polling"
+        );
     };
     let result = connector.poll(&lease).await;
     backends.leases.release(&lease).await?;
@@ -361,7 +394,12 @@ async fn lease(
         LeaseAction::Show { name } => {
             find(registry, &name)?;
             let holder = backends.leases.holder(&name).await?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "connector": name, "holder": holder }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "connector": name, "holder": holder })
+                )?
+            );
         }
         LeaseAction::Release { name } => {
             find(registry, &name)?;
@@ -369,7 +407,9 @@ async fn lease(
             eprintln!(
                 "{}",
                 if removed {
-                    format!("lease of {name} released; its former holder's next commit will be fenced")
+                    format!(
+                        "lease of {name} released; its former holder's next commit will be fenced"
+                    )
                 } else {
                     format!("{name} had no lease")
                 }

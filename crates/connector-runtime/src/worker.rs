@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use connector_core::PollingConnector;
 use connector_core::lease::LeaseKeeper;
 use connector_core::ports::Backends;
-use connector_core::PollingConnector;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -47,7 +47,10 @@ pub async fn run_connector(
         tracing::info!(connector = %name, token = lease.token, "lease acquired; polling");
         let keeper = LeaseKeeper::start(backends.leases.clone(), lease, ttl);
 
-        let spread = config.poll_interval().mul_f64(START_SPREAD).min(MAX_START_SPREAD);
+        let spread = config
+            .poll_interval()
+            .mul_f64(START_SPREAD)
+            .min(MAX_START_SPREAD);
         let first = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
         let mut ticker = tokio::time::interval_at(first, config.poll_interval());
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -62,7 +65,8 @@ pub async fn run_connector(
                 () = keeper.lost().cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            let span = tracing::info_span!("poll", connector = %name, r#type = %config.connector_type);
+            let span =
+                tracing::info_span!("poll", connector = %name, r#type = %config.connector_type);
             let started = Instant::now();
             let lease = keeper.lease().clone();
             let outcome = tokio::select! {
@@ -82,7 +86,9 @@ pub async fn run_connector(
                     duration_ms = ms,
                     "poll completed"
                 ),
-                Some(Err(e)) => tracing::warn!(error = %e, duration_ms = ms, "poll failed; retrying at the next tick"),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, duration_ms = ms, "poll failed; retrying at the next tick")
+                }
                 None => tracing::warn!("lease lost during a poll; poll cancelled"),
             }
         }

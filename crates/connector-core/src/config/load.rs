@@ -406,7 +406,12 @@ impl Loader<'_> {
         });
         let mut names: Vec<String> = candidates
             .iter()
-            .filter_map(|c| c.value.get("name").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|c| {
+                c.value
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .collect();
         for name in enabled.iter().flatten() {
             if !names.contains(name) {
@@ -452,7 +457,7 @@ impl Loader<'_> {
                 continue;
             };
             if let Some(list) = &enabled {
-                let on = list.iter().any(|n| *n == name);
+                let on = list.contains(&name);
                 if let Some(obj) = cand.value.as_object_mut() {
                     obj.insert("enabled".into(), Value::Bool(on));
                 }
@@ -565,8 +570,8 @@ struct Positions(HashMap<Vec<PathSegment>, usize>);
 
 impl Positions {
     fn new(text: &str) -> Option<Self> {
-        let parsed = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default())
-            .ok()?;
+        let parsed =
+            jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default()).ok()?;
         let mut map = HashMap::new();
         if let Some(root) = &parsed.value {
             collect_positions(root, &mut Vec::new(), root.range().start, &mut map);
@@ -643,7 +648,8 @@ fn env_overrides(env: &Environment, names: &[String]) -> HashMap<String, EnvOver
     prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     let mut out: HashMap<String, EnvOverride> = HashMap::new();
     for (var, raw) in &env.0 {
-        let Some((prefix, name)) = prefixes.iter().find(|(p, _)| var.starts_with(p.as_str())) else {
+        let Some((prefix, name)) = prefixes.iter().find(|(p, _)| var.starts_with(p.as_str()))
+        else {
             continue;
         };
         let field = &var[prefix.len()..];
@@ -776,7 +782,8 @@ fn substitute_value(
                 full.extend_from_slice(path);
                 problems.push(FieldError {
                     path: full,
-                    message: "\"${\" without a closing \"}\"; write ${VAR} or $${ for a literal".into(),
+                    message: "\"${\" without a closing \"}\"; write ${VAR} or $${ for a literal"
+                        .into(),
                 });
             }
         },
@@ -841,7 +848,9 @@ fn check_universal(obj: &Map<String, Value>, problems: &mut Vec<FieldError>) {
                 problems,
                 "expected a connector type name such as \"NOAA_WEATHER\"",
             ),
-            "enabled" | "emitRemovals" if !v.is_boolean() => bad(problems, "expected true or false"),
+            "enabled" | "emitRemovals" if !v.is_boolean() => {
+                bad(problems, "expected true or false")
+            }
             "pollIntervalMs" | "requestTimeoutMs" if !whole(v, 1, u64::MAX) => bad(
                 problems,
                 "expected a whole number of milliseconds greater than 0",
@@ -849,7 +858,7 @@ fn check_universal(obj: &Map<String, Value>, problems: &mut Vec<FieldError>) {
             "maxRetries" if !whole(v, 0, 100) => {
                 bad(problems, "expected a whole number from 0 to 100")
             }
-            "outputStream" if !v.as_str().is_some_and(|s| !s.trim().is_empty()) => {
+            "outputStream" if v.as_str().is_none_or(|s| s.trim().is_empty()) => {
                 bad(problems, "expected a non-empty stream name")
             }
             "leaseTtlSeconds" if !whole(v, 1, 86_400) => bad(
@@ -931,8 +940,7 @@ pub fn parse_provider_config<T: DeserializeOwned>(
     // Each round reports one serde error and drops the field, so the next round can find
     // the next one; bounded by the number of fields.
     for _ in 0..=provider.len() {
-        let result: Result<T, _> =
-            serde_path_to_error::deserialize(Value::Object(map.clone()));
+        let result: Result<T, _> = serde_path_to_error::deserialize(Value::Object(map.clone()));
         match result {
             Ok(value) if errors.is_empty() => return Ok(value),
             Ok(_) => return Err(errors),
@@ -1007,7 +1015,10 @@ mod tests {
             env_field_path("MAX_ALERTS_PER_POLL"),
             vec!["providerConfig", "maxAlertsPerPoll"]
         );
-        assert_eq!(env_field_path("API_TOKEN"), vec!["providerConfig", "apiToken"]);
+        assert_eq!(
+            env_field_path("API_TOKEN"),
+            vec!["providerConfig", "apiToken"]
+        );
         assert_eq!(env_prefix("jira-prod"), "CONNECTOR_JIRA_PROD_");
     }
 

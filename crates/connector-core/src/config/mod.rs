@@ -279,7 +279,10 @@ mod tests {
         .cloned()
         .unwrap_or_default();
         let shown = cfg.redacted().to_string();
-        assert!(!shown.contains("s3cr3t") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("hunter2"),
+            "{shown}"
+        );
         assert!(shown.contains("https://x.atlassian.net") && shown.contains("\"me\""));
         assert_eq!(cfg.redacted()["providerConfig"]["DD_API_KEY"], "****");
     }
@@ -295,7 +298,10 @@ mod tests {
         names.sort_unstable();
         let mut known = load::UNIVERSAL_FIELDS.to_vec();
         known.sort_unstable();
-        assert_eq!(names, known, "the loader's field list and the schema disagree");
+        assert_eq!(
+            names, known,
+            "the loader's field list and the schema disagree"
+        );
         assert_eq!(
             schema.pointer("/$defs/ConnectorConfig/properties/type/enum"),
             Some(&serde_json::json!(["NOAA_WEATHER"]))

@@ -67,9 +67,15 @@ mod tests {
         assert_eq!(substitute("plain", &env), Ok("plain".into()));
         assert_eq!(substitute("Bearer ${TOKEN}", &env), Ok("Bearer abc".into()));
         assert_eq!(substitute("${NOPE:-x}-${TOKEN}", &env), Ok("x-abc".into()));
-        assert_eq!(substitute("${EMPTY:-fallback}", &env), Ok("fallback".into()));
+        assert_eq!(
+            substitute("${EMPTY:-fallback}", &env),
+            Ok("fallback".into())
+        );
         assert_eq!(substitute("${EMPTY}", &env), Ok(String::new()));
-        assert_eq!(substitute("cost $${TOKEN}", &env), Ok("cost ${TOKEN}".into()));
+        assert_eq!(
+            substitute("cost $${TOKEN}", &env),
+            Ok("cost ${TOKEN}".into())
+        );
     }
 
     #[test]

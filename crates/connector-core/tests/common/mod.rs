@@ -10,7 +10,9 @@ use connector_core::config::FieldError;
 use connector_core::http::{Auth, Conditional, HttpClient};
 use connector_core::pipeline::{CreateError, FetchError, FetchOutcome, Fetched, ItemKey};
 use connector_core::signal::SCHEMA_VERSION;
-use connector_core::{Change, ConnectorConfig, Cursor, Provider, RawSignal, Severity, SignalContext};
+use connector_core::{
+    Change, ConnectorConfig, Cursor, Provider, RawSignal, Severity, SignalContext,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -66,7 +68,10 @@ impl Provider for ItemsProvider {
     fn check(config: &ItemsConfig) -> Vec<FieldError> {
         match config.limit {
             Some(l) if !(1..=100).contains(&l) => {
-                vec![FieldError::new(&["limit"], "expected a page size from 1 to 100")]
+                vec![FieldError::new(
+                    &["limit"],
+                    "expected a page size from 1 to 100",
+                )]
             }
             _ => Vec::new(),
         }
@@ -89,8 +94,8 @@ impl Provider for ItemsProvider {
             Conditional::NotModified => return Ok(FetchOutcome::NotModified),
             Conditional::Modified(r) => r,
         };
-        let raws: Vec<Box<RawValue>> = serde_json::from_slice(&resp.body)
-            .map_err(|e| FetchError::malformed(&self.url, e))?;
+        let raws: Vec<Box<RawValue>> =
+            serde_json::from_slice(&resp.body).map_err(|e| FetchError::malformed(&self.url, e))?;
         let mut items = Vec::with_capacity(raws.len());
         for raw in raws {
             let f: Fields =
