@@ -1,1 +1,15 @@
-//! Redis backend (work in progress).
+#![doc = include_str!("../README.md")]
+
+mod backend;
+mod commit;
+pub mod keys;
+mod lease;
+pub mod metrics;
+mod scripts;
+pub mod settings;
+pub mod state;
+
+pub use backend::{ConnectError, RedisBackend};
+pub use keys::Keys;
+pub use lease::{lease_value, parse_lease_value};
+pub use settings::{RedisSettings, SettingsError, Topology};

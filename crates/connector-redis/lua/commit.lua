@@ -1,0 +1,76 @@
+-- The fenced, atomic commit of one chunk: stream entries plus the state that records them.
+--
+-- KEYS[1]  lease key   {prefix}lease:{name}, must hold ARGV[1]
+-- KEYS[2]  state key   {prefix}connector:state:{name}, a hash
+-- KEYS[3]  stream key  {prefix}<outputStream>; only read when n > 0 (the cluster path
+--                      appends on its own, since the stream lives in another slot, and
+--                      passes n = 0 without this key)
+--
+-- ARGV[1]  expected lease value "<instance-id>:<token>"
+-- ARGV[2]  MAXLEN ~ threshold for XADD, or "" for an untrimmed stream
+-- ARGV[3]  f: fields per entry
+-- ARGV[4]  n: entries
+-- ARGV[5]  h: state fields to set
+-- ARGV[6]  d: state fields to delete
+-- ARGV[7 .. 6+f]   the f field names, in stream order (sent once, not per entry)
+-- then n*f values  the entries' values, entry after entry
+-- then 2*h         field, value pairs for HSET on the state hash
+-- then d           fields for HDEL on the state hash (applied before the HSET)
+--
+-- Returns 1 when committed, 0 when fenced: the lease no longer holds this token, and
+-- nothing was written.
+--
+-- Redis does not roll a script back when a command fails half-way, so every check that can
+-- fail (fence, key types) runs before the first write.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+
+local maxlen = ARGV[2]
+local f = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local h = tonumber(ARGV[5])
+local d = tonumber(ARGV[6])
+
+local state_type = redis.call('TYPE', KEYS[2]).ok
+if state_type ~= 'hash' and state_type ~= 'none' then
+  return redis.error_reply('state key ' .. KEYS[2] .. ' holds a ' .. state_type .. ', not a hash')
+end
+if n > 0 then
+  local stream_type = redis.call('TYPE', KEYS[3]).ok
+  if stream_type ~= 'stream' and stream_type ~= 'none' then
+    return redis.error_reply('stream key ' .. KEYS[3] .. ' holds a ' .. stream_type .. ', not a stream')
+  end
+end
+
+local names = 7
+local values = names + f
+for e = 0, n - 1 do
+  local args = { KEYS[3] }
+  if maxlen ~= '' then
+    args[#args + 1] = 'MAXLEN'
+    args[#args + 1] = '~'
+    args[#args + 1] = maxlen
+  end
+  args[#args + 1] = '*'
+  local base = values + e * f
+  for i = 0, f - 1 do
+    args[#args + 1] = ARGV[names + i]
+    args[#args + 1] = ARGV[base + i]
+  end
+  redis.call('XADD', unpack(args))
+end
+
+-- HSET/HDEL in slices: unpack() of a very large table overflows Lua's C stack.
+local slice = 500
+local sets = values + n * f
+local dels = sets + 2 * h
+for first = 0, d - 1, slice do
+  local last = math.min(first + slice, d) - 1
+  redis.call('HDEL', KEYS[2], unpack(ARGV, dels + first, dels + last))
+end
+for first = 0, h - 1, slice do
+  local last = math.min(first + slice, h) - 1
+  redis.call('HSET', KEYS[2], unpack(ARGV, sets + 2 * first, sets + 2 * last + 1))
+end
+return 1

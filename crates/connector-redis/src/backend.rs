@@ -1,0 +1,306 @@
+//! The Redis backend: one fred client, built once and shared, implementing every port.
+//!
+//! The client reconnects forever with exponential backoff and logs its connection events.
+//! While Redis is unreachable each operation waits at most the command timeout and then
+//! fails with a [`BackendError`]; the poll that met it fails and the next tick tries again,
+//! on the same client, once Redis is back. Nothing here panics on a Redis failure.
+//!
+//! A command is written to a connection at most once: fred's default of resending a
+//! command whose connection closed before the reply arrived would append a commit's
+//! entries twice if the first attempt had run. With one attempt the caller sees an error,
+//! and the pipeline reloads state to learn what was committed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_core::Backends;
+use connector_core::ports::{
+    BackendError, BoxFuture, ConnectorMetrics, ConnectorState, MetricsStore, PollRecord, StateStore,
+};
+use fred::clients::Client;
+use fred::interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface};
+use fred::types::config::{ReconnectPolicy, UnresponsiveConfig};
+use fred::types::{Builder, ClusterHash, CustomCommand};
+
+use crate::keys::Keys;
+use crate::metrics::metrics_from_fields;
+use crate::scripts::Scripts;
+use crate::settings::{RedisSettings, Topology};
+use crate::state::state_from_fields;
+
+/// Fields per `HSCAN` page when loading state: large enough that a typical state is one
+/// round trip, small enough that a huge one never blocks the server for long.
+const SCAN_PAGE: u32 = 1000;
+
+/// Why the backend could not start. The URL is shown without credentials.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to Redis at {url} ({topology}): {reason}")]
+pub struct ConnectError {
+    /// The URL without user info.
+    pub url: String,
+    /// Standalone, sentinel or cluster.
+    pub topology: &'static str,
+    /// What failed.
+    pub reason: String,
+}
+
+/// Leases, state, the fenced commit and metrics on Redis.
+///
+/// Cheap to share: hold it in an `Arc` (see [`RedisBackend::backends`]); every clone of
+/// the inner client uses the same connection.
+pub struct RedisBackend {
+    pub(crate) client: Client,
+    pub(crate) keys: Keys,
+    pub(crate) scripts: Scripts,
+    pub(crate) topology: Topology,
+    url: String,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("url", &self.url)
+            .field("topology", &self.topology)
+            .field("prefix", &self.keys.prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a fred error to the port's error for `operation`.
+pub(crate) fn fail(operation: &'static str) -> impl Fn(fred::error::Error) -> BackendError {
+    move |e| BackendError::new(operation, e)
+}
+
+impl RedisBackend {
+    /// Connects (failing at once if the first connection cannot be made, so a wrong URL or
+    /// password stops start-up with a clear message), loads the scripts, and starts logging
+    /// connection events. Later outages are survived: see the module docs.
+    pub async fn connect(settings: RedisSettings) -> Result<Arc<Self>, ConnectError> {
+        let topology = settings.topology();
+        let url = settings.display_url().to_owned();
+        let error = |reason: String| ConnectError {
+            url: url.clone(),
+            topology: topology.as_str(),
+            reason,
+        };
+        let command_timeout = settings.command_timeout();
+        let connect_timeout = settings.connect_timeout();
+        let (min, max) = settings.reconnect_delays();
+        let client = Builder::from_config(settings.config.clone())
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+                c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
+                c.max_command_attempts = 1;
+                // A connection that stops answering (a network partition, where TCP itself
+                // notices nothing) is dropped and reconnected.
+                c.unresponsive = UnresponsiveConfig {
+                    max_timeout: Some(command_timeout.saturating_mul(2)),
+                    interval: Duration::from_secs(1).min(command_timeout),
+                };
+                c.tcp.nodelay = Some(true);
+            })
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            .set_policy(ReconnectPolicy::new_exponential(
+                0,
+                millis_u32(min),
+                millis_u32(max),
+                2,
+            ))
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        log_connection_events(&client, &url);
+        if let Err(e) = client.init().await {
+            let _ = client.quit().await;
+            return Err(error(e.to_string()));
+        }
+        let scripts = Scripts::new();
+        if let Err(e) = scripts.load(&client).await {
+            let _ = client.quit().await;
+            return Err(error(format!("loading the Lua scripts failed: {e}")));
+        }
+        tracing::info!(
+            url = %url,
+            topology = topology.as_str(),
+            prefix = settings.keys().prefix(),
+            "connected to Redis"
+        );
+        Ok(Arc::new(Self {
+            client,
+            keys: settings.keys().clone(),
+            scripts,
+            topology,
+            url,
+        }))
+    }
+
+    /// All four ports backed by this one client.
+    pub fn backends(self: &Arc<Self>) -> Backends {
+        Backends::from_one(self.clone())
+    }
+
+    /// The key layout in use (tests and operators use it to find keys).
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Standalone, Sentinel or Cluster, which decides the commit guarantee.
+    pub fn topology(&self) -> Topology {
+        self.topology
+    }
+
+    /// The server URL without credentials.
+    pub fn display_url(&self) -> &str {
+        &self.url
+    }
+
+    /// One round trip to the server, for readiness checks.
+    pub async fn ping(&self) -> Result<(), BackendError> {
+        self.client.ping::<()>(None).await.map_err(fail("ping"))
+    }
+
+    /// Healthy when the connector's last successful poll (recorded by any instance) is
+    /// younger than `max_age` by this machine's clock; false when it never succeeded.
+    pub async fn is_healthy(
+        &self,
+        connector: &str,
+        max_age: Duration,
+    ) -> Result<bool, BackendError> {
+        let metrics = self.get(connector).await?;
+        let now = connector_core::pipeline::now_ms();
+        Ok(metrics.is_some_and(|m| m.is_healthy(now, max_age)))
+    }
+
+    /// Closes the connection (after in-flight commands finish) and stops reconnecting.
+    pub async fn close(&self) {
+        if let Err(e) = self.client.quit().await {
+            tracing::debug!(error = %e, "closing the Redis connection");
+        }
+    }
+}
+
+fn millis_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// One log line per connection event. The listener tasks are detached: each ends when the
+/// client's event channels close with it.
+fn log_connection_events(client: &Client, url: &str) {
+    let shown = url.to_owned();
+    drop(client.on_error(move |(error, server)| {
+        let url = shown.clone();
+        async move {
+            let server = server.map(|s| s.to_string()).unwrap_or(url);
+            tracing::warn!(%server, error = %error, "Redis connection error; reconnecting with backoff");
+            Ok(())
+        }
+    }));
+    drop(client.on_reconnect(|server| async move {
+        tracing::info!(server = %server, "reconnected to Redis");
+        Ok(())
+    }));
+    drop(client.on_unresponsive(|server| async move {
+        tracing::warn!(server = %server, "Redis connection unresponsive; reconnecting");
+        Ok(())
+    }));
+    drop(client.on_cluster_change(|changes| async move {
+        tracing::info!(changes = changes.len(), "Redis Cluster topology changed");
+        Ok(())
+    }));
+}
+
+impl StateStore for RedisBackend {
+    fn load<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<ConnectorState, BackendError>> {
+        Box::pin(async move {
+            let key = self.keys.state(connector);
+            let hscan = CustomCommand::new_static("HSCAN", ClusterHash::FirstKey, false);
+            let mut fields = Vec::new();
+            let mut cursor = String::from("0");
+            loop {
+                let (next, page): (String, Vec<String>) = self
+                    .client
+                    .custom(
+                        hscan.clone(),
+                        vec![
+                            key.clone(),
+                            cursor,
+                            "COUNT".to_owned(),
+                            SCAN_PAGE.to_string(),
+                        ],
+                    )
+                    .await
+                    .map_err(fail("load state"))?;
+                let mut it = page.into_iter();
+                while let (Some(field), Some(value)) = (it.next(), it.next()) {
+                    fields.push((field, value));
+                }
+                if next == "0" {
+                    break;
+                }
+                cursor = next;
+            }
+            Ok(state_from_fields(fields))
+        })
+    }
+
+    fn reset<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let _deleted: i64 = self
+                .client
+                .del(self.keys.state(connector))
+                .await
+                .map_err(fail("reset state"))?;
+            Ok(())
+        })
+    }
+}
+
+impl MetricsStore for RedisBackend {
+    fn record<'a>(
+        &'a self,
+        connector: &'a str,
+        record: &'a PollRecord,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let latency_ms = record.latency.as_secs_f64() * 1000.0;
+            let (ok, fetched, published) = match &record.summary {
+                Some(s) => ("1", s.fetched, s.published),
+                None => ("0", 0, 0),
+            };
+            let _total: i64 = self
+                .scripts
+                .record_metrics
+                .evalsha_with_reload(
+                    &self.client,
+                    self.keys.metrics(connector),
+                    vec![
+                        record.started_at_ms.to_string(),
+                        format!("{latency_ms:.3}"),
+                        ok.to_owned(),
+                        fetched.to_string(),
+                        published.to_string(),
+                    ],
+                )
+                .await
+                .map_err(fail("record metrics"))?;
+            Ok(())
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConnectorMetrics>, BackendError>> {
+        Box::pin(async move {
+            let fields: HashMap<String, String> = self
+                .client
+                .hgetall(self.keys.metrics(connector))
+                .await
+                .map_err(fail("read metrics"))?;
+            Ok(metrics_from_fields(&fields))
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! The fenced commit of one chunk ([`Publisher`]).
+//!
+//! On a standalone or Sentinel server, one `commit.lua` call checks the lease, appends the
+//! entries and writes the state fields: all of it happens or none of it does, so a signal
+//! is in the stream exactly when its version is in state (exactly-once relative to state).
+//!
+//! On Redis Cluster the output stream is shared by connectors and carries no hash tag, so
+//! it usually lives in another slot than the connector's keys, and no script may touch
+//! both. There the entries are appended first (one pipelined round trip, after a lease
+//! check that keeps a zombie from appending in the common case), then the same script runs
+//! with no entries to write the state, fenced. A crash or a fence between the two leaves
+//! entries whose versions are not recorded; the next poll publishes them again
+//! (at-least-once), and consumers de-duplicate on `dedup_id`.
+//!
+//! The client never resends a command whose connection dropped mid-flight (see
+//! `backend.rs`): a commit that may have run is reported as an error, the pipeline reloads
+//! state from Redis, and whatever did commit is not published twice.
+
+use connector_core::ports::{
+    BackendError, BoxFuture, CommitChunk, CommitOutcome, Lease, Publisher,
+};
+use fred::interfaces::{KeysInterface, StreamsInterface};
+use fred::types::Value;
+use fred::types::streams::XCap;
+
+use crate::backend::{RedisBackend, fail};
+use crate::lease::lease_value;
+use crate::settings::Topology;
+use crate::state::writes_for;
+
+/// `commit.lua`'s ARGV for a chunk (see the script's header for the layout). With
+/// `with_entries` false the entries are left out (the cluster path appends them itself).
+pub(crate) fn commit_args(
+    expected_lease: &str,
+    chunk: &CommitChunk,
+    with_entries: bool,
+) -> Vec<Value> {
+    let writes = writes_for(&chunk.delta);
+    let entries: &[_] = if with_entries { &chunk.entries } else { &[] };
+    let names = entries.first().map(|e| e.fields().map(|(name, _)| name));
+    let field_count = names.as_ref().map_or(0, |n| n.len());
+    let mut args: Vec<Value> = Vec::with_capacity(
+        6 + field_count * (entries.len() + 1) + 2 * writes.sets.len() + writes.deletes.len(),
+    );
+    args.push(expected_lease.into());
+    args.push(
+        chunk
+            .stream_max_len
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+            .into(),
+    );
+    for count in [
+        field_count,
+        entries.len(),
+        writes.sets.len(),
+        writes.deletes.len(),
+    ] {
+        args.push((count as i64).into());
+    }
+    args.extend(names.into_iter().flatten().map(Value::from));
+    for entry in entries {
+        args.extend(
+            entry
+                .fields()
+                .into_iter()
+                .map(|(_, value)| Value::from(value)),
+        );
+    }
+    for (field, value) in writes.sets {
+        args.push(field.into());
+        args.push(value.into());
+    }
+    args.extend(writes.deletes.into_iter().map(Value::from));
+    args
+}
+
+impl RedisBackend {
+    /// The cluster path's first half: append the entries, fenced on a best-effort basis.
+    async fn append_unfenced(
+        &self,
+        lease: &Lease,
+        chunk: &CommitChunk,
+        expected: &str,
+    ) -> Result<bool, BackendError> {
+        let holder: Option<String> = self
+            .client
+            .get(self.keys.lease(&lease.connector))
+            .await
+            .map_err(fail("commit"))?;
+        if holder.as_deref() != Some(expected) {
+            return Ok(false);
+        }
+        let stream = self.keys.stream(&chunk.stream);
+        let cap = |max: Option<u64>| -> Result<XCap, BackendError> {
+            match max {
+                Some(n) => XCap::try_from(("MAXLEN", "~", i64::try_from(n).unwrap_or(i64::MAX)))
+                    .map_err(fail("commit")),
+                None => Ok(XCap::from(None::<()>)),
+            }
+        };
+        let pipeline = self.client.pipeline();
+        for entry in &chunk.entries {
+            let fields: Vec<(&str, &str)> = entry.fields().to_vec();
+            let () = pipeline
+                .xadd(
+                    stream.as_str(),
+                    false,
+                    cap(chunk.stream_max_len)?,
+                    "*",
+                    fields,
+                )
+                .await
+                .map_err(fail("commit"))?;
+        }
+        let _ids: Vec<Value> = pipeline.all().await.map_err(fail("commit"))?;
+        Ok(true)
+    }
+}
+
+impl Publisher for RedisBackend {
+    fn commit<'a>(
+        &'a self,
+        lease: &'a Lease,
+        chunk: &'a CommitChunk,
+    ) -> BoxFuture<'a, Result<CommitOutcome, BackendError>> {
+        Box::pin(async move {
+            let expected = lease_value(&lease.instance_id, lease.token);
+            let name = &lease.connector;
+            let clustered = self.topology == Topology::Cluster;
+            let mut keys = vec![self.keys.lease(name), self.keys.state(name)];
+            if clustered {
+                if !chunk.entries.is_empty()
+                    && !self.append_unfenced(lease, chunk, &expected).await?
+                {
+                    return Ok(CommitOutcome::Fenced);
+                }
+            } else {
+                keys.push(self.keys.stream(&chunk.stream));
+            }
+            let args = commit_args(&expected, chunk, !clustered);
+            let committed: i64 = self
+                .scripts
+                .commit
+                .evalsha_with_reload(&self.client, keys, args)
+                .await
+                .map_err(fail("commit"))?;
+            Ok(if committed == 1 {
+                CommitOutcome::Committed
+            } else {
+                CommitOutcome::Fenced
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_core::ports::StateDelta;
+    use connector_core::{Cursor, StreamEntry};
+
+    fn entry(id: &str) -> StreamEntry {
+        StreamEntry {
+            connector: "c".into(),
+            connector_type: "T".into(),
+            external_id: id.into(),
+            version: "1".into(),
+            dedup_id: format!("d-{id}"),
+            signal: "{}".into(),
+        }
+    }
+
+    fn strings(args: &[Value]) -> Vec<String> {
+        args.iter()
+            .map(|v| v.as_string().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn arguments_follow_the_script_header() {
+        let chunk = CommitChunk {
+            stream: "s".into(),
+            stream_max_len: Some(1000),
+            entries: vec![entry("a"), entry("b")],
+            delta: StateDelta {
+                upserts: vec![("a".into(), "1".into()), ("b".into(), "1".into())],
+                removals: vec!["z".into()],
+                cursor: Some(Cursor {
+                    etag: Some("e".into()),
+                    ..Cursor::default()
+                }),
+            },
+        };
+        let args = strings(&commit_args("me:7", &chunk, true));
+        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "3"]);
+        assert_eq!(
+            &args[6..12],
+            [
+                "connector",
+                "type",
+                "external_id",
+                "version",
+                "dedup_id",
+                "signal"
+            ]
+        );
+        assert_eq!(&args[12..18], ["c", "T", "a", "1", "d-a", "{}"]);
+        assert_eq!(&args[24..30], ["v:a", "1", "v:b", "1", "cursor:etag", "e"]);
+        assert_eq!(
+            &args[30..],
+            ["v:z", "cursor:position", "cursor:last_modified"]
+        );
+    }
+
+    #[test]
+    fn the_cluster_path_sends_state_only() {
+        let chunk = CommitChunk {
+            stream: "s".into(),
+            stream_max_len: None,
+            entries: vec![entry("a")],
+            delta: StateDelta {
+                upserts: vec![("a".into(), "1".into())],
+                ..StateDelta::default()
+            },
+        };
+        let args = strings(&commit_args("me:7", &chunk, false));
+        assert_eq!(args, ["me:7", "", "0", "0", "1", "0", "v:a", "1"]);
+    }
+}
