@@ -1,0 +1,141 @@
+//! The `connector-noaa` binary as an operator uses it: validate, schema, a dry-run poll.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn connector(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_connector-noaa"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("REDIS_URL")
+        .env_remove("CONNECTORS_CONFIG_PATH")
+        .env_remove("ENABLED_CONNECTORS")
+        .env_remove("CONNECTOR_NAME")
+        .env_remove("STATE_DIR")
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn write_config(dir: &Path, json: &str) {
+    std::fs::write(dir.join("connectors.json"), json).expect("write config");
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("noaa-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn validate_prints_the_resolved_config_without_secrets() {
+    let dir = tempdir("valid");
+    write_config(
+        &dir,
+        r#"{"connectors": [
+  {"name": "w", "type": "NOAA_WEATHER", "providerConfig": {"area": "CA"}},
+  {"name": "j", "type": "JIRA", "enabled": false, "providerConfig": {"apiToken": "${JIRA_TOKEN}"}}
+]}"#,
+    );
+    let out = connector(&dir, &["validate"], &[("JIRA_TOKEN", "very-secret-token")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("very-secret-token"), "{stdout}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    assert_eq!(
+        shown["connectors"][0]["pollIntervalMs"], 60000,
+        "defaults resolved"
+    );
+    assert_eq!(shown["connectors"][1]["providerConfig"]["apiToken"], "****");
+}
+
+#[test]
+fn validate_exits_1_listing_every_mistake() {
+    let dir = tempdir("broken");
+    write_config(
+        &dir,
+        r#"{"connectors": [
+  {"name": "w", "type": "NOAA_WEATHER", "pollIntervalMS": 5,
+   "providerConfig": {"area": "CA", "contact": "${NOAA_CONTACT}"}}
+]}"#,
+    );
+    let out = connector(&dir, &["validate"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("2 problems in the connector configuration"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("connectors.json:2:41: connectors[0].pollIntervalMS: unknown field \"pollIntervalMS\", did you mean \"pollIntervalMs\"?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("connectors.json:3:37: connectors[0].providerConfig.contact: environment variable NOAA_CONTACT is not set"),
+        "{stderr}"
+    );
+
+    write_config(&dir, "{\"connectors\": [\n  {\"name\": \"w\"\n]}");
+    let out = connector(&dir, &["validate"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("connectors.json:3:1: invalid JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn schema_prints_a_json_schema_with_the_provider_settings() {
+    let dir = tempdir("schema");
+    let out = connector(&dir, &["schema"], &[]);
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let text = schema.to_string();
+    assert!(text.contains("maxAlertsPerPoll") && text.contains("pollIntervalMs"));
+}
+
+#[tokio::test]
+async fn a_dry_run_poll_prints_signals_as_json_lines() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(include_str!("fixtures/alerts-active-severe-trimmed.json")),
+        )
+        .mount(&server)
+        .await;
+    let dir = tempdir("dry");
+    write_config(
+        &dir,
+        &format!(
+            r#"{{"connectors": [{{"name": "w", "type": "NOAA_WEATHER", "providerConfig": {{"baseUrl": "{}"}}}}]}}"#,
+            server.uri()
+        ),
+    );
+    let out =
+        tokio::task::spawn_blocking(move || connector(&dir, &["poll", "w", "--dry-run"], &[]))
+            .await
+            .expect("join");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON signal per line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines
+            .iter()
+            .all(|s| s["kind"] == "weather_alert" && s["change"] == "created")
+    );
+}
