@@ -1,0 +1,327 @@
+//! The fenced commit, state and key layout on the real Redis.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{
+    backend, entry, inspector, key_type, keys_under, stream_entries, stream_len, unique_prefix,
+};
+use connector_core::ports::{
+    CommitChunk, CommitOutcome, ConnectorState, LeaseManager, MetricsStore, PollRecord, Publisher,
+    StateDelta, StateStore,
+};
+use connector_core::{Cursor, PollSummary};
+use fred::prelude::{HashesInterface, LuaInterface};
+
+const STREAM: &str = "raw-input-signals";
+
+fn chunk(connector: &str, ids: &[&str], version: &str, cursor: Option<Cursor>) -> CommitChunk {
+    CommitChunk {
+        stream: STREAM.into(),
+        stream_max_len: None,
+        entries: ids.iter().map(|id| entry(connector, id, version)).collect(),
+        delta: StateDelta {
+            upserts: ids
+                .iter()
+                .map(|id| ((*id).to_owned(), version.to_owned()))
+                .collect(),
+            removals: Vec::new(),
+            cursor,
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_zombie_commit_after_its_lease_lapsed_writes_nothing() {
+    let prefix = unique_prefix("zombie");
+    let (a, b) = (backend(&prefix).await, backend(&prefix).await);
+    let ttl = Duration::from_millis(300);
+    let lease_a = a.acquire("z", "a", ttl).await.expect("a").expect("free");
+    let first = chunk("z", &["x1", "x2"], "1", None);
+    assert_eq!(
+        a.commit(&lease_a, &first).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+
+    // A stalls past its TTL; B takes over.
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let lease_b = b
+        .acquire("z", "b", Duration::from_secs(60))
+        .await
+        .expect("b")
+        .expect("lapsed");
+
+    let redis = inspector().await;
+    let stream = a.keys().stream(STREAM);
+    let before_len = stream_len(&redis, &stream).await;
+    let before_state = a.load("z").await.expect("load");
+    let late = chunk(
+        "z",
+        &["x3"],
+        "1",
+        Some(Cursor {
+            position: Some("late".into()),
+            ..Cursor::default()
+        }),
+    );
+    assert_eq!(
+        a.commit(&lease_a, &late).await.expect("commit"),
+        CommitOutcome::Fenced
+    );
+    assert_eq!(
+        stream_len(&redis, &stream).await,
+        before_len,
+        "no entry appended"
+    );
+    assert_eq!(
+        a.load("z").await.expect("load"),
+        before_state,
+        "state untouched"
+    );
+    assert_eq!(before_state.versions.len(), 2);
+
+    // B, the rightful holder, commits fine.
+    assert_eq!(
+        b.commit(&lease_b, &late).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+    assert_eq!(stream_len(&redis, &stream).await, before_len + 1);
+}
+
+#[tokio::test]
+async fn a_commit_without_any_lease_is_fenced() {
+    let prefix = unique_prefix("nolease");
+    let a = backend(&prefix).await;
+    let lease = connector_core::Lease {
+        connector: "n".into(),
+        instance_id: "a".into(),
+        token: 1,
+    };
+    let c = chunk("n", &["x"], "1", None);
+    assert_eq!(
+        a.commit(&lease, &c).await.expect("commit"),
+        CommitOutcome::Fenced
+    );
+    assert_eq!(
+        keys_under(&inspector().await, &prefix).await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn commits_survive_a_script_flush() {
+    let prefix = unique_prefix("flush");
+    let a = backend(&prefix).await;
+    let lease = a
+        .acquire("f", "a", Duration::from_secs(60))
+        .await
+        .expect("a")
+        .expect("free");
+    assert_eq!(
+        a.commit(&lease, &chunk("f", &["x1"], "1", None))
+            .await
+            .expect("commit"),
+        CommitOutcome::Committed
+    );
+    let redis = inspector().await;
+    redis.script_flush(false).await.expect("SCRIPT FLUSH");
+    assert_eq!(
+        a.commit(&lease, &chunk("f", &["x2"], "1", None))
+            .await
+            .expect("commit after flush"),
+        CommitOutcome::Committed
+    );
+    redis.script_flush(false).await.expect("SCRIPT FLUSH");
+    assert!(
+        a.renew(&lease, Duration::from_secs(60))
+            .await
+            .expect("renew after flush")
+    );
+    redis.script_flush(false).await.expect("SCRIPT FLUSH");
+    assert!(a.holder("f").await.expect("holder after flush").is_some());
+    redis.script_flush(false).await.expect("SCRIPT FLUSH");
+    let record = PollRecord {
+        started_at_ms: 1,
+        latency: Duration::from_millis(1),
+        summary: None,
+    };
+    a.record("f", &record).await.expect("metrics after flush");
+    let ids: Vec<String> = stream_entries(&redis, &a.keys().stream(STREAM))
+        .await
+        .into_iter()
+        .map(|e| e.external_id)
+        .collect();
+    assert_eq!(ids, ["x1", "x2"]);
+}
+
+#[tokio::test]
+async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
+    let prefix = unique_prefix("state");
+    let a = backend(&prefix).await;
+    let lease = a
+        .acquire("s", "a", Duration::from_secs(60))
+        .await
+        .expect("a")
+        .expect("free");
+    assert_eq!(
+        a.load("s").await.expect("load"),
+        ConnectorState::default(),
+        "nothing yet"
+    );
+
+    let mut expected = ConnectorState::default();
+    let chunks = [
+        chunk("s", &["a", "b", "c"], "1", None),
+        CommitChunk {
+            stream: STREAM.into(),
+            stream_max_len: Some(1000),
+            entries: vec![entry("s", "b", "2")],
+            delta: StateDelta {
+                upserts: vec![("b".into(), "2".into())],
+                removals: vec!["c".into()],
+                cursor: Some(Cursor {
+                    position: Some("2026-01-01T00:00:00Z".into()),
+                    etag: Some("\"v7\"".into()),
+                    last_modified: Some("Tue, 24 Nov 2026 21:00:00 GMT".into()),
+                }),
+            },
+        },
+        // A later cursor without an ETag drops the stored one.
+        CommitChunk {
+            stream: STREAM.into(),
+            stream_max_len: None,
+            entries: Vec::new(),
+            delta: StateDelta {
+                cursor: Some(Cursor {
+                    position: Some("2026-01-02T00:00:00Z".into()),
+                    etag: None,
+                    last_modified: None,
+                }),
+                ..StateDelta::default()
+            },
+        },
+    ];
+    for c in &chunks {
+        assert_eq!(
+            a.commit(&lease, c).await.expect("commit"),
+            CommitOutcome::Committed
+        );
+        c.delta.apply_to(&mut expected);
+        assert_eq!(a.load("s").await.expect("load"), expected);
+    }
+    assert_eq!(expected.versions.len(), 2);
+    assert_eq!(expected.cursor.etag, None);
+
+    a.reset("s").await.expect("reset");
+    assert_eq!(a.load("s").await.expect("load"), ConnectorState::default());
+    assert_eq!(
+        stream_len(&inspector().await, &a.keys().stream(STREAM)).await,
+        4,
+        "reset forgets state, not what was published"
+    );
+}
+
+#[tokio::test]
+async fn a_large_state_loads_completely() {
+    let prefix = unique_prefix("large");
+    let a = backend(&prefix).await;
+    let lease = a
+        .acquire("big", "a", Duration::from_secs(60))
+        .await
+        .expect("a")
+        .expect("free");
+    // More fields than one HSCAN page and than one HSET slice in the script.
+    let upserts: Vec<(String, String)> = (0..2500)
+        .map(|i| (format!("item-{i}"), format!("{i}")))
+        .collect();
+    let big = CommitChunk {
+        stream: STREAM.into(),
+        stream_max_len: None,
+        entries: Vec::new(),
+        delta: StateDelta {
+            upserts: upserts.clone(),
+            ..StateDelta::default()
+        },
+    };
+    assert_eq!(
+        a.commit(&lease, &big).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+    let removals: Vec<String> = (0..1200).map(|i| format!("item-{i}")).collect();
+    let prune = CommitChunk {
+        stream: STREAM.into(),
+        stream_max_len: None,
+        entries: Vec::new(),
+        delta: StateDelta {
+            removals,
+            ..StateDelta::default()
+        },
+    };
+    assert_eq!(
+        a.commit(&lease, &prune).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+    let state = a.load("big").await.expect("load");
+    let expected: HashMap<String, String> = upserts.into_iter().skip(1200).collect();
+    assert_eq!(state.versions, expected);
+}
+
+#[tokio::test]
+async fn keys_follow_the_documented_layout_with_prefix_and_hash_tag() {
+    let prefix = unique_prefix("layout");
+    let a = backend(&prefix).await;
+    let lease = a
+        .acquire("weather-noaa", "a", Duration::from_secs(60))
+        .await
+        .expect("a")
+        .expect("free");
+    let c = chunk(
+        "weather-noaa",
+        &["alert-1"],
+        "1",
+        Some(Cursor {
+            etag: Some("\"e\"".into()),
+            ..Cursor::default()
+        }),
+    );
+    assert_eq!(
+        a.commit(&lease, &c).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+    let record = PollRecord {
+        started_at_ms: 1_000,
+        latency: Duration::from_millis(5),
+        summary: Some(PollSummary::default()),
+    };
+    a.record("weather-noaa", &record).await.expect("record");
+
+    let redis = inspector().await;
+    let p = &prefix;
+    let expected = [
+        (format!("{p}connector:state:{{weather-noaa}}"), "hash"),
+        (format!("{p}lease:{{weather-noaa}}"), "string"),
+        (format!("{p}lease:{{weather-noaa}}:fence"), "string"),
+        (format!("{p}metrics:connector:{{weather-noaa}}"), "hash"),
+        (format!("{p}raw-input-signals"), "stream"),
+    ];
+    let names: Vec<String> = expected.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys_under(&redis, p).await, names, "exactly these keys");
+    for (key, kind) in &expected {
+        assert_eq!(key_type(&redis, key).await, *kind, "TYPE {key}");
+    }
+    assert_eq!(a.keys().lease("weather-noaa"), names[1]);
+
+    let lease_value: String = fred::prelude::KeysInterface::get(&redis, &names[1])
+        .await
+        .expect("GET");
+    assert_eq!(lease_value, format!("a:{}", lease.token));
+    let state: HashMap<String, String> = redis.hgetall(&names[0]).await.expect("HGETALL");
+    let mut fields: Vec<&str> = state.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["cursor:etag", "v:alert-1"]);
+
+    let entries = stream_entries(&redis, &names[4]).await;
+    assert_eq!(entries, c.entries, "entries carry every field, in order");
+}
