@@ -143,6 +143,16 @@ impl RedisServer {
     /// Starts a server persisting to `dir` with an fsync per write, so a kill loses nothing
     /// it acknowledged; returns once it accepts connections.
     pub async fn start(dir: &Path, port: Option<u16>) -> Self {
+        Self::start_with(
+            dir,
+            port,
+            &["--appendonly", "yes", "--appendfsync", "always"],
+        )
+        .await
+    }
+
+    /// Starts a server with `args` added to the basics (port, bind, no RDB snapshots).
+    pub async fn start_with(dir: &Path, port: Option<u16>, args: &[&str]) -> Self {
         let port = port.unwrap_or_else(free_port);
         let mut child = Command::new("redis-server")
             .args([
@@ -153,7 +163,7 @@ impl RedisServer {
                 "--save",
                 "",
             ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(args)
             .arg("--dir")
             .arg(dir)
             .stdout(Stdio::piped())

@@ -1,0 +1,214 @@
+//! The cluster path on a real three-node Redis Cluster started by the test: entries are
+//! appended (the shared stream lives in another slot), then state is committed, fenced.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{RedisServer, entry, inspector_at, settings, stream_entries, unique_prefix};
+use connector_core::Cursor;
+use connector_core::ports::{
+    CommitChunk, CommitOutcome, ConnectorState, LeaseManager, MetricsStore, PollRecord, Publisher,
+    StateDelta, StateStore,
+};
+use connector_redis::{RedisBackend, Topology};
+use fred::prelude::LuaInterface;
+use tokio::process::Command;
+
+/// Three primaries, no replicas; every node is killed when the value is dropped.
+struct Cluster {
+    nodes: Vec<RedisServer>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let sub = dir.path().join(format!("node-{i}"));
+            std::fs::create_dir_all(&sub).expect("node dir");
+            let args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--appendonly",
+                "no",
+            ];
+            nodes.push(RedisServer::start_with(&sub, None, &args).await);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-cli ({e}); install Redis to run this test")
+            });
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_until_ok().await;
+        cluster
+    }
+
+    /// Slot assignments spread by gossip; a node serves once it reports `cluster_state:ok`.
+    /// This polls an external process's readiness (with a deadline), it orders nothing.
+    async fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &self.nodes {
+            loop {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .await
+                    .expect("redis-cli");
+                if String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the test cluster never became ready"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        let first = self.nodes[0].port;
+        let others: Vec<String> = self.nodes[1..]
+            .iter()
+            .map(|n| format!("node=127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis-cluster://127.0.0.1:{first}?{}", others.join("&"))
+    }
+}
+
+#[tokio::test]
+async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() {
+    let cluster = Cluster::start().await;
+    let url = cluster.url();
+    let prefix = unique_prefix("cluster");
+    let a = RedisBackend::connect(settings(&url, &prefix))
+        .await
+        .expect("connect");
+    let b = RedisBackend::connect(settings(&url, &prefix))
+        .await
+        .expect("connect");
+    assert_eq!(a.topology(), Topology::Cluster);
+    let redis = inspector_at(&url).await;
+    let stream = a.keys().stream("raw-input-signals");
+    // A connector whose keys live in another slot than the stream, so the cross-slot path
+    // is what runs (with a random prefix, name alone would collide once in 16384 runs).
+    let slot = |key: String| fred::util::redis_keyslot(key.as_bytes());
+    let name = ["jira", "jira-2"]
+        .into_iter()
+        .find(|n| slot(a.keys().state(n)) != slot(stream.clone()))
+        .expect("two names cannot both share the stream's slot");
+
+    let lease = a
+        .acquire(name, "a", Duration::from_secs(60))
+        .await
+        .expect("acquire")
+        .expect("free");
+    let first = CommitChunk {
+        stream: "raw-input-signals".into(),
+        stream_max_len: Some(10_000),
+        entries: ["x1", "x2", "x3"]
+            .iter()
+            .map(|id| entry(name, id, "1"))
+            .collect(),
+        delta: StateDelta {
+            upserts: ["x1", "x2", "x3"]
+                .iter()
+                .map(|id| ((*id).to_owned(), "1".to_owned()))
+                .collect(),
+            removals: Vec::new(),
+            cursor: Some(Cursor {
+                position: Some("p1".into()),
+                ..Cursor::default()
+            }),
+        },
+    };
+    assert_eq!(
+        a.commit(&lease, &first).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+    let mut expected = ConnectorState::default();
+    first.delta.apply_to(&mut expected);
+    assert_eq!(a.load(name).await.expect("load"), expected);
+    assert_eq!(stream_entries(&redis, &stream).await, first.entries);
+
+    // Scripts are reloaded on whichever node lost them.
+    redis
+        .script_flush_cluster(false)
+        .await
+        .expect("SCRIPT FLUSH");
+    let second = CommitChunk {
+        entries: vec![entry(name, "x4", "1")],
+        delta: StateDelta {
+            upserts: vec![("x4".into(), "1".into())],
+            ..StateDelta::default()
+        },
+        ..first.clone()
+    };
+    assert_eq!(
+        a.commit(&lease, &second).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+    second.delta.apply_to(&mut expected);
+
+    // Another instance takes over: the old holder appends nothing and writes no state.
+    assert!(b.force_release(name).await.expect("force"));
+    let lease_b = b
+        .acquire(name, "b", Duration::from_secs(60))
+        .await
+        .expect("acquire")
+        .expect("free");
+    assert_eq!(lease_b.token, lease.token + 1);
+    let late = CommitChunk {
+        entries: vec![entry(name, "x5", "1")],
+        delta: StateDelta {
+            upserts: vec![("x5".into(), "1".into())],
+            ..StateDelta::default()
+        },
+        ..first.clone()
+    };
+    assert_eq!(
+        a.commit(&lease, &late).await.expect("commit"),
+        CommitOutcome::Fenced
+    );
+    assert_eq!(stream_entries(&redis, &stream).await.len(), 4);
+    assert_eq!(a.load(name).await.expect("load"), expected);
+    assert_eq!(
+        b.commit(&lease_b, &late).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+    assert_eq!(stream_entries(&redis, &stream).await.len(), 5);
+
+    let record = PollRecord {
+        started_at_ms: 7,
+        latency: Duration::from_millis(3),
+        summary: None,
+    };
+    b.record(name, &record).await.expect("record");
+    let m = b.get(name).await.expect("get").expect("recorded");
+    assert_eq!((m.total_polls, m.failed_polls), (1, 1));
+    let holder = a.holder(name).await.expect("holder").expect("held");
+    assert_eq!(holder.instance_id, "b");
+    a.reset(name).await.expect("reset");
+    assert_eq!(a.load(name).await.expect("load"), ConnectorState::default());
+    a.close().await;
+    b.close().await;
+}
