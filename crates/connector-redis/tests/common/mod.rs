@@ -6,6 +6,7 @@
 #![allow(dead_code, missing_docs)]
 
 use std::borrow::Cow;
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -154,18 +155,48 @@ impl RedisServer {
     /// Starts a server with `args` added to the basics (port, bind, no RDB snapshots).
     pub async fn start_with(dir: &Path, port: Option<u16>, args: &[&str]) -> Self {
         let port = port.unwrap_or_else(free_port);
+        let mut all: Vec<OsString> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]
+        .iter()
+        .chain(args)
+        .map(OsString::from)
+        .collect();
+        all.extend([OsString::from("--dir"), dir.as_os_str().to_owned()]);
+        Self::spawn(all, port, "Ready to accept connections").await
+    }
+
+    /// Starts a Sentinel watching the primary at `primary_port` as `service`.
+    pub async fn start_sentinel(dir: &Path, primary_port: u16, service: &str) -> Self {
+        let port = free_port();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!("sentinel monitor {service} 127.0.0.1 {primary_port} 1\n"),
+        )
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
+        let args = [
+            conf.into_os_string(),
+            "--sentinel".into(),
+            "--port".into(),
+            port.to_string().into(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir.as_os_str().to_owned(),
+        ];
+        Self::spawn(args.to_vec(), port, "+monitor master").await
+    }
+
+    /// Runs `redis-server args` and waits for `ready` in its log.
+    async fn spawn(args: Vec<OsString>, port: u16, ready: &str) -> Self {
         let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
             .args(args)
-            .arg("--dir")
-            .arg(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -175,9 +206,9 @@ impl RedisServer {
             });
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
         let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(10), async {
+        let started = tokio::time::timeout(Duration::from_secs(10), async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("Ready to accept connections") {
+                if line.contains(ready) {
                     return true;
                 }
             }
@@ -185,7 +216,7 @@ impl RedisServer {
         })
         .await;
         assert_eq!(
-            ready.ok(),
+            started.ok(),
             Some(true),
             "redis-server on port {port} did not start"
         );

@@ -1,5 +1,7 @@
-//! The cluster path on a real three-node Redis Cluster started by the test: entries are
-//! appended (the shared stream lives in another slot), then state is committed, fenced.
+//! Sentinel and Cluster deployments, each started by its test: the Sentinel URL finds the
+//! primary and commits as on one server; on a three-node Redis Cluster entries are
+//! appended first (the shared stream lives in another slot), then state is committed,
+//! fenced.
 
 mod common;
 
@@ -110,7 +112,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
     let redis = inspector_at(&url).await;
     let stream = a.keys().stream("raw-input-signals");
     // A connector whose keys live in another slot than the stream, so the cross-slot path
-    // is what runs (with a random prefix, name alone would collide once in 16384 runs).
+    // is what runs (with a random prefix, "jira" alone would collide once in 16384 runs).
     let slot = |key: String| fred::util::redis_keyslot(key.as_bytes());
     let name = ["jira", "jira-2"]
         .into_iter()
@@ -211,4 +213,50 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
     assert_eq!(a.load(name).await.expect("load"), ConnectorState::default());
     a.close().await;
     b.close().await;
+}
+
+#[tokio::test]
+async fn through_sentinel_the_backend_finds_the_primary_and_commits_atomically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let primary = RedisServer::start_with(dir.path(), None, &["--appendonly", "no"]).await;
+    let sentinel = RedisServer::start_sentinel(dir.path(), primary.port, "main").await;
+    let url = format!(
+        "redis-sentinel://127.0.0.1:{}/0?sentinelServiceName=main",
+        sentinel.port
+    );
+    let prefix = unique_prefix("sentinel");
+    let a = RedisBackend::connect(settings(&url, &prefix))
+        .await
+        .expect("connect");
+    assert_eq!(a.topology(), Topology::Sentinel);
+    let lease = a
+        .acquire("noaa", "a", Duration::from_secs(60))
+        .await
+        .expect("acquire")
+        .expect("free");
+    let chunk = CommitChunk {
+        stream: "raw-input-signals".into(),
+        stream_max_len: None,
+        entries: vec![entry("noaa", "alert", "1")],
+        delta: StateDelta {
+            upserts: vec![("alert".into(), "1".into())],
+            ..StateDelta::default()
+        },
+    };
+    assert_eq!(
+        a.commit(&lease, &chunk).await.expect("commit"),
+        CommitOutcome::Committed
+    );
+    assert!(a.force_release("noaa").await.expect("force"));
+    assert_eq!(
+        a.commit(&lease, &chunk).await.expect("commit"),
+        CommitOutcome::Fenced
+    );
+
+    // What the primary itself holds.
+    let redis = inspector_at(&primary.url()).await;
+    let stream = a.keys().stream("raw-input-signals");
+    assert_eq!(stream_entries(&redis, &stream).await, chunk.entries);
+    assert_eq!(a.load("noaa").await.expect("load").versions.len(), 1);
+    a.close().await;
 }
