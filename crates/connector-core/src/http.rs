@@ -13,6 +13,7 @@
 //! Error messages name the URL without its query string, which is where an API key would
 //! be if an API insisted on one.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -34,6 +35,24 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 /// Default cap on one response body: large enough for a nationwide NOAA snapshot many times
 /// over, small enough that a misbehaving server cannot exhaust memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// A process-wide hook told of every HTTP attempt: the connector's name and the status
+/// (`None` for a timeout or connection error). One hook for the process rather than a
+/// handle threaded through every provider: the runtime counts requests by status with it.
+pub type ResponseObserver = dyn Fn(&str, Option<u16>) + Send + Sync;
+
+static OBSERVER: OnceLock<Box<ResponseObserver>> = OnceLock::new();
+
+/// Installs the response hook; only the first call takes effect (returns whether it did).
+pub fn observe_responses(hook: impl Fn(&str, Option<u16>) + Send + Sync + 'static) -> bool {
+    OBSERVER.set(Box::new(hook)).is_ok()
+}
+
+fn observe(connector: &str, status: Option<u16>) {
+    if let Some(hook) = OBSERVER.get() {
+        hook(connector, status);
+    }
+}
 
 /// Credentials for one API. Values are secrets: they are never formatted, logged or sent to
 /// another origin.
@@ -240,6 +259,7 @@ pub struct HttpClient {
     timeout: Duration,
     max_body_bytes: usize,
     retry: RetryPolicy,
+    connector: Arc<str>,
 }
 
 /// Builds an [`HttpClient`]; start from [`HttpClient::builder`].
@@ -252,6 +272,7 @@ pub struct HttpClientBuilder {
     timeout: Duration,
     max_body_bytes: usize,
     retry: RetryPolicy,
+    connector: Arc<str>,
 }
 
 impl HttpClientBuilder {
@@ -291,8 +312,10 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Timeout and retries as the connector's config says.
-    pub fn connector_settings(self, config: &ConnectorConfig) -> Self {
+    /// Timeout and retries as the connector's config says; requests are counted under
+    /// the connector's name.
+    pub fn connector_settings(mut self, config: &ConnectorConfig) -> Self {
+        self.connector = config.name.as_str().into();
         self.timeout(config.request_timeout())
             .retry(RetryPolicy::from_config(config))
     }
@@ -335,6 +358,7 @@ impl HttpClientBuilder {
             timeout: self.timeout,
             max_body_bytes: self.max_body_bytes,
             retry: self.retry,
+            connector: self.connector,
         })
     }
 }
@@ -350,6 +374,7 @@ impl HttpClient {
             timeout: Duration::from_secs(30),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             retry: RetryPolicy::none(),
+            connector: "unnamed".into(),
         }
     }
 
@@ -433,8 +458,15 @@ impl HttpClient {
                 }
             }
         };
-        let mut resp = req.send().await.map_err(map_err)?;
+        let mut resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                observe(&self.connector, None);
+                return Err(map_err(e));
+            }
+        };
         let status = resp.status();
+        observe(&self.connector, Some(status.as_u16()));
         tracing::debug!(url = %shown(), status = status.as_u16(), "http response");
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Conditional::NotModified);

@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+mod api;
 mod cli;
+mod manager;
+pub mod telemetry;
 mod worker;
 
 use std::io::Write;
@@ -15,8 +18,9 @@ use connector_core::embedded::EmbeddedBackend;
 use connector_core::ports::Backends;
 use connector_core::registry::BUILTIN_TYPES;
 use connector_core::{ConnectorConfig, ConnectorRegistry, Environment, Factories};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+use crate::manager::Manager;
+use crate::telemetry::Metrics;
 
 pub use cli::{Cli, Command, LeaseAction, StateAction};
 
@@ -30,7 +34,14 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 /// the connector types the binary includes.
 pub fn main(factories: Factories) -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let service = std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "connectors".into());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,28 +52,23 @@ pub fn main(factories: Factories) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(cli, factories)) {
+    let telemetry = runtime.block_on(async { telemetry::init(&service) });
+    let code = match runtime.block_on(execute(cli, factories)) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
-/// Logs go to standard error, so standard output carries only signals and command output.
-/// `LOG_FORMAT=json` for machine-readable lines; `RUST_LOG` sets levels (default `info`).
+/// Logs to standard error with `RUST_LOG` and `LOG_FORMAT` (see [`telemetry::init`]), for
+/// examples that call [`execute`] themselves.
 pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.with_ansi(false).init();
-    }
+    // Without OTLP export configured there is nothing to flush, so the handle can go.
+    let _ = telemetry::init("connectors");
 }
 
 /// Runs one parsed command line; `main` is this plus tracing and a tokio runtime. Public so
@@ -96,7 +102,7 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
     }
     let backends = connect(&cli, &env);
     match command {
-        Command::Run { name } => run(registry, factories, backends, name).await,
+        Command::Run { name } => run(registry, factories, backends, source, name).await,
         Command::Poll { name, dry_run, .. } => {
             poll(&registry, &factories, backends, &name, dry_run).await
         }
@@ -179,94 +185,156 @@ async fn run(
     registry: ConnectorRegistry,
     factories: Factories,
     backends: Backends,
+    source: ConfigSource,
     only: Option<String>,
 ) -> Result<ExitCode> {
-    let selected: Vec<Arc<ConnectorConfig>> = match &only {
-        Some(name) => {
-            let config = find(&registry, name)?;
-            runnable(&factories, config)?;
-            if !config.enabled {
-                bail!("connector \"{name}\" is disabled in the configuration (\"enabled\": false)");
-            }
-            vec![config.clone()]
+    if let Some(name) = &only {
+        let config = find(&registry, name)?;
+        runnable(&factories, config)?;
+        if !config.enabled {
+            bail!("connector \"{name}\" is disabled in the configuration (\"enabled\": false)");
         }
-        None => {
-            for c in registry.enabled() {
-                if factories.get(&c.connector_type).is_none() {
-                    tracing::info!(connector = %c.name, r#type = %c.connector_type, "not included in this binary; skipped");
-                }
-            }
-            registry
-                .enabled()
-                .filter(|c| factories.get(&c.connector_type).is_some())
-                .cloned()
-                .collect()
+    }
+    for c in registry.enabled() {
+        if factories.get(&c.connector_type).is_none() {
+            tracing::info!(connector = %c.name, r#type = %c.connector_type, "not included in this binary; skipped");
         }
-    };
-    if selected.is_empty() {
+    }
+    let metrics = Metrics::new();
+    let observer = metrics.clone();
+    connector_core::http::observe_responses(move |connector, status| {
+        observer.http_response(connector, status);
+    });
+    let mut manager = Manager::new(
+        factories.clone(),
+        backends.clone(),
+        instance_id().into(),
+        metrics.clone(),
+        source,
+        only,
+    );
+    if manager.selected(&registry).is_empty() {
         bail!(
             "no enabled connector of a type this binary runs ({}); check \"enabled\" and \"type\" in the configuration",
             factories.types().join(", ")
         );
     }
-    let instance: Arc<str> = instance_id().into();
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    for config in selected {
-        let connector = factories
-            .create(config.clone(), backends.clone())
-            .with_context(|| format!("connector \"{}\"", config.name))?;
-        tracing::info!(connector = %config.name, r#type = %config.connector_type, interval_ms = config.poll_interval_ms, "starting");
-        tracker.spawn(worker::run_connector(
-            connector,
-            backends.clone(),
-            instance.clone(),
-            shutdown.clone(),
-        ));
+    manager.apply(registry).await?;
+    let api = serve_api(backends, metrics, manager.status()).await?;
+
+    let mut signals = Signals::new()?;
+    loop {
+        match signals.next().await {
+            Signal::Reload => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                manager.reload().await;
+            }
+            Signal::Stop => break,
+        }
     }
-    tracker.close();
-    wait_for_signal().await;
+    let grace = grace_period();
     tracing::info!(
-        grace_s = DEFAULT_GRACE.as_secs(),
+        grace_s = grace.as_secs(),
         "shutting down: letting polls in flight finish"
     );
-    shutdown.cancel();
-    tokio::select! {
-        () = tracker.wait() => {
-            tracing::info!("all connectors stopped");
-            Ok(ExitCode::SUCCESS)
+    let code = tokio::select! {
+        done = manager.shutdown(grace) => {
+            if done {
+                tracing::info!("all connectors stopped; leases released");
+                ExitCode::SUCCESS
+            } else {
+                tracing::warn!("grace period over; exiting with polls still in flight");
+                ExitCode::FAILURE
+            }
         }
-        () = tokio::time::sleep(DEFAULT_GRACE) => {
-            tracing::warn!("grace period over; exiting with polls still in flight");
-            Ok(ExitCode::FAILURE)
-        }
-        () = wait_for_signal() => {
+        _ = signals.next() => {
             tracing::warn!("second signal: exiting at once");
-            Ok(ExitCode::from(130))
+            ExitCode::from(130)
         }
+    };
+    if let Some(api) = api {
+        api.abort();
     }
+    Ok(code)
 }
 
-/// SIGTERM or SIGINT (Ctrl-C).
-async fn wait_for_signal() {
+/// `SHUTDOWN_GRACE_SECONDS`, default 25.
+fn grace_period() -> Duration {
+    std::env::var("SHUTDOWN_GRACE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEFAULT_GRACE, Duration::from_secs)
+}
+
+/// Starts the HTTP API on `HTTP_PORT` (default 9090; `off` disables it).
+async fn serve_api(
+    backends: Backends,
+    metrics: Arc<Metrics>,
+    status: Arc<std::sync::RwLock<manager::Status>>,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let port = std::env::var("HTTP_PORT").unwrap_or_else(|_| "9090".into());
+    if port.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("HTTP_PORT must be a port number or \"off\", not {port:?}"))?;
+    let bind = std::env::var("HTTP_BIND").unwrap_or_else(|_| "0.0.0.0".into());
+    let listener = tokio::net::TcpListener::bind((bind.as_str(), port))
+        .await
+        .with_context(|| {
+            format!("cannot listen on {bind}:{port} (set HTTP_PORT to another port, or \"off\")")
+        })?;
+    tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+    let app = api::router(backends, metrics, status);
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    })))
+}
+
+enum Signal {
+    Reload,
+    Stop,
+}
+
+/// SIGHUP, SIGTERM and SIGINT as one stream of events.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    hup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+                term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.hup.recv() => Signal::Reload,
+                _ = self.term.recv() => Signal::Stop,
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
     }
 }
 

@@ -12,10 +12,13 @@ use std::time::{Duration, Instant};
 
 use connector_core::PollingConnector;
 use connector_core::lease::LeaseKeeper;
+use connector_core::pipeline::now_ms;
 use connector_core::ports::Backends;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+use crate::telemetry::Metrics;
 
 /// A first poll is delayed by a random part of this fraction of the interval (at most
 /// [`MAX_START_SPREAD`]), so a hundred connectors started together do not fire together.
@@ -27,6 +30,7 @@ pub async fn run_connector(
     mut connector: Box<dyn PollingConnector>,
     backends: Backends,
     instance_id: Arc<str>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let config = connector.config().clone();
@@ -45,6 +49,7 @@ pub async fn run_connector(
             }
         };
         tracing::info!(connector = %name, token = lease.token, "lease acquired; polling");
+        metrics.lease_changed(&name, true);
         let keeper = LeaseKeeper::start(backends.leases.clone(), lease, ttl);
 
         let spread = config
@@ -59,6 +64,7 @@ pub async fn run_connector(
                 biased;
                 () = shutdown.cancelled() => {
                     keeper.release().await;
+                    metrics.lease_changed(&name, false);
                     tracing::info!(connector = %name, "stopped; lease released");
                     return;
                 }
@@ -74,7 +80,9 @@ pub async fn run_connector(
                 () = keeper.lost().cancelled() => None,
             };
             let _enter = span.enter();
-            let ms = started.elapsed().as_millis() as u64;
+            let took = started.elapsed();
+            metrics.poll_finished(&name, outcome.as_ref(), took, (now_ms() / 1000) as i64);
+            let ms = took.as_millis() as u64;
             match outcome {
                 Some(Ok(s)) => tracing::info!(
                     fetched = s.fetched,
@@ -93,6 +101,7 @@ pub async fn run_connector(
             }
         }
         tracing::warn!(connector = %name, "lease lost; waiting to re-acquire it");
+        metrics.lease_changed(&name, false);
         keeper.release().await;
     }
 }

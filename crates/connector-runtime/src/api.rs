@@ -1,0 +1,162 @@
+//! The HTTP API: health for probes, metrics for people and Prometheus.
+//!
+//! `/metrics/connectors` reads the shared metrics store (Redis in production), so any
+//! instance answers for every connector, whichever instance polls it.
+
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use connector_core::pipeline::{health_max_age, now_ms};
+use connector_core::ports::Backends;
+use serde_json::{Value, json};
+
+use crate::manager::Status;
+use crate::telemetry::Metrics;
+
+#[derive(Clone)]
+struct Api {
+    backends: Backends,
+    metrics: Arc<Metrics>,
+    status: Arc<RwLock<Status>>,
+}
+
+/// The router, ready to serve.
+pub fn router(backends: Backends, metrics: Arc<Metrics>, status: Arc<RwLock<Status>>) -> Router {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health/connectors", get(connectors_health))
+        .route("/metrics/connectors", get(all_metrics))
+        .route("/metrics/connectors/{name}", get(one_metrics))
+        .route("/metrics", get(prometheus))
+        .with_state(Api {
+            backends,
+            metrics,
+            status,
+        })
+}
+
+fn snapshot(api: &Api) -> Status {
+    api.status
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when a config is loaded and the backend answers.
+async fn ready(State(api): State<Api>) -> Response {
+    let status = snapshot(&api);
+    let backend = api.backends.metrics.get("readiness-probe").await;
+    let ok = !status.registry.all().is_empty() && backend.is_ok();
+    let body = json!({
+        "ready": ok,
+        "backend": match &backend { Ok(_) => "ok".to_owned(), Err(e) => e.to_string() },
+        "connectors": status.registry.all().len(),
+        "running": status.running,
+        "reloads": status.reloads,
+        "lastReload": status.last_reload,
+    });
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+/// Healthy per connector when its last success is younger than three poll intervals
+/// (at least a minute); 503 when any enabled connector is not.
+async fn connectors_health(State(api): State<Api>) -> Response {
+    let status = snapshot(&api);
+    let now = now_ms();
+    let mut out = serde_json::Map::new();
+    let mut all_ok = true;
+    for c in status.registry.enabled() {
+        let max_age = health_max_age(c);
+        let entry = match api.backends.metrics.get(&c.name).await {
+            Ok(m) => {
+                let last = m.as_ref().and_then(|m| m.last_success_time);
+                let healthy = m.as_ref().is_some_and(|m| m.is_healthy(now, max_age));
+                all_ok &= healthy;
+                json!({
+                    "healthy": healthy,
+                    "lastSuccessTime": last,
+                    "ageMs": last.map(|t| now.saturating_sub(t)),
+                    "maxAgeMs": max_age.as_millis() as u64,
+                })
+            }
+            Err(e) => {
+                all_ok = false;
+                json!({ "healthy": false, "error": e.to_string() })
+            }
+        };
+        out.insert(c.name.clone(), entry);
+    }
+    let code = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({ "healthy": all_ok, "connectors": out }))).into_response()
+}
+
+async fn all_metrics(State(api): State<Api>) -> Response {
+    let status = snapshot(&api);
+    let mut out = serde_json::Map::new();
+    for c in status.registry.all() {
+        match api.backends.metrics.get(&c.name).await {
+            Ok(m) => {
+                out.insert(c.name.clone(), json!(m));
+            }
+            Err(e) => return backend_error(&e),
+        }
+    }
+    Json(Value::Object(out)).into_response()
+}
+
+async fn one_metrics(State(api): State<Api>, Path(name): Path<String>) -> Response {
+    let status = snapshot(&api);
+    if status.registry.get(&name).is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no connector named \"{name}\"") })),
+        )
+            .into_response();
+    }
+    match api.backends.metrics.get(&name).await {
+        Ok(Some(m)) => Json(json!(m)).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("\"{name}\" has no metrics yet: it has not been polled") })),
+        )
+            .into_response(),
+        Err(e) => backend_error(&e),
+    }
+}
+
+fn backend_error(e: &dyn std::fmt::Display) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": e.to_string() })),
+    )
+        .into_response()
+}
+
+async fn prometheus(State(api): State<Api>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        api.metrics.render(),
+    )
+        .into_response()
+}

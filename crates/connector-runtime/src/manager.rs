@@ -1,0 +1,216 @@
+//! The set of running connectors, and how it follows the configuration.
+//!
+//! On SIGHUP the config is loaded again. An invalid config is refused (its errors logged,
+//! the running set untouched). Otherwise the running set is made to match: a removed or
+//! disabled connector finishes its poll in flight, releases its lease and stops; a new one
+//! starts; a changed one is stopped the same way and started again with its new settings.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use connector_core::config::ConfigSource;
+use connector_core::pipeline::now_ms;
+use connector_core::ports::Backends;
+use connector_core::{ConnectorConfig, ConnectorRegistry, Environment, Factories};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::Metrics;
+use crate::worker;
+
+/// What the HTTP API shows about the configuration and reloads.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Every configured connector (redacted form is produced on demand).
+    #[serde(skip)]
+    pub registry: ConnectorRegistry,
+    /// Names of the connectors this process runs.
+    pub running: Vec<String>,
+    /// Reloads applied or refused since start.
+    pub reloads: u64,
+    /// The last reload, if any.
+    pub last_reload: Option<ReloadStatus>,
+}
+
+/// The outcome of one reload.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadStatus {
+    /// UNIX ms.
+    pub at: u64,
+    /// Applied or refused.
+    pub ok: bool,
+    /// The config errors that refused it.
+    pub errors: Vec<String>,
+}
+
+struct Running {
+    config: Arc<ConnectorConfig>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Starts, stops and restarts connector tasks.
+pub struct Manager {
+    factories: Factories,
+    backends: Backends,
+    instance: Arc<str>,
+    metrics: Arc<Metrics>,
+    source: ConfigSource,
+    only: Option<String>,
+    running: BTreeMap<String, Running>,
+    status: Arc<RwLock<Status>>,
+}
+
+impl Manager {
+    /// A manager with nothing running yet.
+    pub fn new(
+        factories: Factories,
+        backends: Backends,
+        instance: Arc<str>,
+        metrics: Arc<Metrics>,
+        source: ConfigSource,
+        only: Option<String>,
+    ) -> Self {
+        Self {
+            factories,
+            backends,
+            instance,
+            metrics,
+            source,
+            only,
+            running: BTreeMap::new(),
+            status: Arc::default(),
+        }
+    }
+
+    /// Shared view for the HTTP API.
+    pub fn status(&self) -> Arc<RwLock<Status>> {
+        self.status.clone()
+    }
+
+    /// The connectors of `registry` this process should run.
+    pub fn selected(&self, registry: &ConnectorRegistry) -> Vec<Arc<ConnectorConfig>> {
+        registry
+            .enabled()
+            .filter(|c| self.factories.get(&c.connector_type).is_some())
+            .filter(|c| self.only.as_ref().is_none_or(|n| *n == c.name))
+            .cloned()
+            .collect()
+    }
+
+    /// Makes the running set match `registry`.
+    pub async fn apply(&mut self, registry: ConnectorRegistry) -> anyhow::Result<()> {
+        let wanted: BTreeMap<String, Arc<ConnectorConfig>> = self
+            .selected(&registry)
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, r)| wanted.get(*name).is_none_or(|w| **w != *r.config))
+            .map(|(name, _)| name.clone())
+            .collect();
+        // Stop first, then start: a changed connector must give its lease up before its
+        // new incarnation asks for it.
+        let stopping: Vec<(String, Running)> = stale
+            .into_iter()
+            .filter_map(|n| self.running.remove(&n).map(|r| (n, r)))
+            .collect();
+        for (_, r) in &stopping {
+            r.stop.cancel();
+        }
+        for (name, r) in stopping {
+            let _ = r.task.await;
+            let why = if wanted.contains_key(&name) {
+                "changed"
+            } else {
+                "removed or disabled"
+            };
+            tracing::info!(connector = %name, "{why}: stopped");
+        }
+        let mut errors = Vec::new();
+        for (name, config) in wanted {
+            if self.running.contains_key(&name) {
+                continue;
+            }
+            match self.factories.create(config.clone(), self.backends.clone()) {
+                Ok(connector) => {
+                    tracing::info!(connector = %name, r#type = %config.connector_type, interval_ms = config.poll_interval_ms, "starting");
+                    let stop = CancellationToken::new();
+                    let task = tokio::spawn(worker::run_connector(
+                        connector,
+                        self.backends.clone(),
+                        self.instance.clone(),
+                        self.metrics.clone(),
+                        stop.clone(),
+                    ));
+                    self.running.insert(name, Running { config, stop, task });
+                }
+                Err(e) => errors.push(format!("connector \"{name}\": {e}")),
+            }
+        }
+        let mut status = self
+            .status
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        status.registry = registry;
+        status.running = self.running.keys().cloned().collect();
+        drop(status);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!(errors.join("; "))
+        }
+    }
+
+    /// SIGHUP: load the config again and apply it, or keep the running one.
+    pub async fn reload(&mut self) {
+        let env = Environment::from_process();
+        let result = ConnectorRegistry::load(&self.source, &env, &self.factories);
+        let ok = result.is_ok();
+        let errors = match result {
+            Ok(registry) => match self.apply(registry).await {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![e.to_string()],
+            },
+            Err(errors) => {
+                tracing::error!("reload refused, the running configuration stays: {errors}");
+                errors.messages()
+            }
+        };
+        if ok {
+            tracing::info!(running = self.running.len(), "configuration reloaded");
+        }
+        self.metrics.reloaded(ok);
+        let mut status = self
+            .status
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        status.reloads += 1;
+        status.last_reload = Some(ReloadStatus {
+            at: now_ms(),
+            ok,
+            errors,
+        });
+    }
+
+    /// Stops every connector: polls in flight finish, leases are released. Returns false
+    /// if `grace` ran out first.
+    pub async fn shutdown(&mut self, grace: Duration) -> bool {
+        let all: Vec<Running> = std::mem::take(&mut self.running).into_values().collect();
+        for r in &all {
+            r.stop.cancel();
+        }
+        let wait = async {
+            for r in all {
+                let _ = r.task.await;
+            }
+        };
+        tokio::time::timeout(grace, wait).await.is_ok()
+    }
+}

@@ -1,0 +1,355 @@
+//! Logs, traces and Prometheus metrics.
+//!
+//! Each event of interest (a poll finished, a lease changed hands, a reload) is one
+//! function here that writes its metric, so the worker calls one thing per event and the
+//! metric names live in one place. Labels come from fixed sets: the connector name (from
+//! validated config), an outcome or a stage, never an error message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_core::PollSummary;
+use connector_core::pipeline::PollError;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// How a poll ended.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Outcome {
+    /// Completed, with or without new signals.
+    success,
+    /// The server said 304.
+    not_modified,
+    /// Fetch, transform or backend failure.
+    failure,
+    /// The lease had moved: nothing written.
+    fenced,
+    /// The lease was lost while the poll ran; it was cancelled.
+    cancelled,
+}
+
+/// Where an item went in the pipeline.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Stage {
+    /// Returned by the provider.
+    fetched,
+    /// Committed to the stream.
+    published,
+    /// Version already recorded.
+    skipped_unchanged,
+    /// Left a snapshot.
+    removed,
+    /// Could not be transformed.
+    failed,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PollLabels {
+    connector: String,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ItemLabels {
+    connector: String,
+    stage: Stage,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabel {
+    connector: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    connector: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    outcome: &'static str,
+}
+
+fn poll_histogram() -> Histogram {
+    // 5 ms to ~40 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// The process's Prometheus metrics.
+pub struct Metrics {
+    registry: Registry,
+    polls: Family<PollLabels, Counter>,
+    items: Family<ItemLabels, Counter>,
+    duration: Family<ConnectorLabel, Histogram, fn() -> Histogram>,
+    last_success: Family<ConnectorLabel, Gauge>,
+    lease_held: Family<ConnectorLabel, Gauge>,
+    http: Family<HttpLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+}
+
+impl Metrics {
+    /// Registers every metric (documented in the README under "Metrics").
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let polls = Family::<PollLabels, Counter>::default();
+        let items = Family::<ItemLabels, Counter>::default();
+        let duration = Family::<ConnectorLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            poll_histogram,
+        );
+        let last_success = Family::<ConnectorLabel, Gauge>::default();
+        let lease_held = Family::<ConnectorLabel, Gauge>::default();
+        let http = Family::<HttpLabels, Counter>::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register("connector_polls", "Polls by outcome", polls.clone());
+        registry.register("connector_items", "Items by pipeline stage", items.clone());
+        registry.register(
+            "connector_poll_duration_seconds",
+            "Duration of completed polls",
+            duration.clone(),
+        );
+        registry.register(
+            "connector_last_success_timestamp_seconds",
+            "UNIX time of the last successful poll",
+            last_success.clone(),
+        );
+        registry.register(
+            "connector_lease_held",
+            "1 while this process holds the connector's lease",
+            lease_held.clone(),
+        );
+        registry.register(
+            "connector_http_requests",
+            "HTTP requests to providers by status (\"error\" for timeouts and connection failures)",
+            http.clone(),
+        );
+        registry.register(
+            "connector_config_reloads",
+            "Config reloads by outcome",
+            reloads.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            polls,
+            items,
+            duration,
+            last_success,
+            lease_held,
+            http,
+            reloads,
+        })
+    }
+
+    /// A poll ended.
+    pub fn poll_finished(
+        &self,
+        connector: &str,
+        result: Option<&Result<PollSummary, PollError>>,
+        took: Duration,
+        now_s: i64,
+    ) {
+        let outcome = match result {
+            Some(Ok(s)) if s.not_modified => Outcome::not_modified,
+            Some(Ok(_)) => Outcome::success,
+            Some(Err(PollError::Fenced { .. })) => Outcome::fenced,
+            Some(Err(_)) => Outcome::failure,
+            None => Outcome::cancelled,
+        };
+        self.polls
+            .get_or_create(&PollLabels {
+                connector: connector.to_owned(),
+                outcome,
+            })
+            .inc();
+        if let Some(Ok(s)) = result {
+            let label = ConnectorLabel {
+                connector: connector.to_owned(),
+            };
+            self.duration
+                .get_or_create(&label)
+                .observe(took.as_secs_f64());
+            self.last_success.get_or_create(&label).set(now_s);
+            for (stage, n) in [
+                (Stage::fetched, s.fetched),
+                (Stage::published, s.published),
+                (Stage::skipped_unchanged, s.skipped_unchanged),
+                (Stage::removed, s.removed),
+                (Stage::failed, s.failed),
+            ] {
+                self.items
+                    .get_or_create(&ItemLabels {
+                        connector: connector.to_owned(),
+                        stage,
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// The lease was taken (true) or given up / lost (false).
+    pub fn lease_changed(&self, connector: &str, held: bool) {
+        self.lease_held
+            .get_or_create(&ConnectorLabel {
+                connector: connector.to_owned(),
+            })
+            .set(i64::from(held));
+    }
+
+    /// An HTTP attempt to a provider finished.
+    pub fn http_response(&self, connector: &str, status: Option<u16>) {
+        let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        self.http
+            .get_or_create(&HttpLabels {
+                connector: connector.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// A SIGHUP reload was applied or refused.
+    pub fn reloaded(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                outcome: if ok { "applied" } else { "refused" },
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Keeps the OpenTelemetry pipeline alive; dropping it without [`Telemetry::shutdown`]
+/// may lose the last spans.
+pub struct Telemetry {
+    tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes and stops trace export.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.tracer_provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("OpenTelemetry shutdown: {e}");
+        }
+    }
+}
+
+/// Logs go to standard error, so standard output carries only signals and command output.
+/// `LOG_FORMAT=json` for machine-readable lines; `RUST_LOG` sets levels (default `info`).
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported over OTLP/HTTP
+/// (`OTEL_SERVICE_NAME` names the service; default: the binary's name).
+pub fn init(service: &str) -> Telemetry {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let fmt_layer = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .boxed()
+    };
+    let (otel_layer, tracer_provider) = match otlp_tracer(service) {
+        Some((layer, provider)) => (Some(layer), Some(provider)),
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(otel_layer)
+        .with(fmt_layer)
+        .with(filter)
+        .try_init();
+    Telemetry { tracer_provider }
+}
+
+type OtelLayer = tracing_opentelemetry::OpenTelemetryLayer<
+    tracing_subscriber::Registry,
+    opentelemetry_sdk::trace::Tracer,
+>;
+
+fn otlp_tracer(service: &str) -> Option<(OtelLayer, opentelemetry_sdk::trace::SdkTracerProvider)> {
+    use opentelemetry::trace::TracerProvider as _;
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())?;
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!(
+                "OTEL_EXPORTER_OTLP_ENDPOINT is set but the exporter failed: {e}; traces are not exported"
+            );
+            return None;
+        }
+    };
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name(service.to_owned());
+    }
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build();
+    let tracer = provider.tracer("connectors");
+    Some((tracing_opentelemetry::layer().with_tracer(tracer), provider))
+}
+
+use tracing_subscriber::Layer as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_as_prometheus_text() {
+        let m = Metrics::new();
+        let ok: Result<PollSummary, PollError> = Ok(PollSummary {
+            fetched: 3,
+            published: 2,
+            skipped_unchanged: 1,
+            ..PollSummary::default()
+        });
+        m.poll_finished("w", Some(&ok), Duration::from_millis(20), 1_800_000_000);
+        m.lease_changed("w", true);
+        m.http_response("w", Some(200));
+        m.http_response("w", None);
+        m.reloaded(true);
+        let text = m.render();
+        for line in [
+            "connector_polls_total{connector=\"w\",outcome=\"success\"} 1",
+            "connector_items_total{connector=\"w\",stage=\"published\"} 2",
+            "connector_items_total{connector=\"w\",stage=\"fetched\"} 3",
+            "connector_poll_duration_seconds_count{connector=\"w\"} 1",
+            "connector_last_success_timestamp_seconds{connector=\"w\"} 1800000000",
+            "connector_lease_held{connector=\"w\"} 1",
+            "connector_http_requests_total{connector=\"w\",status=\"200\"} 1",
+            "connector_http_requests_total{connector=\"w\",status=\"error\"} 1",
+            "connector_config_reloads_total{outcome=\"applied\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}
