@@ -223,14 +223,9 @@ async fn run(
     let api = serve_api(backends, metrics, manager.status()).await?;
 
     let mut signals = Signals::new()?;
-    loop {
-        match signals.next().await {
-            Signal::Reload => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                manager.reload().await;
-            }
-            Signal::Stop => break,
-        }
+    while let Signal::Reload = signals.next().await {
+        tracing::info!("SIGHUP: reloading the configuration");
+        manager.reload().await;
     }
     let grace = grace_period();
     tracing::info!(
