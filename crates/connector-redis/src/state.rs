@@ -8,8 +8,6 @@
 //! - `cursor:position`, `cursor:etag`, `cursor:last_modified` → the cursor; a field is
 //!   absent when its value is `None`.
 
-use std::collections::HashMap;
-
 use connector_core::ports::{ConnectorState, StateDelta};
 
 /// Prefix of a version field.
@@ -63,10 +61,7 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
 /// Rebuilds the state from the hash's fields. Unknown fields (a newer layout) are ignored
 /// rather than failing the load.
 pub fn state_from_fields(fields: impl IntoIterator<Item = (String, String)>) -> ConnectorState {
-    let mut state = ConnectorState {
-        versions: HashMap::new(),
-        ..ConnectorState::default()
-    };
+    let mut state = ConnectorState::default();
     for (field, value) in fields {
         if let Some(id) = field.strip_prefix(VERSION_PREFIX) {
             state.versions.insert(id.to_owned(), value);
