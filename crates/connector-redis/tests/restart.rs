@@ -1,5 +1,6 @@
-//! A Redis outage mid-run: operations fail with a backend error (no panic), and the same
-//! client carries on once the server is back, without duplicating anything.
+//! Redis failures mid-run: operations fail with a backend error (no panic), the same client
+//! carries on once the server is back, and nothing is appended twice, not even when a
+//! commit ran but its reply was lost.
 
 mod common;
 
@@ -10,9 +11,12 @@ use common::{
     ItemsProvider, RedisServer, config_for, free_port, inspector_at, items_body, settings,
     stream_entries, unique_prefix,
 };
+use common::{ReplyCutter, entry};
 use connector_core::Factories;
 use connector_core::pipeline::PollError;
-use connector_core::ports::{MetricsStore, StateStore};
+use connector_core::ports::{
+    CommitChunk, CommitOutcome, LeaseManager, MetricsStore, Publisher, StateDelta, StateStore,
+};
 use connector_redis::RedisBackend;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -122,5 +126,67 @@ async fn connecting_to_nothing_fails_with_a_message_and_no_password() {
     assert!(
         !message.contains("hunter2") && !message.contains("operator"),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_commit_whose_reply_is_lost_is_never_resent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path(), None).await;
+    let upstream = format!("127.0.0.1:{}", redis.port).parse().expect("addr");
+    let proxy = ReplyCutter::start(upstream).await;
+    let prefix = unique_prefix("cut");
+    let backend = RedisBackend::connect(
+        settings(&proxy.url(), &prefix)
+            .with_reconnect_delays(Duration::from_millis(10), Duration::from_millis(100)),
+    )
+    .await
+    .expect("connect through the proxy");
+    let lease = backend
+        .acquire("cut", "me", Duration::from_secs(60))
+        .await
+        .expect("backend")
+        .expect("free");
+    let chunk = |ids: &[&str]| CommitChunk {
+        stream: "raw-input-signals".into(),
+        stream_max_len: None,
+        entries: ids.iter().map(|id| entry("cut", id, "1")).collect(),
+        delta: StateDelta {
+            upserts: ids
+                .iter()
+                .map(|id| ((*id).to_owned(), "1".to_owned()))
+                .collect(),
+            ..StateDelta::default()
+        },
+    };
+
+    proxy.arm();
+    let lost = backend.commit(&lease, &chunk(&["a", "b"])).await;
+    assert!(lost.is_err(), "the reply never came: {lost:?}");
+    // Anything fred would resend goes out on reconnection, before this next commit.
+    assert_eq!(
+        backend
+            .commit(&lease, &chunk(&["c"]))
+            .await
+            .expect("next commit"),
+        CommitOutcome::Committed
+    );
+
+    let inspect = inspector_at(&redis.url()).await;
+    let ids: Vec<String> = stream_entries(&inspect, &backend.keys().stream("raw-input-signals"))
+        .await
+        .into_iter()
+        .map(|e| e.external_id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["a", "b", "c"],
+        "the lost-reply commit ran once, and only once"
+    );
+    let state = backend.load("cut").await.expect("load");
+    assert_eq!(
+        state.versions.len(),
+        3,
+        "its versions are there for the pipeline to reload"
     );
 }
