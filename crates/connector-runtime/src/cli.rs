@@ -43,6 +43,10 @@ pub enum Command {
         #[arg(env = "CONNECTOR_NAME")]
         name: Option<String>,
     },
+    /// Supervise: one child process (`run NAME`) per enabled connector this binary runs,
+    /// restarted with backoff when it dies; SIGHUP and SIGTERM are forwarded. Children get
+    /// HTTP_PORT+1, HTTP_PORT+2, … (or `off` when HTTP_PORT is `off`).
+    All,
     /// Load and check the configuration; print it resolved, with secrets hidden. Exits 1
     /// listing every mistake (file, line, field) when it is invalid.
     Validate,

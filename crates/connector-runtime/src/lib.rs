@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod manager;
+mod supervisor;
 pub mod telemetry;
 mod worker;
 
@@ -100,6 +101,9 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
     if let Command::List = command {
         return list(&registry, &factories);
     }
+    if let Command::All = command {
+        return all(&cli, &registry, &factories).await;
+    }
     let backends = connect(&cli, &env);
     match command {
         Command::Run { name } => run(registry, factories, backends, source, name).await,
@@ -109,7 +113,9 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
         Command::State { action } => state(&registry, backends, action).await,
         Command::Lease { action } => lease(&registry, backends, action).await,
         Command::Metrics { name } => metrics(&registry, backends, name).await,
-        Command::Schema | Command::Validate | Command::List => Ok(ExitCode::SUCCESS),
+        Command::Schema | Command::Validate | Command::List | Command::All => {
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -251,6 +257,48 @@ async fn run(
         api.abort();
     }
     Ok(code)
+}
+
+async fn all(cli: &Cli, registry: &ConnectorRegistry, factories: &Factories) -> Result<ExitCode> {
+    let names: Vec<String> = registry
+        .enabled()
+        .filter(|c| factories.get(&c.connector_type).is_some())
+        .map(|c| c.name.clone())
+        .collect();
+    if names.is_empty() {
+        bail!(
+            "no enabled connector of a type this binary runs ({})",
+            factories.types().join(", ")
+        );
+    }
+    let mut global_args = Vec::new();
+    if let Some(config) = &cli.config {
+        global_args.push("--config".into());
+        global_args.push(config.clone().into_os_string());
+    }
+    if let Some(dir) = &cli.state_dir {
+        global_args.push("--state-dir".into());
+        global_args.push(dir.clone().into_os_string());
+    }
+    let base = std::env::var("HTTP_PORT").unwrap_or_else(|_| "9090".into());
+    let base: Option<u16> = if base.eq_ignore_ascii_case("off") {
+        None
+    } else {
+        Some(base.parse().with_context(|| format!("HTTP_PORT must be a port number or \"off\", not {base:?}"))?)
+    };
+    let children = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| supervisor::ChildSpec {
+            name,
+            global_args: global_args.clone(),
+            http_port: base.map_or_else(
+                || "off".to_owned(),
+                |b| (u32::from(b) + 1 + i as u32).to_string(),
+            ),
+        })
+        .collect();
+    supervisor::supervise(children).await
 }
 
 /// `SHUTDOWN_GRACE_SECONDS`, default 25.

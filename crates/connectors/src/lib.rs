@@ -1,0 +1,10 @@
+//! The list of built-in connector types: one line per provider.
+
+use connector_core::Factories;
+
+/// Every connector type this product ships.
+pub fn factories() -> Factories {
+    let mut factories = Factories::new();
+    factories.register::<connector_noaa::NoaaProvider>();
+    factories
+}
