@@ -91,6 +91,8 @@ impl RedisBackend {
             .with_connection_config(|c| {
                 c.connection_timeout = connect_timeout;
                 c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
+                // Never resend a command whose reply was lost: see the module docs, and
+                // tests/restart.rs for the duplicate a resent commit would append.
                 c.max_command_attempts = 1;
                 // A connection that stops answering (a network partition, where TCP itself
                 // notices nothing) is dropped and reconnected.
