@@ -58,6 +58,10 @@ pub struct Fetched<I> {
     pub pages: u64,
     /// Provider-specific counters for the poll summary.
     pub extras: BTreeMap<String, u64>,
+    /// Most new or changed items to publish from this poll (the provider's per-poll cap).
+    /// The rest are published by the next polls, since their versions are not recorded;
+    /// the cursor does not advance while anything is held back.
+    pub change_limit: Option<usize>,
 }
 
 impl<I> Fetched<I> {
@@ -69,6 +73,7 @@ impl<I> Fetched<I> {
             complete: true,
             pages: 1,
             extras: BTreeMap::new(),
+            change_limit: None,
         }
     }
 }
@@ -381,6 +386,16 @@ async fn plan_and_commit<P: Provider>(
         .iter()
         .map(|(i, c)| Work::Item(*i, *c))
         .collect();
+    let mut held_back = false;
+    if let Some(limit) = fetched.change_limit
+        && work.len() > limit
+    {
+        summary
+            .extras
+            .insert("heldBack".to_owned(), (work.len() - limit) as u64);
+        work.truncate(limit);
+        held_back = true;
+    }
     let mut silent_prunes: Vec<String> = Vec::new();
     if config.emit_removals {
         work.extend(
@@ -443,9 +458,10 @@ async fn plan_and_commit<P: Provider>(
         }
         if last {
             delta.removals.append(&mut silent_prunes);
-            // An item that failed to transform must be seen again: keep the old resume
-            // point (versions keep the others from being republished).
-            if cursor_changed && !any_failed {
+            // An item that failed to transform, or was held back by the cap, must be seen
+            // again: keep the old resume point (versions keep the others from being
+            // republished).
+            if cursor_changed && !any_failed && !held_back {
                 delta.cursor = Some(fetched.cursor.clone());
             }
         }

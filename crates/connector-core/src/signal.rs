@@ -112,7 +112,18 @@ impl StreamEntry {
             connector_type: signal.connector_type.to_owned(),
             external_id: signal.external_id.clone(),
             version: signal.version.clone(),
-            dedup_id: dedup_id(&signal.connector, &signal.external_id, &signal.version),
+            // A removal repeats the last version it had; without the marker it would share
+            // the dedup_id of the signal that published that version, and consumers that
+            // de-duplicate would drop it.
+            dedup_id: if signal.change == Change::Removed {
+                dedup_id(
+                    &signal.connector,
+                    &signal.external_id,
+                    &format!("{}\0removed", signal.version),
+                )
+            } else {
+                dedup_id(&signal.connector, &signal.external_id, &signal.version)
+            },
             signal: compact_json(serde_json::to_string(signal)?),
         })
     }

@@ -167,11 +167,22 @@ pub async fn run_contract<P: Provider>(
         "exactly the changed item: {changed:?}"
     );
     let all = h.published();
-    let last = all.last().map(signal_json);
-    assert_eq!(
-        last.as_ref().map(|s| &s["change"]),
-        Some(&serde_json::json!("updated"))
+    let updated = all.last().unwrap_or_else(|| panic!("an entry"));
+    assert_eq!(signal_json(updated)["change"], "updated");
+    let earlier = entries
+        .iter()
+        .find(|e| e.external_id == updated.external_id)
+        .unwrap_or_else(|| {
+            panic!(
+                "the updated item {} was in the baseline",
+                updated.external_id
+            )
+        });
+    assert_ne!(
+        earlier.version, updated.version,
+        "an update carries a new version"
     );
+    assert_ne!(earlier.dedup_id, updated.dedup_id, "and a new dedup_id");
     let again = h
         .connector
         .poll(&h.lease)
@@ -212,10 +223,15 @@ pub async fn run_contract<P: Provider>(
             .await
             .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
         assert_eq!(removed.published, 1, "one removal signal: {removed:?}");
-        let last = h.published().last().map(signal_json);
-        assert_eq!(
-            last.as_ref().map(|s| &s["change"]),
-            Some(&serde_json::json!("removed"))
+        let all = h.published();
+        let gone = all.last().unwrap_or_else(|| panic!("an entry"));
+        assert_eq!(signal_json(gone)["change"], "removed");
+        assert!(
+            all[..all.len() - 1]
+                .iter()
+                .filter(|e| e.external_id == gone.external_id)
+                .all(|e| e.dedup_id != gone.dedup_id),
+            "a removal's dedup_id differs from the item's earlier signals"
         );
         let state = h
             .backend
@@ -226,6 +242,10 @@ pub async fn run_contract<P: Provider>(
             state.versions.len(),
             n - 1,
             "the removed item's version is pruned"
+        );
+        assert!(
+            !state.versions.contains_key(&gone.external_id),
+            "the removed item is the one forgotten"
         );
         server.reset().await;
         scenario.serve_one_removed(server).await;

@@ -3,10 +3,11 @@
 //! `/alerts/active` answers with the whole current set in one response; the history
 //! endpoint pages with `pagination.next`, which has no reliable last-page marker, so paging
 //! stops on an empty page, a missing link, a link to another host, a repeated link, or the
-//! page limit. Only a read that ended naturally counts as the complete snapshot.
+//! page limit. Only an `/alerts/active` read that ended naturally counts as the complete
+//! snapshot; the history window is never one (leaving it means nothing).
 
 use connector_core::Cursor;
-use connector_core::http::{Conditional, HttpClient};
+use connector_core::http::{Conditional, HttpClient, display_url};
 use connector_core::pipeline::{FetchError, FetchOutcome, Fetched};
 use url::Url;
 
@@ -21,21 +22,26 @@ pub struct NoaaClient {
     first_page: Url,
     max_alerts: Option<usize>,
     actual_only: bool,
+    snapshot: bool,
 }
 
 impl NoaaClient {
-    /// `filters` are sent on the first page and re-added to `next` links that drop them.
+    /// `first_page` carries the filters, which are re-added to `next` links that drop them.
+    /// `snapshot` says the endpoint returns the whole current set (`/alerts/active…`), as
+    /// opposed to the history window of `/alerts`, where absence means nothing.
     pub fn new(
         http: HttpClient,
         first_page: Url,
         max_alerts: Option<usize>,
         actual_only: bool,
+        snapshot: bool,
     ) -> Self {
         Self {
             http,
             first_page,
             max_alerts,
             actual_only,
+            snapshot,
         }
     }
 
@@ -45,13 +51,15 @@ impl NoaaClient {
     }
 
     /// Fetches every page of the query. Validators are sent with the first page only, and
-    /// kept only when the answer was a single page (a paged answer has no single ETag).
+    /// kept only when the answer was one complete page: a paged or partial answer has no
+    /// single ETag, and keeping one would turn the next poll into a 304 that hides what
+    /// this one could not read.
     pub async fn fetch_alerts(&self, cursor: &Cursor) -> Result<FetchOutcome<Alert>, FetchError> {
         let mut url = self.first_page.clone();
         let mut alerts = Vec::new();
         let mut extras = std::collections::BTreeMap::new();
         let mut pages = 0u64;
-        let mut complete = true;
+        let mut complete = self.snapshot;
         let mut validators = Cursor::default();
         loop {
             let sent = if pages == 0 {
@@ -87,27 +95,11 @@ impl NoaaClient {
                     Err(e) => {
                         // Publishing the rest beats blocking every alert on one odd one;
                         // the read is no longer the whole set, so nothing is pruned.
-                        tracing::warn!(url = %connector_core::http::display_url(&url), error = %e, "alert skipped: unexpected shape");
+                        tracing::warn!(url = %display_url(&url), error = %e, "alert skipped: unexpected shape");
                         *extras.entry("malformedSkipped".to_owned()).or_insert(0) += 1;
                         complete = false;
                     }
                 }
-            }
-            let has_next = page
-                .pagination
-                .as_ref()
-                .and_then(|p| p.next.as_ref())
-                .is_some();
-            if let Some(max) = self.max_alerts
-                && alerts.len() >= max
-            {
-                // A capped read is not the whole set: nothing may be pruned from it.
-                if alerts.len() > max || (has_next && !empty) {
-                    complete = false;
-                    extras.insert("capped".to_owned(), 1);
-                }
-                alerts.truncate(max);
-                break;
             }
             let next = match page.pagination.and_then(|p| p.next) {
                 Some(next) if !empty => next,
@@ -118,13 +110,16 @@ impl NoaaClient {
                 break;
             };
             if pages >= MAX_PAGES {
-                tracing::warn!(pages, "page limit reached; the rest is read next poll");
+                tracing::warn!(
+                    pages,
+                    "page limit reached; later pages are not read (narrow the filters)"
+                );
                 complete = false;
                 break;
             }
             url = next;
         }
-        let cursor = if pages == 1 {
+        let cursor = if pages == 1 && complete {
             validators
         } else {
             Cursor::default()
@@ -135,6 +130,7 @@ impl NoaaClient {
             complete,
             pages,
             extras,
+            change_limit: self.max_alerts,
         }))
     }
 
@@ -144,7 +140,7 @@ impl NoaaClient {
     fn next_page(&self, current: &Url, next: &str) -> Option<Url> {
         let mut next = current.join(next).ok()?;
         if !self.http.is_trusted(&next) {
-            tracing::warn!(next = %connector_core::http::display_url(&next), "pagination link to another host ignored");
+            tracing::warn!(next = %display_url(&next), "pagination link to another host ignored");
             return None;
         }
         if next == *current {

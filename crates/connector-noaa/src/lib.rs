@@ -65,7 +65,7 @@ pub struct NoaaConfig {
     /// the feed carries KEEPALIVE test messages.
     #[serde(default = "default_status")]
     pub status: String,
-    /// Most alerts taken from one poll; a capped poll never prunes state.
+    /// Most new or changed alerts published by one poll; the rest follow in the next polls.
     #[serde(default)]
     pub max_alerts_per_poll: Option<u32>,
     /// Replaces the whole User-Agent header. NWS requires one that identifies the caller.
@@ -325,8 +325,9 @@ impl Provider for NoaaProvider {
         first.query_pairs_mut().extend_pairs(config.query());
         let actual_only = config.status.eq_ignore_ascii_case("actual");
         let max = config.max_alerts_per_poll.map(|m| m as usize);
+        let snapshot = config.alerts_path.starts_with("/alerts/active");
         Ok(Self {
-            client: NoaaClient::new(http, first, max, actual_only),
+            client: NoaaClient::new(http, first, max, actual_only, snapshot),
         })
     }
 

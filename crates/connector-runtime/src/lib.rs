@@ -19,6 +19,7 @@ use connector_core::embedded::EmbeddedBackend;
 use connector_core::ports::Backends;
 use connector_core::registry::BUILTIN_TYPES;
 use connector_core::{ConnectorConfig, ConnectorRegistry, Environment, Factories};
+use connector_redis::{RedisBackend, RedisSettings};
 
 use crate::manager::Manager;
 use crate::telemetry::Metrics;
@@ -80,7 +81,14 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
         Some(path) => ConfigSource::File(path.clone()),
         None => ConfigSource::from_env(&env),
     };
-    let command = cli.command.take().unwrap_or(Command::Run { name: None });
+    // No sub-command means `run`, and `run` honours CONNECTOR_NAME either way (clap only
+    // reads the variable when the sub-command is spelled out).
+    let command = cli.command.take().unwrap_or_else(|| Command::Run {
+        name: env
+            .get("CONNECTOR_NAME")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
+    });
     if let Command::Schema = command {
         println!(
             "{}",
@@ -104,7 +112,7 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
     if let Command::All = command {
         return all(&cli, &registry, &factories).await;
     }
-    let backends = connect(&cli, &env);
+    let backends = connect(&cli, &env).await?;
     match command {
         Command::Run { name } => run(registry, factories, backends, source, name).await,
         Command::Poll { name, dry_run, .. } => {
@@ -113,18 +121,21 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
         Command::State { action } => state(&registry, backends, action).await,
         Command::Lease { action } => lease(&registry, backends, action).await,
         Command::Metrics { name } => metrics(&registry, backends, name).await,
-        Command::Schema | Command::Validate | Command::List | Command::All => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Schema | Command::Validate | Command::List | Command::All => Ok(ExitCode::SUCCESS),
     }
 }
 
-/// Chooses the backend: Redis when `REDIS_URL` is set, else in-process.
-fn connect(cli: &Cli, env: &Environment) -> Backends {
-    if env.get("REDIS_URL").is_some_and(|u| !u.is_empty()) {
-        tracing::warn!(
-            "REDIS_URL is set but this build has no Redis backend yet; running embedded"
-        );
+/// Chooses the backend: Redis when `REDIS_URL` is set, else in-process. A Redis that
+/// cannot be reached at start-up is an error (a misconfigured deployment must not quietly
+/// run embedded); later outages are survived.
+async fn connect(cli: &Cli, env: &Environment) -> Result<Backends> {
+    if let Some(settings) = RedisSettings::from_env(env)? {
+        let shown = settings.display_url().to_string();
+        let backend = RedisBackend::connect(settings)
+            .await
+            .with_context(|| format!("cannot connect to Redis at {shown}"))?;
+        tracing::info!(redis = %shown, topology = ?backend.topology(), "Redis backend: leases, state, metrics and the output stream live in Redis");
+        return Ok(backend.backends());
     }
     match &cli.state_dir {
         Some(dir) => tracing::info!(
@@ -135,7 +146,9 @@ fn connect(cli: &Cli, env: &Environment) -> Backends {
             "no REDIS_URL: embedded mode; signals are printed to stdout as JSON lines, state is kept in memory (set STATE_DIR to keep it across restarts)"
         ),
     }
-    Backends::from_one(Arc::new(EmbeddedBackend::stdout(cli.state_dir.clone())))
+    Ok(Backends::from_one(Arc::new(EmbeddedBackend::stdout(
+        cli.state_dir.clone(),
+    ))))
 }
 
 /// A process-unique holder id for leases: host, pid and a random part, so two processes
@@ -281,11 +294,14 @@ async fn all(cli: &Cli, registry: &ConnectorRegistry, factories: &Factories) -> 
         global_args.push(dir.clone().into_os_string());
     }
     let base = std::env::var("HTTP_PORT").unwrap_or_else(|_| "9090".into());
-    let base: Option<u16> = if base.eq_ignore_ascii_case("off") {
-        None
-    } else {
-        Some(base.parse().with_context(|| format!("HTTP_PORT must be a port number or \"off\", not {base:?}"))?)
-    };
+    let base: Option<u16> =
+        if base.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(base.parse().with_context(|| {
+                format!("HTTP_PORT must be a port number or \"off\", not {base:?}")
+            })?)
+        };
     let children = names
         .into_iter()
         .enumerate()

@@ -39,7 +39,8 @@ pub struct ChildSpec {
 
 /// Runs the children until SIGTERM/SIGINT, then waits for all of them.
 pub async fn supervise(children: Vec<ChildSpec>) -> Result<ExitCode> {
-    let exe = std::env::current_exe().context("cannot find this program's path to start children")?;
+    let exe =
+        std::env::current_exe().context("cannot find this program's path to start children")?;
     let (orders, _) = broadcast::channel::<Order>(16);
     let mut tasks = Vec::new();
     for spec in children {
@@ -132,7 +133,9 @@ async fn keep_running(
         if stopping {
             match child.wait().await {
                 Ok(s) => tracing::info!(connector = %spec.name, status = %s, "child stopped"),
-                Err(e) => tracing::warn!(connector = %spec.name, error = %e, "child stop not observed"),
+                Err(e) => {
+                    tracing::warn!(connector = %spec.name, error = %e, "child stop not observed")
+                }
             }
             return;
         }
