@@ -339,10 +339,11 @@ impl Publisher for EmbeddedBackend {
         // The lock is held across the fence check, the output and the state update, which
         // is what makes them one step for every other task of this process.
         let mut inner = lock(&self.inner);
-        let held = inner
-            .leases
-            .get(&lease.connector)
-            .is_some_and(|h| h.token == lease.token && h.instance_id == lease.instance_id);
+        // The same test as the Redis script: our token, and not lapsed.
+        let now = Instant::now();
+        let held = inner.leases.get(&lease.connector).is_some_and(|h| {
+            h.token == lease.token && h.instance_id == lease.instance_id && h.expires > now
+        });
         if !held {
             return ready(Ok(CommitOutcome::Fenced));
         }

@@ -65,7 +65,9 @@ impl<P: Provider> ProviderFactory<P> {
     fn parse(provider_config: &Map<String, Value>) -> Result<P::Config, Vec<FieldError>> {
         let known = Self::known_fields();
         let known: Vec<&str> = known.iter().map(String::as_str).collect();
-        let parsed: P::Config = parse_provider_config(provider_config, &known)?;
+        let mut settings = provider_config.clone();
+        coerce_to_schema(&mut settings, &Self::schema());
+        let parsed: P::Config = parse_provider_config(&settings, &known)?;
         let problems = P::check(&parsed);
         if problems.is_empty() {
             Ok(parsed)
@@ -101,6 +103,51 @@ impl<P: Provider> ConnectorFactory for ProviderFactory<P> {
         Ok(Box::new(UniversalPollingConnector::new(
             provider, config, backends,
         )))
+    }
+}
+
+/// Environment variables and `${VAR}` substitutions only produce text, and the loader
+/// reads `123` in a variable as a number: bring each top-level provider value to the type
+/// the provider's schema declares, when the conversion is lossless.
+fn coerce_to_schema(settings: &mut Map<String, Value>, schema: &Value) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, value) in settings.iter_mut() {
+        let Some(types) = props.get(key).and_then(|p| p.get("type")) else {
+            continue;
+        };
+        let accepts = |t: &str| match types {
+            Value::String(s) => s == t,
+            Value::Array(list) => list.iter().any(|x| x == t),
+            _ => false,
+        };
+        let replacement = match &*value {
+            Value::Number(n) if accepts("string") && !accepts("integer") && !accepts("number") => {
+                Some(Value::String(n.to_string()))
+            }
+            Value::Bool(b) if accepts("string") && !accepts("boolean") => {
+                Some(Value::String(b.to_string()))
+            }
+            Value::String(s) if !accepts("string") => {
+                if accepts("integer") {
+                    s.parse::<i64>().ok().map(Value::from)
+                } else if accepts("number") {
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite())
+                        .map(Value::from)
+                } else if accepts("boolean") {
+                    s.parse::<bool>().ok().map(Value::Bool)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            *value = r;
+        }
     }
 }
 
@@ -181,7 +228,17 @@ impl ConnectorRegistry {
         env: &Environment,
         factories: &Factories,
     ) -> Result<Self, ConfigErrors> {
-        let connectors = config::load(source, env, factories)?;
+        Self::load_for(source, env, factories, None)
+    }
+
+    /// Loads for a process that runs only `only` (see [`config::load_for`]).
+    pub fn load_for(
+        source: &ConfigSource,
+        env: &Environment,
+        factories: &Factories,
+        only: Option<&str>,
+    ) -> Result<Self, ConfigErrors> {
+        let connectors = config::load_for(source, env, factories, only)?;
         Ok(Self {
             connectors: connectors.into_iter().map(Arc::new).collect(),
         })

@@ -113,7 +113,7 @@ fn every_mistake_in_the_file_is_reported_at_once() {
 #[test]
 fn provider_settings_are_checked_by_the_provider() {
     let json = r#"{"connectors": [
-  {"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "not a url", "limt": 5, "limit": 500, "path": 7}}
+  {"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "not a url", "limt": 5, "limit": 500, "path": [7]}}
 ]}"#;
     let msgs = errors(json, &[]);
     assert_eq!(
@@ -121,7 +121,7 @@ fn provider_settings_are_checked_by_the_provider() {
         vec![
             "connectors.json:2:58: connectors[0].providerConfig.baseUrl: relative URL without a base: \"not a url\"",
             "connectors.json:2:82: connectors[0].providerConfig.limt: unknown field \"limt\", did you mean \"limit\"?",
-            "connectors.json:2:107: connectors[0].providerConfig.path: invalid type: integer `7`, expected a string",
+            "connectors.json:2:107: connectors[0].providerConfig.path: invalid type: sequence, expected a string",
         ]
     );
     let msgs = errors(
@@ -139,7 +139,7 @@ fn provider_settings_are_checked_by_the_provider() {
 #[test]
 fn secret_values_never_appear_in_errors() {
     let msgs = errors(
-        r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x", "apiToken": 123456789}}]}"#,
+        r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x", "apiToken": {"value": "123456789"}}}]}"#,
         &[],
     );
     assert_eq!(
@@ -259,6 +259,21 @@ fn unset_variables_matter_only_for_connectors_that_run_here() {
 ]}"#;
     let cfgs = load(json, &[]).expect("neither connector runs in this binary");
     assert_eq!(cfgs.len(), 2);
+}
+
+#[test]
+fn text_from_the_environment_takes_the_type_the_provider_declares() {
+    let json = r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS",
+  "providerConfig": {"baseUrl": "http://x", "limit": "${LIMIT:-5}"}}]}"#;
+    let cfgs = load(json, &[("CONNECTOR_A_API_TOKEN", "12345")]).expect("valid");
+    // A connector built from it sees a string token and a numeric limit.
+    let factories = factories();
+    let factory = factories.get("TEST_ITEMS").expect("registered");
+    assert!(factory.validate(&cfgs[0].provider_config).is_empty());
+    assert_eq!(
+        cfgs[0].provider_config["apiToken"], 12345,
+        "stored as the loader read it"
+    );
 }
 
 #[test]

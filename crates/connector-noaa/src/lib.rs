@@ -143,10 +143,16 @@ impl NoaaConfig {
                 "expected a path starting with '/', e.g. /alerts/active",
             ));
         }
-        if !matches!(self.base_url.scheme(), "http" | "https") {
+        let u = &self.base_url;
+        if !matches!(u.scheme(), "http" | "https")
+            || u.query().is_some()
+            || u.fragment().is_some()
+            || !u.username().is_empty()
+            || u.password().is_some()
+        {
             out.push(FieldError::new(
                 &["baseUrl"],
-                "expected an http or https URL",
+                "expected an http or https URL without credentials, query or fragment, e.g. https://api.weather.gov",
             ));
         }
         for code in split(&self.area) {
@@ -228,6 +234,16 @@ impl NoaaConfig {
                 &["userAgent"],
                 "must not be empty: NWS rejects requests without a User-Agent; leave it out for the default",
             ));
+        }
+        // Both end up in a header, which allows visible ASCII and spaces only.
+        let header_safe = |v: &str| v.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        for (field, value) in [("userAgent", &self.user_agent), ("contact", &self.contact)] {
+            if value.as_deref().is_some_and(|v| !header_safe(v)) {
+                out.push(FieldError::new(
+                    &[field],
+                    "may hold only printable ASCII characters (it is sent in the User-Agent header)",
+                ));
+            }
         }
         out
     }

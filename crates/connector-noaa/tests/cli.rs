@@ -15,7 +15,16 @@ fn connector(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("ENABLED_CONNECTORS")
         .env_remove("CONNECTOR_NAME")
         .env_remove("STATE_DIR")
+        .env_remove("NOAA_CONTACT")
+        .env_remove("NOAA_BASE_URL")
+        .env("HTTP_PORT", "off")
         .env("RUST_LOG", "warn");
+    // The tests own the environment their configs read.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CONNECTOR_") {
+            cmd.env_remove(k);
+        }
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -170,26 +170,65 @@ async fn an_expired_alert_is_pruned_from_state_without_a_signal_by_default() {
 }
 
 #[tokio::test]
-async fn a_capped_poll_prunes_nothing() {
+async fn a_cap_holds_alerts_back_for_the_next_polls_without_losing_any() {
+    let server = MockServer::start().await;
+    // With an ETag, so a cursor saved too early would turn the next poll into a 304.
+    Mock::given(method("GET"))
+        .and(header("if-none-match", "W/\"feed\""))
+        .respond_with(ResponseTemplate::new(304))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            geo_json(fixture("alerts-active-severe-trimmed.json"))
+                .insert_header("etag", "W/\"feed\""),
+        )
+        .mount(&server)
+        .await;
+    let cfg = config(&server, serde_json::json!({"maxAlertsPerPoll": 2}));
+    let mut h = Harness::new::<NoaaProvider>(cfg).await;
+    let first = h.connector.poll(&h.lease).await.expect("first");
+    assert_eq!((first.fetched, first.published), (3, 2));
+    assert_eq!(first.extras.get("heldBack"), Some(&1));
+    let state = h.backend.load("weather-test").await.expect("state");
+    assert_eq!(
+        state.cursor.etag, None,
+        "no validators while alerts are held back"
+    );
+    let second = h.connector.poll(&h.lease).await.expect("second");
+    assert_eq!(second.published, 1, "the held-back alert follows");
+    let third = h.connector.poll(&h.lease).await.expect("third");
+    assert!(
+        third.not_modified,
+        "once the feed is fully read, the ETag is used"
+    );
+    let mut ids: Vec<String> = h.published().into_iter().map(|e| e.external_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "every alert published exactly once");
+    assert_eq!(h.published().len(), 3);
+}
+
+#[tokio::test]
+async fn a_malformed_alert_is_skipped_and_prunes_nothing() {
     let server = MockServer::start().await;
     serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
     let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
     h.connector.poll(&h.lease).await.expect("first");
-
-    let capped_cfg = config(&server, serde_json::json!({"maxAlertsPerPoll": 2}));
-    let backends = connector_core::ports::Backends::from_one(h.backend.clone());
-    let mut capped = connector_noaa::factories()
-        .create(std::sync::Arc::new(capped_cfg), backends)
-        .expect("create");
-    let s = capped.poll(&h.lease).await.expect("capped poll");
-    assert_eq!((s.fetched, s.removed), (2, 0));
-    assert_eq!(s.extras.get("capped"), Some(&1));
+    server.reset().await;
+    serve_active(
+        &server,
+        severe_with(|f| {
+            f[0]["properties"] = serde_json::json!({"no": "id"});
+            f.remove(1);
+        }),
+    )
+    .await;
+    let s = h.connector.poll(&h.lease).await.expect("second");
+    assert_eq!(s.extras.get("malformedSkipped"), Some(&1));
+    assert_eq!(s.removed, 0, "a partial read is not the whole snapshot");
     let state = h.backend.load("weather-test").await.expect("state");
-    assert_eq!(
-        state.versions.len(),
-        3,
-        "the alert beyond the cap is still known"
-    );
+    assert_eq!(state.versions.len(), 3);
 }
 
 #[tokio::test]

@@ -176,6 +176,17 @@ pub fn load(
     env: &Environment,
     factories: &Factories,
 ) -> Result<Vec<ConnectorConfig>, ConfigErrors> {
+    load_for(source, env, factories, None)
+}
+
+/// [`load`] for a process that runs only the connector `only`: the other connectors are
+/// still checked, but variables they reference need not be set.
+pub fn load_for(
+    source: &ConfigSource,
+    env: &Environment,
+    factories: &Factories,
+    only: Option<&str>,
+) -> Result<Vec<ConnectorConfig>, ConfigErrors> {
     let (file_name, text) = match source {
         ConfigSource::File(path) => match std::fs::read_to_string(path) {
             Ok(text) => (Some(path.clone()), Some(text)),
@@ -197,6 +208,7 @@ pub fn load(
         text: text.as_deref(),
         ast_positions: None,
         errors: Vec::new(),
+        only: only.map(str::to_owned),
     };
     let configs = loader.run(env, factories);
     if loader.errors.is_empty() {
@@ -231,6 +243,7 @@ struct Loader<'a> {
     text: Option<&'a str>,
     ast_positions: Option<Option<Positions>>,
     errors: Vec<ConfigError>,
+    only: Option<String>,
 }
 
 impl Loader<'_> {
@@ -272,10 +285,16 @@ impl Loader<'_> {
                 && obj
                     .get("type")
                     .and_then(Value::as_str)
-                    .is_some_and(|t| factories.get(t).is_some());
+                    .is_some_and(|t| factories.get(t).is_some())
+                && self
+                    .only
+                    .as_deref()
+                    .is_none_or(|only| name.as_deref() == Some(only));
+            let mut unresolved_elsewhere = false;
             if let Some(Value::Object(provider)) = obj.get_mut("providerConfig") {
                 let mut unresolved = Vec::new();
                 substitute_all(provider, &mut Vec::new(), &lookup, &mut unresolved);
+                unresolved_elsewhere = !runs_here && !unresolved.is_empty();
                 if runs_here {
                     let who = name.as_deref().unwrap_or("?");
                     problems.extend(unresolved.into_iter().map(|mut p| {
@@ -295,6 +314,9 @@ impl Loader<'_> {
             }
             if let Some(ty) = obj.get("type").and_then(Value::as_str) {
                 match factories.get(ty) {
+                    // Settings still holding `${VAR}` text cannot be judged; this process
+                    // does not run the connector, so they need not be.
+                    Some(_) if unresolved_elsewhere => {}
                     Some(factory) => {
                         let empty = Map::new();
                         let provider = obj
@@ -365,7 +387,6 @@ impl Loader<'_> {
             self.report_file(&[], "expected an object like {\"connectors\": [...]}");
             return None;
         };
-        let mut ok = true;
         for key in top.keys() {
             if key != "connectors" && key != "$schema" && key != "$comment" {
                 let hint = closest(key, ["connectors"])
@@ -375,12 +396,10 @@ impl Loader<'_> {
                     &[PathSegment::Key(key.clone())],
                     format!("unknown field \"{key}\"{hint}; expected \"connectors\""),
                 );
-                ok = false;
             }
         }
         match top.remove("connectors") {
-            Some(Value::Array(list)) if ok => Some(list),
-            Some(Value::Array(_)) => None,
+            Some(Value::Array(list)) => Some(list),
             Some(_) => {
                 self.report_file(
                     &[PathSegment::Key("connectors".into())],

@@ -16,14 +16,14 @@ use serde_json::{Map, Value};
 pub use errors::{ConfigError, ConfigErrors, Location};
 pub use load::{
     CONFIG_PATH_VAR, ConfigSource, ENABLED_VAR, Environment, FieldError, PathSegment, env_prefix,
-    load, parse_provider_config,
+    load, load_for, parse_provider_config,
 };
 
 /// The stream every connector writes to unless its config names another.
 pub const DEFAULT_OUTPUT_STREAM: &str = "raw-input-signals";
 
 /// One connector instance: universal settings the framework acts on, plus the provider's own.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(title = "Connector")]
 pub struct ConnectorConfig {
@@ -72,6 +72,13 @@ pub struct ConnectorConfig {
     /// Settings of the provider named by `type`; each provider documents its own.
     #[serde(default)]
     pub provider_config: Map<String, Value>,
+}
+
+impl std::fmt::Debug for ConnectorConfig {
+    // `{:?}` of a config ends up in logs sooner or later: print the redacted form.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConnectorConfig({})", self.redacted())
+    }
 }
 
 /// Exponential backoff with jitter, applied per request.
