@@ -259,12 +259,24 @@ mod tests {
         assert_eq!(elapsed, Duration::ZERO);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn jittered_delays_stay_within_the_ratio() {
-        let (_, _, elapsed) = run_failing(policy(2, 0.5), 2, transient).await;
-        // 100 ms and 200 ms, each spread by ±50 %.
-        assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
-        assert!(elapsed <= Duration::from_millis(450), "{elapsed:?}");
+    #[test]
+    fn jittered_delays_spread_over_the_whole_ratio() {
+        let p = RetryPolicy {
+            max_retries: 1,
+            base_delay: Duration::from_millis(1000),
+            max_delay: Duration::from_millis(10_000),
+            jitter_ratio: 0.5,
+            max_retry_after: Duration::ZERO,
+        };
+        let delays: Vec<Duration> = (0..200).filter_map(|_| p.build().next()).collect();
+        let (min, max) = (
+            delays.iter().min().copied().unwrap_or_default(),
+            delays.iter().max().copied().unwrap_or_default(),
+        );
+        assert!(min >= Duration::from_millis(500) && max <= Duration::from_millis(1500));
+        // 200 draws: both tails are reached, so the spread is really applied.
+        assert!(min < Duration::from_millis(700), "{min:?}");
+        assert!(max > Duration::from_millis(1300), "{max:?}");
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub enum StateAction {
         #[arg(long)]
         versions: bool,
     },
-    /// Forget the cursor and every version: the next poll publishes every current item.
+    /// Forget the cursor and every version, and end the lease so a running instance
+    /// re-reads the state: the next poll publishes every current item.
     Reset {
         /// The connector.
         name: String,

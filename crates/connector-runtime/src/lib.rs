@@ -96,7 +96,12 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let registry = match ConnectorRegistry::load(&source, &env, &factories) {
+    // A process that runs or polls one connector needs only that one's variables.
+    let only = match &command {
+        Command::Run { name: Some(n) } | Command::Poll { name: n, .. } => Some(n.clone()),
+        _ => None,
+    };
+    let registry = match ConnectorRegistry::load_for(&source, &env, &factories, only.as_deref()) {
         Ok(r) => r,
         Err(errors) => {
             eprintln!("{errors}");
@@ -506,7 +511,12 @@ async fn state(
         StateAction::Reset { name } => {
             find(registry, &name)?;
             backends.state.reset(&name).await?;
-            eprintln!("state of {name} reset: its next poll publishes every current item");
+            // The lease holder keeps state in memory while it holds the lease; ending the
+            // lease makes it re-acquire and read the (now empty) state.
+            backends.leases.force_release(&name).await?;
+            eprintln!(
+                "state of {name} reset and its lease ended: its next poll publishes every current item"
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -171,7 +171,8 @@ impl Manager {
     /// SIGHUP: load the config again and apply it, or keep the running one.
     pub async fn reload(&mut self) {
         let env = Environment::from_process();
-        let result = ConnectorRegistry::load(&self.source, &env, &self.factories);
+        let result =
+            ConnectorRegistry::load_for(&self.source, &env, &self.factories, self.only.as_deref());
         let ok = result.is_ok();
         let errors = match result {
             Ok(registry) => match self.apply(registry).await {
