@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
+use crate::ports::Membership;
 use crate::ports::{
     BackendError, BoxFuture, CommitChunk, CommitOutcome, ConnectorMetrics, ConnectorState, Lease,
     LeaseInfo, LeaseManager, MetricsStore, PollRecord, Publisher, StateStore,
@@ -44,6 +45,7 @@ struct Inner {
     leases: HashMap<String, Held>,
     fences: HashMap<String, u64>,
     metrics: HashMap<String, ConnectorMetrics>,
+    members: HashMap<String, Instant>,
 }
 
 /// All four ports in one process.
@@ -382,5 +384,24 @@ impl MetricsStore for EmbeddedBackend {
         connector: &'a str,
     ) -> BoxFuture<'a, Result<Option<ConnectorMetrics>, BackendError>> {
         ready(Ok(lock(&self.inner).metrics.get(connector).cloned()))
+    }
+}
+
+impl Membership for EmbeddedBackend {
+    fn heartbeat<'a>(
+        &'a self,
+        instance_id: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<usize, BackendError>> {
+        let mut inner = lock(&self.inner);
+        let now = Instant::now();
+        inner.members.retain(|_, expires| *expires > now);
+        inner.members.insert(instance_id.to_owned(), now + ttl);
+        ready(Ok(inner.members.len()))
+    }
+
+    fn leave<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        lock(&self.inner).members.remove(instance_id);
+        ready(Ok(()))
     }
 }

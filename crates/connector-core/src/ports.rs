@@ -301,7 +301,21 @@ pub trait MetricsStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<ConnectorMetrics>, BackendError>>;
 }
 
-/// The four ports together, as a connector and the runtime use them.
+/// Which worker instances are alive, so that each takes a fair share of the connectors
+/// instead of the first one started taking them all.
+pub trait Membership: Send + Sync {
+    /// Marks `instance_id` alive for `ttl` and returns how many instances are alive,
+    /// this one included.
+    fn heartbeat<'a>(
+        &'a self,
+        instance_id: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<usize, BackendError>>;
+    /// Leaves at shutdown, so the others rebalance without waiting for the TTL.
+    fn leave<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+}
+
+/// The ports together, as a connector and the runtime use them.
 #[derive(Clone)]
 pub struct Backends {
     /// Leases.
@@ -312,19 +326,22 @@ pub struct Backends {
     pub publisher: Arc<dyn Publisher>,
     /// Metrics.
     pub metrics: Arc<dyn MetricsStore>,
+    /// Live workers.
+    pub membership: Arc<dyn Membership>,
 }
 
 impl Backends {
-    /// All four ports from one backend object that implements them all.
+    /// Every port from one backend object that implements them all.
     pub fn from_one<B>(backend: Arc<B>) -> Self
     where
-        B: LeaseManager + StateStore + Publisher + MetricsStore + 'static,
+        B: LeaseManager + StateStore + Publisher + MetricsStore + Membership + 'static,
     {
         Self {
             leases: backend.clone(),
             state: backend.clone(),
             publisher: backend.clone(),
-            metrics: backend,
+            metrics: backend.clone(),
+            membership: backend,
         }
     }
 }

@@ -16,10 +16,13 @@ use std::time::Duration;
 
 use connector_core::Backends;
 use connector_core::ports::{
-    BackendError, BoxFuture, ConnectorMetrics, ConnectorState, MetricsStore, PollRecord, StateStore,
+    BackendError, BoxFuture, ConnectorMetrics, ConnectorState, Membership, MetricsStore,
+    PollRecord, StateStore,
 };
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface};
+use fred::interfaces::{
+    ClientLike, EventInterface, HashesInterface, KeysInterface, SortedSetsInterface,
+};
 use fred::types::config::{ReconnectPolicy, UnresponsiveConfig};
 use fred::types::{Builder, ClusterHash, CustomCommand};
 
@@ -303,6 +306,39 @@ impl MetricsStore for RedisBackend {
                 .await
                 .map_err(fail("read metrics"))?;
             Ok(metrics_from_fields(&fields))
+        })
+    }
+}
+
+impl Membership for RedisBackend {
+    fn heartbeat<'a>(
+        &'a self,
+        instance_id: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<usize, BackendError>> {
+        Box::pin(async move {
+            let live: i64 = self
+                .scripts
+                .heartbeat
+                .evalsha_with_reload(
+                    &self.client,
+                    self.keys.workers(),
+                    vec![instance_id.to_owned(), ttl.as_millis().to_string()],
+                )
+                .await
+                .map_err(fail("worker heartbeat"))?;
+            Ok(usize::try_from(live).unwrap_or(1).max(1))
+        })
+    }
+
+    fn leave<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .client
+                .zrem(self.keys.workers(), instance_id)
+                .await
+                .map_err(fail("leave workers"))?;
+            Ok(())
         })
     }
 }

@@ -76,6 +76,12 @@ impl Keys {
         format!("{}metrics:connector:{{{connector}}}", self.prefix)
     }
 
+    /// `{prefix}workers`: live worker instances (a sorted set of expiry times), shared by
+    /// every connector, so it has no hash tag.
+    pub fn workers(&self) -> String {
+        format!("{}workers", self.prefix)
+    }
+
     /// `{prefix}<stream>`: an output stream. Streams are shared by connectors, so they
     /// carry no hash tag and may live in any slot.
     pub fn stream(&self, stream: &str) -> String {

@@ -23,6 +23,8 @@ pub(crate) struct Scripts {
     pub commit: Script,
     /// Folds one poll into the metrics hash.
     pub record_metrics: Script,
+    /// Marks a worker alive and counts the live ones.
+    pub heartbeat: Script,
 }
 
 impl Scripts {
@@ -34,6 +36,7 @@ impl Scripts {
             holder: Script::from_lua(include_str!("../lua/lease_holder.lua")),
             commit: Script::from_lua(include_str!("../lua/commit.lua")),
             record_metrics: Script::from_lua(include_str!("../lua/metrics_record.lua")),
+            heartbeat: Script::from_lua(include_str!("../lua/workers_heartbeat.lua")),
         }
     }
 
@@ -47,6 +50,7 @@ impl Scripts {
             &self.holder,
             &self.commit,
             &self.record_metrics,
+            &self.heartbeat,
         ] {
             script.load(client).await?;
         }

@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod manager;
+mod share;
 mod supervisor;
 pub mod telemetry;
 mod worker;
@@ -243,7 +244,23 @@ async fn run(
             factories.types().join(", ")
         );
     }
+    // Workers count each other on the shortest lease TTL, so a dead worker stops
+    // counting about when its leases lapse.
+    let heartbeat_ttl = manager
+        .selected(&registry)
+        .iter()
+        .map(|c| c.lease_ttl())
+        .min()
+        .unwrap_or(Duration::from_secs(30));
     manager.apply(registry).await?;
+    let stop_heartbeat = tokio_util::sync::CancellationToken::new();
+    let heartbeat = tokio::spawn(share::heartbeat(
+        backends.membership.clone(),
+        manager.instance(),
+        heartbeat_ttl,
+        manager.share(),
+        stop_heartbeat.clone(),
+    ));
     let api = serve_api(backends, metrics, manager.status()).await?;
 
     let mut signals = Signals::new()?;
@@ -271,6 +288,8 @@ async fn run(
             ExitCode::from(130)
         }
     };
+    stop_heartbeat.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
     if let Some(api) = api {
         api.abort();
     }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::share::Share;
 use crate::telemetry::Metrics;
 use crate::worker;
 
@@ -63,6 +64,7 @@ pub struct Manager {
     only: Option<String>,
     running: BTreeMap<String, Running>,
     status: Arc<RwLock<Status>>,
+    share: Arc<Share>,
 }
 
 impl Manager {
@@ -84,7 +86,18 @@ impl Manager {
             only,
             running: BTreeMap::new(),
             status: Arc::default(),
+            share: Share::new(0),
         }
+    }
+
+    /// This process's worker id.
+    pub fn instance(&self) -> Arc<str> {
+        self.instance.clone()
+    }
+
+    /// The fair-share counters the connector tasks use.
+    pub fn share(&self) -> Arc<Share> {
+        self.share.clone()
     }
 
     /// Shared view for the HTTP API.
@@ -133,6 +146,7 @@ impl Manager {
             };
             tracing::info!(connector = %name, "{why}: stopped");
         }
+        self.share.set_total(wanted.len());
         let mut errors = Vec::new();
         for (name, config) in wanted {
             if self.running.contains_key(&name) {
@@ -147,6 +161,7 @@ impl Manager {
                         self.backends.clone(),
                         self.instance.clone(),
                         self.metrics.clone(),
+                        self.share.clone(),
                         stop.clone(),
                     ));
                     self.running.insert(name, Running { config, stop, task });

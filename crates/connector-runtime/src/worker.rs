@@ -18,6 +18,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::share::Share;
 use crate::telemetry::Metrics;
 
 /// A first poll is delayed by a random part of this fraction of the interval (at most
@@ -31,6 +32,7 @@ pub async fn run_connector(
     backends: Backends,
     instance_id: Arc<str>,
     metrics: Arc<Metrics>,
+    share: Arc<Share>,
     shutdown: CancellationToken,
 ) {
     let config = connector.config().clone();
@@ -38,7 +40,12 @@ pub async fn run_connector(
     let ttl = config.lease_ttl();
     loop {
         let lease = loop {
-            match backends.leases.acquire(&name, &instance_id, ttl).await {
+            let attempt = if share.may_acquire() {
+                backends.leases.acquire(&name, &instance_id, ttl).await
+            } else {
+                Ok(None)
+            };
+            match attempt {
                 Ok(Some(lease)) => break lease,
                 Ok(None) => tracing::debug!(connector = %name, "lease held by another instance"),
                 Err(e) => tracing::warn!(connector = %name, error = %e, "cannot acquire lease"),
@@ -49,6 +56,7 @@ pub async fn run_connector(
             }
         };
         tracing::info!(connector = %name, token = lease.token, "lease acquired; polling");
+        share.acquired();
         metrics.lease_changed(&name, true);
         let keeper = LeaseKeeper::start(backends.leases.clone(), lease, ttl);
 
@@ -64,6 +72,7 @@ pub async fn run_connector(
                 biased;
                 () = shutdown.cancelled() => {
                     keeper.release().await;
+                    share.released();
                     metrics.lease_changed(&name, false);
                     tracing::info!(connector = %name, "stopped; lease released");
                     return;
@@ -99,7 +108,23 @@ pub async fn run_connector(
                 }
                 None => tracing::warn!("lease lost during a poll; poll cancelled"),
             }
+            if share.try_shed() {
+                break;
+            }
         }
+        if !keeper.lost().is_cancelled() {
+            // Shed: more leases than this worker's fair share. Give this one up and leave
+            // it to another worker for a TTL before competing for leases again.
+            tracing::info!(connector = %name, "handing the connector to another worker (fair share)");
+            metrics.lease_changed(&name, false);
+            keeper.release().await;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(ttl) => {}
+            }
+            continue;
+        }
+        share.released();
         tracing::warn!(connector = %name, "lease lost; waiting to re-acquire it");
         metrics.lease_changed(&name, false);
         keeper.release().await;

@@ -1,0 +1,135 @@
+//! A fair share of the connectors for each live worker.
+//!
+//! Every worker runs the same connector list and counts the live workers through the
+//! backend's heartbeat. A worker takes leases only while it holds fewer than
+//! `ceil(connectors / workers)`, and gives one up after a poll when it holds more (a worker
+//! that started first took everything; when a second one appears, the first sheds the
+//! excess and the second picks it up). A dead worker's leases lapse after their TTL and
+//! its heartbeat after the same time, so the survivors' share grows to cover them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use connector_core::ports::Membership;
+use tokio_util::sync::CancellationToken;
+
+/// The counters one worker's connector tasks share.
+#[derive(Debug, Default)]
+pub struct Share {
+    held: AtomicUsize,
+    live: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl Share {
+    /// A share for `total` connectors, alone until the first heartbeat says otherwise.
+    pub fn new(total: usize) -> Arc<Self> {
+        Arc::new(Self {
+            held: AtomicUsize::new(0),
+            live: AtomicUsize::new(1),
+            total: AtomicUsize::new(total),
+        })
+    }
+
+    /// Leases this worker should hold at most.
+    pub fn fair(&self) -> usize {
+        let live = self.live.load(Ordering::Relaxed).max(1);
+        self.total.load(Ordering::Relaxed).div_ceil(live).max(1)
+    }
+
+    /// Whether taking one more lease stays within the share.
+    pub fn may_acquire(&self) -> bool {
+        self.held.load(Ordering::Relaxed) < self.fair()
+    }
+
+    /// A lease was taken.
+    pub fn acquired(&self) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A lease was given up or lost.
+    pub fn released(&self) {
+        let _ = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| h.checked_sub(1));
+    }
+
+    /// True for exactly as many callers as this worker holds leases beyond its share; the
+    /// caller must then give its lease up (the count is already decremented).
+    pub fn try_shed(&self) -> bool {
+        let fair = self.fair();
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                (h > fair).then(|| h - 1)
+            })
+            .is_ok()
+    }
+
+    /// The number of connectors the worker runs changed (reload).
+    pub fn set_total(&self, total: usize) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+}
+
+/// Heartbeats every `ttl / 3` until `stop`, keeping `share`'s live count current; leaves
+/// the group at the end so the others rebalance at once.
+pub async fn heartbeat(
+    membership: Arc<dyn Membership>,
+    instance: Arc<str>,
+    ttl: Duration,
+    share: Arc<Share>,
+    stop: CancellationToken,
+) {
+    loop {
+        match membership.heartbeat(&instance, ttl).await {
+            Ok(live) => {
+                let before = share.live.swap(live, Ordering::Relaxed);
+                if before != live {
+                    tracing::info!(
+                        workers = live,
+                        fair_share = share.fair(),
+                        "live workers changed"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "worker heartbeat failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(ttl / 3) => {}
+        }
+    }
+    if let Err(e) = membership.leave(&instance).await {
+        tracing::warn!(error = %e, "could not leave the worker group; it lapses after its TTL");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_is_the_ceiling_of_connectors_over_workers() {
+        let s = Share::new(5);
+        assert_eq!(s.fair(), 5);
+        s.live.store(2, Ordering::Relaxed);
+        assert_eq!(s.fair(), 3);
+        s.live.store(10, Ordering::Relaxed);
+        assert_eq!(s.fair(), 1, "never zero");
+    }
+
+    #[test]
+    fn only_the_excess_is_shed() {
+        let s = Share::new(5);
+        for _ in 0..5 {
+            s.acquired();
+        }
+        s.live.store(2, Ordering::Relaxed);
+        let shed = (0..5).filter(|_| s.try_shed()).count();
+        assert_eq!(shed, 2);
+        assert!(!s.may_acquire(), "3 held, 3 allowed");
+        s.released();
+        assert!(s.may_acquire());
+    }
+}

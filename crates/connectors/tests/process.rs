@@ -1,0 +1,573 @@
+//! The real `connectors` binary as an operator runs it: reload, shutdown, several workers,
+//! the supervisor, and the HTTP API. Each test has its own mock provider, HTTP port and
+//! Redis key prefix.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use connector_core::Environment;
+use connector_redis::{RedisBackend, RedisSettings};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ALERTS: &str =
+    include_str!("../../connector-noaa/tests/fixtures/alerts-active-severe-trimmed.json");
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{tag}-{}-{nanos:x}", std::process::id())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(tag));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A config of NOAA connectors named `names`, all against `server`.
+fn config(server: &MockServer, names: &[(&str, u64)]) -> String {
+    let list: Vec<Value> = names
+        .iter()
+        .map(|(name, interval)| {
+            serde_json::json!({
+                "name": name,
+                "type": "NOAA_WEATHER",
+                "pollIntervalMs": interval,
+                "leaseTtlSeconds": 2,
+                "maxRetries": 0,
+                "providerConfig": { "baseUrl": server.uri(), "area": "OH" }
+            })
+        })
+        .collect();
+    serde_json::json!({ "connectors": list }).to_string()
+}
+
+async fn mock_provider(delay: Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(ALERTS)
+                .set_delay(delay),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A running binary whose stderr and stdout are collected as they come.
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    out: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_connectors"));
+        cmd.args(args)
+            .current_dir(dir)
+            .env_remove("CONNECTOR_NAME")
+            .env_remove("ENABLED_CONNECTORS")
+            .env_remove("CONNECTORS_CONFIG_PATH")
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_KEY_PREFIX")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("LOG_FORMAT")
+            .env("RUST_LOG", "info")
+            .env("SHUTDOWN_GRACE_SECONDS", "10")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the connectors binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let out = Arc::new(Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(collect(stderr, log.clone()));
+        }
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(collect(stdout, out.clone()));
+        }
+        Self { child, log, out }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(
+            self.child
+                .id()
+                .and_then(|p| i32::try_from(p).ok())
+                .expect("running"),
+        )
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signal delivered");
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn out(&self) -> String {
+        self.out.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    async fn wait_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no {needle:?} in the log within {within:?}:\n{}",
+            self.log()
+        );
+    }
+
+    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            other => panic!(
+                "did not exit within {within:?} ({other:?}):\n{}",
+                self.log()
+            ),
+        }
+    }
+}
+
+async fn collect(stream: impl tokio::io::AsyncRead + Unpin, into: Arc<Mutex<String>>) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Ok(mut s) = into.lock() {
+            s.push_str(&line);
+            s.push('\n');
+        }
+    }
+}
+
+/// GET over plain HTTP/1.0; returns status and body.
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+async fn get_json(port: u16, path: &str) -> Option<(u16, Value)> {
+    let (status, body) = get(port, path).await?;
+    Some((status, serde_json::from_str(&body).ok()?))
+}
+
+/// Polls `probe` until it returns Some, or panics with `what`.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn running(port: u16) -> Option<(Vec<String>, Value)> {
+    let (_, ready) = get_json(port, "/health/ready").await?;
+    let names = ready["running"]
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    Some((names, ready))
+}
+
+async fn redis(prefix: &str) -> Arc<RedisBackend> {
+    let env = Environment::from_pairs([
+        ("REDIS_URL", redis_url()),
+        ("REDIS_KEY_PREFIX", prefix.to_owned()),
+    ]);
+    let settings = RedisSettings::from_env(&env)
+        .expect("settings")
+        .expect("REDIS_URL is set");
+    RedisBackend::connect(settings).await.unwrap_or_else(|e| {
+        panic!(
+            "these tests need Redis at {} (start one with `redis-server --port 6379 --save \"\" --daemonize yes`): {e}",
+            redis_url()
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_removes_and_changes_connectors_and_refuses_a_broken_file() {
+    let server = mock_provider(Duration::ZERO).await;
+    let dir = temp_dir("reload");
+    let file = dir.join("connectors.json");
+    std::fs::write(&file, config(&server, &[("a", 500), ("b", 500)])).expect("write");
+    let port = free_port();
+    let proc = Proc::start(&dir, &["run"], &[("HTTP_PORT", port.to_string())]);
+    eventually("a and b running", Duration::from_secs(20), || async {
+        running(port).await.filter(|(r, _)| r == &["a", "b"])
+    })
+    .await;
+
+    std::fs::write(&file, config(&server, &[("b", 700), ("c", 500)])).expect("write");
+    proc.signal(Signal::SIGHUP);
+    let (_, ready) = eventually("b and c running", Duration::from_secs(10), || async {
+        running(port).await.filter(|(r, _)| r == &["b", "c"])
+    })
+    .await;
+    assert_eq!(ready["reloads"], 1);
+    assert_eq!(ready["lastReload"]["ok"], true);
+    let log = proc.log();
+    assert!(
+        log.contains("removed or disabled: stopped connector=a"),
+        "{log}"
+    );
+    assert!(log.contains("changed: stopped connector=b"), "{log}");
+    proc.wait_log("starting connector=c", Duration::from_secs(5))
+        .await;
+
+    std::fs::write(&file, "{\"connectors\": [ {\"name\": ").expect("write");
+    proc.signal(Signal::SIGHUP);
+    let (names, ready) = eventually("a refused reload", Duration::from_secs(10), || async {
+        running(port).await.filter(|(_, r)| r["reloads"] == 2)
+    })
+    .await;
+    assert_eq!(names, ["b", "c"], "the running configuration stays");
+    assert_eq!(ready["lastReload"]["ok"], false);
+    assert!(
+        ready["lastReload"]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid JSON")),
+        "{ready}"
+    );
+    let (_, prom) = get(port, "/metrics").await.expect("metrics");
+    assert!(
+        prom.contains("connector_config_reloads_total{outcome=\"applied\"} 1"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("connector_config_reloads_total{outcome=\"refused\"} 1"),
+        "{prom}"
+    );
+
+    let mut proc = proc;
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_slow_poll_finish_and_releases_the_lease() {
+    let server = mock_provider(Duration::from_millis(1500)).await;
+    let dir = temp_dir("term");
+    std::fs::write(
+        dir.join("connectors.json"),
+        config(&server, &[("slow", 60_000)]),
+    )
+    .expect("write");
+    let prefix = unique("term");
+    let mut proc = Proc::start(
+        &dir,
+        &["run", "slow"],
+        &[
+            ("HTTP_PORT", "off".into()),
+            ("REDIS_URL", redis_url()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+        ],
+    );
+    eventually(
+        "the slow request to arrive",
+        Duration::from_secs(20),
+        || async {
+            let n = server.received_requests().await.map_or(0, |r| r.len());
+            (n > 0).then_some(())
+        },
+    )
+    .await;
+    proc.signal(Signal::SIGTERM);
+    let status = proc.wait_exit(Duration::from_secs(15)).await;
+    assert!(
+        status.success(),
+        "exit 0 after a graceful stop: {status:?}\n{}",
+        proc.log()
+    );
+    let log = proc.log();
+    let stop = log.find("shutting down").expect("shutdown logged");
+    let done = log
+        .find("poll completed")
+        .expect("the poll in flight completed");
+    assert!(done > stop, "the poll finished after the signal:\n{log}");
+
+    let redis = redis(&prefix).await;
+    let backends = redis.backends();
+    assert_eq!(
+        backends.leases.holder("slow").await.expect("redis"),
+        None,
+        "lease released"
+    );
+    let m = backends
+        .metrics
+        .get("slow")
+        .await
+        .expect("redis")
+        .expect("metrics");
+    assert_eq!(m.items_published, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_five_connectors_and_the_survivor_takes_over() {
+    let server = mock_provider(Duration::ZERO).await;
+    let dir = temp_dir("share");
+    let names = ["c1", "c2", "c3", "c4", "c5"];
+    let list: Vec<(&str, u64)> = names.iter().map(|n| (*n, 300)).collect();
+    std::fs::write(dir.join("connectors.json"), config(&server, &list)).expect("write");
+    let prefix = unique("share");
+    let env = |port: u16| {
+        vec![
+            ("HTTP_PORT", port.to_string()),
+            ("REDIS_URL", redis_url()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+        ]
+    };
+    let (p1, p2) = (free_port(), free_port());
+    let w1 = Proc::start(&dir, &["run"], &env(p1));
+    let w2 = Proc::start(&dir, &["run"], &env(p2));
+    let redis = redis(&prefix).await;
+    let backends = redis.backends();
+    let holders = || async {
+        let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+        for n in names {
+            let h = backends.leases.holder(n).await.ok()??;
+            *by.entry(h.instance_id).or_default() += 1;
+        }
+        Some(by)
+    };
+    let split = eventually(
+        "both workers holding a fair share",
+        Duration::from_secs(30),
+        || async {
+            holders().await.filter(|by| {
+                let mut counts: Vec<usize> = by.values().copied().collect();
+                counts.sort_unstable();
+                counts == [2, 3]
+            })
+        },
+    )
+    .await;
+    assert_eq!(split.len(), 2);
+
+    // Every connector's three alerts were published exactly once, whoever polled it.
+    let (_, all) = eventually(
+        "metrics for every connector",
+        Duration::from_secs(10),
+        || async {
+            get_json(p1, "/metrics/connectors")
+                .await
+                .filter(|(_, m)| names.iter().all(|n| m[n]["itemsPublished"] == 3))
+        },
+    )
+    .await;
+    assert_eq!(all.as_object().map(|m| m.len()), Some(5));
+
+    // The first worker dies without releasing anything; the other takes everything over
+    // once the leases (2 s) and the dead worker's heartbeat lapse.
+    w1.signal(Signal::SIGKILL);
+    let survivor = eventually(
+        "the survivor holding all five",
+        Duration::from_secs(20),
+        || async {
+            holders()
+                .await
+                .filter(|by| by.len() == 1 && by.values().all(|c| *c == 5))
+        },
+    )
+    .await;
+    assert_eq!(survivor.len(), 1);
+    let (_, after) = get_json(p2, "/metrics/connectors").await.expect("metrics");
+    for n in names {
+        assert_eq!(
+            after[n]["itemsPublished"], 3,
+            "no duplicates after the takeover: {after}"
+        );
+    }
+    drop(w1);
+    let mut w2 = w2;
+    w2.signal(Signal::SIGTERM);
+    assert!(w2.wait_exit(Duration::from_secs(15)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_restarts_a_killed_child_and_stops_them_all() {
+    let server = mock_provider(Duration::ZERO).await;
+    let dir = temp_dir("all");
+    std::fs::write(
+        dir.join("connectors.json"),
+        config(&server, &[("x", 500), ("y", 500)]),
+    )
+    .expect("write");
+    let mut sup = Proc::start(&dir, &["all"], &[("HTTP_PORT", "off".into())]);
+    let pid_of = |log: &str, name: &str| -> Option<i32> {
+        log.lines()
+            .filter(|l| l.contains("child started") && l.contains(&format!("connector={name}")))
+            .filter_map(|l| {
+                l.split("pid=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .last()
+    };
+    let first = eventually("child x started", Duration::from_secs(20), || async {
+        pid_of(&sup.log(), "x")
+    })
+    .await;
+    eventually("child y started", Duration::from_secs(20), || async {
+        pid_of(&sup.log(), "y")
+    })
+    .await;
+    kill(Pid::from_raw(first), Signal::SIGKILL).expect("kill child");
+    sup.wait_log(
+        "child exited; restarting connector=x",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        sup.log().contains("signal: 9"),
+        "the log says why: {}",
+        sup.log()
+    );
+    let second = eventually("child x restarted", Duration::from_secs(10), || async {
+        pid_of(&sup.log(), "x").filter(|p| *p != first)
+    })
+    .await;
+    assert_ne!(first, second);
+    sup.signal(Signal::SIGTERM);
+    assert!(
+        sup.wait_exit(Duration::from_secs(20)).await.success(),
+        "{}",
+        sup.log()
+    );
+    let log = sup.log();
+    assert_eq!(log.matches("child stopped").count(), 2, "{log}");
+    // Signals from both children reached the supervisor's stdout.
+    assert!(sup.out().contains("\"connector\":\"y\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_answers_health_metrics_and_prometheus() {
+    let server = mock_provider(Duration::ZERO).await;
+    let dir = temp_dir("api");
+    std::fs::write(dir.join("connectors.json"), config(&server, &[("w", 500)])).expect("write");
+    let port = free_port();
+    let prefix = unique("api");
+    let mut proc = Proc::start(
+        &dir,
+        &["run"],
+        &[
+            ("HTTP_PORT", port.to_string()),
+            ("REDIS_URL", redis_url()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+        ],
+    );
+    let (status, live) = eventually("live", Duration::from_secs(20), || {
+        get_json(port, "/health/live")
+    })
+    .await;
+    assert_eq!((status, live["status"].as_str()), (200, Some("ok")));
+    let (_, health) = eventually("a healthy connector", Duration::from_secs(10), || async {
+        get_json(port, "/health/connectors")
+            .await
+            .filter(|(s, _)| *s == 200)
+    })
+    .await;
+    assert_eq!(health["connectors"]["w"]["healthy"], true);
+    let (status, ready) = get_json(port, "/health/ready").await.expect("ready");
+    assert_eq!((status, &ready["backend"]), (200, &Value::from("ok")));
+    let (status, one) = get_json(port, "/metrics/connectors/w").await.expect("one");
+    assert_eq!(status, 200);
+    for field in [
+        "lastPollTime",
+        "lastSuccessTime",
+        "totalPolls",
+        "successfulPolls",
+        "failedPolls",
+        "itemsFetched",
+        "itemsPublished",
+        "averageLatencyMs",
+    ] {
+        assert!(!one[field].is_null(), "{field} in {one}");
+    }
+    let (status, _) = get_json(port, "/metrics/connectors/nope")
+        .await
+        .expect("404");
+    assert_eq!(status, 404);
+    let (_, text) = get(port, "/metrics").await.expect("prometheus");
+    let samples: Vec<(&str, f64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name, value.parse().ok()?))
+        })
+        .collect();
+    let value = |name: &str| samples.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    assert!(
+        value("connector_polls_total{connector=\"w\",outcome=\"success\"}")
+            .is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value("connector_items_total{connector=\"w\",stage=\"published\"}"),
+        Some(3.0)
+    );
+    assert_eq!(value("connector_lease_held{connector=\"w\"}"), Some(1.0));
+    assert!(
+        value("connector_http_requests_total{connector=\"w\",status=\"200\"}")
+            .is_some_and(|v| v >= 1.0)
+    );
+    assert!(
+        value("connector_poll_duration_seconds_count{connector=\"w\"}").is_some_and(|v| v >= 1.0)
+    );
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics text");
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
+}
