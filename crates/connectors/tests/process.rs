@@ -445,6 +445,7 @@ async fn the_supervisor_restarts_a_killed_child_and_stops_them_all() {
     let mut sup = Proc::start(&dir, &["all"], &[("HTTP_PORT", "off".into())]);
     let pid_of = |log: &str, name: &str| -> Option<i32> {
         log.lines()
+            .rev()
             .filter(|l| l.contains("child started") && l.contains(&format!("connector={name}")))
             .filter_map(|l| {
                 l.split("pid=")
@@ -454,7 +455,7 @@ async fn the_supervisor_restarts_a_killed_child_and_stops_them_all() {
                     .parse()
                     .ok()
             })
-            .last()
+            .next()
     };
     let first = eventually("child x started", Duration::from_secs(20), || async {
         pid_of(&sup.log(), "x")
