@@ -293,6 +293,8 @@ fn otlp_tracer(service: &str) -> Option<(OtelLayer, opentelemetry_sdk::trace::Sd
     std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty())?;
+    // The exporter's HTTP client is reqwest without a bundled crypto provider, like ours.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = match opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()

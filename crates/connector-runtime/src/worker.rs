@@ -80,8 +80,17 @@ pub async fn run_connector(
                 () = keeper.lost().cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            let span =
-                tracing::info_span!("poll", connector = %name, r#type = %config.connector_type);
+            let span = tracing::info_span!(
+                "poll",
+                connector = %name,
+                r#type = %config.connector_type,
+                outcome = tracing::field::Empty,
+                fetched = tracing::field::Empty,
+                published = tracing::field::Empty,
+                skipped_unchanged = tracing::field::Empty,
+                removed = tracing::field::Empty,
+                failed = tracing::field::Empty,
+            );
             let started = Instant::now();
             let lease = keeper.lease().clone();
             let outcome = tokio::select! {
@@ -92,6 +101,23 @@ pub async fn run_connector(
             let took = started.elapsed();
             metrics.poll_finished(&name, outcome.as_ref(), took, (now_ms() / 1000) as i64);
             let ms = took.as_millis() as u64;
+            // The summary goes on the span too, so a trace backend shows it per poll.
+            match &outcome {
+                Some(Ok(s)) => {
+                    span.record("outcome", "success");
+                    span.record("fetched", s.fetched);
+                    span.record("published", s.published);
+                    span.record("skipped_unchanged", s.skipped_unchanged);
+                    span.record("removed", s.removed);
+                    span.record("failed", s.failed);
+                }
+                Some(Err(_)) => {
+                    span.record("outcome", "failure");
+                }
+                None => {
+                    span.record("outcome", "cancelled");
+                }
+            }
             match outcome {
                 Some(Ok(s)) => tracing::info!(
                     fetched = s.fetched,

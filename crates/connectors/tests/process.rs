@@ -572,3 +572,43 @@ async fn the_http_api_answers_health_metrics_and_prometheus() {
     proc.signal(Signal::SIGTERM);
     assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_spans_are_exported_over_otlp_when_configured() {
+    let server = mock_provider(Duration::ZERO).await;
+    let collector = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/traces"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&collector)
+        .await;
+    let dir = temp_dir("otel");
+    std::fs::write(
+        dir.join("connectors.json"),
+        config(&server, &[("t", 60_000)]),
+    )
+    .expect("write");
+    let mut proc = Proc::start(
+        &dir,
+        &["run"],
+        &[
+            ("HTTP_PORT", "off".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.uri()),
+            ("OTEL_SERVICE_NAME", "otel-test-service".into()),
+        ],
+    );
+    proc.wait_log("poll completed", Duration::from_secs(20))
+        .await;
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
+    // Shutdown flushes the batch: the spans are at the collector by now.
+    let requests = collector.received_requests().await.unwrap_or_default();
+    let body: Vec<u8> = requests.iter().flat_map(|r| r.body.clone()).collect();
+    let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(!requests.is_empty(), "spans exported");
+    assert!(contains("otel-test-service"), "OTEL_SERVICE_NAME honoured");
+    assert!(
+        contains("poll") && contains("published"),
+        "the poll span with its summary"
+    );
+}
