@@ -1,12 +1,10 @@
 //! Config loading: file and environment, substitution, and every error kind with the exact
 //! message a person sees.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::ItemsProvider;
 use connector_core::config::{ConfigErrors, ConfigSource, Environment, json_schema};
+use connector_core::testing::items::ItemsProvider;
 use connector_core::{ConnectorConfig, ConnectorRegistry, Factories};
 
 fn factories() -> Factories {

@@ -1,19 +1,17 @@
 //! The generic pipeline end to end: an in-test provider against a wiremock server, on the
 //! embedded backend.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{ItemsProvider, config_for, items_body};
 use connector_core::embedded::EmbeddedBackend;
 use connector_core::pipeline::PollError;
 use connector_core::ports::{
     BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, Lease, MetricsStore, Publisher,
     StateStore,
 };
+use connector_core::testing::items::{ItemsProvider, config_for, items_body};
 use connector_core::testing::{Harness, Scenario, run_contract};
 use connector_core::{ConnectorConfig, Factories};
 use wiremock::matchers::{header, method, path};

@@ -5,29 +5,19 @@
 
 #![allow(dead_code, missing_docs)]
 
-use std::borrow::Cow;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use connector_core::http::{Conditional, HttpClient};
-use connector_core::pipeline::{CreateError, FetchError, FetchOutcome, Fetched, ItemKey};
-use connector_core::signal::SCHEMA_VERSION;
-use connector_core::{
-    Change, ConnectorConfig, Cursor, Provider, RawSignal, Severity, SignalContext, StreamEntry,
-};
+use connector_core::{ConnectorConfig, StreamEntry};
 use connector_redis::{RedisBackend, RedisSettings};
 use fred::prelude::{ClientLike, KeysInterface, StreamsInterface};
 use fred::types::config::Config;
 use fred::types::{Builder, ClusterHash, CustomCommand};
-use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use url::Url;
 
 pub const START_REDIS: &str = "start one with `redis-server --port 6379 --save \"\" --daemonize yes`, or point REDIS_URL at one";
 
@@ -255,131 +245,13 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
-// ---------------------------------------------------------------------------------------
-// An in-test provider: a JSON array of `{id, rev, title}` items at one URL, as a snapshot.
+#[allow(unused_imports)] // each test binary uses a different part of this module
+pub use connector_core::testing::items::{ItemsProvider, items_body};
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ItemsConfig {
-    /// Where the API lives.
-    pub base_url: Url,
-}
-
-pub struct ItemsProvider {
-    http: HttpClient,
-    url: Url,
-}
-
-#[derive(Deserialize)]
-struct Fields {
-    id: String,
-    rev: u64,
-    title: String,
-}
-
-pub struct Item {
-    raw: Box<RawValue>,
-    id: String,
-    rev: String,
-    title: String,
-}
-
-impl Provider for ItemsProvider {
-    const TYPE: &'static str = "TEST_ITEMS";
-    const SOURCE: &'static str = "items";
-    const KIND: &'static str = "item";
-    const SNAPSHOT: bool = true;
-    type Config = ItemsConfig;
-    type Item = Item;
-
-    fn new(config: ItemsConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
-        let http = HttpClient::builder(config.base_url)
-            .connector_settings(common)
-            .build()
-            .map_err(|e| CreateError(e.to_string()))?;
-        let url = http.url("/items").map_err(|e| CreateError(e.to_string()))?;
-        Ok(Self { http, url })
-    }
-
-    async fn fetch(&self, cursor: &Cursor) -> Result<FetchOutcome<Item>, FetchError> {
-        let resp = match self.http.get_conditional(&self.url, cursor).await? {
-            Conditional::NotModified => return Ok(FetchOutcome::NotModified),
-            Conditional::Modified(r) => r,
-        };
-        let raws: Vec<Box<RawValue>> =
-            serde_json::from_slice(&resp.body).map_err(|e| FetchError::malformed(&self.url, e))?;
-        let mut items = Vec::with_capacity(raws.len());
-        for raw in raws {
-            let f: Fields =
-                serde_json::from_str(raw.get()).map_err(|e| FetchError::malformed(&self.url, e))?;
-            items.push(Item {
-                raw,
-                id: f.id,
-                rev: f.rev.to_string(),
-                title: f.title,
-            });
-        }
-        let next = Cursor {
-            position: None,
-            etag: resp.etag(),
-            last_modified: resp.last_modified(),
-        };
-        Ok(FetchOutcome::Fetched(Fetched::complete(items, next)))
-    }
-
-    fn key<'a>(&self, item: &'a Item) -> ItemKey<'a> {
-        ItemKey {
-            id: Cow::Borrowed(&item.id),
-            version: Cow::Borrowed(&item.rev),
-        }
-    }
-
-    fn transform(
-        &self,
-        item: &Item,
-        key: &ItemKey<'_>,
-        change: Change,
-        ctx: &SignalContext<'_>,
-    ) -> Result<RawSignal, String> {
-        Ok(RawSignal {
-            schema_version: SCHEMA_VERSION,
-            source: Self::SOURCE,
-            connector: ctx.connector.to_owned(),
-            connector_type: Self::TYPE,
-            external_id: key.id.to_string(),
-            version: key.version.to_string(),
-            kind: Self::KIND,
-            change,
-            title: item.title.clone(),
-            severity: Severity::Info,
-            occurred_at: None,
-            observed_at: ctx.observed_at.to_owned(),
-            url: None,
-            payload: item.raw.clone(),
-        })
-    }
-}
-
-/// A body of items with revision 1, or 2 for those listed in `bumped`.
-pub fn items_body(ids: &[&str], bumped: &[&str]) -> String {
-    let items: Vec<serde_json::Value> = ids
-        .iter()
-        .map(|id| {
-            let rev = if bumped.contains(id) { 2 } else { 1 };
-            serde_json::json!({ "id": id, "rev": rev, "title": format!("Item {id}") })
-        })
-        .collect();
-    serde_json::Value::Array(items).to_string()
-}
-
-/// A connector config for the items provider at `base_url`, with quick retries.
+/// The shared `TEST_ITEMS` connector, without retries so failures show at once.
 pub fn config_for(name: &str, base_url: &str) -> ConnectorConfig {
-    let mut c = ConnectorConfig::new(name, ItemsProvider::TYPE);
-    c.provider_config
-        .insert("baseUrl".into(), serde_json::Value::String(base_url.into()));
+    let mut c = connector_core::testing::items::config_for(name, base_url);
     c.max_retries = 0;
-    c.retry_config.base_delay_ms = 10;
-    c.retry_config.max_delay_ms = 50;
     c
 }
 

@@ -1,23 +1,21 @@
-//! An in-test provider: a JSON array of `{id, rev, title}` items at one URL, served as a
+//! A provider for tests: a JSON array of `{id, rev, title}` items at one URL, served as a
 //! snapshot. Small enough to read at a glance, real enough to exercise the pipeline, the
-//! HTTP rules and the contract harness end to end.
-
-#![allow(dead_code, missing_docs)]
+//! HTTP rules, a backend and the contract harness end to end. The core's and the Redis
+//! backend's tests share it.
 
 use std::borrow::Cow;
 
-use connector_core::config::FieldError;
-use connector_core::http::{Auth, Conditional, HttpClient};
-use connector_core::pipeline::{CreateError, FetchError, FetchOutcome, Fetched, ItemKey};
-use connector_core::signal::SCHEMA_VERSION;
-use connector_core::{
-    Change, ConnectorConfig, Cursor, Provider, RawSignal, Severity, SignalContext,
-};
+use crate::config::FieldError;
+use crate::http::{Auth, Conditional, HttpClient};
+use crate::pipeline::{CreateError, FetchError, FetchOutcome, Fetched, ItemKey};
+use crate::signal::SCHEMA_VERSION;
+use crate::{Change, ConnectorConfig, Cursor, Provider, RawSignal, Severity, SignalContext};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use url::Url;
 
+/// `providerConfig` of `TEST_ITEMS`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemsConfig {
@@ -38,6 +36,7 @@ fn default_path() -> String {
     "/items".into()
 }
 
+/// The `TEST_ITEMS` provider.
 pub struct ItemsProvider {
     http: HttpClient,
     url: Url,
@@ -50,6 +49,7 @@ struct Fields {
     title: String,
 }
 
+/// One item, with its raw JSON.
 pub struct Item {
     raw: Box<RawValue>,
     id: String,
@@ -160,6 +160,7 @@ pub fn items_body(ids: &[&str], bumped: &[&str]) -> String {
     serde_json::Value::Array(items).to_string()
 }
 
+/// A `TEST_ITEMS` connector named `name` against `base_url`, with quick retries.
 pub fn config_for(name: &str, base_url: &str) -> ConnectorConfig {
     let mut c = ConnectorConfig::new(name, ItemsProvider::TYPE);
     c.provider_config

@@ -13,6 +13,8 @@
 //! 5. for snapshot sources with `emitRemovals`, a vanished item is published once as
 //!    `removed`, and not again.
 
+pub mod items;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
