@@ -92,6 +92,36 @@ pub struct Metrics {
     lease_held: Family<ConnectorLabel, Gauge>,
     http: Family<HttpLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    otel: OtelInstruments,
+}
+
+/// The same poll figures as OpenTelemetry instruments, exported over OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set (no-ops otherwise).
+struct OtelInstruments {
+    polls: opentelemetry::metrics::Counter<u64>,
+    items: opentelemetry::metrics::Counter<u64>,
+    duration: opentelemetry::metrics::Histogram<f64>,
+}
+
+impl OtelInstruments {
+    fn new() -> Self {
+        let meter = opentelemetry::global::meter("connectors");
+        Self {
+            polls: meter
+                .u64_counter("connector.polls")
+                .with_description("Polls by outcome")
+                .build(),
+            items: meter
+                .u64_counter("connector.items")
+                .with_description("Items by pipeline stage")
+                .build(),
+            duration: meter
+                .f64_histogram("connector.poll.duration")
+                .with_unit("s")
+                .with_description("Duration of completed polls")
+                .build(),
+        }
+    }
 }
 
 impl Metrics {
@@ -143,6 +173,7 @@ impl Metrics {
             lease_held,
             http,
             reloads,
+            otel: OtelInstruments::new(),
         })
     }
 
@@ -167,6 +198,14 @@ impl Metrics {
                 outcome,
             })
             .inc();
+        let who = opentelemetry::KeyValue::new("connector", connector.to_owned());
+        self.otel.polls.add(
+            1,
+            &[
+                who.clone(),
+                opentelemetry::KeyValue::new("outcome", format!("{outcome:?}")),
+            ],
+        );
         if let Some(Ok(s)) = result {
             let label = ConnectorLabel {
                 connector: connector.to_owned(),
@@ -174,6 +213,9 @@ impl Metrics {
             self.duration
                 .get_or_create(&label)
                 .observe(took.as_secs_f64());
+            self.otel
+                .duration
+                .record(took.as_secs_f64(), std::slice::from_ref(&who));
             self.last_success.get_or_create(&label).set(now_s);
             for (stage, n) in [
                 (Stage::fetched, s.fetched),
@@ -188,6 +230,13 @@ impl Metrics {
                         stage,
                     })
                     .inc_by(n);
+                self.otel.items.add(
+                    n,
+                    &[
+                        who.clone(),
+                        opentelemetry::KeyValue::new("stage", format!("{stage:?}")),
+                    ],
+                );
             }
         }
     }
@@ -235,23 +284,29 @@ impl Metrics {
 /// may lose the last spans.
 pub struct Telemetry {
     tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    meter_provider: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
 }
 
 impl Telemetry {
-    /// Flushes and stops trace export.
+    /// Flushes and stops trace and metric export.
     pub fn shutdown(self) {
         if let Some(provider) = self.tracer_provider
             && let Err(e) = provider.shutdown()
         {
-            eprintln!("OpenTelemetry shutdown: {e}");
+            eprintln!("OpenTelemetry trace shutdown: {e}");
+        }
+        if let Some(provider) = self.meter_provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("OpenTelemetry metrics shutdown: {e}");
         }
     }
 }
 
 /// Logs go to standard error, so standard output carries only signals and command output.
 /// `LOG_FORMAT=json` for machine-readable lines; `RUST_LOG` sets levels (default `info`).
-/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported over OTLP/HTTP
-/// (`OTEL_SERVICE_NAME` names the service; default: the binary's name).
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans and the poll metrics are also exported
+/// over OTLP/HTTP (`OTEL_SERVICE_NAME` names the service; default: the binary's name).
 pub fn init(service: &str) -> Telemetry {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
@@ -275,12 +330,51 @@ pub fn init(service: &str) -> Telemetry {
         Some((layer, provider)) => (Some(layer), Some(provider)),
         None => (None, None),
     };
+    let meter_provider = otlp_meter(service);
     let _ = tracing_subscriber::registry()
         .with(otel_layer)
         .with(fmt_layer)
         .with(filter)
         .try_init();
-    Telemetry { tracer_provider }
+    Telemetry {
+        tracer_provider,
+        meter_provider,
+    }
+}
+
+fn otel_resource(service: &str) -> opentelemetry_sdk::Resource {
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name(service.to_owned());
+    }
+    resource.build()
+}
+
+/// A meter provider exporting over OTLP/HTTP, installed globally so [`Metrics`] finds it.
+fn otlp_meter(service: &str) -> Option<opentelemetry_sdk::metrics::SdkMeterProvider> {
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let exporter = match opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .build()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!(
+                "OTEL_EXPORTER_OTLP_ENDPOINT is set but the metric exporter failed: {e}; metrics are not exported"
+            );
+            return None;
+        }
+    };
+    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build();
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(otel_resource(service))
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    Some(provider)
 }
 
 type OtelLayer = tracing_opentelemetry::OpenTelemetryLayer<
@@ -307,13 +401,9 @@ fn otlp_tracer(service: &str) -> Option<(OtelLayer, opentelemetry_sdk::trace::Sd
             return None;
         }
     };
-    let mut resource = opentelemetry_sdk::Resource::builder();
-    if std::env::var("OTEL_SERVICE_NAME").is_err() {
-        resource = resource.with_service_name(service.to_owned());
-    }
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource.build())
+        .with_resource(otel_resource(service))
         .build();
     let tracer = provider.tracer("connectors");
     Some((tracing_opentelemetry::layer().with_tracer(tracer), provider))
