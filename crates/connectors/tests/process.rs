@@ -574,11 +574,10 @@ async fn the_http_api_answers_health_metrics_and_prometheus() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn poll_spans_are_exported_over_otlp_when_configured() {
+async fn poll_spans_and_metrics_are_exported_over_otlp_when_configured() {
     let server = mock_provider(Duration::ZERO).await;
     let collector = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/v1/traces"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&collector)
         .await;
@@ -601,14 +600,29 @@ async fn poll_spans_are_exported_over_otlp_when_configured() {
         .await;
     proc.signal(Signal::SIGTERM);
     assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
-    // Shutdown flushes the batch: the spans are at the collector by now.
+    // Shutdown flushes the exporters: spans and metrics are at the collector by now.
     let requests = collector.received_requests().await.unwrap_or_default();
-    let body: Vec<u8> = requests.iter().flat_map(|r| r.body.clone()).collect();
-    let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
-    assert!(!requests.is_empty(), "spans exported");
-    assert!(contains("otel-test-service"), "OTEL_SERVICE_NAME honoured");
+    let sent_to = |p: &str| -> Vec<u8> {
+        requests
+            .iter()
+            .filter(|r| r.url.path() == p)
+            .flat_map(|r| r.body.clone())
+            .collect()
+    };
+    let has =
+        |body: &[u8], needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let traces = sent_to("/v1/traces");
     assert!(
-        contains("poll") && contains("published"),
+        has(&traces, "otel-test-service"),
+        "OTEL_SERVICE_NAME honoured"
+    );
+    assert!(
+        has(&traces, "poll") && has(&traces, "published"),
         "the poll span with its summary"
+    );
+    let metrics = sent_to("/v1/metrics");
+    assert!(
+        has(&metrics, "connector.polls") && has(&metrics, "connector.items"),
+        "poll metrics exported"
     );
 }
