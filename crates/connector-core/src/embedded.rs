@@ -45,7 +45,7 @@ struct Inner {
     leases: HashMap<String, Held>,
     fences: HashMap<String, u64>,
     metrics: HashMap<String, ConnectorMetrics>,
-    members: HashMap<String, Instant>,
+    members: HashMap<(String, String), Instant>,
 }
 
 /// All four ports in one process.
@@ -390,18 +390,28 @@ impl MetricsStore for EmbeddedBackend {
 impl Membership for EmbeddedBackend {
     fn heartbeat<'a>(
         &'a self,
+        group: &'a str,
         instance_id: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<usize, BackendError>> {
         let mut inner = lock(&self.inner);
         let now = Instant::now();
         inner.members.retain(|_, expires| *expires > now);
-        inner.members.insert(instance_id.to_owned(), now + ttl);
-        ready(Ok(inner.members.len()))
+        inner
+            .members
+            .insert((group.to_owned(), instance_id.to_owned()), now + ttl);
+        let live = inner.members.keys().filter(|(g, _)| g == group).count();
+        ready(Ok(live))
     }
 
-    fn leave<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        lock(&self.inner).members.remove(instance_id);
+    fn leave<'a>(
+        &'a self,
+        group: &'a str,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        lock(&self.inner)
+            .members
+            .remove(&(group.to_owned(), instance_id.to_owned()));
         ready(Ok(()))
     }
 }

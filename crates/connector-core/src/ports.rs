@@ -303,16 +303,25 @@ pub trait MetricsStore: Send + Sync {
 
 /// Which worker instances are alive, so that each takes a fair share of the connectors
 /// instead of the first one started taking them all.
+///
+/// Workers are counted per `group`: the workers that run the same set of connectors. A
+/// single-connector container must not shrink the share of a worker running twenty.
 pub trait Membership: Send + Sync {
-    /// Marks `instance_id` alive for `ttl` and returns how many instances are alive,
-    /// this one included.
+    /// Marks `instance_id` alive in `group` for `ttl` and returns how many instances of
+    /// the group are alive, this one included.
     fn heartbeat<'a>(
         &'a self,
+        group: &'a str,
         instance_id: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<usize, BackendError>>;
-    /// Leaves at shutdown, so the others rebalance without waiting for the TTL.
-    fn leave<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+    /// Leaves `group` (at shutdown, or when a reload changed the group), so the others
+    /// rebalance without waiting for the TTL.
+    fn leave<'a>(
+        &'a self,
+        group: &'a str,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 }
 
 /// The ports together, as a connector and the runtime use them.

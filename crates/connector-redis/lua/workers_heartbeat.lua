@@ -1,7 +1,7 @@
 -- Marks a worker instance alive and counts the live ones, on the server's clock so that
 -- hosts with skewed clocks agree on who has lapsed.
 --
--- KEYS[1]  live workers   {prefix}workers   (sorted set: member = instance id,
+-- KEYS[1]  live workers   {prefix}workers:<group>   (sorted set: member = instance id,
 --                                            score = expiry in ms on the server clock)
 -- ARGV[1]  instance id
 -- ARGV[2]  TTL in milliseconds

@@ -313,6 +313,7 @@ impl MetricsStore for RedisBackend {
 impl Membership for RedisBackend {
     fn heartbeat<'a>(
         &'a self,
+        group: &'a str,
         instance_id: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<usize, BackendError>> {
@@ -322,7 +323,7 @@ impl Membership for RedisBackend {
                 .heartbeat
                 .evalsha_with_reload(
                     &self.client,
-                    self.keys.workers(),
+                    self.keys.workers(group),
                     vec![instance_id.to_owned(), ttl.as_millis().to_string()],
                 )
                 .await
@@ -331,11 +332,15 @@ impl Membership for RedisBackend {
         })
     }
 
-    fn leave<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn leave<'a>(
+        &'a self,
+        group: &'a str,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let _: i64 = self
                 .client
-                .zrem(self.keys.workers(), instance_id)
+                .zrem(self.keys.workers(group), instance_id)
                 .await
                 .map_err(fail("leave workers"))?;
             Ok(())

@@ -76,10 +76,11 @@ impl Keys {
         format!("{}metrics:connector:{{{connector}}}", self.prefix)
     }
 
-    /// `{prefix}workers`: live worker instances (a sorted set of expiry times), shared by
-    /// every connector, so it has no hash tag.
-    pub fn workers(&self) -> String {
-        format!("{}workers", self.prefix)
+    /// `{prefix}workers:<group>`: live worker instances of one group (workers running the
+    /// same connectors), a sorted set of expiry times; shared by connectors, so it has no
+    /// hash tag.
+    pub fn workers(&self, group: &str) -> String {
+        format!("{}workers:{group}", self.prefix)
     }
 
     /// `{prefix}<stream>`: an output stream. Streams are shared by connectors, so they
@@ -102,6 +103,7 @@ mod tests {
         assert_eq!(k.state("noaa"), "ns:connector:state:{noaa}");
         assert_eq!(k.metrics("noaa"), "ns:metrics:connector:{noaa}");
         assert_eq!(k.stream("raw-input-signals"), "ns:raw-input-signals");
+        assert_eq!(k.workers("0f3a"), "ns:workers:0f3a");
     }
 
     #[test]

@@ -146,7 +146,8 @@ impl Manager {
             };
             tracing::info!(connector = %name, "{why}: stopped");
         }
-        self.share.set_total(wanted.len());
+        let names: Vec<&str> = wanted.keys().map(String::as_str).collect();
+        self.share.set_connectors(&names);
         let mut errors = Vec::new();
         for (name, config) in wanted {
             if self.running.contains_key(&name) {

@@ -7,8 +7,8 @@
 //! excess and the second picks it up). A dead worker's leases lapse after their TTL and
 //! its heartbeat after the same time, so the survivors' share grows to cover them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use connector_core::ports::Membership;
@@ -20,6 +20,8 @@ pub struct Share {
     held: AtomicUsize,
     live: AtomicUsize,
     total: AtomicUsize,
+    /// Workers running the same connector set count each other; the group names the set.
+    group: Mutex<String>,
 }
 
 impl Share {
@@ -29,6 +31,7 @@ impl Share {
             held: AtomicUsize::new(0),
             live: AtomicUsize::new(1),
             total: AtomicUsize::new(total),
+            group: Mutex::default(),
         })
     }
 
@@ -66,9 +69,20 @@ impl Share {
             .is_ok()
     }
 
-    /// The number of connectors the worker runs changed (reload).
-    pub fn set_total(&self, total: usize) {
-        self.total.store(total, Ordering::Relaxed);
+    /// The connectors the worker runs (at start and after a reload).
+    pub fn set_connectors(&self, names: &[&str]) {
+        self.total.store(names.len(), Ordering::Relaxed);
+        let mut sorted = names.to_vec();
+        sorted.sort_unstable();
+        *self.group.lock().unwrap_or_else(PoisonError::into_inner) =
+            connector_core::detect::content_version(&sorted);
+    }
+
+    fn group(&self) -> String {
+        self.group
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -81,8 +95,17 @@ pub async fn heartbeat(
     share: Arc<Share>,
     stop: CancellationToken,
 ) {
+    let mut joined = String::new();
     loop {
-        match membership.heartbeat(&instance, ttl).await {
+        let group = share.group();
+        if !joined.is_empty()
+            && joined != group
+            && let Err(e) = membership.leave(&joined, &instance).await
+        {
+            tracing::warn!(error = %e, "could not leave the previous worker group");
+        }
+        joined.clone_from(&group);
+        match membership.heartbeat(&group, &instance, ttl).await {
             Ok(live) => {
                 let before = share.live.swap(live, Ordering::Relaxed);
                 if before != live {
@@ -100,7 +123,7 @@ pub async fn heartbeat(
             () = tokio::time::sleep(ttl / 3) => {}
         }
     }
-    if let Err(e) = membership.leave(&instance).await {
+    if let Err(e) = membership.leave(&joined, &instance).await {
         tracing::warn!(error = %e, "could not leave the worker group; it lapses after its TTL");
     }
 }
