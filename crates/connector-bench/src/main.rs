@@ -1,0 +1,541 @@
+#![doc = include_str!("../README.md")]
+
+mod alerts;
+mod alternatives;
+mod mock;
+mod pipeline;
+mod procfs;
+mod provider;
+mod redis;
+mod report;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use connector_core::http::DEFAULT_MAX_BODY_BYTES;
+use serde::de::DeserializeOwned;
+
+use crate::alerts::PrintedSet;
+use crate::mock::Mock;
+use crate::pipeline::{Kind, ProviderKind, ScenarioArgs, ScenarioResult, Target};
+use crate::report::{Ceiling, Dataset, Probe, Quiet, Report};
+use crate::worker::WorkerSetup;
+
+/// Benchmarks the connector pipeline against Redis and a local NOAA-shaped mock.
+///
+/// Drives the real pipeline, Redis backend and HTTP client (first poll, repeat poll, 10%
+/// changed, for each size), measures Redis's own pipelined XADD rate as the ceiling, runs
+/// the real worker binary with 1,000 connectors and with one idle connector, prints a table
+/// and writes the same figures as JSON. Every key lives under a prefix of its own, deleted
+/// afterwards.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// The small run for CI: N=1,000, a 5 s scale run, 3 idle polls. Asserts only that
+    /// every scenario completed with the expected counts (never a speed); exits 1 otherwise.
+    #[arg(long)]
+    ci: bool,
+    /// Items per poll, comma-separated (default 1000,10000,100000; 1000 with --ci).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Connectors in the scale scenario.
+    #[arg(long, default_value_t = 1000)]
+    connectors: usize,
+    /// Seconds the scale scenario runs (default 60; 5 with --ci).
+    #[arg(long)]
+    scale_seconds: Option<f64>,
+    /// Polls of the idle scenario (default 10; 3 with --ci).
+    #[arg(long)]
+    idle_polls: Option<u64>,
+    /// Skip the scale and idle scenarios (they need the worker binary).
+    #[arg(long)]
+    no_workers: bool,
+    /// The worker binary (default: connector-noaa next to this binary; build it with
+    /// `cargo build --release -p connector-noaa`).
+    #[arg(long, env = "CONNECTOR_BENCH_WORKER", value_name = "FILE")]
+    worker: Option<PathBuf>,
+    /// RUST_LOG of the worker in the scale and idle scenarios.
+    #[arg(long, default_value = "info")]
+    worker_log: String,
+    /// Where to write the JSON figures (default: target/connector-bench.json, or
+    /// target/connector-bench-ci.json with --ci).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Redis to run against.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    redis_url: String,
+    /// Internal: the bench runs each measured poll in a child process of itself.
+    #[command(subcommand)]
+    child: Option<Child>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Child {
+    /// One pipeline scenario; prints its figures as one JSON line.
+    #[command(hide = true)]
+    Scenario(ScenarioArgs),
+    /// The stages of a first poll timed one by one; prints one JSON line.
+    #[command(hide = true)]
+    Breakdown(Target),
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("connector-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("connector-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mut cli: Cli) -> Result<ExitCode> {
+    match cli.child.take() {
+        Some(Child::Scenario(args)) => {
+            let result = pipeline::run_scenario(&args).await?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Child::Breakdown(target)) => {
+            let result = pipeline::run_breakdown(&target).await?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => bench(cli).await,
+    }
+}
+
+/// Runs this binary as a child with `args` and parses the JSON line it prints. The Redis
+/// URL travels in the child's environment, not on a command line `ps` shows.
+async fn child<T: DeserializeOwned>(redis_url: &str, args: &[String]) -> Result<T> {
+    let exe = std::env::current_exe()?;
+    let out = tokio::process::Command::new(exe)
+        .args(args)
+        .env("REDIS_URL", redis_url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("child `{}` failed ({})", args.join(" "), out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .context("the child printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn target_args(sub: &str, prefix: &str, mock: &str, n: usize) -> Vec<String> {
+    vec![
+        sub.into(),
+        "--prefix".into(),
+        prefix.into(),
+        "--mock".into(),
+        mock.into(),
+        "--n".into(),
+        n.to_string(),
+    ]
+}
+
+async fn scenario(
+    redis_url: &str,
+    prefix: &str,
+    mock: &str,
+    n: usize,
+    kind: Kind,
+    provider: ProviderKind,
+) -> Result<ScenarioResult> {
+    let mut args = target_args("scenario", prefix, mock, n);
+    args.extend([
+        "--kind".into(),
+        kind.as_str().into(),
+        "--provider".into(),
+        match provider {
+            ProviderKind::Bench => "bench".into(),
+            ProviderKind::Real => "real".into(),
+        },
+    ]);
+    eprintln!("  {} poll, N={n}, provider {:?}", kind.as_str(), provider);
+    child(redis_url, &args).await
+}
+
+fn shown_url(url: &str) -> String {
+    url::Url::parse(url).map_or_else(
+        |_| "(unparseable)".to_owned(),
+        |u| connector_redis::settings::display_url(&u),
+    )
+}
+
+fn default_worker() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.join("connector-noaa"))
+}
+
+async fn cleanup(client: &fred::clients::Client, prefix: &str) -> Result<()> {
+    redis::delete_prefix(client, &format!("{prefix}:")).await?;
+    Ok(())
+}
+
+fn note_compilers(report: &mut Report) {
+    let n = procfs::compilers_running();
+    report.quiet.compilers_max = report.quiet.compilers_max.max(n);
+}
+
+async fn bench(cli: Cli) -> Result<ExitCode> {
+    let started = Instant::now();
+    let ci = cli.ci;
+    let sizes = if !cli.sizes.is_empty() {
+        cli.sizes.clone()
+    } else if ci {
+        vec![1_000]
+    } else {
+        vec![1_000, 10_000, 100_000]
+    };
+    if sizes.iter().any(|&n| n < 10) {
+        bail!("each size must be at least 10 (one alert in ten changes)");
+    }
+    let scale_seconds = cli.scale_seconds.unwrap_or(if ci { 5.0 } else { 60.0 });
+    let idle_polls = cli.idle_polls.unwrap_or(if ci { 3 } else { 10 });
+    let url = cli.redis_url.clone();
+    let mut report = Report {
+        mode: if ci { "ci".into() } else { "full".into() },
+        started_at: connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms()),
+        machine: procfs::machine(),
+        quiet: Quiet {
+            compilers_at_start: procfs::compilers_running(),
+            load_at_start: procfs::load_average(),
+            ..Quiet::default()
+        },
+        redis_url: shown_url(&url),
+        ..Report::default()
+    };
+    note_compilers(&mut report);
+    let client = redis::connect(&url).await?;
+    report.redis_version = redis::info(&client).await?.version;
+    let mock = Mock::start().await?;
+    let mock_url = mock.base_url();
+    let base = format!(
+        "bench-{}-{:06x}",
+        std::process::id(),
+        alerts::mix(connector_core::pipeline::now_ms()) & 0xff_ffff
+    );
+    eprintln!(
+        "connector-bench: Redis {} (prefix {base}), mock {mock_url}",
+        report.redis_url
+    );
+    let largest = sizes.iter().copied().max().unwrap_or(1_000);
+    let mut samples: Vec<Vec<(String, String)>> = Vec::new();
+
+    for &n in &sizes {
+        eprintln!("N={n}: generating alerts");
+        let set = PrintedSet::new("pipe", n, 10);
+        let mean_alert_bytes = set.base.iter().map(String::len).sum::<usize>() / n;
+        let (body_bytes, changed_body_bytes) = mock.install_pipeline(n, &set);
+        drop(set);
+        report.datasets.push(Dataset {
+            n,
+            body_bytes,
+            changed_body_bytes,
+            mean_alert_bytes,
+        });
+        let prefix = format!("{base}-n{n}");
+        let stream = format!("{prefix}:raw-input-signals");
+        for attempt in 1..=3 {
+            note_compilers(&mut report);
+            let mut results = Vec::new();
+            for kind in [Kind::First, Kind::Repeat, Kind::Changed] {
+                results
+                    .push(scenario(&url, &prefix, &mock_url, n, kind, ProviderKind::Bench).await?);
+            }
+            if samples.is_empty() {
+                samples = redis::sample_entries(&client, &stream, 64).await?;
+            }
+            let entries = redis::xlen(&client, &stream).await?;
+            cleanup(&client, &prefix).await?;
+            let quiet = results.iter().all(|r| r.redis.quiet);
+            if quiet || attempt == 3 {
+                check_pipeline(&mut report, n, &results, entries);
+                report.scenarios.extend(results);
+                break;
+            }
+            eprintln!("N={n}: other clients used Redis during the run; measuring again");
+        }
+        if n == sizes[0] && body_bytes <= DEFAULT_MAX_BODY_BYTES {
+            let prefix = format!("{base}-parity");
+            let p = scenario(&url, &prefix, &mock_url, n, Kind::First, ProviderKind::Real).await?;
+            cleanup(&client, &prefix).await?;
+            report.check(
+                format!("NoaaProvider first poll N={n} publishes every alert"),
+                p.summary.published == n as u64,
+                format!("published {} of {n}", p.summary.published),
+            );
+            report.parity = Some(p);
+        }
+        if body_bytes > DEFAULT_MAX_BODY_BYTES {
+            let prefix = format!("{base}-probe");
+            let outcome = probe_real_provider(&url, &prefix, &mock_url, n).await;
+            cleanup(&client, &prefix).await?;
+            report.cap_probe = Some(Probe {
+                n,
+                body_bytes,
+                outcome: outcome.unwrap_or_else(|e| format!("{e:#}")),
+            });
+        }
+        if n == largest && !ci {
+            eprintln!("N={n}: stages one by one");
+            let prefix = format!("{base}-stages");
+            let b: pipeline::Breakdown =
+                child(&url, &target_args("breakdown", &prefix, &mock_url, n)).await?;
+            cleanup(&client, &prefix).await?;
+            report.breakdown = Some(b);
+        }
+        mock.remove_pipeline(n);
+    }
+
+    note_compilers(&mut report);
+    eprintln!("ceiling: pipelined XADD of the same entries, {largest} times");
+    report.ceiling = ceiling(&client, &url, &base, &samples, largest, &mut report.checks).await?;
+
+    if !cli.no_workers {
+        let binary = cli
+            .worker
+            .clone()
+            .or_else(default_worker)
+            .context("cannot locate the worker binary; pass --worker")?;
+        if !binary.exists() {
+            bail!(
+                "the worker binary {} does not exist: build it with `cargo build --release -p connector-noaa`, pass --worker, or run with --no-workers",
+                binary.display()
+            );
+        }
+        let setup = WorkerSetup {
+            binary,
+            redis_url: url.clone(),
+            mock: mock_url.clone(),
+            log_level: cli.worker_log.clone(),
+        };
+        note_compilers(&mut report);
+        eprintln!(
+            "scale: {} connectors, 1 s interval, {scale_seconds} s",
+            cli.connectors
+        );
+        let prefix = format!("{base}-scale");
+        let scale = worker::run_scale(
+            &setup,
+            &mock,
+            &client,
+            &prefix,
+            cli.connectors,
+            1000,
+            scale_seconds,
+        )
+        .await;
+        cleanup(&client, &prefix).await?;
+        let scale = scale?;
+        check_scale(&mut report, &scale);
+        report.scale = Some(scale);
+
+        note_compilers(&mut report);
+        eprintln!("idle: one connector, {idle_polls} polls");
+        let prefix = format!("{base}-idle");
+        let idle = worker::run_idle(&setup, &mock, &prefix, idle_polls).await;
+        cleanup(&client, &prefix).await?;
+        let idle = idle?;
+        report.check(
+            "idle connector completed its polls and exited 0",
+            idle.exit_code == Some(0),
+            format!("{} polls, exit code {:?}", idle.polls, idle.exit_code),
+        );
+        report.idle = Some(idle);
+    }
+
+    report.quiet.compilers_at_end = procfs::compilers_running();
+    report.quiet.load_at_end = procfs::load_average();
+    note_compilers(&mut report);
+    report.duration_s = started.elapsed().as_secs_f64();
+    if !ci {
+        report.evaluate_targets();
+    }
+    print!("{}", report.table());
+    let json = cli.json.clone().unwrap_or_else(|| {
+        PathBuf::from(if ci {
+            "target/connector-bench-ci.json"
+        } else {
+            "target/connector-bench.json"
+        })
+    });
+    if let Some(dir) = json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    eprintln!("figures written to {}", json.display());
+    Ok(if report.all_checks_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check_pipeline(report: &mut Report, n: usize, results: &[ScenarioResult], entries: u64) {
+    let n64 = n as u64;
+    let changes = n.div_ceil(10) as u64;
+    for r in results {
+        let s = &r.summary;
+        let (ok, expected) = match r.kind {
+            Kind::First => (
+                s.fetched == n64 && s.published == n64 && s.failed == 0 && r.redis.xadds == n64,
+                format!("fetched {n}, published {n}, {n} XADD"),
+            ),
+            Kind::Repeat => (
+                s.fetched == n64
+                    && s.published == 0
+                    && s.skipped_unchanged == n64
+                    && s.commits == 0
+                    && r.redis.xadds == 0,
+                format!("fetched {n}, published 0, skipped {n}, no commit, no XADD"),
+            ),
+            Kind::Changed => (
+                s.fetched == n64
+                    && s.published == changes
+                    && s.skipped_unchanged == n64 - changes
+                    && r.redis.xadds == changes,
+                format!(
+                    "fetched {n}, published {changes}, skipped {}",
+                    n64 - changes
+                ),
+            ),
+        };
+        report.check(
+            format!("{} poll N={n}", r.kind.as_str()),
+            ok,
+            format!(
+                "expected {expected}; got fetched {}, published {}, skipped {}, failed {}, commits {}, XADD {}",
+                s.fetched, s.published, s.skipped_unchanged, s.failed, s.commits, r.redis.xadds
+            ),
+        );
+    }
+    report.check(
+        format!("stream after the three polls N={n}"),
+        entries == n64 + changes,
+        format!("{entries} entries, expected {}", n64 + changes),
+    );
+}
+
+fn check_scale(report: &mut Report, s: &worker::ScaleResult) {
+    report.check(
+        "scale: every connector polled",
+        s.never_polled == 0,
+        format!("{} of {} never polled", s.never_polled, s.connectors),
+    );
+    report.check(
+        "scale: every poll succeeded and was recorded",
+        s.failed_polls == 0 && s.successful_polls == s.requests,
+        format!(
+            "{} requests served, {} successful and {} failed polls recorded",
+            s.requests, s.successful_polls, s.failed_polls
+        ),
+    );
+    report.check(
+        "scale: stream holds each alert once plus each change once",
+        s.stream_entries == s.stream_expected,
+        format!(
+            "{} entries, expected {}",
+            s.stream_entries, s.stream_expected
+        ),
+    );
+    report.check(
+        "scale: worker stopped cleanly on SIGTERM",
+        s.exit_code == Some(0),
+        format!("exit code {:?}", s.exit_code),
+    );
+}
+
+/// `connector_noaa::NoaaProvider` itself on a body above its cap: what does a poll say?
+async fn probe_real_provider(url: &str, prefix: &str, mock: &str, n: usize) -> Result<String> {
+    let settings = connector_redis::RedisSettings::from_url(url)?.with_key_prefix(prefix)?;
+    let redis = connector_redis::RedisBackend::connect(settings).await?;
+    let config = Arc::new(pipeline::connector_config("probe", mock, n));
+    let mut connector = connector_noaa::factories().create(config, redis.backends())?;
+    Ok(match connector.preview().await {
+        Ok(p) => format!("read {} alerts", p.summary.fetched),
+        Err(e) => format!("poll failed: {e}"),
+    })
+}
+
+async fn ceiling(
+    client: &fred::clients::Client,
+    url: &str,
+    base: &str,
+    samples: &[Vec<(String, String)>],
+    count: usize,
+    checks: &mut Vec<report::Check>,
+) -> Result<Ceiling> {
+    let prefix = format!("{base}-ceiling");
+    let entry_bytes = samples
+        .iter()
+        .map(|e| e.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>())
+        .sum::<usize>() as f64
+        / samples.len().max(1) as f64;
+    let stream = format!("{prefix}:fred");
+    let fred = redis::xadd_ceiling_fred(client, &stream, samples, count, 512, 4).await;
+    let written = redis::xlen(client, &stream).await.unwrap_or(0);
+    cleanup(client, &prefix).await?;
+    let fred = fred?;
+    checks.push(report::Check {
+        name: "ceiling: fred pipeline wrote every entry".into(),
+        ok: written == count as u64,
+        detail: format!("{written} of {count}"),
+    });
+    // The median-sized sample stands for all of them on redis-benchmark's command line.
+    let mut by_size: Vec<&Vec<(String, String)>> = samples.iter().collect();
+    by_size.sort_by_key(|e| e.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>());
+    let rb = match by_size.get(by_size.len() / 2) {
+        Some(entry) => {
+            let r = redis::xadd_ceiling_redis_benchmark(url, &format!("{prefix}:rb"), entry, count)
+                .await;
+            cleanup(client, &prefix).await?;
+            r?
+        }
+        None => None,
+    };
+    let per_second = rb
+        .as_ref()
+        .map_or(fred.per_second, |r| r.per_second.max(fred.per_second));
+    Ok(Ceiling {
+        entry_bytes,
+        fred,
+        redis_benchmark: rb,
+        per_second,
+    })
+}

@@ -1,0 +1,644 @@
+//! The pipeline scenarios, each run in a child process of the bench so that its peak RSS
+//! (`VmHWM`) is its own and not the mock's or another scenario's.
+//!
+//! A scenario drives the real thing: `Factories::create` (config parsing, provider,
+//! `UniversalPollingConnector`), the real `RedisBackend` under its own key prefix and a
+//! real HTTP client against the mock. The timed window is one `poll`:
+//!
+//! - `first`: empty state; every alert is new (state load, fetch, detect, transform,
+//!   commit in chunks, metrics record);
+//! - `repeat`: after an untimed warm-up poll (which loads state from Redis), the same
+//!   body again: nothing changed, the body is still read and parsed;
+//! - `changed`: after the warm-up, the mock serves one alert in ten updated.
+//!
+//! The breakdown (`micro`) times the stages on their own for one size: reading the body,
+//! parsing it, detection, transform + encode, and fenced commits of prebuilt chunks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use connector_core::detect;
+use connector_core::http::HttpClient;
+use connector_core::ports::{Backends, CommitChunk, CommitOutcome, StateDelta};
+use connector_core::{Change, ConnectorConfig, Factories, PollSummary, SignalContext, StreamEntry};
+use connector_noaa::schema::{Alert, FeatureCollection, alert_signal};
+use connector_redis::{RedisBackend, RedisSettings};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::alternatives as alt;
+use crate::mock::Served;
+use crate::procfs::{self, Memory};
+use crate::provider::{BENCH_MAX_BODY_BYTES, BenchNoaa};
+use crate::redis::{self as probe, Rate, RedisCost};
+
+/// Which scenario a child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Every item new.
+    First,
+    /// Nothing changed.
+    Repeat,
+    /// One item in ten changed.
+    Changed,
+}
+
+impl Kind {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::First => "first",
+            Kind::Repeat => "repeat",
+            Kind::Changed => "changed",
+        }
+    }
+}
+
+/// Which provider implementation a child polls with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// [`BenchNoaa`]: `NoaaProvider` with a 1 GiB body cap.
+    Bench,
+    /// `connector_noaa::NoaaProvider` itself, through `connector_noaa::factories()`.
+    Real,
+}
+
+/// Where a child finds Redis and the mock.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// Redis URL.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: String,
+    /// Key prefix (namespace) of this run.
+    #[arg(long)]
+    pub prefix: String,
+    /// Base URL of the mock.
+    #[arg(long)]
+    pub mock: String,
+    /// Alerts in the served set.
+    #[arg(long)]
+    pub n: usize,
+}
+
+/// Arguments of a scenario child.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScenarioArgs {
+    /// Redis, mock and size.
+    #[command(flatten)]
+    pub target: Target,
+    /// The scenario.
+    #[arg(long, value_enum)]
+    pub kind: Kind,
+    /// The provider implementation.
+    #[arg(long, value_enum, default_value = "bench")]
+    pub provider: ProviderKind,
+}
+
+/// What one scenario measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// `first`, `repeat` or `changed`.
+    pub kind: Kind,
+    /// Alerts served.
+    pub n: usize,
+    /// Provider implementation.
+    pub provider: ProviderKind,
+    /// Wall time of the poll, milliseconds.
+    pub wall_ms: f64,
+    /// Items fetched per second of wall time.
+    pub items_per_s: f64,
+    /// Signals published per second of wall time.
+    pub published_per_s: f64,
+    /// CPU time of the child during the poll (all threads), seconds.
+    pub cpu_s: f64,
+    /// The pipeline's own summary.
+    pub summary: PollSummary,
+    /// What the poll cost Redis.
+    pub redis: RedisCost,
+    /// Requests and bytes read from the provider during the poll.
+    pub provider_read: Served,
+    /// Memory before the timed poll (after set-up and any warm-up poll).
+    pub memory_before: Memory,
+    /// Memory after it; `peak_kib` is the child's high-water mark over its whole life.
+    pub memory_after: Memory,
+    /// The untimed warm-up poll (state load from Redis + a repeat poll), milliseconds.
+    pub warmup_ms: Option<f64>,
+}
+
+pub async fn backend(target: &Target) -> Result<(Arc<RedisBackend>, Backends)> {
+    let settings = RedisSettings::from_url(&target.redis_url)?
+        .with_key_prefix(&target.prefix)?
+        .with_command_timeout(Duration::from_secs(120));
+    let redis = RedisBackend::connect(settings).await?;
+    let backends = redis.backends();
+    Ok((redis, backends))
+}
+
+/// The connector config a scenario polls with.
+pub fn connector_config(name: &str, mock: &str, n: usize) -> ConnectorConfig {
+    let mut config = ConnectorConfig::new(name, "NOAA_WEATHER");
+    config.lease_ttl_seconds = 900;
+    config.request_timeout_ms = 600_000;
+    config.max_retries = 0;
+    if let serde_json::Value::Object(map) = serde_json::json!({
+        "baseUrl": mock,
+        "alertsPath": format!("/alerts/active/pipe/{n}"),
+    }) {
+        config.provider_config = map;
+    }
+    config
+}
+
+/// Control calls to the mock.
+struct Control {
+    http: HttpClient,
+}
+
+impl Control {
+    fn new(mock: &str) -> Result<Self> {
+        Ok(Self {
+            http: HttpClient::builder(Url::parse(mock)?).build()?,
+        })
+    }
+
+    async fn select(&self, n: usize, variant: usize) -> Result<()> {
+        let url = self.http.url(&format!("/_bench/select/{n}/{variant}"))?;
+        self.http.get(&url).await?;
+        Ok(())
+    }
+
+    async fn served(&self) -> Result<Served> {
+        let url = self.http.url("/_bench/stats")?;
+        let resp = self.http.get(&url).await?;
+        Ok(serde_json::from_slice(&resp.body)?)
+    }
+}
+
+/// Runs one scenario (in the child).
+pub async fn run_scenario(args: &ScenarioArgs) -> Result<ScenarioResult> {
+    let target = &args.target;
+    let (_redis, backends) = backend(target).await?;
+    let client = probe::connect(&target.redis_url).await?;
+    let control = Control::new(&target.mock)?;
+    let config = Arc::new(connector_config("bench", &target.mock, target.n));
+    let factories = match args.provider {
+        ProviderKind::Real => connector_noaa::factories(),
+        ProviderKind::Bench => {
+            let mut f = Factories::new();
+            f.register::<BenchNoaa>();
+            f
+        }
+    };
+    let mut connector = factories.create(config.clone(), backends.clone())?;
+    let instance = format!("connector-bench-{}", std::process::id());
+    let lease = backends
+        .leases
+        .acquire(&config.name, &instance, config.lease_ttl())
+        .await?
+        .context("the bench connector's lease is held by another process")?;
+    control.select(target.n, 0).await?;
+
+    let mut warmup_ms = None;
+    if args.kind != Kind::First {
+        let started = Instant::now();
+        let s = connector.poll(&lease).await?;
+        warmup_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        if s.published != 0 {
+            bail!(
+                "the warm-up poll published {} signals; expected none",
+                s.published
+            );
+        }
+    }
+    if args.kind == Kind::Changed {
+        control.select(target.n, 1).await?;
+    }
+
+    let memory_before = procfs::memory(None).unwrap_or_default();
+    let (overhead, _) = probe::info_overhead(&client).await?;
+    let served_before = control.served().await?;
+    let before = probe::info(&client).await?;
+    let cpu_before = procfs::cpu_time(None).unwrap_or_default();
+    let started = Instant::now();
+    let outcome = connector.poll(&lease).await;
+    let wall = started.elapsed();
+    let cpu = procfs::cpu_time(None)
+        .unwrap_or_default()
+        .saturating_sub(cpu_before);
+    let after = probe::info(&client).await?;
+    let served_after = control.served().await?;
+    let memory_after = procfs::memory(None).unwrap_or_default();
+    backends.leases.release(&lease).await?;
+    control.select(target.n, 0).await?;
+    let summary = outcome?;
+
+    let mut redis = probe::cost(&before, &after, &overhead);
+    let expected_hscan = u64::from(args.kind == Kind::First);
+    let evalsha = redis.calls.get("evalsha").copied().unwrap_or(0);
+    let hscan = redis.calls.get("hscan").copied().unwrap_or(0);
+    redis.quiet &= evalsha == summary.commits + 1 && hscan == expected_hscan;
+    let seconds = wall.as_secs_f64();
+    Ok(ScenarioResult {
+        kind: args.kind,
+        n: target.n,
+        provider: args.provider,
+        wall_ms: seconds * 1000.0,
+        items_per_s: summary.fetched as f64 / seconds,
+        published_per_s: summary.published as f64 / seconds,
+        cpu_s: cpu.as_secs_f64(),
+        summary,
+        redis,
+        provider_read: Served {
+            requests: served_after.requests - served_before.requests,
+            bytes: served_after.bytes - served_before.bytes,
+        },
+        memory_before,
+        memory_after,
+        warmup_ms,
+    })
+}
+
+/// One stage timed on its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stage {
+    /// What was timed.
+    pub name: String,
+    /// Items it handled.
+    pub items: u64,
+    /// Best wall time over its repetitions, milliseconds.
+    pub ms: f64,
+    /// Items per second at that time.
+    pub items_per_s: f64,
+    /// The process's RSS right after the stage, KiB (what the stage's results hold).
+    pub rss_kib: u64,
+}
+
+impl Stage {
+    fn new(name: &str, items: usize, took: Duration) -> Self {
+        let s = took.as_secs_f64().max(1e-9);
+        Self {
+            name: name.to_owned(),
+            items: items as u64,
+            ms: s * 1000.0,
+            items_per_s: items as f64 / s,
+            rss_kib: procfs::memory(None).map_or(0, |m| m.rss_kib),
+        }
+    }
+}
+
+/// The stages of a first poll, timed one by one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Breakdown {
+    /// Alerts.
+    pub n: usize,
+    /// Body bytes.
+    pub body_bytes: u64,
+    /// The stages, in pipeline order.
+    pub stages: Vec<Stage>,
+    /// Mean bytes of an encoded stream entry (field names + values).
+    pub entry_bytes: f64,
+    /// Fenced commits of prebuilt 500-entry chunks, entries per second.
+    pub commit: Rate,
+    /// What those commits cost Redis.
+    pub commit_redis: RedisCost,
+    /// The same chunks committed by the `WATCH` + `MULTI`/`EXEC` prototype.
+    pub commit_watch_multi: Rate,
+    /// What those cost Redis.
+    pub commit_watch_multi_redis: RedisCost,
+    /// The prototype version hash equals `Alert::parse`'s for every alert.
+    pub direct_versions_match: bool,
+    /// The prototype detection found every alert unchanged, as the real one.
+    pub xxh3_detect_matches: bool,
+}
+
+/// Best of `runs` timings of `f`.
+fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let out = f();
+        best = best.min(started.elapsed());
+        last = Some(out);
+    }
+    match last {
+        Some(out) => (best, out),
+        None => (best, f()),
+    }
+}
+
+/// Times each stage of a first poll of `n` alerts on its own (in the child).
+pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
+    let base = Url::parse(&target.mock)?;
+    let http = HttpClient::builder(base)
+        .accept("application/geo+json")
+        .max_body_bytes(BENCH_MAX_BODY_BYTES)
+        .timeout(Duration::from_secs(600))
+        .build()?;
+    let mut url = http.url(&format!("/alerts/active/pipe/{}", target.n))?;
+    url.query_pairs_mut().append_pair("status", "actual");
+    let mut stages = Vec::new();
+
+    let started = Instant::now();
+    let resp = http.get(&url).await?;
+    stages.push(Stage::new(
+        "HTTP read (reqwest, body to Vec)",
+        target.n,
+        started.elapsed(),
+    ));
+    let body_bytes = resp.body.len() as u64;
+
+    let started = Instant::now();
+    let page: FeatureCollection = serde_json::from_slice(&resp.body)?;
+    let raw_split = started.elapsed();
+    let alerts: Vec<Alert> = page
+        .features
+        .into_iter()
+        .map(Alert::parse)
+        .collect::<Result<_, _>>()?;
+    let parse = started.elapsed();
+    drop(resp);
+    stages.push(Stage::new(
+        "parse: split features (RawValue copies)",
+        alerts.len(),
+        raw_split,
+    ));
+    stages.push(Stage::new(
+        "parse: split + Alert::parse (typed fields, version hash)",
+        alerts.len(),
+        parse,
+    ));
+    let (took, _) = best(3, || {
+        alerts
+            .iter()
+            .map(|a| detect::content_version(&alt::VersionFields::of(&a.props)))
+            .collect::<Vec<_>>()
+    });
+    stages.push(Stage::new(
+        "  of which: version = content_version via serde_json::Value",
+        alerts.len(),
+        took,
+    ));
+    let mut buf = Vec::with_capacity(1024);
+    let (took, direct) = best(3, || {
+        alerts
+            .iter()
+            .map(|a| alt::version_direct(&a.props, &mut buf))
+            .collect::<Vec<_>>()
+    });
+    let direct_versions_match = direct.iter().zip(&alerts).all(|(v, a)| *v == a.version);
+    stages.push(Stage::new(
+        "  prototype: sorted struct straight to bytes + xxh3",
+        alerts.len(),
+        took,
+    ));
+
+    let (took, keys) = best(3, || alerts.iter().map(Alert::key).collect::<Vec<_>>());
+    stages.push(Stage::new("keys (id, version borrow)", keys.len(), took));
+    let empty = HashMap::new();
+    let (took, plan) = best(3, || {
+        detect::plan(
+            &empty,
+            keys.iter().map(|k| (k.id.as_ref(), k.version.as_ref())),
+            true,
+        )
+    });
+    if plan.changes.len() != alerts.len() {
+        bail!(
+            "detection against empty state found {} of {} new",
+            plan.changes.len(),
+            alerts.len()
+        );
+    }
+    stages.push(Stage::new(
+        "detect, empty state (all new)",
+        keys.len(),
+        took,
+    ));
+    let recorded: HashMap<String, String> = keys
+        .iter()
+        .map(|k| (k.id.to_string(), k.version.to_string()))
+        .collect();
+    let (took, plan) = best(5, || {
+        detect::plan(
+            &recorded,
+            keys.iter().map(|k| (k.id.as_ref(), k.version.as_ref())),
+            true,
+        )
+    });
+    if plan.unchanged != alerts.len() as u64 {
+        bail!(
+            "detection against full state found {} unchanged",
+            plan.unchanged
+        );
+    }
+    stages.push(Stage::new(
+        "detect, all recorded (repeat poll)",
+        keys.len(),
+        took,
+    ));
+    let hasher = alt::Xxh3Map::new(alerts.len() as u64 ^ 0x5eed);
+    let mut recorded_x: HashMap<String, String, alt::Xxh3Map> =
+        HashMap::with_capacity_and_hasher(recorded.len(), hasher);
+    recorded_x.extend(recorded.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let (took, (changes, unchanged)) = best(5, || {
+        alt::plan_xxh3(
+            &recorded_x,
+            keys.iter().map(|k| (k.id.as_ref(), k.version.as_ref())),
+            hasher,
+        )
+    });
+    let xxh3_detect_matches = changes.is_empty() && unchanged == alerts.len() as u64;
+    stages.push(Stage::new(
+        "  prototype: the same loop with seeded xxh3 hash maps",
+        keys.len(),
+        took,
+    ));
+    drop(recorded_x);
+
+    let observed_at = connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms());
+    let ctx = SignalContext {
+        connector: "bench",
+        observed_at: &observed_at,
+    };
+    let started = Instant::now();
+    let signals: Vec<_> = alerts
+        .iter()
+        .map(|a| alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER"))
+        .collect();
+    let transform = started.elapsed();
+    let started = Instant::now();
+    let entries: Vec<StreamEntry> = signals
+        .iter()
+        .map(StreamEntry::from_signal)
+        .collect::<Result<_, _>>()?;
+    let encode = started.elapsed();
+    // The parts of encoding, item by item (collecting all strings first would time page
+    // faults rather than the work).
+    let (mut to_string, mut compaction, mut byte_compaction) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for signal in &signals {
+        let a = Instant::now();
+        let json = serde_json::to_string(signal)?;
+        to_string += a.elapsed();
+        let copy = json.clone();
+        let b = Instant::now();
+        alt::keep(connector_core::signal::compact_json(json));
+        compaction += b.elapsed();
+        let c = Instant::now();
+        alt::keep(alt::compact_bytes(copy));
+        byte_compaction += c.elapsed();
+    }
+    drop(signals);
+    stages.push(Stage::new(
+        "transform (alert_signal)",
+        entries.len(),
+        transform,
+    ));
+    stages.push(Stage::new(
+        "encode (StreamEntry::from_signal: JSON, compaction, dedup id)",
+        entries.len(),
+        encode,
+    ));
+    stages.push(Stage::new(
+        "  of which: serde_json::to_string(signal)",
+        entries.len(),
+        to_string,
+    ));
+    stages.push(Stage::new(
+        "  of which: compact_json (pretty payload -> one line)",
+        entries.len(),
+        compaction,
+    ));
+    stages.push(Stage::new(
+        "  prototype: the same compaction on bytes, runs copied whole",
+        entries.len(),
+        byte_compaction,
+    ));
+    let entry_bytes = entries
+        .iter()
+        .map(|e| {
+            e.fields()
+                .iter()
+                .map(|(f, v)| f.len() + v.len())
+                .sum::<usize>()
+        })
+        .sum::<usize>() as f64
+        / entries.len().max(1) as f64;
+
+    let chunks: Vec<CommitChunk> = entries
+        .chunks(500)
+        .map(|c| CommitChunk {
+            stream: "raw-input-signals".into(),
+            stream_max_len: None,
+            entries: c.to_vec(),
+            delta: StateDelta {
+                upserts: c
+                    .iter()
+                    .map(|e| (e.external_id.clone(), e.version.clone()))
+                    .collect(),
+                ..StateDelta::default()
+            },
+        })
+        .collect();
+    drop(entries);
+    drop(alerts);
+    let (_redis, backends) = backend(target).await?;
+    let client = probe::connect(&target.redis_url).await?;
+    let lease = backends
+        .leases
+        .acquire("micro", "connector-bench", Duration::from_secs(900))
+        .await?
+        .context("lease of the breakdown connector is held")?;
+    let (overhead, _) = probe::info_overhead(&client).await?;
+    let before = probe::info(&client).await?;
+    let started = Instant::now();
+    let mut committed = 0usize;
+    for chunk in &chunks {
+        match backends.publisher.commit(&lease, chunk).await? {
+            CommitOutcome::Committed => committed += chunk.entries.len(),
+            CommitOutcome::Fenced => bail!("breakdown commit fenced"),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = probe::info(&client).await?;
+    let commit_redis = probe::cost(&before, &after, &overhead);
+    stages.push(Stage::new(
+        "commit: fenced EVALSHA per 500-entry chunk",
+        committed,
+        Duration::from_secs_f64(seconds),
+    ));
+
+    let tx_lease = backends
+        .leases
+        .acquire("micro-tx", "connector-bench", Duration::from_secs(900))
+        .await?
+        .context("lease of the prototype connector is held")?;
+    let keys = connector_redis::Keys::new(&target.prefix)?;
+    let expected = connector_redis::lease_value(&tx_lease.instance_id, tx_lease.token);
+    let (lease_key, state_key, stream_key) = (
+        keys.lease("micro-tx"),
+        keys.state("micro-tx"),
+        keys.stream("raw-input-signals-tx"),
+    );
+    let before = probe::info(&client).await?;
+    let started = Instant::now();
+    let mut tx_committed = 0usize;
+    for chunk in &chunks {
+        if !alt::commit_watch_multi(
+            &client,
+            &lease_key,
+            &expected,
+            &state_key,
+            &stream_key,
+            chunk,
+        )
+        .await?
+        {
+            bail!("prototype commit fenced");
+        }
+        tx_committed += chunk.entries.len();
+    }
+    let tx_seconds = started.elapsed().as_secs_f64();
+    let after = probe::info(&client).await?;
+    let commit_watch_multi_redis = probe::cost(&before, &after, &overhead);
+    stages.push(Stage::new(
+        "  prototype: WATCH+GET, then MULTI/XADD x500/HSET/EXEC",
+        tx_committed,
+        Duration::from_secs_f64(tx_seconds),
+    ));
+    backends.leases.release(&tx_lease).await?;
+
+    let started = Instant::now();
+    let state = backends.state.load("micro").await?;
+    stages.push(Stage::new(
+        "state load (HSCAN pages of 1000)",
+        state.versions.len(),
+        started.elapsed(),
+    ));
+    backends.leases.release(&lease).await?;
+    Ok(Breakdown {
+        n: target.n,
+        body_bytes,
+        stages,
+        entry_bytes,
+        commit: Rate {
+            count: committed as u64,
+            seconds,
+            per_second: committed as f64 / seconds,
+        },
+        commit_redis,
+        commit_watch_multi: Rate {
+            count: tx_committed as u64,
+            seconds: tx_seconds,
+            per_second: tx_committed as f64 / tx_seconds,
+        },
+        commit_watch_multi_redis,
+        direct_versions_match,
+        xxh3_detect_matches,
+    })
+}

@@ -1,0 +1,455 @@
+//! The scale and idle scenarios: the real worker binary (`connector-noaa run`) as a child
+//! process, with a generated config pointing at the mock, measured from outside through
+//! `/proc/<pid>`.
+//!
+//! Start lag is measured at the mock, from each connector's request arrival times. The
+//! worker ticks with tokio's `interval` and `MissedTickBehavior::Delay`: a tick at most
+//! 5 ms late keeps the schedule (the next one is due a period after the *scheduled* time),
+//! a later one moves it (the next is due a period after the *actual* time). The bench
+//! replays that rule on the arrivals of each connector from its second poll on (the first
+//! one also acquires the lease and loads state, and its scheduled time is a random spread
+//! the bench cannot see): the second poll defines the schedule, and every later arrival's
+//! lag is its distance from where the rule says it was due. The request leaves the worker
+//! a few microseconds after the tick, the same for every poll, so the offset cancels out.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use connector_redis::Keys;
+use fred::clients::Client;
+use fred::interfaces::HashesInterface;
+use fred::types::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::mock::{Mock, SCALE_CHANGE_EVERY, SCALE_ITEMS};
+use crate::procfs::{self, Memory};
+use crate::redis as probe;
+
+/// A tick later than this keeps tokio's schedule (`tokio::time::Interval::poll_tick`).
+const TOKIO_MISSED_TICK_US: u64 = 5_000;
+
+/// How to run the worker binary.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    /// `connector-noaa` (or `connectors`).
+    pub binary: PathBuf,
+    /// Redis URL.
+    pub redis_url: String,
+    /// Base URL of the mock.
+    pub mock: String,
+    /// `RUST_LOG` of the worker.
+    pub log_level: String,
+}
+
+/// Start lags over every connector's polls, milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Lags {
+    /// Lags counted.
+    pub samples: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Worst.
+    pub max_ms: f64,
+}
+
+/// What the scale scenario measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScaleResult {
+    /// Connectors configured.
+    pub connectors: usize,
+    /// Poll interval, milliseconds.
+    pub interval_ms: u64,
+    /// How long the worker ran before SIGTERM, seconds.
+    pub seconds: f64,
+    /// Worker CPU over its whole run (start-up included), seconds.
+    pub cpu_s: f64,
+    /// Worker CPU per second of wall time once started (after the first `warm_s`).
+    pub cores_steady: f64,
+    /// Start of the steady window, seconds after spawn.
+    pub warm_s: f64,
+    /// Worker memory at the end (`peak_kib` is its high-water mark).
+    pub memory: Memory,
+    /// Polls that reached the mock before SIGTERM.
+    pub polls: u64,
+    /// Polls the schedule called for before SIGTERM (one per interval from each
+    /// connector's first poll).
+    pub polls_expected: u64,
+    /// Connectors that never polled.
+    pub never_polled: usize,
+    /// `successfulPolls` summed over the metrics hashes, after shutdown.
+    pub successful_polls: u64,
+    /// `failedPolls` summed.
+    pub failed_polls: u64,
+    /// Requests the mock answered in all, including polls in flight at SIGTERM.
+    pub requests: u64,
+    /// Stream entries written.
+    pub stream_entries: u64,
+    /// Stream entries the served bodies call for (10 per connector, plus one per change).
+    pub stream_expected: u64,
+    /// Start lags.
+    pub lag: Lags,
+    /// The worker's exit code after SIGTERM.
+    pub exit_code: Option<i32>,
+    /// Redis CPU over the run, seconds.
+    pub redis_cpu_s: f64,
+    /// The bench process's own CPU over the run (the mock), seconds.
+    pub mock_cpu_s: f64,
+    /// Worker RSS, KiB, sampled once a second.
+    pub rss_timeline_kib: Vec<u64>,
+}
+
+/// What the idle scenario measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IdleResult {
+    /// Polls waited for.
+    pub polls: u64,
+    /// Memory when the first poll's request arrived (start-up done: connected, lease
+    /// taken, state loaded).
+    pub after_startup: Memory,
+    /// Memory a moment after the last poll.
+    pub after_polls: Memory,
+    /// The worker's exit code after SIGTERM.
+    pub exit_code: Option<i32>,
+}
+
+fn config_file(dir: &Path, mock: &str, names: &[String], interval_ms: u64) -> Result<PathBuf> {
+    let connectors: Vec<serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            serde_json::json!({
+                "name": name,
+                "type": "NOAA_WEATHER",
+                "pollIntervalMs": interval_ms,
+                "providerConfig": {
+                    "baseUrl": mock,
+                    "alertsPath": format!("/alerts/active/scale/{i}"),
+                },
+            })
+        })
+        .collect();
+    let path = dir.join("connectors.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&serde_json::json!({ "connectors": connectors }))?,
+    )?;
+    Ok(path)
+}
+
+fn spawn(
+    setup: &WorkerSetup,
+    prefix: &str,
+    config: &Path,
+    dir: &Path,
+    only: Option<&str>,
+) -> Result<tokio::process::Child> {
+    let log = std::fs::File::create(dir.join("worker.log"))?;
+    let mut cmd = tokio::process::Command::new(&setup.binary);
+    cmd.arg("--config").arg(config).arg("run");
+    if let Some(name) = only {
+        cmd.arg(name);
+    }
+    for var in [
+        "CONNECTOR_NAME",
+        "ENABLED_CONNECTORS",
+        "CONNECTORS_CONFIG_PATH",
+        "STATE_DIR",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "REDIS_COMMAND_TIMEOUT_MS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("REDIS_URL", &setup.redis_url)
+        .env("REDIS_KEY_PREFIX", prefix)
+        .env("HTTP_PORT", "off")
+        .env("RUST_LOG", &setup.log_level)
+        .env("LOG_FORMAT", "json")
+        .env("SHUTDOWN_GRACE_SECONDS", "20")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true);
+    cmd.spawn().with_context(|| {
+        format!(
+            "cannot start the worker {} (build it with `cargo build --release -p connector-noaa`)",
+            setup.binary.display()
+        )
+    })
+}
+
+/// SIGTERM, then the exit code (killed after `grace`).
+async fn stop(child: &mut tokio::process::Child, grace: Duration) -> Result<Option<i32>> {
+    if let Some(pid) = child.id() {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => Ok(status?.code()),
+        Err(_) => {
+            child.kill().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Lags of one connector's arrivals (microseconds), by tokio's `Delay` rule; see the
+/// module docs.
+pub fn start_lags_us(arrivals: &[u64], period_us: u64) -> Vec<i64> {
+    let mut lags = Vec::new();
+    let Some(&anchor) = arrivals.get(1) else {
+        return lags;
+    };
+    let mut due = anchor;
+    for pair in arrivals[1..].windows(2) {
+        let (previous, actual) = (pair[0], pair[1]);
+        due = if previous > due + TOKIO_MISSED_TICK_US {
+            previous + period_us
+        } else {
+            due + period_us
+        };
+        lags.push(actual as i64 - due as i64);
+    }
+    lags
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[i64], q: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Stream entries a scale connector's `requests` polls publish: its ten alerts once, then
+/// one update each time the served set flips.
+pub fn scale_entries_expected(requests: u64) -> u64 {
+    if requests == 0 {
+        0
+    } else {
+        SCALE_ITEMS as u64 + (requests - 1) / SCALE_CHANGE_EVERY
+    }
+}
+
+async fn metrics_totals(client: &Client, keys: &Keys, names: &[String]) -> Result<(u64, u64)> {
+    let mut ok = 0;
+    let mut failed = 0;
+    for batch in names.chunks(500) {
+        let pipeline = client.pipeline();
+        for name in batch {
+            let () = pipeline
+                .hmget(keys.metrics(name), vec!["successfulPolls", "failedPolls"])
+                .await?;
+        }
+        let replies: Vec<Value> = pipeline.all().await?;
+        for reply in replies {
+            let fields = reply.into_array();
+            let num = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(Value::as_string)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            ok += num(0);
+            failed += num(1);
+        }
+    }
+    Ok((ok, failed))
+}
+
+/// `connectors` connectors polled every `interval_ms` by one worker process for `seconds`.
+pub async fn run_scale(
+    setup: &WorkerSetup,
+    mock: &Mock,
+    client: &Client,
+    prefix: &str,
+    connectors: usize,
+    interval_ms: u64,
+    seconds: f64,
+) -> Result<ScaleResult> {
+    let dir = tempfile::tempdir()?;
+    let names: Vec<String> = (0..connectors).map(|i| format!("scale-{i:04}")).collect();
+    let config = config_file(dir.path(), &setup.mock, &names, interval_ms)?;
+    mock.install_scale(prefix, connectors);
+    let redis_before = probe::info(client).await?;
+    let mock_cpu_before = procfs::cpu_time(None).unwrap_or_default();
+    let started = Instant::now();
+    let mut child = spawn(setup, prefix, &config, dir.path(), None)?;
+    let pid = child.id().context("worker exited at once")?;
+    let warm_s = (seconds / 10.0).clamp(1.0, 5.0);
+    let mut warm_cpu = None;
+    let mut timeline = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let elapsed = started.elapsed().as_secs_f64();
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            bail!("the worker exited early ({status}): {}", tail.join(" | "));
+        }
+        if let Some(m) = procfs::memory(Some(pid)) {
+            timeline.push(m.rss_kib);
+        }
+        if warm_cpu.is_none() && elapsed >= warm_s {
+            warm_cpu = Some((elapsed, procfs::cpu_time(Some(pid)).unwrap_or_default()));
+        }
+        if elapsed >= seconds {
+            break;
+        }
+    }
+    let memory = procfs::memory(Some(pid)).unwrap_or_default();
+    let cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
+    let ran = started.elapsed().as_secs_f64();
+    let stop_at_us = mock.scale_clock_us();
+    let exit_code = stop(&mut child, Duration::from_secs(40)).await?;
+    let mock_cpu = procfs::cpu_time(None)
+        .unwrap_or_default()
+        .saturating_sub(mock_cpu_before);
+    let redis_after = probe::info(client).await?;
+    let log = mock.take_scale();
+
+    let period_us = interval_ms * 1000;
+    let mut polls = 0u64;
+    let mut expected = 0u64;
+    let mut never = 0usize;
+    let mut requests = 0u64;
+    let mut stream_expected = 0u64;
+    let mut lags = Vec::new();
+    for arrivals in &log.arrivals {
+        requests += arrivals.len() as u64;
+        stream_expected += scale_entries_expected(arrivals.len() as u64);
+        let before_stop: Vec<u64> = arrivals
+            .iter()
+            .copied()
+            .filter(|&t| t < stop_at_us)
+            .collect();
+        match before_stop.first() {
+            Some(&first) => {
+                polls += before_stop.len() as u64;
+                expected += 1 + (stop_at_us - first) / period_us;
+            }
+            None => never += 1,
+        }
+        lags.extend(start_lags_us(&before_stop, period_us));
+    }
+    lags.sort_unstable();
+    let ms = |us: i64| us as f64 / 1000.0;
+    let keys = Keys::new(prefix)?;
+    let (successful_polls, failed_polls) = metrics_totals(client, &keys, &names).await?;
+    let stream_entries = probe::xlen(client, &keys.stream("raw-input-signals")).await?;
+    let (warm_at, warm_cpu) = warm_cpu.unwrap_or((0.0, Duration::ZERO));
+    Ok(ScaleResult {
+        connectors,
+        interval_ms,
+        seconds: ran,
+        cpu_s: cpu.as_secs_f64(),
+        cores_steady: (cpu.saturating_sub(warm_cpu)).as_secs_f64() / (ran - warm_at).max(1e-3),
+        warm_s: warm_at,
+        memory,
+        polls,
+        polls_expected: expected,
+        never_polled: never,
+        successful_polls,
+        failed_polls,
+        requests,
+        stream_entries,
+        stream_expected,
+        lag: Lags {
+            samples: lags.len(),
+            p50_ms: ms(percentile(&lags, 0.50)),
+            p99_ms: ms(percentile(&lags, 0.99)),
+            max_ms: ms(lags.last().copied().unwrap_or(0)),
+        },
+        exit_code,
+        redis_cpu_s: (redis_after.cpu_s() - redis_before.cpu_s()).max(0.0),
+        mock_cpu_s: mock_cpu.as_secs_f64(),
+        rss_timeline_kib: timeline,
+    })
+}
+
+/// One connector in its own process: memory after start-up and after `polls` polls.
+pub async fn run_idle(
+    setup: &WorkerSetup,
+    mock: &Mock,
+    prefix: &str,
+    polls: u64,
+) -> Result<IdleResult> {
+    let dir = tempfile::tempdir()?;
+    let names = vec!["idle-0000".to_owned()];
+    let config = config_file(dir.path(), &setup.mock, &names, 1000)?;
+    mock.install_scale(prefix, 1);
+    let mut child = spawn(setup, prefix, &config, dir.path(), Some("idle-0000"))?;
+    let pid = child.id().context("worker exited at once")?;
+    let deadline = Instant::now() + Duration::from_secs(30 + polls * 2);
+    let mut after_startup = None;
+    loop {
+        if Instant::now() > deadline {
+            stop(&mut child, Duration::from_secs(10)).await?;
+            bail!("the idle connector did not complete {polls} polls in time");
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the idle worker exited early ({status})");
+        }
+        let seen = mock.scale_requests(0);
+        if seen >= 1 && after_startup.is_none() {
+            after_startup = procfs::memory(Some(pid));
+        }
+        if seen >= polls {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Let the last poll commit and record its metrics.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_polls = procfs::memory(Some(pid)).unwrap_or_default();
+    let exit_code = stop(&mut child, Duration::from_secs(30)).await?;
+    let _ = mock.take_scale();
+    Ok(IdleResult {
+        polls,
+        after_startup: after_startup.unwrap_or_default(),
+        after_polls,
+        exit_code,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_time_polls_have_no_lag_and_a_late_one_moves_the_schedule() {
+        let p = 1_000_000;
+        let on_time = [50, 1_000_100, 2_000_100, 3_000_100];
+        assert_eq!(start_lags_us(&on_time, p), vec![0, 0]);
+        // The third poll is 30 ms late: the fourth is due a period after it, not before.
+        let late = [50, 1_000_100, 2_030_100, 3_030_100, 4_030_200];
+        assert_eq!(start_lags_us(&late, p), vec![30_000, 0, 100]);
+        // Within tokio's 5 ms the schedule stays where it was.
+        let slight = [50, 1_000_100, 2_004_100, 3_000_100];
+        assert_eq!(start_lags_us(&slight, p), vec![4_000, 0]);
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), 50);
+        assert_eq!(percentile(&v, 0.99), 99);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn a_scale_connector_publishes_its_set_then_one_per_flip() {
+        assert_eq!(scale_entries_expected(0), 0);
+        assert_eq!(scale_entries_expected(1), 10);
+        assert_eq!(scale_entries_expected(10), 10);
+        assert_eq!(scale_entries_expected(11), 11);
+        assert_eq!(scale_entries_expected(21), 12);
+    }
+}
