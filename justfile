@@ -12,6 +12,12 @@ demo:
 test *args:
     scripts/test {{args}}
 
+# Benchmarks against Redis (REDIS_URL, else the local one) and a local mock provider;
+# figures and what limits them are in BENCHMARKS.md. `just bench --ci` is the small run.
+bench *args:
+    cargo build --release -p connector-noaa -p connector-bench
+    cargo run --release -q -p connector-bench -- {{args}}
+
 # Check connectors.json (or CONNECTORS_CONFIG_PATH) and print it with secrets hidden.
 validate provider="noaa":
     cargo run -q -p connector-{{provider}} -- validate

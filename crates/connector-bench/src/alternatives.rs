@@ -229,6 +229,81 @@ pub fn compact_bytes(json: String) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// A script with `commit.lua`'s keys and arguments that does nothing: what moving a chunk
+/// into Lua costs before any command runs.
+pub const NOOP_LUA: &str = "return 1";
+
+/// `commit.lua` for six-field entries with each `XADD` called with its arguments spelled
+/// out, instead of building a table per entry and `unpack`ing it.
+pub const FIXED_ARITY_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[4])
+local h = tonumber(ARGV[5])
+local k1, k2, k3, k4, k5, k6 = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local stream = KEYS[3]
+local i = 13
+for e = 1, n do
+  redis.call('XADD', stream, '*', k1, ARGV[i], k2, ARGV[i+1], k3, ARGV[i+2],
+    k4, ARGV[i+3], k5, ARGV[i+4], k6, ARGV[i+5])
+  i = i + 6
+end
+for first = 0, h - 1, 500 do
+  local last = math.min(first + 500, h) - 1
+  redis.call('HSET', KEYS[2], unpack(ARGV, i + 2 * first, i + 2 * last + 1))
+end
+return 1
+"#;
+
+/// `commit.lua`'s argument list for a chunk (its header's layout; no removals, no cap).
+pub fn commit_script_args(expected: &str, chunk: &CommitChunk) -> Vec<String> {
+    let mut args = Vec::with_capacity(12 + 6 * chunk.entries.len() + 2 * chunk.delta.upserts.len());
+    args.push(expected.to_owned());
+    args.push(String::new());
+    args.push("6".to_owned());
+    args.push(chunk.entries.len().to_string());
+    args.push(chunk.delta.upserts.len().to_string());
+    args.push("0".to_owned());
+    if let Some(first) = chunk.entries.first() {
+        args.extend(first.fields().iter().map(|(f, _)| (*f).to_owned()));
+    }
+    for entry in &chunk.entries {
+        args.extend(entry.fields().iter().map(|(_, v)| (*v).to_owned()));
+    }
+    for (id, version) in &chunk.delta.upserts {
+        args.push(format!("v:{id}"));
+        args.push(version.clone());
+    }
+    args
+}
+
+/// Loads `lua` and returns its SHA.
+pub async fn load_script(client: &Client, lua: &str) -> Result<String> {
+    let sha: String = client
+        .custom(custom("SCRIPT"), vec!["LOAD", lua])
+        .await
+        .context("SCRIPT LOAD")?;
+    Ok(sha)
+}
+
+/// `EVALSHA sha 3 keys… args…`; returns the script's integer reply.
+pub async fn evalsha(
+    client: &Client,
+    sha: &str,
+    keys: [&str; 3],
+    args: Vec<String>,
+) -> Result<i64> {
+    let mut all: Vec<String> = Vec::with_capacity(4 + keys.len() + args.len());
+    all.push(sha.to_owned());
+    all.push("3".to_owned());
+    all.extend(keys.iter().map(|k| (*k).to_owned()));
+    all.extend(args);
+    let reply: i64 = client
+        .custom(custom("EVALSHA"), all)
+        .await
+        .context("EVALSHA")?;
+    Ok(reply)
+}
+
 /// Keeps the compiler from proving a timed loop's result unused.
 pub fn keep<T>(value: T) -> T {
     std::hint::black_box(value)

@@ -87,6 +87,16 @@ enum Child {
     /// The stages of a first poll timed one by one; prints one JSON line.
     #[command(hide = true)]
     Breakdown(Target),
+    /// For profiling by hand: serve the scale scenario's mock and write the worker config
+    /// for it, until interrupted (see BENCHMARKS.md, "Profiling").
+    Mock {
+        /// Connectors to serve (10 alerts each).
+        #[arg(long, default_value_t = 1000)]
+        connectors: usize,
+        /// Where to write the `connectors.json` pointing at the mock.
+        #[arg(long, value_name = "FILE")]
+        config_out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -126,6 +136,25 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
         Some(Child::Breakdown(target)) => {
             let result = pipeline::run_breakdown(&target).await?;
             println!("{}", serde_json::to_string(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Child::Mock {
+            connectors,
+            config_out,
+        }) => {
+            let mock = Mock::start().await?;
+            mock.install_scale("manual", connectors);
+            let names: Vec<String> = (0..connectors).map(|i| format!("scale-{i:04}")).collect();
+            worker::write_config(&config_out, &mock.base_url(), &names, 1000)?;
+            eprintln!(
+                "mock at {} serving {connectors} connectors; config in {}; Ctrl-C to stop",
+                mock.base_url(),
+                config_out.display()
+            );
+            tokio::signal::ctrl_c().await?;
+            let log = mock.take_scale();
+            let polls: usize = log.arrivals.iter().map(Vec::len).sum();
+            eprintln!("served {polls} polls");
             Ok(ExitCode::SUCCESS)
         }
         None => bench(cli).await,

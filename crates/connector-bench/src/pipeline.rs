@@ -309,10 +309,24 @@ pub struct Breakdown {
     pub commit_watch_multi: Rate,
     /// What those cost Redis.
     pub commit_watch_multi_redis: RedisCost,
+    /// `commit.lua`'s cost taken apart: the same chunks through a script that does nothing,
+    /// and through one that calls `XADD` without a table per entry.
+    pub script_variants: Vec<ScriptVariant>,
     /// The prototype version hash equals `Alert::parse`'s for every alert.
     pub direct_versions_match: bool,
     /// The prototype detection found every alert unchanged, as the real one.
     pub xxh3_detect_matches: bool,
+}
+
+/// One script run over every chunk.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScriptVariant {
+    /// Which script.
+    pub name: String,
+    /// Entries per second of wall time.
+    pub rate: Rate,
+    /// What it cost Redis.
+    pub redis: RedisCost,
 }
 
 /// Best of `runs` timings of `f`.
@@ -611,6 +625,40 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         tx_committed,
         Duration::from_secs_f64(tx_seconds),
     ));
+    let mut script_variants = Vec::new();
+    for (name, lua) in [
+        (
+            "EVALSHA of a script that does nothing, same arguments",
+            alt::NOOP_LUA,
+        ),
+        (
+            "EVALSHA of commit.lua with XADD arguments spelled out",
+            alt::FIXED_ARITY_LUA,
+        ),
+    ] {
+        let sha = alt::load_script(&client, lua).await?;
+        let stream = keys.stream(&format!("raw-input-signals-{}", script_variants.len()));
+        let before = probe::info(&client).await?;
+        let started = Instant::now();
+        for chunk in &chunks {
+            let args = alt::commit_script_args(&expected, chunk);
+            if alt::evalsha(&client, &sha, [&lease_key, &state_key, &stream], args).await? != 1 {
+                bail!("script variant fenced");
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let after = probe::info(&client).await?;
+        let _: u64 = fred::interfaces::KeysInterface::unlink(&client, stream.as_str()).await?;
+        script_variants.push(ScriptVariant {
+            name: name.to_owned(),
+            rate: Rate {
+                count: committed as u64,
+                seconds,
+                per_second: committed as f64 / seconds,
+            },
+            redis: probe::cost(&before, &after, &overhead),
+        });
+    }
     backends.leases.release(&tx_lease).await?;
 
     let started = Instant::now();
@@ -638,6 +686,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
             per_second: tx_committed as f64 / tx_seconds,
         },
         commit_watch_multi_redis,
+        script_variants,
         direct_versions_match,
         xxh3_detect_matches,
     })

@@ -406,13 +406,26 @@ impl Report {
             }
             let _ = writeln!(
                 o,
-                "  commits: {} round trips, {} commands, Redis CPU {:.2} s; prototype: {} commands, Redis CPU {:.2} s",
+                "  commits: {} round trips, {} commands, Redis CPU {:.2} s, EVALSHA {:.0} ms (XADD inside {:.0} ms); prototype: {} commands, Redis CPU {:.2} s",
                 b.commit_redis.round_trips,
                 b.commit_redis.commands,
                 b.commit_redis.cpu_s,
+                b.commit_redis.usec.get("evalsha").copied().unwrap_or(0) as f64 / 1000.0,
+                b.commit_redis.usec.get("xadd").copied().unwrap_or(0) as f64 / 1000.0,
                 b.commit_watch_multi_redis.commands,
                 b.commit_watch_multi_redis.cpu_s
             );
+            for v in &b.script_variants {
+                let _ = writeln!(
+                    o,
+                    "  {:<64} {:>9.1} ms {:>12} items/s, Redis CPU {:.2} s, EVALSHA {:.0} ms",
+                    v.name,
+                    v.rate.seconds * 1000.0,
+                    thousands(v.rate.per_second),
+                    v.redis.cpu_s,
+                    v.redis.usec.get("evalsha").copied().unwrap_or(0) as f64 / 1000.0
+                );
+            }
             let _ = writeln!(
                 o,
                 "  prototypes agree with the real code: versions {}, detection {}",

@@ -117,6 +117,14 @@ pub struct IdleResult {
 }
 
 fn config_file(dir: &Path, mock: &str, names: &[String], interval_ms: u64) -> Result<PathBuf> {
+    let path = dir.join("connectors.json");
+    write_config(&path, mock, names, interval_ms)?;
+    Ok(path)
+}
+
+/// Writes a `connectors.json` with one `NOAA_WEATHER` connector per name, the `i`-th
+/// reading the mock's `/alerts/active/scale/{i}`.
+pub fn write_config(path: &Path, mock: &str, names: &[String], interval_ms: u64) -> Result<()> {
     let connectors: Vec<serde_json::Value> = names
         .iter()
         .enumerate()
@@ -132,12 +140,11 @@ fn config_file(dir: &Path, mock: &str, names: &[String], interval_ms: u64) -> Re
             })
         })
         .collect();
-    let path = dir.join("connectors.json");
     std::fs::write(
-        &path,
+        path,
         serde_json::to_vec_pretty(&serde_json::json!({ "connectors": connectors }))?,
     )?;
-    Ok(path)
+    Ok(())
 }
 
 fn spawn(
