@@ -30,88 +30,92 @@ pub struct Pagination {
 }
 
 #[derive(Debug, Deserialize)]
-struct Feature {
-    properties: AlertProperties,
+struct Feature<'a> {
+    #[serde(borrow)]
+    properties: AlertProperties<'a>,
 }
 
-/// The alert fields the connector reads. Times stay strings: they carry the issuing
-/// office's local offset, which consumers may want as sent.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// The alert fields the connector reads, borrowed from the feature's text (no copies of
+/// the long description and instruction, which are only hashed). Times stay strings: they
+/// carry the issuing office's local offset, which consumers may want as sent.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AlertProperties {
-    /// The alert's URL (`https://api.weather.gov/alerts/<id>`).
-    #[serde(rename = "@id", default)]
-    pub url: Option<String>,
-    /// The CAP identifier; stable, and new for every update (updates reference it).
-    pub id: String,
-    /// Human description of the affected area.
-    #[serde(default)]
-    pub area_desc: Option<String>,
-    /// When the message was sent.
-    #[serde(default)]
-    pub sent: Option<String>,
-    /// When the information takes effect.
-    #[serde(default)]
-    pub effective: Option<String>,
-    /// When the hazard begins.
-    #[serde(default)]
-    pub onset: Option<String>,
-    /// When the message expires (not the hazard).
-    #[serde(default)]
-    pub expires: Option<String>,
-    /// Actual, Exercise, System, Test, Draft.
-    #[serde(default)]
-    pub status: Option<String>,
-    /// Alert, Update, Cancel.
-    #[serde(default)]
-    pub message_type: Option<String>,
-    /// Extreme, Severe, Moderate, Minor, Unknown.
-    #[serde(default)]
-    pub severity: Option<String>,
-    /// E.g. `Flood Warning`.
-    #[serde(default)]
-    pub event: Option<String>,
-    /// One-line summary; null for some messages.
-    #[serde(default)]
-    pub headline: Option<String>,
-    /// Full text.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// What to do.
-    #[serde(default)]
-    pub instruction: Option<String>,
-}
-
-/// One alert: the feature as received plus what the connector needs from it.
-#[derive(Debug)]
-pub struct Alert {
-    /// The feature, untouched.
-    pub raw: Box<RawValue>,
-    /// Parsed fields.
-    pub props: AlertProperties,
-    /// Hash of the fields whose change makes the alert worth publishing again.
-    pub version: String,
+struct AlertProperties<'a> {
+    #[serde(rename = "@id", default, borrow)]
+    url: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    area_desc: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    sent: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    effective: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    onset: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    expires: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    severity: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    headline: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    description: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    instruction: Option<Cow<'a, str>>,
 }
 
 /// The fields that define an alert's version. Geometry, zones and the JSON-LD context are
 /// left out: they do not change what a consumer should act on.
 #[derive(Serialize)]
 struct VersionFields<'a> {
-    sent: &'a Option<String>,
-    effective: &'a Option<String>,
-    expires: &'a Option<String>,
-    status: &'a Option<String>,
-    message_type: &'a Option<String>,
-    severity: &'a Option<String>,
-    headline: &'a Option<String>,
-    description: &'a Option<String>,
-    instruction: &'a Option<String>,
+    sent: &'a Option<Cow<'a, str>>,
+    effective: &'a Option<Cow<'a, str>>,
+    expires: &'a Option<Cow<'a, str>>,
+    status: &'a Option<Cow<'a, str>>,
+    message_type: &'a Option<Cow<'a, str>>,
+    severity: &'a Option<Cow<'a, str>>,
+    headline: &'a Option<Cow<'a, str>>,
+    description: &'a Option<Cow<'a, str>>,
+    instruction: &'a Option<Cow<'a, str>>,
+}
+
+/// One alert: the feature as received plus what the signal needs from it, computed once
+/// at parse time so a 100,000-alert poll holds each alert's bytes once.
+#[derive(Debug)]
+pub struct Alert {
+    /// The feature, untouched.
+    pub raw: Box<RawValue>,
+    /// The CAP identifier (`properties.id`); stable, and new for every update.
+    pub id: String,
+    /// Hash of the fields whose change makes the alert worth publishing again.
+    pub version: String,
+    /// Headline, or event and area.
+    pub title: String,
+    /// NWS severity, normalised.
+    pub severity: Severity,
+    /// `effective`, else `onset`, else `sent`.
+    pub occurred_at: Option<String>,
+    /// The alert's URL (`@id`).
+    pub url: Option<String>,
+    /// `status` is Actual (not a test, exercise, draft or system message).
+    pub actual: bool,
+}
+
+fn owned(v: &Option<Cow<'_, str>>) -> Option<String> {
+    v.as_deref().map(str::to_owned)
 }
 
 impl Alert {
     /// Parses one feature; an error names what is missing.
     pub fn parse(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
-        let feature: Feature = serde_json::from_str(raw.get())?;
+        let feature: Feature<'_> = serde_json::from_str(raw.get())?;
         let p = &feature.properties;
         let version = content_version(&VersionFields {
             sent: &p.sent,
@@ -124,27 +128,46 @@ impl Alert {
             description: &p.description,
             instruction: &p.instruction,
         });
+        let title = match (&p.headline, &p.event, &p.area_desc) {
+            (Some(h), _, _) if !h.trim().is_empty() => h.to_string(),
+            (_, Some(event), Some(area)) => format!("{event}: {area}"),
+            (_, Some(event), None) => event.to_string(),
+            _ => format!("Weather alert {}", p.id),
+        };
+        let id = p.id.to_string();
+        let severity = severity(p.severity.as_deref());
+        let occurred_at = owned(&p.effective)
+            .or_else(|| owned(&p.onset))
+            .or_else(|| owned(&p.sent));
+        let url = owned(&p.url);
+        let actual = p
+            .status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("actual"));
+        drop(feature);
         Ok(Self {
             raw,
-            props: feature.properties,
+            id,
             version,
+            title,
+            severity,
+            occurred_at,
+            url,
+            actual,
         })
     }
 
     /// Identity for change detection.
     pub fn key(&self) -> ItemKey<'_> {
         ItemKey {
-            id: Cow::Borrowed(&self.props.id),
+            id: Cow::Borrowed(&self.id),
             version: Cow::Borrowed(&self.version),
         }
     }
 
     /// True for real-world alerts (not tests, exercises, drafts or system messages).
     pub fn is_actual(&self) -> bool {
-        self.props
-            .status
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("actual"))
+        self.actual
     }
 }
 
@@ -166,31 +189,20 @@ pub fn alert_signal(
     ctx: &SignalContext<'_>,
     connector_type: &'static str,
 ) -> RawSignal {
-    let p = &alert.props;
-    let title = match (&p.headline, &p.event, &p.area_desc) {
-        (Some(h), _, _) if !h.trim().is_empty() => h.clone(),
-        (_, Some(event), Some(area)) => format!("{event}: {area}"),
-        (_, Some(event), None) => event.clone(),
-        _ => format!("Weather alert {}", p.id),
-    };
     RawSignal {
         schema_version: SCHEMA_VERSION,
         source: "noaa",
         connector: ctx.connector.to_owned(),
         connector_type,
-        external_id: p.id.clone(),
+        external_id: alert.id.clone(),
         version: alert.version.clone(),
         kind: "weather_alert",
         change,
-        title,
-        severity: severity(p.severity.as_deref()),
-        occurred_at: p
-            .effective
-            .clone()
-            .or_else(|| p.onset.clone())
-            .or_else(|| p.sent.clone()),
+        title: alert.title.clone(),
+        severity: alert.severity,
+        occurred_at: alert.occurred_at.clone(),
         observed_at: ctx.observed_at.to_owned(),
-        url: p.url.clone(),
+        url: alert.url.clone(),
         payload: alert.raw.clone(),
     }
 }
@@ -250,7 +262,11 @@ mod tests {
     #[test]
     fn a_missing_headline_falls_back_to_event_and_area() {
         let a = &alerts(MD)[0];
-        assert!(a.props.headline.is_none());
+        assert!(
+            a.title.starts_with("Test Message"),
+            "no headline: {}",
+            a.title
+        );
         assert!(!a.is_actual(), "the KEEPALIVE is a Test message");
         let ctx = SignalContext {
             connector: "c",
