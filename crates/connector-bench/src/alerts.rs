@@ -237,8 +237,8 @@ mod tests {
             "mean alert size {mean} bytes"
         );
         let alerts = parse(&a.base_body());
-        let ids: std::collections::HashSet<&str> =
-            alerts.iter().map(|x| x.props.id.as_str()).collect();
+        let ids: std::collections::HashSet<String> =
+            alerts.iter().map(|x| x.key().id.into_owned()).collect();
         assert_eq!(ids.len(), 200);
         assert!(alerts.iter().all(Alert::is_actual));
     }
@@ -249,14 +249,14 @@ mod tests {
         let before = parse(&set.base_body());
         let after = parse(&set.changed_body());
         let changed: Vec<usize> = (0..100)
-            .filter(|&i| before[i].version != after[i].version)
+            .filter(|&i| before[i].key().version != after[i].key().version)
             .collect();
         assert_eq!(changed, (0..100).step_by(10).collect::<Vec<_>>());
         assert!(
             before
                 .iter()
                 .zip(&after)
-                .all(|(x, y)| x.props.id == y.props.id)
+                .all(|(x, y)| x.key().id == y.key().id)
         );
     }
 }

@@ -8,15 +8,52 @@ use std::hash::{BuildHasher, Hasher};
 use anyhow::{Context, Result, bail};
 use connector_core::ports::CommitChunk;
 use connector_core::signal::Change;
-use connector_noaa::schema::AlertProperties;
 use fred::clients::Client;
 use fred::interfaces::ClientLike;
 use fred::types::{ClusterHash, CustomCommand, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
+#[derive(Deserialize)]
+struct Feature {
+    properties: AlertProperties,
+}
+
+/// The properties an alert's version is computed from, read by the bench itself so the
+/// prototypes do not depend on connector-noaa's private types.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertProperties {
+    #[serde(default)]
+    sent: Option<String>,
+    #[serde(default)]
+    effective: Option<String>,
+    #[serde(default)]
+    expires: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    message_type: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    headline: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    instruction: Option<String>,
+}
+
+impl AlertProperties {
+    /// The properties of one feature's JSON.
+    pub fn of_feature(feature: &str) -> Result<Self> {
+        let f: Feature = serde_json::from_str(feature)?;
+        Ok(f.properties)
+    }
+}
+
 /// The fields `connector_noaa::schema::Alert::parse` versions an alert by, in the order
-/// and with the names of its private `VersionFields` (the key names are part of the hash).
+/// and with the names of its `VersionFields` (the key names are part of the hash).
 #[derive(Serialize)]
 pub struct VersionFields<'a> {
     sent: &'a Option<String>,
@@ -329,10 +366,13 @@ mod tests {
 
     #[test]
     fn the_direct_version_equals_content_version() {
-        let p: AlertProperties = serde_json::from_value(serde_json::json!({
-            "id": "x", "sent": "2026-01-01T00:00:00Z", "status": "Actual",
-            "messageType": "Alert", "description": "a \"quoted\"\nline", "headline": null
-        }))
+        let p = AlertProperties::of_feature(
+            &serde_json::json!({ "properties": {
+                "id": "x", "sent": "2026-01-01T00:00:00Z", "status": "Actual",
+                "messageType": "Alert", "description": "a \"quoted\"\nline", "headline": null
+            }})
+            .to_string(),
+        )
         .expect("properties");
         let mut buf = Vec::new();
         assert_eq!(

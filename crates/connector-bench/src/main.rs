@@ -87,10 +87,14 @@ enum Child {
     /// The stages of a first poll timed one by one; prints one JSON line.
     #[command(hide = true)]
     Breakdown(Target),
-    /// For profiling by hand: serve the scale scenario's mock and write the worker config
-    /// for it, until interrupted (see BENCHMARKS.md, "Profiling").
+    /// For profiling by hand: serve the mock (pipeline sets and the scale scenario's
+    /// connectors) and write a worker config for it, until interrupted (see
+    /// BENCHMARKS.md, "Profiling").
     Mock {
-        /// Connectors to serve (10 alerts each).
+        /// Pipeline sets to serve at /alerts/active/pipe/{n}, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Scale connectors to serve (10 alerts each).
         #[arg(long, default_value_t = 1000)]
         connectors: usize,
         /// Where to write the `connectors.json` pointing at the mock.
@@ -139,10 +143,14 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Child::Mock {
+            sizes,
             connectors,
             config_out,
         }) => {
             let mock = Mock::start().await?;
+            for n in sizes {
+                mock.install_pipeline(n, &PrintedSet::new("pipe", n, 10));
+            }
             mock.install_scale("manual", connectors);
             let names: Vec<String> = (0..connectors).map(|i| format!("scale-{i:04}")).collect();
             worker::write_config(&config_out, &mock.base_url(), &names, 1000)?;
@@ -235,6 +243,45 @@ async fn cleanup(client: &fred::clients::Client, prefix: &str) -> Result<()> {
     Ok(())
 }
 
+/// `git` commit of the working tree and the crates with uncommitted changes, so figures
+/// can be tied to the code they measured.
+fn code_version() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown (not a git checkout)".into();
+    };
+    let mut dirty: Vec<String> = git(&["status", "--porcelain", "--", "crates", "Cargo.toml"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.get(3..))
+        .map(|path| {
+            let parts: Vec<&str> = path.split('/').collect();
+            match parts.as_slice() {
+                ["crates", name, ..] => (*name).to_owned(),
+                _ => path.to_owned(),
+            }
+        })
+        .collect();
+    dirty.sort();
+    dirty.dedup();
+    if dirty.is_empty() {
+        commit.trim().to_owned()
+    } else {
+        format!(
+            "{} + uncommitted changes in {}",
+            commit.trim(),
+            dirty.join(", ")
+        )
+    }
+}
+
 fn note_compilers(report: &mut Report) {
     let n = procfs::compilers_running();
     report.quiet.compilers_max = report.quiet.compilers_max.max(n);
@@ -259,6 +306,7 @@ async fn bench(cli: Cli) -> Result<ExitCode> {
     let mut report = Report {
         mode: if ci { "ci".into() } else { "full".into() },
         started_at: connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms()),
+        code: code_version(),
         machine: procfs::machine(),
         quiet: Quiet {
             compilers_at_start: procfs::compilers_running(),

@@ -154,6 +154,16 @@ impl Mock {
             .map_or(0, |s| s.epoch.elapsed().as_micros() as u64)
     }
 
+    /// Connectors of the scale set that have polled at least once.
+    pub fn scale_started(&self) -> usize {
+        read(&self.state.scale).as_ref().map_or(0, |s| {
+            s.requests
+                .iter()
+                .filter(|r| r.load(Ordering::Relaxed) > 0)
+                .count()
+        })
+    }
+
     /// Requests connector `i` of the scale set has made.
     pub fn scale_requests(&self, i: usize) -> u64 {
         read(&self.state.scale)

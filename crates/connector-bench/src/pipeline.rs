@@ -386,10 +386,14 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         alerts.len(),
         parse,
     ));
-    let (took, _) = best(3, || {
-        alerts
+    let props: Vec<alt::AlertProperties> = alerts
+        .iter()
+        .map(|a| alt::AlertProperties::of_feature(a.raw.get()))
+        .collect::<Result<_>>()?;
+    let (took, versions) = best(3, || {
+        props
             .iter()
-            .map(|a| detect::content_version(&alt::VersionFields::of(&a.props)))
+            .map(|p| detect::content_version(&alt::VersionFields::of(p)))
             .collect::<Vec<_>>()
     });
     stages.push(Stage::new(
@@ -399,18 +403,22 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     ));
     let mut buf = Vec::with_capacity(1024);
     let (took, direct) = best(3, || {
-        alerts
+        props
             .iter()
-            .map(|a| alt::version_direct(&a.props, &mut buf))
+            .map(|p| alt::version_direct(p, &mut buf))
             .collect::<Vec<_>>()
     });
-    let direct_versions_match = direct.iter().zip(&alerts).all(|(v, a)| *v == a.version);
+    drop(props);
+    let direct_versions_match = direct
+        .iter()
+        .zip(&versions)
+        .zip(&alerts)
+        .all(|((d, v), a)| d == v && *v == a.key().version);
     stages.push(Stage::new(
         "  prototype: sorted struct straight to bytes + xxh3",
         alerts.len(),
         took,
     ));
-
     let (took, keys) = best(3, || alerts.iter().map(Alert::key).collect::<Vec<_>>());
     stages.push(Stage::new("keys (id, version borrow)", keys.len(), took));
     let empty = HashMap::new();

@@ -95,6 +95,8 @@ pub struct Report {
     pub started_at: String,
     /// Wall time of the whole run, seconds.
     pub duration_s: f64,
+    /// The code measured: `git` commit, plus the crates with uncommitted changes.
+    pub code: String,
     /// The machine.
     pub machine: Machine,
     /// How busy it was.
@@ -302,6 +304,7 @@ impl Report {
             self.machine.kernel,
             self.redis_version
         );
+        let _ = writeln!(o, "code: {}", self.code);
         let _ = writeln!(
             o,
             "quiet: rustc processes {} at start, {} at end (max {}), load {:.2} -> {:.2}\n",
@@ -435,12 +438,13 @@ impl Report {
         if let Some(s) = &self.scale {
             let _ = writeln!(
                 o,
-                "\nscale: {} connectors every {} ms for {:.0} s in one worker: {:.3} cores after {:.0} s ({:.1} CPU s in all), peak RSS {:.1} MB",
+                "\nscale: {} connectors every {} ms in one worker; start-up (all polling) {:.1} s, {:.1} CPU s; then {:.0} s: {:.3} cores ({:.1} CPU s), peak RSS {:.1} MB",
                 s.connectors,
                 s.interval_ms,
+                s.startup_s,
+                s.startup_cpu_s,
                 s.seconds,
                 s.cores_steady,
-                s.warm_s,
                 s.cpu_s,
                 mb(s.memory.peak_kib)
             );

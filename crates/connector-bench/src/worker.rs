@@ -63,20 +63,22 @@ pub struct ScaleResult {
     pub connectors: usize,
     /// Poll interval, milliseconds.
     pub interval_ms: u64,
-    /// How long the worker ran before SIGTERM, seconds.
+    /// The measured window: from every connector's first poll to SIGTERM, seconds.
     pub seconds: f64,
-    /// Worker CPU over its whole run (start-up included), seconds.
+    /// From spawn until every connector had polled once, seconds.
+    pub startup_s: f64,
+    /// Worker CPU during start-up, seconds.
+    pub startup_cpu_s: f64,
+    /// Worker CPU during the window, seconds.
     pub cpu_s: f64,
-    /// Worker CPU per second of wall time once started (after the first `warm_s`).
+    /// Worker CPU per second of the window: cores used.
     pub cores_steady: f64,
-    /// Start of the steady window, seconds after spawn.
-    pub warm_s: f64,
     /// Worker memory at the end (`peak_kib` is its high-water mark).
     pub memory: Memory,
-    /// Polls that reached the mock before SIGTERM.
+    /// Polls that reached the mock in the window.
     pub polls: u64,
-    /// Polls the schedule called for before SIGTERM (one per interval from each
-    /// connector's first poll).
+    /// Polls the schedule called for in the window (one per interval from each
+    /// connector's first poll in it).
     pub polls_expected: u64,
     /// Connectors that never polled.
     pub never_polled: usize,
@@ -90,15 +92,15 @@ pub struct ScaleResult {
     pub stream_entries: u64,
     /// Stream entries the served bodies call for (10 per connector, plus one per change).
     pub stream_expected: u64,
-    /// Start lags.
+    /// Start lags of the polls in the window.
     pub lag: Lags,
     /// The worker's exit code after SIGTERM.
     pub exit_code: Option<i32>,
-    /// Redis CPU over the run, seconds.
+    /// Redis CPU during the window, seconds.
     pub redis_cpu_s: f64,
-    /// The bench process's own CPU over the run (the mock), seconds.
+    /// The bench process's own CPU during the window (the mock), seconds.
     pub mock_cpu_s: f64,
-    /// Worker RSS, KiB, sampled once a second.
+    /// Worker RSS, KiB, sampled once a second from spawn.
     pub rss_timeline_kib: Vec<u64>,
 }
 
@@ -283,43 +285,58 @@ pub async fn run_scale(
     let names: Vec<String> = (0..connectors).map(|i| format!("scale-{i:04}")).collect();
     let config = config_file(dir.path(), &setup.mock, &names, interval_ms)?;
     mock.install_scale(prefix, connectors);
-    let redis_before = probe::info(client).await?;
-    let mock_cpu_before = procfs::cpu_time(None).unwrap_or_default();
     let started = Instant::now();
     let mut child = spawn(setup, prefix, &config, dir.path(), None)?;
     let pid = child.id().context("worker exited at once")?;
-    let warm_s = (seconds / 10.0).clamp(1.0, 5.0);
-    let mut warm_cpu = None;
+    let early_exit = |status: std::process::ExitStatus| {
+        let log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        anyhow::anyhow!("the worker exited early ({status}): {}", tail.join(" | "))
+    };
+    // Start-up: until every connector has polled once (or three minutes passed). The
+    // measured window starts then, so start-up cost is reported apart from running cost.
+    let startup_deadline = started + Duration::from_secs(180);
     let mut timeline = Vec::new();
+    let mut next_sample = started;
+    while mock.scale_started() < connectors && Instant::now() < startup_deadline {
+        if let Some(status) = child.try_wait()? {
+            return Err(early_exit(status));
+        }
+        if Instant::now() >= next_sample {
+            timeline.push(procfs::memory(Some(pid)).map_or(0, |m| m.rss_kib));
+            next_sample += Duration::from_secs(1);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let startup_s = started.elapsed().as_secs_f64();
+    let startup_cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
+    let window_start_us = mock.scale_clock_us();
+    let window = Instant::now();
+    let redis_before = probe::info(client).await?;
+    let mock_cpu_before = procfs::cpu_time(None).unwrap_or_default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let elapsed = started.elapsed().as_secs_f64();
         if let Some(status) = child.try_wait()? {
-            let log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            bail!("the worker exited early ({status}): {}", tail.join(" | "));
+            return Err(early_exit(status));
         }
         if let Some(m) = procfs::memory(Some(pid)) {
             timeline.push(m.rss_kib);
         }
-        if warm_cpu.is_none() && elapsed >= warm_s {
-            warm_cpu = Some((elapsed, procfs::cpu_time(Some(pid)).unwrap_or_default()));
-        }
-        if elapsed >= seconds {
+        if window.elapsed().as_secs_f64() >= seconds {
             break;
         }
     }
     let memory = procfs::memory(Some(pid)).unwrap_or_default();
     let cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
-    let ran = started.elapsed().as_secs_f64();
+    let ran = window.elapsed().as_secs_f64();
     let stop_at_us = mock.scale_clock_us();
-    let exit_code = stop(&mut child, Duration::from_secs(40)).await?;
     let mock_cpu = procfs::cpu_time(None)
         .unwrap_or_default()
         .saturating_sub(mock_cpu_before);
     let redis_after = probe::info(client).await?;
+    let exit_code = stop(&mut child, Duration::from_secs(40)).await?;
     let log = mock.take_scale();
 
     let period_us = interval_ms * 1000;
@@ -332,33 +349,46 @@ pub async fn run_scale(
     for arrivals in &log.arrivals {
         requests += arrivals.len() as u64;
         stream_expected += scale_entries_expected(arrivals.len() as u64);
+        if arrivals.is_empty() {
+            never += 1;
+        }
         let before_stop: Vec<u64> = arrivals
             .iter()
             .copied()
             .filter(|&t| t < stop_at_us)
             .collect();
-        match before_stop.first() {
-            Some(&first) => {
-                polls += before_stop.len() as u64;
-                expected += 1 + (stop_at_us - first) / period_us;
-            }
-            None => never += 1,
+        let in_window: Vec<u64> = before_stop
+            .iter()
+            .copied()
+            .filter(|&t| t >= window_start_us)
+            .collect();
+        if let Some(&first) = in_window.first() {
+            polls += in_window.len() as u64;
+            expected += 1 + (stop_at_us - first) / period_us;
         }
-        lags.extend(start_lags_us(&before_stop, period_us));
+        // Lags of the polls in the window; the schedule is replayed from the second poll.
+        let lagged = before_stop.iter().skip(2);
+        lags.extend(
+            start_lags_us(&before_stop, period_us)
+                .into_iter()
+                .zip(lagged)
+                .filter(|(_, at)| **at >= window_start_us)
+                .map(|(lag, _)| lag),
+        );
     }
     lags.sort_unstable();
     let ms = |us: i64| us as f64 / 1000.0;
     let keys = Keys::new(prefix)?;
     let (successful_polls, failed_polls) = metrics_totals(client, &keys, &names).await?;
     let stream_entries = probe::xlen(client, &keys.stream("raw-input-signals")).await?;
-    let (warm_at, warm_cpu) = warm_cpu.unwrap_or((0.0, Duration::ZERO));
     Ok(ScaleResult {
         connectors,
         interval_ms,
         seconds: ran,
-        cpu_s: cpu.as_secs_f64(),
-        cores_steady: (cpu.saturating_sub(warm_cpu)).as_secs_f64() / (ran - warm_at).max(1e-3),
-        warm_s: warm_at,
+        startup_s,
+        startup_cpu_s: startup_cpu.as_secs_f64(),
+        cpu_s: cpu.saturating_sub(startup_cpu).as_secs_f64(),
+        cores_steady: cpu.saturating_sub(startup_cpu).as_secs_f64() / ran.max(1e-3),
         memory,
         polls,
         polls_expected: expected,
