@@ -222,6 +222,11 @@ pub async fn delete_prefix(client: &Client, prefix: &str) -> Result<u64> {
     }
 }
 
+/// `DEL`: frees the keys' memory before it returns (unlike `UNLINK`).
+pub async fn del(client: &Client, keys: Vec<String>) -> Result<u64> {
+    client.custom(custom("DEL"), keys).await.context("DEL")
+}
+
 /// The first `count` entries of a stream, as field/value pairs.
 pub async fn sample_entries(
     client: &Client,

@@ -127,6 +127,24 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
+/// `±x%`: half the range of the runs' wall times, relative to the median.
+fn spread(walls: &[f64], median: f64) -> String {
+    match (walls.first(), walls.last()) {
+        (Some(lo), Some(hi)) if walls.len() > 1 && median > 0.0 => {
+            format!("±{:.0}%", 50.0 * (hi - lo) / median)
+        }
+        _ => String::new(),
+    }
+}
+
+fn usec(cost: &crate::redis::RedisCost, cmd: &str) -> f64 {
+    cost.usec.get(cmd).copied().unwrap_or(0) as f64
+}
+
+fn per_entry(total: f64, count: u64) -> f64 {
+    total / count.max(1) as f64
+}
+
 fn mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
 }
@@ -316,10 +334,11 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "{:<8} {:>7} {:>9} {:>10} {:>6} {:>8} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>9}",
+            "{:<8} {:>7} {:>9} {:>6} {:>10} {:>6} {:>8} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>9}",
             "poll",
             "N",
             "wall ms",
+            "range",
             "items/s",
             "RTs",
             "cmds",
@@ -342,10 +361,11 @@ impl Report {
             };
             let _ = writeln!(
                 o,
-                "{:<8} {:>7} {:>9.1} {:>10} {:>6} {:>8} {:>7} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>6} {:>9}",
+                "{:<8} {:>7} {:>9.1} {:>6} {:>10} {:>6} {:>8} {:>7} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>6} {:>9}",
                 s.kind.as_str(),
                 s.n,
                 s.wall_ms,
+                spread(&s.runs_wall_ms, s.wall_ms),
                 thousands(s.items_per_s),
                 s.redis.round_trips,
                 s.redis.commands,
@@ -409,26 +429,26 @@ impl Report {
             }
             let _ = writeln!(
                 o,
-                "  commits: {} round trips, {} commands, Redis CPU {:.2} s, EVALSHA {:.0} ms (XADD inside {:.0} ms); prototype: {} commands, Redis CPU {:.2} s",
-                b.commit_redis.round_trips,
-                b.commit_redis.commands,
-                b.commit_redis.cpu_s,
-                b.commit_redis.usec.get("evalsha").copied().unwrap_or(0) as f64 / 1000.0,
-                b.commit_redis.usec.get("xadd").copied().unwrap_or(0) as f64 / 1000.0,
-                b.commit_watch_multi_redis.commands,
-                b.commit_watch_multi_redis.cpu_s
+                "  Redis per entry: real commit {:.1} us CPU (EVALSHA {:.1} us, of which XADD {:.1} us); \
+                 script doing nothing {:.1} us CPU (EVALSHA {:.1} us); spelled-out XADD script {:.1} us CPU; \
+                 WATCH/MULTI {:.1} us CPU",
+                per_entry(b.commit_redis.cpu_s * 1e6, b.commit.count),
+                per_entry(usec(&b.commit_redis, "evalsha"), b.commit.count),
+                per_entry(usec(&b.commit_redis, "xadd"), b.commit.count),
+                b.script_variants
+                    .first()
+                    .map_or(0.0, |v| per_entry(v.redis.cpu_s * 1e6, v.rate.count)),
+                b.script_variants
+                    .first()
+                    .map_or(0.0, |v| per_entry(usec(&v.redis, "evalsha"), v.rate.count)),
+                b.script_variants
+                    .get(1)
+                    .map_or(0.0, |v| per_entry(v.redis.cpu_s * 1e6, v.rate.count)),
+                per_entry(
+                    b.commit_watch_multi_redis.cpu_s * 1e6,
+                    b.commit_watch_multi.count
+                ),
             );
-            for v in &b.script_variants {
-                let _ = writeln!(
-                    o,
-                    "  {:<64} {:>9.1} ms {:>12} items/s, Redis CPU {:.2} s, EVALSHA {:.0} ms",
-                    v.name,
-                    v.rate.seconds * 1000.0,
-                    thousands(v.rate.per_second),
-                    v.redis.cpu_s,
-                    v.redis.usec.get("evalsha").copied().unwrap_or(0) as f64 / 1000.0
-                );
-            }
             let _ = writeln!(
                 o,
                 "  prototypes agree with the real code: versions {}, detection {}",
