@@ -371,25 +371,33 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     ));
     let body_bytes = resp.body.len() as u64;
 
+    // RSS is read right after each step, so the stages show what a poll holds at once:
+    // the body, then the body and the split features, then the alerts without the body.
     let started = Instant::now();
     let page: FeatureCollection = serde_json::from_slice(&resp.body)?;
     let raw_split = started.elapsed();
+    let count = page.features.len();
+    stages.push(Stage::new(
+        "parse: split features (RawValue copies; body still held)",
+        count,
+        raw_split,
+    ));
     let alerts: Vec<Alert> = page
         .features
         .into_iter()
         .map(Alert::parse)
         .collect::<Result<_, _>>()?;
     let parse = started.elapsed();
-    drop(resp);
-    stages.push(Stage::new(
-        "parse: split features (RawValue copies)",
-        alerts.len(),
-        raw_split,
-    ));
     stages.push(Stage::new(
         "parse: split + Alert::parse (typed fields, version hash)",
         alerts.len(),
         parse,
+    ));
+    drop(resp);
+    stages.push(Stage::new(
+        "  the body freed: the alerts alone",
+        0,
+        Duration::ZERO,
     ));
     let props: Vec<alt::AlertProperties> = alerts
         .iter()
@@ -573,7 +581,6 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         })
         .collect();
     drop(entries);
-    drop(alerts);
     let (_redis, backends) = backend(target).await?;
     let client = probe::connect(&target.redis_url).await?;
     let lease = backends
@@ -659,7 +666,65 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
             }
         }
     }
+    // Building a chunk (transform + encode) and committing it, one after the other as
+    // `plan_and_commit` does, against building chunk k+1 while chunk k's commit is in
+    // flight (the commit is sent when first polled; fred's connection task does the I/O).
+    let build = |k: usize| -> Result<Option<CommitChunk>> {
+        let Some(slice) = alerts.chunks(500).nth(k) else {
+            return Ok(None);
+        };
+        let mut entries = Vec::with_capacity(slice.len());
+        let mut upserts = Vec::with_capacity(slice.len());
+        for a in slice {
+            let signal = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER");
+            entries.push(StreamEntry::from_signal(&signal)?);
+            let key = a.key();
+            upserts.push((key.id.into_owned(), key.version.into_owned()));
+        }
+        Ok(Some(CommitChunk {
+            stream: "raw-input-signals".into(),
+            stream_max_len: None,
+            entries,
+            delta: StateDelta {
+                upserts,
+                ..StateDelta::default()
+            },
+        }))
+    };
+    let mut overlap = [Duration::MAX; 2];
+    for _round in 0..2 {
+        for (mode, best_time) in overlap.iter_mut().enumerate() {
+            let started = Instant::now();
+            if mode == 0 {
+                let mut k = 0;
+                while let Some(chunk) = build(k)? {
+                    if backends.publisher.commit(&lease, &chunk).await? != CommitOutcome::Committed
+                    {
+                        bail!("breakdown commit fenced");
+                    }
+                    k += 1;
+                }
+            } else {
+                let mut next = build(0)?;
+                let mut k = 0;
+                while let Some(chunk) = next.take() {
+                    k += 1;
+                    let (outcome, built) =
+                        tokio::join!(backends.publisher.commit(&lease, &chunk), async {
+                            build(k)
+                        });
+                    if outcome? != CommitOutcome::Committed {
+                        bail!("breakdown commit fenced");
+                    }
+                    next = built?;
+                }
+            }
+            *best_time = (*best_time).min(started.elapsed());
+            probe::del(&client, vec![stream_key.clone(), state_key.clone()]).await?;
+        }
+    }
     backends.leases.release(&lease).await?;
+    drop(alerts);
     let best: Vec<ScriptVariant> = best.into_iter().flatten().collect();
     for v in &best {
         stages.push(Stage::new(
@@ -668,6 +733,16 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
             Duration::from_secs_f64(v.rate.seconds),
         ));
     }
+    stages.push(Stage::new(
+        "transform + encode + commit, chunk after chunk (as the pipeline)",
+        total,
+        overlap[0],
+    ));
+    stages.push(Stage::new(
+        "  prototype: chunk k+1 built while chunk k commits",
+        total,
+        overlap[1],
+    ));
     if let Some((versions, took)) = state_load {
         stages.push(Stage::new(
             "state load (HSCAN pages of 1000)",
