@@ -358,16 +358,23 @@ async fn bench(cli: Cli) -> Result<ExitCode> {
         let mut retries = 0;
         while kept.len() < runs {
             note_compilers(&mut report);
-            let mut results = Vec::new();
-            for kind in [Kind::First, Kind::Repeat, Kind::Changed] {
-                results
-                    .push(scenario(&url, &prefix, &mock_url, n, kind, ProviderKind::Bench).await?);
+            let run = async {
+                let mut results = Vec::new();
+                for kind in [Kind::First, Kind::Repeat, Kind::Changed] {
+                    results.push(
+                        scenario(&url, &prefix, &mock_url, n, kind, ProviderKind::Bench).await?,
+                    );
+                }
+                if samples.is_empty() {
+                    samples = redis::sample_entries(&client, &stream, 64).await?;
+                }
+                let entries = redis::xlen(&client, &stream).await?;
+                anyhow::Ok((results, entries))
             }
-            if samples.is_empty() {
-                samples = redis::sample_entries(&client, &stream, 64).await?;
-            }
-            let entries = redis::xlen(&client, &stream).await?;
+            .await;
+            // The keys go whatever happened, also when a child failed.
             cleanup(&client, &prefix).await?;
+            let (results, entries) = run?;
             let quiet = results.iter().all(|r| r.redis.quiet);
             if !quiet && retries < 2 {
                 retries += 1;
@@ -390,8 +397,9 @@ async fn bench(cli: Cli) -> Result<ExitCode> {
         }
         if n == sizes[0] && body_bytes <= DEFAULT_MAX_BODY_BYTES {
             let prefix = format!("{base}-parity");
-            let p = scenario(&url, &prefix, &mock_url, n, Kind::First, ProviderKind::Real).await?;
+            let p = scenario(&url, &prefix, &mock_url, n, Kind::First, ProviderKind::Real).await;
             cleanup(&client, &prefix).await?;
+            let p = p?;
             report.check(
                 format!("NoaaProvider first poll N={n} publishes every alert"),
                 p.summary.published == n as u64,
@@ -412,10 +420,13 @@ async fn bench(cli: Cli) -> Result<ExitCode> {
         if n == largest && !ci {
             eprintln!("N={n}: stages one by one");
             let prefix = format!("{base}-stages");
-            let b: pipeline::Breakdown =
-                child(&url, &target_args("breakdown", &prefix, &mock_url, n)).await?;
+            let b = child::<pipeline::Breakdown>(
+                &url,
+                &target_args("breakdown", &prefix, &mock_url, n),
+            )
+            .await;
             cleanup(&client, &prefix).await?;
-            report.breakdown = Some(b);
+            report.breakdown = Some(b?);
         }
         mock.remove_pipeline(n);
     }
