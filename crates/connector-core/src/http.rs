@@ -253,6 +253,7 @@ pub enum Conditional {
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: reqwest::Client,
+    user_agent: HeaderValue,
     base: Url,
     auth: Option<Auth>,
     accept: HeaderValue,
@@ -260,6 +261,39 @@ pub struct HttpClient {
     max_body_bytes: usize,
     retry: RetryPolicy,
     connector: Arc<str>,
+}
+
+/// One reqwest client (one connection pool, one TLS configuration with its root
+/// certificates) for the whole process: a worker with 1,000 connectors otherwise loads the
+/// roots 1,000 times (about 100 KB each). Everything that differs per connector (User-Agent,
+/// Accept, credentials, timeout) is set per request.
+fn shared_client() -> Result<reqwest::Client, String> {
+    static SHARED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            // reqwest is built without a bundled crypto provider; ring is the one this
+            // workspace carries. Installing twice is harmless (the first wins).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .gzip(true)
+                .connect_timeout(Duration::from_secs(10))
+                .redirect(redirect::Policy::custom(|attempt| {
+                    // Credentials are per request and must not follow a redirect to
+                    // another origin, so such redirects are not followed at all.
+                    let same_origin = attempt
+                        .previous()
+                        .last()
+                        .is_some_and(|prev| prev.origin() == attempt.url().origin());
+                    if attempt.previous().len() >= 5 || !same_origin {
+                        attempt.stop()
+                    } else {
+                        attempt.follow()
+                    }
+                }))
+                .build()
+                .map_err(|e| e.without_url().to_string())
+        })
+        .clone()
 }
 
 /// Builds an [`HttpClient`]; start from [`HttpClient::builder`].
@@ -322,36 +356,23 @@ impl HttpClientBuilder {
 
     /// Builds the client.
     pub fn build(self) -> Result<HttpClient, HttpError> {
-        // reqwest is built without a bundled crypto provider; ring is the one this
-        // workspace carries. Installing twice is harmless (the first wins).
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let accept =
             HeaderValue::try_from(self.accept.as_str()).map_err(|e| HttpError::Transport {
                 url: display_url(&self.base),
                 message: format!("invalid Accept header: {e}"),
             })?;
-        let client = reqwest::Client::builder()
-            .user_agent(self.user_agent)
-            .gzip(true)
-            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
-            .redirect(redirect::Policy::custom(|attempt| {
-                let same_origin = attempt
-                    .previous()
-                    .last()
-                    .is_some_and(|prev| prev.origin() == attempt.url().origin());
-                if attempt.previous().len() >= 5 || !same_origin {
-                    attempt.stop()
-                } else {
-                    attempt.follow()
-                }
-            }))
-            .build()
-            .map_err(|e| HttpError::Transport {
+        let user_agent =
+            HeaderValue::try_from(self.user_agent.as_str()).map_err(|e| HttpError::Transport {
                 url: display_url(&self.base),
-                message: e.without_url().to_string(),
+                message: format!("invalid User-Agent: {e}"),
             })?;
+        let client = shared_client().map_err(|message| HttpError::Transport {
+            url: display_url(&self.base),
+            message,
+        })?;
         Ok(HttpClient {
             client,
+            user_agent,
             base: self.base,
             auth: self.auth,
             accept,
@@ -433,6 +454,7 @@ impl HttpClient {
             .client
             .get(url.clone())
             .timeout(self.timeout)
+            .header(header::USER_AGENT, self.user_agent.clone())
             .header(header::ACCEPT, self.accept.clone());
         if let Some(auth) = &self.auth
             && self.is_trusted(url)

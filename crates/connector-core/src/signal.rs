@@ -146,9 +146,15 @@ impl StreamEntry {
 /// Everything else, including number spelling and key order, stays byte for byte.
 pub fn compact_json(json: String) -> String {
     let bytes = json.as_bytes();
-    let mut in_string = false;
-    let mut escaped = false;
-    let needs = bytes.iter().any(|&b| {
+    // Fast path: a compact document (the common case for compact API responses) is
+    // returned as is after one scan.
+    let Some(first) = first_outside_whitespace(bytes) else {
+        return json;
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..first]);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in &bytes[first..] {
         if in_string {
             match (escaped, b) {
                 (true, _) => escaped = false,
@@ -156,34 +162,34 @@ pub fn compact_json(json: String) -> String {
                 (false, b'"') => in_string = false,
                 _ => {}
             }
-            false
-        } else {
-            if b == b'"' {
-                in_string = true;
-            }
-            b.is_ascii_whitespace()
+            out.push(b);
+        } else if !b.is_ascii_whitespace() {
+            in_string = b == b'"';
+            out.push(b);
         }
-    });
-    if !needs {
-        return json;
     }
-    let mut out = String::with_capacity(json.len());
+    // Only ASCII whitespace outside strings was removed, so the bytes are still UTF-8.
+    String::from_utf8(out).unwrap_or(json)
+}
+
+/// Index of the first whitespace byte outside a string, if any.
+fn first_outside_whitespace(bytes: &[u8]) -> Option<usize> {
     let (mut in_string, mut escaped) = (false, false);
-    for c in json.chars() {
+    for (i, &b) in bytes.iter().enumerate() {
         if in_string {
-            match (escaped, c) {
+            match (escaped, b) {
                 (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
                 _ => {}
             }
-            out.push(c);
-        } else if !c.is_ascii_whitespace() {
-            in_string = c == '"';
-            out.push(c);
+        } else if b == b'"' {
+            in_string = true;
+        } else if b.is_ascii_whitespace() {
+            return Some(i);
         }
     }
-    out
+    None
 }
 
 /// Stable across processes and releases: changing it would make consumers see every item

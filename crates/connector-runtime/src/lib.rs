@@ -252,6 +252,8 @@ async fn run(
         .map(|c| c.lease_ttl())
         .min()
         .unwrap_or(Duration::from_secs(30));
+    // Handlers first: a SIGTERM during start-up must still stop cleanly.
+    let mut signals = Signals::new()?;
     manager.apply(registry).await?;
     let stop_heartbeat = tokio_util::sync::CancellationToken::new();
     let heartbeat = tokio::spawn(share::heartbeat(
@@ -263,7 +265,6 @@ async fn run(
     ));
     let api = serve_api(backends, metrics, manager.status()).await?;
 
-    let mut signals = Signals::new()?;
     while let Signal::Reload = signals.next().await {
         tracing::info!("SIGHUP: reloading the configuration");
         manager.reload().await;
