@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use connector_core::detect::content_version;
+use connector_core::detect::{content_version, sorted_fields_version};
 use connector_core::signal::SCHEMA_VERSION;
 use connector_core::{Change, ItemKey, RawSignal, Severity, SignalContext};
 use serde::{Deserialize, Serialize};
@@ -72,18 +72,19 @@ struct AlertProperties<'a> {
 }
 
 /// The fields that define an alert's version. Geometry, zones and the JSON-LD context are
-/// left out: they do not change what a consumer should act on.
+/// left out: they do not change what a consumer should act on. Declared in lexicographic
+/// order, so serialising it directly is the canonical form (`sorted_fields_version`).
 #[derive(Serialize)]
 struct VersionFields<'a> {
-    sent: &'a Option<Cow<'a, str>>,
+    description: &'a Option<Cow<'a, str>>,
     effective: &'a Option<Cow<'a, str>>,
     expires: &'a Option<Cow<'a, str>>,
-    status: &'a Option<Cow<'a, str>>,
-    message_type: &'a Option<Cow<'a, str>>,
-    severity: &'a Option<Cow<'a, str>>,
     headline: &'a Option<Cow<'a, str>>,
-    description: &'a Option<Cow<'a, str>>,
     instruction: &'a Option<Cow<'a, str>>,
+    message_type: &'a Option<Cow<'a, str>>,
+    sent: &'a Option<Cow<'a, str>>,
+    severity: &'a Option<Cow<'a, str>>,
+    status: &'a Option<Cow<'a, str>>,
 }
 
 /// One alert: the feature as received plus what the signal needs from it, computed once
@@ -117,17 +118,19 @@ impl Alert {
     pub fn parse(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
         let feature: Feature<'_> = serde_json::from_str(raw.get())?;
         let p = &feature.properties;
-        let version = content_version(&VersionFields {
-            sent: &p.sent,
+        let fields = VersionFields {
+            description: &p.description,
             effective: &p.effective,
             expires: &p.expires,
-            status: &p.status,
-            message_type: &p.message_type,
-            severity: &p.severity,
             headline: &p.headline,
-            description: &p.description,
             instruction: &p.instruction,
-        });
+            message_type: &p.message_type,
+            sent: &p.sent,
+            severity: &p.severity,
+            status: &p.status,
+        };
+        let version = sorted_fields_version(&fields);
+        debug_assert_eq!(version, content_version(&fields));
         let title = match (&p.headline, &p.event, &p.area_desc) {
             (Some(h), _, _) if !h.trim().is_empty() => h.to_string(),
             (_, Some(event), Some(area)) => format!("{event}: {area}"),
