@@ -5,7 +5,6 @@ mod alternatives;
 mod mock;
 mod pipeline;
 mod procfs;
-mod provider;
 mod redis;
 mod report;
 mod worker;
@@ -594,7 +593,7 @@ fn check_scale(report: &mut Report, s: &worker::ScaleResult) {
 async fn probe_real_provider(url: &str, prefix: &str, mock: &str, n: usize) -> Result<String> {
     let settings = connector_redis::RedisSettings::from_url(url)?.with_key_prefix(prefix)?;
     let redis = connector_redis::RedisBackend::connect(settings).await?;
-    let config = Arc::new(pipeline::connector_config("probe", mock, n));
+    let config = Arc::new(pipeline::connector_config("probe", mock, n, false));
     let mut connector = connector_noaa::factories().create(config, redis.backends())?;
     Ok(match connector.preview().await {
         Ok(p) => format!("read {} alerts", p.summary.fetched),

@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use connector_core::detect;
 use connector_core::http::HttpClient;
 use connector_core::ports::{Backends, CommitChunk, CommitOutcome, StateDelta};
-use connector_core::{Change, ConnectorConfig, Factories, PollSummary, SignalContext, StreamEntry};
+use connector_core::{Change, ConnectorConfig, PollSummary, SignalContext, StreamEntry};
 use connector_noaa::schema::{Alert, FeatureCollection, alert_signal};
 use connector_redis::{RedisBackend, RedisSettings};
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,9 @@ use url::Url;
 use crate::alternatives as alt;
 use crate::mock::Served;
 use crate::procfs::{self, Memory};
-use crate::provider::{BENCH_MAX_BODY_BYTES, BenchNoaa};
+/// The body cap the bench sets through `maxBodyBytes`: room for 100,000 alerts and more
+/// (a 100,000-alert collection is about 150 MB, over the provider's 64 MiB default).
+pub const BENCH_MAX_BODY_BYTES: usize = 1 << 30;
 use crate::redis::{self as probe, Rate, RedisCost};
 
 /// Which scenario a child runs.
@@ -61,7 +63,7 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
-    /// [`BenchNoaa`]: `NoaaProvider` with a 1 GiB body cap.
+    /// `connector_noaa::NoaaProvider` with `maxBodyBytes` set to 1 GiB.
     Bench,
     /// `connector_noaa::NoaaProvider` itself, through `connector_noaa::factories()`.
     Real,
@@ -142,7 +144,7 @@ pub async fn backend(target: &Target) -> Result<(Arc<RedisBackend>, Backends)> {
 }
 
 /// The connector config a scenario polls with.
-pub fn connector_config(name: &str, mock: &str, n: usize) -> ConnectorConfig {
+pub fn connector_config(name: &str, mock: &str, n: usize, cap: bool) -> ConnectorConfig {
     let mut config = ConnectorConfig::new(name, "NOAA_WEATHER");
     config.lease_ttl_seconds = 900;
     config.request_timeout_ms = 600_000;
@@ -152,6 +154,12 @@ pub fn connector_config(name: &str, mock: &str, n: usize) -> ConnectorConfig {
         "alertsPath": format!("/alerts/active/pipe/{n}"),
     }) {
         config.provider_config = map;
+    }
+    if cap {
+        config.provider_config.insert(
+            "maxBodyBytes".into(),
+            serde_json::Value::from(BENCH_MAX_BODY_BYTES as u64),
+        );
     }
     config
 }
@@ -187,15 +195,13 @@ pub async fn run_scenario(args: &ScenarioArgs) -> Result<ScenarioResult> {
     let (_redis, backends) = backend(target).await?;
     let client = probe::connect(&target.redis_url).await?;
     let control = Control::new(&target.mock)?;
-    let config = Arc::new(connector_config("bench", &target.mock, target.n));
-    let factories = match args.provider {
-        ProviderKind::Real => connector_noaa::factories(),
-        ProviderKind::Bench => {
-            let mut f = Factories::new();
-            f.register::<BenchNoaa>();
-            f
-        }
-    };
+    let config = Arc::new(connector_config(
+        "bench",
+        &target.mock,
+        target.n,
+        args.provider == ProviderKind::Bench,
+    ));
+    let factories = connector_noaa::factories();
     let mut connector = factories.create(config.clone(), backends.clone())?;
     let instance = format!("connector-bench-{}", std::process::id());
     let lease = backends

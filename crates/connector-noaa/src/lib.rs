@@ -74,6 +74,10 @@ pub struct NoaaConfig {
     /// An e-mail or URL NWS can reach you at; added to the default User-Agent.
     #[serde(default)]
     pub contact: Option<String>,
+    /// Cap on one response body in bytes (default 64 MiB: a nationwide snapshot is a few
+    /// hundred KB). Raise it only for very large queries.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
 }
 
 fn default_base_url() -> Url {
@@ -217,6 +221,15 @@ impl NoaaConfig {
             ));
         }
         if self
+            .max_body_bytes
+            .is_some_and(|b| !(1024..=(1 << 32)).contains(&b))
+        {
+            out.push(FieldError::new(
+                &["maxBodyBytes"],
+                "expected a whole number of bytes from 1024 to 4294967296",
+            ));
+        }
+        if self
             .max_alerts_per_poll
             .is_some_and(|m| !(1..=10_000).contains(&m))
         {
@@ -329,12 +342,14 @@ impl Provider for NoaaProvider {
     }
 
     fn new(config: NoaaConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
-        let http = HttpClient::builder(config.base_url.clone())
+        let mut http = HttpClient::builder(config.base_url.clone())
             .accept("application/geo+json")
             .user_agent(config.user_agent())
-            .connector_settings(common)
-            .build()
-            .map_err(|e| CreateError(e.to_string()))?;
+            .connector_settings(common);
+        if let Some(cap) = config.max_body_bytes {
+            http = http.max_body_bytes(usize::try_from(cap).unwrap_or(usize::MAX));
+        }
+        let http = http.build().map_err(|e| CreateError(e.to_string()))?;
         let mut first = http
             .url(&config.alerts_path)
             .map_err(|e| CreateError(format!("alertsPath: {e}")))?;
