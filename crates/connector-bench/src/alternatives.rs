@@ -12,7 +12,7 @@ use fred::clients::Client;
 use fred::interfaces::ClientLike;
 use fred::types::{ClusterHash, CustomCommand, Value};
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 #[derive(Deserialize)]
 struct Feature {
@@ -99,9 +99,9 @@ struct SortedVersionFields<'a> {
     status: &'a Option<String>,
 }
 
-/// The version `content_version` gives, without the `Value` tree: one buffer, one hash.
-pub fn version_direct(p: &AlertProperties, buf: &mut Vec<u8>) -> String {
-    buf.clear();
+/// The version `content_version` gives, without the `Value` tree
+/// (`connector_core::detect::sorted_fields_version`, which the NOAA provider now uses).
+pub fn version_direct(p: &AlertProperties) -> String {
     let fields = SortedVersionFields {
         description: &p.description,
         effective: &p.effective,
@@ -113,9 +113,7 @@ pub fn version_direct(p: &AlertProperties, buf: &mut Vec<u8>) -> String {
         severity: &p.severity,
         status: &p.status,
     };
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, &fields);
-    format!("{:016x}", xxh3_64(buf))
+    connector_core::detect::sorted_fields_version(&fields)
 }
 
 /// A seeded one-shot xxh3 for hash maps keyed by ids (std's SipHash costs more per key).
@@ -236,36 +234,6 @@ pub async fn commit_watch_multi(
     }
 }
 
-/// `connector_core::signal::compact_json`'s result, working on bytes: whitespace outside
-/// strings is ASCII, so runs between whitespace are copied whole instead of char by char.
-pub fn compact_bytes(json: String) -> String {
-    let bytes = json.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-    let (mut in_string, mut escaped) = (false, false);
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-        } else if b == b'"' {
-            in_string = true;
-        } else if b.is_ascii_whitespace() {
-            out.extend_from_slice(&bytes[run..i]);
-            run = i + 1;
-        }
-    }
-    if run == 0 {
-        return json;
-    }
-    out.extend_from_slice(&bytes[run..]);
-    // Only ASCII whitespace was removed, between complete UTF-8 sequences.
-    String::from_utf8(out).unwrap_or_default()
-}
-
 /// A script with `commit.lua`'s keys and arguments that does nothing: what moving a chunk
 /// into Lua costs before any command runs.
 pub const NOOP_LUA: &str = "return 1";
@@ -351,20 +319,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn byte_compaction_equals_compact_json() {
-        for text in [
-            "{\n  \"a\": [1, 2.50],\n  \"b\": \"x  y\\\" \\n z\"\n}",
-            r#"{"a":"b c"}"#,
-            "{ \"é\" : \"ü  ß\" }",
-        ] {
-            assert_eq!(
-                compact_bytes(text.to_owned()),
-                connector_core::signal::compact_json(text.to_owned())
-            );
-        }
-    }
-
-    #[test]
     fn the_direct_version_equals_content_version() {
         let p = AlertProperties::of_feature(
             &serde_json::json!({ "properties": {
@@ -374,9 +328,8 @@ mod tests {
             .to_string(),
         )
         .expect("properties");
-        let mut buf = Vec::new();
         assert_eq!(
-            version_direct(&p, &mut buf),
+            version_direct(&p),
             connector_core::detect::content_version(&VersionFields::of(&p))
         );
     }

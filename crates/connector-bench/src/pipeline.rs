@@ -420,12 +420,8 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         alerts.len(),
         took,
     ));
-    let mut buf = Vec::with_capacity(1024);
     let (took, direct) = best(3, || {
-        props
-            .iter()
-            .map(|p| alt::version_direct(p, &mut buf))
-            .collect::<Vec<_>>()
+        props.iter().map(alt::version_direct).collect::<Vec<_>>()
     });
     drop(props);
     let direct_versions_match = direct
@@ -434,7 +430,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         .zip(&alerts)
         .all(|((d, v), a)| d == v && *v == a.key().version);
     stages.push(Stage::new(
-        "  prototype: sorted struct straight to bytes + xxh3",
+        "  sorted_fields_version (what Alert::parse uses now)",
         alerts.len(),
         took,
     ));
@@ -520,19 +516,14 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     let encode = started.elapsed();
     // The parts of encoding, item by item (collecting all strings first would time page
     // faults rather than the work).
-    let (mut to_string, mut compaction, mut byte_compaction) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut to_string, mut compaction) = (Duration::ZERO, Duration::ZERO);
     for signal in &signals {
         let a = Instant::now();
         let json = serde_json::to_string(signal)?;
         to_string += a.elapsed();
-        let copy = json.clone();
         let b = Instant::now();
         alt::keep(connector_core::signal::compact_json(json));
         compaction += b.elapsed();
-        let c = Instant::now();
-        alt::keep(alt::compact_bytes(copy));
-        byte_compaction += c.elapsed();
     }
     drop(signals);
     stages.push(Stage::new(
@@ -554,11 +545,6 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         "  of which: compact_json (pretty payload -> one line)",
         entries.len(),
         compaction,
-    ));
-    stages.push(Stage::new(
-        "  prototype: the same compaction on bytes, runs copied whole",
-        entries.len(),
-        byte_compaction,
     ));
     let entry_bytes = entries
         .iter()

@@ -242,6 +242,11 @@ mod tests {
     fn compaction_removes_whitespace_outside_strings_only() {
         let pretty = "{\n  \"a\": [1, 2.50],\n  \"b\": \"x  y\\\" \\n z\"\n}".to_owned();
         assert_eq!(compact_json(pretty), r#"{"a":[1,2.50],"b":"x  y\" \n z"}"#);
+        assert_eq!(
+            compact_json("{ \"é\" : \"ü  ß\" }".to_owned()),
+            "{\"é\":\"ü  ß\"}",
+            "multi-byte text inside and outside strings is kept"
+        );
         let already = r#"{"a":"b c"}"#.to_owned();
         assert_eq!(compact_json(already.clone()), already);
     }
