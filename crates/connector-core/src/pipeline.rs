@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{ConnectorConfig, FieldError};
 use crate::detect;
@@ -354,6 +355,84 @@ enum Commit<'a> {
     DryRun,
 }
 
+/// One chunk's encoded signals and state changes, ready to commit.
+struct BuiltChunk {
+    entries: Vec<StreamEntry>,
+    delta: StateDelta,
+    failed: u64,
+    removed: u64,
+}
+
+/// Encodes the planned work chunk after chunk, in order: whether the poll's resume point
+/// may be saved depends on every item before the last chunk having been encoded.
+struct ChunkBuilder<'a, P: Provider> {
+    provider: &'a P,
+    fetched: &'a Fetched<P::Item>,
+    keys: &'a [ItemKey<'a>],
+    ctx: &'a SignalContext<'a>,
+    any_failed: bool,
+    silent_prunes: Vec<String>,
+    /// The cursor to save with the last chunk: `None` when it did not change or when items
+    /// were held back by the per-poll cap.
+    final_cursor: Option<Cursor>,
+}
+
+impl<P: Provider> ChunkBuilder<'_, P> {
+    fn build(&mut self, slice: &[Work<'_>], last: bool) -> Result<BuiltChunk, PollError> {
+        let mut built = BuiltChunk {
+            entries: Vec::with_capacity(slice.len()),
+            delta: StateDelta::default(),
+            failed: 0,
+            removed: 0,
+        };
+        for w in slice {
+            match *w {
+                Work::Item(i, change) => {
+                    let key = &self.keys[i];
+                    match self
+                        .provider
+                        .transform(&self.fetched.items[i], key, change, self.ctx)
+                    {
+                        Ok(signal) => {
+                            built.entries.push(StreamEntry::from_signal(&signal)?);
+                            built
+                                .delta
+                                .upserts
+                                .push((key.id.to_string(), key.version.to_string()));
+                        }
+                        Err(reason) => {
+                            self.any_failed = true;
+                            built.failed += 1;
+                            tracing::warn!(
+                                connector = self.ctx.connector,
+                                external_id = %key.id,
+                                %reason,
+                                "item skipped: cannot build its signal"
+                            );
+                        }
+                    }
+                }
+                Work::Removal(id, version) => {
+                    let signal = self.provider.removed(id, version, self.ctx);
+                    built.entries.push(StreamEntry::from_signal(&signal)?);
+                    built.delta.removals.push(id.to_owned());
+                    built.removed += 1;
+                }
+            }
+        }
+        if last {
+            built.delta.removals.append(&mut self.silent_prunes);
+            // An item that failed to transform, or was held back by the cap, must be seen
+            // again: keep the old resume point (versions keep the others from being
+            // republished).
+            if !self.any_failed {
+                built.delta.cursor = self.final_cursor.take();
+            }
+        }
+        Ok(built)
+    }
+}
+
 struct Planned {
     summary: PollSummary,
     entries: Vec<StreamEntry>,
@@ -418,66 +497,59 @@ async fn plan_and_commit<P: Provider>(
     let batch = config.commit_batch_size.max(1) as usize;
     let chunk_count = work.len().div_ceil(batch).max(1);
     let mut all_entries = Vec::new();
-    let mut any_failed = false;
     let mut chunks = work.chunks(batch);
+    let mut builder = ChunkBuilder {
+        provider,
+        fetched,
+        keys: &keys,
+        ctx,
+        any_failed: false,
+        silent_prunes,
+        final_cursor: (cursor_changed && !held_back).then(|| fetched.cursor.clone()),
+    };
+    let mut next = Some(builder.build(chunks.next().unwrap_or(&[]), chunk_count == 1)?);
     for n in 0..chunk_count {
-        let slice = chunks.next().unwrap_or(&[]);
-        let last = n + 1 == chunk_count;
-        let mut entries = Vec::with_capacity(slice.len());
-        let mut delta = StateDelta::default();
-        for w in slice {
-            match *w {
-                Work::Item(i, change) => {
-                    let key = &keys[i];
-                    match provider.transform(&fetched.items[i], key, change, ctx) {
-                        Ok(signal) => {
-                            entries.push(StreamEntry::from_signal(&signal)?);
-                            delta
-                                .upserts
-                                .push((key.id.to_string(), key.version.to_string()));
-                        }
-                        Err(reason) => {
-                            any_failed = true;
-                            summary.failed += 1;
-                            tracing::warn!(
-                                connector = ctx.connector,
-                                external_id = %key.id,
-                                %reason,
-                                "item skipped: cannot build its signal"
-                            );
-                        }
-                    }
-                }
-                Work::Removal(id, version) => {
-                    let signal = provider.removed(id, version, ctx);
-                    entries.push(StreamEntry::from_signal(&signal)?);
-                    delta.removals.push(id.to_owned());
-                    summary.removed += 1;
-                }
+        let Some(built) = next.take() else { break };
+        summary.failed += built.failed;
+        summary.removed += built.removed;
+        let more = n + 1 < chunk_count;
+        let last_next = n + 2 == chunk_count;
+        if built.entries.is_empty() && built.delta.is_empty() {
+            if more {
+                next = Some(builder.build(chunks.next().unwrap_or(&[]), last_next)?);
             }
-        }
-        if last {
-            delta.removals.append(&mut silent_prunes);
-            // An item that failed to transform, or was held back by the cap, must be seen
-            // again: keep the old resume point (versions keep the others from being
-            // republished).
-            if cursor_changed && !any_failed && !held_back {
-                delta.cursor = Some(fetched.cursor.clone());
-            }
-        }
-        if entries.is_empty() && delta.is_empty() {
             continue;
         }
-        let published = entries.len() as u64;
+        let published = built.entries.len() as u64;
         match &commit {
             Commit::To { lease, backends } => {
                 let chunk = CommitChunk {
                     stream: config.output_stream.clone(),
                     stream_max_len: config.stream_max_len,
-                    entries,
-                    delta,
+                    entries: built.entries,
+                    delta: built.delta,
                 };
-                match backends.publisher.commit(lease, &chunk).await? {
+                // The commit runs on its own task while this one encodes the next chunk,
+                // so Redis and the encoder work at the same time. Dropping the poll aborts
+                // the commit as dropping its future would.
+                let publisher = Arc::clone(&backends.publisher);
+                let held = (*lease).clone();
+                let in_flight = AbortOnDropHandle::new(tokio::spawn(async move {
+                    let outcome = publisher.commit(&held, &chunk).await;
+                    (outcome, chunk)
+                }));
+                let built_next = if more {
+                    Some(builder.build(chunks.next().unwrap_or(&[]), last_next))
+                } else {
+                    None
+                };
+                let (outcome, chunk) = in_flight.await.map_err(|e| {
+                    PollError::Backend(BackendError::new(
+                        "commit",
+                        format!("the commit task ended abnormally: {e}"),
+                    ))
+                })?;
+                match outcome? {
                     CommitOutcome::Committed => {
                         chunk.delta.apply_to(state);
                         summary.commits += 1;
@@ -489,10 +561,14 @@ async fn plan_and_commit<P: Provider>(
                         });
                     }
                 }
+                next = built_next.transpose()?;
             }
             Commit::DryRun => {
                 summary.published += published;
-                all_entries.extend(entries);
+                all_entries.extend(built.entries);
+                if more {
+                    next = Some(builder.build(chunks.next().unwrap_or(&[]), last_next)?);
+                }
             }
         }
     }

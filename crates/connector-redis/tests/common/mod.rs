@@ -334,3 +334,90 @@ impl Drop for ReplyCutter {
         self.task.abort();
     }
 }
+
+/// A TCP proxy in front of Redis that, when armed, holds back the first write from the
+/// client that contains a `MULTI` until released: the moment between a commit's `WATCH`
+/// and its `EXEC`, opened wide so a test can change the lease in it.
+pub struct MultiGate {
+    pub port: u16,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    held: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MultiGate {
+    pub async fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (flag, on_hold, on_release) = (armed.clone(), held.clone(), release.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+                });
+                let (flag, on_hold, on_release) =
+                    (flag.clone(), on_hold.clone(), on_release.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match client_rx.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let multi = buf[..n].windows(7).any(|w| w == b"MULTI\r\n");
+                        if multi && flag.swap(false, Ordering::SeqCst) {
+                            on_hold.notify_one();
+                            on_release.notified().await;
+                        }
+                        if server_tx.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            armed,
+            held,
+            release,
+            task,
+        }
+    }
+
+    /// Hold the next write that opens a transaction; resolves once it is held.
+    pub fn arm(&self) -> impl std::future::Future<Output = ()> + 'static {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let held = self.held.clone();
+        async move { held.notified().await }
+    }
+
+    /// Let the held write through.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MultiGate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
