@@ -163,7 +163,6 @@ impl RedisBackend {
         let stream_key = self.keys.stream(&chunk.stream);
         let mut held = self.exclusive.take().await.map_err(fail("commit"))?;
         let conn = held.client();
-        let queued = transaction_commands(&stream_key, &state_key, chunk);
         for _ in 0..WATCH_ATTEMPTS {
             let check = conn.pipeline();
             let () = check
@@ -196,14 +195,17 @@ impl RedisBackend {
                     "stream key {stream_key} holds a {stream_type}, not a stream"
                 ))
             } else {
+                // Built again on a retry (rare) rather than cloned for every attempt.
+                let queued = transaction_commands(&stream_key, &state_key, chunk);
+                let count = queued.len();
                 let tx = conn.pipeline();
                 let () = tx
                     .custom(command("MULTI"), Vec::<Value>::new())
                     .await
                     .map_err(fail("commit"))?;
-                for (name, args) in &queued {
+                for (name, args) in queued {
                     let () = tx
-                        .custom(command(name), args.clone())
+                        .custom(command(name), args)
                         .await
                         .map_err(fail("commit"))?;
                 }
@@ -213,7 +215,7 @@ impl RedisBackend {
                     .map_err(fail("commit"))?;
                 let replies = tx.try_all::<Value>().await;
                 match replies.last() {
-                    Some(Ok(Value::Array(results))) if results.len() == queued.len() => {
+                    Some(Ok(Value::Array(results))) if results.len() == count => {
                         held.reusable();
                         return Ok(CommitOutcome::Committed);
                     }
@@ -228,8 +230,7 @@ impl RedisBackend {
                     Some(Err(e)) => return Err(commit_error(e)),
                     other => {
                         return Err(commit_error(format!(
-                            "unexpected EXEC reply for {} commands: {other:?}",
-                            queued.len()
+                            "unexpected EXEC reply for {count} commands: {other:?}"
                         )));
                     }
                 }
