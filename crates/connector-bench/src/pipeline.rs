@@ -311,17 +311,18 @@ pub struct Breakdown {
     pub stages: Vec<Stage>,
     /// Mean bytes of an encoded stream entry (field names + values).
     pub entry_bytes: f64,
-    /// Fenced commits of prebuilt 500-entry chunks, entries per second.
+    /// Fenced commits of prebuilt 500-entry chunks through the backend (which takes the
+    /// `WATCH` + `MULTI`/`EXEC` path for chunks this large), entries per second.
     pub commit: Rate,
     /// What those commits cost Redis.
     pub commit_redis: RedisCost,
-    /// The same chunks committed by the `WATCH` + `MULTI`/`EXEC` prototype.
-    pub commit_watch_multi: Rate,
+    /// The same chunks through `commit.lua`, the path of chunks under
+    /// `WATCHED_COMMIT_MIN_ENTRIES`: what the large-chunk path saves.
+    pub commit_script: Rate,
     /// What those cost Redis.
-    pub commit_watch_multi_redis: RedisCost,
-    /// `commit.lua`'s cost taken apart: the same chunks through a script that does nothing,
-    /// and through one that calls `XADD` without a table per entry (best of two runs each,
-    /// like the commits above).
+    pub commit_script_redis: RedisCost,
+    /// The same chunks through a script that does nothing: what moving the arguments into
+    /// Lua costs by itself (best of two runs, like the commits above).
     pub script_variants: Vec<ScriptVariant>,
     /// The prototype version hash equals `Alert::parse`'s for every alert.
     pub direct_versions_match: bool,
@@ -588,12 +589,12 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         keys.stream("raw-input-signals"),
     );
     let noop = alt::load_script(&client, alt::NOOP_LUA).await?;
-    let fixed = alt::load_script(&client, alt::FIXED_ARITY_LUA).await?;
+    let script = alt::load_script(&client, alt::COMMIT_LUA).await?;
     let (overhead, _) = probe::info_overhead(&client).await?;
     let total: usize = chunks.iter().map(|c| c.entries.len()).sum();
     // Each way of committing runs twice, interleaved, on an emptied stream and state (DEL,
     // not UNLINK, so no background freeing overlaps the next run); the faster run counts.
-    let mut best: Vec<Option<ScriptVariant>> = vec![None; 4];
+    let mut best: Vec<Option<ScriptVariant>> = vec![None; 3];
     let mut state_load = None;
     for _round in 0..2 {
         for (variant, slot) in best.iter_mut().enumerate() {
@@ -604,23 +605,12 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
                     0 => {
                         backends.publisher.commit(&lease, chunk).await? == CommitOutcome::Committed
                     }
-                    1 | 2 => {
-                        let sha = if variant == 1 { &fixed } else { &noop };
+                    _ => {
+                        let sha = if variant == 1 { &script } else { &noop };
                         let args = alt::commit_script_args(&expected, chunk);
                         alt::evalsha(&client, sha, [&lease_key, &state_key, &stream_key], args)
                             .await?
                             == 1
-                    }
-                    _ => {
-                        alt::commit_watch_multi(
-                            &client,
-                            &lease_key,
-                            &expected,
-                            &state_key,
-                            &stream_key,
-                            chunk,
-                        )
-                        .await?
                     }
                 };
                 if !committed {
@@ -637,10 +627,9 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
             probe::del(&client, vec![stream_key.clone(), state_key.clone()]).await?;
             let run = ScriptVariant {
                 name: [
-                    "commit: fenced EVALSHA per 500-entry chunk",
-                    "  prototype: commit.lua with XADD arguments spelled out",
-                    "  prototype: EVALSHA of a script doing nothing, same arguments",
-                    "  prototype: WATCH+GET, then MULTI/XADD x500/HSET/EXEC",
+                    "commit: backend, 500-entry chunks (WATCH + MULTI/EXEC)",
+                    "  the same through commit.lua (the path under 64 entries)",
+                    "  EVALSHA of a script doing nothing, same arguments",
                 ][variant]
                     .to_owned(),
                 rate: Rate {
@@ -658,9 +647,9 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
             }
         }
     }
-    // Building a chunk (transform + encode) and committing it, one after the other as
-    // `plan_and_commit` does, against building chunk k+1 while chunk k's commit is in
-    // flight (the commit is sent when first polled; fred's connection task does the I/O).
+    // Building a chunk (transform + encode) and committing it, one after the other, against
+    // building chunk k+1 while chunk k's commit runs on a task of its own, as
+    // `plan_and_commit` does.
     let build = |k: usize| -> Result<Option<CommitChunk>> {
         let Some(slice) = alerts.chunks(500).nth(k) else {
             return Ok(None);
@@ -701,11 +690,11 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
                 let mut k = 0;
                 while let Some(chunk) = next.take() {
                     k += 1;
-                    let (outcome, built) =
-                        tokio::join!(backends.publisher.commit(&lease, &chunk), async {
-                            build(k)
-                        });
-                    if outcome? != CommitOutcome::Committed {
+                    let (publisher, held) = (backends.publisher.clone(), lease.clone());
+                    let in_flight =
+                        tokio::spawn(async move { publisher.commit(&held, &chunk).await });
+                    let built = build(k);
+                    if in_flight.await?? != CommitOutcome::Committed {
                         bail!("breakdown commit fenced");
                     }
                     next = built?;
@@ -726,12 +715,12 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         ));
     }
     stages.push(Stage::new(
-        "transform + encode + commit, chunk after chunk (as the pipeline)",
+        "transform + encode + commit, chunk after chunk",
         total,
         overlap[0],
     ));
     stages.push(Stage::new(
-        "  prototype: chunk k+1 built while chunk k commits",
+        "  chunk k+1 built while chunk k commits (as the pipeline)",
         total,
         overlap[1],
     ));
@@ -743,8 +732,8 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         ));
     }
     let pick = |i: usize| best.get(i).cloned().unwrap_or_default();
-    let (commit, watch_multi) = (pick(0), pick(3));
-    let script_variants = vec![pick(2), pick(1)];
+    let (commit, script) = (pick(0), pick(1));
+    let script_variants = vec![pick(2)];
     Ok(Breakdown {
         n: target.n,
         body_bytes,
@@ -752,8 +741,8 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         entry_bytes,
         commit: commit.rate,
         commit_redis: commit.redis,
-        commit_watch_multi: watch_multi.rate,
-        commit_watch_multi_redis: watch_multi.redis,
+        commit_script: script.rate,
+        commit_script_redis: script.redis,
         script_variants,
         direct_versions_match,
         xxh3_detect_matches,
