@@ -115,18 +115,25 @@ fn transaction_commands(
     chunk: &CommitChunk,
 ) -> Vec<(&'static str, Vec<Value>)> {
     let mut commands = Vec::with_capacity(chunk.entries.len() + 2);
+    // Shared by every entry without a copy: the key (reference-counted), the static words
+    // and field names. Only the values are copied, once, into the frames.
+    let stream = Value::from(stream_key);
     let cap: Vec<Value> = match chunk.stream_max_len {
-        Some(n) => vec!["MAXLEN".into(), "~".into(), n.to_string().into()],
+        Some(n) => vec![
+            Value::from_static_str("MAXLEN"),
+            Value::from_static_str("~"),
+            n.to_string().into(),
+        ],
         None => Vec::new(),
     };
     for entry in &chunk.entries {
         let fields = entry.fields();
         let mut args: Vec<Value> = Vec::with_capacity(2 + cap.len() + 2 * fields.len());
-        args.push(stream_key.into());
+        args.push(stream.clone());
         args.extend(cap.iter().cloned());
-        args.push("*".into());
+        args.push(Value::from_static_str("*"));
         for (name, value) in fields {
-            args.push(name.into());
+            args.push(Value::from_static_str(name));
             args.push(value.into());
         }
         commands.push(("XADD", args));
