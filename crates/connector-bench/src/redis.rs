@@ -20,8 +20,19 @@ use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 use serde::{Deserialize, Serialize};
 
 /// Commands Redis runs inside the connector's Lua scripts (commit, metrics, lease).
-/// Commands the poll path sends itself: scripts, state pages, and the large-chunk commit.
-const TOP_LEVEL: [&str; 6] = ["evalsha", "hscan", "watch", "multi", "exec", "unwatch"];
+/// Commands the poll path sends itself: scripts, state pages, the large-chunk commit, and
+/// fred's hand-shake when it opens the large-chunk commit connection.
+const TOP_LEVEL: [&str; 9] = [
+    "evalsha",
+    "hscan",
+    "watch",
+    "multi",
+    "exec",
+    "unwatch",
+    "client|id",
+    "ping",
+    "info",
+];
 
 /// Commands run inside scripts or transactions (or, as `GET`/`TYPE`, beside a `WATCH`).
 const NESTED: [&str; 12] = [
