@@ -216,13 +216,14 @@ impl PrintedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use connector_noaa::schema::{Alert, FeatureCollection};
+    use connector_noaa::schema::{Alert, AlertPage};
 
     fn parse(body: &str) -> Vec<Alert> {
-        let fc: FeatureCollection = serde_json::from_str(body).expect("collection parses");
-        fc.features
+        AlertPage::parse(body.as_bytes().to_vec())
+            .expect("collection parses")
+            .alerts
             .into_iter()
-            .map(|f| Alert::parse(f).expect("alert parses"))
+            .map(|a| a.expect("alert parses"))
             .collect()
     }
 

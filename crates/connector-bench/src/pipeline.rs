@@ -23,7 +23,7 @@ use connector_core::detect;
 use connector_core::http::HttpClient;
 use connector_core::ports::{Backends, CommitChunk, CommitOutcome, StateDelta};
 use connector_core::{Change, ConnectorConfig, PollSummary, SignalContext, StreamEntry};
-use connector_noaa::schema::{Alert, FeatureCollection, alert_signal};
+use connector_noaa::schema::{Alert, AlertPage, alert_signal};
 use connector_redis::{RedisBackend, RedisSettings};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -324,7 +324,7 @@ pub struct Breakdown {
     /// The same chunks through a script that does nothing: what moving the arguments into
     /// Lua costs by itself (best of two runs, like the commits above).
     pub script_variants: Vec<ScriptVariant>,
-    /// The prototype version hash equals `Alert::parse`'s for every alert.
+    /// The prototype version hash equals the provider's for every alert.
     pub direct_versions_match: bool,
     /// The prototype detection found every alert unchanged, as the real one.
     pub xxh3_detect_matches: bool,
@@ -379,36 +379,25 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     let body_bytes = resp.body.len() as u64;
 
     // RSS is read right after each step, so the stages show what a poll holds at once:
-    // the body, then the body and the split features, then the alerts without the body.
+    // the body, then the body and the alerts, which point into it (what the provider
+    // does: `AlertPage::parse` takes the body, copies nothing and reads it in one pass).
     let started = Instant::now();
-    let page: FeatureCollection = serde_json::from_slice(&resp.body)?;
-    let raw_split = started.elapsed();
-    let count = page.features.len();
-    stages.push(Stage::new(
-        "parse: split features (RawValue copies; body still held)",
-        count,
-        raw_split,
-    ));
-    let alerts: Vec<Alert> = page
-        .features
-        .into_iter()
-        .map(Alert::parse)
-        .collect::<Result<_, _>>()?;
+    let page = AlertPage::parse(resp.body)?;
     let parse = started.elapsed();
     stages.push(Stage::new(
-        "parse: split + Alert::parse (typed fields, version hash)",
-        alerts.len(),
+        "parse: AlertPage::parse (one pass: id, version; body shared)",
+        page.len(),
         parse,
     ));
-    drop(resp);
+    let alerts: Vec<Alert> = page.alerts.into_iter().collect::<Result<_, _>>()?;
     stages.push(Stage::new(
-        "  the body freed: the alerts alone",
+        "  the alerts alone (each holds the body, not a copy)",
         0,
         Duration::ZERO,
     ));
     let props: Vec<alt::AlertProperties> = alerts
         .iter()
-        .map(|a| alt::AlertProperties::of_feature(a.raw.get()))
+        .map(|a| alt::AlertProperties::of_feature(a.feature()))
         .collect::<Result<_>>()?;
     let (took, versions) = best(3, || {
         props
@@ -431,7 +420,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         .zip(&alerts)
         .all(|((d, v), a)| d == v && *v == a.key().version);
     stages.push(Stage::new(
-        "  sorted_fields_version (what Alert::parse uses now)",
+        "  sorted_fields_version (what AlertPage::parse uses now)",
         alerts.len(),
         took,
     ));
@@ -507,7 +496,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     let signals: Vec<_> = alerts
         .iter()
         .map(|a| alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER"))
-        .collect();
+        .collect::<Result<_, _>>()?;
     let transform = started.elapsed();
     let started = Instant::now();
     let entries: Vec<StreamEntry> = signals
@@ -528,7 +517,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     }
     drop(signals);
     stages.push(Stage::new(
-        "transform (alert_signal)",
+        "transform (alert_signal: fields and payload copied from the body)",
         entries.len(),
         transform,
     ));
@@ -657,7 +646,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         let mut entries = Vec::with_capacity(slice.len());
         let mut upserts = Vec::with_capacity(slice.len());
         for a in slice {
-            let signal = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER");
+            let signal = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER")?;
             entries.push(StreamEntry::from_signal(&signal)?);
             let key = a.key();
             upserts.push((key.id.into_owned(), key.version.into_owned()));

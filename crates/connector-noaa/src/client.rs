@@ -11,7 +11,7 @@ use connector_core::http::{Conditional, HttpClient, display_url};
 use connector_core::pipeline::{FetchError, FetchOutcome, Fetched};
 use url::Url;
 
-use crate::schema::{Alert, FeatureCollection};
+use crate::schema::{Alert, AlertPage};
 
 /// Guard against a server that keeps handing out `next` links.
 const MAX_PAGES: u64 = 50;
@@ -82,26 +82,33 @@ impl NoaaClient {
                 validators.etag = resp.etag();
                 validators.last_modified = resp.last_modified();
             }
-            let page: FeatureCollection = serde_json::from_slice(&resp.body).map_err(|e| {
+            // The body is moved, not copied: the alerts point into it.
+            let page = AlertPage::parse(resp.body).map_err(|e| {
                 FetchError::malformed(&url, format!("not an alerts FeatureCollection: {e}"))
             })?;
-            let empty = page.features.is_empty();
-            for raw in page.features {
-                match Alert::parse(raw) {
-                    Ok(alert) if self.actual_only && !alert.is_actual() => {
-                        *extras.entry("nonActualDropped".to_owned()).or_insert(0) += 1;
-                    }
-                    Ok(alert) => alerts.push(alert),
-                    Err(e) => {
-                        // Publishing the rest beats blocking every alert on one odd one;
-                        // the read is no longer the whole set, so nothing is pruned.
-                        tracing::warn!(url = %display_url(&url), error = %e, "alert skipped: unexpected shape");
-                        *extras.entry("malformedSkipped".to_owned()).or_insert(0) += 1;
-                        complete = false;
-                    }
+            let empty = page.is_empty();
+            let kept = page.alerts.into_iter().filter_map(|parsed| match parsed {
+                Ok(alert) if self.actual_only && !alert.is_actual() => {
+                    *extras.entry("nonActualDropped".to_owned()).or_insert(0) += 1;
+                    None
                 }
+                Ok(alert) => Some(alert),
+                Err(e) => {
+                    // Publishing the rest beats blocking every alert on one odd one;
+                    // the read is no longer the whole set, so nothing is pruned.
+                    tracing::warn!(url = %display_url(&url), error = %e, "alert skipped: unexpected shape");
+                    *extras.entry("malformedSkipped".to_owned()).or_insert(0) += 1;
+                    complete = false;
+                    None
+                }
+            });
+            if alerts.is_empty() {
+                // The page's own list, reused in place: no second list of every alert.
+                alerts = kept.collect();
+            } else {
+                alerts.extend(kept);
             }
-            let next = match page.pagination.and_then(|p| p.next) {
+            let next = match page.next {
                 Some(next) if !empty => next,
                 _ => break,
             };

@@ -377,7 +377,8 @@ impl Provider for NoaaProvider {
         change: Change,
         ctx: &SignalContext<'_>,
     ) -> Result<RawSignal, String> {
-        Ok(alert_signal(item, change, ctx, Self::TYPE))
+        alert_signal(item, change, ctx, Self::TYPE)
+            .map_err(|e| format!("the alert's feature no longer parses: {e}"))
     }
 }
 

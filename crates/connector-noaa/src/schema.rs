@@ -1,9 +1,14 @@
 //! The NWS alerts API's raw types and the pure transform from an alert to a signal.
 //!
-//! Only the fields the connector reads are typed; the feature itself is kept as received
-//! (`Box<RawValue>`) and becomes the signal's payload byte for byte.
+//! Only the fields the connector reads are typed. A page body is kept once, as received,
+//! and shared by the alerts read from it: an alert is the byte range of its feature in
+//! that body, which becomes the signal's payload byte for byte. A 100,000-alert snapshot
+//! is about 150 MB of JSON; a private copy of every feature (or of its text fields) would
+//! double what a poll holds at its peak.
 
 use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::Arc;
 
 use connector_core::detect::{content_version, sorted_fields_version};
 use connector_core::signal::SCHEMA_VERSION;
@@ -11,22 +16,208 @@ use connector_core::{Change, ItemKey, RawSignal, Severity, SignalContext};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// `GET /alerts/active` and `GET /alerts`: a GeoJSON FeatureCollection.
-#[derive(Debug, Deserialize)]
-pub struct FeatureCollection {
-    /// The alerts, each kept raw until it is parsed on its own, so one odd feature does
-    /// not fail the whole page.
-    pub features: Vec<Box<RawValue>>,
+/// `GET /alerts/active` and `GET /alerts`: a GeoJSON FeatureCollection, borrowed from the
+/// page's text.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct FeatureCollection<'a> {
+    /// The alerts, each kept raw (a slice of the page, not a copy) until it is parsed on
+    /// its own, so one odd feature does not fail the whole page.
+    #[serde(borrow)]
+    pub features: Vec<&'a RawValue>,
     /// Only `/alerts` (history) pages; `/alerts/active` is one response.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagination: Option<Pagination>,
 }
 
 /// The history endpoint's cursor link.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct Pagination {
     /// The full URL of the next page; its presence does not promise a non-empty page.
     pub next: Option<String>,
+}
+
+/// One page of the alerts API, read. Its body is kept once, as received, and shared by
+/// every alert read from it (each is the byte range of its feature), so a poll holds the
+/// body rather than the body and a copy of every feature. A kept alert keeps its whole
+/// page alive; that costs nothing extra as long as most of a page is kept, as it is (the
+/// API applies the status filter itself, and only malformed features are dropped besides).
+#[derive(Debug)]
+pub struct AlertPage {
+    /// One entry per feature, in order: the alert, or why the feature is not one (one odd
+    /// feature does not fail the page).
+    pub alerts: Vec<Result<Alert, serde_json::Error>>,
+    /// The history endpoint's link to the next page, when the page has one.
+    pub next: Option<String>,
+}
+
+impl AlertPage {
+    /// Reads a page body without copying it: the body becomes the shared text the alerts
+    /// point into. An error means the body is not a FeatureCollection at all.
+    pub fn parse(body: Vec<u8>) -> Result<Self, serde_json::Error> {
+        let text = match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(e) => features_only(e.as_bytes())?,
+        };
+        let body = Arc::new(text);
+        match one_pass(&body) {
+            Some(page) => Ok(page),
+            None => two_pass(&body),
+        }
+    }
+
+    /// Features on the page, parsed or not.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// The page holds no feature: the end of a paged history.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+}
+
+/// The page as serde reads a [`FeatureCollection`]: every feature split off (validating
+/// it), then each parsed on its own. This defines what a page is and which error a body
+/// that is not one gives; [`one_pass`] must agree with it.
+fn two_pass(body: &Arc<String>) -> Result<AlertPage, serde_json::Error> {
+    let page: FeatureCollection<'_> = serde_json::from_str(body)?;
+    let alerts = page
+        .features
+        .iter()
+        .map(|f| match span_in(body, f.get()) {
+            Some(span) => Alert::in_body(Arc::clone(body), span),
+            None => Err(<serde_json::Error as serde::de::Error>::custom(
+                "a feature outside its page",
+            )),
+        })
+        .collect();
+    let next = page.pagination.and_then(|p| p.next);
+    Ok(AlertPage { alerts, next })
+}
+
+/// The same read in one pass over the body: each feature is parsed where it lies, and
+/// where it ends gives its span, instead of splitting the features off first and then
+/// reading each again (a quarter less time on a 100,000-alert page, which a repeat poll
+/// reads in full). `None` for anything but the plain shape — a top level that is not an object, `features` missing or repeated, a
+/// feature or value that is not JSON — so that [`two_pass`] decides, with the error it
+/// always gave.
+fn one_pass(body: &Arc<String>) -> Option<AlertPage> {
+    let text: &str = body;
+    let bytes = text.as_bytes();
+    let mut at = skip_ws(bytes, 0);
+    at = after(bytes, at, b'{')?;
+    let mut alerts = None;
+    let mut pagination: Option<Option<Pagination>> = None;
+    loop {
+        let (key, end) = one::<Cow<'_, str>>(text, at)?;
+        at = after(bytes, end, b':')?;
+        match key.as_ref() {
+            "features" if alerts.is_none() => {
+                let (read, end) = features(body, at)?;
+                alerts = Some(read);
+                at = end;
+            }
+            "pagination" if pagination.is_none() => {
+                let (read, end) = one::<Option<Pagination>>(text, at)?;
+                pagination = Some(read);
+                at = end;
+            }
+            "features" | "pagination" => return None,
+            _ => at = one::<serde::de::IgnoredAny>(text, at)?.1,
+        }
+        at = skip_ws(bytes, at);
+        match bytes.get(at)? {
+            b',' => at = skip_ws(bytes, at + 1),
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    if skip_ws(bytes, at + 1) != bytes.len() {
+        return None;
+    }
+    Some(AlertPage {
+        alerts: alerts?,
+        next: pagination.flatten().and_then(|p| p.next),
+    })
+}
+
+/// The `features` array at `at`: each feature read where it lies, and the offset after
+/// the array.
+fn features(
+    body: &Arc<String>,
+    at: usize,
+) -> Option<(Vec<Result<Alert, serde_json::Error>>, usize)> {
+    let text: &str = body;
+    let bytes = text.as_bytes();
+    let mut at = after(bytes, at, b'[')?;
+    let mut alerts = Vec::new();
+    if bytes.get(at) == Some(&b']') {
+        return Some((alerts, at + 1));
+    }
+    loop {
+        let mut stream =
+            serde_json::Deserializer::from_str(text.get(at..)?).into_iter::<Feature<'_>>();
+        let (alert, end) = match stream.next()? {
+            Ok(feature) => {
+                let end = at + stream.byte_offset();
+                (Ok(Alert::of(body, at..end, &feature.properties)), end)
+            }
+            // Not an alert (skipped and counted), or not JSON at all (the page fails):
+            // the raw value tells which, and parsing it alone gives the error as before.
+            Err(_) => {
+                let end = one::<&RawValue>(text, at)?.1;
+                (Alert::in_body(Arc::clone(body), at..end), end)
+            }
+        };
+        alerts.push(alert);
+        at = skip_ws(bytes, end);
+        match bytes.get(at)? {
+            b',' => at = skip_ws(bytes, at + 1),
+            b']' => return Some((alerts, at + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// One JSON value at `at` (no whitespace before it), and the offset right after it.
+fn one<'de, T: Deserialize<'de>>(text: &'de str, at: usize) -> Option<(T, usize)> {
+    let mut stream = serde_json::Deserializer::from_str(text.get(at..)?).into_iter();
+    let value = stream.next()?.ok()?;
+    Some((value, at + stream.byte_offset()))
+}
+
+/// The offset of the first byte at or after `at` that is not JSON whitespace.
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The offset after `byte`, expected (after whitespace) at `at`, and after the whitespace
+/// that follows it.
+fn after(bytes: &[u8], at: usize, byte: u8) -> Option<usize> {
+    let at = skip_ws(bytes, at);
+    (*bytes.get(at)? == byte).then(|| skip_ws(bytes, at + 1))
+}
+
+/// A body that is not UTF-8 throughout. serde_json skips the bytes of fields it does not
+/// read without checking them, and alerts have always been read that way, so a page with
+/// stray bytes outside the features and the link still counts: it is rewritten from its
+/// features and link (a copy, only for such a page). Stray bytes inside a feature or the
+/// link fail the page, as they always did.
+fn features_only(bytes: &[u8]) -> Result<String, serde_json::Error> {
+    let page: FeatureCollection<'_> = serde_json::from_slice(bytes)?;
+    serde_json::to_string(&page)
+}
+
+/// Where `part`, a slice of `body`, lies in it.
+fn span_in(body: &str, part: &str) -> Option<Range<usize>> {
+    let start = part.as_ptr().addr().checked_sub(body.as_ptr().addr())?;
+    let span = start..start.checked_add(part.len())?;
+    body.get(span.clone())
+        .is_some_and(|s| std::ptr::eq(s, part))
+        .then_some(span)
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,37 +229,51 @@ struct Feature<'a> {
 /// The alert fields the connector reads, borrowed from the feature's text (no copies of
 /// the long description and instruction, which are only hashed). Times stay strings: they
 /// carry the issuing office's local offset, which consumers may want as sent.
+///
+/// serde borrows a `Cow<str>` field, but not one inside an `Option`: that is always
+/// copied. The optional fields go through [`borrowed`] instead, which borrows the same
+/// way and fails with the same errors.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AlertProperties<'a> {
-    #[serde(rename = "@id", default, borrow)]
+    #[serde(rename = "@id", default, borrow, deserialize_with = "borrowed")]
     url: Option<Cow<'a, str>>,
     #[serde(borrow)]
     id: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     area_desc: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     sent: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     effective: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     onset: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     expires: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     status: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     message_type: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     severity: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     event: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     headline: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     description: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     instruction: Option<Cow<'a, str>>,
+}
+
+/// An optional string, borrowed from the text unless it had escapes to undo.
+fn borrowed<'de: 'a, 'a, D>(deserializer: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(deserializer)?.map(|b| b.0))
 }
 
 /// The fields that define an alert's version. Geometry, zones and the JSON-LD context are
@@ -87,16 +292,71 @@ struct VersionFields<'a> {
     status: &'a Option<Cow<'a, str>>,
 }
 
-/// One alert: the feature as received plus what the signal needs from it, computed once
-/// at parse time so a 100,000-alert poll holds each alert's bytes once.
-#[derive(Debug)]
+/// One alert: where its feature lies in the shared page body, and where in it the strings
+/// a signal needs are, so that a poll copies none of them. Only the version is computed
+/// and held (change detection needs it every poll); the strings are copied out when a
+/// signal is built, which happens for new and changed alerts only.
+#[derive(Clone)]
 pub struct Alert {
-    /// The feature, untouched.
-    pub raw: Box<RawValue>,
-    /// The CAP identifier (`properties.id`); stable, and new for every update.
-    pub id: String,
-    /// Hash of the fields whose change makes the alert worth publishing again.
-    pub version: String,
+    body: Arc<String>,
+    span: Range<usize>,
+    id: Text,
+    version: String,
+    title: Title,
+    occurred_at: Option<Text>,
+    url: Option<Text>,
+    severity: Severity,
+    actual: bool,
+}
+
+/// A string of the feature: where it is in the body, as it almost always is (no escapes
+/// to undo), or unescaped in a copy of its own.
+#[derive(Debug, Clone)]
+enum Text {
+    InBody(Range<usize>),
+    Unescaped(Box<str>),
+}
+
+impl Text {
+    /// `value`, read from `body`: its place in it when it was borrowed from it, else a
+    /// copy (serde_json unescaped it).
+    fn of(body: &str, value: &str) -> Self {
+        span_in(body, value).map_or_else(|| Self::Unescaped(value.into()), Self::InBody)
+    }
+
+    fn get<'a>(&'a self, body: &'a str) -> &'a str {
+        match self {
+            Self::InBody(span) => body.get(span.clone()).unwrap_or_default(),
+            Self::Unescaped(text) => text,
+        }
+    }
+}
+
+/// Which strings make the title: the headline, else event and area, else the event, else
+/// the id.
+#[derive(Debug, Clone)]
+enum Title {
+    Headline(Text),
+    EventArea(Text, Text),
+    Event(Text),
+    Id,
+}
+
+/// The alert, not the whole page body it points into.
+impl std::fmt::Debug for Alert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alert")
+            .field("id", &self.id())
+            .field("version", &self.version)
+            .field("actual", &self.actual)
+            .field("feature", &self.feature())
+            .finish()
+    }
+}
+
+/// What a signal needs of an alert beyond its key, copied out of the body on demand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertDetails {
     /// Headline, or event and area.
     pub title: String,
     /// NWS severity, normalised.
@@ -105,19 +365,27 @@ pub struct Alert {
     pub occurred_at: Option<String>,
     /// The alert's URL (`@id`).
     pub url: Option<String>,
-    /// `status` is Actual (not a test, exercise, draft or system message).
-    pub actual: bool,
-}
-
-fn owned(v: &Option<Cow<'_, str>>) -> Option<String> {
-    v.as_deref().map(str::to_owned)
 }
 
 impl Alert {
-    /// Parses one feature; an error names what is missing.
-    pub fn parse(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
-        let feature: Feature<'_> = serde_json::from_str(raw.get())?;
-        let p = &feature.properties;
+    /// Parses one feature held on its own, copied into a body of its own (for tests and
+    /// tools; the client reads whole pages with [`AlertPage`], whose alerts share the body
+    /// instead). An error names what is missing.
+    pub fn parse(feature: &RawValue) -> Result<Self, serde_json::Error> {
+        let body = Arc::new(feature.get().to_owned());
+        let span = 0..body.len();
+        Self::in_body(body, span)
+    }
+
+    /// Parses the feature at `span` of `body`, keeping the body rather than a copy.
+    fn in_body(body: Arc<String>, span: Range<usize>) -> Result<Self, serde_json::Error> {
+        let text = body.get(span.clone()).unwrap_or_default();
+        let feature: Feature<'_> = serde_json::from_str(text)?;
+        Ok(Self::of(&body, span, &feature.properties))
+    }
+
+    /// The alert whose feature, at `span` of `body`, has properties `p`.
+    fn of(body: &Arc<String>, span: Range<usize>, p: &AlertProperties<'_>) -> Self {
         let fields = VersionFields {
             description: &p.description,
             effective: &p.effective,
@@ -131,39 +399,51 @@ impl Alert {
         };
         let version = sorted_fields_version(&fields);
         debug_assert_eq!(version, content_version(&fields));
+        let text = |v: &str| Text::of(body, v);
         let title = match (&p.headline, &p.event, &p.area_desc) {
-            (Some(h), _, _) if !h.trim().is_empty() => h.to_string(),
-            (_, Some(event), Some(area)) => format!("{event}: {area}"),
-            (_, Some(event), None) => event.to_string(),
-            _ => format!("Weather alert {}", p.id),
+            (Some(h), _, _) if !h.trim().is_empty() => Title::Headline(text(h)),
+            (_, Some(event), Some(area)) => Title::EventArea(text(event), text(area)),
+            (_, Some(event), None) => Title::Event(text(event)),
+            _ => Title::Id,
         };
-        let id = p.id.to_string();
-        let severity = severity(p.severity.as_deref());
-        let occurred_at = owned(&p.effective)
-            .or_else(|| owned(&p.onset))
-            .or_else(|| owned(&p.sent));
-        let url = owned(&p.url);
-        let actual = p
-            .status
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("actual"));
-        drop(feature);
-        Ok(Self {
-            raw,
-            id,
+        let occurred_at = (p.effective.as_deref())
+            .or(p.onset.as_deref())
+            .or(p.sent.as_deref());
+        Self {
+            body: Arc::clone(body),
+            span,
+            id: text(&p.id),
             version,
             title,
-            severity,
-            occurred_at,
-            url,
-            actual,
-        })
+            occurred_at: occurred_at.map(text),
+            url: p.url.as_deref().map(text),
+            severity: severity(p.severity.as_deref()),
+            actual: p
+                .status
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("actual")),
+        }
+    }
+
+    /// The feature as received, untouched: a slice of the shared page body.
+    pub fn feature(&self) -> &str {
+        self.body.get(self.span.clone()).unwrap_or_default()
+    }
+
+    /// The CAP identifier (`properties.id`); stable, and new for every update.
+    pub fn id(&self) -> &str {
+        self.id.get(&self.body)
+    }
+
+    /// Hash of the fields whose change makes the alert worth publishing again.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// Identity for change detection.
     pub fn key(&self) -> ItemKey<'_> {
         ItemKey {
-            id: Cow::Borrowed(&self.id),
+            id: Cow::Borrowed(self.id()),
             version: Cow::Borrowed(&self.version),
         }
     }
@@ -171,6 +451,23 @@ impl Alert {
     /// True for real-world alerts (not tests, exercises, drafts or system messages).
     pub fn is_actual(&self) -> bool {
         self.actual
+    }
+
+    /// Title, severity, time and link, copied out of the body: only a signal needs them,
+    /// so a poll where nothing changed copies none of them.
+    pub fn details(&self) -> AlertDetails {
+        let body: &str = &self.body;
+        let title = match &self.title {
+            Title::Headline(h) | Title::Event(h) => h.get(body).to_owned(),
+            Title::EventArea(event, area) => format!("{}: {}", event.get(body), area.get(body)),
+            Title::Id => format!("Weather alert {}", self.id()),
+        };
+        AlertDetails {
+            title,
+            severity: self.severity,
+            occurred_at: self.occurred_at.as_ref().map(|t| t.get(body).to_owned()),
+            url: self.url.as_ref().map(|t| t.get(body).to_owned()),
+        }
     }
 }
 
@@ -185,29 +482,33 @@ pub fn severity(nws: Option<&str>) -> Severity {
     }
 }
 
-/// The signal for a new or updated alert.
+/// The signal for a new or updated alert; its payload is the feature as received, copied
+/// out of the page body (serde_json checks it again on the way: it has no constructor
+/// that trusts text it has parsed before, so this fails only if the body changed, which
+/// it cannot).
 pub fn alert_signal(
     alert: &Alert,
     change: Change,
     ctx: &SignalContext<'_>,
     connector_type: &'static str,
-) -> RawSignal {
-    RawSignal {
+) -> Result<RawSignal, serde_json::Error> {
+    let details = alert.details();
+    Ok(RawSignal {
         schema_version: SCHEMA_VERSION,
         source: "noaa",
         connector: ctx.connector.to_owned(),
         connector_type,
-        external_id: alert.id.clone(),
+        external_id: alert.id().to_owned(),
         version: alert.version.clone(),
         kind: "weather_alert",
         change,
-        title: alert.title.clone(),
-        severity: alert.severity,
-        occurred_at: alert.occurred_at.clone(),
+        title: details.title,
+        severity: details.severity,
+        occurred_at: details.occurred_at,
         observed_at: ctx.observed_at.to_owned(),
-        url: alert.url.clone(),
-        payload: alert.raw.clone(),
-    }
+        url: details.url,
+        payload: RawValue::from_string(alert.feature().to_owned())?,
+    })
 }
 
 #[cfg(test)]
@@ -218,10 +519,11 @@ mod tests {
     const MD: &str = include_str!("../tests/fixtures/alerts-active-area-MD.json");
 
     fn alerts(body: &str) -> Vec<Alert> {
-        let fc: FeatureCollection = serde_json::from_str(body).expect("fixture parses");
-        fc.features
+        AlertPage::parse(body.as_bytes().to_vec())
+            .expect("fixture parses")
+            .alerts
             .into_iter()
-            .map(|f| Alert::parse(f).expect("feature parses"))
+            .map(|a| a.expect("feature parses"))
             .collect()
     }
 
@@ -244,7 +546,7 @@ mod tests {
             connector: "weather-noaa",
             observed_at: "2026-11-24T21:00:00.000Z",
         };
-        let s = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER");
+        let s = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER").expect("signal");
         assert_eq!(s.kind, "weather_alert");
         assert_eq!(s.severity, Severity::High);
         assert!(s.title.starts_with("Flood Warning issued September 21"));
@@ -257,7 +559,7 @@ mod tests {
         );
         assert_eq!(
             s.payload.get(),
-            a.raw.get(),
+            a.feature(),
             "payload is the feature as received"
         );
     }
@@ -265,17 +567,14 @@ mod tests {
     #[test]
     fn a_missing_headline_falls_back_to_event_and_area() {
         let a = &alerts(MD)[0];
-        assert!(
-            a.title.starts_with("Test Message"),
-            "no headline: {}",
-            a.title
-        );
+        let title = a.details().title;
+        assert!(title.starts_with("Test Message"), "no headline: {}", title);
         assert!(!a.is_actual(), "the KEEPALIVE is a Test message");
         let ctx = SignalContext {
             connector: "c",
             observed_at: "x",
         };
-        let s = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER");
+        let s = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER").expect("signal");
         assert!(s.title.starts_with("Test Message"), "{}", s.title);
         assert_eq!(s.severity, Severity::Info);
     }
@@ -293,12 +592,132 @@ mod tests {
     #[test]
     fn a_changed_description_changes_the_version_and_geometry_does_not() {
         let base = alerts(SEVERE).remove(0);
-        let mut v: serde_json::Value = serde_json::from_str(base.raw.get()).expect("json");
+        let mut v: serde_json::Value = serde_json::from_str(base.feature()).expect("json");
         v["geometry"] = serde_json::Value::Null;
-        let same = Alert::parse(RawValue::from_string(v.to_string()).expect("raw")).expect("ok");
+        let same = Alert::parse(&RawValue::from_string(v.to_string()).expect("raw")).expect("ok");
         assert_eq!(same.version, base.version);
         v["properties"]["description"] = "updated text".into();
-        let changed = Alert::parse(RawValue::from_string(v.to_string()).expect("raw")).expect("ok");
+        let changed =
+            Alert::parse(&RawValue::from_string(v.to_string()).expect("raw")).expect("ok");
         assert_ne!(changed.version, base.version);
+    }
+
+    #[test]
+    fn the_alerts_of_a_page_point_into_its_one_body() {
+        let alerts = alerts(SEVERE);
+        assert_eq!(alerts.len(), 3);
+        let body = Arc::clone(&alerts[0].body);
+        let within = body.as_ptr().addr()..body.as_ptr().addr() + body.len();
+        for a in &alerts {
+            assert!(
+                Arc::ptr_eq(&a.body, &body),
+                "every alert holds the one body"
+            );
+            assert!(
+                within.contains(&a.feature().as_ptr().addr()),
+                "the feature is a slice of the body, not a copy"
+            );
+            assert!(SEVERE.contains(a.feature()), "the feature as received");
+            assert!(within.contains(&a.id().as_ptr().addr()), "so is the id");
+            assert!(
+                matches!(
+                    (&a.title, &a.url),
+                    (Title::Headline(Text::InBody(_)), Some(Text::InBody(_)))
+                ),
+                "and the strings a signal needs"
+            );
+        }
+        assert_eq!(Arc::strong_count(&body), 1 + alerts.len(), "no other copy");
+        assert!(alerts[0].span.end <= alerts[1].span.start);
+    }
+
+    #[test]
+    fn stray_bytes_outside_the_features_do_not_fail_the_page_and_inside_one_do() {
+        let clean = alerts(SEVERE);
+        let mut body = b"{\"note\": \"\xff\xfe\",".to_vec();
+        body.extend_from_slice(&SEVERE.as_bytes()[1..]);
+        let page = AlertPage::parse(body).expect("stray bytes in a field not read");
+        let read: Vec<Alert> = page.alerts.into_iter().map(|a| a.expect("alert")).collect();
+        assert_eq!(read.len(), clean.len());
+        for (x, y) in read.iter().zip(&clean) {
+            assert_eq!(
+                (x.id(), x.version(), x.feature()),
+                (y.id(), y.version(), y.feature())
+            );
+        }
+        let mut body = SEVERE.as_bytes().to_vec();
+        let at = SEVERE.find("Flood Warning issued").expect("a headline");
+        body[at] = 0xff;
+        assert!(
+            AlertPage::parse(body).is_err(),
+            "a feature that is not UTF-8"
+        );
+    }
+
+    /// What a read made of each feature, comparable.
+    type Read = Vec<Result<(String, String, String, bool), String>>;
+
+    fn read(page: AlertPage) -> (Read, Option<String>) {
+        let alerts = page
+            .alerts
+            .into_iter()
+            .map(|a| match a {
+                Ok(a) => Ok((
+                    a.id().to_owned(),
+                    a.version.clone(),
+                    a.feature().to_owned(),
+                    a.is_actual(),
+                )),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect();
+        (alerts, page.next)
+    }
+
+    #[test]
+    fn the_one_pass_read_gives_what_serde_gives_and_leaves_odd_pages_to_it() {
+        let history = include_str!("../tests/fixtures/alerts-history-page1.json");
+        let odd = " {\"x\": [1, {\"a\": null}], \"pagination\": {\"next\": \"n\"}, \"features\":
+            [ {\"properties\": {\"id\": \"a\\u0031\", \"status\": \"Actual\"}}, 42,
+            {\"properties\": {}}, [{\"id\": \"b\"}] ]}\n";
+        for text in [SEVERE, MD, history, odd, r#"{"features": []}"#] {
+            let body = Arc::new(text.to_owned());
+            let one = one_pass(&body).expect("the plain shape is read in one pass");
+            let two = two_pass(&body).expect("a page");
+            assert_eq!(read(one), read(two), "{text}");
+        }
+        let (alerts, next) = read(one_pass(&Arc::new(odd.to_owned())).expect("odd"));
+        assert_eq!(next.as_deref(), Some("n"));
+        assert_eq!(alerts[0].as_ref().map(|a| a.0.as_str()), Ok("a1"));
+        assert!(alerts[1].is_err() && alerts[2].is_err() && alerts[3].is_ok());
+        for text in [
+            r#"{"features": [{}, ]}"#,
+            r#"{"features": []} x"#,
+            r#"{"features": [], "features": []}"#,
+            r#"{"pagination": null}"#,
+            r#"{"features": [01]}"#,
+            r#"[[]]"#,
+        ] {
+            let body = Arc::new(text.to_owned());
+            assert!(one_pass(&body).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn optional_strings_are_borrowed_unescaped_when_needed_and_type_checked_as_before() {
+        let raw = |t: &str| RawValue::from_string(t.to_owned()).expect("json");
+        let a = Alert::parse(&raw(
+            r#"{"properties": {"id": "a\u0031", "headline": "Flood \"Warning\"", "@id": "u"}}"#,
+        ))
+        .expect("alert");
+        assert_eq!(a.id(), "a1");
+        assert_eq!(a.details().title, "Flood \"Warning\"");
+        assert!(matches!(&a.url, Some(Text::InBody(_))));
+        let e = Alert::parse(&raw(r#"{"properties": {"id": "a", "headline": 5}}"#))
+            .expect_err("a number is not a headline");
+        assert_eq!(
+            e.to_string(),
+            "invalid type: integer `5`, expected a string at line 1 column 40"
+        );
     }
 }
