@@ -5,12 +5,12 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use connector_core::ports::CommitChunk;
 use connector_core::signal::Change;
 use fred::clients::Client;
 use fred::interfaces::ClientLike;
-use fred::types::{ClusterHash, CustomCommand};
+use fred::types::{ClusterHash, CustomCommand, Value};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -176,12 +176,67 @@ fn custom(name: &'static str) -> CustomCommand {
     CustomCommand::new_static(name, ClusterHash::FirstKey, false)
 }
 
+/// A fenced, atomic commit without Lua: `WATCH lease` + `GET lease` (one round trip), then
+/// `MULTI`, the chunk's `XADD`s, one `HSET` of its versions, `EXEC` (one round trip). A
+/// lease that changed or expired after the `WATCH` makes `EXEC` write nothing, so the
+/// guarantee is the script's. Returns false when fenced.
+pub async fn commit_watch_multi(
+    client: &Client,
+    lease_key: &str,
+    expected: &str,
+    state_key: &str,
+    stream_key: &str,
+    chunk: &CommitChunk,
+) -> Result<bool> {
+    let check = client.pipeline();
+    let () = check.custom(custom("WATCH"), vec![lease_key]).await?;
+    let () = check.custom(custom("GET"), vec![lease_key]).await?;
+    let replies: Vec<Value> = check.all().await?;
+    if replies.get(1).and_then(Value::as_string).as_deref() != Some(expected) {
+        let () = client
+            .custom(custom("UNWATCH"), Vec::<String>::new())
+            .await?;
+        return Ok(false);
+    }
+    let tx = client.pipeline();
+    let () = tx.custom(custom("MULTI"), Vec::<String>::new()).await?;
+    for entry in &chunk.entries {
+        let mut args: Vec<&str> = Vec::with_capacity(14);
+        args.push(stream_key);
+        args.push("*");
+        for (f, v) in entry.fields() {
+            args.push(f);
+            args.push(v);
+        }
+        let () = tx.custom(custom("XADD"), args).await?;
+    }
+    let mut hset: Vec<String> = Vec::with_capacity(1 + 2 * chunk.delta.upserts.len());
+    hset.push(state_key.to_owned());
+    for (id, version) in &chunk.delta.upserts {
+        hset.push(format!("v:{id}"));
+        hset.push(version.clone());
+    }
+    if hset.len() > 1 {
+        let () = tx.custom(custom("HSET"), hset).await?;
+    }
+    let () = tx.custom(custom("EXEC"), Vec::<String>::new()).await?;
+    let replies: Vec<Value> = tx.all().await?;
+    match replies.last() {
+        Some(Value::Array(results)) => {
+            let expected = chunk.entries.len() + usize::from(!chunk.delta.upserts.is_empty());
+            if results.len() != expected {
+                bail!("EXEC ran {} of {expected} commands", results.len());
+            }
+            Ok(true)
+        }
+        Some(Value::Null) => Ok(false),
+        other => Err(anyhow::anyhow!("unexpected EXEC reply {other:?}")).context("commit"),
+    }
+}
+
 /// A script with `commit.lua`'s keys and arguments that does nothing: what moving a chunk
 /// into Lua costs before any command runs.
 pub const NOOP_LUA: &str = "return 1";
-
-/// The backend's commit script, as it ships.
-pub const COMMIT_LUA: &str = include_str!("../../connector-redis/lua/commit.lua");
 
 /// `commit.lua`'s argument list for a chunk (its header's layout; no removals, no cap).
 pub fn commit_script_args(expected: &str, chunk: &CommitChunk) -> Vec<String> {

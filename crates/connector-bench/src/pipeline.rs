@@ -311,16 +311,14 @@ pub struct Breakdown {
     pub stages: Vec<Stage>,
     /// Mean bytes of an encoded stream entry (field names + values).
     pub entry_bytes: f64,
-    /// Fenced commits of prebuilt 500-entry chunks through the backend (which takes the
-    /// `WATCH` + `MULTI`/`EXEC` path for chunks this large), entries per second.
+    /// Fenced commits of prebuilt 500-entry chunks through the backend, entries per second.
     pub commit: Rate,
     /// What those commits cost Redis.
     pub commit_redis: RedisCost,
-    /// The same chunks through `commit.lua`, the path of chunks under
-    /// `WATCHED_COMMIT_MIN_ENTRIES`: what the large-chunk path saves.
-    pub commit_script: Rate,
+    /// The same chunks committed by the `WATCH` + `MULTI`/`EXEC` prototype.
+    pub commit_watch_multi: Rate,
     /// What those cost Redis.
-    pub commit_script_redis: RedisCost,
+    pub commit_watch_multi_redis: RedisCost,
     /// The same chunks through a script that does nothing: what moving the arguments into
     /// Lua costs by itself (best of two runs, like the commits above).
     pub script_variants: Vec<ScriptVariant>,
@@ -578,7 +576,6 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         keys.stream("raw-input-signals"),
     );
     let noop = alt::load_script(&client, alt::NOOP_LUA).await?;
-    let script = alt::load_script(&client, alt::COMMIT_LUA).await?;
     let (overhead, _) = probe::info_overhead(&client).await?;
     let total: usize = chunks.iter().map(|c| c.entries.len()).sum();
     // Each way of committing runs twice, interleaved, on an emptied stream and state (DEL,
@@ -594,12 +591,22 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
                     0 => {
                         backends.publisher.commit(&lease, chunk).await? == CommitOutcome::Committed
                     }
-                    _ => {
-                        let sha = if variant == 1 { &script } else { &noop };
+                    1 => {
                         let args = alt::commit_script_args(&expected, chunk);
-                        alt::evalsha(&client, sha, [&lease_key, &state_key, &stream_key], args)
+                        alt::evalsha(&client, &noop, [&lease_key, &state_key, &stream_key], args)
                             .await?
                             == 1
+                    }
+                    _ => {
+                        alt::commit_watch_multi(
+                            &client,
+                            &lease_key,
+                            &expected,
+                            &state_key,
+                            &stream_key,
+                            chunk,
+                        )
+                        .await?
                     }
                 };
                 if !committed {
@@ -616,9 +623,9 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
             probe::del(&client, vec![stream_key.clone(), state_key.clone()]).await?;
             let run = ScriptVariant {
                 name: [
-                    "commit: backend, 500-entry chunks (WATCH + MULTI/EXEC)",
-                    "  the same through commit.lua (the path under 64 entries)",
-                    "  EVALSHA of a script doing nothing, same arguments",
+                    "commit: fenced EVALSHA of commit.lua per 500-entry chunk",
+                    "  prototype: EVALSHA of a script doing nothing, same arguments",
+                    "  prototype: WATCH+GET, then MULTI/XADD x500/HSET/EXEC (fred)",
                 ][variant]
                     .to_owned(),
                 rate: Rate {
@@ -721,8 +728,8 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         ));
     }
     let pick = |i: usize| best.get(i).cloned().unwrap_or_default();
-    let (commit, script) = (pick(0), pick(1));
-    let script_variants = vec![pick(2)];
+    let (commit, watch_multi) = (pick(0), pick(2));
+    let script_variants = vec![pick(1)];
     Ok(Breakdown {
         n: target.n,
         body_bytes,
@@ -730,8 +737,8 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         entry_bytes,
         commit: commit.rate,
         commit_redis: commit.redis,
-        commit_script: script.rate,
-        commit_script_redis: script.redis,
+        commit_watch_multi: watch_multi.rate,
+        commit_watch_multi_redis: watch_multi.redis,
         script_variants,
         direct_versions_match,
         xxh3_detect_matches,

@@ -20,21 +20,6 @@ use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 use serde::{Deserialize, Serialize};
 
 /// Commands Redis runs inside the connector's Lua scripts (commit, metrics, lease).
-/// Commands the poll path sends itself: scripts, state pages, the large-chunk commit, and
-/// fred's hand-shake when it opens the large-chunk commit connection.
-const TOP_LEVEL: [&str; 9] = [
-    "evalsha",
-    "hscan",
-    "watch",
-    "multi",
-    "exec",
-    "unwatch",
-    "client|id",
-    "ping",
-    "info",
-];
-
-/// Commands run inside scripts or transactions (or, as `GET`/`TYPE`, beside a `WATCH`).
 const NESTED: [&str; 12] = [
     "get", "type", "xadd", "hset", "hdel", "hget", "hincrby", "exists", "incr", "set", "pexpire",
     "pttl",
@@ -118,7 +103,7 @@ pub async fn info(client: &Client) -> Result<Info> {
 /// What one measured stretch cost the server.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RedisCost {
-    /// Round trips of the poll path: `EVALSHA`, `HSCAN`, and two per large commit.
+    /// Top-level commands of the poll path (`EVALSHA` + `HSCAN`), each one round trip.
     pub round_trips: u64,
     /// Every command the server ran, including those inside Lua scripts.
     pub commands: u64,
@@ -166,11 +151,9 @@ pub fn cost(before: &Info, after: &Info, overhead: &Info) -> RedisCost {
     let get = |c: &str| calls.get(c).copied().unwrap_or(0);
     let quiet = calls
         .keys()
-        .all(|c| TOP_LEVEL.contains(&c.as_str()) || NESTED.contains(&c.as_str()));
+        .all(|c| c == "evalsha" || c == "hscan" || NESTED.contains(&c.as_str()));
     RedisCost {
-        // A large commit is two round trips, one opened by `WATCH` (with `GET` and `TYPE`
-        // in the same write) and one closed by `EXEC`; a fenced one ends with `UNWATCH`.
-        round_trips: get("evalsha") + get("hscan") + get("watch") + get("exec") + get("unwatch"),
+        round_trips: get("evalsha") + get("hscan"),
         commands: d(after.commands, before.commands, overhead.commands),
         xadds: get("xadd"),
         hash_writes: get("hset") + get("hdel"),

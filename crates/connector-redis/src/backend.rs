@@ -26,7 +26,6 @@ use fred::interfaces::{
 use fred::types::config::{ReconnectPolicy, UnresponsiveConfig};
 use fred::types::{Builder, ClusterHash, CustomCommand};
 
-use crate::exclusive::Exclusive;
 use crate::keys::Keys;
 use crate::metrics::metrics_from_fields;
 use crate::scripts::Scripts;
@@ -55,8 +54,6 @@ pub struct ConnectError {
 /// the inner client uses the same connection.
 pub struct RedisBackend {
     pub(crate) client: Client,
-    /// Connections for large commits (`WATCH` … `EXEC`), one commit at a time each.
-    pub(crate) exclusive: Exclusive,
     pub(crate) keys: Keys,
     pub(crate) scripts: Scripts,
     pub(crate) topology: Topology,
@@ -90,9 +87,33 @@ impl RedisBackend {
             topology: topology.as_str(),
             reason,
         };
+        let command_timeout = settings.command_timeout();
+        let connect_timeout = settings.connect_timeout();
         let (min, max) = settings.reconnect_delays();
-        let policy = ReconnectPolicy::new_exponential(0, millis_u32(min), millis_u32(max), 2);
-        let client = build_client(&settings, Some(policy)).map_err(|e| error(e.to_string()))?;
+        let client = Builder::from_config(settings.config.clone())
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+                c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
+                // Never resend a command whose reply was lost: see the module docs, and
+                // tests/restart.rs for the duplicate a resent commit would append.
+                c.max_command_attempts = 1;
+                // A connection that stops answering (a network partition, where TCP itself
+                // notices nothing) is dropped and reconnected.
+                c.unresponsive = UnresponsiveConfig {
+                    max_timeout: Some(command_timeout.saturating_mul(2)),
+                    interval: Duration::from_secs(1).min(command_timeout),
+                };
+                c.tcp.nodelay = Some(true);
+            })
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            .set_policy(ReconnectPolicy::new_exponential(
+                0,
+                millis_u32(min),
+                millis_u32(max),
+                2,
+            ))
+            .build()
+            .map_err(|e| error(e.to_string()))?;
         log_connection_events(&client, &url);
         if let Err(e) = client.init().await {
             let _ = client.quit().await;
@@ -111,7 +132,6 @@ impl RedisBackend {
         );
         Ok(Arc::new(Self {
             client,
-            exclusive: Exclusive::new(settings.clone()),
             keys: settings.keys().clone(),
             scripts,
             topology,
@@ -158,42 +178,10 @@ impl RedisBackend {
 
     /// Closes the connection (after in-flight commands finish) and stops reconnecting.
     pub async fn close(&self) {
-        self.exclusive.close().await;
         if let Err(e) = self.client.quit().await {
             tracing::debug!(error = %e, "closing the Redis connection");
         }
     }
-}
-
-/// A client for `settings`, not yet connected. With `policy` `None` it never reconnects:
-/// the commit connections rely on that (see `exclusive.rs`).
-pub(crate) fn build_client(
-    settings: &RedisSettings,
-    policy: Option<ReconnectPolicy>,
-) -> Result<Client, fred::error::Error> {
-    let command_timeout = settings.command_timeout();
-    let connect_timeout = settings.connect_timeout();
-    let mut builder = Builder::from_config(settings.config.clone());
-    builder
-        .with_connection_config(|c| {
-            c.connection_timeout = connect_timeout;
-            c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
-            // Never resend a command whose reply was lost: see the module docs, and
-            // tests/restart.rs for the duplicate a resent commit would append.
-            c.max_command_attempts = 1;
-            // A connection that stops answering (a network partition, where TCP itself
-            // notices nothing) is dropped and reconnected.
-            c.unresponsive = UnresponsiveConfig {
-                max_timeout: Some(command_timeout.saturating_mul(2)),
-                interval: Duration::from_secs(1).min(command_timeout),
-            };
-            c.tcp.nodelay = Some(true);
-        })
-        .with_performance_config(|p| p.default_command_timeout = command_timeout);
-    if let Some(policy) = policy {
-        builder.set_policy(policy);
-    }
-    builder.build()
 }
 
 fn millis_u32(d: Duration) -> u32 {

@@ -12,17 +12,6 @@
 //! entries whose versions are not recorded; the next poll publishes them again
 //! (at-least-once), and consumers de-duplicate on `dedup_id`.
 //!
-//! A large chunk (at least [`WATCHED_COMMIT_MIN_ENTRIES`] entries) on standalone or
-//! Sentinel goes another way to the same guarantee, because Lua is the costly part of a big
-//! commit: moving each argument into the script and each `redis.call` out of it costs Redis
-//! about twice the CPU of the `XADD` itself (BENCHMARKS.md). On a connection of its own
-//! (`exclusive.rs`) it sends `WATCH lease state` with `GET lease` and the two keys' types
-//! (one round trip), checks them, then `MULTI`, the `XADD`s, `HDEL`/`HSET` of state and
-//! `EXEC` (one round trip). If the lease or the state changed after the `WATCH` (taken
-//! over, released, expired, or renewed by our own keeper), `EXEC` runs nothing; the
-//! commit looks again and retries while the lease is still ours, else reports the fence.
-//! Small chunks keep the script: one round trip on the shared connection.
-//!
 //! The client never resends a command whose connection dropped mid-flight (see
 //! `backend.rs`): a commit that may have run is reported as an error, the pipeline reloads
 //! state from Redis, and whatever did commit is not published twice.
@@ -30,9 +19,9 @@
 use connector_core::ports::{
     BackendError, BoxFuture, CommitChunk, CommitOutcome, Lease, Publisher,
 };
-use fred::interfaces::{ClientLike, KeysInterface, StreamsInterface};
+use fred::interfaces::{KeysInterface, StreamsInterface};
+use fred::types::Value;
 use fred::types::streams::XCap;
-use fred::types::{ClusterHash, CustomCommand, Value};
 
 use crate::backend::{RedisBackend, fail};
 use crate::lease::lease_value;
@@ -86,177 +75,7 @@ pub(crate) fn commit_args(
     args
 }
 
-/// Chunks with at least this many entries are committed with `WATCH`/`MULTI`/`EXEC` on a
-/// dedicated connection instead of the commit script (see the module docs): below it the
-/// script's single round trip on the shared connection wins.
-pub const WATCHED_COMMIT_MIN_ENTRIES: usize = 64;
-
-/// `EXEC`s refused because the lease key was touched (our own renewal) before giving up.
-const WATCH_ATTEMPTS: usize = 5;
-
-fn command(name: &'static str) -> CustomCommand {
-    CustomCommand::new_static(name, ClusterHash::FirstKey, false)
-}
-
-fn commit_error(message: impl std::fmt::Display) -> BackendError {
-    BackendError::new("commit", message)
-}
-
-/// Whether a key of `type_name` may be written as a `want` (or created).
-fn type_ok(type_name: &str, want: &str) -> bool {
-    type_name == want || type_name == "none"
-}
-
-/// The commands between `MULTI` and `EXEC`: the entries, then state deletions and sets,
-/// the order `commit.lua` writes in.
-fn transaction_commands(
-    stream_key: &str,
-    state_key: &str,
-    chunk: &CommitChunk,
-) -> Vec<(&'static str, Vec<Value>)> {
-    let mut commands = Vec::with_capacity(chunk.entries.len() + 2);
-    // Shared by every entry without a copy: the key (reference-counted), the static words
-    // and field names. Only the values are copied, once, into the frames.
-    let stream = Value::from(stream_key);
-    let cap: Vec<Value> = match chunk.stream_max_len {
-        Some(n) => vec![
-            Value::from_static_str("MAXLEN"),
-            Value::from_static_str("~"),
-            n.to_string().into(),
-        ],
-        None => Vec::new(),
-    };
-    for entry in &chunk.entries {
-        let fields = entry.fields();
-        let mut args: Vec<Value> = Vec::with_capacity(2 + cap.len() + 2 * fields.len());
-        args.push(stream.clone());
-        args.extend(cap.iter().cloned());
-        args.push(Value::from_static_str("*"));
-        for (name, value) in fields {
-            args.push(Value::from_static_str(name));
-            args.push(value.into());
-        }
-        commands.push(("XADD", args));
-    }
-    let writes = writes_for(&chunk.delta);
-    if !writes.deletes.is_empty() {
-        let mut args: Vec<Value> = Vec::with_capacity(1 + writes.deletes.len());
-        args.push(state_key.into());
-        args.extend(writes.deletes.into_iter().map(Value::from));
-        commands.push(("HDEL", args));
-    }
-    if !writes.sets.is_empty() {
-        let mut args: Vec<Value> = Vec::with_capacity(1 + 2 * writes.sets.len());
-        args.push(state_key.into());
-        for (field, value) in writes.sets {
-            args.push(field.into());
-            args.push(value.into());
-        }
-        commands.push(("HSET", args));
-    }
-    commands
-}
-
 impl RedisBackend {
-    /// A large chunk, committed with `WATCH` + `MULTI`/`EXEC` (see the module docs).
-    async fn commit_watched(
-        &self,
-        lease: &Lease,
-        chunk: &CommitChunk,
-        expected: &str,
-    ) -> Result<CommitOutcome, BackendError> {
-        let lease_key = self.keys.lease(&lease.connector);
-        let state_key = self.keys.state(&lease.connector);
-        let stream_key = self.keys.stream(&chunk.stream);
-        let mut held = self.exclusive.take().await.map_err(fail("commit"))?;
-        let conn = held.client();
-        for _ in 0..WATCH_ATTEMPTS {
-            let check = conn.pipeline();
-            let () = check
-                .custom(
-                    command("WATCH"),
-                    vec![lease_key.as_str(), state_key.as_str()],
-                )
-                .await
-                .map_err(fail("commit"))?;
-            let () = check
-                .custom(command("GET"), vec![lease_key.as_str()])
-                .await
-                .map_err(fail("commit"))?;
-            for key in [&state_key, &stream_key] {
-                let () = check
-                    .custom(command("TYPE"), vec![key.as_str()])
-                    .await
-                    .map_err(fail("commit"))?;
-            }
-            let (_, holder, state_type, stream_type): (Value, Option<String>, String, String) =
-                check.all().await.map_err(fail("commit"))?;
-            let refusal = if holder.as_deref() != Some(expected) {
-                None
-            } else if !type_ok(&state_type, "hash") {
-                Some(format!(
-                    "state key {state_key} holds a {state_type}, not a hash"
-                ))
-            } else if !type_ok(&stream_type, "stream") {
-                Some(format!(
-                    "stream key {stream_key} holds a {stream_type}, not a stream"
-                ))
-            } else {
-                // Built again on a retry (rare) rather than cloned for every attempt.
-                let queued = transaction_commands(&stream_key, &state_key, chunk);
-                let count = queued.len();
-                let tx = conn.pipeline();
-                let () = tx
-                    .custom(command("MULTI"), Vec::<Value>::new())
-                    .await
-                    .map_err(fail("commit"))?;
-                for (name, args) in queued {
-                    let () = tx
-                        .custom(command(name), args)
-                        .await
-                        .map_err(fail("commit"))?;
-                }
-                let () = tx
-                    .custom(command("EXEC"), Vec::<Value>::new())
-                    .await
-                    .map_err(fail("commit"))?;
-                let replies = tx.try_all::<Value>().await;
-                match replies.last() {
-                    Some(Ok(Value::Array(results))) if results.len() == count => {
-                        held.reusable();
-                        return Ok(CommitOutcome::Committed);
-                    }
-                    // A key it watched changed: nothing ran. Look again.
-                    Some(Ok(Value::Null)) => {
-                        tracing::debug!(
-                            connector = %lease.connector,
-                            "commit not run: the lease or state changed after WATCH; checking again"
-                        );
-                        continue;
-                    }
-                    Some(Err(e)) => return Err(commit_error(e)),
-                    other => {
-                        return Err(commit_error(format!(
-                            "unexpected EXEC reply for {count} commands: {other:?}"
-                        )));
-                    }
-                }
-            };
-            let () = conn
-                .custom(command("UNWATCH"), Vec::<Value>::new())
-                .await
-                .map_err(fail("commit"))?;
-            held.reusable();
-            return match refusal {
-                None => Ok(CommitOutcome::Fenced),
-                Some(message) => Err(commit_error(message)),
-            };
-        }
-        Err(commit_error(format!(
-            "the lease or state key changed under {WATCH_ATTEMPTS} commits in a row"
-        )))
-    }
-
     /// The cluster path's first half: append the entries, fenced on a best-effort basis.
     async fn append_unfenced(
         &self,
@@ -309,9 +128,6 @@ impl Publisher for RedisBackend {
             let expected = lease_value(&lease.instance_id, lease.token);
             let name = &lease.connector;
             let clustered = self.topology == Topology::Cluster;
-            if !clustered && chunk.entries.len() >= WATCHED_COMMIT_MIN_ENTRIES {
-                return self.commit_watched(lease, chunk, &expected).await;
-            }
             let mut keys = vec![self.keys.lease(name), self.keys.state(name)];
             if clustered {
                 if !chunk.entries.is_empty()

@@ -2,7 +2,6 @@
 
 mod backend;
 mod commit;
-mod exclusive;
 pub mod keys;
 mod lease;
 pub mod metrics;
@@ -11,7 +10,6 @@ pub mod settings;
 pub mod state;
 
 pub use backend::{ConnectError, RedisBackend};
-pub use commit::WATCHED_COMMIT_MIN_ENTRIES;
 pub use keys::Keys;
 pub use lease::{lease_value, parse_lease_value};
 pub use settings::{RedisSettings, SettingsError, Topology};

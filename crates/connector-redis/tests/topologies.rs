@@ -13,7 +13,7 @@ use connector_core::ports::{
     CommitChunk, CommitOutcome, ConnectorState, LeaseManager, MetricsStore, PollRecord, Publisher,
     StateDelta, StateStore,
 };
-use connector_redis::{RedisBackend, Topology, WATCHED_COMMIT_MIN_ENTRIES};
+use connector_redis::{RedisBackend, Topology};
 use fred::prelude::LuaInterface;
 use tokio::process::Command;
 
@@ -243,43 +243,20 @@ async fn through_sentinel_the_backend_finds_the_primary_and_commits_atomically()
             ..StateDelta::default()
         },
     };
-    // A large chunk takes the WATCH + MULTI/EXEC path, on a connection of its own that
-    // also finds the primary through the sentinel.
-    let ids: Vec<String> = (0..WATCHED_COMMIT_MIN_ENTRIES)
-        .map(|i| format!("big-{i}"))
-        .collect();
-    let big = CommitChunk {
-        stream: "raw-input-signals".into(),
-        stream_max_len: None,
-        entries: ids.iter().map(|id| entry("noaa", id, "1")).collect(),
-        delta: StateDelta {
-            upserts: ids.iter().map(|id| (id.clone(), "1".into())).collect(),
-            ..StateDelta::default()
-        },
-    };
-    for c in [&chunk, &big] {
-        assert_eq!(
-            a.commit(&lease, c).await.expect("commit"),
-            CommitOutcome::Committed
-        );
-    }
+    assert_eq!(
+        a.commit(&lease, &chunk).await.expect("commit"),
+        CommitOutcome::Committed
+    );
     assert!(a.force_release("noaa").await.expect("force"));
-    for c in [&chunk, &big] {
-        assert_eq!(
-            a.commit(&lease, c).await.expect("commit"),
-            CommitOutcome::Fenced
-        );
-    }
+    assert_eq!(
+        a.commit(&lease, &chunk).await.expect("commit"),
+        CommitOutcome::Fenced
+    );
 
     // What the primary itself holds.
     let redis = inspector_at(&primary.url()).await;
     let stream = a.keys().stream("raw-input-signals");
-    let mut expected = chunk.entries.clone();
-    expected.extend(big.entries.iter().cloned());
-    assert_eq!(stream_entries(&redis, &stream).await, expected);
-    assert_eq!(
-        a.load("noaa").await.expect("load").versions.len(),
-        1 + ids.len()
-    );
+    assert_eq!(stream_entries(&redis, &stream).await, chunk.entries);
+    assert_eq!(a.load("noaa").await.expect("load").versions.len(), 1);
     a.close().await;
 }
