@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 use crate::config::{ConnectorConfig, FieldError};
 use crate::detect;
@@ -534,10 +535,14 @@ async fn plan_and_commit<P: Provider>(
                 // the commit as dropping its future would.
                 let publisher = Arc::clone(&backends.publisher);
                 let held = (*lease).clone();
-                let in_flight = AbortOnDropHandle::new(tokio::spawn(async move {
-                    let outcome = publisher.commit(&held, &chunk).await;
-                    (outcome, chunk)
-                }));
+                let in_flight = AbortOnDropHandle::new(tokio::spawn(
+                    async move {
+                        let outcome = publisher.commit(&held, &chunk).await;
+                        (outcome, chunk)
+                    }
+                    // The backend's log lines stay inside the poll's span.
+                    .in_current_span(),
+                ));
                 let built_next = if more {
                     Some(builder.build(chunks.next().unwrap_or(&[]), last_next))
                 } else {
