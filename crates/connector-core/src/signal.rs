@@ -146,70 +146,47 @@ impl StreamEntry {
 /// Everything else, including number spelling and key order, stays byte for byte.
 pub fn compact_json(json: String) -> String {
     let bytes = json.as_bytes();
-    // Fast path: a compact document (the common case for compact API responses) is
-    // returned as is after one scan.
-    let Some(first) = first_outside_whitespace(bytes) else {
-        return json;
-    };
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&bytes[..first]);
-    // Whole runs are copied at once: strings up to their closing quote (found with
-    // memchr, skipping escapes), and the tokens between whitespace.
-    let mut i = first;
+    // The copy is made only once whitespace outside a string turns up: a compact document
+    // (the common case for compact API responses) is returned as is. Bytes are copied in
+    // runs, from one dropped whitespace byte to the next.
+    let mut out: Option<Vec<u8>> = None;
+    let (mut kept, mut i) = (0, 0);
     while let Some(&b) = bytes.get(i) {
-        let start = i;
         if b == b'"' {
-            i += 1;
-            loop {
-                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                    Some(off) if bytes[i + off] == b'\\' => i += off + 2,
-                    Some(off) => {
-                        i += off + 1;
-                        break;
-                    }
-                    None => i = bytes.len(),
-                }
-                // An unterminated string (not JSON, but no byte is ever lost) ends here.
-                if i >= bytes.len() {
-                    i = bytes.len();
-                    break;
-                }
-            }
-            out.extend_from_slice(&bytes[start..i]);
+            i = string_end(bytes, i);
         } else if b.is_ascii_whitespace() {
+            let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+            out.extend_from_slice(&bytes[kept..i]);
             i += 1;
+            kept = i;
         } else {
-            while bytes
-                .get(i)
-                .is_some_and(|&c| c != b'"' && !c.is_ascii_whitespace())
-            {
-                i += 1;
-            }
-            out.extend_from_slice(&bytes[start..i]);
+            i += 1;
         }
     }
+    let Some(mut out) = out else {
+        return json;
+    };
+    out.extend_from_slice(&bytes[kept..]);
     // Only ASCII whitespace outside strings was removed, so the bytes are still UTF-8.
     String::from_utf8(out).unwrap_or(json)
 }
 
-/// Index of the first whitespace byte outside a string, if any.
-fn first_outside_whitespace(bytes: &[u8]) -> Option<usize> {
-    let (mut in_string, mut escaped) = (false, false);
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-        } else if b == b'"' {
-            in_string = true;
-        } else if b.is_ascii_whitespace() {
-            return Some(i);
+/// The offset just past the string that opens at `open`: after its closing quote (found
+/// with memchr, escapes skipped), or the end for a string left open (not JSON, but no
+/// byte is ever lost).
+fn string_end(bytes: &[u8], open: usize) -> usize {
+    let mut i = open + 1;
+    while let Some(off) = bytes
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        i += off;
+        if bytes[i] == b'"' {
+            return i + 1;
         }
+        i += 2;
     }
-    None
+    bytes.len()
 }
 
 /// Stable across processes and releases: changing it would make consumers see every item
