@@ -367,6 +367,10 @@ struct BuiltChunk {
 /// Encodes the planned work chunk after chunk, in order: whether the poll's resume point
 /// may be saved depends on every item before the last chunk having been encoded.
 struct ChunkBuilder<'a, P: Provider> {
+    chunks: std::slice::Chunks<'a, Work<'a>>,
+    /// Chunks still to build; an empty plan still has one, which carries the prunes and
+    /// the cursor.
+    left: usize,
     provider: &'a P,
     fetched: &'a Fetched<P::Item>,
     keys: &'a [ItemKey<'a>],
@@ -379,7 +383,13 @@ struct ChunkBuilder<'a, P: Provider> {
 }
 
 impl<P: Provider> ChunkBuilder<'_, P> {
-    fn build(&mut self, slice: &[Work<'_>], last: bool) -> Result<BuiltChunk, PollError> {
+    /// The next chunk, `None` after the last.
+    fn next_chunk(&mut self) -> Result<Option<BuiltChunk>, PollError> {
+        let Some(left) = self.left.checked_sub(1) else {
+            return Ok(None);
+        };
+        self.left = left;
+        let slice = self.chunks.next().unwrap_or(&[]);
         let mut built = BuiltChunk {
             entries: Vec::with_capacity(slice.len()),
             delta: StateDelta::default(),
@@ -421,7 +431,7 @@ impl<P: Provider> ChunkBuilder<'_, P> {
                 }
             }
         }
-        if last {
+        if self.left == 0 {
             built.delta.removals.append(&mut self.silent_prunes);
             // An item that failed to transform, or was held back by the cap, must be seen
             // again: keep the old resume point (versions keep the others from being
@@ -430,7 +440,7 @@ impl<P: Provider> ChunkBuilder<'_, P> {
                 built.delta.cursor = self.final_cursor.take();
             }
         }
-        Ok(built)
+        Ok(Some(built))
     }
 }
 
@@ -496,10 +506,10 @@ async fn plan_and_commit<P: Provider>(
     }
 
     let batch = config.commit_batch_size.max(1) as usize;
-    let chunk_count = work.len().div_ceil(batch).max(1);
     let mut all_entries = Vec::new();
-    let mut chunks = work.chunks(batch);
     let mut builder = ChunkBuilder {
+        chunks: work.chunks(batch),
+        left: work.len().div_ceil(batch).max(1),
         provider,
         fetched,
         keys: &keys,
@@ -508,17 +518,12 @@ async fn plan_and_commit<P: Provider>(
         silent_prunes,
         final_cursor: (cursor_changed && !held_back).then(|| fetched.cursor.clone()),
     };
-    let mut next = Some(builder.build(chunks.next().unwrap_or(&[]), chunk_count == 1)?);
-    for n in 0..chunk_count {
-        let Some(built) = next.take() else { break };
+    let mut next = builder.next_chunk()?;
+    while let Some(built) = next.take() {
         summary.failed += built.failed;
         summary.removed += built.removed;
-        let more = n + 1 < chunk_count;
-        let last_next = n + 2 == chunk_count;
         if built.entries.is_empty() && built.delta.is_empty() {
-            if more {
-                next = Some(builder.build(chunks.next().unwrap_or(&[]), last_next)?);
-            }
+            next = builder.next_chunk()?;
             continue;
         }
         let published = built.entries.len() as u64;
@@ -543,11 +548,7 @@ async fn plan_and_commit<P: Provider>(
                     // The backend's log lines stay inside the poll's span.
                     .in_current_span(),
                 ));
-                let built_next = if more {
-                    Some(builder.build(chunks.next().unwrap_or(&[]), last_next))
-                } else {
-                    None
-                };
+                let built_next = builder.next_chunk();
                 let (outcome, chunk) = in_flight.await.map_err(|e| {
                     PollError::Backend(BackendError::new(
                         "commit",
@@ -566,14 +567,12 @@ async fn plan_and_commit<P: Provider>(
                         });
                     }
                 }
-                next = built_next.transpose()?;
+                next = built_next?;
             }
             Commit::DryRun => {
                 summary.published += published;
                 all_entries.extend(built.entries);
-                if more {
-                    next = Some(builder.build(chunks.next().unwrap_or(&[]), last_next)?);
-                }
+                next = builder.next_chunk()?;
             }
         }
     }
