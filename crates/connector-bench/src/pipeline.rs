@@ -149,19 +149,14 @@ pub fn connector_config(name: &str, mock: &str, n: usize, cap: bool) -> Connecto
     config.lease_ttl_seconds = 900;
     config.request_timeout_ms = 600_000;
     config.max_retries = 0;
-    if let serde_json::Value::Object(map) = serde_json::json!({
+    let mut settings = serde_json::json!({
         "baseUrl": mock,
         "alertsPath": format!("/alerts/active/pipe/{n}"),
-    }) {
-        config.provider_config = map;
-    }
+    });
     if cap {
-        config.provider_config.insert(
-            "maxBodyBytes".into(),
-            serde_json::Value::from(BENCH_MAX_BODY_BYTES as u64),
-        );
+        settings["maxBodyBytes"] = serde_json::Value::from(BENCH_MAX_BODY_BYTES as u64);
     }
-    config
+    config.with_provider_config(settings)
 }
 
 /// Control calls to the mock.

@@ -147,7 +147,15 @@ pub trait Provider: Send + Sync + Sized + 'static {
 
     /// `providerConfig`, typed. Its JSON Schema is what `schema` prints and what the
     /// loader checks field names against.
-    type Config: DeserializeOwned + schemars::JsonSchema + Send;
+    /// Secrets in it are [`crate::config::Secret`]s, so its serialised form (what
+    /// `validate` prints) hides them by type.
+    type Config: DeserializeOwned
+        + serde::Serialize
+        + schemars::JsonSchema
+        + Clone
+        + Send
+        + Sync
+        + 'static;
     /// One raw item as the API returned it.
     type Item: Send + Sync;
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::config::{
-    self, ConfigErrors, ConfigSource, ConnectorConfig, Environment, FieldError,
-    parse_provider_config,
+    self, ConfigErrors, ConfigSource, ConnectorConfig, Environment, FieldError, ProviderCatalog,
+    ProviderSettings, References, parse_provider, schema_of,
 };
 use crate::pipeline::{CreateError, PollingConnector, Provider, UniversalPollingConnector};
 use crate::ports::Backends;
@@ -27,8 +27,12 @@ pub const BUILTIN_TYPES: [&str; 4] = ["DATADOG", "GITHUB", "JIRA", "NOAA_WEATHER
 pub trait ConnectorFactory: Send + Sync {
     /// The type name it builds.
     fn connector_type(&self) -> &'static str;
-    /// Checks `providerConfig`; paths are relative to it.
-    fn validate(&self, provider_config: &Map<String, Value>) -> Vec<FieldError>;
+    /// Parses `providerConfig` into the provider's typed settings; paths are relative to it.
+    fn parse(
+        &self,
+        provider_config: Map<String, Value>,
+        references: &References,
+    ) -> Result<ProviderSettings, Vec<FieldError>>;
     /// JSON Schema of `providerConfig`.
     fn provider_schema(&self) -> Value;
     /// Builds a connector from a validated config.
@@ -39,7 +43,7 @@ pub trait ConnectorFactory: Send + Sync {
     ) -> Result<Box<dyn PollingConnector>, CreateError>;
 }
 
-/// The factory of any [`Provider`]: validation from its typed config and schema, creation
+/// The factory of any [`Provider`]: parsing through its typed config and schema, creation
 /// through the generic pipeline.
 pub struct ProviderFactory<P>(PhantomData<fn() -> P>);
 
@@ -50,27 +54,15 @@ impl<P: Provider> Default for ProviderFactory<P> {
 }
 
 impl<P: Provider> ProviderFactory<P> {
-    fn known_fields() -> Vec<String> {
-        Self::schema()
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn schema() -> Value {
-        serde_json::to_value(schemars::schema_for!(P::Config)).unwrap_or_default()
-    }
-
-    fn parse(provider_config: &Map<String, Value>) -> Result<P::Config, Vec<FieldError>> {
-        let known = Self::known_fields();
-        let known: Vec<&str> = known.iter().map(String::as_str).collect();
-        let mut settings = provider_config.clone();
-        coerce_to_schema(&mut settings, &Self::schema());
-        let parsed: P::Config = parse_provider_config(&settings, &known)?;
+    fn parse_typed(
+        provider_config: Map<String, Value>,
+        references: &References,
+    ) -> Result<(P::Config, Value), Vec<FieldError>> {
+        let (parsed, resolved) =
+            parse_provider::<P::Config>(provider_config, &schema_of::<P::Config>(), references)?;
         let problems = P::check(&parsed);
         if problems.is_empty() {
-            Ok(parsed)
+            Ok((parsed, resolved))
         } else {
             Err(problems)
         }
@@ -82,12 +74,17 @@ impl<P: Provider> ConnectorFactory for ProviderFactory<P> {
         P::TYPE
     }
 
-    fn validate(&self, provider_config: &Map<String, Value>) -> Vec<FieldError> {
-        Self::parse(provider_config).err().unwrap_or_default()
+    fn parse(
+        &self,
+        provider_config: Map<String, Value>,
+        references: &References,
+    ) -> Result<ProviderSettings, Vec<FieldError>> {
+        let (typed, resolved) = Self::parse_typed(provider_config, references)?;
+        Ok(ProviderSettings::typed(typed, &resolved))
     }
 
     fn provider_schema(&self) -> Value {
-        Self::schema()
+        schema_of::<P::Config>()
     }
 
     fn create(
@@ -95,59 +92,30 @@ impl<P: Provider> ConnectorFactory for ProviderFactory<P> {
         config: Arc<ConnectorConfig>,
         backends: Backends,
     ) -> Result<Box<dyn PollingConnector>, CreateError> {
-        let typed = Self::parse(&config.provider_config).map_err(|errors| {
-            let list: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
-            CreateError(format!("invalid providerConfig: {}", list.join("; ")))
-        })?;
+        let settings = &config.provider_config;
+        let typed = match (settings.get::<P::Config>(), settings.unparsed()) {
+            (Some(typed), _) => typed.clone(),
+            // Settings a program gave as JSON (the loader parses at load instead).
+            (None, Some(raw)) => Self::parse_typed(raw.clone(), &References::new())
+                .map(|(typed, _)| typed)
+                .map_err(|errors| {
+                    let list: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("{}: {}", config::render_field_path(&e.path), e.message))
+                        .collect();
+                    CreateError(format!("invalid providerConfig: {}", list.join("; ")))
+                })?,
+            (None, None) => {
+                return Err(CreateError(format!(
+                    "providerConfig of \"{}\" was parsed for another connector type",
+                    config.name
+                )));
+            }
+        };
         let provider = P::new(typed, &config)?;
         Ok(Box::new(UniversalPollingConnector::new(
             provider, config, backends,
         )))
-    }
-}
-
-/// Environment variables and `${VAR}` substitutions only produce text, and the loader
-/// reads `123` in a variable as a number: bring each top-level provider value to the type
-/// the provider's schema declares, when the conversion is lossless.
-fn coerce_to_schema(settings: &mut Map<String, Value>, schema: &Value) {
-    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    for (key, value) in settings.iter_mut() {
-        let Some(types) = props.get(key).and_then(|p| p.get("type")) else {
-            continue;
-        };
-        let accepts = |t: &str| match types {
-            Value::String(s) => s == t,
-            Value::Array(list) => list.iter().any(|x| x == t),
-            _ => false,
-        };
-        let replacement = match &*value {
-            Value::Number(n) if accepts("string") && !accepts("integer") && !accepts("number") => {
-                Some(Value::String(n.to_string()))
-            }
-            Value::Bool(b) if accepts("string") && !accepts("boolean") => {
-                Some(Value::String(b.to_string()))
-            }
-            Value::String(s) if !accepts("string") => {
-                if accepts("integer") {
-                    s.parse::<i64>().ok().map(Value::from)
-                } else if accepts("number") {
-                    s.parse::<f64>()
-                        .ok()
-                        .filter(|f| f.is_finite())
-                        .map(Value::from)
-                } else if accepts("boolean") {
-                    s.parse::<bool>().ok().map(Value::Bool)
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        };
-        if let Some(r) = replacement {
-            *value = r;
-        }
     }
 }
 
@@ -211,7 +179,28 @@ impl Factories {
             .iter()
             .map(|(t, f)| (*t, f.provider_schema()))
             .collect();
-        config::json_schema(&providers)
+        config::json_schema(&providers, &BUILTIN_TYPES)
+    }
+}
+
+impl ProviderCatalog for Factories {
+    fn parse(
+        &self,
+        connector_type: &str,
+        settings: Map<String, Value>,
+        references: &References,
+    ) -> Option<Result<ProviderSettings, Vec<FieldError>>> {
+        self.map
+            .get(connector_type)
+            .map(|f| f.parse(settings, references))
+    }
+
+    fn types(&self) -> Vec<&'static str> {
+        Factories::types(self)
+    }
+
+    fn product_types(&self) -> &[&'static str] {
+        &BUILTIN_TYPES
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use connector_core::config::{ConfigErrors, ConfigSource, Environment, json_schema};
-use connector_core::testing::items::ItemsProvider;
+use connector_core::testing::items::{ItemsConfig, ItemsProvider};
 use connector_core::{ConnectorConfig, ConnectorRegistry, Factories};
 
 fn factories() -> Factories {
@@ -24,6 +24,13 @@ fn load(json: &str, env: &[(&str, &str)]) -> Result<Vec<ConnectorConfig>, Config
     let env = Environment::from_pairs(env.iter().copied());
     ConnectorRegistry::load(&text(json), &env, &factories())
         .map(|r| r.all().iter().map(|c| (**c).clone()).collect())
+}
+
+/// The typed settings the provider receives.
+fn items(c: &ConnectorConfig) -> &ItemsConfig {
+    c.provider_config
+        .get::<ItemsConfig>()
+        .expect("parsed at load into the provider's config")
 }
 
 fn errors(json: &str, env: &[(&str, &str)]) -> Vec<String> {
@@ -178,8 +185,13 @@ fn the_environment_defines_connectors_with_typed_values() {
     assert_eq!(c.name, "weather-local");
     assert_eq!(c.poll_interval_ms, 300_000);
     assert_eq!(c.retry_config.jitter_ratio, 0.5);
-    assert_eq!(c.provider_config["baseUrl"], "http://localhost:1");
-    assert_eq!(c.provider_config["limit"], 10);
+    let p = items(c);
+    assert_eq!(p.base_url.as_str(), "http://localhost:1/");
+    assert_eq!(
+        p.limit,
+        Some(10),
+        "text from the environment is a number here"
+    );
     assert!(c.enabled);
 }
 
@@ -202,8 +214,8 @@ fn the_environment_overrides_the_file_field_by_field() {
     assert_eq!(cfgs[0].max_retries, 7);
     assert_eq!(cfgs[0].retry_config.base_delay_ms, 5, "file value kept");
     assert_eq!(cfgs[0].retry_config.max_delay_ms, 90);
-    assert_eq!(cfgs[0].provider_config["baseUrl"], "http://env");
-    assert_eq!(cfgs[0].provider_config["path"], "/keep");
+    assert_eq!(items(&cfgs[0]).base_url.as_str(), "http://env/");
+    assert_eq!(items(&cfgs[0]).path, "/keep");
     assert!(cfgs[1].enabled);
 
     let only_a = load(json, &[("ENABLED_CONNECTORS", "a")]).expect("valid");
@@ -236,8 +248,9 @@ fn variables_in_provider_settings_are_substituted() {
     let json = r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS",
   "providerConfig": {"baseUrl": "${API_URL:-http://default}", "apiToken": "${API_TOKEN}"}}]}"#;
     let cfgs = load(json, &[("API_TOKEN", "tok-1")]).expect("valid");
-    assert_eq!(cfgs[0].provider_config["baseUrl"], "http://default");
-    assert_eq!(cfgs[0].provider_config["apiToken"], "tok-1");
+    assert_eq!(items(&cfgs[0]).base_url.as_str(), "http://default/");
+    let token = items(&cfgs[0]).api_token.as_ref().map(|t| t.expose());
+    assert_eq!(token, Some("tok-1"));
     let shown = serde_json::to_string(&cfgs[0].redacted()).expect("json");
     assert!(!shown.contains("tok-1"), "{shown}");
 
@@ -264,14 +277,10 @@ fn text_from_the_environment_takes_the_type_the_provider_declares() {
     let json = r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS",
   "providerConfig": {"baseUrl": "http://x", "limit": "${LIMIT:-5}"}}]}"#;
     let cfgs = load(json, &[("CONNECTOR_A_API_TOKEN", "12345")]).expect("valid");
-    // A connector built from it sees a string token and a numeric limit.
-    let factories = factories();
-    let factory = factories.get("TEST_ITEMS").expect("registered");
-    assert!(factory.validate(&cfgs[0].provider_config).is_empty());
-    assert_eq!(
-        cfgs[0].provider_config["apiToken"], 12345,
-        "stored as the loader read it"
-    );
+    // The provider receives a string token and a numeric limit.
+    let p = items(&cfgs[0]);
+    assert_eq!(p.api_token.as_ref().map(|t| t.expose()), Some("12345"));
+    assert_eq!(p.limit, Some(5));
 }
 
 #[test]
@@ -308,5 +317,5 @@ fn the_schema_describes_provider_settings() {
     let text = schema.to_string();
     assert!(text.contains("\"baseUrl\""), "provider schema attached");
     assert!(text.contains("\"pollIntervalMs\""));
-    let _ = json_schema(&[]);
+    let _ = json_schema(&[], &[]);
 }

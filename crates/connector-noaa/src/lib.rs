@@ -10,7 +10,7 @@ use connector_core::{
     Change, ConnectorConfig, Cursor, Factories, ItemKey, Provider, RawSignal, SignalContext,
 };
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::client::NoaaClient;
@@ -31,7 +31,7 @@ const CERTAINTIES: [&str; 5] = ["Observed", "Likely", "Possible", "Unlikely", "U
 const STATUSES: [&str; 5] = ["actual", "exercise", "system", "test", "draft"];
 
 /// `providerConfig` of a `NOAA_WEATHER` connector.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NoaaConfig {
     /// API root; a local mock in tests and demos.

@@ -47,7 +47,7 @@ fn config(server: &MockServer, provider: Value) -> ConnectorConfig {
     if let (Some(p), Some(extra)) = (p.as_object_mut(), provider.as_object()) {
         p.extend(extra.clone());
     }
-    c.provider_config = p.as_object().cloned().unwrap_or_default();
+    c = c.with_provider_config(p);
     c.retry_config.base_delay_ms = 10;
     c.retry_config.max_delay_ms = 50;
     c

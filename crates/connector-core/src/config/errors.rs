@@ -95,6 +95,82 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathSegment {
+    /// An object key.
+    Key(String),
+    /// An array index.
+    Index(usize),
+}
+
+/// A mistake inside one connector, relative to the connector object (for provider checks:
+/// relative to `providerConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where below the connector (or below `providerConfig`).
+    pub path: Vec<PathSegment>,
+    /// What is wrong and what would be right; never the value itself.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A mistake at `path` (object keys from the outside in).
+    pub fn new(path: &[&str], message: impl Into<String>) -> Self {
+        Self {
+            path: path
+                .iter()
+                .map(|k| PathSegment::Key((*k).to_owned()))
+                .collect(),
+            message: message.into(),
+        }
+    }
+
+    /// A mistake at a path given as segments.
+    pub fn at(path: Vec<PathSegment>, message: impl Into<String>) -> Self {
+        Self {
+            path,
+            message: message.into(),
+        }
+    }
+}
+
+/// `prefix` followed by the path in the file's notation: `connectors[1].retryConfig.jitterRatio`.
+pub(crate) fn render_path(prefix: &str, segs: &[PathSegment]) -> String {
+    let mut out = prefix.to_owned();
+    for seg in segs {
+        match seg {
+            PathSegment::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            PathSegment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// A path below a connector in the file's notation, e.g. `retryConfig.jitterRatio`.
+pub fn render_field_path(segs: &[PathSegment]) -> String {
+    render_path("", segs)
+}
+
+/// The message for a field nobody declared, with the likely intended one.
+pub(crate) fn unknown_field(key: &str, known: &[&str]) -> String {
+    let listed = known
+        .iter()
+        .filter(|k| !k.starts_with('$'))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match closest(key, known.iter().copied()) {
+        Some(k) => format!("unknown field \"{key}\", did you mean \"{k}\"?"),
+        None => format!("unknown field \"{key}\"; expected one of {listed}"),
+    }
+}
+
 /// The known name closest to a misspelt one, when it is close enough to be the likely intent.
 pub(crate) fn closest<'a>(
     unknown: &str,

@@ -1,23 +1,40 @@
-//! Connector configuration: the typed model, its defaults, its JSON Schema, and redaction.
+//! Connector configuration: the typed model, declared once.
 //!
-//! Loading and validation live in [`load`]; by the time a [`ConnectorConfig`] exists it is
-//! valid, so nothing downstream re-checks ranges or re-parses durations.
+//! Each universal field is declared here, once: its type, its default (`defaults`), its
+//! range (`#[schemars(range)]`) and its doc. The JSON Schema that `schema` prints is
+//! generated from these declarations, and the loader checks a file against that same
+//! schema ([`check`]), so the two cannot disagree. A provider's `providerConfig` is
+//! declared the same way on its own typed config.
+//!
+//! Files, by concept: [`env`] (the environment as a source), [`source`] (the file),
+//! [`load`] (layering with figment, then checking), [`check`] (the schema checker),
+//! [`substitute`] (`${VAR}`, `${file:...}`), [`provider`] (typed provider settings),
+//! [`secret`] (secrets as a type), [`positions`] (line and column), [`errors`].
 
+mod check;
+mod env;
 mod errors;
 mod load;
+mod positions;
+mod provider;
+mod schema;
+mod secret;
+mod source;
 mod substitute;
 
 use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-pub use errors::{ConfigError, ConfigErrors, Location};
-pub use load::{
-    CONFIG_PATH_VAR, ConfigSource, ENABLED_VAR, Environment, FieldError, PathSegment, env_prefix,
-    load, load_for, parse_provider_config,
-};
+pub use env::{CONFIG_PATH_VAR, ENABLED_VAR, Environment, env_prefix};
+pub use errors::{ConfigError, ConfigErrors, FieldError, Location, PathSegment, render_field_path};
+pub use load::{load, load_for};
+pub use provider::{ProviderCatalog, ProviderSettings, References, parse_provider, schema_of};
+pub use schema::json_schema;
+pub use secret::{Headers, REDACTED, Secret, is_shown_header};
+pub use source::ConfigSource;
 
 /// The stream every connector writes to unless its config names another.
 pub const DEFAULT_OUTPUT_STREAM: &str = "raw-input-signals";
@@ -29,20 +46,26 @@ pub const DEFAULT_OUTPUT_STREAM: &str = "raw-input-signals";
 pub struct ConnectorConfig {
     /// Unique instance name; it becomes part of Redis keys (as a Cluster hash tag), log
     /// fields and metric labels, so it is limited to letters, digits, `-` and `_`.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_-]+$"),
+        extend("format" = "connector-name", "x-expected" = "a name of 1 to 64 letters, digits, '-' or '_' (it becomes part of Redis keys and metric labels)")
+    )]
     pub name: String,
     /// The provider type, e.g. `NOAA_WEATHER`, `JIRA`, `GITHUB`, `DATADOG`.
     #[serde(rename = "type")]
+    #[schemars(extend("x-expected" = "a connector type name such as \"NOAA_WEATHER\""))]
     pub connector_type: String,
     /// A disabled connector is validated but never polled.
     #[serde(default = "defaults::enabled")]
     pub enabled: bool,
     /// Time between the starts of two polls, in milliseconds.
     #[serde(default = "defaults::poll_interval_ms")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("x-unit" = "milliseconds"))]
     pub poll_interval_ms: u64,
     /// Upper bound for one HTTP request, including reading the body, in milliseconds.
     #[serde(default = "defaults::request_timeout_ms")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("x-unit" = "milliseconds"))]
     pub request_timeout_ms: u64,
     /// Retries of one request after its first attempt (0 = no retries).
     #[serde(default = "defaults::max_retries")]
@@ -50,10 +73,11 @@ pub struct ConnectorConfig {
     pub max_retries: u32,
     /// The Redis Stream signals are appended to.
     #[serde(default = "defaults::output_stream")]
+    #[schemars(length(min = 1), extend("format" = "non-blank", "x-expected" = "a non-empty stream name"))]
     pub output_stream: String,
     /// How long a lease outlives its holder if the holder stops renewing it, in seconds.
     #[serde(default = "defaults::lease_ttl_seconds")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 86_400), extend("x-unit" = "seconds"))]
     pub lease_ttl_seconds: u64,
     /// Most signals written in one atomic commit; a poll with more commits in chunks.
     #[serde(default = "defaults::commit_batch_size")]
@@ -61,7 +85,7 @@ pub struct ConnectorConfig {
     pub commit_batch_size: u32,
     /// Approximate cap on the stream's length (`XADD MAXLEN ~`); absent = unbounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("x-expected" = "a whole number greater than 0, or null for no cap"))]
     pub stream_max_len: Option<u64>,
     /// For snapshot sources: publish an item that left the current set once, as `removed`.
     #[serde(default)]
@@ -71,7 +95,7 @@ pub struct ConnectorConfig {
     pub retry_config: RetryConfig,
     /// Settings of the provider named by `type`; each provider documents its own.
     #[serde(default)]
-    pub provider_config: Map<String, Value>,
+    pub provider_config: ProviderSettings,
 }
 
 impl std::fmt::Debug for ConnectorConfig {
@@ -87,9 +111,11 @@ impl std::fmt::Debug for ConnectorConfig {
 pub struct RetryConfig {
     /// Delay before the first retry, in milliseconds; each further retry doubles it.
     #[serde(default = "defaults::base_delay_ms")]
+    #[schemars(range(max = 3_600_000), extend("x-unit" = "milliseconds"))]
     pub base_delay_ms: u64,
     /// Ceiling for one delay, in milliseconds.
     #[serde(default = "defaults::max_delay_ms")]
+    #[schemars(range(max = 3_600_000), extend("x-unit" = "milliseconds"))]
     pub max_delay_ms: u64,
     /// Random spread applied to each delay, as a fraction of it (0 to 1), so that many
     /// connectors failing together do not retry in lockstep.
@@ -168,7 +194,7 @@ impl ConnectorConfig {
             stream_max_len: None,
             emit_removals: false,
             retry_config: RetryConfig::default(),
-            provider_config: Map::new(),
+            provider_config: ProviderSettings::default(),
         }
     }
 
@@ -187,50 +213,20 @@ impl ConnectorConfig {
         Duration::from_secs(self.lease_ttl_seconds)
     }
 
-    /// The config as JSON with every secret-looking provider field replaced by `****`:
-    /// the only form in which a config may be printed or logged.
+    /// The config as JSON with every secret hidden (by type: see [`Secret`]): the only
+    /// form in which a config may be printed or logged.
     pub fn redacted(&self) -> Value {
-        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Some(provider) = value.get_mut("providerConfig") {
-            redact(provider);
-        }
-        value
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
-}
 
-/// Field names that hold credentials. Matching is on the lower-cased name, so `apiToken`,
-/// `DD_API_KEY` and `clientSecret` are all caught; the cost of a false positive is only a
-/// hidden value in `validate` output.
-const SECRET_MARKERS: [&str; 7] = [
-    "token",
-    "key",
-    "secret",
-    "password",
-    "passwd",
-    "credential",
-    "authorization",
-];
-
-/// Whether a provider field's name marks its value as a secret.
-pub fn is_secret_field(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    SECRET_MARKERS.iter().any(|m| lower.contains(m))
-}
-
-/// Replaces, in place and at any depth, the values of secret-looking fields with `****`.
-pub fn redact(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if is_secret_field(k) && !v.is_null() {
-                    *v = Value::String("****".into());
-                } else {
-                    redact(v);
-                }
-            }
+    /// The same config with `providerConfig` given as JSON, to be parsed by the provider's
+    /// factory when the connector is built (tests and programmatic use; the loader parses
+    /// it at load instead).
+    pub fn with_provider_config(mut self, settings: Value) -> Self {
+        if let Value::Object(map) = settings {
+            self.provider_config = ProviderSettings::raw(map);
         }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        _ => {}
+        self
     }
 }
 
@@ -239,79 +235,12 @@ pub fn redact(value: &mut Value) {
 #[serde(deny_unknown_fields)]
 #[schemars(title = "connectors.json")]
 pub struct ConfigFile {
+    /// The JSON Schema this file follows, for editors (the file `schema` prints).
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// A note for people; ignored.
+    #[serde(rename = "$comment", default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// Every connector instance this deployment knows about.
     pub connectors: Vec<ConnectorConfig>,
-}
-
-/// JSON Schema of `connectors.json`, with each registered provider's `providerConfig`
-/// schema attached through `if type == X then ...`, so editors check provider fields too.
-pub fn json_schema(providers: &[(&str, Value)]) -> Value {
-    let mut schema = serde_json::to_value(schemars::schema_for!(ConfigFile)).unwrap_or_default();
-    // `$schema`, `$id`-less: editors accept it as is.
-    let conditionals: Vec<Value> = providers
-        .iter()
-        .map(|(ty, provider_schema)| {
-            serde_json::json!({
-                "if": { "properties": { "type": { "const": ty } } },
-                "then": { "properties": { "providerConfig": provider_schema } }
-            })
-        })
-        .collect();
-    let types: Vec<&str> = providers.iter().map(|(ty, _)| *ty).collect();
-    if let Some(connector) = schema.pointer_mut("/$defs/ConnectorConfig") {
-        if !conditionals.is_empty() {
-            connector["allOf"] = Value::Array(conditionals);
-        }
-        if !types.is_empty() {
-            connector["properties"]["type"]["enum"] = serde_json::json!(types);
-        }
-    }
-    schema
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_redacted_at_any_depth() {
-        let mut cfg = ConnectorConfig::new("jira-prod", "JIRA");
-        cfg.provider_config = serde_json::json!({
-            "baseUrl": "https://x.atlassian.net",
-            "apiToken": "s3cr3t",
-            "auth": { "password": "hunter2", "user": "me" },
-            "DD_API_KEY": "k",
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-        let shown = cfg.redacted().to_string();
-        assert!(
-            !shown.contains("s3cr3t") && !shown.contains("hunter2"),
-            "{shown}"
-        );
-        assert!(shown.contains("https://x.atlassian.net") && shown.contains("\"me\""));
-        assert_eq!(cfg.redacted()["providerConfig"]["DD_API_KEY"], "****");
-    }
-
-    #[test]
-    fn schema_lists_every_universal_field_and_provider_types() {
-        let schema = json_schema(&[("NOAA_WEATHER", serde_json::json!({"type": "object"}))]);
-        let props = schema
-            .pointer("/$defs/ConnectorConfig/properties")
-            .and_then(Value::as_object)
-            .expect("connector properties");
-        let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        let mut known = load::UNIVERSAL_FIELDS.to_vec();
-        known.sort_unstable();
-        assert_eq!(
-            names, known,
-            "the loader's field list and the schema disagree"
-        );
-        assert_eq!(
-            schema.pointer("/$defs/ConnectorConfig/properties/type/enum"),
-            Some(&serde_json::json!(["NOAA_WEATHER"]))
-        );
-    }
 }

@@ -1,7 +1,11 @@
-//! `${VAR}` and `${VAR:-default}` in provider settings, resolved once at load.
+//! `${VAR}`, `${VAR:-default}` and `${file:/path}` in provider settings, resolved at every
+//! load (start-up and each SIGHUP reload).
 //!
-//! Credentials belong in the environment (or a Kubernetes Secret mounted into it), not in
-//! `connectors.json`; substitution lets the file name them without holding them.
+//! Credentials belong in the environment or in a mounted Kubernetes Secret, not in
+//! `connectors.json`; substitution lets the file name them without holding them. Reading
+//! files at every load is what makes a rotated Secret take effect with a SIGHUP.
+
+use std::path::Path;
 
 /// Why a string could not be resolved.
 #[derive(Debug, PartialEq, Eq)]
@@ -10,15 +14,41 @@ pub(crate) enum SubstituteError {
     Unset(String),
     /// `${` without its `}`.
     Unterminated,
+    /// `${file:PATH}` whose file cannot be read; the reason never includes content.
+    File {
+        /// The path as written.
+        path: String,
+        /// Why (not found, permission denied, not UTF-8...).
+        reason: String,
+    },
 }
 
-/// Resolves every `${VAR}` / `${VAR:-default}` in `input`; `$${` stands for a literal `${`.
-pub(crate) fn substitute(
-    input: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, SubstituteError> {
+/// Where substituted text came from, for the environment and files.
+pub(crate) struct Lookup<'a> {
+    /// A variable's value.
+    pub var: &'a dyn Fn(&str) -> Option<String>,
+    /// A file's text.
+    pub file: &'a dyn Fn(&Path) -> std::io::Result<String>,
+}
+
+/// A resolved string and the references it used, as written (`${TOKEN}`, `${file:/x}`), so
+/// an error about the value can name where it came from instead of quoting it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    pub text: String,
+    pub references: Vec<String>,
+}
+
+/// Resolves every `${VAR}` / `${VAR:-default}` / `${file:/path}` in `input`; `$${` stands
+/// for a literal `${`. A file's single trailing newline is dropped, since `echo token >
+/// file` and most Secret tooling leave one that is not part of the credential.
+pub(crate) fn substitute(input: &str, lookup: &Lookup<'_>) -> Result<Resolved, SubstituteError> {
+    let mut references = Vec::new();
     if !input.contains("${") {
-        return Ok(input.to_owned());
+        return Ok(Resolved {
+            text: input.to_owned(),
+            references,
+        });
     }
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
@@ -33,21 +63,37 @@ pub(crate) fn substitute(
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or(SubstituteError::Unterminated)?;
         let expr = &after[..end];
-        let (var, default) = match expr.split_once(":-") {
-            Some((var, default)) => (var, Some(default)),
-            None => (expr, None),
-        };
-        match lookup(var).filter(|v| !(v.is_empty() && default.is_some())) {
-            Some(value) => out.push_str(&value),
-            None => match default {
-                Some(default) => out.push_str(default),
-                None => return Err(SubstituteError::Unset(var.to_owned())),
-            },
+        references.push(format!("${{{expr}}}"));
+        if let Some(path) = expr.strip_prefix("file:") {
+            let text = (lookup.file)(Path::new(path)).map_err(|e| SubstituteError::File {
+                path: path.to_owned(),
+                reason: match e.kind() {
+                    std::io::ErrorKind::InvalidData => "it is not UTF-8 text".to_owned(),
+                    _ => e.to_string(),
+                },
+            })?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            out.push_str(text.strip_suffix('\r').unwrap_or(text));
+        } else {
+            let (var, default) = match expr.split_once(":-") {
+                Some((var, default)) => (var, Some(default)),
+                None => (expr, None),
+            };
+            match (lookup.var)(var).filter(|v| !(v.is_empty() && default.is_some())) {
+                Some(value) => out.push_str(&value),
+                None => match default {
+                    Some(default) => out.push_str(default),
+                    None => return Err(SubstituteError::Unset(var.to_owned())),
+                },
+            }
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(Resolved {
+        text: out,
+        references,
+    })
 }
 
 #[cfg(test)]
@@ -62,31 +108,55 @@ mod tests {
         }
     }
 
+    fn file(path: &Path) -> std::io::Result<String> {
+        match path.to_str() {
+            Some("/run/secrets/token") => Ok("from-file\n".into()),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "No such file or directory",
+            )),
+        }
+    }
+
+    fn substitute(input: &str) -> Result<String, SubstituteError> {
+        let lookup = Lookup {
+            var: &env,
+            file: &file,
+        };
+        super::substitute(input, &lookup).map(|r| r.text)
+    }
+
+    #[test]
+    fn files_are_read_without_their_trailing_newline() {
+        assert_eq!(
+            substitute("Bearer ${file:/run/secrets/token}"),
+            Ok("Bearer from-file".into())
+        );
+        assert_eq!(
+            substitute("${file:/nope}"),
+            Err(SubstituteError::File {
+                path: "/nope".into(),
+                reason: "No such file or directory".into()
+            })
+        );
+    }
+
     #[test]
     fn variables_defaults_and_escapes_resolve() {
-        assert_eq!(substitute("plain", &env), Ok("plain".into()));
-        assert_eq!(substitute("Bearer ${TOKEN}", &env), Ok("Bearer abc".into()));
-        assert_eq!(substitute("${NOPE:-x}-${TOKEN}", &env), Ok("x-abc".into()));
-        assert_eq!(
-            substitute("${EMPTY:-fallback}", &env),
-            Ok("fallback".into())
-        );
-        assert_eq!(substitute("${EMPTY}", &env), Ok(String::new()));
-        assert_eq!(
-            substitute("cost $${TOKEN}", &env),
-            Ok("cost ${TOKEN}".into())
-        );
+        assert_eq!(substitute("plain"), Ok("plain".into()));
+        assert_eq!(substitute("Bearer ${TOKEN}"), Ok("Bearer abc".into()));
+        assert_eq!(substitute("${NOPE:-x}-${TOKEN}"), Ok("x-abc".into()));
+        assert_eq!(substitute("${EMPTY:-fallback}"), Ok("fallback".into()));
+        assert_eq!(substitute("${EMPTY}"), Ok(String::new()));
+        assert_eq!(substitute("cost $${TOKEN}"), Ok("cost ${TOKEN}".into()));
     }
 
     #[test]
     fn unset_and_unterminated_are_errors() {
         assert_eq!(
-            substitute("${NOPE}", &env),
+            substitute("${NOPE}"),
             Err(SubstituteError::Unset("NOPE".into()))
         );
-        assert_eq!(
-            substitute("${TOKEN", &env),
-            Err(SubstituteError::Unterminated)
-        );
+        assert_eq!(substitute("${TOKEN"), Err(SubstituteError::Unterminated));
     }
 }

@@ -5,18 +5,18 @@
 
 use std::borrow::Cow;
 
-use crate::config::FieldError;
+use crate::config::{FieldError, Secret};
 use crate::http::{Auth, Conditional, HttpClient};
 use crate::pipeline::{CreateError, FetchError, FetchOutcome, Fetched, ItemKey};
 use crate::signal::SCHEMA_VERSION;
 use crate::{Change, ConnectorConfig, Cursor, Provider, RawSignal, Severity, SignalContext};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use url::Url;
 
 /// `providerConfig` of `TEST_ITEMS`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemsConfig {
     /// Where the API lives.
@@ -25,8 +25,8 @@ pub struct ItemsConfig {
     #[serde(default = "default_path")]
     pub path: String,
     /// Optional bearer token.
-    #[serde(default)]
-    pub api_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<Secret>,
     /// Page size, 1 to 100.
     #[serde(default)]
     pub limit: Option<u32>,
@@ -80,7 +80,7 @@ impl Provider for ItemsProvider {
     fn new(config: ItemsConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
         let mut builder = HttpClient::builder(config.base_url).connector_settings(common);
         if let Some(token) = config.api_token {
-            builder = builder.auth(Auth::Bearer(token.into()));
+            builder = builder.auth(Auth::Bearer(token.expose().into()));
         }
         let http = builder.build().map_err(|e| CreateError(e.to_string()))?;
         let url = http
@@ -162,9 +162,8 @@ pub fn items_body(ids: &[&str], bumped: &[&str]) -> String {
 
 /// A `TEST_ITEMS` connector named `name` against `base_url`, with quick retries.
 pub fn config_for(name: &str, base_url: &str) -> ConnectorConfig {
-    let mut c = ConnectorConfig::new(name, ItemsProvider::TYPE);
-    c.provider_config
-        .insert("baseUrl".into(), serde_json::Value::String(base_url.into()));
+    let mut c = ConnectorConfig::new(name, ItemsProvider::TYPE)
+        .with_provider_config(serde_json::json!({ "baseUrl": base_url }));
     c.retry_config.base_delay_ms = 10;
     c.retry_config.max_delay_ms = 50;
     c

@@ -1,0 +1,271 @@
+//! A provider's `providerConfig`: parsed once, at load, into the provider's own typed
+//! config, which is what the provider receives.
+//!
+//! The loader does not know the providers; it asks a [`ProviderCatalog`] (the registry
+//! implements it), so nothing in `config/` depends on the registry.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::check::{Mode, Schema, describe};
+use super::errors::{FieldError, PathSegment};
+use super::secret::REDACTED;
+
+/// What the loader needs to know about connector types.
+pub trait ProviderCatalog {
+    /// Parses `providerConfig` for `connector_type`; `None` when this binary does not
+    /// include the type. `references` maps paths (relative to `providerConfig`) whose
+    /// value came from `${...}` to the reference as written, so errors can name it.
+    fn parse(
+        &self,
+        connector_type: &str,
+        settings: Map<String, Value>,
+        references: &References,
+    ) -> Option<Result<ProviderSettings, Vec<FieldError>>>;
+
+    /// Types this binary includes, sorted.
+    fn types(&self) -> Vec<&'static str>;
+
+    /// Types of the product that another binary may run: a config naming one of these is
+    /// accepted unchecked by a binary that does not include it.
+    fn product_types(&self) -> &[&'static str];
+}
+
+/// Paths (relative to `providerConfig`) whose value came from `${VAR}` or `${file:...}`.
+pub type References = BTreeMap<Vec<PathSegment>, Vec<String>>;
+
+/// A typed `providerConfig`, type-erased so [`super::ConnectorConfig`] needs no generic
+/// parameter; the provider's factory takes its own type back out.
+#[derive(Clone)]
+pub struct ProviderSettings {
+    typed: Option<Arc<dyn Any + Send + Sync>>,
+    /// Settings given as JSON by a program (tests, the bench) and not parsed yet; the
+    /// factory parses them when it builds the connector.
+    raw: Option<Arc<Map<String, Value>>>,
+    /// The serialised typed config: secrets are `****` by their type.
+    shown: Arc<Value>,
+    /// A hash of the resolved settings, secrets included, so a reload notices a rotated
+    /// secret without the secret being kept anywhere else.
+    fingerprint: u64,
+}
+
+impl ProviderSettings {
+    /// Settings of the typed config `T`.
+    pub fn typed<T: Serialize + Send + Sync + 'static>(value: T, resolved: &Value) -> Self {
+        let shown = serde_json::to_value(&value).unwrap_or(Value::Null);
+        Self {
+            typed: Some(Arc::new(value)),
+            raw: None,
+            shown: Arc::new(shown),
+            fingerprint: fingerprint(resolved),
+        }
+    }
+
+    /// Settings as JSON, parsed later by the provider's factory. Until then every value is
+    /// shown as `****`, since nothing says which are secrets.
+    pub fn raw(settings: Map<String, Value>) -> Self {
+        let mut shown = Value::Object(settings.clone());
+        hide_all(&mut shown);
+        let fingerprint = fingerprint(&Value::Object(settings.clone()));
+        Self {
+            typed: None,
+            raw: Some(Arc::new(settings)),
+            shown: Arc::new(shown),
+            fingerprint,
+        }
+    }
+
+    /// The typed config, when these settings were parsed as `T`.
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.typed.as_deref()?.downcast_ref::<T>()
+    }
+
+    /// The unparsed JSON, for settings given by a program.
+    pub fn unparsed(&self) -> Option<&Map<String, Value>> {
+        self.raw.as_deref()
+    }
+
+    /// The form that may be printed: secrets hidden.
+    pub fn shown(&self) -> &Value {
+        &self.shown
+    }
+
+    /// Adds or replaces one field of unparsed settings (tests, programmatic configs).
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        let mut map = self.raw.as_deref().cloned().unwrap_or_default();
+        map.insert(key.into(), value);
+        *self = Self::raw(map);
+    }
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self::raw(Map::new())
+    }
+}
+
+impl PartialEq for ProviderSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.fingerprint == other.fingerprint
+    }
+}
+
+impl fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.shown)
+    }
+}
+
+impl Serialize for ProviderSettings {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.shown.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProviderSettings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::<String, Value>::deserialize(deserializer).map(Self::raw)
+    }
+}
+
+impl JsonSchema for ProviderSettings {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProviderConfig".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "x-expected": "an object with the provider's settings"
+        })
+    }
+}
+
+fn fingerprint(value: &Value) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(value.to_string().as_bytes())
+}
+
+fn hide_all(value: &mut Value) {
+    match value {
+        Value::Object(map) => map.values_mut().for_each(hide_all),
+        Value::Array(items) => items.iter_mut().for_each(hide_all),
+        Value::Null => {}
+        other => *other = Value::String(REDACTED.into()),
+    }
+}
+
+/// The JSON Schema of a typed config.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
+}
+
+/// Parses settings into `T`, reporting every unknown field (with the likely intended one),
+/// every value out of its declared range and every field of the wrong type, not only the
+/// first. A secret's value (a field of type [`super::Secret`]) and a value that came from
+/// `${...}` are never quoted: the message names the reference instead.
+pub fn parse_provider<T: DeserializeOwned>(
+    settings: Map<String, Value>,
+    schema: &Value,
+    references: &References,
+) -> Result<(T, Value), Vec<FieldError>> {
+    let doc = Schema::new(schema);
+    let mut value = Value::Object(settings);
+    let mut errors = Vec::new();
+    // Types first converted (text from the environment) and ranges checked from the
+    // schema; serde then reports type mismatches in its own words.
+    doc.check(
+        schema,
+        &mut value,
+        &mut Vec::new(),
+        Mode::SkipTypes,
+        &mut errors,
+    );
+    let Value::Object(mut map) = value else {
+        return Err(errors);
+    };
+    let mut removed: Vec<String> = Vec::new();
+    for e in &errors {
+        if let Some(PathSegment::Key(k)) = e.path.first()
+            && map.remove(k).is_some()
+        {
+            removed.push(k.clone());
+        }
+    }
+    let resolved = Value::Object(map.clone());
+    // Each round reports one serde error and drops its top-level field, so the next round
+    // can find the next one; bounded by the number of fields.
+    for _ in 0..=map.len() {
+        let result: Result<T, _> = serde_path_to_error::deserialize(Value::Object(map.clone()));
+        let e = match result {
+            Ok(value) if errors.is_empty() => return Ok((value, resolved)),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        let segs: Vec<PathSegment> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Map { key } => Some(PathSegment::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => Some(PathSegment::Index(*index)),
+                _ => None,
+            })
+            .collect();
+        let inner = e.into_inner().to_string();
+        if let Some(missing) = inner
+            .strip_prefix("missing field `")
+            .and_then(|s| s.strip_suffix('`'))
+        {
+            if !removed.iter().any(|r| r == missing) {
+                errors.push(FieldError::at(
+                    segs,
+                    format!("missing required field \"{missing}\""),
+                ));
+            }
+            break;
+        }
+        let top = match segs.first() {
+            Some(PathSegment::Key(k)) => Some(k.clone()),
+            _ => None,
+        };
+        let message = hide_value(&doc, schema, references, &segs, &inner);
+        errors.push(FieldError::at(segs, message));
+        match top {
+            Some(k) if map.remove(&k).is_some() => removed.push(k),
+            _ => break,
+        }
+    }
+    Err(errors)
+}
+
+/// The message for a problem at `path`, with the value kept out of it when it is a secret
+/// or came from a reference.
+fn hide_value(
+    doc: &Schema<'_>,
+    schema: &Value,
+    references: &References,
+    path: &[PathSegment],
+    message: &str,
+) -> String {
+    let expected = doc
+        .at(schema, path)
+        .map(|s| describe(doc, s))
+        .unwrap_or_else(|| "expected a valid value".into());
+    let reference = (0..=path.len())
+        .rev()
+        .find_map(|n| references.get(&path[..n]));
+    if let Some(refs) = reference {
+        let from = refs.join(" and ");
+        return format!("invalid value from {from} (not shown): {expected}");
+    }
+    if doc.is_secret(schema, path) {
+        return "has the wrong type or an invalid value (not shown: it is a secret)".into();
+    }
+    message.to_owned()
+}
