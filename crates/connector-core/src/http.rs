@@ -263,36 +263,198 @@ pub struct HttpClient {
     connector: Arc<str>,
 }
 
+/// How the process reaches providers: proxies and extra CA certificates, read once from the
+/// standard variables at start-up (Jira Data Center and GitHub Enterprise often sit behind
+/// both a proxy and a private CA).
+#[derive(Clone, Default)]
+pub struct ClientSettings {
+    /// `HTTPS_PROXY` / `https_proxy`: proxy for `https://` URLs.
+    pub https_proxy: Option<Url>,
+    /// `HTTP_PROXY` / `http_proxy`: proxy for `http://` URLs.
+    pub http_proxy: Option<Url>,
+    /// `ALL_PROXY` / `all_proxy`: proxy for both, when the specific one is unset.
+    pub all_proxy: Option<Url>,
+    /// `NO_PROXY` / `no_proxy`: hosts, domains (`.corp`) and CIDR ranges reached directly.
+    pub no_proxy: Option<String>,
+    /// `SSL_CERT_FILE`: PEM certificates to trust.
+    pub ca_certificates: Vec<reqwest::Certificate>,
+    /// `SSL_CERT_FILE` as given, for messages.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    // Proxy URLs may carry credentials: only what display_url keeps is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |u: &Option<Url>| u.as_ref().map(display_url);
+        f.debug_struct("ClientSettings")
+            .field("https_proxy", &show(&self.https_proxy))
+            .field("http_proxy", &show(&self.http_proxy))
+            .field("all_proxy", &show(&self.all_proxy))
+            .field("no_proxy", &self.no_proxy)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// One problem with a process setting: the variable, and what is wrong and allowed (never
+/// the value when it may hold a credential).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    /// The variable.
+    pub var: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.var, self.message)
+    }
+}
+
+impl ClientSettings {
+    /// Reads the proxy variables (upper-case first, then lower-case) and `SSL_CERT_FILE`.
+    pub fn from_env(env: &crate::config::Environment) -> Result<Self, Vec<SettingError>> {
+        let mut errors = Vec::new();
+        let get = |upper: &str| -> Option<(String, String)> {
+            let lower = upper.to_ascii_lowercase();
+            [upper, lower.as_str()].into_iter().find_map(|var| {
+                env.get(var)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (var.to_owned(), v.trim().to_owned()))
+            })
+        };
+        let proxy = |name: &str, errors: &mut Vec<SettingError>| {
+            let (var, value) = get(name)?;
+            // `proxy:3128` without a scheme means http://, as curl reads it.
+            let text = if value.contains("://") {
+                value
+            } else {
+                format!("http://{value}")
+            };
+            match Url::parse(&text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") => {
+                    Some(url)
+                }
+                _ => {
+                    errors.push(SettingError {
+                        var,
+                        message: "expected a proxy URL such as http://proxy.corp:3128 (http, https, socks5 or socks5h; user:password@ allowed); value not shown".into(),
+                    });
+                    None
+                }
+            }
+        };
+        let https_proxy = proxy("HTTPS_PROXY", &mut errors);
+        let http_proxy = proxy("HTTP_PROXY", &mut errors);
+        let all_proxy = proxy("ALL_PROXY", &mut errors);
+        let no_proxy = ["NO_PROXY", "no_proxy"]
+            .into_iter()
+            .find_map(|v| env.get(v).map(str::to_owned));
+        let mut ca_certificates = Vec::new();
+        let ca_file = env
+            .get("SSL_CERT_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        if let Some(path) = &ca_file {
+            let problem = match std::fs::read(path) {
+                Err(e) => Some(format!("cannot read {} ({e})", path.display())),
+                Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
+                    Ok(certs) if !certs.is_empty() => {
+                        ca_certificates = certs;
+                        None
+                    }
+                    _ => Some(format!(
+                        "{} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
+                        path.display()
+                    )),
+                },
+            };
+            if let Some(message) = problem {
+                errors.push(SettingError {
+                    var: "SSL_CERT_FILE".into(),
+                    message,
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self {
+                https_proxy,
+                http_proxy,
+                all_proxy,
+                no_proxy,
+                ca_certificates,
+                ca_file,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The reqwest client these settings describe, with this framework's fixed rules.
+    pub fn build_client(&self) -> Result<reqwest::Client, String> {
+        // reqwest is built without a bundled crypto provider; ring is the one this
+        // workspace carries. Installing twice is harmless (the first wins).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Proxies come from these settings only, never read behind their back.
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .gzip(true)
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(redirect::Policy::custom(|attempt| {
+                // Credentials are per request and must not follow a redirect to
+                // another origin, so such redirects are not followed at all.
+                let same_origin = attempt
+                    .previous()
+                    .last()
+                    .is_some_and(|prev| prev.origin() == attempt.url().origin());
+                if attempt.previous().len() >= 5 || !same_origin {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            }));
+        let no_proxy = self
+            .no_proxy
+            .as_deref()
+            .and_then(reqwest::NoProxy::from_string);
+        let proxies = [
+            (&self.https_proxy, reqwest::Proxy::https as fn(Url) -> _),
+            (&self.http_proxy, reqwest::Proxy::http),
+            (&self.all_proxy, reqwest::Proxy::all),
+        ];
+        for (url, make) in proxies {
+            if let Some(url) = url {
+                let proxy = make(url.clone())
+                    .map_err(|e| format!("invalid proxy {}: {e}", display_url(url)))?;
+                builder = builder.proxy(proxy.no_proxy(no_proxy.clone()));
+            }
+        }
+        if !self.ca_certificates.is_empty() {
+            builder = builder.tls_certs_merge(self.ca_certificates.iter().cloned());
+        }
+        builder.build().map_err(|e| e.without_url().to_string())
+    }
+}
+
+static SHARED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+
+/// Sets the process's client settings; call once at start-up, before the first
+/// [`HttpClient`] is built. `Ok(false)` when a client existed already (a second call in
+/// one process), `Err` when the settings do not make a client.
+pub fn use_client_settings(settings: &ClientSettings) -> Result<bool, String> {
+    let built = settings.build_client()?;
+    Ok(SHARED.set(Ok(built)).is_ok())
+}
+
 /// One reqwest client (one connection pool, one TLS configuration with its root
 /// certificates) for the whole process: a worker with 1,000 connectors otherwise loads the
 /// roots 1,000 times (about 100 KB each). Everything that differs per connector (User-Agent,
-/// Accept, credentials, timeout) is set per request.
+/// Accept, credentials, timeout) is set per request. Without [`use_client_settings`] (tests,
+/// library use) it has no proxy and the system's roots.
 fn shared_client() -> Result<reqwest::Client, String> {
-    static SHARED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     SHARED
-        .get_or_init(|| {
-            // reqwest is built without a bundled crypto provider; ring is the one this
-            // workspace carries. Installing twice is harmless (the first wins).
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder()
-                .gzip(true)
-                .connect_timeout(Duration::from_secs(10))
-                .redirect(redirect::Policy::custom(|attempt| {
-                    // Credentials are per request and must not follow a redirect to
-                    // another origin, so such redirects are not followed at all.
-                    let same_origin = attempt
-                        .previous()
-                        .last()
-                        .is_some_and(|prev| prev.origin() == attempt.url().origin());
-                    if attempt.previous().len() >= 5 || !same_origin {
-                        attempt.stop()
-                    } else {
-                        attempt.follow()
-                    }
-                }))
-                .build()
-                .map_err(|e| e.without_url().to_string())
-        })
+        .get_or_init(|| ClientSettings::default().build_client())
         .clone()
 }
 

@@ -19,6 +19,23 @@ fn connector(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("NOAA_BASE_URL")
         .env("HTTP_PORT", "off")
         .env("RUST_LOG", "warn");
+    for var in [
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "LOG_FORMAT",
+        "SHUTDOWN_GRACE_SECONDS",
+        "HTTP_BIND",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
+        cmd.env_remove(var);
+    }
     // The tests own the environment their configs read.
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("CONNECTOR_") {
@@ -146,5 +163,69 @@ async fn a_dry_run_poll_prints_signals_as_json_lines() {
         lines
             .iter()
             .all(|s| s["kind"] == "weather_alert" && s["change"] == "created")
+    );
+}
+
+#[test]
+fn a_bad_runtime_setting_is_refused_by_validate_naming_the_variable() {
+    let dir = tempdir("settings");
+    write_config(
+        &dir,
+        r#"{"connectors": [{"name": "w", "type": "NOAA_WEATHER"}]}"#,
+    );
+    let out = connector(
+        &dir,
+        &["validate"],
+        &[("SHUTDOWN_GRACE_SECONDS", "-1"), ("LOG_FORMAT", "weird")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "2 problems in the runtime settings (environment variables):\n  \
+         SHUTDOWN_GRACE_SECONDS: invalid value=\"-1\": expected a whole number of seconds from 0 to 3600\n  \
+         LOG_FORMAT: invalid value=\"weird\": expected \"text\" or \"json\"\n"
+    );
+}
+
+#[tokio::test]
+async fn requests_go_through_the_proxy_the_environment_names() {
+    // The mock plays the proxy: a request for http://noaa.invalid/... reaches it in
+    // absolute form, which it matches like any other.
+    let proxy = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(include_str!("fixtures/alerts-active-severe-trimmed.json")),
+        )
+        .expect(1)
+        .mount(&proxy)
+        .await;
+    let dir = tempdir("proxy");
+    write_config(
+        &dir,
+        r#"{"connectors": [{"name": "w", "type": "NOAA_WEATHER", "providerConfig": {"baseUrl": "http://noaa.invalid"}}]}"#,
+    );
+    let uri = proxy.uri();
+    let (through, bypassed) = tokio::task::spawn_blocking(move || {
+        let through = connector(
+            &dir,
+            &["poll", "w", "--dry-run"],
+            &[("HTTP_PROXY", uri.as_str())],
+        );
+        let bypassed = connector(
+            &dir,
+            &["poll", "w", "--dry-run"],
+            &[("HTTP_PROXY", uri.as_str()), ("NO_PROXY", "noaa.invalid")],
+        );
+        (through, bypassed)
+    })
+    .await
+    .expect("join");
+    assert!(through.status.success(), "{}", text(&through.stderr));
+    assert_eq!(text(&through.stdout).lines().count(), 3);
+    assert!(
+        !bypassed.status.success(),
+        "NO_PROXY sends it direct, where the host does not resolve"
     );
 }

@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod manager;
+pub mod settings;
 mod share;
 mod supervisor;
 pub mod telemetry;
@@ -23,13 +24,10 @@ use connector_core::{ConnectorConfig, ConnectorRegistry, Environment, Factories}
 use connector_redis::{RedisBackend, RedisSettings};
 
 use crate::manager::Manager;
+use crate::settings::Settings;
 use crate::telemetry::Metrics;
 
 pub use cli::{Cli, Command, LeaseAction, StateAction};
-
-/// Time in-flight polls get to finish after SIGTERM/SIGINT; fits Kubernetes' default 30 s
-/// termination grace period with room to release leases.
-const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 
 /// The whole program of a connector binary: parse the command line, run the command.
 ///
@@ -37,6 +35,15 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 /// the connector types the binary includes.
 pub fn main(factories: Factories) -> ExitCode {
     let cli = Cli::parse();
+    let env = Environment::from_process();
+    // Settings first: a bad LOG_FORMAT or port is refused before anything starts.
+    let settings = match Settings::from_env(&env, cli.state_dir.clone()) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
     let service = std::env::args()
         .next()
         .and_then(|a| {
@@ -55,8 +62,8 @@ pub fn main(factories: Factories) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let telemetry = runtime.block_on(async { telemetry::init(&service) });
-    let code = match runtime.block_on(execute(cli, factories)) {
+    let telemetry = runtime.block_on(async { telemetry::init(&service, &settings) });
+    let code = match runtime.block_on(execute_with(cli, factories, env, settings)) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -70,14 +77,37 @@ pub fn main(factories: Factories) -> ExitCode {
 /// Logs to standard error with `RUST_LOG` and `LOG_FORMAT` (see [`telemetry::init`]), for
 /// examples that call [`execute`] themselves.
 pub fn init_tracing() {
-    // Without OTLP export configured there is nothing to flush, so the handle can go.
-    let _ = telemetry::init("connectors");
+    if let Ok(settings) = Settings::from_env(&Environment::from_process(), None) {
+        // Without OTLP export configured there is nothing to flush, so the handle can go.
+        let _ = telemetry::init("connectors", &settings);
+    }
 }
 
 /// Runs one parsed command line; `main` is this plus tracing and a tokio runtime. Public so
 /// examples and tests can drive a binary's behaviour in-process.
-pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
+pub async fn execute(cli: Cli, factories: Factories) -> Result<ExitCode> {
     let env = Environment::from_process();
+    let settings = match Settings::from_env(&env, cli.state_dir.clone()) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    execute_with(cli, factories, env, settings).await
+}
+
+async fn execute_with(
+    mut cli: Cli,
+    factories: Factories,
+    env: Environment,
+    settings: Settings,
+) -> Result<ExitCode> {
+    if !connector_core::http::use_client_settings(&settings.client)
+        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?
+    {
+        tracing::debug!("HTTP client already set up in this process; its settings stay");
+    }
     let source = match &cli.config {
         Some(path) => ConfigSource::File(path.clone()),
         None => ConfigSource::from_env(&env),
@@ -116,11 +146,11 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
         return list(&registry, &factories);
     }
     if let Command::All = command {
-        return all(&cli, &registry, &factories).await;
+        return all(&cli, &settings, &registry, &factories).await;
     }
-    let backends = connect(&cli, &env).await?;
+    let backends = connect(&settings).await?;
     match command {
-        Command::Run { name } => run(registry, factories, backends, source, name).await,
+        Command::Run { name } => run(registry, factories, backends, source, name, &settings).await,
         Command::Poll { name, dry_run, .. } => {
             poll(&registry, &factories, backends, &name, dry_run).await
         }
@@ -134,8 +164,9 @@ pub async fn execute(mut cli: Cli, factories: Factories) -> Result<ExitCode> {
 /// Chooses the backend: Redis when `REDIS_URL` is set, else in-process. A Redis that
 /// cannot be reached at start-up is an error (a misconfigured deployment must not quietly
 /// run embedded); later outages are survived.
-async fn connect(cli: &Cli, env: &Environment) -> Result<Backends> {
-    if let Some(settings) = RedisSettings::from_env(env)? {
+async fn connect(settings: &Settings) -> Result<Backends> {
+    if let Some(redis) = settings.redis.clone() {
+        let settings: RedisSettings = redis;
         let shown = settings.display_url().to_string();
         let backend = RedisBackend::connect(settings)
             .await
@@ -143,7 +174,7 @@ async fn connect(cli: &Cli, env: &Environment) -> Result<Backends> {
         tracing::info!(redis = %shown, topology = ?backend.topology(), "Redis backend: leases, state, metrics and the output stream live in Redis");
         return Ok(backend.backends());
     }
-    match &cli.state_dir {
+    match &settings.state_dir {
         Some(dir) => tracing::info!(
             state_dir = %dir.display(),
             "no REDIS_URL: embedded mode; signals are printed to stdout as JSON lines, state is kept in the folder"
@@ -153,7 +184,7 @@ async fn connect(cli: &Cli, env: &Environment) -> Result<Backends> {
         ),
     }
     Ok(Backends::from_one(Arc::new(EmbeddedBackend::stdout(
-        cli.state_dir.clone(),
+        settings.state_dir.clone(),
     ))))
 }
 
@@ -212,6 +243,7 @@ async fn run(
     backends: Backends,
     source: ConfigSource,
     only: Option<String>,
+    settings: &Settings,
 ) -> Result<ExitCode> {
     if let Some(name) = &only {
         let config = find(&registry, name)?;
@@ -254,7 +286,14 @@ async fn run(
         .unwrap_or(Duration::from_secs(30));
     // Handlers first: a SIGTERM during start-up must still stop cleanly.
     let mut signals = Signals::new()?;
-    manager.apply(registry).await?;
+    // The listener before any lease: a port that is taken must fail the start while this
+    // process holds nothing another replica could be waiting for.
+    let api = serve_api(settings.http, backends.clone(), metrics, manager.status()).await?;
+    if let Err(e) = manager.apply(registry).await {
+        // Whatever was started before the failure gives its leases back.
+        manager.shutdown(settings.grace).await;
+        return Err(e);
+    }
     let stop_heartbeat = tokio_util::sync::CancellationToken::new();
     let heartbeat = tokio::spawn(share::heartbeat(
         backends.membership.clone(),
@@ -263,13 +302,12 @@ async fn run(
         manager.share(),
         stop_heartbeat.clone(),
     ));
-    let api = serve_api(backends, metrics, manager.status()).await?;
 
     while let Signal::Reload = signals.next().await {
         tracing::info!("SIGHUP: reloading the configuration");
         manager.reload().await;
     }
-    let grace = grace_period();
+    let grace = settings.grace;
     tracing::info!(
         grace_s = grace.as_secs(),
         "shutting down: letting polls in flight finish"
@@ -297,7 +335,12 @@ async fn run(
     Ok(code)
 }
 
-async fn all(cli: &Cli, registry: &ConnectorRegistry, factories: &Factories) -> Result<ExitCode> {
+async fn all(
+    cli: &Cli,
+    settings: &Settings,
+    registry: &ConnectorRegistry,
+    factories: &Factories,
+) -> Result<ExitCode> {
     let names: Vec<String> = registry
         .enabled()
         .filter(|c| factories.get(&c.connector_type).is_some())
@@ -318,15 +361,7 @@ async fn all(cli: &Cli, registry: &ConnectorRegistry, factories: &Factories) -> 
         global_args.push("--state-dir".into());
         global_args.push(dir.clone().into_os_string());
     }
-    let base = std::env::var("HTTP_PORT").unwrap_or_else(|_| "9090".into());
-    let base: Option<u16> =
-        if base.eq_ignore_ascii_case("off") {
-            None
-        } else {
-            Some(base.parse().with_context(|| {
-                format!("HTTP_PORT must be a port number or \"off\", not {base:?}")
-            })?)
-        };
+    let base: Option<u16> = settings.http.map(|addr| addr.port());
     let children = names
         .into_iter()
         .enumerate()
@@ -342,33 +377,19 @@ async fn all(cli: &Cli, registry: &ConnectorRegistry, factories: &Factories) -> 
     supervisor::supervise(children).await
 }
 
-/// `SHUTDOWN_GRACE_SECONDS`, default 25.
-fn grace_period() -> Duration {
-    std::env::var("SHUTDOWN_GRACE_SECONDS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(DEFAULT_GRACE, Duration::from_secs)
-}
-
-/// Starts the HTTP API on `HTTP_PORT` (default 9090; `off` disables it).
+/// Starts the HTTP API on `addr` (`None`: `HTTP_PORT=off`).
 async fn serve_api(
+    addr: Option<std::net::SocketAddr>,
     backends: Backends,
     metrics: Arc<Metrics>,
     status: Arc<std::sync::RwLock<manager::Status>>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    let port = std::env::var("HTTP_PORT").unwrap_or_else(|_| "9090".into());
-    if port.eq_ignore_ascii_case("off") {
+    let Some(addr) = addr else {
         return Ok(None);
-    }
-    let port: u16 = port
-        .parse()
-        .with_context(|| format!("HTTP_PORT must be a port number or \"off\", not {port:?}"))?;
-    let bind = std::env::var("HTTP_BIND").unwrap_or_else(|_| "0.0.0.0".into());
-    let listener = tokio::net::TcpListener::bind((bind.as_str(), port))
-        .await
-        .with_context(|| {
-            format!("cannot listen on {bind}:{port} (set HTTP_PORT to another port, or \"off\")")
-        })?;
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (set HTTP_PORT to another port, or \"off\")")
+    })?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
     let app = api::router(backends, metrics, status);
     Ok(Some(tokio::spawn(async move {

@@ -307,13 +307,17 @@ impl Telemetry {
 /// `LOG_FORMAT=json` for machine-readable lines; `RUST_LOG` sets levels (default `info`).
 /// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans and the poll metrics are also exported
 /// over OTLP/HTTP (`OTEL_SERVICE_NAME` names the service; default: the binary's name).
-pub fn init(service: &str) -> Telemetry {
+pub fn init(service: &str, settings: &crate::settings::Settings) -> Telemetry {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // Checked in `Settings`, so this cannot fall back silently.
+    let filter =
+        EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = settings.log_format == crate::settings::LogFormat::Json;
+    let service = settings.service_name.as_deref().unwrap_or(service);
+    let otlp = settings.otlp.is_some();
     let fmt_layer = if json {
         tracing_subscriber::fmt::layer()
             .json()
@@ -326,11 +330,11 @@ pub fn init(service: &str) -> Telemetry {
             .with_writer(std::io::stderr)
             .boxed()
     };
-    let (otel_layer, tracer_provider) = match otlp_tracer(service) {
+    let (otel_layer, tracer_provider) = match otlp.then(|| otlp_tracer(service)).flatten() {
         Some((layer, provider)) => (Some(layer), Some(provider)),
         None => (None, None),
     };
-    let meter_provider = otlp_meter(service);
+    let meter_provider = otlp.then(|| otlp_meter(service)).flatten();
     let _ = tracing_subscriber::registry()
         .with(otel_layer)
         .with(fmt_layer)
@@ -343,18 +347,13 @@ pub fn init(service: &str) -> Telemetry {
 }
 
 fn otel_resource(service: &str) -> opentelemetry_sdk::Resource {
-    let mut resource = opentelemetry_sdk::Resource::builder();
-    if std::env::var("OTEL_SERVICE_NAME").is_err() {
-        resource = resource.with_service_name(service.to_owned());
-    }
-    resource.build()
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name(service.to_owned())
+        .build()
 }
 
 /// A meter provider exporting over OTLP/HTTP, installed globally so [`Metrics`] finds it.
 fn otlp_meter(service: &str) -> Option<opentelemetry_sdk::metrics::SdkMeterProvider> {
-    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = match opentelemetry_otlp::MetricExporter::builder()
         .with_http()
@@ -384,9 +383,6 @@ type OtelLayer = tracing_opentelemetry::OpenTelemetryLayer<
 
 fn otlp_tracer(service: &str) -> Option<(OtelLayer, opentelemetry_sdk::trace::SdkTracerProvider)> {
     use opentelemetry::trace::TracerProvider as _;
-    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())?;
     // The exporter's HTTP client is reqwest without a bundled crypto provider, like ours.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = match opentelemetry_otlp::SpanExporter::builder()

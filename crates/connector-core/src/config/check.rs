@@ -371,10 +371,8 @@ pub(crate) fn describe(doc: &Schema<'_>, schema: &Value) -> String {
             let min = explicit.0.or(bounds(schema).0);
             match (min, explicit.1) {
                 (Some(a), Some(b)) => out.push_str(&format!(" from {} to {}", num(a), num(b))),
-                (Some(a), None) if a == 1.0 => out.push_str(" greater than 0"),
-                (Some(a), None) if a > 0.0 || a < 0.0 => {
-                    out.push_str(&format!(" of at least {}", num(a)))
-                }
+                (Some(1.0), None) => out.push_str(" greater than 0"),
+                (Some(a), None) if a != 0.0 => out.push_str(&format!(" of at least {}", num(a))),
                 (None, Some(b)) => out.push_str(&format!(" of at most {}", num(b))),
                 _ => {}
             }

@@ -9,7 +9,7 @@ use super::{ConfigFile, ConnectorConfig};
 /// The schema of one connector object (with `$defs`), generated once.
 pub(crate) fn connector_schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| super::schema_of::<ConnectorConfig>())
+    SCHEMA.get_or_init(super::schema_of::<ConnectorConfig>)
 }
 
 /// The top-level fields of the file.

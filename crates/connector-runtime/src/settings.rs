@@ -1,0 +1,379 @@
+//! The process's runtime settings, read from the environment once, at start-up, into one
+//! typed value. A bad value is refused with the variable, the value (unless it may hold a
+//! credential) and what is allowed, instead of quietly becoming a default.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use connector_core::Environment;
+use connector_core::http::{ClientSettings, SettingError};
+use connector_redis::{RedisSettings, SettingsError};
+use url::Url;
+
+/// Time in-flight polls get to finish after SIGTERM/SIGINT; fits Kubernetes' default 30 s
+/// termination grace period with room to release leases.
+const DEFAULT_GRACE: Duration = Duration::from_secs(25);
+/// The longest grace period accepted: longer than any sensible poll, short enough that a
+/// typo (`250000`) is caught.
+const MAX_GRACE_SECONDS: u64 = 3_600;
+const DEFAULT_HTTP_PORT: u16 = 9090;
+
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where OpenTelemetry data goes, when it is exported at all.
+#[derive(Debug, Clone)]
+pub struct Otlp {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; the exporter itself reads the variable again.
+    pub endpoint: Url,
+}
+
+/// Every setting the runtime reads from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `HTTP_PORT` (`off` disables the API) and `HTTP_BIND`.
+    pub http: Option<SocketAddr>,
+    /// `SHUTDOWN_GRACE_SECONDS`.
+    pub grace: Duration,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `RUST_LOG`, checked.
+    pub log_filter: String,
+    /// `REDIS_URL` and its companions; `None` runs embedded.
+    pub redis: Option<RedisSettings>,
+    /// `STATE_DIR` (or `--state-dir`).
+    pub state_dir: Option<PathBuf>,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp: Option<Otlp>,
+    /// `OTEL_SERVICE_NAME`.
+    pub service_name: Option<String>,
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, `SSL_CERT_FILE`.
+    pub client: ClientSettings,
+}
+
+/// Every bad setting at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingErrors(pub Vec<SettingError>);
+
+impl fmt::Display for SettingErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} problem{} in the runtime settings (environment variables):",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SettingErrors {}
+
+impl Settings {
+    /// Reads and checks every setting; `state_dir` is the command line's `--state-dir`,
+    /// which wins over `STATE_DIR`.
+    pub fn from_env(env: &Environment, state_dir: Option<PathBuf>) -> Result<Self, SettingErrors> {
+        let mut errors = Vec::new();
+
+        let port = match env.get("HTTP_PORT").map(str::trim) {
+            None | Some("") => Some(DEFAULT_HTTP_PORT),
+            Some(v) if v.eq_ignore_ascii_case("off") => None,
+            Some(v) => match v.parse::<u16>() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    bad(
+                        &mut errors,
+                        "HTTP_PORT",
+                        Some(v),
+                        "a port number from 0 to 65535, or \"off\"",
+                    );
+                    None
+                }
+            },
+        };
+        let bind = match env.get("HTTP_BIND").map(str::trim) {
+            None | Some("") => IpAddr::from([0, 0, 0, 0]),
+            Some("localhost") => IpAddr::from([127, 0, 0, 1]),
+            Some(v) => v.parse::<IpAddr>().unwrap_or_else(|_| {
+                bad(
+                    &mut errors,
+                    "HTTP_BIND",
+                    Some(v),
+                    "an IP address such as 0.0.0.0, 127.0.0.1 or ::",
+                );
+                IpAddr::from([0, 0, 0, 0])
+            }),
+        };
+
+        let grace = match env.get("SHUTDOWN_GRACE_SECONDS").map(str::trim) {
+            None | Some("") => DEFAULT_GRACE,
+            Some(v) => match v.parse::<u64>() {
+                Ok(s) if s <= MAX_GRACE_SECONDS => Duration::from_secs(s),
+                _ => {
+                    bad(
+                        &mut errors,
+                        "SHUTDOWN_GRACE_SECONDS",
+                        Some(v),
+                        &format!("a whole number of seconds from 0 to {MAX_GRACE_SECONDS}"),
+                    );
+                    DEFAULT_GRACE
+                }
+            },
+        };
+
+        let log_format = match env.get("LOG_FORMAT").map(str::trim) {
+            None | Some("") => LogFormat::Text,
+            Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(v) => {
+                bad(&mut errors, "LOG_FORMAT", Some(v), "\"text\" or \"json\"");
+                LogFormat::Text
+            }
+        };
+
+        let log_filter = env
+            .get("RUST_LOG")
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or("info")
+            .to_owned();
+        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+            bad(
+                &mut errors,
+                "RUST_LOG",
+                Some(&log_filter),
+                "a level (error, warn, info, debug, trace) or directives such as info,connector_core=debug",
+            );
+        }
+
+        let redis = match RedisSettings::from_env(env) {
+            Ok(r) => r,
+            Err(e) => {
+                let var = match &e {
+                    SettingsError::Url { .. } => connector_redis::settings::URL_VAR,
+                    SettingsError::Prefix(_) => connector_redis::settings::KEY_PREFIX_VAR,
+                    SettingsError::Timeout { var, .. } => var,
+                };
+                errors.push(SettingError {
+                    var: var.to_owned(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        };
+
+        let state_dir = state_dir.or_else(|| {
+            env.get("STATE_DIR")
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from)
+        });
+
+        let otlp = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::trim) {
+            None | Some("") => None,
+            Some(v) => match Url::parse(v) {
+                Ok(endpoint) if matches!(endpoint.scheme(), "http" | "https") => {
+                    Some(Otlp { endpoint })
+                }
+                _ => {
+                    // Collector URLs can carry tokens: the value is not repeated.
+                    bad(
+                        &mut errors,
+                        "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        None,
+                        "an http:// or https:// URL such as http://otel-collector:4318",
+                    );
+                    None
+                }
+            },
+        };
+        let service_name = env
+            .get("OTEL_SERVICE_NAME")
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_owned);
+
+        let client = match ClientSettings::from_env(env) {
+            Ok(c) => c,
+            Err(list) => {
+                errors.extend(list);
+                ClientSettings::default()
+            }
+        };
+
+        if !errors.is_empty() {
+            return Err(SettingErrors(errors));
+        }
+        Ok(Self {
+            http: port.map(|p| SocketAddr::new(bind, p)),
+            grace,
+            log_format,
+            log_filter,
+            redis,
+            state_dir,
+            otlp,
+            service_name,
+            client,
+        })
+    }
+}
+
+fn bad(errors: &mut Vec<SettingError>, var: &str, value: Option<&str>, allowed: &str) {
+    let shown = value.map(|v| format!("={v:?}")).unwrap_or_default();
+    errors.push(SettingError {
+        var: var.to_owned(),
+        message: format!("invalid value{shown}: expected {allowed}"),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(pairs: &[(&str, &str)]) -> Vec<String> {
+        match Settings::from_env(&Environment::from_pairs(pairs.iter().copied()), None) {
+            Ok(s) => panic!("expected errors, got {s:?}"),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_need_no_variable() {
+        let s = Settings::from_env(&Environment::default(), None).expect("defaults");
+        assert_eq!(s.http, Some("0.0.0.0:9090".parse().expect("addr")));
+        assert_eq!(s.grace, Duration::from_secs(25));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.redis.is_none() && s.otlp.is_none() && s.state_dir.is_none());
+    }
+
+    #[test]
+    fn values_are_typed_once() {
+        let env = Environment::from_pairs([
+            ("HTTP_PORT", "off"),
+            ("SHUTDOWN_GRACE_SECONDS", "0"),
+            ("LOG_FORMAT", "JSON"),
+            ("STATE_DIR", "/var/lib/connectors"),
+            ("REDIS_URL", "redis://127.0.0.1:6379/2"),
+            ("HTTPS_PROXY", "proxy.corp:3128"),
+            ("NO_PROXY", "localhost,.corp"),
+        ]);
+        let s = Settings::from_env(&env, None).expect("valid");
+        assert_eq!(s.http, None);
+        assert_eq!(s.grace, Duration::ZERO);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.state_dir, Some(PathBuf::from("/var/lib/connectors")));
+        assert!(s.redis.is_some());
+        assert_eq!(
+            s.client.https_proxy.as_ref().map(Url::as_str),
+            Some("http://proxy.corp:3128/")
+        );
+        assert!(s.client.build_client().is_ok());
+        let cli = Settings::from_env(&env, Some("/tmp/x".into())).expect("valid");
+        assert_eq!(
+            cli.state_dir,
+            Some(PathBuf::from("/tmp/x")),
+            "--state-dir wins"
+        );
+    }
+
+    #[test]
+    fn each_bad_value_names_the_variable_and_what_is_allowed() {
+        assert_eq!(
+            errors(&[("SHUTDOWN_GRACE_SECONDS", "-1")]),
+            vec![
+                "SHUTDOWN_GRACE_SECONDS: invalid value=\"-1\": expected a whole number of seconds from 0 to 3600"
+            ]
+        );
+        assert_eq!(
+            errors(&[
+                ("SHUTDOWN_GRACE_SECONDS", "1e309"),
+                ("LOG_FORMAT", "weird"),
+                ("HTTP_PORT", "99999"),
+                ("HTTP_BIND", "my host"),
+            ]),
+            vec![
+                "HTTP_PORT: invalid value=\"99999\": expected a port number from 0 to 65535, or \"off\"",
+                "HTTP_BIND: invalid value=\"my host\": expected an IP address such as 0.0.0.0, 127.0.0.1 or ::",
+                "SHUTDOWN_GRACE_SECONDS: invalid value=\"1e309\": expected a whole number of seconds from 0 to 3600",
+                "LOG_FORMAT: invalid value=\"weird\": expected \"text\" or \"json\"",
+            ]
+        );
+        assert_eq!(
+            errors(&[
+                ("SHUTDOWN_GRACE_SECONDS", "abc"),
+                ("REDIS_COMMAND_TIMEOUT_MS", "0")
+            ])
+            .len(),
+            1,
+            "REDIS_* is checked only with REDIS_URL set"
+        );
+        let redis = errors(&[
+            ("REDIS_URL", "redis://127.0.0.1"),
+            ("REDIS_COMMAND_TIMEOUT_MS", "soon"),
+        ]);
+        assert_eq!(
+            redis,
+            vec![
+                "REDIS_COMMAND_TIMEOUT_MS: invalid REDIS_COMMAND_TIMEOUT_MS=\"soon\": expected a positive number of milliseconds"
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_in_urls_are_never_repeated() {
+        let shown = errors(&[
+            ("HTTPS_PROXY", "http://user:s3cret@[bad"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://token@collector"),
+            ("REDIS_URL", "redis://:s3cret@host:notaport"),
+        ])
+        .join("\n");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("token@"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("HTTPS_PROXY: expected a proxy URL"),
+            "{shown}"
+        );
+        assert!(shown.contains("OTEL_EXPORTER_OTLP_ENDPOINT: invalid value: expected an http"));
+        assert!(shown.contains("REDIS_URL: invalid REDIS_URL"), "{shown}");
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_certificates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let shown = errors(&[("SSL_CERT_FILE", empty.to_str().unwrap_or_default())]);
+        assert_eq!(
+            shown,
+            vec![format!(
+                "SSL_CERT_FILE: {} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
+                empty.display()
+            )]
+        );
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-ca.pem");
+        let s = Settings::from_env(&Environment::from_pairs([("SSL_CERT_FILE", ca)]), None)
+            .expect("a PEM bundle");
+        assert_eq!(s.client.ca_certificates.len(), 1);
+        assert!(
+            s.client.build_client().is_ok(),
+            "merged with the system roots"
+        );
+        let missing = errors(&[("SSL_CERT_FILE", "/nonexistent/ca.pem")]);
+        assert_eq!(
+            missing,
+            vec![
+                "SSL_CERT_FILE: cannot read /nonexistent/ca.pem (No such file or directory (os error 2))"
+            ]
+        );
+    }
+}
