@@ -319,3 +319,264 @@ fn the_schema_describes_provider_settings() {
     assert!(text.contains("\"pollIntervalMs\""));
     let _ = json_schema(&[], &[]);
 }
+
+mod secrets {
+    //! A provider whose secrets have names no list of words would catch.
+
+    use std::sync::Arc;
+
+    use connector_core::config::{
+        FieldError, Headers, ProviderSettings, References, Secret, parse_provider, schema_of,
+    };
+    use connector_core::pipeline::{CreateError, PollingConnector};
+    use connector_core::ports::Backends;
+    use connector_core::registry::ConnectorFactory;
+    use connector_core::{ConnectorConfig, Factories};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Map, Value};
+
+    #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Oddly {
+        pub pat: Secret,
+        #[serde(default)]
+        pub pwd: Option<Secret>,
+        #[serde(default)]
+        pub bearer: Option<Secret>,
+        #[serde(default)]
+        pub webhook_url: Option<Secret>,
+        #[serde(default)]
+        pub headers: Headers,
+        #[serde(default)]
+        pub max_body_bytes: Option<u64>,
+        #[serde(default)]
+        pub region: Option<String>,
+    }
+
+    pub struct OddlyFactory;
+
+    impl ConnectorFactory for OddlyFactory {
+        fn connector_type(&self) -> &'static str {
+            "ODDLY"
+        }
+        fn parse(
+            &self,
+            settings: Map<String, Value>,
+            references: &References,
+        ) -> Result<ProviderSettings, Vec<FieldError>> {
+            let (typed, resolved) =
+                parse_provider::<Oddly>(settings, &schema_of::<Oddly>(), references)?;
+            Ok(ProviderSettings::typed(typed, &resolved))
+        }
+        fn provider_schema(&self) -> Value {
+            schema_of::<Oddly>()
+        }
+        fn create(
+            &self,
+            _: Arc<ConnectorConfig>,
+            _: Backends,
+        ) -> Result<Box<dyn PollingConnector>, CreateError> {
+            Err(CreateError("config tests only".into()))
+        }
+    }
+
+    pub fn factories() -> Factories {
+        let mut f = super::factories();
+        f.register_connector("ODDLY", OddlyFactory);
+        f
+    }
+}
+
+fn load_oddly(json: &str, env: &[(&str, &str)]) -> Result<Vec<ConnectorConfig>, ConfigErrors> {
+    let env = Environment::from_pairs(env.iter().copied());
+    ConnectorRegistry::load(&text(json), &env, &secrets::factories())
+        .map(|r| r.all().iter().map(|c| (**c).clone()).collect())
+}
+
+#[test]
+fn secrets_are_hidden_by_their_type_whatever_the_field_is_called() {
+    let json = r#"{"connectors": [{"name": "o", "type": "ODDLY", "providerConfig": {
+  "pat": "ghp_pat_value", "pwd": "${PWD_VALUE}", "bearer": "bearer-value",
+  "webhookUrl": "https://hooks.example/T0/secret-path", "region": "eu",
+  "headers": {"Accept": "application/json", "X-Api-Version": "2", "X-Custom-Auth": "custom-value"}
+}}]}"#;
+    let cfgs = load_oddly(json, &[("PWD_VALUE", "pwd-value")]).expect("valid");
+    let shown = serde_json::to_string(&cfgs[0].redacted()).expect("json");
+    let debug = format!("{:?}", cfgs[0]);
+    for secret in [
+        "ghp_pat_value",
+        "pwd-value",
+        "bearer-value",
+        "secret-path",
+        "custom-value",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    let p = &cfgs[0].redacted()["providerConfig"];
+    assert_eq!(p["pat"], "****");
+    assert_eq!(p["webhookUrl"], "****");
+    assert_eq!(p["region"], "eu", "plain settings stay readable");
+    assert_eq!(
+        p["headers"],
+        serde_json::json!({"Accept": "application/json", "X-Api-Version": "2", "X-Custom-Auth": "****"})
+    );
+    let typed = cfgs[0]
+        .provider_config
+        .get::<secrets::Oddly>()
+        .expect("typed");
+    assert_eq!(typed.pwd.as_ref().map(|s| s.expose()), Some("pwd-value"));
+}
+
+#[test]
+fn a_wrong_secret_is_reported_without_its_value_whatever_its_name() {
+    let msgs = load_oddly(
+        r#"{"connectors": [{"name": "o", "type": "ODDLY", "providerConfig": {"pat": 123456789}}]}"#,
+        &[],
+    )
+    .expect_err("a number is not a token")
+    .messages();
+    assert_eq!(
+        msgs,
+        vec![
+            "connectors.json:1:67: connectors[0].providerConfig.pat: has the wrong type or an invalid value (not shown: it is a secret)"
+        ]
+    );
+}
+
+#[test]
+fn a_value_from_a_variable_is_never_echoed_the_variable_is_named_instead() {
+    let json = r#"{"connectors": [{"name": "o", "type": "ODDLY", "providerConfig": {
+  "pat": "x", "maxBodyBytes": "${SIZE}"}}]}"#;
+    let msgs = load_oddly(json, &[("SIZE", "the-secret-text")])
+        .expect_err("not a number")
+        .messages();
+    assert_eq!(
+        msgs,
+        vec![
+            "connectors.json:2:15: connectors[0].providerConfig.maxBodyBytes: invalid value from ${SIZE} (not shown): expected a whole number, or null"
+        ]
+    );
+    let cfgs = load_oddly(json, &[("SIZE", "1048576")]).expect("a number from text");
+    let typed = cfgs[0]
+        .provider_config
+        .get::<secrets::Oddly>()
+        .expect("typed");
+    assert_eq!(typed.max_body_bytes, Some(1_048_576));
+}
+
+#[test]
+fn secrets_are_read_from_files_at_every_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first-token\n").expect("write");
+    let json = format!(
+        r#"{{"connectors": [{{"name": "o", "type": "ODDLY", "providerConfig": {{"pat": "${{file:{}}}"}}}}]}}"#,
+        token.display()
+    );
+    let first = load_oddly(&json, &[]).expect("valid");
+    let pat = |c: &ConnectorConfig| {
+        c.provider_config
+            .get::<secrets::Oddly>()
+            .map(|o| o.pat.expose().to_owned())
+    };
+    assert_eq!(
+        pat(&first[0]).as_deref(),
+        Some("first-token"),
+        "trailing newline dropped"
+    );
+
+    // A rotated Secret: the next load (a SIGHUP) reads the new value, and the config
+    // compares unequal, so the running connector restarts with it.
+    std::fs::write(&token, "second-token").expect("write");
+    let second = load_oddly(&json, &[]).expect("valid");
+    assert_eq!(pat(&second[0]).as_deref(), Some("second-token"));
+    assert_ne!(first[0], second[0]);
+    assert_eq!(second[0], load_oddly(&json, &[]).expect("valid")[0]);
+
+    std::fs::remove_file(&token).expect("remove");
+    let msgs = load_oddly(&json, &[]).expect_err("missing file").messages();
+    assert_eq!(
+        msgs,
+        vec![format!(
+            "connectors.json:1:67: connectors[0].providerConfig.pat: cannot read {path} (referenced as ${{file:{path}}} by connector \"o\"): No such file or directory (os error 2)",
+            path = token.display()
+        )]
+    );
+}
+
+#[test]
+fn every_declared_universal_field_is_loaded_checked_and_in_the_schema() {
+    // The universal fields are declared once, on ConnectorConfig: whatever the schema
+    // lists, the loader accepts from the file and from the environment and checks.
+    let schema = factories().json_schema();
+    let props = schema
+        .pointer("/$defs/ConnectorConfig/properties")
+        .and_then(serde_json::Value::as_object)
+        .expect("connector properties");
+    assert!(props.len() >= 13);
+    let base = r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x"}}]}"#;
+    for field in props.keys() {
+        if ["name", "type", "providerConfig"].contains(&field.as_str()) {
+            continue;
+        }
+        // A list fits no universal field: each one must say so, naming the field.
+        let json = base.replace(
+            r#""providerConfig""#,
+            &format!(r#""{field}": [[]], "providerConfig""#),
+        );
+        let msgs = errors(&json, &[]);
+        assert_eq!(msgs.len(), 1, "{field}: {msgs:?}");
+        assert!(
+            msgs[0].contains(&format!("connectors[0].{field}: expected ")),
+            "{field}: {msgs:?}"
+        );
+        // And the environment reaches it by its SNAKE_CASE name.
+        let snake: String = field
+            .chars()
+            .flat_map(|c| {
+                if c.is_ascii_uppercase() {
+                    vec!['_', c]
+                } else {
+                    vec![c.to_ascii_uppercase()]
+                }
+            })
+            .collect();
+        if field == "retryConfig" {
+            continue; // reached through RETRY_<FIELD>, tested above
+        }
+        let var = format!("CONNECTOR_A_{snake}");
+        match load(base, &[(var.as_str(), "[not valid]")]) {
+            Err(e) => assert_eq!(e.messages().len(), 1, "{field}: {:?}", e.messages()),
+            // Text is a valid value of a text field: it must have arrived there.
+            Ok(cfgs) => assert_eq!(cfgs[0].redacted()[field], "[not valid]", "{field}"),
+        }
+        if let Err(e) = load(base, &[(var.as_str(), "[not valid]")]) {
+            let msg = &e.messages()[0];
+            assert!(
+                msg.starts_with(&format!(
+                    "environment variable {var}: connectors[0].{field}: expected "
+                )),
+                "{field}: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_schema_carries_the_ranges_the_loader_enforces() {
+    let schema = factories().json_schema();
+    let lease = schema
+        .pointer("/$defs/ConnectorConfig/properties/leaseTtlSeconds")
+        .expect("leaseTtlSeconds");
+    assert_eq!(lease["minimum"], 1);
+    assert_eq!(lease["maximum"], 86_400);
+    let json = r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "leaseTtlSeconds": 86401, "providerConfig": {"baseUrl": "http://x"}}]}"#;
+    assert_eq!(
+        errors(json, &[]),
+        vec![
+            "connectors.json:1:53: connectors[0].leaseTtlSeconds: expected a whole number of seconds from 1 to 86400"
+        ]
+    );
+}
