@@ -22,7 +22,8 @@ use anyhow::{Context, Result, bail};
 use connector_core::detect;
 use connector_core::http::HttpClient;
 use connector_core::ports::{Backends, CommitChunk, CommitOutcome, StateDelta};
-use connector_core::{Change, ConnectorConfig, PollSummary, SignalContext, StreamEntry};
+use connector_core::signal::Envelope;
+use connector_core::{Change, ConnectorConfig, PollSummary, StreamEntry};
 use connector_noaa::schema::{Alert, AlertPage, alert_signal};
 use connector_redis::{RedisBackend, RedisSettings};
 use serde::{Deserialize, Serialize};
@@ -141,6 +142,19 @@ pub async fn backend(target: &Target) -> Result<(Arc<RedisBackend>, Backends)> {
     let redis = RedisBackend::connect(settings).await?;
     let backends = redis.backends();
     Ok((redis, backends))
+}
+
+/// The envelope the pipeline puts around a created alert's signal.
+fn envelope<'a>(observed_at: &'a str, key: &'a connector_core::ItemKey<'_>) -> Envelope<'a> {
+    Envelope {
+        source: "noaa",
+        connector: "bench",
+        connector_type: "NOAA_WEATHER",
+        observed_at,
+        external_id: &key.id,
+        version: &key.version,
+        change: Change::Created,
+    }
 }
 
 /// The connector config a scenario polls with.
@@ -481,15 +495,14 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     drop(recorded_x);
 
     let observed_at = connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms());
-    let ctx = SignalContext {
-        connector: "bench",
-        observed_at: &observed_at,
-    };
     let started = Instant::now();
-    let signals: Vec<_> = alerts
+    let parts: Vec<_> = alerts.iter().map(alert_signal).collect::<Result<_, _>>()?;
+    let keys: Vec<_> = alerts.iter().map(Alert::key).collect();
+    let signals: Vec<_> = parts
         .iter()
-        .map(|a| alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER"))
-        .collect::<Result<_, _>>()?;
+        .zip(&keys)
+        .map(|(p, k)| envelope(&observed_at, k).signal(p))
+        .collect();
     let transform = started.elapsed();
     let started = Instant::now();
     let entries: Vec<StreamEntry> = signals
@@ -509,6 +522,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         compaction += b.elapsed();
     }
     drop(signals);
+    drop(parts);
     stages.push(Stage::new(
         "transform (alert_signal: fields and payload copied from the body)",
         entries.len(),
@@ -613,7 +627,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
             if variant == 0 && state_load.is_none() {
                 let started = Instant::now();
                 let state = backends.state.load("micro").await?;
-                state_load = Some((state.versions.len(), started.elapsed()));
+                state_load = Some((state.main.versions.len(), started.elapsed()));
             }
             probe::del(&client, vec![stream_key.clone(), state_key.clone()]).await?;
             let run = ScriptVariant {
@@ -648,9 +662,11 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         let mut entries = Vec::with_capacity(slice.len());
         let mut upserts = Vec::with_capacity(slice.len());
         for a in slice {
-            let signal = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER")?;
-            entries.push(StreamEntry::from_signal(&signal)?);
+            let parts = alert_signal(a)?;
             let key = a.key();
+            entries.push(StreamEntry::from_signal(
+                &envelope(&observed_at, &key).signal(&parts),
+            )?);
             upserts.push((key.id.into_owned(), key.version.into_owned()));
         }
         Ok(Some(CommitChunk {

@@ -15,9 +15,9 @@ pub mod testing;
 
 pub use config::{ConfigErrors, ConfigSource, ConnectorConfig, Environment};
 pub use pipeline::{
-    FetchError, FetchOutcome, Fetched, ItemKey, PollError, PollingConnector, Provider,
-    SignalContext, UniversalPollingConnector,
+    FetchError, ItemKey, Page, PageEvent, Pages, PollError, PollingConnector, Provider, StreamSpec,
+    UniversalPollingConnector,
 };
 pub use ports::{Backends, Cursor, Lease, PollSummary};
 pub use registry::{ConnectorRegistry, Factories};
-pub use signal::{Change, RawSignal, Severity, StreamEntry};
+pub use signal::{Change, ItemError, ItemSignal, RawSignal, Severity, StreamEntry};

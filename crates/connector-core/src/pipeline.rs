@@ -1,96 +1,152 @@
-//! The poll pipeline every connector runs: fetch → detect → transform → commit → record.
+//! The poll pipeline every connector runs: for each stream, pages → detect → transform →
+//! commit → record.
 //!
-//! A provider supplies a [`Provider`]: how to fetch its items, how to identify and version
-//! one, and how to turn one into a [`RawSignal`]. [`UniversalPollingConnector`] does the
-//! rest, the same way for every provider:
+//! A provider supplies a [`Provider`]: its streams, how to read a stream as a stream of
+//! pages, how to identify and version one item, and what a signal says about it
+//! ([`ItemSignal`]). [`UniversalPollingConnector`] does the rest, the same way for every
+//! provider:
 //!
 //! 1. **state** is loaded once per lease (this instance is then the only writer) and kept
 //!    in memory, updated only with what a commit made durable;
-//! 2. **fetch** may answer "not modified" (304), or items plus the new cursor;
-//! 3. **detect** compares ids and versions with state; unchanged items cost nothing;
-//! 4. **transform** runs only for changed items, one commit chunk at a time, so memory
-//!    holds at most `commitBatchSize` encoded signals;
-//! 5. **commit** writes each chunk's signals with its version updates atomically and
-//!    fenced; the cursor goes with the last chunk. A fenced chunk ends the poll: another
-//!    instance owns the connector now;
-//! 6. **record** folds the outcome into the connector's metrics.
+//! 2. **pages** arrive one at a time; while one page is detected, transformed and
+//!    committed, the next is being fetched (one page ahead, no more), so memory follows
+//!    the page size, not the source's size;
+//! 3. **detect** compares ids and versions with the stream's state; unchanged items cost
+//!    nothing;
+//! 4. **transform** runs only for changed items, and the pipeline builds the envelope
+//!    (source, connector, type, id, version, change, times, dedup id) around what the
+//!    provider says of the item;
+//! 5. **commit** writes each page's signals with its version updates and the stream's new
+//!    cursor, in chunks of `commitBatchSize`, atomically and fenced. A crash between pages
+//!    resumes after the last committed page; a fenced chunk ends the poll;
+//! 6. after a **complete** read of a snapshot stream, recorded items that were not seen are
+//!    pruned (and published as `removed` with `emitRemovals`);
+//! 7. **record** folds the outcome into the connector's metrics.
 //!
-//! A failed fetch returns before anything is written, so state stays as it was and the next
-//! poll tries again.
+//! A stream whose read fails keeps what its committed pages wrote, and the streams after it
+//! are still read; the poll then fails with the first stream's error, so metrics and health
+//! show the failure while no stream loses progress.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::config::{ConnectorConfig, FieldError};
-use crate::detect;
 use crate::http::HttpError;
 use crate::ports::{
     BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor, Lease,
     PollRecord, PollSummary, StateDelta,
 };
-use crate::signal::{Change, RawSignal, SCHEMA_VERSION, Severity, StreamEntry, rfc3339_millis};
+use crate::signal::{
+    Change, Envelope, ItemError, ItemSignal, Severity, StreamEntry, rfc3339_millis,
+};
 
 /// An item's identity for change detection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemKey<'a> {
     /// The provider's stable id.
-    pub id: std::borrow::Cow<'a, str>,
-    /// The version: the API's version field, or [`detect::content_version`].
-    pub version: std::borrow::Cow<'a, str>,
+    pub id: Cow<'a, str>,
+    /// The version: the API's version field, or [`crate::detect::content_version`].
+    pub version: Cow<'a, str>,
 }
 
-/// What one fetch returned.
-#[derive(Debug)]
-pub struct Fetched<I> {
-    /// The items, in the provider's order.
-    pub items: Vec<I>,
-    /// Where to resume next time (saved with the poll's last commit).
-    pub cursor: Cursor,
-    /// For snapshot sources: the items are the provider's whole current set, so a recorded
-    /// id that is absent has left it. False after a capped or partial read.
-    pub complete: bool,
-    /// HTTP pages read.
-    pub pages: u64,
-    /// Provider-specific counters for the poll summary.
-    pub extras: BTreeMap<String, u64>,
-    /// Most new or changed items to publish from this poll (the provider's per-poll cap).
-    /// The rest are published by the next polls, since their versions are not recorded;
-    /// the cursor does not advance while anything is held back.
-    pub change_limit: Option<usize>,
+/// One stream of a connector: what is read, in what order, with its own state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// `""` for a connector's only (main) stream; else a name unique within the connector,
+    /// e.g. `octo/repo/issues`, without `|`.
+    pub name: String,
+    /// The kind of its items, e.g. `weather_alert` (also the kind of a `removed` signal).
+    pub kind: String,
+    /// Every complete read returns the whole current set (NOAA's active alerts), so an
+    /// item's absence means it is gone. A snapshot is always read from its first page.
+    pub snapshot: bool,
 }
 
-impl<I> Fetched<I> {
-    /// A complete, single-page result.
-    pub fn complete(items: Vec<I>, cursor: Cursor) -> Self {
+impl StreamSpec {
+    /// The only stream of a single-stream connector.
+    pub fn main(kind: impl Into<String>, snapshot: bool) -> Self {
         Self {
-            items,
-            cursor,
-            complete: true,
-            pages: 1,
-            extras: BTreeMap::new(),
-            change_limit: None,
+            name: String::new(),
+            kind: kind.into(),
+            snapshot,
         }
     }
 }
 
-/// The result of a fetch.
+/// One page of a stream's read, as the pipeline receives it.
 #[derive(Debug)]
-pub enum FetchOutcome<I> {
-    /// The server said nothing changed (304).
-    NotModified,
-    /// Items.
-    Fetched(Fetched<I>),
+pub struct Page<I> {
+    /// The page's items, in the provider's order.
+    pub items: Vec<I>,
+    /// Records of the page that could not be read at all (no id): counted as failed, and
+    /// the read is partial.
+    pub failed: u64,
+    /// This page does not carry everything it should (a skipped record, a page limit, a
+    /// guard that stopped paging): a partial read of a snapshot prunes nothing.
+    pub partial: bool,
+    /// The stream's cursor once this page is durable. Incremental streams commit it with
+    /// the page; a snapshot's is kept only after a complete read.
+    pub cursor: Option<Cursor>,
+    /// Provider-specific counters for the poll summary.
+    pub extras: BTreeMap<String, u64>,
 }
 
-/// Why a fetch failed. Any of these fails the poll, leaves state untouched, and the next
-/// tick tries again.
+impl<I> Page<I> {
+    /// A page of items with nothing else to say.
+    pub fn of(items: Vec<I>) -> Self {
+        Self {
+            items,
+            failed: 0,
+            partial: false,
+            cursor: None,
+            extras: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a stream's read yields: pages, or the server's word that nothing changed.
+#[derive(Debug)]
+pub enum PageEvent<I> {
+    /// A page.
+    Page(Page<I>),
+    /// 304 Not Modified: the stream is as it was; nothing more follows.
+    NotModified,
+}
+
+/// A stream's read: pages as they arrive. It ends after the last page.
+pub type Pages<'a, I> = BoxStream<'a, Result<PageEvent<I>, FetchError>>;
+
+/// A read of one page (a whole list in one response).
+pub fn single_page<'a, I: Send + 'a>(
+    fetch: impl Future<Output = Result<PageEvent<I>, FetchError>> + Send + 'a,
+) -> Pages<'a, I> {
+    Box::pin(futures_util::stream::once(fetch))
+}
+
+/// A read of several pages: `step` fetches the page `at` describes and returns it with
+/// where the read goes on, or `None` when the read is over.
+pub fn paged<'a, S, I, F, Fut>(start: S, step: F) -> Pages<'a, I>
+where
+    S: Send + 'a,
+    I: Send + 'a,
+    F: FnMut(S) -> Fut + Send + 'a,
+    Fut: Future<Output = Result<Option<(PageEvent<I>, S)>, FetchError>> + Send + 'a,
+{
+    Box::pin(futures_util::stream::try_unfold(start, step))
+}
+
+/// Why a fetch failed. Any of these fails the stream's read; what earlier pages committed
+/// stays, and the next poll tries again.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The HTTP layer gave up (after its retries, or at once for a non-retryable status).
@@ -121,34 +177,17 @@ impl FetchError {
 #[error("cannot create connector: {0}")]
 pub struct CreateError(pub String);
 
-/// What a transform needs besides the item.
-#[derive(Debug, Clone, Copy)]
-pub struct SignalContext<'a> {
-    /// Connector instance name.
-    pub connector: &'a str,
-    /// When this poll observed the item (RFC 3339 UTC).
-    pub observed_at: &'a str,
-}
-
 /// One provider: everything that differs between NOAA, Jira, GitHub, Datadog…
 ///
-/// The associated types make the pipeline generic over the provider's config, its raw
-/// item and (through `transform`) its signal; the provider value itself is the client.
+/// The associated types make the pipeline generic over the provider's config and raw
+/// item; the provider value itself is the client.
 pub trait Provider: Send + Sync + Sized + 'static {
     /// Type name in config, e.g. `NOAA_WEATHER`.
     const TYPE: &'static str;
-    /// Provider name in signals, crate names and metrics, e.g. `noaa`.
-    const SOURCE: &'static str;
-    /// Signal kind, e.g. `weather_alert`.
-    const KIND: &'static str;
-    /// True when every fetch returns the whole current set (NOAA's active alerts), so an
-    /// item's absence means it is gone.
-    const SNAPSHOT: bool;
 
     /// `providerConfig`, typed. Its JSON Schema is what `schema` prints and what the
-    /// loader checks field names against.
-    /// Secrets in it are [`crate::config::Secret`]s, so its serialised form (what
-    /// `validate` prints) hides them by type.
+    /// loader checks field names against. Secrets in it are [`crate::config::Secret`]s,
+    /// so its serialised form (what `validate` prints) hides them by type.
     type Config: DeserializeOwned
         + serde::Serialize
         + schemars::JsonSchema
@@ -169,45 +208,31 @@ pub trait Provider: Send + Sync + Sized + 'static {
     /// Builds the provider (and its HTTP client) from valid settings.
     fn new(config: Self::Config, common: &ConnectorConfig) -> Result<Self, CreateError>;
 
-    /// Fetches the current items, resuming from `cursor`.
-    fn fetch(
-        &self,
-        cursor: &Cursor,
-    ) -> impl Future<Output = Result<FetchOutcome<Self::Item>, FetchError>> + Send;
+    /// The signal's `source`, e.g. `noaa`: data, so a connector configured by JSON alone
+    /// can set it.
+    fn source(&self) -> &str;
+
+    /// The streams, read in this order at every poll.
+    fn streams(&self) -> &[StreamSpec];
+
+    /// Reads one stream, from its stored cursor, as pages.
+    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Self::Item>;
 
     /// The item's id and version.
     fn key<'a>(&self, item: &'a Self::Item) -> ItemKey<'a>;
 
-    /// The signal for a new or changed item. An error skips the item for this poll (it is
-    /// counted as failed and seen again next time).
-    fn transform(
-        &self,
-        item: &Self::Item,
-        key: &ItemKey<'_>,
-        change: Change,
-        ctx: &SignalContext<'_>,
-    ) -> Result<RawSignal, String>;
+    /// What the signal for a new or changed item says. An error skips the item for this
+    /// poll (it is counted as failed and seen again next time).
+    fn signal<'a>(
+        &'a self,
+        stream: &StreamSpec,
+        item: &'a Self::Item,
+    ) -> Result<ItemSignal<'a>, ItemError>;
 
-    /// The signal for an item that left a snapshot (with `emitRemovals`).
-    fn removed(&self, external_id: &str, last_version: &str, ctx: &SignalContext<'_>) -> RawSignal {
-        let payload = serde_json::json!({ "externalId": external_id, "lastVersion": last_version });
-        RawSignal {
-            schema_version: SCHEMA_VERSION,
-            source: Self::SOURCE,
-            connector: ctx.connector.to_owned(),
-            connector_type: Self::TYPE,
-            external_id: external_id.to_owned(),
-            version: last_version.to_owned(),
-            kind: Self::KIND,
-            change: Change::Removed,
-            title: format!("{} {external_id} is no longer active", Self::KIND),
-            severity: Severity::Info,
-            occurred_at: Some(ctx.observed_at.to_owned()),
-            observed_at: ctx.observed_at.to_owned(),
-            url: None,
-            payload: RawValue::from_string(payload.to_string())
-                .unwrap_or_else(|_| RawValue::NULL.to_owned()),
-        }
+    /// The provider's own name for the per-poll cap, when it has one (NOAA's
+    /// `maxAlertsPerPoll`); the universal `maxItemsPerPoll` otherwise.
+    fn max_items_per_poll(&self) -> Option<usize> {
+        None
     }
 }
 
@@ -266,11 +291,6 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-enum Work<'a> {
-    Item(usize, Change),
-    Removal(&'a str, &'a str),
-}
-
 impl<P: Provider> UniversalPollingConnector<P> {
     /// Wraps a provider with the pipeline.
     pub fn new(provider: P, config: Arc<ConnectorConfig>, backends: Backends) -> Self {
@@ -287,7 +307,8 @@ impl<P: Provider> UniversalPollingConnector<P> {
         &self.provider
     }
 
-    /// One poll: fetch, detect, transform, commit in fenced chunks, record metrics.
+    /// One poll: every stream's pages, detected, transformed and committed in fenced
+    /// chunks; metrics recorded.
     pub async fn poll_once(&mut self, lease: &Lease) -> Result<PollSummary, PollError> {
         let started = Instant::now();
         let started_at_ms = now_ms();
@@ -329,265 +350,464 @@ impl<P: Provider> UniversalPollingConnector<P> {
                 "state missing",
             )));
         };
-        let fetched = match provider.fetch(&state.cursor).await? {
-            FetchOutcome::NotModified => {
-                return Ok(PollSummary {
-                    not_modified: true,
-                    ..PollSummary::default()
-                });
-            }
-            FetchOutcome::Fetched(f) => f,
-        };
-        let observed_at = rfc3339_millis(now);
-        let ctx = SignalContext {
-            connector: &config.name,
-            observed_at: &observed_at,
-        };
-        let planned = plan_and_commit(
-            provider,
-            config,
-            state,
-            &fetched,
-            &ctx,
-            Commit::To { lease, backends },
-        )
-        .await?;
-        Ok(planned.summary)
+        let mut poll = Poll::new(provider, config, now, Commit::To { lease, backends });
+        poll.read_all(state).await?;
+        Ok(poll.summary)
     }
 }
 
+/// Where a poll's chunks go.
 enum Commit<'a> {
     To {
         lease: &'a Lease,
         backends: &'a Backends,
     },
-    DryRun,
+    /// Nowhere: the entries are kept for the caller to show.
+    DryRun(Vec<StreamEntry>),
 }
 
-/// One chunk's encoded signals and state changes, ready to commit.
-struct BuiltChunk {
-    entries: Vec<StreamEntry>,
-    delta: StateDelta,
-    failed: u64,
-    removed: u64,
-}
-
-/// Encodes the planned work chunk after chunk, in order: whether the poll's resume point
-/// may be saved depends on every item before the last chunk having been encoded.
-struct ChunkBuilder<'a, P: Provider> {
-    chunks: std::slice::Chunks<'a, Work<'a>>,
-    /// Chunks still to build; an empty plan still has one, which carries the prunes and
-    /// the cursor.
-    left: usize,
+/// What building a signal needs, apart from the poll's mutable parts.
+struct Encoder<'a, P: Provider> {
     provider: &'a P,
-    fetched: &'a Fetched<P::Item>,
-    keys: &'a [ItemKey<'a>],
-    ctx: &'a SignalContext<'a>,
-    any_failed: bool,
-    silent_prunes: Vec<String>,
-    /// The cursor to save with the last chunk: `None` when it did not change or when items
-    /// were held back by the per-poll cap.
-    final_cursor: Option<Cursor>,
+    config: &'a ConnectorConfig,
+    observed_at: String,
 }
 
-impl<P: Provider> ChunkBuilder<'_, P> {
-    /// The next chunk, `None` after the last.
-    fn next_chunk(&mut self) -> Result<Option<BuiltChunk>, PollError> {
-        let Some(left) = self.left.checked_sub(1) else {
-            return Ok(None);
-        };
-        self.left = left;
-        let slice = self.chunks.next().unwrap_or(&[]);
-        let mut built = BuiltChunk {
-            entries: Vec::with_capacity(slice.len()),
-            delta: StateDelta::default(),
-            failed: 0,
-            removed: 0,
-        };
-        for w in slice {
-            match *w {
-                Work::Item(i, change) => {
-                    let key = &self.keys[i];
-                    match self
-                        .provider
-                        .transform(&self.fetched.items[i], key, change, self.ctx)
-                    {
-                        Ok(signal) => {
-                            built.entries.push(StreamEntry::from_signal(&signal)?);
-                            built
-                                .delta
-                                .upserts
-                                .push((key.id.to_string(), key.version.to_string()));
-                        }
-                        Err(reason) => {
-                            self.any_failed = true;
-                            built.failed += 1;
-                            tracing::warn!(
-                                connector = self.ctx.connector,
-                                external_id = %key.id,
-                                %reason,
-                                "item skipped: cannot build its signal"
-                            );
-                        }
-                    }
-                }
-                Work::Removal(id, version) => {
-                    let signal = self.provider.removed(id, version, self.ctx);
-                    built.entries.push(StreamEntry::from_signal(&signal)?);
-                    built.delta.removals.push(id.to_owned());
-                    built.removed += 1;
-                }
-            }
-        }
-        if self.left == 0 {
-            built.delta.removals.append(&mut self.silent_prunes);
-            // An item that failed to transform, or was held back by the cap, must be seen
-            // again: keep the old resume point (versions keep the others from being
-            // republished).
-            if !self.any_failed {
-                built.delta.cursor = self.final_cursor.take();
-            }
-        }
-        Ok(Some(built))
-    }
-}
-
-struct Planned {
+/// One poll in progress: its figures, its cap and where it commits.
+struct Poll<'a, P: Provider> {
+    provider: &'a P,
+    config: &'a ConnectorConfig,
+    enc: Encoder<'a, P>,
+    commit: Commit<'a>,
     summary: PollSummary,
-    entries: Vec<StreamEntry>,
+    /// New or changed items this poll may still publish.
+    remaining: Option<usize>,
+    streams_not_modified: usize,
 }
 
-async fn plan_and_commit<P: Provider>(
-    provider: &P,
-    config: &ConnectorConfig,
-    state: &mut ConnectorState,
-    fetched: &Fetched<P::Item>,
-    ctx: &SignalContext<'_>,
-    commit: Commit<'_>,
-) -> Result<Planned, PollError> {
-    let mut summary = PollSummary {
-        pages: fetched.pages,
-        extras: fetched.extras.clone(),
-        ..PollSummary::default()
-    };
-    let keys: Vec<ItemKey<'_>> = fetched.items.iter().map(|i| provider.key(i)).collect();
-    let plan = detect::plan(
-        &state.versions,
-        keys.iter().map(|k| (k.id.as_ref(), k.version.as_ref())),
-        P::SNAPSHOT && fetched.complete,
-    );
-    summary.fetched = fetched.items.len() as u64 - plan.duplicates;
-    summary.skipped_unchanged = plan.unchanged;
+/// How one stream's read ended.
+struct StreamRead {
+    /// Every page arrived and every item was published: a snapshot may be pruned.
+    complete: bool,
+    /// The per-poll cap stopped the read: no later stream is read either.
+    capped: bool,
+}
 
-    let mut work: Vec<Work<'_>> = plan
-        .changes
-        .iter()
-        .map(|(i, c)| Work::Item(*i, *c))
-        .collect();
-    let mut held_back = false;
-    if let Some(limit) = fetched.change_limit
-        && work.len() > limit
-    {
-        summary
-            .extras
-            .insert("heldBack".to_owned(), (work.len() - limit) as u64);
-        work.truncate(limit);
-        held_back = true;
-    }
-    let mut silent_prunes: Vec<String> = Vec::new();
-    if config.emit_removals {
-        work.extend(
-            plan.vanished
-                .iter()
-                .map(|(id, v)| Work::Removal(id.as_str(), v.as_str())),
-        );
-    } else {
-        silent_prunes = plan.vanished.iter().map(|(id, _)| id.clone()).collect();
-        summary.removed += silent_prunes.len() as u64;
-    }
-    let cursor_changed = fetched.cursor != state.cursor;
-    if work.is_empty() && silent_prunes.is_empty() && !cursor_changed {
-        return Ok(Planned {
-            summary,
-            entries: Vec::new(),
-        });
-    }
-
-    let batch = config.commit_batch_size.max(1) as usize;
-    let mut all_entries = Vec::new();
-    let mut builder = ChunkBuilder {
-        chunks: work.chunks(batch),
-        left: work.len().div_ceil(batch).max(1),
-        provider,
-        fetched,
-        keys: &keys,
-        ctx,
-        any_failed: false,
-        silent_prunes,
-        final_cursor: (cursor_changed && !held_back).then(|| fetched.cursor.clone()),
-    };
-    let mut next = builder.next_chunk()?;
-    while let Some(built) = next.take() {
-        summary.failed += built.failed;
-        summary.removed += built.removed;
-        if built.entries.is_empty() && built.delta.is_empty() {
-            next = builder.next_chunk()?;
-            continue;
+impl<'a, P: Provider> Poll<'a, P> {
+    fn new(provider: &'a P, config: &'a ConnectorConfig, now: u64, commit: Commit<'a>) -> Self {
+        let remaining = provider
+            .max_items_per_poll()
+            .or(config.max_items_per_poll.map(|m| m as usize));
+        Self {
+            provider,
+            config,
+            enc: Encoder {
+                provider,
+                config,
+                observed_at: rfc3339_millis(now),
+            },
+            commit,
+            summary: PollSummary::default(),
+            remaining,
+            streams_not_modified: 0,
         }
-        let published = built.entries.len() as u64;
-        match &commit {
-            Commit::To { lease, backends } => {
-                let chunk = CommitChunk {
-                    stream: config.output_stream.clone(),
-                    stream_max_len: config.stream_max_len,
-                    entries: built.entries,
-                    delta: built.delta,
-                };
-                // The commit runs on its own task while this one encodes the next chunk,
-                // so Redis and the encoder work at the same time. Dropping the poll aborts
-                // the commit as dropping its future would.
-                let publisher = Arc::clone(&backends.publisher);
-                let held = (*lease).clone();
-                let in_flight = AbortOnDropHandle::new(tokio::spawn(
-                    async move {
-                        let outcome = publisher.commit(&held, &chunk).await;
-                        (outcome, chunk)
-                    }
-                    // The backend's log lines stay inside the poll's span.
-                    .in_current_span(),
-                ));
-                let built_next = builder.next_chunk();
-                let (outcome, chunk) = in_flight.await.map_err(|e| {
-                    PollError::Backend(BackendError::new(
-                        "commit",
-                        format!("the commit task ended abnormally: {e}"),
-                    ))
-                })?;
-                match outcome? {
-                    CommitOutcome::Committed => {
-                        chunk.delta.apply_to(state);
-                        summary.commits += 1;
-                        summary.published += published;
-                    }
-                    CommitOutcome::Fenced => {
-                        return Err(PollError::Fenced {
-                            connector: config.name.clone(),
-                        });
-                    }
+    }
+
+    /// Reads every stream in order. A stream's fetch error is kept until the others have
+    /// been read; a fence or a backend error ends the poll at once.
+    async fn read_all(&mut self, state: &mut ConnectorState) -> Result<(), PollError> {
+        let streams = self.provider.streams();
+        let mut first_error: Option<FetchError> = None;
+        for stream in streams {
+            match self.read_stream(stream, state).await {
+                Ok(read) if read.capped => break,
+                Ok(_) => {}
+                Err(PollError::Fetch(e)) => {
+                    tracing::warn!(
+                        connector = %self.config.name,
+                        stream = %stream.name,
+                        error = %e,
+                        "stream read failed; its committed pages stay, the next poll resumes it"
+                    );
+                    first_error.get_or_insert(e);
                 }
-                next = built_next?;
-            }
-            Commit::DryRun => {
-                summary.published += published;
-                all_entries.extend(built.entries);
-                next = builder.next_chunk()?;
+                Err(e) => return Err(e),
             }
         }
+        self.summary.not_modified =
+            !streams.is_empty() && self.streams_not_modified == streams.len();
+        match first_error {
+            Some(e) => Err(PollError::Fetch(e)),
+            None => Ok(()),
+        }
     }
-    Ok(Planned {
-        summary,
-        entries: all_entries,
-    })
+
+    async fn read_stream(
+        &mut self,
+        stream: &'a StreamSpec,
+        state: &mut ConnectorState,
+    ) -> Result<StreamRead, PollError> {
+        let cursor = state
+            .stream(&stream.name)
+            .map(|s| s.cursor.clone())
+            .unwrap_or_default();
+        let mut pages = self.provider.pages(stream, &cursor);
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut read = StreamRead {
+            complete: true,
+            capped: false,
+        };
+        // A snapshot's validators describe the whole read: kept only once it completed.
+        let mut snapshot_cursor: Option<Cursor> = None;
+        // Once an item failed, later pages' cursors would move past it: they are not saved.
+        let mut hold_cursor = false;
+        let mut next = pages.next().await;
+        loop {
+            let page = match next.take() {
+                None => break,
+                Some(Err(e)) => return Err(PollError::Fetch(e)),
+                Some(Ok(PageEvent::NotModified)) => {
+                    self.streams_not_modified += 1;
+                    return Ok(StreamRead {
+                        complete: false,
+                        capped: false,
+                    });
+                }
+                Some(Ok(PageEvent::Page(page))) => page,
+            };
+            self.summary.pages += 1;
+            for (k, v) in &page.extras {
+                *self.summary.extras.entry(k.clone()).or_insert(0) += v;
+            }
+            if page.partial || page.failed > 0 {
+                read.complete = false;
+            }
+            self.summary.failed += page.failed;
+            // The next page is fetched while this one is committed.
+            let (outcome, following) = tokio::join!(
+                self.commit_page(stream, state, &mut seen, &page, hold_cursor),
+                async {
+                    // A capped or failing read stops here; nothing is fetched ahead.
+                    pages.next().await
+                }
+            );
+            let outcome = outcome?;
+            if outcome.failed {
+                hold_cursor = true;
+                read.complete = false;
+            }
+            if stream.snapshot && !hold_cursor {
+                if let Some(c) = &page.cursor {
+                    snapshot_cursor = Some(c.clone());
+                }
+            }
+            if outcome.capped {
+                read.complete = false;
+                read.capped = true;
+                return Ok(read);
+            }
+            next = following;
+        }
+        if stream.snapshot {
+            self.finish_snapshot(stream, state, &seen, read.complete, snapshot_cursor)
+                .await?;
+        }
+        Ok(read)
+    }
+
+    /// Detects, transforms and commits one page.
+    async fn commit_page(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        seen: &mut HashSet<String>,
+        page: &Page<P::Item>,
+        hold_cursor: bool,
+    ) -> Result<PageOutcome, PollError> {
+        let provider = self.provider;
+        let keys: Vec<ItemKey<'_>> = page.items.iter().map(|i| provider.key(i)).collect();
+        let recorded = state.stream(&stream.name);
+        let mut work: Vec<(usize, Change)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            if !seen.insert(key.id.to_string()) {
+                continue;
+            }
+            self.summary.fetched += 1;
+            match recorded.and_then(|r| r.versions.get(key.id.as_ref())) {
+                Some(v) if *v == key.version => self.summary.skipped_unchanged += 1,
+                Some(_) => work.push((i, Change::Updated)),
+                None => work.push((i, Change::Created)),
+            }
+        }
+        let mut capped = false;
+        if let Some(left) = self.remaining.as_mut() {
+            if work.len() > *left {
+                let held = (work.len() - *left) as u64;
+                *self
+                    .summary
+                    .extras
+                    .entry("heldBack".to_owned())
+                    .or_insert(0) += held;
+                work.truncate(*left);
+                capped = true;
+            }
+            *left -= work.len();
+        }
+        let cursor = (!stream.snapshot && !hold_cursor && !capped)
+            .then(|| page.cursor.clone())
+            .flatten()
+            .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
+        let items: Vec<Work<'_, P::Item>> = work
+            .iter()
+            .map(|&(i, change)| Work::Item {
+                item: &page.items[i],
+                key: &keys[i],
+                change,
+            })
+            .collect();
+        let failed = self
+            .commit_work(stream, state, &items, Vec::new(), cursor)
+            .await?;
+        Ok(PageOutcome {
+            failed: failed > 0,
+            capped,
+        })
+    }
+
+    /// After a snapshot's read: prunes what was not seen (only after a complete read) and
+    /// keeps the read's validators.
+    async fn finish_snapshot(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        seen: &HashSet<String>,
+        complete: bool,
+        cursor: Option<Cursor>,
+    ) -> Result<(), PollError> {
+        if !complete {
+            return Ok(());
+        }
+        let recorded = state.stream(&stream.name);
+        let mut vanished: Vec<(String, String)> = recorded
+            .map(|r| {
+                r.versions
+                    .iter()
+                    .filter(|(id, _)| !seen.contains(id.as_str()))
+                    .map(|(id, v)| (id.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        vanished.sort();
+        let cursor = cursor
+            .or_else(|| Some(Cursor::default()))
+            .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
+        let (work, silent): (Vec<Work<'_, P::Item>>, Vec<String>) = if self.config.emit_removals {
+            let work = vanished
+                .iter()
+                .map(|(id, v)| Work::Removal { id, version: v })
+                .collect();
+            (work, Vec::new())
+        } else {
+            self.summary.removed += vanished.len() as u64;
+            (
+                Vec::new(),
+                vanished.iter().map(|(id, _)| id.clone()).collect(),
+            )
+        };
+        self.commit_work(stream, state, &work, silent, cursor)
+            .await?;
+        Ok(())
+    }
+
+    /// Encodes `work` in chunks of `commitBatchSize` and commits them in order; the silent
+    /// prunes and the cursor go with the last chunk. Returns how many items failed.
+    async fn commit_work(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        work: &[Work<'_, P::Item>],
+        mut silent_prunes: Vec<String>,
+        mut cursor: Option<Cursor>,
+    ) -> Result<u64, PollError> {
+        if work.is_empty() && silent_prunes.is_empty() && cursor.is_none() {
+            return Ok(0);
+        }
+        let batch = self.config.commit_batch_size.max(1) as usize;
+        let mut chunks = work.chunks(batch);
+        let mut left = work.len().div_ceil(batch).max(1);
+        let mut failed = 0u64;
+        let enc = &self.enc;
+        let mut build = |failed: &mut u64,
+                         left: &mut usize,
+                         silent: &mut Vec<String>,
+                         cursor: &mut Option<Cursor>|
+         -> Result<Option<(CommitChunk, u64)>, PollError> {
+            let Some(rest) = left.checked_sub(1) else {
+                return Ok(None);
+            };
+            *left = rest;
+            let slice = chunks.next().unwrap_or(&[]);
+            let (chunk, removed) = enc.build_chunk(stream, slice, failed)?;
+            let mut chunk = chunk;
+            if *left == 0 {
+                chunk.delta.removals.append(silent);
+                // An item that failed must be seen again: the old cursor stays.
+                if *failed == 0 {
+                    chunk.delta.cursor = cursor.take();
+                }
+            }
+            Ok(Some((chunk, removed)))
+        };
+        let mut next = build(&mut failed, &mut left, &mut silent_prunes, &mut cursor)?;
+        while let Some((chunk, removed)) = next.take() {
+            if chunk.entries.is_empty() && chunk.delta.is_empty() {
+                next = build(&mut failed, &mut left, &mut silent_prunes, &mut cursor)?;
+                continue;
+            }
+            let published = chunk.entries.len() as u64;
+            match &mut self.commit {
+                Commit::To { lease, backends } => {
+                    // The commit runs on its own task while this one encodes the next
+                    // chunk, so Redis and the encoder work at the same time. Dropping the
+                    // poll aborts the commit as dropping its future would.
+                    let publisher = Arc::clone(&backends.publisher);
+                    let held = (*lease).clone();
+                    let in_flight = AbortOnDropHandle::new(tokio::spawn(
+                        async move {
+                            let outcome = publisher.commit(&held, &chunk).await;
+                            (outcome, chunk)
+                        }
+                        // The backend's log lines stay inside the poll's span.
+                        .in_current_span(),
+                    ));
+                    let built_next = build(&mut failed, &mut left, &mut silent_prunes, &mut cursor);
+                    let (outcome, chunk) = in_flight.await.map_err(|e| {
+                        PollError::Backend(BackendError::new(
+                            "commit",
+                            format!("the commit task ended abnormally: {e}"),
+                        ))
+                    })?;
+                    match outcome? {
+                        CommitOutcome::Committed => {
+                            chunk.delta.apply_to(state);
+                            self.summary.commits += 1;
+                            self.summary.published += published;
+                            self.summary.removed += removed;
+                        }
+                        CommitOutcome::Fenced => {
+                            return Err(PollError::Fenced {
+                                connector: self.config.name.clone(),
+                            });
+                        }
+                    }
+                    next = built_next?;
+                }
+                Commit::DryRun(entries) => {
+                    chunk.delta.apply_to(state);
+                    self.summary.published += published;
+                    self.summary.removed += removed;
+                    entries.extend(chunk.entries);
+                    next = build(&mut failed, &mut left, &mut silent_prunes, &mut cursor)?;
+                }
+            }
+        }
+        self.summary.failed += failed;
+        Ok(failed)
+    }
+}
+
+impl<P: Provider> Encoder<'_, P> {
+    /// One chunk's entries and version updates; counts what failed to transform.
+    fn build_chunk(
+        &self,
+        stream: &StreamSpec,
+        work: &[Work<'_, P::Item>],
+        failed: &mut u64,
+    ) -> Result<(CommitChunk, u64), PollError> {
+        let mut entries = Vec::with_capacity(work.len());
+        let mut delta = StateDelta {
+            stream: stream.name.clone(),
+            ..StateDelta::default()
+        };
+        let mut removed = 0;
+        let envelope = |external_id, version, change| Envelope {
+            source: self.provider.source(),
+            connector: &self.config.name,
+            connector_type: &self.config.connector_type,
+            observed_at: &self.observed_at,
+            external_id,
+            version,
+            change,
+        };
+        for w in work {
+            match *w {
+                Work::Item { item, key, change } => match self.provider.signal(stream, item) {
+                    Ok(parts) => {
+                        let env = envelope(&key.id, &key.version, change);
+                        entries.push(StreamEntry::from_signal(&env.signal(&parts))?);
+                        delta
+                            .upserts
+                            .push((key.id.to_string(), key.version.to_string()));
+                    }
+                    Err(reason) => {
+                        *failed += 1;
+                        tracing::warn!(
+                            connector = %self.config.name,
+                            stream = %stream.name,
+                            external_id = %key.id,
+                            %reason,
+                            "item skipped: cannot build its signal"
+                        );
+                    }
+                },
+                Work::Removal { id, version } => {
+                    let payload = serde_json::json!({ "externalId": id, "lastVersion": version });
+                    let payload = RawValue::from_string(payload.to_string())?;
+                    let title = format!("{} {id} is no longer active", stream.kind);
+                    let parts = ItemSignal {
+                        kind: Cow::Borrowed(&stream.kind),
+                        title: Cow::Owned(title),
+                        severity: Severity::Info,
+                        occurred_at: Some(Cow::Borrowed(&self.observed_at)),
+                        url: None,
+                        payload: Cow::Owned(payload),
+                    };
+                    let env = envelope(id, version, Change::Removed);
+                    entries.push(StreamEntry::from_signal(&env.signal(&parts))?);
+                    delta.removals.push(id.to_owned());
+                    removed += 1;
+                }
+            }
+        }
+        Ok((
+            CommitChunk {
+                stream: self.config.output_stream.clone(),
+                stream_max_len: self.config.stream_max_len,
+                entries,
+                delta,
+            },
+            removed,
+        ))
+    }
+}
+
+/// How one page's commit went.
+struct PageOutcome {
+    failed: bool,
+    capped: bool,
+}
+
+/// One signal to build.
+enum Work<'a, I> {
+    Item {
+        item: &'a I,
+        key: &'a ItemKey<'a>,
+        change: Change,
+    },
+    Removal {
+        id: &'a str,
+        version: &'a str,
+    },
 }
 
 impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
@@ -602,35 +822,20 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
     fn preview(&mut self) -> BoxFuture<'_, Result<Preview, PollError>> {
         Box::pin(async move {
             let mut state = self.backends.state.load(&self.config.name).await?;
-            let fetched = match self.provider.fetch(&state.cursor).await? {
-                FetchOutcome::NotModified => {
-                    return Ok(Preview {
-                        summary: PollSummary {
-                            not_modified: true,
-                            ..PollSummary::default()
-                        },
-                        entries: Vec::new(),
-                    });
-                }
-                FetchOutcome::Fetched(f) => f,
-            };
-            let observed_at = rfc3339_millis(now_ms());
-            let ctx = SignalContext {
-                connector: &self.config.name,
-                observed_at: &observed_at,
-            };
-            let planned = plan_and_commit(
+            let mut poll = Poll::new(
                 &self.provider,
                 &self.config,
-                &mut state,
-                &fetched,
-                &ctx,
-                Commit::DryRun,
-            )
-            .await?;
+                now_ms(),
+                Commit::DryRun(Vec::new()),
+            );
+            poll.read_all(&mut state).await?;
+            let entries = match poll.commit {
+                Commit::DryRun(entries) => entries,
+                Commit::To { .. } => Vec::new(),
+            };
             Ok(Preview {
-                summary: planned.summary,
-                entries: planned.entries,
+                summary: poll.summary,
+                entries,
             })
         })
     }

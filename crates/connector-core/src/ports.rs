@@ -115,9 +115,9 @@ impl Cursor {
     }
 }
 
-/// Everything a connector remembers between polls.
+/// What one stream remembers between polls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnectorState {
+pub struct StreamState {
     /// Resume point and HTTP validators.
     #[serde(default)]
     pub cursor: Cursor,
@@ -126,15 +126,58 @@ pub struct ConnectorState {
     pub versions: HashMap<String, String>,
 }
 
-/// The state changes that go with one chunk of signals.
+/// Everything a connector remembers between polls: one [`StreamState`] per stream.
+///
+/// The main stream (named `""`, the only one of a single-stream connector such as NOAA) is
+/// kept at the top level, in the field names state had before connectors had several
+/// streams, so state written then is read unchanged; named streams sit beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorState {
+    /// The main stream's state.
+    #[serde(flatten)]
+    pub main: StreamState,
+    /// Every other stream's state, by stream name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub streams: std::collections::BTreeMap<String, StreamState>,
+}
+
+impl ConnectorState {
+    /// One stream's state (empty when it has none yet).
+    pub fn stream(&self, name: &str) -> Option<&StreamState> {
+        if name.is_empty() {
+            Some(&self.main)
+        } else {
+            self.streams.get(name)
+        }
+    }
+
+    /// One stream's state, created empty when missing.
+    pub fn stream_mut(&mut self, name: &str) -> &mut StreamState {
+        if name.is_empty() {
+            &mut self.main
+        } else {
+            self.streams.entry(name.to_owned()).or_default()
+        }
+    }
+
+    /// Every stream with its name, the main one (`""`) first.
+    pub fn all_streams(&self) -> impl Iterator<Item = (&str, &StreamState)> {
+        std::iter::once(("", &self.main)).chain(self.streams.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+}
+
+/// The state changes that go with one chunk of signals, all for one stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateDelta {
+    /// The stream the changes are for (`""`: the main one).
+    pub stream: String,
     /// Versions to record (external id, version).
     pub upserts: Vec<(String, String)>,
     /// External ids to forget (left a snapshot, or published as removed).
     pub removals: Vec<String>,
-    /// The new cursor; set only on a poll's last chunk, so a crash between chunks resumes
-    /// from the old cursor and re-detects (but does not republish) what was committed.
+    /// The stream's new cursor; set only with the last chunk of a page, so a crash between
+    /// chunks resumes from the old cursor and re-detects (but does not republish) what was
+    /// committed.
     pub cursor: Option<Cursor>,
 }
 
@@ -146,14 +189,15 @@ impl StateDelta {
 
     /// Applies the delta to an in-memory state, as the backend applied it durably.
     pub fn apply_to(&self, state: &mut ConnectorState) {
+        let stream = state.stream_mut(&self.stream);
         for id in &self.removals {
-            state.versions.remove(id);
+            stream.versions.remove(id);
         }
         for (id, version) in &self.upserts {
-            state.versions.insert(id.clone(), version.clone());
+            stream.versions.insert(id.clone(), version.clone());
         }
         if let Some(cursor) = &self.cursor {
-            state.cursor = cursor.clone();
+            stream.cursor = cursor.clone();
         }
     }
 }

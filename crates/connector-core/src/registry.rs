@@ -92,30 +92,33 @@ impl<P: Provider> ConnectorFactory for ProviderFactory<P> {
         config: Arc<ConnectorConfig>,
         backends: Backends,
     ) -> Result<Box<dyn PollingConnector>, CreateError> {
-        let settings = &config.provider_config;
-        let typed = match (settings.get::<P::Config>(), settings.unparsed()) {
-            (Some(typed), _) => typed.clone(),
-            // Settings a program gave as JSON (the loader parses at load instead).
-            (None, Some(raw)) => Self::parse_typed(raw.clone(), &References::new())
-                .map(|(typed, _)| typed)
-                .map_err(|errors| {
-                    let list: Vec<String> = errors
-                        .iter()
-                        .map(|e| format!("{}: {}", config::render_field_path(&e.path), e.message))
-                        .collect();
-                    CreateError(format!("invalid providerConfig: {}", list.join("; ")))
-                })?,
-            (None, None) => {
-                return Err(CreateError(format!(
-                    "providerConfig of \"{}\" was parsed for another connector type",
-                    config.name
-                )));
-            }
-        };
+        let typed = typed_config::<P>(&config)?;
         let provider = P::new(typed, &config)?;
         Ok(Box::new(UniversalPollingConnector::new(
             provider, config, backends,
         )))
+    }
+}
+
+/// The provider's typed settings of `config`: parsed at load, or now when a program gave
+/// them as JSON.
+pub fn typed_config<P: Provider>(config: &ConnectorConfig) -> Result<P::Config, CreateError> {
+    let settings = &config.provider_config;
+    match (settings.get::<P::Config>(), settings.unparsed()) {
+        (Some(typed), _) => Ok(typed.clone()),
+        (None, Some(raw)) => ProviderFactory::<P>::parse_typed(raw.clone(), &References::new())
+            .map(|(typed, _)| typed)
+            .map_err(|errors| {
+                let list: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", config::render_field_path(&e.path), e.message))
+                    .collect();
+                CreateError(format!("invalid providerConfig: {}", list.join("; ")))
+            }),
+        (None, None) => Err(CreateError(format!(
+            "providerConfig of \"{}\" was parsed for another connector type",
+            config.name
+        ))),
     }
 }
 

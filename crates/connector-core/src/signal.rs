@@ -4,6 +4,8 @@
 //! (`schemaVersion`) and is the same for every provider; what differs between providers
 //! lives in `payload`, which is the item exactly as the API sent it.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 use xxhash_rust::xxh3::xxh3_128;
@@ -50,40 +52,116 @@ pub enum Severity {
     Critical,
 }
 
-/// One new, changed or removed item, normalised. Serialises to the signal JSON of DESIGN.md.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RawSignal {
-    /// Always [`SCHEMA_VERSION`].
-    pub schema_version: u32,
-    /// Provider, e.g. `noaa`.
-    pub source: &'static str,
-    /// Connector instance name, e.g. `weather-noaa`.
-    pub connector: String,
-    /// Connector type, e.g. `NOAA_WEATHER`.
-    pub connector_type: &'static str,
-    /// The provider's stable id of the item.
-    pub external_id: String,
-    /// The version that was detected (API version field or content hash).
-    pub version: String,
+/// What a provider says about one new or changed item: only what differs per item. The
+/// pipeline adds the rest of the envelope (schema version, source, connector, type, id,
+/// version, change, observation time, dedup id) from the config and the item's key.
+#[derive(Debug, Clone)]
+pub struct ItemSignal<'a> {
     /// What kind of thing the item is, e.g. `weather_alert`, `issue`.
-    pub kind: &'static str,
-    /// Created, updated or removed.
-    pub change: Change,
+    pub kind: Cow<'a, str>,
     /// One line for humans.
-    pub title: String,
+    pub title: Cow<'a, str>,
     /// Normalised severity.
     pub severity: Severity,
     /// When the thing happened, RFC 3339, as the provider states it.
-    pub occurred_at: Option<String>,
+    pub occurred_at: Option<Cow<'a, str>>,
+    /// A link to the item, when the API has one.
+    pub url: Option<Cow<'a, str>>,
+    /// The item as received.
+    pub payload: Cow<'a, RawValue>,
+}
+
+/// Why one item could not become a signal: it is counted as failed, skipped for this
+/// poll, and seen again by the next one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ItemError(pub String);
+
+impl ItemError {
+    /// An item that does not have the shape the provider needs.
+    pub fn new(reason: impl std::fmt::Display) -> Self {
+        Self(reason.to_string())
+    }
+}
+
+/// One new, changed or removed item, normalised: the envelope the pipeline builds around
+/// an [`ItemSignal`]. Serialises to the signal JSON of DESIGN.md. It borrows everything,
+/// since it lives only until it is encoded.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawSignal<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Provider, e.g. `noaa`.
+    pub source: &'a str,
+    /// Connector instance name, e.g. `weather-noaa`.
+    pub connector: &'a str,
+    /// Connector type, e.g. `NOAA_WEATHER`.
+    pub connector_type: &'a str,
+    /// The provider's stable id of the item.
+    pub external_id: &'a str,
+    /// The version that was detected (API version field or content hash).
+    pub version: &'a str,
+    /// What kind of thing the item is, e.g. `weather_alert`, `issue`.
+    pub kind: &'a str,
+    /// Created, updated or removed.
+    pub change: Change,
+    /// One line for humans.
+    pub title: &'a str,
+    /// Normalised severity.
+    pub severity: Severity,
+    /// When the thing happened, RFC 3339, as the provider states it.
+    pub occurred_at: Option<&'a str>,
     /// When this connector saw it, RFC 3339 UTC.
-    pub observed_at: String,
+    pub observed_at: &'a str,
     /// A link to the item, when the API has one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<&'a str>,
     /// The item as received, so nothing the provider said is lost (only whitespace between
     /// tokens is dropped when the entry is encoded).
-    pub payload: Box<RawValue>,
+    pub payload: &'a RawValue,
+}
+
+/// What the pipeline knows of a signal before the provider speaks: everything that comes
+/// from the config and the item's key.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// The provider's name, e.g. `noaa`.
+    pub source: &'a str,
+    /// Connector instance name.
+    pub connector: &'a str,
+    /// Connector type.
+    pub connector_type: &'a str,
+    /// When this poll observed the item (RFC 3339 UTC).
+    pub observed_at: &'a str,
+    /// The item's id.
+    pub external_id: &'a str,
+    /// The item's version.
+    pub version: &'a str,
+    /// Created, updated or removed.
+    pub change: Change,
+}
+
+impl<'a> Envelope<'a> {
+    /// The whole signal: this envelope around what the provider said.
+    pub fn signal(&self, parts: &'a ItemSignal<'_>) -> RawSignal<'a> {
+        RawSignal {
+            schema_version: SCHEMA_VERSION,
+            source: self.source,
+            connector: self.connector,
+            connector_type: self.connector_type,
+            external_id: self.external_id,
+            version: self.version,
+            kind: &parts.kind,
+            change: self.change,
+            title: &parts.title,
+            severity: parts.severity,
+            occurred_at: parts.occurred_at.as_deref(),
+            observed_at: self.observed_at,
+            url: parts.url.as_deref(),
+            payload: &parts.payload,
+        }
+    }
 }
 
 /// One entry of the output stream: flat fields for cheap filtering plus the signal JSON.
@@ -106,23 +184,23 @@ pub struct StreamEntry {
 
 impl StreamEntry {
     /// Serialises the signal once; the Redis and stdout publishers both reuse the string.
-    pub fn from_signal(signal: &RawSignal) -> Result<Self, serde_json::Error> {
+    pub fn from_signal(signal: &RawSignal<'_>) -> Result<Self, serde_json::Error> {
         Ok(Self {
-            connector: signal.connector.clone(),
+            connector: signal.connector.to_owned(),
             connector_type: signal.connector_type.to_owned(),
-            external_id: signal.external_id.clone(),
-            version: signal.version.clone(),
+            external_id: signal.external_id.to_owned(),
+            version: signal.version.to_owned(),
             // A removal repeats the last version it had; without the marker it would share
             // the dedup_id of the signal that published that version, and consumers that
             // de-duplicate would drop it.
             dedup_id: if signal.change == Change::Removed {
                 dedup_id(
-                    &signal.connector,
-                    &signal.external_id,
+                    signal.connector,
+                    signal.external_id,
                     &format!("{}\0removed", signal.version),
                 )
             } else {
-                dedup_id(&signal.connector, &signal.external_id, &signal.version)
+                dedup_id(signal.connector, signal.external_id, signal.version)
             },
             signal: compact_json(serde_json::to_string(signal)?),
         })
@@ -310,21 +388,23 @@ mod tests {
 
     #[test]
     fn signal_serialises_to_the_documented_field_names() {
+        let payload = RawValue::from_string(r#"{"a": 1}"#.into()).expect("valid json");
+        let observed_at = rfc3339_millis(0);
         let signal = RawSignal {
             schema_version: SCHEMA_VERSION,
             source: "noaa",
-            connector: "weather-noaa".into(),
+            connector: "weather-noaa",
             connector_type: "NOAA_WEATHER",
-            external_id: "x1".into(),
-            version: "v1".into(),
+            external_id: "x1",
+            version: "v1",
             kind: "weather_alert",
             change: Change::Created,
-            title: "t".into(),
+            title: "t",
             severity: Severity::High,
-            occurred_at: Some("2026-01-01T00:00:00Z".into()),
-            observed_at: rfc3339_millis(0),
+            occurred_at: Some("2026-01-01T00:00:00Z"),
+            observed_at: &observed_at,
             url: None,
-            payload: RawValue::from_string(r#"{"a": 1}"#.into()).expect("valid json"),
+            payload: &payload,
         };
         let entry = StreamEntry::from_signal(&signal).expect("serialises");
         let json: serde_json::Value = serde_json::from_str(&entry.signal).expect("json");

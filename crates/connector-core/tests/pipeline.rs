@@ -63,7 +63,7 @@ async fn large_polls_commit_in_chunks_of_commit_batch_size() {
     let s = h.connector.poll(&h.lease).await.expect("poll");
     assert_eq!((s.published, s.commits), (5, 3));
     let state = h.backend.load("chunks").await.expect("state");
-    assert_eq!(state.versions.len(), 5);
+    assert_eq!(state.main.versions.len(), 5);
 }
 
 #[tokio::test]
@@ -81,7 +81,7 @@ async fn a_zombie_instance_is_fenced_and_writes_nothing() {
     );
     assert!(h.published().is_empty());
     let state = h.backend.load("zombie").await.expect("state");
-    assert!(state.versions.is_empty());
+    assert!(state.main.versions.is_empty());
 }
 
 #[tokio::test]
@@ -108,7 +108,7 @@ async fn not_modified_costs_nothing_and_validators_are_sent_back() {
     let first = h.connector.poll(&h.lease).await.expect("first");
     assert_eq!(first.published, 3);
     let state = h.backend.load("etag").await.expect("state");
-    assert_eq!(state.cursor.etag.as_deref(), Some("\"v1\""));
+    assert_eq!(state.main.cursor.etag.as_deref(), Some("\"v1\""));
     let second = h.connector.poll(&h.lease).await.expect("second");
     assert!(second.not_modified);
     assert_eq!(second.published, 0);
@@ -214,6 +214,7 @@ async fn a_dry_run_shows_signals_and_writes_nothing() {
             .load("dry")
             .await
             .expect("state")
+            .main
             .versions
             .is_empty()
     );

@@ -8,7 +8,7 @@
 
 use connector_core::Cursor;
 use connector_core::http::{Conditional, HttpClient, display_url};
-use connector_core::pipeline::{FetchError, FetchOutcome, Fetched};
+use connector_core::pipeline::{FetchError, Page, PageEvent, Pages, paged};
 use url::Url;
 
 use crate::schema::{Alert, AlertPage};
@@ -16,11 +16,16 @@ use crate::schema::{Alert, AlertPage};
 /// Guard against a server that keeps handing out `next` links.
 const MAX_PAGES: u64 = 50;
 
+/// Where a read is: the next page to fetch, and how many were fetched.
+struct Reading {
+    url: Option<Url>,
+    pages: u64,
+}
+
 /// A client for one connector's query.
 pub struct NoaaClient {
     http: HttpClient,
     first_page: Url,
-    max_alerts: Option<usize>,
     actual_only: bool,
     snapshot: bool,
 }
@@ -29,17 +34,10 @@ impl NoaaClient {
     /// `first_page` carries the filters, which are re-added to `next` links that drop them.
     /// `snapshot` says the endpoint returns the whole current set (`/alerts/active…`), as
     /// opposed to the history window of `/alerts`, where absence means nothing.
-    pub fn new(
-        http: HttpClient,
-        first_page: Url,
-        max_alerts: Option<usize>,
-        actual_only: bool,
-        snapshot: bool,
-    ) -> Self {
+    pub fn new(http: HttpClient, first_page: Url, actual_only: bool, snapshot: bool) -> Self {
         Self {
             http,
             first_page,
-            max_alerts,
             actual_only,
             snapshot,
         }
@@ -50,25 +48,28 @@ impl NoaaClient {
         &self.first_page
     }
 
-    /// Fetches every page of the query. Validators are sent with the first page only, and
+    /// Reads the query page by page. Validators are sent with the first page only, and
     /// kept only when the answer was one complete page: a paged or partial answer has no
     /// single ETag, and keeping one would turn the next poll into a 304 that hides what
     /// this one could not read.
-    pub async fn fetch_alerts(&self, cursor: &Cursor) -> Result<FetchOutcome<Alert>, FetchError> {
-        let mut url = self.first_page.clone();
-        let mut alerts = Vec::new();
-        let mut extras = std::collections::BTreeMap::new();
-        let mut pages = 0u64;
-        let mut complete = self.snapshot;
-        let mut validators = Cursor::default();
-        loop {
-            let sent = if pages == 0 {
+    pub fn pages<'a>(&'a self, cursor: &'a Cursor) -> Pages<'a, Alert> {
+        let start = Reading {
+            url: Some(self.first_page.clone()),
+            pages: 0,
+        };
+        paged(start, move |mut at| async move {
+            let Some(url) = at.url.take() else {
+                return Ok(None);
+            };
+            let sent = if at.pages == 0 {
                 cursor
             } else {
                 &Cursor::default()
             };
             let resp = match self.http.get_conditional(&url, sent).await? {
-                Conditional::NotModified if pages == 0 => return Ok(FetchOutcome::NotModified),
+                Conditional::NotModified if at.pages == 0 => {
+                    return Ok(Some((PageEvent::NotModified, at)));
+                }
                 Conditional::NotModified => {
                     return Err(FetchError::malformed(
                         &url,
@@ -77,68 +78,67 @@ impl NoaaClient {
                 }
                 Conditional::Modified(r) => r,
             };
-            pages += 1;
-            if pages == 1 {
-                validators.etag = resp.etag();
-                validators.last_modified = resp.last_modified();
-            }
+            at.pages += 1;
+            let validators = Cursor {
+                position: None,
+                etag: resp.etag(),
+                last_modified: resp.last_modified(),
+            };
             // The body is moved, not copied: the alerts point into it.
-            let page = AlertPage::parse(resp.body).map_err(|e| {
+            let parsed = AlertPage::parse(resp.body).map_err(|e| {
                 FetchError::malformed(&url, format!("not an alerts FeatureCollection: {e}"))
             })?;
-            let empty = page.is_empty();
-            let kept = page.alerts.into_iter().filter_map(|parsed| match parsed {
-                Ok(alert) if self.actual_only && !alert.is_actual() => {
-                    *extras.entry("nonActualDropped".to_owned()).or_insert(0) += 1;
-                    None
+            let empty = parsed.is_empty();
+            let mut page = Page::of(Vec::with_capacity(parsed.alerts.len()));
+            page.partial = !self.snapshot;
+            for alert in parsed.alerts {
+                match alert {
+                    Ok(alert) if self.actual_only && !alert.is_actual() => {
+                        *page
+                            .extras
+                            .entry("nonActualDropped".to_owned())
+                            .or_insert(0) += 1;
+                    }
+                    Ok(alert) => page.items.push(alert),
+                    Err(e) => {
+                        // Publishing the rest beats blocking every alert on one odd one;
+                        // the read is no longer the whole set, so nothing is pruned.
+                        tracing::warn!(url = %display_url(&url), error = %e, "alert skipped: unexpected shape");
+                        *page
+                            .extras
+                            .entry("malformedSkipped".to_owned())
+                            .or_insert(0) += 1;
+                        page.partial = true;
+                    }
                 }
-                Ok(alert) => Some(alert),
-                Err(e) => {
-                    // Publishing the rest beats blocking every alert on one odd one;
-                    // the read is no longer the whole set, so nothing is pruned.
-                    tracing::warn!(url = %display_url(&url), error = %e, "alert skipped: unexpected shape");
-                    *extras.entry("malformedSkipped".to_owned()).or_insert(0) += 1;
-                    complete = false;
-                    None
-                }
-            });
-            if alerts.is_empty() {
-                // The page's own list, reused in place: no second list of every alert.
-                alerts = kept.collect();
+            }
+            at.url = match parsed.next {
+                Some(next) if !empty => match self.next_page(&url, &next) {
+                    Some(_) if at.pages >= MAX_PAGES => {
+                        tracing::warn!(
+                            pages = at.pages,
+                            "page limit reached; later pages are not read (narrow the filters)"
+                        );
+                        page.partial = true;
+                        None
+                    }
+                    Some(next) => Some(next),
+                    None => {
+                        page.partial = true;
+                        None
+                    }
+                },
+                _ => None,
+            };
+            // One complete page is the whole answer: its validators describe it.
+            let single = at.pages == 1 && at.url.is_none();
+            page.cursor = Some(if single {
+                validators
             } else {
-                alerts.extend(kept);
-            }
-            let next = match page.next {
-                Some(next) if !empty => next,
-                _ => break,
-            };
-            let Some(next) = self.next_page(&url, &next) else {
-                complete = false;
-                break;
-            };
-            if pages >= MAX_PAGES {
-                tracing::warn!(
-                    pages,
-                    "page limit reached; later pages are not read (narrow the filters)"
-                );
-                complete = false;
-                break;
-            }
-            url = next;
-        }
-        let cursor = if pages == 1 && complete {
-            validators
-        } else {
-            Cursor::default()
-        };
-        Ok(FetchOutcome::Fetched(Fetched {
-            items: alerts,
-            cursor,
-            complete,
-            pages,
-            extras,
-            change_limit: self.max_alerts,
-        }))
+                Cursor::default()
+            });
+            Ok(Some((PageEvent::Page(page), at)))
+        })
     }
 
     /// The next page to read, or `None` to stop: a link to another host is not followed

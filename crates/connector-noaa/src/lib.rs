@@ -5,9 +5,9 @@ pub mod schema;
 
 use connector_core::config::FieldError;
 use connector_core::http::{DEFAULT_USER_AGENT, HttpClient};
-use connector_core::pipeline::{CreateError, FetchError, FetchOutcome};
+use connector_core::pipeline::{CreateError, Pages, StreamSpec};
 use connector_core::{
-    Change, ConnectorConfig, Cursor, Factories, ItemKey, Provider, RawSignal, SignalContext,
+    ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -320,6 +320,8 @@ impl NoaaConfig {
 /// The `NOAA_WEATHER` provider: active alerts as a snapshot.
 pub struct NoaaProvider {
     client: NoaaClient,
+    streams: [StreamSpec; 1],
+    max_alerts: Option<usize>,
 }
 
 impl NoaaProvider {
@@ -331,9 +333,6 @@ impl NoaaProvider {
 
 impl Provider for NoaaProvider {
     const TYPE: &'static str = "NOAA_WEATHER";
-    const SOURCE: &'static str = "noaa";
-    const KIND: &'static str = "weather_alert";
-    const SNAPSHOT: bool = true;
     type Config = NoaaConfig;
     type Item = Alert;
 
@@ -356,29 +355,42 @@ impl Provider for NoaaProvider {
         first.query_pairs_mut().extend_pairs(config.query());
         let actual_only = config.status.eq_ignore_ascii_case("actual");
         let max = config.max_alerts_per_poll.map(|m| m as usize);
+        // `/alerts/active` is the whole current set; the `/alerts` history is a window.
         let snapshot = config.alerts_path.starts_with("/alerts/active");
         Ok(Self {
-            client: NoaaClient::new(http, first, max, actual_only, snapshot),
+            client: NoaaClient::new(http, first, actual_only, snapshot),
+            streams: [StreamSpec::main("weather_alert", snapshot)],
+            max_alerts: max,
         })
     }
 
-    async fn fetch(&self, cursor: &Cursor) -> Result<FetchOutcome<Alert>, FetchError> {
-        self.client.fetch_alerts(cursor).await
+    fn source(&self) -> &str {
+        "noaa"
+    }
+
+    fn streams(&self) -> &[StreamSpec] {
+        &self.streams
+    }
+
+    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Alert> {
+        self.client.pages(cursor)
     }
 
     fn key<'a>(&self, item: &'a Alert) -> ItemKey<'a> {
         item.key()
     }
 
-    fn transform(
-        &self,
-        item: &Alert,
-        _key: &ItemKey<'_>,
-        change: Change,
-        ctx: &SignalContext<'_>,
-    ) -> Result<RawSignal, String> {
-        alert_signal(item, change, ctx, Self::TYPE)
-            .map_err(|e| format!("the alert's feature no longer parses: {e}"))
+    fn signal<'a>(
+        &'a self,
+        _stream: &StreamSpec,
+        item: &'a Alert,
+    ) -> Result<ItemSignal<'a>, ItemError> {
+        alert_signal(item)
+            .map_err(|e| ItemError::new(format!("the alert's feature no longer parses: {e}")))
+    }
+
+    fn max_items_per_poll(&self) -> Option<usize> {
+        self.max_alerts
     }
 }
 

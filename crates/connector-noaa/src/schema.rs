@@ -11,8 +11,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use connector_core::detect::{content_version, sorted_fields_version};
-use connector_core::signal::SCHEMA_VERSION;
-use connector_core::{Change, ItemKey, RawSignal, Severity, SignalContext};
+use connector_core::{ItemKey, ItemSignal, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -482,32 +481,20 @@ pub fn severity(nws: Option<&str>) -> Severity {
     }
 }
 
-/// The signal for a new or updated alert; its payload is the feature as received, copied
-/// out of the page body (serde_json checks it again on the way: it has no constructor
-/// that trusts text it has parsed before, so this fails only if the body changed, which
-/// it cannot).
-pub fn alert_signal(
-    alert: &Alert,
-    change: Change,
-    ctx: &SignalContext<'_>,
-    connector_type: &'static str,
-) -> Result<RawSignal, serde_json::Error> {
+/// What the signal for a new or updated alert says; its payload is the feature as
+/// received, borrowed from the page body (serde_json checks it again on the way: it has no
+/// constructor that trusts text it has parsed before, so this fails only if the body
+/// changed, which it cannot).
+pub fn alert_signal(alert: &Alert) -> Result<ItemSignal<'_>, serde_json::Error> {
     let details = alert.details();
-    Ok(RawSignal {
-        schema_version: SCHEMA_VERSION,
-        source: "noaa",
-        connector: ctx.connector.to_owned(),
-        connector_type,
-        external_id: alert.id().to_owned(),
-        version: alert.version.clone(),
-        kind: "weather_alert",
-        change,
-        title: details.title,
+    let payload: &RawValue = serde_json::from_str(alert.feature())?;
+    Ok(ItemSignal {
+        kind: Cow::Borrowed("weather_alert"),
+        title: Cow::Owned(details.title),
         severity: details.severity,
-        occurred_at: details.occurred_at,
-        observed_at: ctx.observed_at.to_owned(),
-        url: details.url,
-        payload: RawValue::from_string(alert.feature().to_owned())?,
+        occurred_at: details.occurred_at.map(Cow::Owned),
+        url: details.url.map(Cow::Owned),
+        payload: Cow::Borrowed(payload),
     })
 }
 
@@ -542,11 +529,7 @@ mod tests {
     #[test]
     fn the_signal_follows_the_contract() {
         let a = &alerts(SEVERE)[0];
-        let ctx = SignalContext {
-            connector: "weather-noaa",
-            observed_at: "2026-11-24T21:00:00.000Z",
-        };
-        let s = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER").expect("signal");
+        let s = alert_signal(a).expect("signal");
         assert_eq!(s.kind, "weather_alert");
         assert_eq!(s.severity, Severity::High);
         assert!(s.title.starts_with("Flood Warning issued September 21"));
@@ -570,11 +553,7 @@ mod tests {
         let title = a.details().title;
         assert!(title.starts_with("Test Message"), "no headline: {}", title);
         assert!(!a.is_actual(), "the KEEPALIVE is a Test message");
-        let ctx = SignalContext {
-            connector: "c",
-            observed_at: "x",
-        };
-        let s = alert_signal(a, Change::Created, &ctx, "NOAA_WEATHER").expect("signal");
+        let s = alert_signal(a).expect("signal");
         assert!(s.title.starts_with("Test Message"), "{}", s.title);
         assert_eq!(s.severity, Severity::Info);
     }

@@ -166,7 +166,7 @@ async fn an_expired_alert_is_pruned_from_state_without_a_signal_by_default() {
     let s = h.connector.poll(&h.lease).await.expect("second");
     assert_eq!((s.published, s.removed), (0, 1));
     let state = h.backend.load("weather-test").await.expect("state");
-    assert_eq!(state.versions.len(), 2);
+    assert_eq!(state.main.versions.len(), 2);
 }
 
 #[tokio::test]
@@ -192,7 +192,7 @@ async fn a_cap_holds_alerts_back_for_the_next_polls_without_losing_any() {
     assert_eq!(first.extras.get("heldBack"), Some(&1));
     let state = h.backend.load("weather-test").await.expect("state");
     assert_eq!(
-        state.cursor.etag, None,
+        state.main.cursor.etag, None,
         "no validators while alerts are held back"
     );
     let second = h.connector.poll(&h.lease).await.expect("second");
@@ -228,7 +228,7 @@ async fn a_malformed_alert_is_skipped_and_prunes_nothing() {
     assert_eq!(s.extras.get("malformedSkipped"), Some(&1));
     assert_eq!(s.removed, 0, "a partial read is not the whole snapshot");
     let state = h.backend.load("weather-test").await.expect("state");
-    assert_eq!(state.versions.len(), 3);
+    assert_eq!(state.main.versions.len(), 3);
 }
 
 #[tokio::test]

@@ -7,8 +7,18 @@
 //! - `v:<external id>` → the last published version of the item;
 //! - `cursor:position`, `cursor:etag`, `cursor:last_modified` → the cursor; a field is
 //!   absent when its value is `None`.
+//!
+//! Those are the main stream's fields (the only stream of a single-stream connector, so
+//! state written before connectors had several streams reads unchanged). A named stream's
+//! fields carry the prefix `s:<stream>|`, e.g. `s:octo/repo/issues|v:<id>`; stream names
+//! never contain `|`.
 
-use connector_core::ports::{ConnectorState, StateDelta};
+use connector_core::ports::{ConnectorState, StateDelta, StreamState};
+
+/// Prefix of a named stream's fields; the name ends at [`STREAM_END`].
+pub const STREAM_PREFIX: &str = "s:";
+/// Ends a stream name in a field.
+pub const STREAM_END: char = '|';
 
 /// Prefix of a version field.
 pub const VERSION_PREFIX: &str = "v:";
@@ -31,16 +41,17 @@ pub struct HashWrites {
 /// Translates a delta into field writes. Deletes go first, as [`StateDelta::apply_to`]
 /// removes before it inserts.
 pub fn writes_for(delta: &StateDelta) -> HashWrites {
+    let stream = stream_prefix(&delta.stream);
     let mut w = HashWrites {
         deletes: delta
             .removals
             .iter()
-            .map(|id| format!("{VERSION_PREFIX}{id}"))
+            .map(|id| format!("{stream}{VERSION_PREFIX}{id}"))
             .collect(),
         sets: delta
             .upserts
             .iter()
-            .map(|(id, v)| (format!("{VERSION_PREFIX}{id}"), v.clone()))
+            .map(|(id, v)| (format!("{stream}{VERSION_PREFIX}{id}"), v.clone()))
             .collect(),
     };
     if let Some(cursor) = &delta.cursor {
@@ -50,12 +61,21 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
             (CURSOR_LAST_MODIFIED, &cursor.last_modified),
         ] {
             match value {
-                Some(v) => w.sets.push((field.to_owned(), v.clone())),
-                None => w.deletes.push(field.to_owned()),
+                Some(v) => w.sets.push((format!("{stream}{field}"), v.clone())),
+                None => w.deletes.push(format!("{stream}{field}")),
             }
         }
     }
     w
+}
+
+/// The field prefix of a stream: none for the main one.
+fn stream_prefix(stream: &str) -> String {
+    if stream.is_empty() {
+        String::new()
+    } else {
+        format!("{STREAM_PREFIX}{stream}{STREAM_END}")
+    }
 }
 
 /// Rebuilds the state from the hash's fields. Unknown fields (a newer layout) are ignored
@@ -63,18 +83,29 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
 pub fn state_from_fields(fields: impl IntoIterator<Item = (String, String)>) -> ConnectorState {
     let mut state = ConnectorState::default();
     for (field, value) in fields {
-        if let Some(id) = field.strip_prefix(VERSION_PREFIX) {
-            state.versions.insert(id.to_owned(), value);
-        } else {
-            match field.as_str() {
-                CURSOR_POSITION => state.cursor.position = Some(value),
-                CURSOR_ETAG => state.cursor.etag = Some(value),
-                CURSOR_LAST_MODIFIED => state.cursor.last_modified = Some(value),
-                _ => {}
-            }
-        }
+        let (stream, field) = match field
+            .strip_prefix(STREAM_PREFIX)
+            .and_then(|rest| rest.split_once(STREAM_END))
+        {
+            Some((name, rest)) => (state.stream_mut(name), rest),
+            None => (&mut state.main, field.as_str()),
+        };
+        read_field(stream, field, value);
     }
     state
+}
+
+fn read_field(stream: &mut StreamState, field: &str, value: String) {
+    if let Some(id) = field.strip_prefix(VERSION_PREFIX) {
+        stream.versions.insert(id.to_owned(), value);
+    } else {
+        match field {
+            CURSOR_POSITION => stream.cursor.position = Some(value),
+            CURSOR_ETAG => stream.cursor.etag = Some(value),
+            CURSOR_LAST_MODIFIED => stream.cursor.last_modified = Some(value),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +116,7 @@ mod tests {
     #[test]
     fn a_delta_round_trips_through_the_hash_layout() {
         let delta = StateDelta {
+            stream: String::new(),
             upserts: vec![("a".into(), "1".into()), ("b:c".into(), "2".into())],
             removals: vec!["gone".into()],
             cursor: Some(Cursor {
@@ -99,6 +131,36 @@ mod tests {
         let mut expected = ConnectorState::default();
         delta.apply_to(&mut expected);
         assert_eq!(state_from_fields(w.sets), expected);
+    }
+
+    #[test]
+    fn named_streams_keep_their_fields_apart_from_the_main_one() {
+        let named = StateDelta {
+            stream: "octo/repo/issues".into(),
+            upserts: vec![("I_1".into(), "2026-01-01".into())],
+            cursor: Some(Cursor {
+                position: Some("p".into()),
+                ..Cursor::default()
+            }),
+            ..StateDelta::default()
+        };
+        let main = StateDelta {
+            upserts: vec![("a".into(), "1".into())],
+            ..StateDelta::default()
+        };
+        let mut fields = writes_for(&named).sets;
+        assert!(fields.contains(&("s:octo/repo/issues|v:I_1".into(), "2026-01-01".into())));
+        fields.extend(writes_for(&main).sets);
+        let mut expected = ConnectorState::default();
+        named.apply_to(&mut expected);
+        main.apply_to(&mut expected);
+        let read = state_from_fields(fields);
+        assert_eq!(read, expected);
+        assert_eq!(read.main.versions.len(), 1);
+        assert_eq!(
+            read.streams["octo/repo/issues"].cursor.position.as_deref(),
+            Some("p")
+        );
     }
 
     #[test]

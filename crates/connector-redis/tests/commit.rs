@@ -23,6 +23,7 @@ fn chunk(connector: &str, ids: &[&str], version: &str, cursor: Option<Cursor>) -
         stream_max_len: None,
         entries: ids.iter().map(|id| entry(connector, id, version)).collect(),
         delta: StateDelta {
+            stream: String::new(),
             upserts: ids
                 .iter()
                 .map(|id| ((*id).to_owned(), version.to_owned()))
@@ -80,7 +81,7 @@ async fn a_zombie_commit_after_its_lease_lapsed_writes_nothing() {
         before_state,
         "state untouched"
     );
-    assert_eq!(before_state.versions.len(), 2);
+    assert_eq!(before_state.main.versions.len(), 2);
 
     // B, the rightful holder, commits fine.
     assert_eq!(
@@ -179,6 +180,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
             stream_max_len: Some(1000),
             entries: vec![entry("s", "b", "2")],
             delta: StateDelta {
+                stream: String::new(),
                 upserts: vec![("b".into(), "2".into())],
                 removals: vec!["c".into()],
                 cursor: Some(Cursor {
@@ -211,8 +213,8 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
         c.delta.apply_to(&mut expected);
         assert_eq!(a.load("s").await.expect("load"), expected);
     }
-    assert_eq!(expected.versions.len(), 2);
-    assert_eq!(expected.cursor.etag, None);
+    assert_eq!(expected.main.versions.len(), 2);
+    assert_eq!(expected.main.cursor.etag, None);
 
     a.reset("s").await.expect("reset");
     assert_eq!(a.load("s").await.expect("load"), ConnectorState::default());
@@ -265,7 +267,7 @@ async fn a_large_state_loads_completely() {
     );
     let state = a.load("big").await.expect("load");
     let expected: HashMap<String, String> = upserts.into_iter().skip(1200).collect();
-    assert_eq!(state.versions, expected);
+    assert_eq!(state.main.versions, expected);
 }
 
 #[tokio::test]

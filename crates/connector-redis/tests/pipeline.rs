@@ -126,8 +126,12 @@ async fn interrupted_commit_publishes_each_signal_once(failure: Failure, fail_at
     seen.sort();
     assert_eq!(seen, ids, "each signal exactly once");
     let state = redis_backend.load(name).await.expect("state");
-    assert_eq!(state.versions.len(), ids.len(), "every version recorded");
-    assert!(state.versions.values().all(|v| v == "1"));
+    assert_eq!(
+        state.main.versions.len(),
+        ids.len(),
+        "every version recorded"
+    );
+    assert!(state.main.versions.values().all(|v| v == "1"));
 
     let third = connector.poll(&lease).await.expect("repeat poll");
     assert_eq!(third.published, 0, "nothing new: {third:?}");
@@ -198,7 +202,7 @@ async fn polls_publish_changes_once_through_the_redis_backend() {
         ]
     );
     let state = redis_backend.load("changes").await.expect("state");
-    let mut ids: Vec<&String> = state.versions.keys().collect();
+    let mut ids: Vec<&String> = state.main.versions.keys().collect();
     ids.sort();
     assert_eq!(ids, ["a", "b"]);
 }

@@ -185,7 +185,7 @@ async fn a_commit_whose_reply_is_lost_is_never_resent() {
     );
     let state = backend.load("cut").await.expect("load");
     assert_eq!(
-        state.versions.len(),
+        state.main.versions.len(),
         3,
         "its versions are there for the pipeline to reload"
     );

@@ -132,6 +132,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
             .map(|id| entry(name, id, "1"))
             .collect(),
         delta: StateDelta {
+            stream: String::new(),
             upserts: ["x1", "x2", "x3"]
                 .iter()
                 .map(|id| ((*id).to_owned(), "1".to_owned()))
@@ -257,6 +258,6 @@ async fn through_sentinel_the_backend_finds_the_primary_and_commits_atomically()
     let redis = inspector_at(&primary.url()).await;
     let stream = a.keys().stream("raw-input-signals");
     assert_eq!(stream_entries(&redis, &stream).await, chunk.entries);
-    assert_eq!(a.load("noaa").await.expect("load").versions.len(), 1);
+    assert_eq!(a.load("noaa").await.expect("load").main.versions.len(), 1);
     a.close().await;
 }

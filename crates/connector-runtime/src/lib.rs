@@ -539,11 +539,11 @@ async fn state(
             let state = backends.state.load(&name).await?;
             let mut shown = serde_json::json!({
                 "connector": name,
-                "cursor": state.cursor,
-                "versionCount": state.versions.len(),
+                "cursor": state.main.cursor,
+                "versionCount": state.main.versions.len(),
             });
             if versions {
-                let mut list: Vec<_> = state.versions.iter().collect();
+                let mut list: Vec<_> = state.main.versions.iter().collect();
                 list.sort();
                 shown["versions"] = serde_json::json!(list);
             }

@@ -87,6 +87,11 @@ pub struct ConnectorConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1), extend("x-expected" = "a whole number greater than 0, or null for no cap"))]
     pub stream_max_len: Option<u64>,
+    /// Most new or changed items one poll publishes. The read stops at the page where the
+    /// cap is reached; the rest follow in the next polls, and a capped read prunes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_items_per_poll: Option<u32>,
     /// For snapshot sources: publish an item that left the current set once, as `removed`.
     #[serde(default)]
     pub emit_removals: bool,

@@ -7,9 +7,11 @@ use std::borrow::Cow;
 
 use crate::config::{FieldError, Secret};
 use crate::http::{Auth, Conditional, HttpClient};
-use crate::pipeline::{CreateError, FetchError, FetchOutcome, Fetched, ItemKey};
-use crate::signal::SCHEMA_VERSION;
-use crate::{Change, ConnectorConfig, Cursor, Provider, RawSignal, Severity, SignalContext};
+use crate::pipeline::{
+    CreateError, FetchError, ItemKey, Page, PageEvent, Pages, StreamSpec, single_page,
+};
+use crate::signal::{ItemError, ItemSignal};
+use crate::{ConnectorConfig, Cursor, Provider, Severity};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -40,6 +42,7 @@ fn default_path() -> String {
 pub struct ItemsProvider {
     http: HttpClient,
     url: Url,
+    streams: [StreamSpec; 1],
 }
 
 #[derive(Deserialize)]
@@ -59,9 +62,6 @@ pub struct Item {
 
 impl Provider for ItemsProvider {
     const TYPE: &'static str = "TEST_ITEMS";
-    const SOURCE: &'static str = "items";
-    const KIND: &'static str = "item";
-    const SNAPSHOT: bool = true;
     type Config = ItemsConfig;
     type Item = Item;
 
@@ -86,12 +86,53 @@ impl Provider for ItemsProvider {
         let url = http
             .url(&config.path)
             .map_err(|e| CreateError(e.to_string()))?;
-        Ok(Self { http, url })
+        Ok(Self {
+            http,
+            url,
+            streams: [StreamSpec::main("item", true)],
+        })
     }
 
-    async fn fetch(&self, cursor: &Cursor) -> Result<FetchOutcome<Item>, FetchError> {
+    fn source(&self) -> &str {
+        "items"
+    }
+
+    fn streams(&self) -> &[StreamSpec] {
+        &self.streams
+    }
+
+    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Item> {
+        single_page(self.fetch(cursor))
+    }
+
+    fn key<'a>(&self, item: &'a Item) -> ItemKey<'a> {
+        ItemKey {
+            id: Cow::Borrowed(&item.id),
+            version: Cow::Borrowed(&item.rev),
+        }
+    }
+
+    fn signal<'a>(
+        &'a self,
+        _stream: &StreamSpec,
+        item: &'a Item,
+    ) -> Result<ItemSignal<'a>, ItemError> {
+        Ok(ItemSignal {
+            kind: Cow::Borrowed("item"),
+            title: Cow::Borrowed(&item.title),
+            severity: Severity::Info,
+            occurred_at: None,
+            url: None,
+            payload: Cow::Borrowed(&item.raw),
+        })
+    }
+}
+
+impl ItemsProvider {
+    /// The one page: the whole list, or 304 when the validators still match.
+    async fn fetch(&self, cursor: &Cursor) -> Result<PageEvent<Item>, FetchError> {
         let resp = match self.http.get_conditional(&self.url, cursor).await? {
-            Conditional::NotModified => return Ok(FetchOutcome::NotModified),
+            Conditional::NotModified => return Ok(PageEvent::NotModified),
             Conditional::Modified(r) => r,
         };
         let raws: Vec<Box<RawValue>> =
@@ -112,39 +153,9 @@ impl Provider for ItemsProvider {
             etag: resp.etag(),
             last_modified: resp.last_modified(),
         };
-        Ok(FetchOutcome::Fetched(Fetched::complete(items, next)))
-    }
-
-    fn key<'a>(&self, item: &'a Item) -> ItemKey<'a> {
-        ItemKey {
-            id: Cow::Borrowed(&item.id),
-            version: Cow::Borrowed(&item.rev),
-        }
-    }
-
-    fn transform(
-        &self,
-        item: &Item,
-        key: &ItemKey<'_>,
-        change: Change,
-        ctx: &SignalContext<'_>,
-    ) -> Result<RawSignal, String> {
-        Ok(RawSignal {
-            schema_version: SCHEMA_VERSION,
-            source: Self::SOURCE,
-            connector: ctx.connector.to_owned(),
-            connector_type: Self::TYPE,
-            external_id: key.id.to_string(),
-            version: key.version.to_string(),
-            kind: Self::KIND,
-            change,
-            title: item.title.clone(),
-            severity: Severity::Info,
-            occurred_at: None,
-            observed_at: ctx.observed_at.to_owned(),
-            url: None,
-            payload: item.raw.clone(),
-        })
+        let mut page = Page::of(items);
+        page.cursor = Some(next);
+        Ok(PageEvent::Page(page))
     }
 }
 
