@@ -333,13 +333,11 @@ impl ClientSettings {
                 format!("http://{value}")
             };
             match Url::parse(&text) {
-                Ok(url) if matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") => {
-                    Some(url)
-                }
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
                 _ => {
                     errors.push(SettingError {
                         var,
-                        message: "expected a proxy URL such as http://proxy.corp:3128 (http, https, socks5 or socks5h; user:password@ allowed); value not shown".into(),
+                        message: "expected a proxy URL such as http://proxy.corp:3128 (http or https; user:password@ allowed); value not shown".into(),
                     });
                     None
                 }
@@ -357,7 +355,16 @@ impl ClientSettings {
             .filter(|v| !v.is_empty())
             .map(std::path::PathBuf::from);
         if let Some(path) = &ca_file {
-            let problem = match std::fs::read(path) {
+            // A CA bundle is a few hundred KB; the cap keeps a mistake from filling memory.
+            let too_big = std::fs::metadata(path).is_ok_and(|m| !m.is_file() || m.len() > 16 << 20);
+            let read = if too_big {
+                Err(std::io::Error::other(
+                    "not a regular file of at most 16 MiB",
+                ))
+            } else {
+                std::fs::read(path)
+            };
+            let problem = match read {
                 Err(e) => Some(format!("cannot read {} ({e})", path.display())),
                 Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
                     Ok(certs) if !certs.is_empty() => {
@@ -430,6 +437,9 @@ impl ClientSettings {
                 builder = builder.proxy(proxy.no_proxy(no_proxy.clone()));
             }
         }
+        // The system's verifier reads SSL_CERT_FILE itself too (instead of the system
+        // store, as OpenSSL does); merging the same certificates makes them trusted
+        // whichever verifier reqwest picks.
         if !self.ca_certificates.is_empty() {
             builder = builder.tls_certs_merge(self.ca_certificates.iter().cloned());
         }

@@ -58,14 +58,12 @@ impl<P: Provider> ProviderFactory<P> {
         provider_config: Map<String, Value>,
         references: &References,
     ) -> Result<(P::Config, Value), Vec<FieldError>> {
-        let (parsed, resolved) =
-            parse_provider::<P::Config>(provider_config, &schema_of::<P::Config>(), references)?;
-        let problems = P::check(&parsed);
-        if problems.is_empty() {
-            Ok((parsed, resolved))
-        } else {
-            Err(problems)
-        }
+        parse_provider::<P::Config>(
+            provider_config,
+            &schema_of::<P::Config>(),
+            references,
+            &P::check,
+        )
     }
 }
 

@@ -126,6 +126,7 @@ fn provider_settings_are_checked_by_the_provider() {
         vec![
             "connectors.json:2:58: connectors[0].providerConfig.baseUrl: relative URL without a base: \"not a url\"",
             "connectors.json:2:82: connectors[0].providerConfig.limt: unknown field \"limt\", did you mean \"limit\"?",
+            "connectors.json:2:93: connectors[0].providerConfig.limit: expected a page size from 1 to 100",
             "connectors.json:2:107: connectors[0].providerConfig.path: invalid type: sequence, expected a string",
         ]
     );
@@ -366,7 +367,16 @@ mod secrets {
             references: &References,
         ) -> Result<ProviderSettings, Vec<FieldError>> {
             let (typed, resolved) =
-                parse_provider::<Oddly>(settings, &schema_of::<Oddly>(), references)?;
+                parse_provider::<Oddly>(settings, &schema_of::<Oddly>(), references, &|o| {
+                    // A check that quotes the value, as providers' checks do.
+                    match o.region.as_deref() {
+                        Some(r) if r != "eu" && r != "us" => vec![FieldError::new(
+                            &["region"],
+                            format!("unknown region \"{r}\"; expected eu or us"),
+                        )],
+                        _ => Vec::new(),
+                    }
+                })?;
             Ok(ProviderSettings::typed(typed, &resolved))
         }
         fn provider_schema(&self) -> Value {
@@ -455,7 +465,7 @@ fn a_value_from_a_variable_is_never_echoed_the_variable_is_named_instead() {
     assert_eq!(
         msgs,
         vec![
-            "connectors.json:2:15: connectors[0].providerConfig.maxBodyBytes: invalid value from ${SIZE} (not shown): expected a whole number, or null"
+            "connectors.json:2:15: connectors[0].providerConfig.maxBodyBytes: invalid value from ${SIZE} (not shown): expected a whole number"
         ]
     );
     let cfgs = load_oddly(json, &[("SIZE", "1048576")]).expect("a number from text");
@@ -579,4 +589,60 @@ fn the_schema_carries_the_ranges_the_loader_enforces() {
             "connectors.json:1:53: connectors[0].leaseTtlSeconds: expected a whole number of seconds from 1 to 86400"
         ]
     );
+}
+
+#[test]
+fn a_providers_own_check_never_quotes_a_value_from_a_variable() {
+    let json = r#"{"connectors": [{"name": "o", "type": "ODDLY", "providerConfig": {"pat": "x", "region": "${REGION}"}}]}"#;
+    assert_eq!(
+        load_oddly(json, &[("REGION", "mars-secret-text")])
+            .expect_err("unknown region")
+            .messages(),
+        vec![
+            "connectors.json:1:79: connectors[0].providerConfig.region: unknown region \"${REGION}\"; expected eu or us"
+        ]
+    );
+}
+
+#[test]
+fn a_wrong_value_in_place_of_a_header_map_is_not_quoted() {
+    let json = r#"{"connectors": [{"name": "o", "type": "ODDLY", "providerConfig": {"pat": "x", "headers": "Bearer abc123"}}]}"#;
+    let msgs = load_oddly(json, &[]).expect_err("not a map").messages();
+    assert_eq!(
+        msgs,
+        vec![
+            "connectors.json:1:79: connectors[0].providerConfig.headers: has the wrong type or an invalid value (not shown: it is a secret)"
+        ]
+    );
+}
+
+#[test]
+fn a_secret_file_must_be_a_small_regular_file() {
+    let json = r#"{"connectors": [{"name": "o", "type": "ODDLY", "providerConfig": {"pat": "${file:/dev/zero}"}}]}"#;
+    assert_eq!(
+        load_oddly(json, &[]).expect_err("a device").messages(),
+        vec![
+            "connectors.json:1:67: connectors[0].providerConfig.pat: cannot read /dev/zero (referenced as ${file:/dev/zero} by connector \"o\"): it is not a regular file"
+        ]
+    );
+}
+
+#[test]
+fn an_error_in_an_object_the_environment_touched_points_at_the_file() {
+    // The environment sets `limit` inside providerConfig; the missing `baseUrl` is the
+    // file's mistake, and the message says where it is in the file.
+    let json = r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "providerConfig": {}}]}"#;
+    assert_eq!(
+        errors(json, &[("CONNECTOR_A_LIMIT", "5")]),
+        vec![
+            "connectors.json:1:53: connectors[0].providerConfig: missing required field \"baseUrl\""
+        ]
+    );
+}
+
+#[test]
+fn a_connector_disabled_from_the_environment_needs_no_variables() {
+    let json = r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x", "apiToken": "${UNSET_TOKEN}"}}]}"#;
+    let cfgs = load(json, &[("CONNECTOR_A_ENABLED", "false")]).expect("disabled");
+    assert!(!cfgs[0].enabled);
 }

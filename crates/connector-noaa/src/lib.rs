@@ -65,8 +65,10 @@ pub struct NoaaConfig {
     /// the feed carries KEEPALIVE test messages.
     #[serde(default = "default_status")]
     pub status: String,
-    /// Most new or changed alerts published by one poll; the rest follow in the next polls.
-    #[serde(default)]
+    /// Most new or changed alerts published by one poll; the rest follow in the next polls
+    /// (the core's `maxItemsPerPoll`, by its NOAA name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10_000))]
     pub max_alerts_per_poll: Option<u32>,
     /// Replaces the whole User-Agent header. NWS requires one that identifies the caller.
     #[serde(default)]
@@ -76,7 +78,8 @@ pub struct NoaaConfig {
     pub contact: Option<String>,
     /// Cap on one response body in bytes (default 64 MiB: a nationwide snapshot is a few
     /// hundred KB). Raise it only for very large queries.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 4_294_967_296u64), extend("x-unit" = "bytes"))]
     pub max_body_bytes: Option<u64>,
 }
 
@@ -218,24 +221,6 @@ impl NoaaConfig {
             out.push(FieldError::new(
                 &[],
                 "area, zone and point exclude one another (the API rejects the combination); set only one",
-            ));
-        }
-        if self
-            .max_body_bytes
-            .is_some_and(|b| !(1024..=(1 << 32)).contains(&b))
-        {
-            out.push(FieldError::new(
-                &["maxBodyBytes"],
-                "expected a whole number of bytes from 1024 to 4294967296",
-            ));
-        }
-        if self
-            .max_alerts_per_poll
-            .is_some_and(|m| !(1..=10_000).contains(&m))
-        {
-            out.push(FieldError::new(
-                &["maxAlertsPerPoll"],
-                "expected a whole number from 1 to 10000",
             ));
         }
         if self

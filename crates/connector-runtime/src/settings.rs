@@ -30,10 +30,21 @@ pub enum LogFormat {
 }
 
 /// Where OpenTelemetry data goes, when it is exported at all.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Otlp {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`; the exporter itself reads the variable again.
     pub endpoint: Url,
+}
+
+impl fmt::Debug for Otlp {
+    // A collector URL can carry a token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Otlp({})",
+            connector_core::http::display_url(&self.endpoint)
+        )
+    }
 }
 
 /// Every setting the runtime reads from the environment.
@@ -164,9 +175,14 @@ impl Settings {
                     SettingsError::Prefix(_) => connector_redis::settings::KEY_PREFIX_VAR,
                     SettingsError::Timeout { var, .. } => var,
                 };
+                // The Redis messages name their variable already.
+                let message = e.to_string();
+                let message = message
+                    .strip_prefix(&format!("invalid {var}"))
+                    .map_or(message.clone(), |rest| format!("invalid value{rest}"));
                 errors.push(SettingError {
                     var: var.to_owned(),
-                    message: e.to_string(),
+                    message,
                 });
                 None
             }
@@ -322,7 +338,7 @@ mod tests {
         assert_eq!(
             redis,
             vec![
-                "REDIS_COMMAND_TIMEOUT_MS: invalid REDIS_COMMAND_TIMEOUT_MS=\"soon\": expected a positive number of milliseconds"
+                "REDIS_COMMAND_TIMEOUT_MS: invalid value=\"soon\": expected a positive number of milliseconds"
             ]
         );
     }
@@ -344,7 +360,7 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("OTEL_EXPORTER_OTLP_ENDPOINT: invalid value: expected an http"));
-        assert!(shown.contains("REDIS_URL: invalid REDIS_URL"), "{shown}");
+        assert!(shown.contains("REDIS_URL: invalid value"), "{shown}");
     }
 
     #[test]

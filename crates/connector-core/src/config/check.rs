@@ -103,12 +103,43 @@ impl<'a> Schema<'a> {
             .unwrap_or(schema)
     }
 
-    /// Whether the value at `path` is a secret (`writeOnly`), or sits inside one.
+    /// Whether the value at `path` is a secret (`writeOnly`), sits inside one, or may hold
+    /// one (a wrong value in the place of a header map may be the credential itself).
     pub(crate) fn is_secret(&self, schema: &'a Value, path: &[PathSegment]) -> bool {
-        (0..=path.len()).any(|n| {
+        let above = (0..path.len()).any(|n| {
             self.at(schema, &path[..n])
                 .is_some_and(|s| s.get("writeOnly") == Some(&Value::Bool(true)))
-        })
+        });
+        above
+            || self
+                .at(schema, path)
+                .is_some_and(|s| self.holds_secret(s, 0))
+    }
+
+    fn holds_secret(&self, schema: &'a Value, depth: usize) -> bool {
+        let schema = self.resolve(schema);
+        if schema.get("writeOnly") == Some(&Value::Bool(true)) {
+            return true;
+        }
+        if depth > 8 {
+            return false;
+        }
+        let children = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|p| p.values())
+            .chain(schema.get("additionalProperties").filter(|a| a.is_object()))
+            .chain(schema.get("items"))
+            .chain(
+                ["anyOf", "oneOf"]
+                    .iter()
+                    .filter_map(|k| schema.get(*k).and_then(Value::as_array))
+                    .flatten(),
+            );
+        children
+            .into_iter()
+            .any(|c| self.holds_secret(c, depth + 1))
     }
 
     /// Checks `value` against `schema`, converting text to the declared type on the way,
@@ -417,9 +448,9 @@ pub(crate) fn describe(doc: &Schema<'_>, schema: &Value) -> String {
         }
         _ => out.push_str("a valid value"),
     }
-    if nullable {
-        out.push_str(", or null");
-    }
+    // `null` (or leaving the field out) is always allowed for an optional field: saying
+    // so in every message would only add noise.
+    let _ = nullable;
     out
 }
 
@@ -494,7 +525,7 @@ mod tests {
         assert_eq!(
             problems,
             vec![
-                "cap: expected a whole number greater than 0, or null",
+                "cap: expected a whole number greater than 0",
                 "ms: expected a whole number of milliseconds greater than 0",
                 "on: expected true or false",
                 "ratio: expected a number between 0 and 1",

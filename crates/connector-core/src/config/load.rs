@@ -144,10 +144,20 @@ impl Layered {
                 PathSegment::Index(_) => None,
             })
             .collect();
-        // The deepest layered node on the path: a missing field belongs to its parent.
-        let node = (0..=keys.len())
-            .rev()
-            .find_map(|n| merged.find_ref(&keys[..n].join(".")))?;
+        // The deepest layered node on the path (a missing field belongs to its parent),
+        // walked key by key: figment's own lookup splits on dots, which keys may hold.
+        let mut node = merged;
+        for key in keys {
+            match node.as_dict().and_then(|d| d.get(key)) {
+                Some(child) => node = child,
+                None => break,
+            }
+        }
+        // A merged object carries the tag of the last layer that touched it, so only a
+        // leaf says truly where it came from.
+        if node.as_dict().is_some() {
+            return None;
+        }
         match &self.figment.get_metadata(node.tag())?.source {
             Some(Source::Custom(var)) => Some(var.clone()),
             _ => None,
@@ -179,7 +189,7 @@ impl Loader<'_> {
         let schema = connector_schema();
         let doc = Schema::new(schema);
         let lookup_var = |var: &str| env.get(var).map(str::to_owned);
-        let read_file = |path: &std::path::Path| std::fs::read_to_string(path);
+        let read_file = |path: &std::path::Path| read_secret_file(path);
         let lookup = Lookup {
             var: &lookup_var,
             file: &read_file,
@@ -199,27 +209,26 @@ impl Loader<'_> {
             // Credentials are needed only by connectors this process will run: a disabled
             // connector, or one of a type another binary runs, may reference variables
             // and files that are not there.
-            let runs_here = obj.get("enabled").and_then(Value::as_bool) != Some(false)
+            // `enabled` may still be text from CONNECTOR_<NAME>_ENABLED at this point.
+            let disabled = matches!(obj.get("enabled"), Some(Value::Bool(false)))
+                || obj.get("enabled").and_then(Value::as_str).map(str::trim) == Some("false");
+            let runs_here = !disabled
                 && ty.as_deref().is_some_and(|t| catalog.types().contains(&t))
                 && only.is_none_or(|only| name.as_deref() == Some(only));
             let mut references = References::new();
             let mut unresolved = Vec::new();
             if let Some(Value::Object(provider)) = obj.get_mut("providerConfig") {
-                resolve_all(
-                    provider,
-                    &mut Vec::new(),
-                    &lookup,
-                    &mut references,
-                    &mut unresolved,
-                );
+                let mut resolver = Resolver {
+                    lookup: &lookup,
+                    who: name.as_deref().unwrap_or("?"),
+                    references: &mut references,
+                    problems: &mut unresolved,
+                };
+                resolver.all(provider, &mut Vec::new());
             }
             let unresolved_elsewhere = !runs_here && !unresolved.is_empty();
             if runs_here {
-                let who = name.as_deref().unwrap_or("?");
-                problems.extend(unresolved.into_iter().map(|mut p| {
-                    p.message = p.message.replace("{who}", who);
-                    p
-                }));
+                problems.extend(unresolved);
             }
             let mut checked = Value::Object(std::mem::take(obj));
             doc.check(
@@ -242,16 +251,20 @@ impl Loader<'_> {
                     format!("duplicate connector name \"{name}\" (first defined at {first}); names must be unique"),
                 ));
             }
-            let settings = match obj.remove("providerConfig") {
-                Some(Value::Object(map)) => map,
-                _ => Map::new(),
+            // Not an object: already reported, and parsing `{}` instead would only add
+            // "missing field" noise.
+            let (settings, parseable) = match obj.remove("providerConfig") {
+                Some(Value::Object(map)) => (map, true),
+                None => (Map::new(), true),
+                Some(_) => (Map::new(), false),
             };
             let mut provider_settings = None;
-            if let Some(ty) = &ty {
-                match catalog.parse(ty, settings.clone(), &references) {
-                    // Settings still holding `${...}` text cannot be judged; this process
-                    // does not run the connector, so they need not be.
-                    Some(_) if unresolved_elsewhere => {}
+            let included = ty.as_deref().is_some_and(|t| catalog.types().contains(&t));
+            match &ty {
+                // Settings still holding `${...}` text cannot be judged; this process does
+                // not run the connector, so they need not be.
+                Some(_) if included && (unresolved_elsewhere || !parseable) => {}
+                Some(ty) if included => match catalog.parse(ty, settings.clone(), &references) {
                     Some(Ok(parsed)) => provider_settings = Some(parsed),
                     Some(Err(errors)) => {
                         problems.extend(errors.into_iter().map(|mut e| {
@@ -259,10 +272,12 @@ impl Loader<'_> {
                             e
                         }));
                     }
-                    // Run by another binary of the product, which checks its settings.
-                    None if catalog.product_types().contains(&ty.as_str()) => {}
-                    None => problems.push(unknown_type(ty, catalog)),
-                }
+                    None => {}
+                },
+                // Run by another binary of the product, which checks its settings.
+                Some(ty) if catalog.product_types().contains(&ty.as_str()) => {}
+                Some(ty) => problems.push(unknown_type(ty, catalog)),
+                None => {}
             }
             for p in problems {
                 self.report(cand, &p.path, p.message);
@@ -509,6 +524,23 @@ impl Loader<'_> {
     }
 }
 
+/// A secret file holds one value: anything larger is a mistake (`/dev/zero`), and
+/// anything but a regular file (a FIFO, a device) could block the load.
+const MAX_SECRET_FILE: u64 = 1024 * 1024;
+
+fn read_secret_file(path: &std::path::Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(std::io::Error::other(
+            "it is larger than 1 MiB, which no single secret is",
+        ));
+    }
+    std::fs::read_to_string(path)
+}
+
 fn unknown_type(ty: &str, catalog: &dyn ProviderCatalog) -> FieldError {
     let mut known = catalog.types();
     for t in catalog.product_types() {
@@ -551,65 +583,63 @@ fn check_retry(obj: &Map<String, Value>, problems: &mut Vec<FieldError>) {
 
 /// Resolves `${...}` in every string of the provider settings, recording which paths took
 /// their value from a reference and which references could not be resolved.
-fn resolve_all(
-    map: &mut Map<String, Value>,
-    path: &mut Vec<PathSegment>,
-    lookup: &Lookup<'_>,
-    references: &mut References,
-    problems: &mut Vec<FieldError>,
-) {
-    for (key, value) in map.iter_mut() {
-        path.push(PathSegment::Key(key.clone()));
-        resolve_value(value, path, lookup, references, problems);
-        path.pop();
-    }
+struct Resolver<'a, 'l> {
+    lookup: &'a Lookup<'l>,
+    /// The connector, for messages.
+    who: &'a str,
+    references: &'a mut References,
+    problems: &'a mut Vec<FieldError>,
 }
 
-fn resolve_value(
-    value: &mut Value,
-    path: &mut Vec<PathSegment>,
-    lookup: &Lookup<'_>,
-    references: &mut References,
-    problems: &mut Vec<FieldError>,
-) {
-    let at = |path: &[PathSegment]| {
-        let mut full = vec![PathSegment::Key("providerConfig".into())];
-        full.extend_from_slice(path);
-        full
-    };
-    match value {
-        Value::String(s) => match substitute(s, lookup) {
-            Ok(resolved) => {
-                if !resolved.references.is_empty() {
-                    references.insert(path.clone(), resolved.references);
-                }
-                *s = resolved.text;
-            }
-            Err(SubstituteError::Unset(var)) => problems.push(FieldError::at(
-                at(path),
-                format!(
-                    "environment variable {var} is not set (referenced as ${{{var}}} by connector \"{{who}}\"); set it or write ${{{var}:-default}}"
-                ),
-            )),
-            Err(SubstituteError::File { path: file, reason }) => problems.push(FieldError::at(
-                at(path),
-                format!(
-                    "cannot read {file} (referenced as ${{file:{file}}} by connector \"{{who}}\"): {reason}"
-                ),
-            )),
-            Err(SubstituteError::Unterminated) => problems.push(FieldError::at(
-                at(path),
-                "\"${\" without a closing \"}\"; write ${VAR} or $${ for a literal",
-            )),
-        },
-        Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                path.push(PathSegment::Index(i));
-                resolve_value(item, path, lookup, references, problems);
-                path.pop();
-            }
+impl Resolver<'_, '_> {
+    fn all(&mut self, map: &mut Map<String, Value>, path: &mut Vec<PathSegment>) {
+        for (key, value) in map.iter_mut() {
+            path.push(PathSegment::Key(key.clone()));
+            self.value(value, path);
+            path.pop();
         }
-        Value::Object(map) => resolve_all(map, path, lookup, references, problems),
-        _ => {}
+    }
+
+    fn value(&mut self, value: &mut Value, path: &mut Vec<PathSegment>) {
+        let mut at = vec![PathSegment::Key("providerConfig".into())];
+        at.extend_from_slice(path);
+        let who = self.who;
+        match value {
+            Value::String(s) => match substitute(s, self.lookup) {
+                Ok(resolved) => {
+                    if !resolved.references.is_empty() {
+                        self.references.insert(path.clone(), resolved.references);
+                    }
+                    *s = resolved.text;
+                }
+                Err(SubstituteError::Unset(var)) => self.problems.push(FieldError::at(
+                    at,
+                    format!(
+                        "environment variable {var} is not set (referenced as ${{{var}}} by connector \"{who}\"); set it or write ${{{var}:-default}}"
+                    ),
+                )),
+                Err(SubstituteError::File { path: file, reason }) => {
+                    self.problems.push(FieldError::at(
+                        at,
+                        format!(
+                            "cannot read {file} (referenced as ${{file:{file}}} by connector \"{who}\"): {reason}"
+                        ),
+                    ))
+                }
+                Err(SubstituteError::Unterminated) => self.problems.push(FieldError::at(
+                    at,
+                    "\"${\" without a closing \"}\"; write ${VAR} or $${ for a literal",
+                )),
+            },
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.push(PathSegment::Index(i));
+                    self.value(item, path);
+                    path.pop();
+                }
+            }
+            Value::Object(map) => self.all(map, path),
+            _ => {}
+        }
     }
 }

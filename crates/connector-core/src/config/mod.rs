@@ -31,7 +31,10 @@ use serde_json::Value;
 pub use env::{CONFIG_PATH_VAR, ENABLED_VAR, Environment, env_prefix};
 pub use errors::{ConfigError, ConfigErrors, FieldError, Location, PathSegment, render_field_path};
 pub use load::{load, load_for};
-pub use provider::{ProviderCatalog, ProviderSettings, References, parse_provider, schema_of};
+pub use provider::{
+    ProviderCatalog, ProviderSettings, Reference, References, mask_references, parse_provider,
+    schema_of,
+};
 pub use schema::json_schema;
 pub use secret::{Headers, REDACTED, Secret, is_shown_header};
 pub use source::ConfigSource;

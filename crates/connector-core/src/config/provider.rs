@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use super::check::{Mode, Schema, describe};
 use super::errors::{FieldError, PathSegment};
 use super::secret::REDACTED;
+pub use super::substitute::Reference;
 
 /// What the loader needs to know about connector types.
 pub trait ProviderCatalog {
@@ -39,7 +40,22 @@ pub trait ProviderCatalog {
 }
 
 /// Paths (relative to `providerConfig`) whose value came from `${VAR}` or `${file:...}`.
-pub type References = BTreeMap<Vec<PathSegment>, Vec<String>>;
+pub type References = BTreeMap<Vec<PathSegment>, Vec<Reference>>;
+
+/// `errors` (a provider's own checks, which may quote a value) with every text that came
+/// from a reference replaced by the reference as written.
+pub fn mask_references(mut errors: Vec<FieldError>, references: &References) -> Vec<FieldError> {
+    for e in &mut errors {
+        for (path, refs) in references {
+            if e.path.starts_with(path) || path.starts_with(&e.path) {
+                for r in refs {
+                    e.message = r.mask(&e.message);
+                }
+            }
+        }
+    }
+    errors
+}
 
 /// A typed `providerConfig`, type-erased so [`super::ConnectorConfig`] needs no generic
 /// parameter; the provider's factory takes its own type back out.
@@ -95,13 +111,6 @@ impl ProviderSettings {
     /// The form that may be printed: secrets hidden.
     pub fn shown(&self) -> &Value {
         &self.shown
-    }
-
-    /// Adds or replaces one field of unparsed settings (tests, programmatic configs).
-    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
-        let mut map = self.raw.as_deref().cloned().unwrap_or_default();
-        map.insert(key.into(), value);
-        *self = Self::raw(map);
     }
 }
 
@@ -170,10 +179,14 @@ pub fn schema_of<T: JsonSchema>() -> Value {
 /// every value out of its declared range and every field of the wrong type, not only the
 /// first. A secret's value (a field of type [`super::Secret`]) and a value that came from
 /// `${...}` are never quoted: the message names the reference instead.
+///
+/// `check` is the provider's semantic check; it runs on what parsed even when other
+/// fields did not, so every mistake is reported in one pass.
 pub fn parse_provider<T: DeserializeOwned>(
     settings: Map<String, Value>,
     schema: &Value,
     references: &References,
+    check: &dyn Fn(&T) -> Vec<FieldError>,
 ) -> Result<(T, Value), Vec<FieldError>> {
     let doc = Schema::new(schema);
     let mut value = Value::Object(settings);
@@ -204,8 +217,21 @@ pub fn parse_provider<T: DeserializeOwned>(
     for _ in 0..=map.len() {
         let result: Result<T, _> = serde_path_to_error::deserialize(Value::Object(map.clone()));
         let e = match result {
-            Ok(value) if errors.is_empty() => return Ok((value, resolved)),
-            Ok(_) => break,
+            Ok(value) => {
+                let problems = mask_references(check(&value), references);
+                if errors.is_empty() && problems.is_empty() {
+                    return Ok((value, resolved));
+                }
+                // What the check says of fields already reported would say it twice.
+                let reported: Vec<Vec<PathSegment>> =
+                    errors.iter().map(|e| e.path.clone()).collect();
+                errors.extend(problems.into_iter().filter(|p| {
+                    !reported
+                        .iter()
+                        .any(|r| p.path.starts_with(r) && !r.is_empty())
+                }));
+                break;
+            }
             Err(e) => e,
         };
         let segs: Vec<PathSegment> = e
@@ -222,11 +248,13 @@ pub fn parse_provider<T: DeserializeOwned>(
             .strip_prefix("missing field `")
             .and_then(|s| s.strip_suffix('`'))
         {
-            if !removed.iter().any(|r| r == missing) {
-                errors.push(FieldError::at(
-                    segs,
-                    format!("missing required field \"{missing}\""),
-                ));
+            let message = format!("missing required field \"{missing}\"");
+            // The schema check reports required fields already.
+            let known = errors
+                .iter()
+                .any(|e| e.path == segs && e.message == message);
+            if !removed.iter().any(|r| r == missing) && !known {
+                errors.push(FieldError::at(segs, message));
             }
             break;
         }
@@ -261,7 +289,11 @@ fn hide_value(
         .rev()
         .find_map(|n| references.get(&path[..n]));
     if let Some(refs) = reference {
-        let from = refs.join(" and ");
+        let from = refs
+            .iter()
+            .map(|r| r.written.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ");
         return format!("invalid value from {from} (not shown): {expected}");
     }
     if doc.is_secret(schema, path) {

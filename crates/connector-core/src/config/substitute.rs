@@ -31,12 +31,39 @@ pub(crate) struct Lookup<'a> {
     pub file: &'a dyn Fn(&Path) -> std::io::Result<String>,
 }
 
-/// A resolved string and the references it used, as written (`${TOKEN}`, `${file:/x}`), so
-/// an error about the value can name where it came from instead of quoting it.
+/// A resolved string and the references it used, so an error about the value can name
+/// where it came from instead of quoting it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Resolved {
     pub text: String,
-    pub references: Vec<String>,
+    pub references: Vec<Reference>,
+}
+
+/// One `${...}` as written, with the text it stood for (kept only while loading, to mask
+/// it in messages).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// As written: `${TOKEN}`, `${file:/run/secrets/token}`.
+    pub written: String,
+    value: String,
+}
+
+impl Reference {
+    /// `message` with this reference's text replaced by the reference as written.
+    pub fn mask(&self, message: &str) -> String {
+        if self.value.is_empty() {
+            message.to_owned()
+        } else {
+            message.replace(&self.value, &self.written)
+        }
+    }
+}
+
+impl std::fmt::Debug for Reference {
+    // The value may be a credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.written)
+    }
 }
 
 /// Resolves every `${VAR}` / `${VAR:-default}` / `${file:/path}` in `input`; `$${` stands
@@ -63,7 +90,7 @@ pub(crate) fn substitute(input: &str, lookup: &Lookup<'_>) -> Result<Resolved, S
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or(SubstituteError::Unterminated)?;
         let expr = &after[..end];
-        references.push(format!("${{{expr}}}"));
+        let before = out.len();
         if let Some(path) = expr.strip_prefix("file:") {
             let text = (lookup.file)(Path::new(path)).map_err(|e| SubstituteError::File {
                 path: path.to_owned(),
@@ -87,6 +114,10 @@ pub(crate) fn substitute(input: &str, lookup: &Lookup<'_>) -> Result<Resolved, S
                 },
             }
         }
+        references.push(Reference {
+            written: format!("${{{expr}}}"),
+            value: out[before..].to_owned(),
+        });
         rest = &after[end + 1..];
     }
     out.push_str(rest);

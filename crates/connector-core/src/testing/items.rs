@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::config::{FieldError, Secret};
+use crate::config::Secret;
 use crate::http::{Auth, Conditional, HttpClient};
 use crate::pipeline::{
     CreateError, FetchError, ItemKey, Page, PageEvent, Pages, StreamSpec, single_page,
@@ -30,7 +30,8 @@ pub struct ItemsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<Secret>,
     /// Page size, 1 to 100.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100), extend("x-expected" = "a page size from 1 to 100"))]
     pub limit: Option<u32>,
 }
 
@@ -64,18 +65,6 @@ impl Provider for ItemsProvider {
     const TYPE: &'static str = "TEST_ITEMS";
     type Config = ItemsConfig;
     type Item = Item;
-
-    fn check(config: &ItemsConfig) -> Vec<FieldError> {
-        match config.limit {
-            Some(l) if !(1..=100).contains(&l) => {
-                vec![FieldError::new(
-                    &["limit"],
-                    "expected a page size from 1 to 100",
-                )]
-            }
-            _ => Vec::new(),
-        }
-    }
 
     fn new(config: ItemsConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
         let mut builder = HttpClient::builder(config.base_url).connector_settings(common);
