@@ -216,12 +216,11 @@ impl PrintedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use connector_noaa::schema::{Alert, AlertPage};
+    use connector_noaa::schema::{Alert, alerts_of};
 
     fn parse(body: &str) -> Vec<Alert> {
-        AlertPage::parse(body.as_bytes().to_vec())
+        alerts_of(&std::sync::Arc::new(body.as_bytes().to_vec()))
             .expect("collection parses")
-            .alerts
             .into_iter()
             .map(|a| a.expect("alert parses"))
             .collect()

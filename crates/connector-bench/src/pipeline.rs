@@ -24,7 +24,7 @@ use connector_core::http::HttpClient;
 use connector_core::ports::{Backends, CommitChunk, CommitOutcome, StateDelta};
 use connector_core::signal::Envelope;
 use connector_core::{Change, ConnectorConfig, PollSummary, StreamEntry};
-use connector_noaa::schema::{Alert, AlertPage, alert_signal};
+use connector_noaa::schema::{Alert, alert_signal, alerts_of};
 use connector_redis::{RedisBackend, RedisSettings};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -389,14 +389,14 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     // the body, then the body and the alerts, which point into it (what the provider
     // does: `AlertPage::parse` takes the body, copies nothing and reads it in one pass).
     let started = Instant::now();
-    let page = AlertPage::parse(resp.body)?;
+    let page = alerts_of(&std::sync::Arc::new(resp.body))?;
     let parse = started.elapsed();
     stages.push(Stage::new(
-        "parse: AlertPage::parse (one pass: id, version; body shared)",
+        "parse: core record reader (/features) + Alert::in_body (body shared)",
         page.len(),
         parse,
     ));
-    let alerts: Vec<Alert> = page.alerts.into_iter().collect::<Result<_, _>>()?;
+    let alerts: Vec<Alert> = page.into_iter().collect::<Result<_, _>>()?;
     stages.push(Stage::new(
         "  the alerts alone (each holds the body, not a copy)",
         0,

@@ -468,6 +468,38 @@ fn shared_client() -> Result<reqwest::Client, String> {
         .clone()
 }
 
+/// One request of a provider: GET, or POST with a JSON body (Jira's long JQL, Datadog's
+/// search endpoints), with headers of its own. The query is part of the URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Where, with the query.
+    pub url: Url,
+    /// `Some`: POST this JSON; `None`: GET.
+    pub body: Option<serde_json::Value>,
+    /// Headers for this request only (credentials come from the client's [`Auth`]).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Request {
+    /// A GET of `url`.
+    pub fn get(url: Url) -> Self {
+        Self {
+            url,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A POST of `body` as JSON to `url`.
+    pub fn post(url: Url, body: serde_json::Value) -> Self {
+        Self {
+            url,
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+}
+
 /// Builds an [`HttpClient`]; start from [`HttpClient::builder`].
 #[derive(Debug)]
 pub struct HttpClientBuilder {
@@ -609,6 +641,17 @@ impl HttpClient {
         url: &Url,
         validators: &Cursor,
     ) -> Result<Conditional, HttpError> {
+        self.send(&Request::get(url.clone()), validators).await
+    }
+
+    /// Sends `request` (GET, or POST with a JSON body) with `If-None-Match` /
+    /// `If-Modified-Since` from `validators`, retried as the connector's policy says.
+    pub async fn send(
+        &self,
+        request: &Request,
+        validators: &Cursor,
+    ) -> Result<Conditional, HttpError> {
+        let url = &request.url;
         if self.auth.is_some() && !self.is_trusted(url) {
             return Err(HttpError::ForeignOrigin {
                 url: display_url(url),
@@ -616,18 +659,27 @@ impl HttpClient {
             });
         }
         self.retry
-            .run(url.path(), || self.attempt(url, validators))
+            .run(url.path(), || self.attempt(request, validators))
             .await
     }
 
-    async fn attempt(&self, url: &Url, validators: &Cursor) -> Result<Conditional, HttpError> {
+    async fn attempt(
+        &self,
+        request: &Request,
+        validators: &Cursor,
+    ) -> Result<Conditional, HttpError> {
+        let url = &request.url;
         let shown = || display_url(url);
-        let mut req = self
-            .client
-            .get(url.clone())
-            .timeout(self.timeout)
-            .header(header::USER_AGENT, self.user_agent.clone())
-            .header(header::ACCEPT, self.accept.clone());
+        let mut req = match &request.body {
+            Some(body) => self.client.post(url.clone()).json(body),
+            None => self.client.get(url.clone()),
+        }
+        .timeout(self.timeout)
+        .header(header::USER_AGENT, self.user_agent.clone())
+        .header(header::ACCEPT, self.accept.clone());
+        for (name, value) in &request.headers {
+            req = req.header(name.clone(), value.clone());
+        }
         if let Some(auth) = &self.auth
             && self.is_trusted(url)
         {

@@ -10,6 +10,7 @@ pub mod ports;
 pub mod registry;
 pub mod retry;
 pub mod signal;
+pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -11,211 +11,32 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use connector_core::detect::{content_version, sorted_fields_version};
-use connector_core::{ItemKey, ItemSignal, Severity};
+use connector_core::source::Body;
+use connector_core::source::records::{self, ScanError};
+use connector_core::{ItemError, ItemKey, ItemSignal, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// `GET /alerts/active` and `GET /alerts`: a GeoJSON FeatureCollection, borrowed from the
-/// page's text.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct FeatureCollection<'a> {
-    /// The alerts, each kept raw (a slice of the page, not a copy) until it is parsed on
-    /// its own, so one odd feature does not fail the whole page.
-    #[serde(borrow)]
-    pub features: Vec<&'a RawValue>,
-    /// Only `/alerts` (history) pages; `/alerts/active` is one response.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pagination: Option<Pagination>,
-}
-
-/// The history endpoint's cursor link.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct Pagination {
-    /// The full URL of the next page; its presence does not promise a non-empty page.
-    pub next: Option<String>,
-}
-
-/// One page of the alerts API, read. Its body is kept once, as received, and shared by
-/// every alert read from it (each is the byte range of its feature), so a poll holds the
-/// body rather than the body and a copy of every feature. A kept alert keeps its whole
-/// page alive; that costs nothing extra as long as most of a page is kept, as it is (the
-/// API applies the status filter itself, and only malformed features are dropped besides).
-#[derive(Debug)]
-pub struct AlertPage {
-    /// One entry per feature, in order: the alert, or why the feature is not one (one odd
-    /// feature does not fail the page).
-    pub alerts: Vec<Result<Alert, serde_json::Error>>,
-    /// The history endpoint's link to the next page, when the page has one.
-    pub next: Option<String>,
-}
-
-impl AlertPage {
-    /// Reads a page body without copying it: the body becomes the shared text the alerts
-    /// point into. An error means the body is not a FeatureCollection at all.
-    pub fn parse(body: Vec<u8>) -> Result<Self, serde_json::Error> {
-        let text = match String::from_utf8(body) {
-            Ok(text) => text,
-            Err(e) => features_only(e.as_bytes())?,
-        };
-        let body = Arc::new(text);
-        match one_pass(&body) {
-            Some(page) => Ok(page),
-            None => two_pass(&body),
-        }
-    }
-
-    /// Features on the page, parsed or not.
-    pub fn len(&self) -> usize {
-        self.alerts.len()
-    }
-
-    /// The page holds no feature: the end of a paged history.
-    pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty()
-    }
-}
-
-/// The page as serde reads a [`FeatureCollection`]: every feature split off (validating
-/// it), then each parsed on its own. This defines what a page is and which error a body
-/// that is not one gives; [`one_pass`] must agree with it.
-fn two_pass(body: &Arc<String>) -> Result<AlertPage, serde_json::Error> {
-    let page: FeatureCollection<'_> = serde_json::from_str(body)?;
-    let alerts = page
-        .features
-        .iter()
-        .map(|f| match span_in(body, f.get()) {
-            Some(span) => Alert::in_body(Arc::clone(body), span),
-            None => Err(<serde_json::Error as serde::de::Error>::custom(
-                "a feature outside its page",
-            )),
-        })
-        .collect();
-    let next = page.pagination.and_then(|p| p.next);
-    Ok(AlertPage { alerts, next })
-}
-
-/// The same read in one pass over the body: each feature is parsed where it lies, and
-/// where it ends gives its span, instead of splitting the features off first and then
-/// reading each again (a quarter less time on a 100,000-alert page, which a repeat poll
-/// reads in full). `None` for anything but the plain shape — a top level that is not an object, `features` missing or repeated, a
-/// feature or value that is not JSON — so that [`two_pass`] decides, with the error it
-/// always gave.
-fn one_pass(body: &Arc<String>) -> Option<AlertPage> {
-    let text: &str = body;
-    let bytes = text.as_bytes();
-    let mut at = skip_ws(bytes, 0);
-    at = after(bytes, at, b'{')?;
-    let mut alerts = None;
-    let mut pagination: Option<Option<Pagination>> = None;
-    loop {
-        let (key, end) = one::<Cow<'_, str>>(text, at)?;
-        at = after(bytes, end, b':')?;
-        match key.as_ref() {
-            "features" if alerts.is_none() => {
-                let (read, end) = features(body, at)?;
-                alerts = Some(read);
-                at = end;
-            }
-            "pagination" if pagination.is_none() => {
-                let (read, end) = one::<Option<Pagination>>(text, at)?;
-                pagination = Some(read);
-                at = end;
-            }
-            "features" | "pagination" => return None,
-            _ => at = one::<serde::de::IgnoredAny>(text, at)?.1,
-        }
-        at = skip_ws(bytes, at);
-        match bytes.get(at)? {
-            b',' => at = skip_ws(bytes, at + 1),
-            b'}' => break,
-            _ => return None,
-        }
-    }
-    if skip_ws(bytes, at + 1) != bytes.len() {
-        return None;
-    }
-    Some(AlertPage {
-        alerts: alerts?,
-        next: pagination.flatten().and_then(|p| p.next),
-    })
-}
-
-/// The `features` array at `at`: each feature read where it lies, and the offset after
-/// the array.
-fn features(
-    body: &Arc<String>,
-    at: usize,
-) -> Option<(Vec<Result<Alert, serde_json::Error>>, usize)> {
-    let text: &str = body;
-    let bytes = text.as_bytes();
-    let mut at = after(bytes, at, b'[')?;
-    let mut alerts = Vec::new();
-    if bytes.get(at) == Some(&b']') {
-        return Some((alerts, at + 1));
-    }
-    loop {
-        let mut stream =
-            serde_json::Deserializer::from_str(text.get(at..)?).into_iter::<Feature<'_>>();
-        let (alert, end) = match stream.next()? {
-            Ok(feature) => {
-                let end = at + stream.byte_offset();
-                (Ok(Alert::of(body, at..end, &feature.properties)), end)
-            }
-            // Not an alert (skipped and counted), or not JSON at all (the page fails):
-            // the raw value tells which, and parsing it alone gives the error as before.
-            Err(_) => {
-                let end = one::<&RawValue>(text, at)?.1;
-                (Alert::in_body(Arc::clone(body), at..end), end)
-            }
-        };
-        alerts.push(alert);
-        at = skip_ws(bytes, end);
-        match bytes.get(at)? {
-            b',' => at = skip_ws(bytes, at + 1),
-            b']' => return Some((alerts, at + 1)),
-            _ => return None,
-        }
-    }
-}
-
-/// One JSON value at `at` (no whitespace before it), and the offset right after it.
-fn one<'de, T: Deserialize<'de>>(text: &'de str, at: usize) -> Option<(T, usize)> {
-    let mut stream = serde_json::Deserializer::from_str(text.get(at..)?).into_iter();
-    let value = stream.next()?.ok()?;
-    Some((value, at + stream.byte_offset()))
-}
-
-/// The offset of the first byte at or after `at` that is not JSON whitespace.
-fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
-        at += 1;
-    }
-    at
-}
-
-/// The offset after `byte`, expected (after whitespace) at `at`, and after the whitespace
-/// that follows it.
-fn after(bytes: &[u8], at: usize, byte: u8) -> Option<usize> {
-    let at = skip_ws(bytes, at);
-    (*bytes.get(at)? == byte).then(|| skip_ws(bytes, at + 1))
-}
-
-/// A body that is not UTF-8 throughout. serde_json skips the bytes of fields it does not
-/// read without checking them, and alerts have always been read that way, so a page with
-/// stray bytes outside the features and the link still counts: it is rewritten from its
-/// features and link (a copy, only for such a page). Stray bytes inside a feature or the
-/// link fail the page, as they always did.
-fn features_only(bytes: &[u8]) -> Result<String, serde_json::Error> {
-    let page: FeatureCollection<'_> = serde_json::from_slice(bytes)?;
-    serde_json::to_string(&page)
+/// The alerts of one page body, each read on its own: the core's record reader splits
+/// the page at `/features` without parsing it as a whole, so one odd feature (or one with
+/// bytes that are not UTF-8) fails alone. An error means the body is not a
+/// FeatureCollection at all.
+pub fn alerts_of(body: &Body) -> Result<Vec<Result<Alert, ItemError>>, ScanError> {
+    let Some(list) = records::locate(body, "/features")? else {
+        return Ok(Vec::new());
+    };
+    Ok(records::split(body, list)?
+        .into_iter()
+        .map(|span| Alert::in_body(body, span).map_err(ItemError::new))
+        .collect())
 }
 
 /// Where `part`, a slice of `body`, lies in it.
-fn span_in(body: &str, part: &str) -> Option<Range<usize>> {
+fn span_in(body: &[u8], part: &str) -> Option<Range<usize>> {
     let start = part.as_ptr().addr().checked_sub(body.as_ptr().addr())?;
     let span = start..start.checked_add(part.len())?;
     body.get(span.clone())
-        .is_some_and(|s| std::ptr::eq(s, part))
+        .is_some_and(|s| std::ptr::eq(s, part.as_bytes()))
         .then_some(span)
 }
 
@@ -297,7 +118,7 @@ struct VersionFields<'a> {
 /// signal is built, which happens for new and changed alerts only.
 #[derive(Clone)]
 pub struct Alert {
-    body: Arc<String>,
+    body: Body,
     span: Range<usize>,
     id: Text,
     version: String,
@@ -319,13 +140,14 @@ enum Text {
 impl Text {
     /// `value`, read from `body`: its place in it when it was borrowed from it, else a
     /// copy (serde_json unescaped it).
-    fn of(body: &str, value: &str) -> Self {
+    fn of(body: &[u8], value: &str) -> Self {
         span_in(body, value).map_or_else(|| Self::Unescaped(value.into()), Self::InBody)
     }
 
-    fn get<'a>(&'a self, body: &'a str) -> &'a str {
+    /// The text; a span was cut from a feature checked to be UTF-8, at string bounds.
+    fn get<'a>(&'a self, body: &'a [u8]) -> &'a str {
         match self {
-            Self::InBody(span) => body.get(span.clone()).unwrap_or_default(),
+            Self::InBody(span) => text_at(body, span.clone()),
             Self::Unescaped(text) => text,
         }
     }
@@ -368,23 +190,24 @@ pub struct AlertDetails {
 
 impl Alert {
     /// Parses one feature held on its own, copied into a body of its own (for tests and
-    /// tools; the client reads whole pages with [`AlertPage`], whose alerts share the body
-    /// instead). An error names what is missing.
+    /// tools; a page's alerts share its body instead). An error names what is missing.
     pub fn parse(feature: &RawValue) -> Result<Self, serde_json::Error> {
-        let body = Arc::new(feature.get().to_owned());
-        let span = 0..body.len();
-        Self::in_body(body, span)
+        let body: Body = Arc::new(feature.get().as_bytes().to_vec());
+        Self::in_body(&body, 0..body.len())
     }
 
     /// Parses the feature at `span` of `body`, keeping the body rather than a copy.
-    fn in_body(body: Arc<String>, span: Range<usize>) -> Result<Self, serde_json::Error> {
-        let text = body.get(span.clone()).unwrap_or_default();
+    pub fn in_body(body: &Body, span: Range<usize>) -> Result<Self, serde_json::Error> {
+        let bytes = body.get(span.clone()).unwrap_or_default();
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            <serde_json::Error as serde::de::Error>::custom(format!("not UTF-8: {e}"))
+        })?;
         let feature: Feature<'_> = serde_json::from_str(text)?;
-        Ok(Self::of(&body, span, &feature.properties))
+        Ok(Self::of(body, span, &feature.properties))
     }
 
     /// The alert whose feature, at `span` of `body`, has properties `p`.
-    fn of(body: &Arc<String>, span: Range<usize>, p: &AlertProperties<'_>) -> Self {
+    fn of(body: &Body, span: Range<usize>, p: &AlertProperties<'_>) -> Self {
         let fields = VersionFields {
             description: &p.description,
             effective: &p.effective,
@@ -426,7 +249,7 @@ impl Alert {
 
     /// The feature as received, untouched: a slice of the shared page body.
     pub fn feature(&self) -> &str {
-        self.body.get(self.span.clone()).unwrap_or_default()
+        text_at(&self.body, self.span.clone())
     }
 
     /// The CAP identifier (`properties.id`); stable, and new for every update.
@@ -455,7 +278,7 @@ impl Alert {
     /// Title, severity, time and link, copied out of the body: only a signal needs them,
     /// so a poll where nothing changed copies none of them.
     pub fn details(&self) -> AlertDetails {
-        let body: &str = &self.body;
+        let body: &[u8] = &self.body;
         let title = match &self.title {
             Title::Headline(h) | Title::Event(h) => h.get(body).to_owned(),
             Title::EventArea(event, area) => format!("{}: {}", event.get(body), area.get(body)),
@@ -468,6 +291,13 @@ impl Alert {
             url: self.url.as_ref().map(|t| t.get(body).to_owned()),
         }
     }
+}
+
+/// Text of `body` at `span`, which parsing checked to be UTF-8.
+fn text_at(body: &[u8], span: Range<usize>) -> &str {
+    body.get(span)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or_default()
 }
 
 /// NWS severity → the normalised scale.
@@ -506,9 +336,8 @@ mod tests {
     const MD: &str = include_str!("../tests/fixtures/alerts-active-area-MD.json");
 
     fn alerts(body: &str) -> Vec<Alert> {
-        AlertPage::parse(body.as_bytes().to_vec())
+        alerts_of(&Arc::new(body.as_bytes().to_vec()))
             .expect("fixture parses")
-            .alerts
             .into_iter()
             .map(|a| a.expect("feature parses"))
             .collect()
@@ -611,12 +440,15 @@ mod tests {
     }
 
     #[test]
-    fn stray_bytes_outside_the_features_do_not_fail_the_page_and_inside_one_do() {
+    fn stray_bytes_fail_only_the_feature_they_are_in() {
         let clean = alerts(SEVERE);
         let mut body = b"{\"note\": \"\xff\xfe\",".to_vec();
         body.extend_from_slice(&SEVERE.as_bytes()[1..]);
-        let page = AlertPage::parse(body).expect("stray bytes in a field not read");
-        let read: Vec<Alert> = page.alerts.into_iter().map(|a| a.expect("alert")).collect();
+        let read: Vec<Alert> = alerts_of(&Arc::new(body))
+            .expect("stray bytes in a field not read")
+            .into_iter()
+            .map(|a| a.expect("alert"))
+            .collect();
         assert_eq!(read.len(), clean.len());
         for (x, y) in read.iter().zip(&clean) {
             assert_eq!(
@@ -627,59 +459,28 @@ mod tests {
         let mut body = SEVERE.as_bytes().to_vec();
         let at = SEVERE.find("Flood Warning issued").expect("a headline");
         body[at] = 0xff;
-        assert!(
-            AlertPage::parse(body).is_err(),
-            "a feature that is not UTF-8"
-        );
-    }
-
-    /// What a read made of each feature, comparable.
-    type Read = Vec<Result<(String, String, String, bool), String>>;
-
-    fn read(page: AlertPage) -> (Read, Option<String>) {
-        let alerts = page
-            .alerts
-            .into_iter()
-            .map(|a| match a {
-                Ok(a) => Ok((
-                    a.id().to_owned(),
-                    a.version.clone(),
-                    a.feature().to_owned(),
-                    a.is_actual(),
-                )),
-                Err(e) => Err(e.to_string()),
-            })
-            .collect();
-        (alerts, page.next)
+        let read = alerts_of(&Arc::new(body)).expect("the page still splits");
+        assert_eq!(read.len(), 3);
+        assert!(read[0].is_err(), "the feature that is not UTF-8");
+        assert!(read[1].is_ok() && read[2].is_ok(), "the others are read");
     }
 
     #[test]
-    fn the_one_pass_read_gives_what_serde_gives_and_leaves_odd_pages_to_it() {
-        let history = include_str!("../tests/fixtures/alerts-history-page1.json");
-        let odd = " {\"x\": [1, {\"a\": null}], \"pagination\": {\"next\": \"n\"}, \"features\":
-            [ {\"properties\": {\"id\": \"a\\u0031\", \"status\": \"Actual\"}}, 42,
-            {\"properties\": {}}, [{\"id\": \"b\"}] ]}\n";
-        for text in [SEVERE, MD, history, odd, r#"{"features": []}"#] {
-            let body = Arc::new(text.to_owned());
-            let one = one_pass(&body).expect("the plain shape is read in one pass");
-            let two = two_pass(&body).expect("a page");
-            assert_eq!(read(one), read(two), "{text}");
+    fn a_body_that_is_not_a_feature_collection_is_an_error() {
+        for text in [r#"{"features": [{}, ]}"#, r#"{"features": 5}"#, "[[]"] {
+            assert!(
+                alerts_of(&Arc::new(text.as_bytes().to_vec())).is_err(),
+                "{text}"
+            );
         }
-        let (alerts, next) = read(one_pass(&Arc::new(odd.to_owned())).expect("odd"));
-        assert_eq!(next.as_deref(), Some("n"));
-        assert_eq!(alerts[0].as_ref().map(|a| a.0.as_str()), Ok("a1"));
-        assert!(alerts[1].is_err() && alerts[2].is_err() && alerts[3].is_ok());
-        for text in [
-            r#"{"features": [{}, ]}"#,
-            r#"{"features": []} x"#,
-            r#"{"features": [], "features": []}"#,
-            r#"{"pagination": null}"#,
-            r#"{"features": [01]}"#,
-            r#"[[]]"#,
-        ] {
-            let body = Arc::new(text.to_owned());
-            assert!(one_pass(&body).is_none(), "{text}");
-        }
+        let odd = r#"{"features": [{"properties": {"id": "a\u0031"}}, 42, [{"id": "b"}]]}"#;
+        let read = alerts_of(&Arc::new(odd.as_bytes().to_vec())).expect("a list");
+        assert_eq!(read[0].as_ref().map(Alert::id).ok(), Some("a1"));
+        assert!(read[1].is_err(), "a number is no feature");
+        assert!(
+            read[2].is_ok(),
+            "serde reads a struct from a sequence, as it always did"
+        );
     }
 
     #[test]

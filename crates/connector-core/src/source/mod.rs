@@ -1,0 +1,161 @@
+//! The HTTP source toolkit: what every provider (and HTTP_JSON) reads pages with, so none
+//! of them writes its own paging loop, record splitter or guards.
+//!
+//! A provider describes one stream's read as a [`Read`]: the first request, the
+//! [`Paging`], where the records are in a page (a JSON pointer), and how one record
+//! becomes its item. [`read`] turns that into the stream of pages the pipeline consumes:
+//! it sends each request (conditional on the first page), splits the body into records
+//! without parsing the page as a whole, parses each record on its own (a bad one is
+//! counted as failed and the others go on), and asks the paginator for the next request.
+
+pub mod paging;
+pub mod records;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+pub use paging::{Next, Pager, Paging, Seen, TokenIn};
+
+use crate::http::{Conditional, HttpClient, Request, display_url};
+use crate::pipeline::{FetchError, Page, PageEvent, Pages, paged};
+use crate::ports::Cursor;
+use crate::signal::ItemError;
+
+/// A page body, shared by the items read from it (they are byte ranges of it).
+pub type Body = Arc<Vec<u8>>;
+
+/// What a record became.
+#[derive(Debug)]
+pub enum Kept<I> {
+    /// An item of the stream.
+    Item(I),
+    /// Left out on purpose (a filter the API cannot apply), counted under this name in the
+    /// poll summary.
+    Dropped(&'static str),
+}
+
+/// How one record (a byte range of a page body, already checked to be UTF-8) becomes
+/// the provider's item; an error counts it as failed.
+pub type ParseRecord<'a, I> =
+    dyn Fn(&Body, Range<usize>) -> Result<Kept<I>, ItemError> + Send + Sync + 'a;
+
+/// One stream's read, as a provider describes it.
+pub struct Read<'a, I> {
+    /// The first page's request.
+    pub request: Request,
+    /// How pages follow one another.
+    pub paging: Paging,
+    /// JSON pointer to the list of records in a page (`""`: the body is the list).
+    pub records: String,
+    /// Most pages one read follows; reaching it marks the read partial.
+    pub max_pages: u64,
+    /// Send the stored validators with the first request (a 304 then ends the read).
+    pub conditional: bool,
+    /// One record to its item.
+    pub parse: Box<ParseRecord<'a, I>>,
+}
+
+/// Where a read is between two pages.
+struct At<'a, I> {
+    read: Read<'a, I>,
+    pager: Pager,
+    next: Option<Request>,
+    pages: u64,
+}
+
+/// The pages of `read`, through `http`, resuming with `cursor`'s validators.
+pub fn read<'a, I: Send + 'a>(
+    http: &'a HttpClient,
+    read: Read<'a, I>,
+    cursor: &'a Cursor,
+) -> Pages<'a, I> {
+    let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages);
+    let start = At {
+        next: Some(read.request.clone()),
+        read,
+        pager,
+        pages: 0,
+    };
+    paged(start, move |mut at| async move {
+        let Some(request) = at.next.take() else {
+            return Ok(None);
+        };
+        let validators = if at.pages == 0 && at.read.conditional {
+            cursor.clone()
+        } else {
+            Cursor::default()
+        };
+        let response = match http.send(&request, &validators).await? {
+            Conditional::NotModified if at.pages == 0 => {
+                return Ok(Some((PageEvent::NotModified, at)));
+            }
+            Conditional::NotModified => {
+                return Err(FetchError::malformed(
+                    &request.url,
+                    "304 for a page fetched without validators",
+                ));
+            }
+            Conditional::Modified(r) => r,
+        };
+        at.pages += 1;
+        let single_validators = Cursor {
+            position: None,
+            etag: response.etag(),
+            last_modified: response.last_modified(),
+        };
+        let link = response.header("link");
+        let url = response.url.clone();
+        let body: Body = Arc::new(response.body);
+        let list = records::locate(&body, &at.read.records)
+            .map_err(|e| FetchError::malformed(&url, format!("not the documented JSON: {e}")))?;
+        let spans = match list {
+            Some(list) => records::split(&body, list)
+                .map_err(|e| FetchError::malformed(&url, format!("not a list of records: {e}")))?,
+            None => Vec::new(),
+        };
+        let mut page = Page::of(Vec::with_capacity(spans.len()));
+        for span in &spans {
+            let parsed = match std::str::from_utf8(&body[span.clone()]) {
+                Ok(_) => (at.read.parse)(&body, span.clone()),
+                Err(e) => Err(ItemError::new(format!("not UTF-8: {e}"))),
+            };
+            match parsed {
+                Ok(Kept::Item(item)) => page.items.push(item),
+                Ok(Kept::Dropped(why)) => *page.extras.entry(why.to_owned()).or_insert(0) += 1,
+                Err(e) => {
+                    tracing::warn!(url = %display_url(&url), error = %e, "record skipped: it does not parse");
+                    page.failed += 1;
+                }
+            }
+        }
+        let seen = Seen {
+            request: &request,
+            url: &url,
+            link: link.as_deref(),
+            body: &body,
+            records: spans.len(),
+        };
+        match at
+            .pager
+            .next(&seen)
+            .map_err(|e| FetchError::malformed(&url, e))?
+        {
+            Next::Done => {}
+            Next::Page(next) => at.next = Some(next),
+            Next::Stop(reason) => {
+                tracing::warn!(url = %display_url(&url), %reason, "paging stopped early; the read is partial");
+                page.partial = true;
+            }
+        }
+        // One complete page is the whole answer: its validators describe it. A paged or
+        // partial answer has none, and keeping old ones would turn the next poll into a
+        // 304 that hides what this one could not read.
+        let single = at.pages == 1 && at.next.is_none() && !page.partial;
+        page.cursor = Some(if single {
+            single_validators
+        } else {
+            Cursor::default()
+        });
+        Ok(Some((PageEvent::Page(page), at)))
+    })
+}

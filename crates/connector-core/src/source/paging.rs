@@ -1,0 +1,543 @@
+//! Paginators: from one page's response to the next page's request, with explicit stop
+//! rules and guards every provider gets the same way.
+//!
+//! Each kind stops on its own rule (no next link, an empty token, a short page, a total
+//! reached). Every kind also stops, failing the read, when the server hands out a request
+//! already made in this read (a loop), and stops at `maxPages`, which marks the read
+//! partial. A next URL on another origin is not followed at all (a credential must never
+//! go there, and a foreign host is not the API): the read is then partial.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+use url::Url;
+
+use super::records;
+use crate::http::{Request, display_url};
+
+/// Where a cursor token goes on the next request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenIn {
+    /// As this query parameter.
+    Query(String),
+    /// At this JSON pointer of the POST body (e.g. `/nextPageToken`), `null` on the first
+    /// page when the body says so.
+    Body(String),
+}
+
+/// How a stream's pages follow one another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paging {
+    /// One page is the whole answer.
+    None,
+    /// RFC 8288 `Link: <url>; rel="next"` (GitHub).
+    LinkHeader {
+        /// Query parameters of the first request that a next link drops are added back.
+        keep_query: bool,
+    },
+    /// A next URL in the body at this JSON pointer; a relative URL is resolved against the
+    /// response's URL (NOAA's `pagination.next`).
+    NextUrl {
+        /// Where the URL is.
+        pointer: String,
+        /// Query parameters of the first request that a next link drops are added back.
+        keep_query: bool,
+        /// An empty page ends the read even when it still links to a next one.
+        stop_on_empty: bool,
+    },
+    /// A token in the body, sent back on the next request (Jira's `nextPageToken`, Datadog's
+    /// `meta.page.after`).
+    Cursor {
+        /// Where the token is; absent, `null` or `""` ends the read.
+        pointer: String,
+        /// Where it goes.
+        into: TokenIn,
+        /// An empty page ends the read even when it still carries a token (Datadog's last
+        /// non-empty page advertises one more).
+        stop_on_empty: bool,
+    },
+    /// `offset` + `limit` query parameters; a short page or the total ends the read.
+    Offset {
+        /// The offset parameter, e.g. `startAt`.
+        param: String,
+        /// The limit parameter, e.g. `maxResults`.
+        limit_param: String,
+        /// The page size asked for.
+        limit: u64,
+        /// Where the body says how many records there are in all, if it does.
+        total_pointer: Option<String>,
+    },
+    /// A page number parameter; a short or empty page ends the read.
+    PageNumber {
+        /// The page parameter, e.g. `page`.
+        param: String,
+        /// The first page's number (0 or 1).
+        start: u64,
+        /// The size parameter, e.g. `per_page`, if the API takes one.
+        size_param: Option<String>,
+        /// The page size asked for.
+        size: u64,
+    },
+}
+
+/// Where a read goes after a page.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// The read is over, complete.
+    Done,
+    /// The next page's request.
+    Page(Request),
+    /// The read stops early, incomplete: why.
+    Stop(String),
+}
+
+/// What a paginator sees of one response.
+pub struct Seen<'a> {
+    /// The request that was sent.
+    pub request: &'a Request,
+    /// The final URL of the response (after same-origin redirects).
+    pub url: &'a Url,
+    /// The `Link` header, if any.
+    pub link: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+    /// Records on the page, before any filtering.
+    pub records: usize,
+}
+
+/// A paginator in the middle of a read: it remembers the requests made, to catch loops.
+pub struct Pager {
+    paging: Paging,
+    first: Request,
+    max_pages: u64,
+    pages: u64,
+    made: HashSet<String>,
+}
+
+impl Pager {
+    /// A read that starts with `first`, at most `max_pages` pages long.
+    pub fn new(paging: Paging, first: Request, max_pages: u64) -> Self {
+        let mut made = HashSet::new();
+        made.insert(fingerprint(&first));
+        Self {
+            paging,
+            first,
+            max_pages: max_pages.max(1),
+            pages: 0,
+            made,
+        }
+    }
+
+    /// The first request.
+    pub fn first(&self) -> &Request {
+        &self.first
+    }
+
+    /// The next step after a page; `Err` when the server repeats a request of this read.
+    pub fn next(&mut self, seen: &Seen<'_>) -> Result<Next, String> {
+        self.pages += 1;
+        let next = match &self.paging {
+            Paging::None => return Ok(Next::Done),
+            Paging::LinkHeader { keep_query } => {
+                let Some(link) = seen.link.and_then(next_link) else {
+                    return Ok(Next::Done);
+                };
+                match self.follow(seen.url, &link, *keep_query) {
+                    Ok(request) => request,
+                    Err(reason) => return Ok(Next::Stop(reason)),
+                }
+            }
+            Paging::NextUrl {
+                pointer,
+                keep_query,
+                stop_on_empty,
+            } => {
+                if *stop_on_empty && seen.records == 0 {
+                    return Ok(Next::Done);
+                }
+                let Some(link) = text_at(seen.body, pointer) else {
+                    return Ok(Next::Done);
+                };
+                match self.follow(seen.url, &link, *keep_query) {
+                    Ok(request) => request,
+                    Err(reason) => return Ok(Next::Stop(reason)),
+                }
+            }
+            Paging::Cursor {
+                pointer,
+                into,
+                stop_on_empty,
+            } => {
+                if *stop_on_empty && seen.records == 0 {
+                    return Ok(Next::Done);
+                }
+                let Some(token) = text_at(seen.body, pointer) else {
+                    return Ok(Next::Done);
+                };
+                let mut request = seen.request.clone();
+                match into {
+                    TokenIn::Query(name) => set_query(&mut request.url, name, &token),
+                    TokenIn::Body(at) => {
+                        let body = request
+                            .body
+                            .get_or_insert_with(|| Value::Object(Default::default()));
+                        set_pointer(body, at, Value::String(token));
+                    }
+                }
+                request
+            }
+            Paging::Offset {
+                param,
+                limit_param,
+                limit,
+                total_pointer,
+            } => {
+                let offset =
+                    query_number(&seen.request.url, param).unwrap_or(0) + seen.records as u64;
+                let total = total_pointer
+                    .as_deref()
+                    .and_then(|p| text_at(seen.body, p))
+                    .and_then(|t| t.parse::<u64>().ok());
+                if (seen.records as u64) < *limit || total.is_some_and(|t| offset >= t) {
+                    return Ok(Next::Done);
+                }
+                let mut request = seen.request.clone();
+                set_query(&mut request.url, param, &offset.to_string());
+                set_query(&mut request.url, limit_param, &limit.to_string());
+                request
+            }
+            Paging::PageNumber {
+                param,
+                start,
+                size_param,
+                size,
+            } => {
+                if seen.records == 0 || (seen.records as u64) < *size {
+                    return Ok(Next::Done);
+                }
+                let page = query_number(&seen.request.url, param).unwrap_or(*start) + 1;
+                let mut request = seen.request.clone();
+                set_query(&mut request.url, param, &page.to_string());
+                if let Some(size_param) = size_param {
+                    set_query(&mut request.url, size_param, &size.to_string());
+                }
+                request
+            }
+        };
+        if !self.made.insert(fingerprint(&next)) {
+            return Err(format!(
+                "the server sent page {} again ({}): a pagination loop; the read stops",
+                self.pages + 1,
+                display_url(&next.url)
+            ));
+        }
+        if self.pages >= self.max_pages {
+            return Ok(Next::Stop(format!(
+                "page limit of {} reached; later pages are not read (narrow the query)",
+                self.max_pages
+            )));
+        }
+        Ok(Next::Page(next))
+    }
+
+    /// The request for a followed link, or why the read stops instead.
+    fn follow(&self, base: &Url, link: &str, keep_query: bool) -> Result<Request, String> {
+        let Ok(mut url) = base.join(link) else {
+            return Err("a next link that is not a URL".into());
+        };
+        if url.origin() != self.first.url.origin() {
+            return Err(format!(
+                "a next link to another host ({}) is not followed",
+                display_url(&url)
+            ));
+        }
+        if keep_query {
+            let present: Vec<String> = url
+                .query_pairs()
+                .map(|(k, _)| k.split('[').next().unwrap_or_default().to_owned())
+                .collect();
+            let missing: Vec<(String, String)> = self
+                .first
+                .url
+                .query_pairs()
+                .filter(|(k, _)| !present.iter().any(|p| p == k))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            if !missing.is_empty() {
+                url.query_pairs_mut().extend_pairs(missing);
+            }
+        }
+        Ok(Request {
+            url,
+            body: None,
+            headers: self.first.headers.clone(),
+        })
+    }
+}
+
+/// What identifies a request within a read: URL and body.
+fn fingerprint(request: &Request) -> String {
+    match &request.body {
+        Some(body) => format!("{} {body}", request.url),
+        None => request.url.to_string(),
+    }
+}
+
+/// The `rel="next"` target of a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    let links = parse_link_header::parse_with_rel(header).ok()?;
+    links.get("next").map(|l| l.raw_uri.clone())
+}
+
+/// A non-empty string (or a number, as text) at `pointer` of the body.
+fn text_at(body: &[u8], pointer: &str) -> Option<String> {
+    let at = records::locate(body, pointer).ok()??;
+    records::scalar(body, at)
+        .map(|t| t.into_owned())
+        .filter(|t| !t.is_empty())
+}
+
+fn query_number(url: &Url, name: &str) -> Option<u64> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// Sets (or replaces) one query parameter, keeping the others in order.
+pub fn set_query(url: &mut Url, name: &str, value: &str) {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(name, value);
+}
+
+/// Sets the value at a JSON pointer, creating objects on the way.
+pub fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
+    let tokens: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let Some((last, path)) = tokens.split_last() else {
+        *root = value;
+        return;
+    };
+    let mut node = root;
+    for token in path {
+        if !node.is_object() {
+            *node = Value::Object(Default::default());
+        }
+        let Value::Object(map) = node else { return };
+        node = map
+            .entry(token.clone())
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    if !node.is_object() {
+        *node = Value::Object(Default::default());
+    }
+    if let Value::Object(map) = node {
+        map.insert(last.clone(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("url")
+    }
+
+    fn seen<'a>(
+        request: &'a Request,
+        body: &'a str,
+        records: usize,
+        link: Option<&'a str>,
+    ) -> Seen<'a> {
+        Seen {
+            request,
+            url: &request.url,
+            link,
+            body: body.as_bytes(),
+            records,
+        }
+    }
+
+    fn next_url(next: Next) -> String {
+        match next {
+            Next::Page(r) => r.url.to_string(),
+            other => panic!("expected a page, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn link_headers_are_followed_until_there_is_no_next() {
+        let first = Request::get(url("https://api.example/issues?since=x&per_page=100"));
+        let mut p = Pager::new(Paging::LinkHeader { keep_query: false }, first.clone(), 10);
+        let link = r#"<https://api.example/issues?page=2&since=x>; rel="next", <https://api.example/issues?page=5>; rel="last""#;
+        let n = p.next(&seen(&first, "[]", 100, Some(link))).expect("next");
+        assert_eq!(next_url(n), "https://api.example/issues?page=2&since=x");
+        let last = Request::get(url("https://api.example/issues?page=5"));
+        assert_eq!(p.next(&seen(&last, "[]", 3, None)), Ok(Next::Done));
+    }
+
+    #[test]
+    fn relative_next_urls_resolve_and_keep_the_first_query() {
+        let first = Request::get(url("https://api.example/v1/alerts?status=actual&area=CA"));
+        let paging = Paging::NextUrl {
+            pointer: "/pagination/next".into(),
+            keep_query: true,
+            stop_on_empty: true,
+        };
+        let mut p = Pager::new(paging, first.clone(), 10);
+        let body = r#"{"pagination": {"next": "alerts?cursor=abc&area=CA"}, "features": [1]}"#;
+        let n = p.next(&seen(&first, body, 1, None)).expect("next");
+        assert_eq!(
+            next_url(n),
+            "https://api.example/v1/alerts?cursor=abc&area=CA&status=actual"
+        );
+        assert_eq!(
+            p.next(&seen(&first, body, 0, None)),
+            Ok(Next::Done),
+            "empty page"
+        );
+    }
+
+    #[test]
+    fn cursors_go_back_in_the_query_or_the_body() {
+        let first = Request::post(
+            url("https://x.atlassian.net/rest/api/3/search/jql"),
+            serde_json::json!({"jql": "a", "nextPageToken": null}),
+        );
+        let paging = Paging::Cursor {
+            pointer: "/nextPageToken".into(),
+            into: TokenIn::Body("/nextPageToken".into()),
+            stop_on_empty: false,
+        };
+        let mut p = Pager::new(paging, first.clone(), 10);
+        let Next::Page(second) = p
+            .next(&seen(
+                &first,
+                r#"{"nextPageToken": "t2", "issues": [1]}"#,
+                1,
+                None,
+            ))
+            .expect("next")
+        else {
+            panic!("a page")
+        };
+        assert_eq!(
+            second.body,
+            Some(serde_json::json!({"jql": "a", "nextPageToken": "t2"}))
+        );
+        assert_eq!(
+            p.next(&seen(&second, r#"{"isLast": true, "issues": []}"#, 0, None)),
+            Ok(Next::Done)
+        );
+
+        let first = Request::get(url(
+            "https://api.datadoghq.com/api/v2/events?page%5Blimit%5D=2",
+        ));
+        let paging = Paging::Cursor {
+            pointer: "/meta/page/after".into(),
+            into: TokenIn::Query("page[cursor]".into()),
+            stop_on_empty: true,
+        };
+        let mut p = Pager::new(paging, first.clone(), 10);
+        let n = p
+            .next(&seen(
+                &first,
+                r#"{"meta": {"page": {"after": "c2"}}}"#,
+                2,
+                None,
+            ))
+            .expect("next");
+        assert_eq!(
+            next_url(n),
+            "https://api.datadoghq.com/api/v2/events?page%5Blimit%5D=2&page%5Bcursor%5D=c2"
+        );
+        assert_eq!(
+            p.next(&seen(
+                &first,
+                r#"{"meta": {"page": {"after": "c3"}}}"#,
+                0,
+                None
+            )),
+            Ok(Next::Done)
+        );
+    }
+
+    #[test]
+    fn offsets_and_page_numbers_stop_on_a_short_page_or_the_total() {
+        let first = Request::get(url("https://h/rest/api/2/search?startAt=0&maxResults=2"));
+        let paging = Paging::Offset {
+            param: "startAt".into(),
+            limit_param: "maxResults".into(),
+            limit: 2,
+            total_pointer: Some("/total".into()),
+        };
+        let mut p = Pager::new(paging, first.clone(), 10);
+        let n = p
+            .next(&seen(&first, r#"{"total": 5}"#, 2, None))
+            .expect("next");
+        assert_eq!(
+            next_url(n),
+            "https://h/rest/api/2/search?startAt=2&maxResults=2"
+        );
+        let at4 = Request::get(url("https://h/rest/api/2/search?startAt=2&maxResults=2"));
+        assert_eq!(
+            p.next(&seen(&at4, r#"{"total": 4}"#, 2, None)),
+            Ok(Next::Done),
+            "total reached"
+        );
+
+        let first = Request::get(url("https://h/items?page=1"));
+        let paging = Paging::PageNumber {
+            param: "page".into(),
+            start: 1,
+            size_param: Some("per_page".into()),
+            size: 2,
+        };
+        let mut p = Pager::new(paging, first.clone(), 10);
+        let n = p.next(&seen(&first, "[1,2]", 2, None)).expect("next");
+        assert_eq!(next_url(n), "https://h/items?page=2&per_page=2");
+        assert_eq!(
+            p.next(&seen(&first, "[1]", 1, None)),
+            Ok(Next::Done),
+            "short page"
+        );
+    }
+
+    #[test]
+    fn loops_fail_the_read_and_limits_and_foreign_hosts_stop_it() {
+        let first = Request::get(url("https://h/a?p=1"));
+        let paging = Paging::NextUrl {
+            pointer: "/next".into(),
+            keep_query: false,
+            stop_on_empty: false,
+        };
+        let mut p = Pager::new(paging.clone(), first.clone(), 10);
+        let err = p.next(&seen(&first, r#"{"next": "https://h/a?p=1"}"#, 1, None));
+        assert!(err.is_err_and(|e| e.contains("pagination loop")));
+
+        let mut p = Pager::new(paging.clone(), first.clone(), 1);
+        assert!(matches!(
+            p.next(&seen(&first, r#"{"next": "/a?p=2"}"#, 1, None)),
+            Ok(Next::Stop(_))
+        ));
+
+        let mut p = Pager::new(paging, first.clone(), 10);
+        let n = p.next(&seen(
+            &first,
+            r#"{"next": "https://evil.example/a?p=2"}"#,
+            1,
+            None,
+        ));
+        assert!(matches!(n, Ok(Next::Stop(reason)) if reason.contains("another host")));
+    }
+}

@@ -1,0 +1,307 @@
+//! Finding records in a page body by JSON pointer (RFC 6901), without parsing the page.
+//!
+//! A page of 100,000 records is 150 MB of JSON; building it as a `serde_json::Value` would
+//! hold several times that, and one bad byte anywhere would fail every record. The reader
+//! instead scans the bytes: it walks to the list the pointer names, splits it into one
+//! byte range per record (an array's elements, or an object's values) and checks nothing
+//! else. Each record is then checked on its own (UTF-8, then the provider's parse), so a
+//! record with invalid UTF-8 or an odd shape fails alone and the rest are published. The
+//! ranges point into the one body, which the items can share instead of copying.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// Why the bytes could not be scanned as JSON where the scan needed them to be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} at byte {at}")]
+pub struct ScanError {
+    /// What was expected.
+    pub what: &'static str,
+    /// Where, from the start of the body.
+    pub at: usize,
+}
+
+fn fail<T>(what: &'static str, at: usize) -> Result<T, ScanError> {
+    Err(ScanError { what, at })
+}
+
+/// The byte range of the value `pointer` names in `json`, or `None` when it is absent.
+/// `""` names the whole document.
+pub fn locate(json: &[u8], pointer: &str) -> Result<Option<Range<usize>>, ScanError> {
+    let start = skip_ws(json, 0);
+    locate_in(json, start..value_end(json, start)?, pointer)
+}
+
+/// [`locate`] inside the value at `within` (a record, say).
+pub fn locate_in(
+    json: &[u8],
+    within: Range<usize>,
+    pointer: &str,
+) -> Result<Option<Range<usize>>, ScanError> {
+    let mut at = within;
+    for token in tokens(pointer) {
+        let found = match json.get(at.start) {
+            Some(b'{') => member(json, at.start, &token)?,
+            Some(b'[') => match token.parse::<usize>() {
+                Ok(index) => element(json, at.start, index)?,
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        match found {
+            Some(range) => at = range,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(at))
+}
+
+/// The records of the list at `at`: an array's elements, or an object's values (APIs that
+/// key records by id). Anything else is not a list of records.
+pub fn split(json: &[u8], at: Range<usize>) -> Result<Vec<Range<usize>>, ScanError> {
+    let mut out = Vec::new();
+    match json.get(at.start) {
+        Some(b'[') => {
+            let mut i = skip_ws(json, at.start + 1);
+            if json.get(i) == Some(&b']') {
+                return Ok(out);
+            }
+            loop {
+                let end = value_end(json, i)?;
+                out.push(i..end);
+                i = skip_ws(json, end);
+                match json.get(i) {
+                    Some(b',') => i = skip_ws(json, i + 1),
+                    Some(b']') => return Ok(out),
+                    _ => return fail("',' or ']' after a record", i),
+                }
+            }
+        }
+        Some(b'{') => {
+            for_each_member(json, at.start, |_, value| {
+                out.push(value);
+                Ok(true)
+            })?;
+            Ok(out)
+        }
+        _ => fail("an array or an object of records", at.start),
+    }
+}
+
+/// The text of a string or number value (a string unescaped), for ids and versions; `None`
+/// for any other kind of value.
+pub fn scalar(json: &[u8], at: Range<usize>) -> Option<Cow<'_, str>> {
+    let bytes = json.get(at.clone())?;
+    match bytes.first()? {
+        b'"' => {
+            let inner = bytes.get(1..bytes.len() - 1)?;
+            if inner.contains(&b'\\') {
+                serde_json::from_slice::<String>(bytes).ok().map(Cow::Owned)
+            } else {
+                std::str::from_utf8(inner).ok().map(Cow::Borrowed)
+            }
+        }
+        b'-' | b'0'..=b'9' => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        _ => None,
+    }
+}
+
+/// RFC 6901 reference tokens, unescaped (`~1` is `/`, `~0` is `~`).
+fn tokens(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    pointer.split('/').skip(1).map(|t| {
+        if t.contains('~') {
+            Cow::Owned(t.replace("~1", "/").replace("~0", "~"))
+        } else {
+            Cow::Borrowed(t)
+        }
+    })
+}
+
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = json.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The end (exclusive) of the value starting at `i`.
+fn value_end(json: &[u8], i: usize) -> Result<usize, ScanError> {
+    match json.get(i) {
+        Some(b'"') => string_end(json, i),
+        Some(b'{' | b'[') => container_end(json, i),
+        Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            let mut j = i;
+            while let Some(c) = json.get(j) {
+                if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                    break;
+                }
+                j += 1;
+            }
+            Ok(j)
+        }
+        _ => fail("a JSON value", i),
+    }
+}
+
+/// The end of the string whose opening quote is at `i`.
+fn string_end(json: &[u8], i: usize) -> Result<usize, ScanError> {
+    let mut j = i + 1;
+    loop {
+        match memchr::memchr2(b'"', b'\\', json.get(j..).unwrap_or_default()) {
+            Some(k) if json[j + k] == b'"' => return Ok(j + k + 1),
+            Some(k) => j += k + 2,
+            None => return fail("the end of a string", i),
+        }
+    }
+}
+
+/// The end of the object or array opening at `i`, strings skipped as wholes.
+fn container_end(json: &[u8], i: usize) -> Result<usize, ScanError> {
+    let mut depth = 0usize;
+    let mut j = i;
+    while let Some(&c) = json.get(j) {
+        match c {
+            b'"' => {
+                j = string_end(json, j)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(j + 1);
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    fail("the end of an object or array", i)
+}
+
+/// Calls `f(key, value range)` for each member of the object opening at `i`, until it
+/// returns `false`.
+fn for_each_member(
+    json: &[u8],
+    i: usize,
+    mut f: impl FnMut(Range<usize>, Range<usize>) -> Result<bool, ScanError>,
+) -> Result<(), ScanError> {
+    let mut j = skip_ws(json, i + 1);
+    if json.get(j) == Some(&b'}') {
+        return Ok(());
+    }
+    loop {
+        if json.get(j) != Some(&b'"') {
+            return fail("a member name", j);
+        }
+        let key_end = string_end(json, j)?;
+        let colon = skip_ws(json, key_end);
+        if json.get(colon) != Some(&b':') {
+            return fail("':' after a member name", colon);
+        }
+        let value_start = skip_ws(json, colon + 1);
+        let end = value_end(json, value_start)?;
+        if !f(j..key_end, value_start..end)? {
+            return Ok(());
+        }
+        j = skip_ws(json, end);
+        match json.get(j) {
+            Some(b',') => j = skip_ws(json, j + 1),
+            Some(b'}') => return Ok(()),
+            _ => return fail("',' or '}' after a member", j),
+        }
+    }
+}
+
+fn member(json: &[u8], i: usize, name: &str) -> Result<Option<Range<usize>>, ScanError> {
+    let mut found = None;
+    for_each_member(json, i, |key, value| {
+        if scalar(json, key).is_some_and(|k| k == name) {
+            found = Some(value);
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    Ok(found)
+}
+
+fn element(json: &[u8], i: usize, index: usize) -> Result<Option<Range<usize>>, ScanError> {
+    let all = split(json, i..i)?;
+    Ok(all.into_iter().nth(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"{"meta": {"next": "/p?c=2", "n": 3},
+  "data": [ {"id": "a", "v": {"rev": 1}, "t": "x\"y"}, {"id": 7, "v": {"rev": 2}},
+            {"id": "c\u0041", "v": {"rev": 3}, "odd": [1, {"]": "}"}]} ],
+  "by/id": {"k1": {"id": "k1"}, "k2": {"id": "k2"}}}"#;
+
+    fn text(range: Option<Range<usize>>) -> &'static str {
+        range.map_or("<none>", |r| &PAGE[r])
+    }
+
+    #[test]
+    fn pointers_find_values_without_parsing_the_page() {
+        let json = PAGE.as_bytes();
+        assert_eq!(
+            text(locate(json, "/meta/next").expect("scan")),
+            r#""/p?c=2""#
+        );
+        assert_eq!(text(locate(json, "/data/1/v/rev").expect("scan")), "2");
+        assert_eq!(
+            text(locate(json, "/by~1id/k2/id").expect("scan")),
+            r#""k2""#
+        );
+        assert_eq!(locate(json, "/meta/absent").expect("scan"), None);
+        assert_eq!(locate(json, "/data/9").expect("scan"), None);
+    }
+
+    #[test]
+    fn a_list_splits_into_records_and_scalars_read_as_text() {
+        let json = PAGE.as_bytes();
+        let list = locate(json, "/data").expect("scan").expect("present");
+        let records = split(json, list).expect("split");
+        assert_eq!(records.len(), 3);
+        let ids: Vec<String> = records
+            .iter()
+            .map(|r| {
+                let at = locate_in(json, r.clone(), "/id")
+                    .expect("scan")
+                    .expect("id");
+                scalar(json, at).expect("scalar").into_owned()
+            })
+            .collect();
+        assert_eq!(ids, ["a", "7", "cA"]);
+        let keyed = locate(json, "/by~1id").expect("scan").expect("present");
+        assert_eq!(split(json, keyed).expect("split").len(), 2);
+        assert!(split(json, locate(json, "/meta/n").expect("s").expect("p")).is_err());
+    }
+
+    #[test]
+    fn a_record_with_invalid_utf8_stays_a_record_of_its_own() {
+        let mut json = br#"[{"id": "a"}, {"id": "b", "t": "XX"}, {"id": "c"}]"#.to_vec();
+        let bad = json.windows(2).position(|w| w == b"XX").expect("marker");
+        json[bad] = 0xff;
+        let records = split(&json, 0..json.len()).expect("split");
+        assert_eq!(records.len(), 3);
+        let valid: Vec<bool> = records
+            .iter()
+            .map(|r| std::str::from_utf8(&json[r.clone()]).is_ok())
+            .collect();
+        assert_eq!(valid, [true, false, true]);
+    }
+
+    #[test]
+    fn truncated_json_is_an_error_not_a_panic() {
+        for cut in 0..PAGE.len() {
+            let json = &PAGE.as_bytes()[..cut];
+            let _ = locate(json, "/data/2/odd/1");
+            if let Ok(Some(list)) = locate(json, "/data") {
+                let _ = split(json, list);
+            }
+        }
+    }
+}
