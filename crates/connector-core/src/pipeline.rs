@@ -70,16 +70,32 @@ pub struct StreamSpec {
     /// Every complete read returns the whole current set (NOAA's active alerts), so an
     /// item's absence means it is gone. A snapshot is always read from its first page.
     pub snapshot: bool,
+    /// The read is ordered ascending on the watermark's field, so the watermark may be
+    /// committed with each page; in any other order it is committed at the end of a
+    /// complete read.
+    pub ascending: bool,
 }
 
 impl StreamSpec {
     /// The only stream of a single-stream connector.
     pub fn main(kind: impl Into<String>, snapshot: bool) -> Self {
+        Self::named("", kind, snapshot)
+    }
+
+    /// A named stream of a connector with several.
+    pub fn named(name: impl Into<String>, kind: impl Into<String>, snapshot: bool) -> Self {
         Self {
-            name: String::new(),
+            name: name.into(),
             kind: kind.into(),
             snapshot,
+            ascending: false,
         }
+    }
+
+    /// The same stream, read in ascending order of its watermark's field.
+    pub fn ascending(mut self) -> Self {
+        self.ascending = true;
+        self
     }
 }
 
@@ -94,9 +110,14 @@ pub struct Page<I> {
     /// This page does not carry everything it should (a skipped record, a page limit, a
     /// guard that stopped paging): a partial read of a snapshot prunes nothing.
     pub partial: bool,
-    /// The stream's cursor once this page is durable. Incremental streams commit it with
-    /// the page; a snapshot's is kept only after a complete read.
+    /// The stream's validators once this page is durable. Incremental streams commit them
+    /// with the page; a snapshot's are kept only after a complete read.
     pub cursor: Option<Cursor>,
+    /// The latest record time on the page (UNIX ms), for the stream's watermark.
+    pub watermark: Option<i64>,
+    /// Where the read continues after this page, if it does and the stream keeps resume
+    /// points (see [`crate::source::Read::resume`]).
+    pub resume: Option<String>,
     /// Provider-specific counters for the poll summary.
     pub extras: BTreeMap<String, u64>,
 }
@@ -109,12 +130,16 @@ impl<I> Page<I> {
             failed: 0,
             partial: false,
             cursor: None,
+            watermark: None,
+            resume: None,
             extras: BTreeMap::new(),
         }
     }
 }
 
 /// What a stream's read yields: pages, or the server's word that nothing changed.
+// One event per page, moved once: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum PageEvent<I> {
     /// A page.
@@ -383,6 +408,9 @@ struct Poll<'a, P: Provider> {
     /// New or changed items this poll may still publish.
     remaining: Option<usize>,
     streams_not_modified: usize,
+    /// When the poll began (UNIX ms): no watermark moves past it, since records written
+    /// while the read ran may not have been seen.
+    started_ms: i64,
 }
 
 /// How one stream's read ended.
@@ -410,6 +438,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             summary: PollSummary::default(),
             remaining,
             streams_not_modified: 0,
+            started_ms: i64::try_from(now).unwrap_or(i64::MAX),
         }
     }
 
@@ -451,6 +480,10 @@ impl<'a, P: Provider> Poll<'a, P> {
             .stream(&stream.name)
             .map(|s| s.cursor.clone())
             .unwrap_or_default();
+        let stored_watermark = cursor
+            .watermark
+            .as_deref()
+            .and_then(crate::source::time::parse_millis);
         let mut pages = self.provider.pages(stream, &cursor);
         let mut seen: HashSet<String> = HashSet::new();
         let mut read = StreamRead {
@@ -461,6 +494,9 @@ impl<'a, P: Provider> Poll<'a, P> {
         let mut snapshot_cursor: Option<Cursor> = None;
         // Once an item failed, later pages' cursors would move past it: they are not saved.
         let mut hold_cursor = false;
+        // The stream's cursor as committed so far in this read.
+        let mut committed = cursor.clone();
+        let mut read_max: Option<i64> = None;
         let mut next = pages.next().await;
         loop {
             let page = match next.take() {
@@ -482,24 +518,39 @@ impl<'a, P: Provider> Poll<'a, P> {
             if page.partial || page.failed > 0 {
                 read.complete = false;
             }
+            if page.failed > 0 {
+                hold_cursor = true;
+            }
             self.summary.failed += page.failed;
+            let page_max = page.watermark.map(|w| w.min(self.started_ms));
+            read_max = read_max.max(page_max);
+            // The cursor to commit with this page, for an incremental stream.
+            let mut after = page.cursor.clone().unwrap_or_else(|| committed.clone());
+            after.resume = page.resume.clone();
+            after.watermark = if stream.ascending {
+                stored_watermark.max(read_max).map(format_watermark)
+            } else {
+                committed.watermark.clone()
+            };
+            let page_cursor = (!stream.snapshot && !hold_cursor).then_some(after);
             // The next page is fetched while this one is committed.
             let (outcome, following) = tokio::join!(
-                self.commit_page(stream, state, &mut seen, &page, hold_cursor),
-                async {
-                    // A capped or failing read stops here; nothing is fetched ahead.
-                    pages.next().await
-                }
+                self.commit_page(stream, state, &mut seen, &page, page_cursor),
+                pages.next()
             );
             let outcome = outcome?;
             if outcome.failed {
                 hold_cursor = true;
                 read.complete = false;
             }
-            if stream.snapshot && !hold_cursor {
-                if let Some(c) = &page.cursor {
-                    snapshot_cursor = Some(c.clone());
-                }
+            if let Some(c) = outcome.committed {
+                committed = c;
+            }
+            if stream.snapshot
+                && !hold_cursor
+                && let Some(c) = &page.cursor
+            {
+                snapshot_cursor = Some(c.clone());
             }
             if outcome.capped {
                 read.complete = false;
@@ -511,6 +562,16 @@ impl<'a, P: Provider> Poll<'a, P> {
         if stream.snapshot {
             self.finish_snapshot(stream, state, &seen, read.complete, snapshot_cursor)
                 .await?;
+        } else if read.complete && !hold_cursor {
+            // The read is over: no resume point, and (for any order) the watermark of
+            // everything read.
+            let mut last = committed.clone();
+            last.resume = None;
+            last.watermark = stored_watermark.max(read_max).map(format_watermark);
+            if last != committed {
+                self.commit_work(stream, state, &[], Vec::new(), Some(last))
+                    .await?;
+            }
         }
         Ok(read)
     }
@@ -522,7 +583,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         state: &mut ConnectorState,
         seen: &mut HashSet<String>,
         page: &Page<P::Item>,
-        hold_cursor: bool,
+        cursor: Option<Cursor>,
     ) -> Result<PageOutcome, PollError> {
         let provider = self.provider;
         let keys: Vec<ItemKey<'_>> = page.items.iter().map(|i| provider.key(i)).collect();
@@ -553,10 +614,11 @@ impl<'a, P: Provider> Poll<'a, P> {
             }
             *left -= work.len();
         }
-        let cursor = (!stream.snapshot && !hold_cursor && !capped)
-            .then(|| page.cursor.clone())
-            .flatten()
+        // A capped page is not fully published: its cursor would skip the rest.
+        let cursor = cursor
+            .filter(|_| !capped)
             .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
+        let committing = cursor.clone();
         let items: Vec<Work<'_, P::Item>> = work
             .iter()
             .map(|&(i, change)| Work::Item {
@@ -571,6 +633,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         Ok(PageOutcome {
             failed: failed > 0,
             capped,
+            committed: committing.filter(|_| failed == 0),
         })
     }
 
@@ -795,6 +858,14 @@ impl<P: Provider> Encoder<'_, P> {
 struct PageOutcome {
     failed: bool,
     capped: bool,
+    /// The stream cursor the page committed, if it committed one.
+    committed: Option<Cursor>,
+}
+
+/// A watermark as state keeps it: RFC 3339, readable in `state show`.
+fn format_watermark(millis: i64) -> String {
+    crate::source::time::format_millis(millis, &crate::source::time::TimeFormat::Rfc3339)
+        .unwrap_or_else(|_| millis.to_string())
 }
 
 /// One signal to build.

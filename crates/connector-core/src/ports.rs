@@ -106,12 +106,23 @@ pub struct Cursor {
     pub etag: Option<String>,
     /// `Last-Modified` of the last full response, sent back as `If-Modified-Since`.
     pub last_modified: Option<String>,
+    /// Where the next read starts: the highest record time committed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
+    /// Where an unfinished read continues (the toolkit's resume point, with the
+    /// fingerprint of the request it belongs to); absent once a read completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
 }
 
 impl Cursor {
     /// True when nothing is recorded.
     pub fn is_empty(&self) -> bool {
-        self.position.is_none() && self.etag.is_none() && self.last_modified.is_none()
+        self.position.is_none()
+            && self.etag.is_none()
+            && self.last_modified.is_none()
+            && self.watermark.is_none()
+            && self.resume.is_none()
     }
 }
 

@@ -257,6 +257,7 @@ async fn stored_validators_make_a_conditional_request() {
         position: None,
         etag: Some("W/\"abc\"".into()),
         last_modified: Some("Mon, 11 Jan 2021 11:53:44 GMT".into()),
+        ..Cursor::default()
     };
     let r = client(&server)
         .get_conditional(&url(&server, "/x"), &validators)

@@ -55,6 +55,8 @@ impl NoaaClient {
             records: "/features".into(),
             max_pages: MAX_PAGES,
             conditional: true,
+            watermark: None,
+            resume: None,
             parse: Box::new(move |body, span| {
                 let alert = Alert::in_body(body, span).map_err(ItemError::new)?;
                 Ok(if actual_only && !alert.is_actual() {

@@ -194,7 +194,7 @@ mod tests {
             },
         };
         let args = strings(&commit_args("me:7", &chunk, true));
-        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "3"]);
+        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "5"]);
         assert_eq!(
             &args[6..12],
             [
@@ -210,7 +210,13 @@ mod tests {
         assert_eq!(&args[24..30], ["v:a", "1", "v:b", "1", "cursor:etag", "e"]);
         assert_eq!(
             &args[30..],
-            ["v:z", "cursor:position", "cursor:last_modified"]
+            [
+                "v:z",
+                "cursor:position",
+                "cursor:last_modified",
+                "cursor:watermark",
+                "cursor:resume"
+            ]
         );
     }
 

@@ -28,6 +28,10 @@ pub const CURSOR_POSITION: &str = "cursor:position";
 pub const CURSOR_ETAG: &str = "cursor:etag";
 /// The cursor's `Last-Modified`.
 pub const CURSOR_LAST_MODIFIED: &str = "cursor:last_modified";
+/// The stream's watermark.
+pub const CURSOR_WATERMARK: &str = "cursor:watermark";
+/// The stream's resume point.
+pub const CURSOR_RESUME: &str = "cursor:resume";
 
 /// The hash writes for one delta: fields to delete (applied first), then pairs to set.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -59,6 +63,8 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
             (CURSOR_POSITION, &cursor.position),
             (CURSOR_ETAG, &cursor.etag),
             (CURSOR_LAST_MODIFIED, &cursor.last_modified),
+            (CURSOR_WATERMARK, &cursor.watermark),
+            (CURSOR_RESUME, &cursor.resume),
         ] {
             match value {
                 Some(v) => w.sets.push((format!("{stream}{field}"), v.clone())),
@@ -103,6 +109,8 @@ fn read_field(stream: &mut StreamState, field: &str, value: String) {
             CURSOR_POSITION => stream.cursor.position = Some(value),
             CURSOR_ETAG => stream.cursor.etag = Some(value),
             CURSOR_LAST_MODIFIED => stream.cursor.last_modified = Some(value),
+            CURSOR_WATERMARK => stream.cursor.watermark = Some(value),
+            CURSOR_RESUME => stream.cursor.resume = Some(value),
             _ => {}
         }
     }
@@ -123,10 +131,14 @@ mod tests {
                 position: Some("p".into()),
                 etag: None,
                 last_modified: Some("Tue".into()),
+                ..Cursor::default()
             }),
         };
         let w = writes_for(&delta);
-        assert_eq!(w.deletes, ["v:gone", "cursor:etag"]);
+        assert_eq!(
+            w.deletes,
+            ["v:gone", "cursor:etag", "cursor:watermark", "cursor:resume"]
+        );
         assert_eq!(w.sets.len(), 4);
         let mut expected = ConnectorState::default();
         delta.apply_to(&mut expected);

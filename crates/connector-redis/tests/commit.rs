@@ -187,6 +187,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
                     position: Some("2026-01-01T00:00:00Z".into()),
                     etag: Some("\"v7\"".into()),
                     last_modified: Some("Tue, 24 Nov 2026 21:00:00 GMT".into()),
+                    ..Cursor::default()
                 }),
             },
         },
@@ -200,6 +201,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
                     position: Some("2026-01-02T00:00:00Z".into()),
                     etag: None,
                     last_modified: None,
+                    ..Cursor::default()
                 }),
                 ..StateDelta::default()
             },

@@ -10,6 +10,7 @@
 
 pub mod paging;
 pub mod records;
+pub mod time;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -51,6 +52,14 @@ pub struct Read<'a, I> {
     pub max_pages: u64,
     /// Send the stored validators with the first request (a 304 then ends the read).
     pub conditional: bool,
+    /// JSON pointer to each record's time (RFC 3339, ISO 8601, epoch seconds or
+    /// milliseconds), for the stream's watermark.
+    pub watermark: Option<String>,
+    /// Keep a resume point after each page, so a read stopped mid-way continues where it
+    /// was instead of starting over; it expires after this long (Jira's page tokens last 7
+    /// days) and is dropped when the first request changes (a new watermark, a new config)
+    /// or the server refuses it with a 4xx. `None` for snapshots, which always start over.
+    pub resume: Option<std::time::Duration>,
     /// One record to its item.
     pub parse: Box<ParseRecord<'a, I>>,
 }
@@ -61,6 +70,49 @@ struct At<'a, I> {
     pager: Pager,
     next: Option<Request>,
     pages: u64,
+    /// The fingerprint of the read's first request, which a resume point belongs to.
+    fingerprint: String,
+    /// The next request came from a stored resume point (a 4xx drops it).
+    resumed: bool,
+}
+
+/// A stored resume point: the request that continues a read, and which read.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ResumePoint {
+    fingerprint: String,
+    at_ms: i64,
+    url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<serde_json::Value>,
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(crate::pipeline::now_ms()).unwrap_or(i64::MAX)
+}
+
+fn fingerprint_of(request: &Request) -> String {
+    let text = match &request.body {
+        Some(body) => format!("{} {body}", request.url),
+        None => request.url.to_string(),
+    };
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+/// The stored resume point of `cursor`, if it belongs to this read and has not expired.
+fn resume_from(cursor: &Cursor, read: &Read<'_, impl Sized>, fingerprint: &str) -> Option<Request> {
+    let ttl = read.resume?;
+    let point: ResumePoint = serde_json::from_str(cursor.resume.as_deref()?).ok()?;
+    let age = now_ms().saturating_sub(point.at_ms);
+    if point.fingerprint != fingerprint || age < 0 || age as u128 > ttl.as_millis() {
+        return None;
+    }
+    let url = url::Url::parse(&point.url).ok()?;
+    // A resume point is only ever on the API's own origin.
+    (url.origin() == read.request.url.origin()).then(|| Request {
+        url,
+        body: point.body,
+        headers: read.request.headers.clone(),
+    })
 }
 
 /// The pages of `read`, through `http`, resuming with `cursor`'s validators.
@@ -70,22 +122,41 @@ pub fn read<'a, I: Send + 'a>(
     cursor: &'a Cursor,
 ) -> Pages<'a, I> {
     let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages);
+    let fingerprint = fingerprint_of(&read.request);
+    let resumed = resume_from(cursor, &read, &fingerprint);
     let start = At {
-        next: Some(read.request.clone()),
+        resumed: resumed.is_some(),
+        next: Some(resumed.unwrap_or_else(|| read.request.clone())),
         read,
         pager,
         pages: 0,
+        fingerprint,
     };
     paged(start, move |mut at| async move {
-        let Some(request) = at.next.take() else {
+        let Some(mut request) = at.next.take() else {
             return Ok(None);
         };
-        let validators = if at.pages == 0 && at.read.conditional {
+        let validators = if at.pages == 0 && at.read.conditional && !at.resumed {
             cursor.clone()
         } else {
             Cursor::default()
         };
-        let response = match http.send(&request, &validators).await? {
+        let sent = match http.send(&request, &validators).await {
+            // The server no longer knows the resume point (an expired token): start over.
+            Err(crate::http::HttpError::Status { status, .. })
+                if at.resumed && (400..500).contains(&status) =>
+            {
+                tracing::warn!(
+                    status,
+                    "resume point refused; the read starts over from its first page"
+                );
+                at.resumed = false;
+                request = at.read.request.clone();
+                http.send(&request, &Cursor::default()).await
+            }
+            other => other,
+        };
+        let response = match sent? {
             Conditional::NotModified if at.pages == 0 => {
                 return Ok(Some((PageEvent::NotModified, at)));
             }
@@ -102,6 +173,7 @@ pub fn read<'a, I: Send + 'a>(
             position: None,
             etag: response.etag(),
             last_modified: response.last_modified(),
+            ..Cursor::default()
         };
         let link = response.header("link");
         let url = response.url.clone();
@@ -119,6 +191,14 @@ pub fn read<'a, I: Send + 'a>(
                 Ok(_) => (at.read.parse)(&body, span.clone()),
                 Err(e) => Err(ItemError::new(format!("not UTF-8: {e}"))),
             };
+            if let (Ok(Kept::Item(_)), Some(pointer)) = (&parsed, &at.read.watermark) {
+                let time = records::locate_in(&body, span.clone(), pointer)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| records::scalar(&body, t))
+                    .and_then(|t| time::parse_millis(&t));
+                page.watermark = page.watermark.max(time);
+            }
             match parsed {
                 Ok(Kept::Item(item)) => page.items.push(item),
                 Ok(Kept::Dropped(why)) => *page.extras.entry(why.to_owned()).or_insert(0) += 1,
@@ -135,13 +215,25 @@ pub fn read<'a, I: Send + 'a>(
             body: &body,
             records: spans.len(),
         };
+        at.resumed = false;
         match at
             .pager
             .next(&seen)
             .map_err(|e| FetchError::malformed(&url, e))?
         {
             Next::Done => {}
-            Next::Page(next) => at.next = Some(next),
+            Next::Page(next) => {
+                if at.read.resume.is_some() {
+                    let point = ResumePoint {
+                        fingerprint: at.fingerprint.clone(),
+                        at_ms: now_ms(),
+                        url: next.url.to_string(),
+                        body: next.body.clone(),
+                    };
+                    page.resume = serde_json::to_string(&point).ok();
+                }
+                at.next = Some(next);
+            }
             Next::Stop(reason) => {
                 tracing::warn!(url = %display_url(&url), %reason, "paging stopped early; the read is partial");
                 page.partial = true;

@@ -141,6 +141,7 @@ impl ItemsProvider {
             position: None,
             etag: resp.etag(),
             last_modified: resp.last_modified(),
+            ..Cursor::default()
         };
         let mut page = Page::of(items);
         page.cursor = Some(next);

@@ -1,0 +1,176 @@
+//! The incremental time cursor: reading a record's time leniently and writing the
+//! watermark back in the format the API's query wants.
+//!
+//! APIs disagree on how to write a time: RFC 3339 (GitHub), ISO 8601 with a `+hhmm` offset
+//! (Jira's `2024-01-09T14:03:00.000+0100`), epoch seconds or milliseconds (Datadog, as
+//! numbers or text), and queries in a local wall clock (Jira's JQL takes `yyyy-MM-dd HH:mm`
+//! in the searching user's time zone). Times are held as UNIX milliseconds in between.
+//! The time zone database is compiled in (jiff's bundled tzdb): the images carry none.
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, civil};
+
+/// How a watermark is written into a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// `2024-01-09T13:03:00Z` (UTC, whole seconds unless the time has milliseconds).
+    Rfc3339,
+    /// Seconds since the UNIX epoch.
+    EpochSeconds,
+    /// Milliseconds since the UNIX epoch.
+    EpochMillis,
+    /// A strftime pattern (`%Y-%m-%d %H:%M`) in a time zone (an IANA name such as
+    /// `Europe/Berlin`, or `UTC`).
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// The zone the wall-clock time is read in.
+        zone: String,
+    },
+}
+
+/// A time zone by IANA name, from the compiled-in database.
+pub fn zone(name: &str) -> Result<TimeZone, String> {
+    if name.eq_ignore_ascii_case("utc") || name == "Z" {
+        return Ok(TimeZone::UTC);
+    }
+    TimeZone::get(name).map_err(|_| {
+        format!("unknown time zone \"{name}\"; expected an IANA name such as Europe/Berlin or UTC")
+    })
+}
+
+/// A time as UNIX milliseconds, read leniently from text: RFC 3339, ISO 8601 with `+hhmm`
+/// or `+hh:mm`, a date and time without offset (taken as UTC), or whole epoch seconds or
+/// milliseconds (told apart by size: anything past the year 2286 in seconds is
+/// milliseconds).
+pub fn parse_millis(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = t.parse().ok()?;
+        return Some(if n >= 10_000_000_000 { n } else { n * 1000 });
+    }
+    if let Ok(ts) = t.parse::<Timestamp>() {
+        return Some(ts.as_millisecond());
+    }
+    // `+hhmm` without the colon, as Jira writes it.
+    if let Some(fixed) = colon_offset(t)
+        && let Ok(ts) = fixed.parse::<Timestamp>()
+    {
+        return Some(ts.as_millisecond());
+    }
+    // No offset at all: UTC, the only reading that does not depend on this machine.
+    let civil: civil::DateTime = t.replace(' ', "T").parse().ok()?;
+    TimeZone::UTC
+        .to_timestamp(civil)
+        .ok()
+        .map(|ts| ts.as_millisecond())
+}
+
+/// `...+0100` → `...+01:00`.
+fn colon_offset(t: &str) -> Option<String> {
+    let (head, tail) = t.split_at(t.len().checked_sub(5)?);
+    let sign = tail.as_bytes().first()?;
+    (matches!(sign, b'+' | b'-') && tail[1..].bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{head}{}:{}", &tail[..3], &tail[3..]))
+}
+
+/// The time `millis` written as `format` wants it.
+pub fn format_millis(millis: i64, format: &TimeFormat) -> Result<String, String> {
+    let ts = Timestamp::from_millisecond(millis).map_err(|e| e.to_string())?;
+    Ok(match format {
+        TimeFormat::Rfc3339 => {
+            if millis % 1000 == 0 {
+                ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+            } else {
+                ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            }
+        }
+        TimeFormat::EpochSeconds => millis.div_euclid(1000).to_string(),
+        TimeFormat::EpochMillis => millis.to_string(),
+        TimeFormat::Pattern {
+            pattern,
+            zone: name,
+        } => {
+            let tz = zone(name)?;
+            jiff::fmt::strtime::format(pattern.as_str(), &ts.to_zoned_datetime(tz))
+                .map_err(|e| format!("cannot write the time with \"{pattern}\": {e}"))?
+        }
+    })
+}
+
+/// Where the next incremental read starts: the watermark minus the lookback (records
+/// updated while the last read ran, or with clocks a little apart, are read again; their
+/// versions keep them from being published twice), or the initial time when there is no
+/// watermark yet.
+pub fn read_from(watermark: Option<i64>, lookback_ms: i64, initial: Option<i64>) -> Option<i64> {
+    watermark.map(|w| w - lookback_ms).or(initial)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_read_in_every_common_spelling() {
+        let at = 1_704_805_380_000; // 2024-01-09T13:03:00Z
+        for text in [
+            "2024-01-09T13:03:00Z",
+            "2024-01-09T14:03:00+01:00",
+            "2024-01-09T14:03:00.000+0100",
+            "2024-01-09T13:03:00",
+            "2024-01-09 13:03:00",
+            "1704805380",
+            "1704805380000",
+        ] {
+            assert_eq!(parse_millis(text), Some(at), "{text}");
+        }
+        assert_eq!(parse_millis("2024-01-09T13:03:00.250Z"), Some(at + 250));
+        assert_eq!(parse_millis("yesterday"), None);
+        assert_eq!(parse_millis(""), None);
+    }
+
+    #[test]
+    fn watermarks_are_written_as_the_query_wants_in_its_zone() {
+        let at = 1_704_805_380_000;
+        assert_eq!(
+            format_millis(at, &TimeFormat::Rfc3339).as_deref(),
+            Ok("2024-01-09T13:03:00Z")
+        );
+        assert_eq!(
+            format_millis(at + 5, &TimeFormat::Rfc3339).as_deref(),
+            Ok("2024-01-09T13:03:00.005Z")
+        );
+        assert_eq!(
+            format_millis(at, &TimeFormat::EpochSeconds).as_deref(),
+            Ok("1704805380")
+        );
+        assert_eq!(
+            format_millis(at, &TimeFormat::EpochMillis).as_deref(),
+            Ok("1704805380000")
+        );
+        let jql = |zone: &str| TimeFormat::Pattern {
+            pattern: "%Y-%m-%d %H:%M".into(),
+            zone: zone.into(),
+        };
+        assert_eq!(
+            format_millis(at, &jql("Europe/Berlin")).as_deref(),
+            Ok("2024-01-09 14:03")
+        );
+        assert_eq!(
+            format_millis(at, &jql("America/Los_Angeles")).as_deref(),
+            Ok("2024-01-09 05:03")
+        );
+        assert_eq!(
+            format_millis(at, &jql("UTC")).as_deref(),
+            Ok("2024-01-09 13:03")
+        );
+        assert!(format_millis(at, &jql("Mars/Olympus")).is_err());
+    }
+
+    #[test]
+    fn a_read_starts_a_lookback_before_the_watermark() {
+        assert_eq!(read_from(Some(10_000), 3_000, Some(1)), Some(7_000));
+        assert_eq!(read_from(None, 3_000, Some(1)), Some(1));
+        assert_eq!(read_from(None, 3_000, None), None);
+    }
+}
