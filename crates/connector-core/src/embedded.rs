@@ -96,6 +96,15 @@ impl EmbeddedBackend {
         }
     }
 
+    /// A connector's state as committed (in memory), for tests.
+    pub fn load_state(&self, connector: &str) -> ConnectorState {
+        lock(&self.inner)
+            .states
+            .get(connector)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Takes another instance's view: forces the lease to a new holder, as if this one had
     /// stalled past its TTL (for fencing tests).
     pub fn steal_lease(&self, connector: &str, instance_id: &str, ttl: Duration) -> Lease {

@@ -480,10 +480,10 @@ impl<'a, P: Provider> Poll<'a, P> {
             .stream(&stream.name)
             .map(|s| s.cursor.clone())
             .unwrap_or_default();
-        let stored_watermark = cursor
-            .watermark
-            .as_deref()
-            .and_then(crate::source::time::parse_millis);
+        let parse = |t: &Option<String>| t.as_deref().and_then(crate::source::time::parse_millis);
+        let stored_watermark = parse(&cursor.watermark);
+        // What an unfinished read of another order committed before it stopped.
+        let pending = parse(&cursor.pending);
         let mut pages = self.provider.pages(stream, &cursor);
         let mut seen: HashSet<String> = HashSet::new();
         let mut read = StreamRead {
@@ -527,11 +527,12 @@ impl<'a, P: Provider> Poll<'a, P> {
             // The cursor to commit with this page, for an incremental stream.
             let mut after = page.cursor.clone().unwrap_or_else(|| committed.clone());
             after.resume = page.resume.clone();
-            after.watermark = if stream.ascending {
-                stored_watermark.max(read_max).map(format_watermark)
+            if stream.ascending {
+                after.watermark = stored_watermark.max(read_max).map(format_watermark);
             } else {
-                committed.watermark.clone()
-            };
+                after.watermark = committed.watermark.clone();
+                after.pending = pending.max(read_max).map(format_watermark);
+            }
             let page_cursor = (!stream.snapshot && !hold_cursor).then_some(after);
             // The next page is fetched while this one is committed.
             let (outcome, following) = tokio::join!(
@@ -567,7 +568,11 @@ impl<'a, P: Provider> Poll<'a, P> {
             // everything read.
             let mut last = committed.clone();
             last.resume = None;
-            last.watermark = stored_watermark.max(read_max).map(format_watermark);
+            last.pending = None;
+            last.watermark = stored_watermark
+                .max(read_max)
+                .max(pending.filter(|_| cursor.resume.is_some()))
+                .map(format_watermark);
             if last != committed {
                 self.commit_work(stream, state, &[], Vec::new(), Some(last))
                     .await?;

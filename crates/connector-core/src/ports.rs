@@ -113,6 +113,10 @@ pub struct Cursor {
     /// fingerprint of the request it belongs to); absent once a read completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+    /// The latest record time an unfinished read in an order other than ascending has
+    /// committed so far (RFC 3339); it becomes the watermark when the read completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
 }
 
 impl Cursor {
@@ -123,6 +127,7 @@ impl Cursor {
             && self.last_modified.is_none()
             && self.watermark.is_none()
             && self.resume.is_none()
+            && self.pending.is_none()
     }
 }
 

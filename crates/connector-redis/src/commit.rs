@@ -194,7 +194,7 @@ mod tests {
             },
         };
         let args = strings(&commit_args("me:7", &chunk, true));
-        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "5"]);
+        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "6"]);
         assert_eq!(
             &args[6..12],
             [
@@ -215,7 +215,8 @@ mod tests {
                 "cursor:position",
                 "cursor:last_modified",
                 "cursor:watermark",
-                "cursor:resume"
+                "cursor:resume",
+                "cursor:pending"
             ]
         );
     }

@@ -32,6 +32,8 @@ pub const CURSOR_LAST_MODIFIED: &str = "cursor:last_modified";
 pub const CURSOR_WATERMARK: &str = "cursor:watermark";
 /// The stream's resume point.
 pub const CURSOR_RESUME: &str = "cursor:resume";
+/// The latest time an unfinished read committed.
+pub const CURSOR_PENDING: &str = "cursor:pending";
 
 /// The hash writes for one delta: fields to delete (applied first), then pairs to set.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -65,6 +67,7 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
             (CURSOR_LAST_MODIFIED, &cursor.last_modified),
             (CURSOR_WATERMARK, &cursor.watermark),
             (CURSOR_RESUME, &cursor.resume),
+            (CURSOR_PENDING, &cursor.pending),
         ] {
             match value {
                 Some(v) => w.sets.push((format!("{stream}{field}"), v.clone())),
@@ -111,6 +114,7 @@ fn read_field(stream: &mut StreamState, field: &str, value: String) {
             CURSOR_LAST_MODIFIED => stream.cursor.last_modified = Some(value),
             CURSOR_WATERMARK => stream.cursor.watermark = Some(value),
             CURSOR_RESUME => stream.cursor.resume = Some(value),
+            CURSOR_PENDING => stream.cursor.pending = Some(value),
             _ => {}
         }
     }
@@ -137,7 +141,13 @@ mod tests {
         let w = writes_for(&delta);
         assert_eq!(
             w.deletes,
-            ["v:gone", "cursor:etag", "cursor:watermark", "cursor:resume"]
+            [
+                "v:gone",
+                "cursor:etag",
+                "cursor:watermark",
+                "cursor:resume",
+                "cursor:pending"
+            ]
         );
         assert_eq!(w.sets.len(), 4);
         let mut expected = ConnectorState::default();

@@ -14,6 +14,7 @@
 //!    `removed`, and not again.
 
 pub mod items;
+pub mod paged;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,10 +22,15 @@ use std::time::Duration;
 
 use wiremock::MockServer;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::config::ConnectorConfig;
 use crate::embedded::EmbeddedBackend;
 use crate::pipeline::{PollingConnector, Provider};
-use crate::ports::{Backends, Lease, StateStore};
+use crate::ports::{
+    BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, Cursor, Lease, Publisher,
+    StateDelta, StateStore,
+};
 use crate::registry::Factories;
 use crate::signal::StreamEntry;
 
@@ -55,20 +61,39 @@ impl Harness {
     /// Builds `config` with the provider `P` on a fresh in-memory backend and takes its lease.
     pub async fn new<P: Provider>(config: ConnectorConfig) -> Self {
         let backend = Arc::new(EmbeddedBackend::in_memory());
-        let backends = Backends::from_one(backend.clone());
+        Self::on::<P>(config, backend, None).await
+    }
+
+    /// The same on `backend` (to pick up the state an earlier harness left), with a
+    /// publisher that fails after `crash_after` commits when given (a process stopped
+    /// mid-poll).
+    pub async fn on<P: Provider>(
+        config: ConnectorConfig,
+        backend: Arc<EmbeddedBackend>,
+        crash_after: Option<usize>,
+    ) -> Self {
+        let mut backends = Backends::from_one(backend.clone());
+        if let Some(left) = crash_after {
+            backends.publisher = Arc::new(Crashing {
+                inner: backend.clone(),
+                left: AtomicUsize::new(left),
+            });
+        }
         let mut factories = Factories::new();
         factories.register::<P>();
         let connector = match factories.create(Arc::new(config.clone()), backends.clone()) {
             Ok(c) => c,
             Err(e) => panic!("the connector under test could not be built: {e}"),
         };
-        let lease = backends
+        // A lease an earlier harness left is taken over, as after its holder died.
+        let lease = match backends
             .leases
             .acquire(&config.name, "contract-test", Duration::from_secs(300))
             .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("a fresh backend must grant the lease"));
+        {
+            Ok(Some(lease)) => lease,
+            _ => backend.steal_lease(&config.name, "contract-test", Duration::from_secs(300)),
+        };
         Self {
             backend,
             connector,
@@ -84,6 +109,181 @@ impl Harness {
             .map(|(_, e)| e)
             .collect()
     }
+}
+
+/// A publisher that commits `left` chunks and then fails, like a process that died.
+struct Crashing {
+    inner: Arc<EmbeddedBackend>,
+    left: AtomicUsize,
+}
+
+impl Publisher for Crashing {
+    fn commit<'a>(
+        &'a self,
+        lease: &'a Lease,
+        chunk: &'a CommitChunk,
+    ) -> BoxFuture<'a, Result<CommitOutcome, BackendError>> {
+        let go = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        Box::pin(async move {
+            if go {
+                self.inner.commit(lease, chunk).await
+            } else {
+                Err(BackendError::new("commit", "the process stopped"))
+            }
+        })
+    }
+}
+
+/// How an incremental provider's mock serves what the incremental contract needs.
+pub trait IncrementalScenario {
+    /// Serves a first sync of at least three pages; returns how many items it holds.
+    fn serve_pages(&self, server: &MockServer) -> impl Future<Output = usize>;
+    /// From now on, the server hands out a page token it handed out before.
+    fn serve_repeated_token(&self, server: &MockServer) -> impl Future<Output = ()>;
+    /// Breaks one record so it no longer parses; returns its id.
+    fn break_one(&self, server: &MockServer) -> impl Future<Output = String>;
+    /// Mends the record `break_one` broke.
+    fn fix_one(&self, server: &MockServer) -> impl Future<Output = ()>;
+}
+
+/// The contract of incremental, paged providers, each case on a fresh backend:
+///
+/// 1. with a far-future watermark, a poll publishes nothing;
+/// 2. a process stopped between two pages of a multi-page first sync loses nothing and
+///    republishes nothing when the next process goes on;
+/// 3. a repeated page token ends the poll with an error and commits no page after it;
+/// 4. a record that fails to parse is counted as failed, and published by a later poll
+///    once it parses.
+///
+/// Run it for an ascending and for a descending read where the provider has both.
+pub async fn run_incremental_contract<P: Provider>(
+    mut config: ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl IncrementalScenario,
+) {
+    config.max_retries = 0;
+    let provider = crate::registry::typed_config::<P>(&config)
+        .and_then(|typed| P::new(typed, &config))
+        .unwrap_or_else(|e| panic!("the provider under test could not be built: {e}"));
+    let streams: Vec<String> = provider.streams().iter().map(|s| s.name.clone()).collect();
+
+    // 1. A far-future watermark: nothing is newer.
+    server.reset().await;
+    let n = scenario.serve_pages(server).await;
+    assert!(n >= 3, "a multi-page sync needs at least three items");
+    let backend = Arc::new(EmbeddedBackend::in_memory());
+    let lease = backend.steal_lease(&config.name, "setup", Duration::from_secs(60));
+    for stream in &streams {
+        let delta = StateDelta {
+            stream: stream.clone(),
+            cursor: Some(Cursor {
+                watermark: Some("3000-01-01T00:00:00Z".into()),
+                ..Cursor::default()
+            }),
+            ..StateDelta::default()
+        };
+        let chunk = CommitChunk {
+            stream: config.output_stream.clone(),
+            stream_max_len: None,
+            entries: Vec::new(),
+            delta,
+        };
+        let written = backend.commit(&lease, &chunk).await;
+        assert!(
+            matches!(written, Ok(CommitOutcome::Committed)),
+            "setup: {written:?}"
+        );
+    }
+    let _ = crate::ports::LeaseManager::release(backend.as_ref(), &lease).await;
+    let mut h = Harness::on::<P>(config.clone(), backend, None).await;
+    let far = poll_once(&mut h)
+        .await
+        .unwrap_or_else(|e| panic!("far-future poll failed: {e}"));
+    assert_eq!(
+        far.published, 0,
+        "a far-future watermark yields nothing: {far:?}"
+    );
+
+    // 2. Stopped between two pages, then resumed by the next process.
+    server.reset().await;
+    let n = scenario.serve_pages(server).await;
+    let backend = Arc::new(EmbeddedBackend::in_memory());
+    let mut crashing = Harness::on::<P>(config.clone(), backend.clone(), Some(1)).await;
+    let stopped = poll_once(&mut crashing).await;
+    assert!(stopped.is_err(), "the stopped poll fails: {stopped:?}");
+    let before = crashing.published().len();
+    assert!(
+        before > 0 && before < n,
+        "the first page was committed, not all: {before} of {n}"
+    );
+    drop(crashing);
+    let mut next = Harness::on::<P>(config.clone(), backend, None).await;
+    let resumed = poll_once(&mut next)
+        .await
+        .unwrap_or_else(|e| panic!("resumed poll failed: {e}"));
+    let all = next.published();
+    let mut ids: Vec<&str> = all.iter().map(|e| e.external_id.as_str()).collect();
+    ids.sort_unstable();
+    let len = ids.len();
+    ids.dedup();
+    assert_eq!(
+        len,
+        ids.len(),
+        "nothing republished after the stop: {resumed:?}"
+    );
+    assert_eq!(ids.len(), n, "nothing lost after the stop");
+
+    // 3. A repeated page token: the poll fails, no page after it is committed.
+    server.reset().await;
+    let n = scenario.serve_pages(server).await;
+    scenario.serve_repeated_token(server).await;
+    let mut h = Harness::new::<P>(config.clone()).await;
+    let looped = poll_once(&mut h).await;
+    assert!(
+        looped.is_err(),
+        "a repeated token fails the poll: {looped:?}"
+    );
+    let committed = h.published().len();
+    assert!(
+        committed < n,
+        "no page after the repeated token is committed ({committed} of {n})"
+    );
+
+    // 4. A record that does not parse: counted, skipped, published once it parses.
+    server.reset().await;
+    scenario.serve_pages(server).await;
+    let broken = scenario.break_one(server).await;
+    let mut h = Harness::new::<P>(config.clone()).await;
+    let first = poll_once(&mut h)
+        .await
+        .unwrap_or_else(|e| panic!("poll failed: {e}"));
+    assert!(
+        first.failed >= 1,
+        "the broken record is counted as failed: {first:?}"
+    );
+    assert!(
+        h.published().iter().all(|e| e.external_id != broken),
+        "the broken record is not published"
+    );
+    scenario.fix_one(server).await;
+    poll_once(&mut h)
+        .await
+        .unwrap_or_else(|e| panic!("poll after the fix failed: {e}"));
+    let fixed = h
+        .published()
+        .iter()
+        .filter(|e| e.external_id == broken)
+        .count();
+    assert_eq!(fixed, 1, "the mended record is published once");
+}
+
+async fn poll_once(
+    h: &mut Harness,
+) -> Result<crate::ports::PollSummary, crate::pipeline::PollError> {
+    h.connector.poll(&h.lease).await
 }
 
 fn signal_json(entry: &StreamEntry) -> serde_json::Value {

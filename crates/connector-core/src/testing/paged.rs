@@ -1,0 +1,278 @@
+//! A paged, incremental provider for tests (`TEST_PAGED`), and the mock API it reads.
+//!
+//! `GET /records?since=<RFC 3339>&limit=<n>[&cursor=<token>]` answers
+//! `{"records": [{"id", "updated", "title"}...], "next": "<token>"|null}`, sorted by
+//! `updated` ascending (or descending with `order=desc`). It is small on purpose: what it
+//! exercises is the core's paging, watermark, resume points and per-page commits, which
+//! every incremental provider (Jira, GitHub, Datadog, HTTP_JSON) is built from.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use url::Url;
+use wiremock::{Request as MockRequest, Respond, ResponseTemplate};
+
+use crate::http::{HttpClient, Request};
+use crate::pipeline::{CreateError, ItemKey, Pages, StreamSpec};
+use crate::signal::{ItemError, ItemSignal};
+use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
+use crate::source::{self, Body, Kept, Paging, Read, TokenIn};
+use crate::{ConnectorConfig, Cursor, Provider, Severity};
+
+/// `providerConfig` of `TEST_PAGED`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PagedConfig {
+    /// Where the API lives.
+    pub base_url: Url,
+    /// Records per page.
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: u32,
+    /// Read newest first: the watermark is then committed only at the end of a read.
+    #[serde(default)]
+    pub descending: bool,
+    /// How far before the watermark a read starts, in seconds.
+    #[serde(default)]
+    pub lookback_seconds: u32,
+}
+
+fn default_limit() -> u32 {
+    2
+}
+
+/// The `TEST_PAGED` provider.
+pub struct PagedProvider {
+    http: HttpClient,
+    config: PagedConfig,
+    streams: [StreamSpec; 1],
+}
+
+/// One record: its bytes in the shared page body, and its id and version.
+pub struct Record {
+    body: Body,
+    span: std::ops::Range<usize>,
+    id: String,
+    updated: String,
+    title: String,
+}
+
+#[derive(Deserialize)]
+struct Fields {
+    id: String,
+    updated: String,
+    title: String,
+}
+
+impl Provider for PagedProvider {
+    const TYPE: &'static str = "TEST_PAGED";
+    type Config = PagedConfig;
+    type Item = Record;
+
+    fn new(config: PagedConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+        let http = HttpClient::builder(config.base_url.clone())
+            .connector_settings(common)
+            .build()
+            .map_err(|e| CreateError(e.to_string()))?;
+        let stream = StreamSpec::main("record", false);
+        let stream = if config.descending {
+            stream
+        } else {
+            stream.ascending()
+        };
+        Ok(Self {
+            http,
+            config,
+            streams: [stream],
+        })
+    }
+
+    fn source(&self) -> &str {
+        "paged"
+    }
+
+    fn streams(&self) -> &[StreamSpec] {
+        &self.streams
+    }
+
+    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        let mut url = self.http.base().clone();
+        url.set_path("/records");
+        let lookback = i64::from(self.config.lookback_seconds) * 1000;
+        let watermark = cursor.watermark.as_deref().and_then(parse_millis);
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(since) = read_from(watermark, lookback, None)
+                .and_then(|ms| format_millis(ms, &TimeFormat::Rfc3339).ok())
+            {
+                q.append_pair("since", &since);
+            }
+            q.append_pair("limit", &self.config.limit.to_string());
+            if self.config.descending {
+                q.append_pair("order", "desc");
+            }
+        }
+        let read = Read {
+            request: Request::get(url),
+            paging: Paging::Cursor {
+                pointer: "/next".into(),
+                into: TokenIn::Query("cursor".into()),
+                stop_on_empty: false,
+            },
+            records: "/records".into(),
+            max_pages: 1000,
+            conditional: false,
+            watermark: Some("/updated".into()),
+            resume: Some(Duration::from_secs(7 * 24 * 3600)),
+            parse: Box::new(|body, span| {
+                let text = std::str::from_utf8(&body[span.clone()]).unwrap_or_default();
+                let f: Fields = serde_json::from_str(text).map_err(ItemError::new)?;
+                if parse_millis(&f.updated).is_none() {
+                    return Err(ItemError::new(format!(
+                        "updated {:?} is not a time",
+                        f.updated
+                    )));
+                }
+                Ok(Kept::Item(Record {
+                    body: Arc::clone(body),
+                    span,
+                    id: f.id,
+                    updated: f.updated,
+                    title: f.title,
+                }))
+            }),
+        };
+        source::read(&self.http, read, cursor)
+    }
+
+    fn key<'a>(&self, item: &'a Record) -> ItemKey<'a> {
+        ItemKey {
+            id: Cow::Borrowed(&item.id),
+            version: Cow::Borrowed(&item.updated),
+        }
+    }
+
+    fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Record) -> Result<ItemSignal<'a>, ItemError> {
+        let text = std::str::from_utf8(&item.body[item.span.clone()]).map_err(ItemError::new)?;
+        let payload: &RawValue = serde_json::from_str(text).map_err(ItemError::new)?;
+        Ok(ItemSignal {
+            kind: Cow::Borrowed("record"),
+            title: Cow::Borrowed(&item.title),
+            severity: Severity::Info,
+            occurred_at: Some(Cow::Borrowed(&item.updated)),
+            url: None,
+            payload: Cow::Borrowed(payload),
+        })
+    }
+}
+
+/// The mock API: a set of records the test changes between polls, served in pages.
+#[derive(Clone, Default)]
+pub struct RecordsApi {
+    inner: Arc<Mutex<ApiState>>,
+}
+
+#[derive(Default)]
+struct ApiState {
+    /// `(id, updated millis, raw JSON of the record)`.
+    records: Vec<(String, i64, String)>,
+    /// Answer the page after `cursor=<token>` with this token again (a loop).
+    repeat_token: bool,
+    /// Requests served, for assertions.
+    requests: Vec<String>,
+}
+
+impl RecordsApi {
+    /// `n` records `r0`.. updated one minute apart from 2026-01-01T00:00:00Z.
+    pub fn with_records(n: usize) -> Self {
+        let api = Self::default();
+        for i in 0..n {
+            api.upsert(&format!("r{i}"), 1_767_225_600_000 + i as i64 * 60_000);
+        }
+        api
+    }
+
+    /// Adds or changes a record.
+    pub fn upsert(&self, id: &str, updated_ms: i64) {
+        let updated = format_millis(updated_ms, &TimeFormat::Rfc3339).unwrap_or_default();
+        let raw =
+            serde_json::json!({ "id": id, "updated": updated, "title": format!("Record {id}") })
+                .to_string();
+        self.put_raw(id, updated_ms, raw);
+    }
+
+    /// Replaces a record's JSON with `raw` (e.g. one that does not parse).
+    pub fn put_raw(&self, id: &str, updated_ms: i64, raw: String) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.records.retain(|(r, _, _)| r != id);
+            s.records.push((id.to_owned(), updated_ms, raw));
+            s.records.sort_by_key(|(_, t, _)| *t);
+        }
+    }
+
+    /// Makes the server hand out the same next token forever.
+    pub fn repeat_tokens(&self) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.repeat_token = true;
+        }
+    }
+
+    /// The query strings of the requests served so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .map(|s| s.requests.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Respond for RecordsApi {
+    fn respond(&self, request: &MockRequest) -> ResponseTemplate {
+        let Ok(mut s) = self.inner.lock() else {
+            return ResponseTemplate::new(500);
+        };
+        let query: std::collections::HashMap<String, String> =
+            request.url.query_pairs().into_owned().collect();
+        s.requests
+            .push(request.url.query().unwrap_or_default().to_owned());
+        let since = query
+            .get("since")
+            .and_then(|t| parse_millis(t))
+            .unwrap_or(i64::MIN);
+        let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(2);
+        let offset: usize = query
+            .get("cursor")
+            .and_then(|c| c.strip_prefix("o"))
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        let mut matching: Vec<&(String, i64, String)> =
+            s.records.iter().filter(|(_, t, _)| *t >= since).collect();
+        if query.get("order").map(String::as_str) == Some("desc") {
+            matching.reverse();
+        }
+        let page: Vec<&str> = matching
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, _, raw)| raw.as_str())
+            .collect();
+        let next = if offset + limit < matching.len() {
+            let token = if s.repeat_token && offset > 0 {
+                offset
+            } else {
+                offset + limit
+            };
+            format!("\"o{token}\"")
+        } else {
+            "null".to_owned()
+        };
+        ResponseTemplate::new(200).set_body_string(format!(
+            "{{\"records\": [{}], \"next\": {next}}}",
+            page.join(",")
+        ))
+    }
+}
