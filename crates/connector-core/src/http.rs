@@ -23,7 +23,7 @@ use url::Url;
 
 use crate::config::ConnectorConfig;
 use crate::ports::Cursor;
-use crate::retry::{RetryPolicy, Retryable, parse_retry_after};
+use crate::retry::{RetryPolicy, Retryable};
 
 /// What this framework calls itself on the wire.
 pub const DEFAULT_USER_AGENT: &str = concat!(
@@ -146,6 +146,14 @@ pub enum HttpError {
         /// The cap.
         limit: usize,
     },
+    /// The server asked to wait (a rate limit) and the wait is not over: nothing was sent.
+    #[error("rate limited: {url} asked to wait until {until}; nothing is sent before then")]
+    Held {
+        /// The URL without its query.
+        url: String,
+        /// The end of the wait, as an HTTP date.
+        until: String,
+    },
     /// A URL pointed outside the configured origin while credentials are configured.
     #[error("refusing to send credentials to {url}: only {allowed} is trusted")]
     ForeignOrigin {
@@ -178,7 +186,10 @@ impl Retryable for HttpError {
                 s => s >= 500,
             },
             HttpError::Timeout { .. } | HttpError::Transport { .. } => true,
-            HttpError::TooLarge { .. } | HttpError::ForeignOrigin { .. } => false,
+            // A running hold fails the poll at once; the next tick looks again.
+            HttpError::TooLarge { .. }
+            | HttpError::ForeignOrigin { .. }
+            | HttpError::Held { .. } => false,
         }
     }
 
@@ -261,6 +272,7 @@ pub struct HttpClient {
     max_body_bytes: usize,
     retry: RetryPolicy,
     connector: Arc<str>,
+    limit_key: Arc<str>,
 }
 
 /// How the process reaches providers: proxies and extra CA certificates, read once from the
@@ -511,6 +523,7 @@ pub struct HttpClientBuilder {
     max_body_bytes: usize,
     retry: RetryPolicy,
     connector: Arc<str>,
+    limit_key: Option<String>,
 }
 
 impl HttpClientBuilder {
@@ -558,6 +571,14 @@ impl HttpClientBuilder {
             .retry(RetryPolicy::from_config(config))
     }
 
+    /// What a rate-limit wait is kept under (default: the connector and the API's
+    /// origin): the credential when the API counts per token (GitHub), the endpoint when
+    /// it counts per endpoint (Datadog). Clients sharing a key share its waits.
+    pub fn rate_limit_key(mut self, key: impl Into<String>) -> Self {
+        self.limit_key = Some(key.into());
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<HttpClient, HttpError> {
         let accept =
@@ -570,6 +591,13 @@ impl HttpClientBuilder {
                 url: display_url(&self.base),
                 message: format!("invalid User-Agent: {e}"),
             })?;
+        let limit_key = self.limit_key.unwrap_or_else(|| {
+            format!(
+                "{}@{}",
+                self.connector,
+                self.base.origin().ascii_serialization()
+            )
+        });
         let client = shared_client().map_err(|message| HttpError::Transport {
             url: display_url(&self.base),
             message,
@@ -583,6 +611,7 @@ impl HttpClientBuilder {
             timeout: self.timeout,
             max_body_bytes: self.max_body_bytes,
             retry: self.retry,
+            limit_key: limit_key.into(),
             connector: self.connector,
         })
     }
@@ -600,6 +629,7 @@ impl HttpClient {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             retry: RetryPolicy::none(),
             connector: "unnamed".into(),
+            limit_key: None,
         }
     }
 
@@ -656,6 +686,12 @@ impl HttpClient {
             return Err(HttpError::ForeignOrigin {
                 url: display_url(url),
                 allowed: self.base.origin().ascii_serialization(),
+            });
+        }
+        if let Some(until) = crate::ratelimit::held(&self.limit_key, SystemTime::now()) {
+            return Err(HttpError::Held {
+                url: display_url(url),
+                until: httpdate::fmt_http_date(until),
             });
         }
         self.retry
@@ -740,13 +776,18 @@ impl HttpClient {
             body.extend_from_slice(&chunk);
         }
         let headers = resp.headers().clone();
+        let now = SystemTime::now();
+        let limit = crate::ratelimit::parse(&headers, now);
+        // A wait the server asks for holds for later requests and polls too.
+        if let Some(wait) = limit.wait.filter(|_| limit.limited) {
+            crate::ratelimit::hold(&self.limit_key, &self.connector, now, wait);
+        }
         if !status.is_success() {
-            let (retry_after, rate_limited) = rate_limit(&headers, SystemTime::now());
             return Err(HttpError::Status {
                 status: status.as_u16(),
                 url: shown(),
-                retry_after,
-                rate_limited,
+                retry_after: limit.wait,
+                rate_limited: limit.limited,
                 detail: snippet(&body),
             });
         }
@@ -780,51 +821,9 @@ fn snippet(body: &[u8]) -> String {
     flat.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The delay a response asks for, and whether it signals a rate limit at all.
-///
-/// Understands `Retry-After` (seconds or HTTP date) and the `X-RateLimit-Remaining: 0` +
-/// `X-RateLimit-Reset` pair; a reset above 10^9 is a UNIX time (GitHub), below it a number
-/// of seconds (Datadog).
-pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> (Option<Duration>, bool) {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(v) = get("retry-after") {
-        return (parse_retry_after(v, now), true);
-    }
-    let exhausted = get("x-ratelimit-remaining").is_some_and(|v| v.trim() == "0");
-    if !exhausted {
-        return (None, false);
-    }
-    let reset = get("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok());
-    let delay = reset.map(|r| {
-        if r > 1_000_000_000 {
-            let now_s = now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            Duration::from_secs(r.saturating_sub(now_s))
-        } else {
-            Duration::from_secs(r)
-        }
-    });
-    (delay, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_limit_headers_are_understood() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let mut h = HeaderMap::new();
-        assert_eq!(rate_limit(&h, now), (None, false));
-        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        h.insert("x-ratelimit-reset", HeaderValue::from_static("1800000042"));
-        assert_eq!(rate_limit(&h, now), (Some(Duration::from_secs(42)), true));
-        h.insert("x-ratelimit-reset", HeaderValue::from_static("5"));
-        assert_eq!(rate_limit(&h, now), (Some(Duration::from_secs(5)), true));
-        h.insert("retry-after", HeaderValue::from_static("60"));
-        assert_eq!(rate_limit(&h, now), (Some(Duration::from_secs(60)), true));
-    }
 
     #[test]
     fn urls_are_shown_without_query_or_credentials() {

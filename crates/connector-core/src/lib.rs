@@ -7,6 +7,7 @@ pub mod http;
 pub mod lease;
 pub mod pipeline;
 pub mod ports;
+pub mod ratelimit;
 pub mod registry;
 pub mod retry;
 pub mod signal;

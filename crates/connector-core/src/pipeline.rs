@@ -259,6 +259,12 @@ pub trait Provider: Send + Sync + Sized + 'static {
     fn max_items_per_poll(&self) -> Option<usize> {
         None
     }
+
+    /// The provider's own gauges (GitHub's remaining quota), read after each poll and
+    /// shown in `/metrics` as `connector_provider_gauge{connector, name}`.
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 }
 
 /// Why a poll failed.
@@ -298,6 +304,10 @@ pub trait PollingConnector: Send {
     fn poll<'a>(&'a mut self, lease: &'a Lease) -> BoxFuture<'a, Result<PollSummary, PollError>>;
     /// Fetch, detect and transform against stored state, writing nothing.
     fn preview(&mut self) -> BoxFuture<'_, Result<Preview, PollError>>;
+    /// The provider's gauges after the last poll (see [`Provider::gauges`]).
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 }
 
 /// The generic pipeline over one provider.
@@ -893,6 +903,10 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
 
     fn poll<'a>(&'a mut self, lease: &'a Lease) -> BoxFuture<'a, Result<PollSummary, PollError>> {
         Box::pin(self.poll_once(lease))
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        self.provider.gauges()
     }
 
     fn preview(&mut self) -> BoxFuture<'_, Result<Preview, PollError>> {

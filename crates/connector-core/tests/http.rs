@@ -276,3 +276,40 @@ async fn paths_join_below_a_base_with_a_prefix() {
         "https://example.com/jira/rest/api/3/search?x=1"
     );
 }
+
+#[tokio::test]
+async fn a_rate_limit_wait_holds_for_the_next_polls_and_is_not_hammered() {
+    use connector_core::testing::Harness;
+    use connector_core::testing::items::{ItemsProvider, config_for};
+    let server = MockServer::start().await;
+    // GitHub's shape: 403, no quota left, the reset an hour away (epoch seconds).
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 3600;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path("/items"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str()),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cfg = config_for("held", &server.uri());
+    cfg.max_retries = 0;
+    let mut h = Harness::new::<ItemsProvider>(cfg).await;
+    let first = h.connector.poll(&h.lease).await;
+    assert!(first.is_err(), "the limited poll fails: {first:?}");
+    let second = h.connector.poll(&h.lease).await;
+    let message = second
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string());
+    assert!(
+        message.contains("rate limited") && message.contains("nothing is sent before then"),
+        "{message}"
+    );
+    assert!(connector_core::ratelimit::held_for("held", std::time::SystemTime::now()).is_some());
+    // `expect(1)`: the second poll sent nothing.
+}

@@ -81,7 +81,11 @@ async fn connectors_health(State(api): State<Api>) -> Response {
     let mut all_ok = true;
     for c in status.registry.enabled() {
         let max_age = health_max_age(c);
-        let entry = match api.backends.metrics.get(&c.name).await {
+        // A rate-limit wait this process keeps (the server asked; no request goes out
+        // before its end).
+        let held = connector_core::ratelimit::held_for(&c.name, std::time::SystemTime::now())
+            .map(httpdate::fmt_http_date);
+        let mut entry = match api.backends.metrics.get(&c.name).await {
             Ok(m) => {
                 let last = m.as_ref().and_then(|m| m.last_success_time);
                 let healthy = m.as_ref().is_some_and(|m| m.is_healthy(now, max_age));
@@ -98,6 +102,9 @@ async fn connectors_health(State(api): State<Api>) -> Response {
                 json!({ "healthy": false, "error": e.to_string() })
             }
         };
+        if let Some(until) = held {
+            entry["rateLimitedUntil"] = json!(until);
+        }
         out.insert(c.name.clone(), entry);
     }
     let code = if all_ok {

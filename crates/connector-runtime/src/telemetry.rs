@@ -92,7 +92,16 @@ pub struct Metrics {
     lease_held: Family<ConnectorLabel, Gauge>,
     http: Family<HttpLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    provider: Family<GaugeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     otel: OtelInstruments,
+}
+
+/// A provider gauge's labels: the connector and the gauge's name (from the provider's
+/// fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct GaugeLabels {
+    connector: String,
+    name: String,
 }
 
 /// The same poll figures as OpenTelemetry instruments, exported over OTLP when
@@ -137,6 +146,12 @@ impl Metrics {
         let lease_held = Family::<ConnectorLabel, Gauge>::default();
         let http = Family::<HttpLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
+        let provider = Family::<GaugeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "connector_provider_gauge",
+            "Gauges a provider reports after each poll (e.g. name=\"rate_limit_remaining\")",
+            provider.clone(),
+        );
         registry.register("connector_polls", "Polls by outcome", polls.clone());
         registry.register("connector_items", "Items by pipeline stage", items.clone());
         registry.register(
@@ -173,8 +188,21 @@ impl Metrics {
             lease_held,
             http,
             reloads,
+            provider,
             otel: OtelInstruments::new(),
         })
+    }
+
+    /// A provider's gauges after a poll.
+    pub fn provider_gauges(&self, connector: &str, gauges: &[(&'static str, f64)]) {
+        for (name, value) in gauges {
+            self.provider
+                .get_or_create(&GaugeLabels {
+                    connector: connector.to_owned(),
+                    name: (*name).to_owned(),
+                })
+                .set(*value);
+        }
     }
 
     /// A poll ended.
@@ -425,6 +453,7 @@ mod tests {
         m.http_response("w", Some(200));
         m.http_response("w", None);
         m.reloaded(true);
+        m.provider_gauges("w", &[("rate_limit_remaining", 4999.0)]);
         let text = m.render();
         for line in [
             "connector_polls_total{connector=\"w\",outcome=\"success\"} 1",
@@ -436,6 +465,7 @@ mod tests {
             "connector_http_requests_total{connector=\"w\",status=\"200\"} 1",
             "connector_http_requests_total{connector=\"w\",status=\"error\"} 1",
             "connector_config_reloads_total{outcome=\"applied\"} 1",
+            "connector_provider_gauge{connector=\"w\",name=\"rate_limit_remaining\"} 4999",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

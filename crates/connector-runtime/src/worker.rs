@@ -100,6 +100,7 @@ pub async fn run_connector(
             let _enter = span.enter();
             let took = started.elapsed();
             metrics.poll_finished(&name, outcome.as_ref(), took, (now_ms() / 1000) as i64);
+            metrics.provider_gauges(&name, &connector.gauges());
             let ms = took.as_millis() as u64;
             // The summary goes on the span too, so a trace backend shows it per poll.
             match &outcome {

@@ -1,0 +1,202 @@
+//! Rate limits in one place: what the servers' headers say, and the waits they ask for,
+//! kept across polls.
+//!
+//! A wait the server asks for (`Retry-After`, or a quota at 0 with its reset time) holds
+//! for the next polls too: until it is over, no request under the same key is sent, so a
+//! connector does not spend its polls hammering an API that already said no. The key is
+//! the provider's choice: the credential (GitHub counts per token), or the endpoint
+//! (Datadog counts per API). Holds are capped (a broken reset header must not silence a
+//! connector for a day), logged once when set, and shown in `/health/connectors`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
+
+use crate::retry::parse_retry_after;
+
+/// The longest hold a header can set.
+pub const MAX_HOLD: Duration = Duration::from_secs(3600);
+
+/// What one response's headers say about the rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limit {
+    /// The server asked to wait this long before the next request.
+    pub wait: Option<Duration>,
+    /// The response signals a limit (Retry-After, or no quota left).
+    pub limited: bool,
+    /// Requests left in the current window, when the server says.
+    pub remaining: Option<u64>,
+}
+
+/// Reads `Retry-After` (seconds or HTTP date) and the remaining / reset headers in their
+/// common spellings (`X-RateLimit-*`, `RateLimit-*`, `X-Rate-Limit-*`), the reset as
+/// seconds from now, epoch seconds or milliseconds, or an RFC 3339 time.
+pub fn parse(headers: &HeaderMap, now: SystemTime) -> Limit {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let first = |suffix: &str| {
+        ["x-ratelimit-", "ratelimit-", "x-rate-limit-"]
+            .iter()
+            .find_map(|p| get(&format!("{p}{suffix}")))
+    };
+    let remaining = first("remaining").and_then(|v| v.parse::<u64>().ok());
+    if let Some(v) = get("retry-after") {
+        return Limit {
+            wait: parse_retry_after(v, now),
+            limited: true,
+            remaining,
+        };
+    }
+    if remaining != Some(0) {
+        return Limit {
+            wait: None,
+            limited: false,
+            remaining,
+        };
+    }
+    let wait = first("reset").and_then(|r| reset_in(r, now));
+    Limit {
+        wait,
+        limited: true,
+        remaining,
+    }
+}
+
+/// A reset header as a wait from `now`.
+fn reset_in(value: &str, now: SystemTime) -> Option<Duration> {
+    let now_ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let at_ms = match value.parse::<i64>() {
+        // Seconds from now (Datadog, the IETF draft); epoch seconds (GitHub); epoch ms.
+        Ok(n) if n < 1_000_000_000 => return Some(Duration::from_secs(n.max(0) as u64)),
+        Ok(n) if n < 100_000_000_000 => n * 1000,
+        Ok(n) => n,
+        Err(_) => crate::source::time::parse_millis(value)?,
+    };
+    Some(Duration::from_millis(
+        at_ms.saturating_sub(now_ms).max(0) as u64
+    ))
+}
+
+struct Hold {
+    until: SystemTime,
+    connector: String,
+}
+
+fn holds() -> &'static Mutex<HashMap<String, Hold>> {
+    static HOLDS: OnceLock<Mutex<HashMap<String, Hold>>> = OnceLock::new();
+    HOLDS.get_or_init(Mutex::default)
+}
+
+/// Holds `key` until `now + wait` (at most [`MAX_HOLD`]); a later end replaces an earlier
+/// one.
+pub fn hold(key: &str, connector: &str, now: SystemTime, wait: Duration) {
+    let until = now + wait.min(MAX_HOLD);
+    let Ok(mut all) = holds().lock() else { return };
+    let longer = all.get(key).is_none_or(|h| h.until < until);
+    if longer {
+        tracing::warn!(
+            connector,
+            wait_s = wait.min(MAX_HOLD).as_secs(),
+            "rate limited: no request is sent before the server's reset"
+        );
+        all.insert(
+            key.to_owned(),
+            Hold {
+                until,
+                connector: connector.to_owned(),
+            },
+        );
+    }
+}
+
+/// The end of the hold on `key`, if one is still running at `now`.
+pub fn held(key: &str, now: SystemTime) -> Option<SystemTime> {
+    let all = holds().lock().ok()?;
+    all.get(key).map(|h| h.until).filter(|u| *u > now)
+}
+
+/// The latest running hold of `connector`'s requests, for `/health/connectors`.
+pub fn held_for(connector: &str, now: SystemTime) -> Option<SystemTime> {
+    let all = holds().lock().ok()?;
+    all.values()
+        .filter(|h| h.connector == connector && h.until > now)
+        .map(|h| h.until)
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn every_common_spelling_of_the_limit_headers_is_read() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let wait = |pairs| parse(&headers(pairs), now).wait;
+        assert_eq!(parse(&headers(&[]), now), Limit::default());
+        let secs = Some(Duration::from_secs(42));
+        assert_eq!(
+            wait(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "1800000042")
+            ]),
+            secs
+        );
+        assert_eq!(
+            wait(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "42")]),
+            secs
+        );
+        assert_eq!(
+            wait(&[
+                ("x-rate-limit-remaining", "0"),
+                ("x-rate-limit-reset", "1800000042000")
+            ]),
+            secs
+        );
+        assert_eq!(
+            wait(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "2027-01-15T08:00:42Z")
+            ]),
+            secs
+        );
+        assert_eq!(
+            wait(&[("retry-after", "60"), ("x-ratelimit-remaining", "10")]),
+            Some(Duration::from_secs(60))
+        );
+        let left = parse(&headers(&[("x-ratelimit-remaining", "4999")]), now);
+        assert_eq!((left.limited, left.remaining), (false, Some(4999)));
+    }
+
+    #[test]
+    fn a_hold_lasts_until_its_end_capped_and_is_kept_per_key() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        hold("test-key-a", "c1", now, Duration::from_secs(30));
+        hold("test-key-a", "c1", now, Duration::from_secs(10));
+        assert_eq!(
+            held("test-key-a", now),
+            Some(now + Duration::from_secs(30)),
+            "the longer stays"
+        );
+        assert_eq!(held("test-key-a", now + Duration::from_secs(31)), None);
+        assert_eq!(held("test-key-b", now), None);
+        hold("test-key-c", "c2", now, Duration::from_secs(86_400));
+        assert_eq!(held_for("c2", now), Some(now + MAX_HOLD));
+    }
+}
