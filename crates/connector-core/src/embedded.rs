@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::ports::Membership;
 use crate::ports::{
     BackendError, BoxFuture, CommitChunk, CommitOutcome, ConnectorMetrics, ConnectorState, Lease,
-    LeaseInfo, LeaseManager, MetricsStore, PollRecord, Publisher, StateStore,
+    LeaseInfo, LeaseManager, MetricsStore, PollRecord, Publisher, StateDelta, StateStore,
 };
 use crate::signal::StreamEntry;
 
@@ -322,6 +322,28 @@ impl StateStore for EmbeddedBackend {
                     .insert(connector.to_owned(), state.clone());
             }),
         };
+        ready(result)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        connector: &'a str,
+        delta: &'a StateDelta,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        let loaded = match lock(&self.inner).states.get(connector).cloned() {
+            Some(state) => Ok(state),
+            None => self.read_state_file(connector),
+        };
+        let result = loaded.and_then(|mut state| {
+            delta.apply_to(&mut state);
+            lock(&self.inner)
+                .states
+                .insert(connector.to_owned(), state.clone());
+            match self.state_dir {
+                Some(_) => self.write_state_file(connector, &state),
+                None => Ok(()),
+            }
+        });
         ready(result)
     }
 

@@ -260,6 +260,13 @@ pub trait StateStore: Send + Sync {
     ) -> BoxFuture<'a, Result<ConnectorState, BackendError>>;
     /// Forgets everything: the next poll publishes every current item again.
     fn reset<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+    /// Applies `delta` without a lease: an operator's change (`state reset --stream`),
+    /// followed by ending the lease so the holder reads state again.
+    fn apply<'a>(
+        &'a self,
+        connector: &'a str,
+        delta: &'a StateDelta,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 }
 
 /// Per-poll figures, as the pipeline reports them.

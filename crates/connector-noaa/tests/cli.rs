@@ -229,3 +229,60 @@ async fn requests_go_through_the_proxy_the_environment_names() {
         "NO_PROXY sends it direct, where the host does not resolve"
     );
 }
+
+#[tokio::test]
+async fn state_is_shown_and_reset_per_stream() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(include_str!("fixtures/alerts-active-severe-trimmed.json")),
+        )
+        .mount(&server)
+        .await;
+    let dir = tempdir("state");
+    let state_dir = dir.join("state");
+    write_config(
+        &dir,
+        &format!(
+            r#"{{"connectors": [{{"name": "w", "type": "NOAA_WEATHER", "providerConfig": {{"baseUrl": "{}"}}}}]}}"#,
+            server.uri()
+        ),
+    );
+    let sd = state_dir.display().to_string();
+    let outs = tokio::task::spawn_blocking(move || {
+        let env = [("STATE_DIR", sd.as_str())];
+        let polled = connector(&dir, &["poll", "w"], &env);
+        let shown = connector(&dir, &["state", "show", "w"], &env);
+        let resync = connector(
+            &dir,
+            &["state", "reset", "w", "--since", "2026-11-01T00:00:00Z"],
+            &env,
+        );
+        let after = connector(&dir, &["state", "show", "w"], &env);
+        let unknown = connector(&dir, &["state", "reset", "w", "--stream", "nope"], &env);
+        (polled, shown, resync, after, unknown)
+    })
+    .await
+    .expect("join");
+    let (polled, shown, resync, after, unknown) = outs;
+    assert!(polled.status.success(), "{}", text(&polled.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    assert_eq!(shown["streams"][0]["stream"], "");
+    assert_eq!(shown["streams"][0]["versionCount"], 3);
+    assert!(resync.status.success(), "{}", text(&resync.stderr));
+    assert!(text(&resync.stderr).contains("read again from 2026-11-01T00:00:00Z"));
+    let after: serde_json::Value = serde_json::from_slice(&after.stdout).expect("JSON");
+    assert_eq!(after["streams"][0]["watermark"], "2026-11-01T00:00:00Z");
+    assert_eq!(
+        after["streams"][0]["versionCount"], 3,
+        "a re-sync keeps the versions"
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("has no stream \"nope\""),
+        "{}",
+        text(&unknown.stderr)
+    );
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use connector_core::Backends;
 use connector_core::ports::{
     BackendError, BoxFuture, ConnectorMetrics, ConnectorState, Membership, MetricsStore,
-    PollRecord, StateStore,
+    PollRecord, StateDelta, StateStore,
 };
 use fred::clients::Client;
 use fred::interfaces::{
@@ -248,6 +248,33 @@ impl StateStore for RedisBackend {
                 cursor = next;
             }
             Ok(state_from_fields(fields))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        connector: &'a str,
+        delta: &'a StateDelta,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            // Unfenced on purpose: an operator's change, followed by ending the lease.
+            let key = self.keys.state(connector);
+            let writes = crate::state::writes_for(delta);
+            if !writes.deletes.is_empty() {
+                let _: i64 = self
+                    .client
+                    .hdel(key.clone(), writes.deletes)
+                    .await
+                    .map_err(fail("change state"))?;
+            }
+            if !writes.sets.is_empty() {
+                let _: i64 = self
+                    .client
+                    .hset(key, writes.sets)
+                    .await
+                    .map_err(fail("change state"))?;
+            }
+            Ok(())
         })
     }
 

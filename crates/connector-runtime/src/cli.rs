@@ -88,7 +88,8 @@ pub enum Command {
 /// `state` sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum StateAction {
-    /// Print the cursor and the number of recorded item versions (--versions for all).
+    /// Print each stream's watermark, resume point, validators and number of recorded
+    /// item versions (--versions for every id and version).
     Show {
         /// The connector.
         name: String,
@@ -96,11 +97,19 @@ pub enum StateAction {
         #[arg(long)]
         versions: bool,
     },
-    /// Forget the cursor and every version, and end the lease so a running instance
-    /// re-reads the state: the next poll publishes every current item.
+    /// Forget the state (of one stream with --stream), and end the lease so a running
+    /// instance re-reads it: the next poll publishes every current item. With --since, the
+    /// stream is read again from that time instead (its versions are kept, so only what
+    /// changed is published).
     Reset {
         /// The connector.
         name: String,
+        /// Only this stream (as `state show` names it; `""` is the main one).
+        #[arg(long)]
+        stream: Option<String>,
+        /// Re-sync from this time (RFC 3339, e.g. 2026-11-01T00:00:00Z) instead of forgetting.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
     },
 }
 

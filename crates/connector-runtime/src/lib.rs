@@ -537,27 +537,84 @@ async fn state(
         StateAction::Show { name, versions } => {
             find(registry, &name)?;
             let state = backends.state.load(&name).await?;
-            let mut shown = serde_json::json!({
-                "connector": name,
-                "cursor": state.main.cursor,
-                "versionCount": state.main.versions.len(),
-            });
-            if versions {
-                let mut list: Vec<_> = state.main.versions.iter().collect();
-                list.sort();
-                shown["versions"] = serde_json::json!(list);
-            }
+            let streams: Vec<serde_json::Value> = state
+                .all_streams()
+                .filter(|(n, s)| n.is_empty() || !s.versions.is_empty() || !s.cursor.is_empty())
+                .map(|(stream, s)| {
+                    let mut shown = serde_json::json!({
+                        "stream": stream,
+                        "watermark": s.cursor.watermark,
+                        "resumePoint": s.cursor.resume.is_some(),
+                        "etag": s.cursor.etag,
+                        "lastModified": s.cursor.last_modified,
+                        "versionCount": s.versions.len(),
+                    });
+                    if versions {
+                        let mut list: Vec<_> = s.versions.iter().collect();
+                        list.sort();
+                        shown["versions"] = serde_json::json!(list);
+                    }
+                    shown
+                })
+                .collect();
+            let shown = serde_json::json!({ "connector": name, "streams": streams });
             println!("{}", serde_json::to_string_pretty(&shown)?);
         }
-        StateAction::Reset { name } => {
+        StateAction::Reset {
+            name,
+            stream,
+            since,
+        } => {
             find(registry, &name)?;
-            backends.state.reset(&name).await?;
+            let since = match since {
+                None => None,
+                Some(t) => {
+                    use connector_core::source::time::{TimeFormat, format_millis, parse_millis};
+                    let ms = parse_millis(&t).with_context(|| {
+                        format!("--since {t:?} is not a time; expected RFC 3339 such as 2026-11-01T00:00:00Z")
+                    })?;
+                    Some(format_millis(ms, &TimeFormat::Rfc3339).map_err(anyhow::Error::msg)?)
+                }
+            };
+            let done = match (&stream, &since) {
+                (None, None) => {
+                    backends.state.reset(&name).await?;
+                    "its next poll publishes every current item".to_owned()
+                }
+                _ => {
+                    let stream = stream.clone().unwrap_or_default();
+                    let state = backends.state.load(&name).await?;
+                    let Some(current) = state.stream(&stream) else {
+                        let known: Vec<&str> = state.all_streams().map(|(n, _)| n).collect();
+                        bail!(
+                            "connector \"{name}\" has no stream \"{stream}\"; its streams: {known:?}"
+                        );
+                    };
+                    let delta = connector_core::ports::StateDelta {
+                        stream: stream.clone(),
+                        // A re-sync keeps the versions: only what changed is published.
+                        removals: if since.is_some() {
+                            Vec::new()
+                        } else {
+                            current.versions.keys().cloned().collect()
+                        },
+                        upserts: Vec::new(),
+                        cursor: Some(connector_core::Cursor {
+                            watermark: since.clone(),
+                            ..connector_core::Cursor::default()
+                        }),
+                    };
+                    backends.state.apply(&name, &delta).await?;
+                    match &since {
+                        Some(t) => format!("stream \"{stream}\" is read again from {t}"),
+                        None => format!("stream \"{stream}\" publishes every current item again"),
+                    }
+                }
+            };
             // The lease holder keeps state in memory while it holds the lease; ending the
-            // lease makes it re-acquire and read the (now empty) state.
+            // lease makes it re-acquire and read the changed state.
             backends.leases.force_release(&name).await?;
-            eprintln!(
-                "state of {name} reset and its lease ended: its next poll publishes every current item"
-            );
+            eprintln!("state of {name} changed and its lease ended: {done}");
         }
     }
     Ok(ExitCode::SUCCESS)
