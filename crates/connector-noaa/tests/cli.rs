@@ -48,6 +48,17 @@ fn connector(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("the binary runs")
 }
 
+async fn serve_severe(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(include_str!("fixtures/alerts-active-severe-trimmed.json")),
+        )
+        .mount(server)
+        .await;
+}
+
 fn write_config(dir: &Path, json: &str) {
     std::fs::write(dir.join("connectors.json"), json).expect("write config");
 }
@@ -133,14 +144,7 @@ fn schema_prints_a_json_schema_with_the_provider_settings() {
 #[tokio::test]
 async fn a_dry_run_poll_prints_signals_as_json_lines() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/alerts/active"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(include_str!("fixtures/alerts-active-severe-trimmed.json")),
-        )
-        .mount(&server)
-        .await;
+    serve_severe(&server).await;
     let dir = tempdir("dry");
     write_config(
         &dir,
@@ -233,14 +237,7 @@ async fn requests_go_through_the_proxy_the_environment_names() {
 #[tokio::test]
 async fn state_is_shown_and_reset_per_stream() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/alerts/active"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(include_str!("fixtures/alerts-active-severe-trimmed.json")),
-        )
-        .mount(&server)
-        .await;
+    serve_severe(&server).await;
     let dir = tempdir("state");
     let state_dir = dir.join("state");
     write_config(

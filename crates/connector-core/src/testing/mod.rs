@@ -165,9 +165,7 @@ pub async fn run_incremental_contract<P: Provider>(
     scenario: &impl IncrementalScenario,
 ) {
     config.max_retries = 0;
-    let provider = crate::registry::typed_config::<P>(&config)
-        .and_then(|typed| P::new(typed, &config))
-        .unwrap_or_else(|e| panic!("the provider under test could not be built: {e}"));
+    let provider = provider_under_test::<P>(&config);
     let streams: Vec<String> = provider.streams().iter().map(|s| s.name.clone()).collect();
 
     // 1. A far-future watermark: nothing is newer.
@@ -301,9 +299,7 @@ pub async fn run_contract<P: Provider>(
     scenario: &impl Scenario,
 ) {
     config.max_retries = 0;
-    let provider = crate::registry::typed_config::<P>(&config)
-        .and_then(|typed| P::new(typed, &config))
-        .unwrap_or_else(|e| panic!("the provider under test could not be built: {e}"));
+    let provider = provider_under_test::<P>(&config);
     let snapshot = provider.streams().iter().any(|s| s.snapshot);
     let kinds: Vec<&str> = provider.streams().iter().map(|s| s.kind.as_str()).collect();
     config.emit_removals = snapshot;
