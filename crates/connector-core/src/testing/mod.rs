@@ -278,6 +278,13 @@ pub async fn run_incremental_contract<P: Provider>(
     assert_eq!(fixed, 1, "the mended record is published once");
 }
 
+/// The provider itself, to ask it its streams and source.
+fn provider_under_test<P: Provider>(config: &ConnectorConfig) -> P {
+    crate::registry::typed_config::<P>(config)
+        .and_then(|typed| P::new(typed, config))
+        .unwrap_or_else(|e| panic!("the provider under test could not be built: {e}"))
+}
+
 async fn poll_once(
     h: &mut Harness,
 ) -> Result<crate::ports::PollSummary, crate::pipeline::PollError> {
