@@ -177,6 +177,14 @@ pub enum FetchError {
     /// The HTTP layer gave up (after its retries, or at once for a non-retryable status).
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The server handed out a page it handed out before in the same read.
+    #[error("{message} ({url})")]
+    Loop {
+        /// The URL without its query.
+        url: String,
+        /// What repeated.
+        message: String,
+    },
     /// The server answered 2xx with something that is not what the API documents.
     #[error("unexpected response from {url}: {message}")]
     Malformed {
@@ -511,7 +519,16 @@ impl<'a, P: Provider> Poll<'a, P> {
         loop {
             let page = match next.take() {
                 None => break,
-                Some(Err(e)) => return Err(PollError::Fetch(e)),
+                Some(Err(e)) => {
+                    // A loop would come back at the same resume point: start over next time.
+                    if matches!(e, FetchError::Loop { .. }) && committed.resume.is_some() {
+                        let mut fresh = committed.clone();
+                        fresh.resume = None;
+                        self.commit_work(stream, state, &[], Vec::new(), Some(fresh))
+                            .await?;
+                    }
+                    return Err(PollError::Fetch(e));
+                }
                 Some(Ok(PageEvent::NotModified)) => {
                     self.streams_not_modified += 1;
                     return Ok(StreamRead {
@@ -536,7 +553,9 @@ impl<'a, P: Provider> Poll<'a, P> {
             read_max = read_max.max(page_max);
             // The cursor to commit with this page, for an incremental stream.
             let mut after = page.cursor.clone().unwrap_or_else(|| committed.clone());
-            after.resume = page.resume.clone();
+            // An ascending read resumes from its watermark, which moves with each page; a
+            // resume point would belong to a first request that no longer exists.
+            after.resume = page.resume.clone().filter(|_| !stream.ascending);
             if stream.ascending {
                 after.watermark = stored_watermark.max(read_max).map(format_watermark);
             } else {
@@ -544,11 +563,22 @@ impl<'a, P: Provider> Poll<'a, P> {
                 after.pending = pending.max(read_max).map(format_watermark);
             }
             let page_cursor = (!stream.snapshot && !hold_cursor).then_some(after);
-            // The next page is fetched while this one is committed.
-            let (outcome, following) = tokio::join!(
-                self.commit_page(stream, state, &mut seen, &page, page_cursor),
-                pages.next()
-            );
+            // The next page is fetched while this one is committed, unless this page may
+            // reach the per-poll cap (the read would stop here, and the fetch be wasted).
+            let may_cap = self.remaining.is_some_and(|left| page.items.len() >= left);
+            let (outcome, following) = if may_cap {
+                let outcome = self
+                    .commit_page(stream, state, &mut seen, &page, page_cursor)
+                    .await;
+                let capped = outcome.as_ref().is_ok_and(|o| o.capped);
+                let following = if capped { None } else { pages.next().await };
+                (outcome, following)
+            } else {
+                tokio::join!(
+                    self.commit_page(stream, state, &mut seen, &page, page_cursor),
+                    pages.next()
+                )
+            };
             let outcome = outcome?;
             if outcome.failed {
                 hold_cursor = true;

@@ -22,10 +22,7 @@ use serde_json::value::RawValue;
 /// bytes that are not UTF-8) fails alone. An error means the body is not a
 /// FeatureCollection at all.
 pub fn alerts_of(body: &Body) -> Result<Vec<Result<Alert, ItemError>>, ScanError> {
-    let Some(list) = records::locate(body, "/features")? else {
-        return Ok(Vec::new());
-    };
-    Ok(records::split(body, list)?
+    Ok(records::records_at(body, "/features")?
         .into_iter()
         .map(|span| Alert::in_body(body, span).map_err(ItemError::new))
         .collect())

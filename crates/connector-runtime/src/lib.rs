@@ -576,6 +576,9 @@ async fn state(
                     Some(format_millis(ms, &TimeFormat::Rfc3339).map_err(anyhow::Error::msg)?)
                 }
             };
+            // The lease first: its holder's next commit is then fenced, so a poll in
+            // flight cannot write its in-memory state over the change.
+            backends.leases.force_release(&name).await?;
             let done = match (&stream, &since) {
                 (None, None) => {
                     backends.state.reset(&name).await?;
@@ -611,9 +614,8 @@ async fn state(
                     }
                 }
             };
-            // The lease holder keeps state in memory while it holds the lease; ending the
-            // lease makes it re-acquire and read the changed state.
-            backends.leases.force_release(&name).await?;
+            // The holder kept state in memory; with its lease ended it re-acquires and
+            // reads the changed state.
             eprintln!("state of {name} changed and its lease ended: {done}");
         }
     }

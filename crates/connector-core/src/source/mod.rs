@@ -91,11 +91,10 @@ fn now_ms() -> i64 {
 }
 
 fn fingerprint_of(request: &Request) -> String {
-    let text = match &request.body {
-        Some(body) => format!("{} {body}", request.url),
-        None => request.url.to_string(),
-    };
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(paging::fingerprint(request).as_bytes())
+    )
 }
 
 /// The stored resume point of `cursor`, if it belongs to this read and has not expired.
@@ -142,9 +141,10 @@ pub fn read<'a, I: Send + 'a>(
             Cursor::default()
         };
         let sent = match http.send(&request, &validators).await {
-            // The server no longer knows the resume point (an expired token): start over.
+            // The server no longer knows the resume point (an expired or invalid token):
+            // start over. Other 4xx (auth, rate limits) say nothing about the point.
             Err(crate::http::HttpError::Status { status, .. })
-                if at.resumed && (400..500).contains(&status) =>
+                if at.resumed && matches!(status, 400 | 404 | 410 | 422) =>
             {
                 tracing::warn!(
                     status,
@@ -178,13 +178,9 @@ pub fn read<'a, I: Send + 'a>(
         let link = response.header("link");
         let url = response.url.clone();
         let body: Body = Arc::new(response.body);
-        let list = records::locate(&body, &at.read.records)
-            .map_err(|e| FetchError::malformed(&url, format!("not the documented JSON: {e}")))?;
-        let spans = match list {
-            Some(list) => records::split(&body, list)
-                .map_err(|e| FetchError::malformed(&url, format!("not a list of records: {e}")))?,
-            None => Vec::new(),
-        };
+        let spans = records::records_at(&body, &at.read.records).map_err(|e| {
+            FetchError::malformed(&url, format!("not the documented list of records: {e}"))
+        })?;
         let mut page = Page::of(Vec::with_capacity(spans.len()));
         for span in &spans {
             let parsed = match std::str::from_utf8(&body[span.clone()]) {
@@ -234,9 +230,20 @@ pub fn read<'a, I: Send + 'a>(
                 }
                 at.next = Some(next);
             }
-            Next::Stop(reason) => {
+            Next::Stop { reason, next } => {
                 tracing::warn!(url = %display_url(&url), %reason, "paging stopped early; the read is partial");
                 page.partial = true;
+                // At the page limit the read goes on from here next time, instead of
+                // reading the same first pages forever.
+                if let (Some(next), Some(_)) = (next, at.read.resume) {
+                    let point = ResumePoint {
+                        fingerprint: at.fingerprint.clone(),
+                        at_ms: now_ms(),
+                        url: next.url.to_string(),
+                        body: next.body.clone(),
+                    };
+                    page.resume = serde_json::to_string(&point).ok();
+                }
             }
         }
         // One complete page is the whole answer: its validators describe it. A paged or

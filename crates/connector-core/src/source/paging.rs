@@ -87,8 +87,14 @@ pub enum Next {
     Done,
     /// The next page's request.
     Page(Request),
-    /// The read stops early, incomplete: why.
-    Stop(String),
+    /// The read stops early, incomplete: why, and where it would have gone on (at the page
+    /// limit; not for a link to another host).
+    Stop {
+        /// Why.
+        reason: String,
+        /// The request that would have come next.
+        next: Option<Request>,
+    },
 }
 
 /// What a paginator sees of one response.
@@ -144,7 +150,7 @@ impl Pager {
                 };
                 match self.follow(seen.url, &link, *keep_query) {
                     Ok(request) => request,
-                    Err(reason) => return Ok(Next::Stop(reason)),
+                    Err(reason) => return Ok(Next::Stop { reason, next: None }),
                 }
             }
             Paging::NextUrl {
@@ -160,7 +166,7 @@ impl Pager {
                 };
                 match self.follow(seen.url, &link, *keep_query) {
                     Ok(request) => request,
-                    Err(reason) => return Ok(Next::Stop(reason)),
+                    Err(reason) => return Ok(Next::Stop { reason, next: None }),
                 }
             }
             Paging::Cursor {
@@ -198,7 +204,13 @@ impl Pager {
                     .as_deref()
                     .and_then(|p| text_at(seen.body, p))
                     .and_then(|t| t.parse::<u64>().ok());
-                if (seen.records as u64) < *limit || total.is_some_and(|t| offset >= t) {
+                // With a total, only the total or an empty page ends the read: a server
+                // that caps its page below `limit` would otherwise look done after one.
+                let done = match total {
+                    Some(t) => offset >= t || seen.records == 0,
+                    None => (seen.records as u64) < *limit,
+                };
+                if done {
                     return Ok(Next::Done);
                 }
                 let mut request = seen.request.clone();
@@ -232,10 +244,13 @@ impl Pager {
             ));
         }
         if self.pages >= self.max_pages {
-            return Ok(Next::Stop(format!(
-                "page limit of {} reached; later pages are not read (narrow the query)",
-                self.max_pages
-            )));
+            return Ok(Next::Stop {
+                reason: format!(
+                    "page limit of {} reached; the next poll goes on from here",
+                    self.max_pages
+                ),
+                next: Some(next),
+            });
         }
         Ok(Next::Page(next))
     }
@@ -276,7 +291,7 @@ impl Pager {
 }
 
 /// What identifies a request within a read: URL and body.
-fn fingerprint(request: &Request) -> String {
+pub fn fingerprint(request: &Request) -> String {
     match &request.body {
         Some(body) => format!("{} {body}", request.url),
         None => request.url.to_string(),
@@ -528,7 +543,7 @@ mod tests {
         let mut p = Pager::new(paging.clone(), first.clone(), 1);
         assert!(matches!(
             p.next(&seen(&first, r#"{"next": "/a?p=2"}"#, 1, None)),
-            Ok(Next::Stop(_))
+            Ok(Next::Stop { next: Some(_), .. })
         ));
 
         let mut p = Pager::new(paging, first.clone(), 10);
@@ -538,6 +553,8 @@ mod tests {
             1,
             None,
         ));
-        assert!(matches!(n, Ok(Next::Stop(reason)) if reason.contains("another host")));
+        assert!(
+            matches!(n, Ok(Next::Stop { reason, next: None }) if reason.contains("another host"))
+        );
     }
 }

@@ -32,12 +32,17 @@ pub fn locate(json: &[u8], pointer: &str) -> Result<Option<Range<usize>>, ScanEr
     locate_in(json, start..value_end(json, start)?, pointer)
 }
 
-/// [`locate`] inside the value at `within` (a record, say).
+/// [`locate`] inside the value at `within` (a record, say). Of two members with the same
+/// name, the first counts (the JSON spec leaves it open; the ones seen in the wild repeat
+/// the same value).
 pub fn locate_in(
     json: &[u8],
     within: Range<usize>,
     pointer: &str,
 ) -> Result<Option<Range<usize>>, ScanError> {
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        return fail("a JSON pointer starting with '/'", 0);
+    }
     let mut at = within;
     for token in tokens(pointer) {
         let found = match json.get(at.start) {
@@ -54,6 +59,15 @@ pub fn locate_in(
         }
     }
     Ok(Some(at))
+}
+
+/// The byte ranges of the records in the list at `pointer` of a page (none when the list
+/// is absent).
+pub fn records_at(json: &[u8], pointer: &str) -> Result<Vec<Range<usize>>, ScanError> {
+    match locate(json, pointer)? {
+        Some(list) => split(json, list),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The records of the list at `at`: an array's elements, or an object's values (APIs that
@@ -257,6 +271,7 @@ mod tests {
         );
         assert_eq!(locate(json, "/meta/absent").expect("scan"), None);
         assert_eq!(locate(json, "/data/9").expect("scan"), None);
+        assert!(locate(json, "data").is_err(), "a pointer starts with '/'");
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub fn parse_millis(text: &str) -> Option<i64> {
 
 /// `...+0100` → `...+01:00`.
 fn colon_offset(t: &str) -> Option<String> {
-    let (head, tail) = t.split_at(t.len().checked_sub(5)?);
+    let cut = t.len().checked_sub(5)?;
+    let (head, tail) = (t.get(..cut)?, t.get(cut..)?);
     let sign = tail.as_bytes().first()?;
     (matches!(sign, b'+' | b'-') && tail[1..].bytes().all(|b| b.is_ascii_digit()))
         .then(|| format!("{head}{}:{}", &tail[..3], &tail[3..]))
@@ -126,6 +127,7 @@ mod tests {
         }
         assert_eq!(parse_millis("2024-01-09T13:03:00.250Z"), Some(at + 250));
         assert_eq!(parse_millis("yesterday"), None);
+        assert_eq!(parse_millis("x€abcd"), None, "no panic inside a character");
         assert_eq!(parse_millis(""), None);
     }
 
