@@ -104,9 +104,12 @@ impl StreamSpec {
 pub struct Page<I> {
     /// The page's items, in the provider's order.
     pub items: Vec<I>,
-    /// Records of the page that could not be read at all (no id): counted as failed, and
-    /// the read is partial.
+    /// Records of the page that could not be read at all: counted as failed, and the read
+    /// is partial.
     pub failed: u64,
+    /// Identities of the records that failed (a hash of their bytes), so one that keeps
+    /// failing is skipped after `poisonAfterPolls` polls instead of holding the stream.
+    pub failures: Vec<String>,
     /// This page does not carry everything it should (a skipped record, a page limit, a
     /// guard that stopped paging): a partial read of a snapshot prunes nothing.
     pub partial: bool,
@@ -128,6 +131,7 @@ impl<I> Page<I> {
         Self {
             items,
             failed: 0,
+            failures: Vec::new(),
             partial: false,
             cursor: None,
             watermark: None,
@@ -515,6 +519,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         // The stream's cursor as committed so far in this read.
         let mut committed = cursor.clone();
         let mut read_max: Option<i64> = None;
+        let mut seen_failures: HashSet<String> = HashSet::new();
         let mut next = pages.next().await;
         loop {
             let page = match next.take() {
@@ -542,13 +547,45 @@ impl<'a, P: Provider> Poll<'a, P> {
             for (k, v) in &page.extras {
                 *self.summary.extras.entry(k.clone()).or_insert(0) += v;
             }
-            if page.partial || page.failed > 0 {
+            // A record that failed in too many polls in a row is poisoned: skipped with an
+            // error, so it no longer holds the watermark; the others are counted and held.
+            let limit = self.config.poison_after_polls;
+            let counts = state.stream(&stream.name).map(|s| &s.failures);
+            let mut failures = Vec::new();
+            let mut poisoned = 0u64;
+            for id in &page.failures {
+                seen_failures.insert(id.clone());
+                let polls = counts.and_then(|c| c.get(id)).copied().unwrap_or(0) + 1;
+                if polls >= limit {
+                    poisoned += 1;
+                    tracing::error!(
+                        connector = %self.config.name,
+                        stream = %stream.name,
+                        record = %id,
+                        polls,
+                        "record skipped for good: it failed to parse in each of the last polls"
+                    );
+                }
+                failures.push((id.clone(), polls));
+            }
+            // Failures without an identity are held like those not yet poisoned.
+            let holding = page.failed.saturating_sub(poisoned);
+            if page.partial || holding > 0 {
                 read.complete = false;
             }
-            if page.failed > 0 {
+            if holding > 0 {
                 hold_cursor = true;
             }
-            self.summary.failed += page.failed;
+            self.summary.failed += holding;
+            self.summary.poisoned += poisoned;
+            if !failures.is_empty() {
+                let delta_only = StateDelta {
+                    stream: stream.name.clone(),
+                    failures: std::mem::take(&mut failures),
+                    ..StateDelta::default()
+                };
+                self.commit_delta(state, delta_only).await?;
+            }
             let page_max = page.watermark.map(|w| w.min(self.started_ms));
             read_max = read_max.max(page_max);
             // The cursor to commit with this page, for an incremental stream.
@@ -599,6 +636,27 @@ impl<'a, P: Provider> Poll<'a, P> {
                 return Ok(read);
             }
             next = following;
+        }
+        if read.complete && !hold_cursor {
+            // Records that failed before and were not met failing now: forget them.
+            let stale: Vec<(String, u32)> = state
+                .stream(&stream.name)
+                .map(|s| {
+                    s.failures
+                        .keys()
+                        .filter(|k| !seen_failures.contains(*k))
+                        .map(|k| (k.clone(), 0))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !stale.is_empty() {
+                let delta = StateDelta {
+                    stream: stream.name.clone(),
+                    failures: stale,
+                    ..StateDelta::default()
+                };
+                self.commit_delta(state, delta).await?;
+            }
         }
         if stream.snapshot {
             self.finish_snapshot(stream, state, &seen, read.complete, snapshot_cursor)
@@ -725,6 +783,37 @@ impl<'a, P: Provider> Poll<'a, P> {
         self.commit_work(stream, state, &work, silent, cursor)
             .await?;
         Ok(())
+    }
+
+    /// Commits a state change that carries no signal.
+    async fn commit_delta(
+        &mut self,
+        state: &mut ConnectorState,
+        delta: StateDelta,
+    ) -> Result<(), PollError> {
+        let chunk = CommitChunk {
+            stream: self.config.output_stream.clone(),
+            stream_max_len: self.config.stream_max_len,
+            entries: Vec::new(),
+            delta,
+        };
+        match &mut self.commit {
+            Commit::To { lease, backends } => match backends.publisher.commit(lease, &chunk).await?
+            {
+                CommitOutcome::Committed => {
+                    chunk.delta.apply_to(state);
+                    self.summary.commits += 1;
+                    Ok(())
+                }
+                CommitOutcome::Fenced => Err(PollError::Fenced {
+                    connector: self.config.name.clone(),
+                }),
+            },
+            Commit::DryRun(_) => {
+                chunk.delta.apply_to(state);
+                Ok(())
+            }
+        }
     }
 
     /// Encodes `work` in chunks of `commitBatchSize` and commits them in order; the silent

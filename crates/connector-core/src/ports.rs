@@ -140,6 +140,9 @@ pub struct StreamState {
     /// External id → last published version.
     #[serde(default)]
     pub versions: HashMap<String, String>,
+    /// Records that failed to parse (by identity) → in how many polls in a row.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub failures: HashMap<String, u32>,
 }
 
 /// Everything a connector remembers between polls: one [`StreamState`] per stream.
@@ -195,12 +198,17 @@ pub struct StateDelta {
     /// chunks resumes from the old cursor and re-detects (but does not republish) what was
     /// committed.
     pub cursor: Option<Cursor>,
+    /// Failure counts to record (identity, polls); 0 forgets the record's failures.
+    pub failures: Vec<(String, u32)>,
 }
 
 impl StateDelta {
     /// True when the chunk changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.removals.is_empty() && self.cursor.is_none()
+        self.upserts.is_empty()
+            && self.removals.is_empty()
+            && self.cursor.is_none()
+            && self.failures.is_empty()
     }
 
     /// Applies the delta to an in-memory state, as the backend applied it durably.
@@ -214,6 +222,13 @@ impl StateDelta {
         }
         if let Some(cursor) = &self.cursor {
             stream.cursor = cursor.clone();
+        }
+        for (id, polls) in &self.failures {
+            if *polls == 0 {
+                stream.failures.remove(id);
+            } else {
+                stream.failures.insert(id.clone(), *polls);
+            }
         }
     }
 }
@@ -283,6 +298,9 @@ pub struct PollSummary {
     pub removed: u64,
     /// Items that could not be turned into a signal; retried on the next poll.
     pub failed: u64,
+    /// Records that failed in `poisonAfterPolls` polls and are skipped from now on.
+    #[serde(default)]
+    pub poisoned: u64,
     /// HTTP pages read.
     pub pages: u64,
     /// The provider answered 304 Not Modified.

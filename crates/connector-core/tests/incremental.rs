@@ -153,3 +153,48 @@ async fn a_read_stopped_mid_way_continues_from_its_resume_point() {
         Some("2026-01-01T00:05:00Z")
     );
 }
+
+#[tokio::test]
+async fn a_record_that_keeps_failing_is_poisoned_after_three_polls_and_the_stream_moves_on() {
+    let server = MockServer::start().await;
+    let api = RecordsApi::with_records(5);
+    api.put_raw(
+        "r1",
+        1_767_225_600_000 + 60_000,
+        r#"{"id": "r1", "updated": []}"#.into(),
+    );
+    mount(&server, &api).await;
+    let mut h = Harness::new::<PagedProvider>(config(&server, serde_json::json!({}))).await;
+    for poll in 1..=2 {
+        let s = h.connector.poll(&h.lease).await.expect("poll");
+        assert_eq!((s.failed, s.poisoned), (1, 0), "poll {poll}: {s:?}");
+        let state = h.backend.load_state("paged");
+        // The failing record is on the first page: no page's position is saved past it.
+        assert_eq!(
+            state.main.cursor.watermark, None,
+            "poll {poll}: the watermark waits below the failing record"
+        );
+        assert_eq!(
+            state.main.failures.values().copied().collect::<Vec<_>>(),
+            [poll]
+        );
+    }
+    let third = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((third.failed, third.poisoned), (0, 1), "{third:?}");
+    let state = h.backend.load_state("paged");
+    assert_eq!(
+        state.main.cursor.watermark.as_deref(),
+        Some("2026-01-01T00:04:00Z"),
+        "past the poisoned record"
+    );
+    let ids: Vec<String> = h.published().into_iter().map(|e| e.external_id).collect();
+    assert_eq!(
+        ids,
+        ["r0", "r2", "r3", "r4"],
+        "each published once, the poisoned one never"
+    );
+    // Mended, it is a new record (its bytes changed) and is published.
+    api.upsert("r1", 1_767_225_600_000 + 9 * 60_000);
+    let mended = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!(mended.published, 1, "{mended:?}");
+}

@@ -184,6 +184,7 @@ mod tests {
             stream_max_len: Some(1000),
             entries: vec![entry("a"), entry("b")],
             delta: StateDelta {
+                failures: Vec::new(),
                 stream: String::new(),
                 upserts: vec![("a".into(), "1".into()), ("b".into(), "1".into())],
                 removals: vec!["z".into()],

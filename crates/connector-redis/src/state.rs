@@ -6,7 +6,8 @@
 //!
 //! - `v:<external id>` → the last published version of the item;
 //! - `cursor:position`, `cursor:etag`, `cursor:last_modified` → the cursor; a field is
-//!   absent when its value is `None`.
+//!   absent when its value is `None`;
+//! - `x:<record identity>` → in how many polls in a row the record failed to parse.
 //!
 //! Those are the main stream's fields (the only stream of a single-stream connector, so
 //! state written before connectors had several streams reads unchanged). A named stream's
@@ -19,6 +20,9 @@ use connector_core::ports::{ConnectorState, StateDelta, StreamState};
 pub const STREAM_PREFIX: &str = "s:";
 /// Ends a stream name in a field.
 pub const STREAM_END: char = '|';
+
+/// Prefix of a record's failure count.
+pub const FAILURE_PREFIX: &str = "x:";
 
 /// Prefix of a version field.
 pub const VERSION_PREFIX: &str = "v:";
@@ -60,6 +64,14 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
             .map(|(id, v)| (format!("{stream}{VERSION_PREFIX}{id}"), v.clone()))
             .collect(),
     };
+    for (id, polls) in &delta.failures {
+        let field = format!("{stream}{FAILURE_PREFIX}{id}");
+        if *polls == 0 {
+            w.deletes.push(field);
+        } else {
+            w.sets.push((field, polls.to_string()));
+        }
+    }
     if let Some(cursor) = &delta.cursor {
         for (field, value) in [
             (CURSOR_POSITION, &cursor.position),
@@ -107,6 +119,10 @@ pub fn state_from_fields(fields: impl IntoIterator<Item = (String, String)>) -> 
 fn read_field(stream: &mut StreamState, field: &str, value: String) {
     if let Some(id) = field.strip_prefix(VERSION_PREFIX) {
         stream.versions.insert(id.to_owned(), value);
+    } else if let Some(id) = field.strip_prefix(FAILURE_PREFIX) {
+        if let Ok(polls) = value.parse() {
+            stream.failures.insert(id.to_owned(), polls);
+        }
     } else {
         match field {
             CURSOR_POSITION => stream.cursor.position = Some(value),
@@ -128,6 +144,7 @@ mod tests {
     #[test]
     fn a_delta_round_trips_through_the_hash_layout() {
         let delta = StateDelta {
+            failures: Vec::new(),
             stream: String::new(),
             upserts: vec![("a".into(), "1".into()), ("b:c".into(), "2".into())],
             removals: vec!["gone".into()],

@@ -23,6 +23,7 @@ fn chunk(connector: &str, ids: &[&str], version: &str, cursor: Option<Cursor>) -
         stream_max_len: None,
         entries: ids.iter().map(|id| entry(connector, id, version)).collect(),
         delta: StateDelta {
+            failures: Vec::new(),
             stream: String::new(),
             upserts: ids
                 .iter()
@@ -180,6 +181,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
             stream_max_len: Some(1000),
             entries: vec![entry("s", "b", "2")],
             delta: StateDelta {
+                failures: Vec::new(),
                 stream: String::new(),
                 upserts: vec![("b".into(), "2".into())],
                 removals: vec!["c".into()],

@@ -132,6 +132,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
             .map(|id| entry(name, id, "1"))
             .collect(),
         delta: StateDelta {
+            failures: Vec::new(),
             stream: String::new(),
             upserts: ["x1", "x2", "x3"]
                 .iter()

@@ -602,6 +602,7 @@ async fn state(
                             current.versions.keys().cloned().collect()
                         },
                         upserts: Vec::new(),
+                        failures: Vec::new(),
                         cursor: Some(connector_core::Cursor {
                             watermark: since.clone(),
                             ..connector_core::Cursor::default()

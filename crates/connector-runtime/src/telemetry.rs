@@ -47,6 +47,8 @@ pub enum Stage {
     removed,
     /// Could not be transformed.
     failed,
+    /// Failed in too many polls: skipped for good, so the stream moves on.
+    poisoned,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -251,6 +253,7 @@ impl Metrics {
                 (Stage::skipped_unchanged, s.skipped_unchanged),
                 (Stage::removed, s.removed),
                 (Stage::failed, s.failed),
+                (Stage::poisoned, s.poisoned),
             ] {
                 self.items
                     .get_or_create(&ItemLabels {

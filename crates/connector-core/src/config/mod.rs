@@ -95,6 +95,12 @@ pub struct ConnectorConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub max_items_per_poll: Option<u32>,
+    /// A record that fails to parse in this many polls in a row is skipped for good (with
+    /// an error log, counted as `stage="poisoned"`), so it cannot hold its stream's
+    /// watermark forever.
+    #[serde(default = "defaults::poison_after_polls")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub poison_after_polls: u32,
     /// For snapshot sources: publish an item that left the current set once, as `removed`.
     #[serde(default)]
     pub emit_removals: bool,
@@ -164,6 +170,10 @@ pub mod defaults {
     /// Thirty seconds: a crashed instance's connectors move within half a minute.
     pub fn lease_ttl_seconds() -> u64 {
         30
+    }
+    /// Three polls: a record broken by a passing glitch gets two more chances.
+    pub fn poison_after_polls() -> u32 {
+        3
     }
     /// 500 signals per atomic commit.
     pub fn commit_batch_size() -> u32 {

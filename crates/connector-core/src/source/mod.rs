@@ -201,6 +201,11 @@ pub fn read<'a, I: Send + 'a>(
                 Err(e) => {
                     tracing::warn!(url = %display_url(&url), error = %e, "record skipped: it does not parse");
                     page.failed += 1;
+                    // Its bytes are its identity: the same broken record fails the same way.
+                    page.failures.push(format!(
+                        "{:016x}",
+                        xxhash_rust::xxh3::xxh3_64(&body[span.clone()])
+                    ));
                 }
             }
         }
