@@ -57,8 +57,8 @@ impl NoaaClient {
             conditional: true,
             watermark: None,
             resume: None,
-            parse: Box::new(move |body, span| {
-                let alert = Alert::in_body(body, span).map_err(ItemError::new)?;
+            parse: Box::new(move |body, span, text| {
+                let alert = Alert::of_text(body, span, text).map_err(ItemError::new)?;
                 Ok(if actual_only && !alert.is_actual() {
                     Kept::Dropped("nonActualDropped")
                 } else {

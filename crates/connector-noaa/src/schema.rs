@@ -199,6 +199,12 @@ impl Alert {
         let text = std::str::from_utf8(bytes).map_err(|e| {
             <serde_json::Error as serde::de::Error>::custom(format!("not UTF-8: {e}"))
         })?;
+        Self::of_text(body, span, text)
+    }
+
+    /// [`Alert::in_body`] for a feature whose `text` (at `span` of `body`) was checked to
+    /// be UTF-8 already, as the core's reader does.
+    pub fn of_text(body: &Body, span: Range<usize>, text: &str) -> Result<Self, serde_json::Error> {
         let feature: Feature<'_> = serde_json::from_str(text)?;
         Ok(Self::of(body, span, &feature.properties))
     }

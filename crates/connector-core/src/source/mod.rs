@@ -35,10 +35,10 @@ pub enum Kept<I> {
     Dropped(&'static str),
 }
 
-/// How one record (a byte range of a page body, already checked to be UTF-8) becomes
-/// the provider's item; an error counts it as failed.
+/// How one record becomes the provider's item: the page body, the record's byte range in
+/// it, and its text (checked to be UTF-8 once, here). An error counts it as failed.
 pub type ParseRecord<'a, I> =
-    dyn Fn(&Body, Range<usize>) -> Result<Kept<I>, ItemError> + Send + Sync + 'a;
+    dyn Fn(&Body, Range<usize>, &str) -> Result<Kept<I>, ItemError> + Send + Sync + 'a;
 
 /// One stream's read, as a provider describes it.
 pub struct Read<'a, I> {
@@ -184,7 +184,7 @@ pub fn read<'a, I: Send + 'a>(
         let mut page = Page::of(Vec::with_capacity(spans.len()));
         for span in &spans {
             let parsed = match std::str::from_utf8(&body[span.clone()]) {
-                Ok(_) => (at.read.parse)(&body, span.clone()),
+                Ok(text) => (at.read.parse)(&body, span.clone(), text),
                 Err(e) => Err(ItemError::new(format!("not UTF-8: {e}"))),
             };
             if let (Ok(Kept::Item(_)), Some(pointer)) = (&parsed, &at.read.watermark) {

@@ -128,8 +128,7 @@ impl Provider for PagedProvider {
             conditional: false,
             watermark: Some("/updated".into()),
             resume: Some(Duration::from_secs(7 * 24 * 3600)),
-            parse: Box::new(|body, span| {
-                let text = std::str::from_utf8(&body[span.clone()]).unwrap_or_default();
+            parse: Box::new(|body, span, text| {
                 let f: Fields = serde_json::from_str(text).map_err(ItemError::new)?;
                 if parse_millis(&f.updated).is_none() {
                     return Err(ItemError::new(format!(
