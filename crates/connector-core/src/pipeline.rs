@@ -520,6 +520,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         let mut committed = cursor.clone();
         let mut read_max: Option<i64> = None;
         let mut seen_failures: HashSet<String> = HashSet::new();
+        let mut recorded_seen = 0usize;
         let mut next = pages.next().await;
         loop {
             let page = match next.take() {
@@ -617,6 +618,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                 )
             };
             let outcome = outcome?;
+            recorded_seen += outcome.recorded_seen;
             if outcome.failed {
                 hold_cursor = true;
                 read.complete = false;
@@ -659,8 +661,15 @@ impl<'a, P: Provider> Poll<'a, P> {
             }
         }
         if stream.snapshot {
-            self.finish_snapshot(stream, state, &seen, read.complete, snapshot_cursor)
-                .await?;
+            self.finish_snapshot(
+                stream,
+                state,
+                &seen,
+                recorded_seen,
+                read.complete,
+                snapshot_cursor,
+            )
+            .await?;
         } else if read.complete && !hold_cursor {
             // The read is over: no resume point, and (for any order) the watermark of
             // everything read.
@@ -694,14 +703,21 @@ impl<'a, P: Provider> Poll<'a, P> {
         seen.reserve(keys.len());
         let recorded = state.stream(&stream.name);
         let mut work: Vec<(usize, Change)> = Vec::new();
+        let mut recorded_seen = 0usize;
         for (i, key) in keys.iter().enumerate() {
             if !seen.insert(key.id.to_string()) {
                 continue;
             }
             self.summary.fetched += 1;
             match recorded.and_then(|r| r.versions.get(key.id.as_ref())) {
-                Some(v) if *v == key.version => self.summary.skipped_unchanged += 1,
-                Some(_) => work.push((i, Change::Updated)),
+                Some(v) if *v == key.version => {
+                    self.summary.skipped_unchanged += 1;
+                    recorded_seen += 1;
+                }
+                Some(_) => {
+                    work.push((i, Change::Updated));
+                    recorded_seen += 1;
+                }
                 None => work.push((i, Change::Created)),
             }
         }
@@ -739,6 +755,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             failed: failed > 0,
             capped,
             committed: committing.filter(|_| failed == 0),
+            recorded_seen,
         })
     }
 
@@ -749,6 +766,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         stream: &StreamSpec,
         state: &mut ConnectorState,
         seen: &HashSet<String>,
+        recorded_seen: usize,
         complete: bool,
         cursor: Option<Cursor>,
     ) -> Result<(), PollError> {
@@ -756,12 +774,8 @@ impl<'a, P: Provider> Poll<'a, P> {
             return Ok(());
         }
         let recorded = state.stream(&stream.name);
-        // Counting first keeps the common case (nothing vanished) free of a pass over state.
-        let recorded_seen = recorded.map_or(0, |r| {
-            seen.iter()
-                .filter(|id| r.versions.contains_key(id.as_str()))
-                .count()
-        });
+        // Counting while reading keeps the common case (nothing vanished) free of a pass
+        // over state.
         let mut vanished: Vec<(String, String)> = recorded
             .filter(|r| recorded_seen < r.versions.len())
             .map(|r| {
@@ -1003,6 +1017,8 @@ struct PageOutcome {
     capped: bool,
     /// The stream cursor the page committed, if it committed one.
     committed: Option<Cursor>,
+    /// Items of the page whose id state had recorded (first sightings in this read).
+    recorded_seen: usize,
 }
 
 /// A watermark as state keeps it: RFC 3339, readable in `state show`.

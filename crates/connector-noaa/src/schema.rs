@@ -24,7 +24,10 @@ use serde_json::value::RawValue;
 pub fn alerts_of(body: &Body) -> Result<Vec<Result<Alert, ItemError>>, ScanError> {
     Ok(records::records_at(body, "/features")?
         .into_iter()
-        .map(|span| Alert::in_body(body, span).map_err(ItemError::new))
+        .map(|span| match std::str::from_utf8(&body[span.clone()]) {
+            Ok(text) => Alert::of_text(body, span, text).map_err(ItemError::new),
+            Err(e) => Err(ItemError::new(format!("not UTF-8: {e}"))),
+        })
         .collect())
 }
 

@@ -169,26 +169,33 @@ fn string_end(json: &[u8], i: usize) -> Result<usize, ScanError> {
     }
 }
 
-/// The end of the object or array opening at `i`, strings skipped as wholes.
+/// The end of the object or array opening at `i`, strings skipped as wholes. Only the
+/// container's own kind of bracket is counted (in well-formed JSON the other kind nests
+/// inside and balances out; anything else fails the record's own parse later), which lets
+/// memchr jump over numbers, commas and the other brackets in one step.
 fn container_end(json: &[u8], i: usize) -> Result<usize, ScanError> {
+    let (open, close) = match json.get(i) {
+        Some(b'{') => (b'{', b'}'),
+        _ => (b'[', b']'),
+    };
     let mut depth = 0usize;
     let mut j = i;
-    while let Some(&c) = json.get(j) {
-        match c {
+    while let Some(k) = memchr::memchr3(b'"', open, close, json.get(j..).unwrap_or_default()) {
+        let at = j + k;
+        match json[at] {
             b'"' => {
-                j = string_end(json, j)?;
+                j = string_end(json, at)?;
                 continue;
             }
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
+            c if c == open => depth += 1,
+            _ => {
                 depth -= 1;
                 if depth == 0 {
-                    return Ok(j + 1);
+                    return Ok(at + 1);
                 }
             }
-            _ => {}
         }
-        j += 1;
+        j = at + 1;
     }
     fail("the end of an object or array", i)
 }
