@@ -169,35 +169,17 @@ fn string_end(json: &[u8], i: usize) -> Result<usize, ScanError> {
     }
 }
 
-/// The end of the object or array opening at `i`, strings skipped as wholes. Only the
-/// container's own kind of bracket is counted (in well-formed JSON the other kind nests
-/// inside and balances out; anything else fails the record's own parse later), which lets
-/// memchr jump over numbers, commas and the other brackets in one step.
+/// The end of the object or array opening at `i`. serde_json skips it (its skipping is a
+/// tight loop over the bytes, and from a byte slice it does not check UTF-8 in strings it
+/// skips, so a record with bad bytes still splits off, to fail alone at its own check).
 fn container_end(json: &[u8], i: usize) -> Result<usize, ScanError> {
-    let (open, close) = match json.get(i) {
-        Some(b'{') => (b'{', b'}'),
-        _ => (b'[', b']'),
-    };
-    let mut depth = 0usize;
-    let mut j = i;
-    while let Some(k) = memchr::memchr3(b'"', open, close, json.get(j..).unwrap_or_default()) {
-        let at = j + k;
-        match json[at] {
-            b'"' => {
-                j = string_end(json, at)?;
-                continue;
-            }
-            c if c == open => depth += 1,
-            _ => {
-                depth -= 1;
-                if depth == 0 {
-                    return Ok(at + 1);
-                }
-            }
-        }
-        j = at + 1;
+    let rest = json.get(i..).unwrap_or_default();
+    let mut values =
+        serde_json::Deserializer::from_slice(rest).into_iter::<serde::de::IgnoredAny>();
+    match values.next() {
+        Some(Ok(_)) => Ok(i + values.byte_offset()),
+        _ => fail("a complete JSON object or array", i),
     }
-    fail("the end of an object or array", i)
 }
 
 /// Calls `f(key, value range)` for each member of the object opening at `i`, until it
