@@ -27,9 +27,16 @@ fn fail<T>(what: &'static str, at: usize) -> Result<T, ScanError> {
 
 /// The byte range of the value `pointer` names in `json`, or `None` when it is absent.
 /// `""` names the whole document.
+///
+/// Only what the walk needs is scanned: an object or array found on the way is not skipped
+/// to its end (its range then runs to the end of the body), since the list a pointer
+/// names is split next anyway; a string or number's range is exact.
 pub fn locate(json: &[u8], pointer: &str) -> Result<Option<Range<usize>>, ScanError> {
     let start = skip_ws(json, 0);
-    locate_in(json, start..value_end(json, start)?, pointer)
+    if start >= json.len() {
+        return fail("a JSON value", start);
+    }
+    locate_in(json, start..json.len(), pointer)
 }
 
 /// [`locate`] inside the value at `within` (a record, say). Of two members with the same
@@ -217,15 +224,34 @@ fn for_each_member(
 }
 
 fn member(json: &[u8], i: usize, name: &str) -> Result<Option<Range<usize>>, ScanError> {
-    let mut found = None;
-    for_each_member(json, i, |key, value| {
-        if scalar(json, key).is_some_and(|k| k == name) {
-            found = Some(value);
-            return Ok(false);
+    let mut j = skip_ws(json, i + 1);
+    if json.get(j) == Some(&b'}') {
+        return Ok(None);
+    }
+    loop {
+        if json.get(j) != Some(&b'"') {
+            return fail("a member name", j);
         }
-        Ok(true)
-    })?;
-    Ok(found)
+        let key_end = string_end(json, j)?;
+        let colon = skip_ws(json, key_end);
+        if json.get(colon) != Some(&b':') {
+            return fail("':' after a member name", colon);
+        }
+        let value = skip_ws(json, colon + 1);
+        if scalar(json, j..key_end).is_some_and(|k| k == name) {
+            // The value's end is needed only for a scalar; a container is walked into.
+            return Ok(Some(match json.get(value) {
+                Some(b'{' | b'[') => value..json.len(),
+                _ => value..value_end(json, value)?,
+            }));
+        }
+        j = skip_ws(json, value_end(json, value)?);
+        match json.get(j) {
+            Some(b',') => j = skip_ws(json, j + 1),
+            Some(b'}') => return Ok(None),
+            _ => return fail("',' or '}' after a member", j),
+        }
+    }
 }
 
 fn element(json: &[u8], i: usize, index: usize) -> Result<Option<Range<usize>>, ScanError> {
