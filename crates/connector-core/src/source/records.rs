@@ -68,12 +68,16 @@ pub fn locate_in(
     Ok(Some(at))
 }
 
-/// The byte ranges of the records in the list at `pointer` of a page (none when the list
-/// is absent).
+/// The byte ranges of the records in the list at `pointer` of a page. A page without the
+/// list is an error, not an empty page: an error document (`{"error": ...}`) or an HTML
+/// page must not read as "no records", which for a snapshot would mean "all gone".
 pub fn records_at(json: &[u8], pointer: &str) -> Result<Vec<Range<usize>>, ScanError> {
+    if !matches!(json.get(skip_ws(json, 0)), Some(b'{' | b'[')) {
+        return fail("a JSON object or array", skip_ws(json, 0));
+    }
     match locate(json, pointer)? {
         Some(list) => split(json, list),
-        None => Ok(Vec::new()),
+        None => fail("the list of records", 0),
     }
 }
 
@@ -308,6 +312,13 @@ mod tests {
         let keyed = locate(json, "/by~1id").expect("scan").expect("present");
         assert_eq!(split(json, keyed).expect("split").len(), 2);
         assert!(split(json, locate(json, "/meta/n").expect("s").expect("p")).is_err());
+        assert_eq!(records_at(json, "/data").map(|r| r.len()), Ok(3));
+        assert!(
+            records_at(json, "/absent").is_err(),
+            "no list is an error, not an empty page"
+        );
+        assert!(records_at(b"<html></html>", "/data").is_err());
+        assert!(records_at(br#"{"data": ["#, "/data").is_err());
     }
 
     #[test]
