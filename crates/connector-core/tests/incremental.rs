@@ -198,3 +198,28 @@ async fn a_record_that_keeps_failing_is_poisoned_after_three_polls_and_the_strea
     let mended = h.connector.poll(&h.lease).await.expect("poll");
     assert_eq!(mended.published, 1, "{mended:?}");
 }
+
+#[tokio::test]
+async fn a_pagination_loop_drops_the_resume_point_so_the_next_read_starts_over() {
+    let server = MockServer::start().await;
+    let api = RecordsApi::with_records(6);
+    mount(&server, &api).await;
+    let cfg = config(&server, serde_json::json!({ "descending": true }));
+    let backend = std::sync::Arc::new(connector_core::embedded::EmbeddedBackend::in_memory());
+    let mut stopped = Harness::on::<PagedProvider>(cfg.clone(), backend.clone(), Some(1)).await;
+    assert!(stopped.connector.poll(&stopped.lease).await.is_err());
+    assert!(backend.load_state("paged").main.cursor.resume.is_some());
+    drop(stopped);
+    api.repeat_tokens();
+    let mut next = Harness::on::<PagedProvider>(cfg, backend.clone(), None).await;
+    let looped = next.connector.poll(&next.lease).await;
+    let message = looped
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string());
+    assert!(message.contains("pagination loop"), "{message}");
+    assert_eq!(
+        backend.load_state("paged").main.cursor.resume,
+        None,
+        "the resume point that led into the loop is gone"
+    );
+}

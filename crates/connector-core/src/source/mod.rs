@@ -97,6 +97,18 @@ fn fingerprint_of(request: &Request) -> String {
     )
 }
 
+/// The resume point that continues this read at `next`, when the read keeps them.
+fn resume_point<I>(at: &At<'_, I>, next: &Request) -> Option<String> {
+    at.read.resume?;
+    let point = ResumePoint {
+        fingerprint: at.fingerprint.clone(),
+        at_ms: now_ms(),
+        url: next.url.to_string(),
+        body: next.body.clone(),
+    };
+    serde_json::to_string(&point).ok()
+}
+
 /// The stored resume point of `cursor`, if it belongs to this read and has not expired.
 fn resume_from(cursor: &Cursor, read: &Read<'_, impl Sized>, fingerprint: &str) -> Option<Request> {
     let ttl = read.resume?;
@@ -217,22 +229,14 @@ pub fn read<'a, I: Send + 'a>(
             records: spans.len(),
         };
         at.resumed = false;
-        match at
-            .pager
-            .next(&seen)
-            .map_err(|e| FetchError::malformed(&url, e))?
-        {
+        let next = at.pager.next(&seen).map_err(|message| FetchError::Loop {
+            url: display_url(&url),
+            message,
+        })?;
+        match next {
             Next::Done => {}
             Next::Page(next) => {
-                if at.read.resume.is_some() {
-                    let point = ResumePoint {
-                        fingerprint: at.fingerprint.clone(),
-                        at_ms: now_ms(),
-                        url: next.url.to_string(),
-                        body: next.body.clone(),
-                    };
-                    page.resume = serde_json::to_string(&point).ok();
-                }
+                page.resume = resume_point(&at, &next);
                 at.next = Some(next);
             }
             Next::Stop { reason, next } => {
@@ -240,15 +244,7 @@ pub fn read<'a, I: Send + 'a>(
                 page.partial = true;
                 // At the page limit the read goes on from here next time, instead of
                 // reading the same first pages forever.
-                if let (Some(next), Some(_)) = (next, at.read.resume) {
-                    let point = ResumePoint {
-                        fingerprint: at.fingerprint.clone(),
-                        at_ms: now_ms(),
-                        url: next.url.to_string(),
-                        body: next.body.clone(),
-                    };
-                    page.resume = serde_json::to_string(&point).ok();
-                }
+                page.resume = next.and_then(|next| resume_point(&at, &next));
             }
         }
         // One complete page is the whole answer: its validators describe it. A paged or
