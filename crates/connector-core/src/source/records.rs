@@ -103,9 +103,10 @@ pub fn split(json: &[u8], at: Range<usize>) -> Result<Vec<Range<usize>>, ScanErr
             }
         }
         Some(b'{') => {
-            for_each_member(json, at.start, |_, value| {
-                out.push(value);
-                Ok(true)
+            walk_members::<()>(json, at.start, |_, value| {
+                let end = value_end(json, value)?;
+                out.push(value..end);
+                Ok(Step::Next(Some(end)))
             })?;
             Ok(out)
         }
@@ -193,41 +194,22 @@ fn container_end(json: &[u8], i: usize) -> Result<usize, ScanError> {
     }
 }
 
-/// Calls `f(key, value range)` for each member of the object opening at `i`, until it
-/// returns `false`.
-fn for_each_member(
-    json: &[u8],
-    i: usize,
-    mut f: impl FnMut(Range<usize>, Range<usize>) -> Result<bool, ScanError>,
-) -> Result<(), ScanError> {
-    let mut j = skip_ws(json, i + 1);
-    if json.get(j) == Some(&b'}') {
-        return Ok(());
-    }
-    loop {
-        if json.get(j) != Some(&b'"') {
-            return fail("a member name", j);
-        }
-        let key_end = string_end(json, j)?;
-        let colon = skip_ws(json, key_end);
-        if json.get(colon) != Some(&b':') {
-            return fail("':' after a member name", colon);
-        }
-        let value_start = skip_ws(json, colon + 1);
-        let end = value_end(json, value_start)?;
-        if !f(j..key_end, value_start..end)? {
-            return Ok(());
-        }
-        j = skip_ws(json, end);
-        match json.get(j) {
-            Some(b',') => j = skip_ws(json, j + 1),
-            Some(b'}') => return Ok(()),
-            _ => return fail("',' or '}' after a member", j),
-        }
-    }
+/// What a member walk does after one member.
+enum Step<R> {
+    /// Stop with this.
+    Found(R),
+    /// Go on; the value's end, if the callback had to find it anyway.
+    Next(Option<usize>),
 }
 
-fn member(json: &[u8], i: usize, name: &str) -> Result<Option<Range<usize>>, ScanError> {
+/// Walks the members of the object opening at `i`: `f(key, value start)` either stops the
+/// walk with a result or lets it go on, and only then is the value skipped to its end (a
+/// member found is never skipped whole).
+fn walk_members<R>(
+    json: &[u8],
+    i: usize,
+    mut f: impl FnMut(Range<usize>, usize) -> Result<Step<R>, ScanError>,
+) -> Result<Option<R>, ScanError> {
     let mut j = skip_ws(json, i + 1);
     if json.get(j) == Some(&b'}') {
         return Ok(None);
@@ -242,20 +224,31 @@ fn member(json: &[u8], i: usize, name: &str) -> Result<Option<Range<usize>>, Sca
             return fail("':' after a member name", colon);
         }
         let value = skip_ws(json, colon + 1);
-        if scalar(json, j..key_end).is_some_and(|k| k == name) {
-            // The value's end is needed only for a scalar; a container is walked into.
-            return Ok(Some(match json.get(value) {
-                Some(b'{' | b'[') => value..json.len(),
-                _ => value..value_end(json, value)?,
-            }));
-        }
-        j = skip_ws(json, value_end(json, value)?);
+        let end = match f(j..key_end, value)? {
+            Step::Found(found) => return Ok(Some(found)),
+            Step::Next(Some(end)) => end,
+            Step::Next(None) => value_end(json, value)?,
+        };
+        j = skip_ws(json, end);
         match json.get(j) {
             Some(b',') => j = skip_ws(json, j + 1),
             Some(b'}') => return Ok(None),
             _ => return fail("',' or '}' after a member", j),
         }
     }
+}
+
+fn member(json: &[u8], i: usize, name: &str) -> Result<Option<Range<usize>>, ScanError> {
+    walk_members(json, i, |key, value| {
+        if scalar(json, key).is_none_or(|k| k != name) {
+            return Ok(Step::Next(None));
+        }
+        // The value's end is needed only for a scalar; a container is walked into.
+        Ok(Step::Found(match json.get(value) {
+            Some(b'{' | b'[') => value..json.len(),
+            _ => value..value_end(json, value)?,
+        }))
+    })
 }
 
 fn element(json: &[u8], i: usize, index: usize) -> Result<Option<Range<usize>>, ScanError> {
