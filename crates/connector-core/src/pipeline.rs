@@ -422,8 +422,6 @@ struct Encoder<'a, P: Provider> {
 
 /// One poll in progress: its figures, its cap and where it commits.
 struct Poll<'a, P: Provider> {
-    provider: &'a P,
-    config: &'a ConnectorConfig,
     enc: Encoder<'a, P>,
     commit: Commit<'a>,
     summary: PollSummary,
@@ -449,8 +447,6 @@ impl<'a, P: Provider> Poll<'a, P> {
             .max_items_per_poll()
             .or(config.max_items_per_poll.map(|m| m as usize));
         Self {
-            provider,
-            config,
             enc: Encoder {
                 provider,
                 config,
@@ -467,7 +463,7 @@ impl<'a, P: Provider> Poll<'a, P> {
     /// Reads every stream in order. A stream's fetch error is kept until the others have
     /// been read; a fence or a backend error ends the poll at once.
     async fn read_all(&mut self, state: &mut ConnectorState) -> Result<(), PollError> {
-        let streams = self.provider.streams();
+        let streams = self.enc.provider.streams();
         let mut first_error: Option<FetchError> = None;
         for stream in streams {
             match self.read_stream(stream, state).await {
@@ -475,7 +471,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                 Ok(_) => {}
                 Err(PollError::Fetch(e)) => {
                     tracing::warn!(
-                        connector = %self.config.name,
+                        connector = %self.enc.config.name,
                         stream = %stream.name,
                         error = %e,
                         "stream read failed; its committed pages stay, the next poll resumes it"
@@ -506,7 +502,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         let stored_watermark = parse(&cursor.watermark);
         // What an unfinished read of another order committed before it stopped.
         let pending = parse(&cursor.pending);
-        let mut pages = self.provider.pages(stream, &cursor);
+        let mut pages = self.enc.provider.pages(stream, &cursor);
         let mut seen: HashSet<String> = HashSet::new();
         let mut read = StreamRead {
             complete: true,
@@ -550,7 +546,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             }
             // A record that failed in too many polls in a row is poisoned: skipped with an
             // error, so it no longer holds the watermark; the others are counted and held.
-            let limit = self.config.poison_after_polls;
+            let limit = self.enc.config.poison_after_polls;
             let counts = state.stream(&stream.name).map(|s| &s.failures);
             let mut failures = Vec::new();
             let mut poisoned = 0u64;
@@ -560,7 +556,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                 if polls >= limit {
                     poisoned += 1;
                     tracing::error!(
-                        connector = %self.config.name,
+                        connector = %self.enc.config.name,
                         stream = %stream.name,
                         record = %id,
                         polls,
@@ -697,7 +693,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         page: &Page<P::Item>,
         cursor: Option<Cursor>,
     ) -> Result<PageOutcome, PollError> {
-        let provider = self.provider;
+        let provider = self.enc.provider;
         let keys: Vec<ItemKey<'_>> = page.items.iter().map(|i| provider.key(i)).collect();
         // Sized up front: rehashing a 100,000-entry set while filling it is most of its cost.
         seen.reserve(keys.len());
@@ -790,7 +786,8 @@ impl<'a, P: Provider> Poll<'a, P> {
         let cursor = cursor
             .or_else(|| Some(Cursor::default()))
             .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
-        let (work, silent): (Vec<Work<'_, P::Item>>, Vec<String>) = if self.config.emit_removals {
+        let (work, silent): (Vec<Work<'_, P::Item>>, Vec<String>) = if self.enc.config.emit_removals
+        {
             let work = vanished
                 .iter()
                 .map(|(id, v)| Work::Removal { id, version: v })
@@ -815,8 +812,8 @@ impl<'a, P: Provider> Poll<'a, P> {
         delta: StateDelta,
     ) -> Result<(), PollError> {
         let chunk = CommitChunk {
-            stream: self.config.output_stream.clone(),
-            stream_max_len: self.config.stream_max_len,
+            stream: self.enc.config.output_stream.clone(),
+            stream_max_len: self.enc.config.stream_max_len,
             entries: Vec::new(),
             delta,
         };
@@ -829,7 +826,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                     Ok(())
                 }
                 CommitOutcome::Fenced => Err(PollError::Fenced {
-                    connector: self.config.name.clone(),
+                    connector: self.enc.config.name.clone(),
                 }),
             },
             Commit::DryRun(_) => {
@@ -852,7 +849,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         if work.is_empty() && silent_prunes.is_empty() && cursor.is_none() {
             return Ok(0);
         }
-        let batch = self.config.commit_batch_size.max(1) as usize;
+        let batch = self.enc.config.commit_batch_size.max(1) as usize;
         let mut chunks = work.chunks(batch);
         let mut left = work.len().div_ceil(batch).max(1);
         let mut failed = 0u64;
@@ -916,7 +913,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                         }
                         CommitOutcome::Fenced => {
                             return Err(PollError::Fenced {
-                                connector: self.config.name.clone(),
+                                connector: self.enc.config.name.clone(),
                             });
                         }
                     }

@@ -69,6 +69,28 @@ fn config(server: &MockServer, extra: serde_json::Value) -> ConnectorConfig {
     c
 }
 
+/// Six records read newest first by a process that stopped after committing the first
+/// page. Descending: the watermark waits for the end of the read, so the resume point is
+/// what saves the pages already read.
+async fn stopped_after_one_page(
+    server: &MockServer,
+) -> (
+    RecordsApi,
+    ConnectorConfig,
+    std::sync::Arc<connector_core::embedded::EmbeddedBackend>,
+) {
+    let api = RecordsApi::with_records(6);
+    mount(server, &api).await;
+    let cfg = config(server, serde_json::json!({ "descending": true }));
+    let backend = std::sync::Arc::new(connector_core::embedded::EmbeddedBackend::in_memory());
+    let mut stopped = Harness::on::<PagedProvider>(cfg.clone(), backend.clone(), Some(1)).await;
+    assert!(
+        stopped.connector.poll(&stopped.lease).await.is_err(),
+        "the stopped poll fails"
+    );
+    (api, cfg, backend)
+}
+
 #[tokio::test]
 async fn an_ascending_paged_read_meets_the_incremental_contract() {
     let server = MockServer::start().await;
@@ -118,20 +140,13 @@ async fn an_ascending_read_commits_its_watermark_page_by_page_and_starts_from_it
 #[tokio::test]
 async fn a_read_stopped_mid_way_continues_from_its_resume_point() {
     let server = MockServer::start().await;
-    let api = RecordsApi::with_records(6);
-    mount(&server, &api).await;
-    // Descending: the watermark waits for the end of the read, so the resume point is what
-    // saves the pages already read.
-    let cfg = config(&server, serde_json::json!({ "descending": true }));
-    let backend = std::sync::Arc::new(connector_core::embedded::EmbeddedBackend::in_memory());
-    let mut stopped = Harness::on::<PagedProvider>(cfg.clone(), backend.clone(), Some(1)).await;
-    assert!(stopped.connector.poll(&stopped.lease).await.is_err());
+    let (api, cfg, backend) = stopped_after_one_page(&server).await;
     let resume = backend.load_state("paged").main.cursor.resume;
     assert!(
         resume.is_some(),
         "the first page's commit kept where the read goes on"
     );
-    drop(stopped);
+
     let mut next = Harness::on::<PagedProvider>(cfg, backend.clone(), None).await;
     let rest = next.connector.poll(&next.lease).await.expect("resumed");
     assert_eq!(
@@ -202,14 +217,8 @@ async fn a_record_that_keeps_failing_is_poisoned_after_three_polls_and_the_strea
 #[tokio::test]
 async fn a_pagination_loop_drops_the_resume_point_so_the_next_read_starts_over() {
     let server = MockServer::start().await;
-    let api = RecordsApi::with_records(6);
-    mount(&server, &api).await;
-    let cfg = config(&server, serde_json::json!({ "descending": true }));
-    let backend = std::sync::Arc::new(connector_core::embedded::EmbeddedBackend::in_memory());
-    let mut stopped = Harness::on::<PagedProvider>(cfg.clone(), backend.clone(), Some(1)).await;
-    assert!(stopped.connector.poll(&stopped.lease).await.is_err());
+    let (api, cfg, backend) = stopped_after_one_page(&server).await;
     assert!(backend.load_state("paged").main.cursor.resume.is_some());
-    drop(stopped);
     api.repeat_tokens();
     let mut next = Harness::on::<PagedProvider>(cfg, backend.clone(), None).await;
     let looped = next.connector.poll(&next.lease).await;

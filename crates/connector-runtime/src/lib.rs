@@ -37,12 +37,8 @@ pub fn main(factories: Factories) -> ExitCode {
     let cli = Cli::parse();
     let env = Environment::from_process();
     // Settings first: a bad LOG_FORMAT or port is refused before anything starts.
-    let settings = match Settings::from_env(&env, cli.state_dir.clone()) {
-        Ok(s) => s,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
+    let Some(settings) = settings_or_report(&env, &cli) else {
+        return ExitCode::FAILURE;
     };
     let service = std::env::args()
         .next()
@@ -87,14 +83,17 @@ pub fn init_tracing() {
 /// examples and tests can drive a binary's behaviour in-process.
 pub async fn execute(cli: Cli, factories: Factories) -> Result<ExitCode> {
     let env = Environment::from_process();
-    let settings = match Settings::from_env(&env, cli.state_dir.clone()) {
-        Ok(s) => s,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(settings) = settings_or_report(&env, &cli) else {
+        return Ok(ExitCode::FAILURE);
     };
     execute_with(cli, factories, env, settings).await
+}
+
+/// The runtime settings, or `None` after printing every bad one.
+fn settings_or_report(env: &Environment, cli: &Cli) -> Option<Settings> {
+    Settings::from_env(env, cli.state_dir.clone())
+        .inspect_err(|errors| eprintln!("{errors}"))
+        .ok()
 }
 
 async fn execute_with(

@@ -76,16 +76,11 @@ pub struct SettingErrors(pub Vec<SettingError>);
 
 impl fmt::Display for SettingErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(
+        connector_core::config::write_problems(
             f,
-            "{n} problem{} in the runtime settings (environment variables):",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+            "the runtime settings (environment variables)",
+            &self.0,
+        )
     }
 }
 

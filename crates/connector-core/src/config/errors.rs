@@ -80,17 +80,27 @@ impl ConfigErrors {
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(
-            f,
-            "{n} problem{} in the connector configuration:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
+        write_problems(f, "the connector configuration", &self.0)
     }
+}
+
+/// `N problems in <subject>:` and one indented line per problem: how every list of
+/// mistakes (config, runtime settings) reads.
+pub fn write_problems(
+    f: &mut fmt::Formatter<'_>,
+    subject: &str,
+    problems: &[impl fmt::Display],
+) -> fmt::Result {
+    let n = problems.len();
+    write!(
+        f,
+        "{n} problem{} in {subject}:",
+        if n == 1 { "" } else { "s" }
+    )?;
+    for p in problems {
+        write!(f, "\n  {p}")?;
+    }
+    Ok(())
 }
 
 impl std::error::Error for ConfigErrors {}

@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use env::{CONFIG_PATH_VAR, ENABLED_VAR, Environment, env_prefix};
-pub use errors::{ConfigError, ConfigErrors, FieldError, Location, PathSegment, render_field_path};
+pub use errors::{
+    ConfigError, ConfigErrors, FieldError, Location, PathSegment, render_field_path, write_problems,
+};
 pub use load::{load, load_for};
 pub use provider::{
     ProviderCatalog, ProviderSettings, Reference, References, mask_references, parse_provider,
