@@ -701,11 +701,19 @@ impl<'a, P: Provider> Poll<'a, P> {
         let mut work: Vec<(usize, Change)> = Vec::new();
         let mut recorded_seen = 0usize;
         for (i, key) in keys.iter().enumerate() {
+            let version = recorded.and_then(|r| r.versions.get(key.id.as_ref()));
             if !seen.insert(key.id.to_string()) {
+                // Met again in this read: a page overlap (nothing new) or, when its version
+                // moved on since, an item updated while the read was under way.
+                if let Some(v) = version
+                    && *v != key.version
+                {
+                    work.push((i, Change::Updated));
+                }
                 continue;
             }
             self.summary.fetched += 1;
-            match recorded.and_then(|r| r.versions.get(key.id.as_ref())) {
+            match version {
                 Some(v) if *v == key.version => {
                     self.summary.skipped_unchanged += 1;
                     recorded_seen += 1;

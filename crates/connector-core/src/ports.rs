@@ -117,6 +117,11 @@ pub struct Cursor {
     /// committed so far (RFC 3339); it becomes the watermark when the read completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<String>,
+    /// The validators and next link of each page position of the last complete paged
+    /// read (the toolkit's, as JSON), so an unchanged page costs a 304 and the read follows
+    /// the link it had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<String>,
 }
 
 impl Cursor {
@@ -128,6 +133,7 @@ impl Cursor {
             && self.watermark.is_none()
             && self.resume.is_none()
             && self.pending.is_none()
+            && self.pages.is_none()
     }
 }
 

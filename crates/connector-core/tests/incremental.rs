@@ -232,3 +232,72 @@ async fn a_pagination_loop_drops_the_resume_point_so_the_next_read_starts_over()
         "the resume point that led into the loop is gone"
     );
 }
+
+#[tokio::test]
+async fn a_link_paged_read_re_anchors_on_since_so_a_record_moved_mid_read_is_not_skipped() {
+    let server = MockServer::start().await;
+    let api = RecordsApi::with_records(6);
+    // Once the first page is served, r0 is updated: it moves to the end of the order, and
+    // every other record one place back, onto the page already read. Page 2 by number
+    // would then start at r3 and r2 would never be read.
+    api.change_after(1, "r0", 1_780_000_000_000);
+    mount(&server, &api).await;
+    let cfg = config(&server, serde_json::json!({ "linkPaging": true }));
+    let mut h = Harness::new::<PagedProvider>(cfg).await;
+    let first = h.connector.poll(&h.lease).await.expect("first sync");
+    let ids: std::collections::BTreeSet<String> =
+        h.published().into_iter().map(|e| e.external_id).collect();
+    assert_eq!(
+        ids.into_iter().collect::<Vec<_>>(),
+        ["r0", "r1", "r2", "r3", "r4", "r5"],
+        "{first:?}"
+    );
+    assert_eq!(first.published, 7, "r0 twice: its two versions");
+    let asked = api.requests();
+    assert!(
+        asked[1..].iter().all(|q| q.contains("since=")),
+        "each next page is asked for by time: {asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn unchanged_pages_cost_a_304_and_the_read_follows_their_stored_links() {
+    let server = MockServer::start().await;
+    let api = RecordsApi::with_records(5);
+    mount(&server, &api).await;
+    // A lookback wide enough that each poll asks the same pages again.
+    let cfg = config(
+        &server,
+        serde_json::json!({ "linkPaging": true, "lookbackSeconds": 864000 }),
+    );
+    let mut h = Harness::new::<PagedProvider>(cfg).await;
+    let first = h.connector.poll(&h.lease).await.expect("first sync");
+    assert_eq!(first.published, 5);
+    // The first request now has a `since`: it is new; the pages it re-anchors onto are
+    // the first poll's, unchanged.
+    let second = h.connector.poll(&h.lease).await.expect("same pages");
+    assert_eq!(second.published, 0, "{second:?}");
+    assert_eq!(api.not_modified() as u64, second.pages - 1, "{second:?}");
+    let (before, revalidated) = (api.requests().len(), api.not_modified());
+    let third = h.connector.poll(&h.lease).await.expect("revalidated");
+    let asked = api.requests().len() - before;
+    assert_eq!(third.published, 0, "{third:?}");
+    assert_eq!(
+        api.not_modified() - revalidated,
+        asked,
+        "every page answered 304, each reached by its stored link"
+    );
+    assert!(asked > 1, "the whole chain was walked: {asked}");
+    let asked_before = api.requests().len();
+    let revalidated = api.not_modified();
+
+    // A change on a later page: that page is read in full, the others still 304.
+    api.upsert("r3", 1_767_225_600_000 + 3 * 60_000 + 1000);
+    let fourth = h.connector.poll(&h.lease).await.expect("one page changed");
+    assert_eq!(fourth.published, 1, "{fourth:?}");
+    let full = (api.requests().len() - asked_before) - (api.not_modified() - revalidated);
+    assert!(
+        api.not_modified() > revalidated && full >= 1,
+        "the unchanged first pages were 304s, the changed one read in full"
+    );
+}

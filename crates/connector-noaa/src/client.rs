@@ -4,11 +4,16 @@
 //! endpoint pages with `pagination.next`, which has no reliable last-page marker, so paging
 //! stops on an empty page, a missing link, a link to another host, a repeated link, or the
 //! page limit (the toolkit's rules). Only an `/alerts/active` read that ended naturally
-//! counts as the complete snapshot; the history window is never one.
+//! counts as the complete snapshot. The history is an incremental stream instead: newest
+//! first by `sent`, asked from the watermark (`start=`), which is saved when a read
+//! completes; a read stopped mid-way goes on at its `next` link.
 
 use connector_core::http::{HttpClient, Request};
 use connector_core::pipeline::Pages;
-use connector_core::source::{self, Kept, Paging, Read};
+use std::time::Duration;
+
+use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
+use connector_core::source::{self, Kept, Paging, Read, Revalidate};
 use connector_core::{Cursor, ItemError};
 use url::Url;
 
@@ -17,22 +22,32 @@ use crate::schema::Alert;
 /// Guard against a server that keeps handing out `next` links.
 const MAX_PAGES: u64 = 50;
 
+/// How far before the watermark a history read starts: `sent` values repeat, and an
+/// office's message can reach the API a little after the time it carries.
+const LOOKBACK_MS: i64 = 10 * 60 * 1000;
+
+/// How long a history `next` link is trusted to continue a stopped read.
+const RESUME_FOR: Duration = Duration::from_secs(3600);
+
 /// A client for one connector's query.
 pub struct NoaaClient {
     http: HttpClient,
     first_page: Url,
     actual_only: bool,
+    history: bool,
 }
 
 impl NoaaClient {
     /// `first_page` carries the filters, which are re-added to `next` links that drop them.
     /// With `actual_only`, anything but real-world alerts is dropped (NWS sends KEEPALIVE
     /// test messages unless asked not to).
-    pub fn new(http: HttpClient, first_page: Url, actual_only: bool) -> Self {
+    /// `history` reads the `/alerts` window incrementally instead of a snapshot.
+    pub fn new(http: HttpClient, first_page: Url, actual_only: bool, history: bool) -> Self {
         Self {
             http,
             first_page,
             actual_only,
+            history,
         }
     }
 
@@ -41,12 +56,20 @@ impl NoaaClient {
         &self.first_page
     }
 
-    /// Reads the query page by page. Only the first page is conditional; validators are
-    /// kept only for one complete page.
+    /// Reads the query page by page. A snapshot's first page is conditional; validators
+    /// are kept only for one complete page.
     pub fn pages<'a>(&'a self, cursor: &'a Cursor) -> Pages<'a, Alert> {
         let actual_only = self.actual_only;
+        let mut first = self.first_page.clone();
+        let watermark = cursor.watermark.as_deref().and_then(parse_millis);
+        if self.history
+            && let Some(start) = read_from(watermark, LOOKBACK_MS, None)
+                .and_then(|ms| format_millis(ms.div_euclid(1000) * 1000, &TimeFormat::Rfc3339).ok())
+        {
+            first.query_pairs_mut().append_pair("start", &start);
+        }
         let read = Read {
-            request: Request::get(self.first_page.clone()),
+            request: Request::get(first),
             paging: Paging::NextUrl {
                 pointer: "/pagination/next".into(),
                 keep_query: true,
@@ -54,9 +77,14 @@ impl NoaaClient {
             },
             records: "/features".into(),
             max_pages: MAX_PAGES,
-            conditional: true,
-            watermark: None,
-            resume: None,
+            conditional: if self.history {
+                Revalidate::Never
+            } else {
+                Revalidate::Whole
+            },
+            anchor: None,
+            watermark: self.history.then(|| "/properties/sent".into()),
+            resume: self.history.then_some(RESUME_FOR),
             parse: Box::new(move |body, span, text| {
                 let alert = Alert::of_text(body, span, text).map_err(ItemError::new)?;
                 Ok(if actual_only && !alert.is_actual() {

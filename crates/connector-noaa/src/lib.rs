@@ -343,7 +343,7 @@ impl Provider for NoaaProvider {
         // `/alerts/active` is the whole current set; the `/alerts` history is a window.
         let snapshot = config.alerts_path.starts_with("/alerts/active");
         Ok(Self {
-            client: NoaaClient::new(http, first, actual_only),
+            client: NoaaClient::new(http, first, actual_only, !snapshot),
             streams: [StreamSpec::main("weather_alert", snapshot)],
             max_alerts: max,
         })

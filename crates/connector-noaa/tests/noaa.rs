@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use connector_core::config::{ConfigSource, Environment};
 use connector_core::http::DEFAULT_USER_AGENT;
 use connector_core::ports::StateStore;
-use connector_core::testing::{Harness, Scenario, run_contract};
+use connector_core::testing::{
+    Harness, IncrementalScenario, Scenario, run_contract, run_incremental_contract,
+};
 use connector_core::{ConnectorConfig, ConnectorRegistry};
 use connector_noaa::NoaaProvider;
 use serde_json::Value;
@@ -85,6 +87,172 @@ impl Scenario for Alerts {
         )
         .await;
     }
+}
+
+/// The `/alerts` history as the API serves it: the recorded features, newest first by
+/// `sent`, two to a page behind `pagination.next` cursors, filtered by `start`.
+#[derive(Clone, Default)]
+struct History {
+    inner: std::sync::Arc<std::sync::Mutex<HistoryState>>,
+}
+
+#[derive(Default)]
+struct HistoryState {
+    /// `(sent millis, feature)`, newest first.
+    features: Vec<(i64, Value)>,
+    repeat: bool,
+    /// The id of the feature made unreadable, to mend it.
+    broken: Option<String>,
+}
+
+impl History {
+    fn recorded() -> Self {
+        let mut features = Vec::new();
+        for page in ["alerts-history-page1.json", "alerts-history-page2.json"] {
+            let doc: Value = serde_json::from_str(&fixture(page)).expect("json");
+            for f in doc["features"].as_array().cloned().unwrap_or_default() {
+                let sent = f["properties"]["sent"].as_str().unwrap_or_default();
+                let ms = connector_core::source::time::parse_millis(sent).expect("sent");
+                features.push((ms, f));
+            }
+        }
+        features.sort_by_key(|(ms, _)| std::cmp::Reverse(*ms));
+        let h = Self::default();
+        if let Ok(mut s) = h.inner.lock() {
+            s.features = features;
+        }
+        h
+    }
+
+    fn edit(&self, i: usize, edit: impl FnOnce(&mut Value)) -> String {
+        let mut s = self.inner.lock().expect("lock");
+        edit(&mut s.features[i].1);
+        s.features[i].1["properties"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl wiremock::Respond for History {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let Ok(s) = self.inner.lock() else {
+            return ResponseTemplate::new(500);
+        };
+        let q = |name: &str| {
+            request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let start = q("start")
+            .and_then(|t| connector_core::source::time::parse_millis(&t))
+            .unwrap_or(i64::MIN);
+        let offset: usize = q("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+        let matching: Vec<&Value> = s
+            .features
+            .iter()
+            .filter(|(ms, _)| *ms >= start)
+            .map(|(_, f)| f)
+            .collect();
+        let page: Vec<&Value> = matching.iter().skip(offset).take(2).copied().collect();
+        let next = if s.repeat && offset > 0 {
+            offset
+        } else {
+            offset + 2
+        };
+        // Like the real API, every page links to a next one; an empty page ends the read.
+        let body = serde_json::json!({
+            "type": "FeatureCollection",
+            "features": page,
+            "pagination": {"next": format!("/alerts?status=actual&cursor={next}")},
+        });
+        geo_json(body.to_string())
+    }
+}
+
+impl IncrementalScenario for History {
+    async fn serve_pages(&self, server: &MockServer) -> usize {
+        let fresh = Self::recorded();
+        let n = fresh.inner.lock().map(|s| s.features.len()).unwrap_or(0);
+        if let (Ok(mut mine), Ok(mut new)) = (self.inner.lock(), fresh.inner.lock()) {
+            *mine = std::mem::take(&mut *new);
+        }
+        Mock::given(method("GET"))
+            .and(path("/alerts"))
+            .respond_with(self.clone())
+            .mount(server)
+            .await;
+        n
+    }
+    async fn serve_repeated_token(&self, _server: &MockServer) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.repeat = true;
+        }
+    }
+    async fn break_one(&self, _server: &MockServer) -> String {
+        let id = self.edit(2, |_| {});
+        self.edit(2, |f| f["properties"]["id"] = Value::Bool(false));
+        if let Ok(mut s) = self.inner.lock() {
+            s.broken = Some(id.clone());
+        }
+        id
+    }
+    async fn fix_one(&self, _server: &MockServer) {
+        let id = self.inner.lock().ok().and_then(|mut s| s.broken.take());
+        self.edit(2, |f| {
+            f["properties"]["id"] = Value::String(id.unwrap_or_default())
+        });
+    }
+}
+
+#[tokio::test]
+async fn the_alert_history_meets_the_incremental_contract() {
+    let server = MockServer::start().await;
+    let cfg = config(&server, serde_json::json!({"alertsPath": "/alerts"}));
+    run_incremental_contract::<NoaaProvider>(cfg, &server, &History::default()).await;
+}
+
+#[tokio::test]
+async fn a_history_read_starts_from_its_watermark_minus_a_lookback() {
+    let server = MockServer::start().await;
+    let history = History::default();
+    let n = history.serve_pages(&server).await;
+    let mut h = Harness::new::<NoaaProvider>(config(
+        &server,
+        serde_json::json!({"alertsPath": "/alerts"}),
+    ))
+    .await;
+    let first = h.connector.poll(&h.lease).await.expect("first");
+    assert_eq!(first.published as usize, n, "{first:?}");
+    let state = h.backend.load_state("weather-test");
+    let newest = history.inner.lock().map(|s| s.features[0].0).unwrap_or(0);
+    let watermark = state
+        .main
+        .cursor
+        .watermark
+        .as_deref()
+        .and_then(connector_core::source::time::parse_millis);
+    assert_eq!(watermark, Some(newest), "the newest `sent` read");
+    let second = h.connector.poll(&h.lease).await.expect("second");
+    assert_eq!(second.published, 0, "{second:?}");
+    let asked = server.received_requests().await.unwrap_or_default();
+    let last_first_page = asked
+        .iter()
+        .rev()
+        .find(|r| !r.url.query_pairs().any(|(k, _)| k == "cursor"))
+        .map(|r| r.url.to_string())
+        .unwrap_or_default();
+    let start = connector_core::source::time::format_millis(
+        newest.div_euclid(1000) * 1000 - 600_000,
+        &connector_core::source::time::TimeFormat::Rfc3339,
+    )
+    .expect("time");
+    assert!(
+        last_first_page.contains(&format!("start={}", start.replace(':', "%3A"))),
+        "{last_first_page} starts ten minutes before {start}"
+    );
 }
 
 #[tokio::test]

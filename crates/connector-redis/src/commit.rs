@@ -195,7 +195,7 @@ mod tests {
             },
         };
         let args = strings(&commit_args("me:7", &chunk, true));
-        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "6"]);
+        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "7"]);
         assert_eq!(
             &args[6..12],
             [
@@ -217,7 +217,8 @@ mod tests {
                 "cursor:last_modified",
                 "cursor:watermark",
                 "cursor:resume",
-                "cursor:pending"
+                "cursor:pending",
+                "cursor:pages"
             ]
         );
     }

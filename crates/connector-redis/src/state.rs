@@ -38,6 +38,8 @@ pub const CURSOR_WATERMARK: &str = "cursor:watermark";
 pub const CURSOR_RESUME: &str = "cursor:resume";
 /// The latest time an unfinished read committed.
 pub const CURSOR_PENDING: &str = "cursor:pending";
+/// Each page position's validators and next link.
+pub const CURSOR_PAGES: &str = "cursor:pages";
 
 /// The hash writes for one delta: fields to delete (applied first), then pairs to set.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -80,6 +82,7 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
             (CURSOR_WATERMARK, &cursor.watermark),
             (CURSOR_RESUME, &cursor.resume),
             (CURSOR_PENDING, &cursor.pending),
+            (CURSOR_PAGES, &cursor.pages),
         ] {
             match value {
                 Some(v) => w.sets.push((format!("{stream}{field}"), v.clone())),
@@ -131,6 +134,7 @@ fn read_field(stream: &mut StreamState, field: &str, value: String) {
             CURSOR_WATERMARK => stream.cursor.watermark = Some(value),
             CURSOR_RESUME => stream.cursor.resume = Some(value),
             CURSOR_PENDING => stream.cursor.pending = Some(value),
+            CURSOR_PAGES => stream.cursor.pages = Some(value),
             _ => {}
         }
     }
@@ -163,7 +167,8 @@ mod tests {
                 "cursor:etag",
                 "cursor:watermark",
                 "cursor:resume",
-                "cursor:pending"
+                "cursor:pending",
+                "cursor:pages"
             ]
         );
         assert_eq!(w.sets.len(), 4);

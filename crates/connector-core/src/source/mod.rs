@@ -15,7 +15,7 @@ pub mod time;
 use std::ops::Range;
 use std::sync::Arc;
 
-pub use paging::{Next, Pager, Paging, Seen, TokenIn};
+pub use paging::{Anchor, Next, Pager, Paging, Seen, TokenIn};
 
 use crate::http::{Conditional, HttpClient, Request, display_url};
 use crate::pipeline::{FetchError, Page, PageEvent, Pages, paged};
@@ -40,6 +40,61 @@ pub enum Kept<I> {
 pub type ParseRecord<'a, I> =
     dyn Fn(&Body, Range<usize>, &str) -> Result<Kept<I>, ItemError> + Send + Sync + 'a;
 
+/// Which stored validators a read sends, so an unchanged answer costs a 304.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revalidate {
+    /// None: every page is fetched in full.
+    Never,
+    /// The stream's validators go with the first request, and a 304 means the whole answer
+    /// is unchanged. They are kept only when one complete page was the whole answer: the
+    /// rule for snapshots, whose several pages must be read whole (a 304 page would hide
+    /// which ids it holds).
+    Whole,
+    /// Each page position keeps its URL, validators and next link from the last complete
+    /// read; a page answered 304 is skipped and the read follows its stored next link. For
+    /// incremental streams (GitHub counts no 304 against the rate limit).
+    EachPage,
+}
+
+/// One page position of a complete read: what it asked, its validators, where it led.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Mark {
+    fingerprint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_modified: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next: Option<Stored>,
+}
+
+/// A request as state keeps it (its headers are the read's own).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<serde_json::Value>,
+}
+
+impl Stored {
+    fn of(request: &Request) -> Self {
+        Self {
+            url: request.url.to_string(),
+            body: request.body.clone(),
+        }
+    }
+
+    /// The request again, only ever on the API's own origin.
+    fn request(&self, first: &Request) -> Option<Request> {
+        let url = url::Url::parse(&self.url).ok()?;
+        (url.origin() == first.url.origin()).then(|| Request {
+            url,
+            body: self.body.clone(),
+            headers: first.headers.clone(),
+        })
+    }
+}
+
 /// One stream's read, as a provider describes it.
 pub struct Read<'a, I> {
     /// The first page's request.
@@ -50,8 +105,11 @@ pub struct Read<'a, I> {
     pub records: String,
     /// Most pages one read follows; reaching it marks the read partial.
     pub max_pages: u64,
-    /// Send the stored validators with the first request (a 304 then ends the read).
-    pub conditional: bool,
+    /// Which stored validators go with the requests.
+    pub conditional: Revalidate,
+    /// Re-anchor each next page on the last page's greatest watermark time, for offset,
+    /// page-number and link reads ordered ascending by it (see [`Anchor`]).
+    pub anchor: Option<Anchor>,
     /// JSON pointer to each record's time (RFC 3339, ISO 8601, epoch seconds or
     /// milliseconds), for the stream's watermark.
     pub watermark: Option<String>,
@@ -74,6 +132,11 @@ struct At<'a, I> {
     fingerprint: String,
     /// The next request came from a stored resume point (a 4xx drops it).
     resumed: bool,
+    /// The read began at a resume point: it covers only the tail, so it keeps no marks.
+    partial_start: bool,
+    /// The last complete read's page marks, and this read's so far.
+    marks: Vec<Mark>,
+    new_marks: Vec<Mark>,
 }
 
 /// A stored resume point: the request that continues a read, and which read.
@@ -81,9 +144,8 @@ struct At<'a, I> {
 struct ResumePoint {
     fingerprint: String,
     at_ms: i64,
-    url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    body: Option<serde_json::Value>,
+    #[serde(flatten)]
+    next: Stored,
 }
 
 fn now_ms() -> i64 {
@@ -103,8 +165,7 @@ fn resume_point<I>(at: &At<'_, I>, next: &Request) -> Option<String> {
     let point = ResumePoint {
         fingerprint: at.fingerprint.clone(),
         at_ms: now_ms(),
-        url: next.url.to_string(),
-        body: next.body.clone(),
+        next: Stored::of(next),
     };
     serde_json::to_string(&point).ok()
 }
@@ -117,13 +178,7 @@ fn resume_from(cursor: &Cursor, read: &Read<'_, impl Sized>, fingerprint: &str) 
     if point.fingerprint != fingerprint || age < 0 || age as u128 > ttl.as_millis() {
         return None;
     }
-    let url = url::Url::parse(&point.url).ok()?;
-    // A resume point is only ever on the API's own origin.
-    (url.origin() == read.request.url.origin()).then(|| Request {
-        url,
-        body: point.body,
-        headers: read.request.headers.clone(),
-    })
+    point.next.request(&read.request)
 }
 
 /// The pages of `read`, through `http`, resuming with `cursor`'s validators.
@@ -132,11 +187,19 @@ pub fn read<'a, I: Send + 'a>(
     read: Read<'a, I>,
     cursor: &'a Cursor,
 ) -> Pages<'a, I> {
-    let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages);
+    let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages)
+        .anchored(read.anchor.clone());
     let fingerprint = fingerprint_of(&read.request);
     let resumed = resume_from(cursor, &read, &fingerprint);
+    let marks = match (read.conditional, &cursor.pages) {
+        (Revalidate::EachPage, Some(json)) => serde_json::from_str(json).unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let start = At {
         resumed: resumed.is_some(),
+        partial_start: resumed.is_some(),
+        marks,
+        new_marks: Vec::new(),
         next: Some(resumed.unwrap_or_else(|| read.request.clone())),
         read,
         pager,
@@ -147,10 +210,20 @@ pub fn read<'a, I: Send + 'a>(
         let Some(mut request) = at.next.take() else {
             return Ok(None);
         };
-        let validators = if at.pages == 0 && at.read.conditional && !at.resumed {
-            cursor.clone()
-        } else {
-            Cursor::default()
+        let index = usize::try_from(at.pages).unwrap_or(usize::MAX);
+        let mark = at
+            .marks
+            .get(index)
+            .filter(|m| !at.partial_start && m.fingerprint == fingerprint_of(&request))
+            .cloned();
+        let validators = match at.read.conditional {
+            Revalidate::Whole if at.pages == 0 && !at.resumed => cursor.clone(),
+            Revalidate::EachPage => Cursor {
+                etag: mark.as_ref().and_then(|m| m.etag.clone()),
+                last_modified: mark.as_ref().and_then(|m| m.last_modified.clone()),
+                ..Cursor::default()
+            },
+            _ => Cursor::default(),
         };
         let sent = match http.send(&request, &validators).await {
             // The server no longer knows the resume point (an expired or invalid token):
@@ -169,6 +242,15 @@ pub fn read<'a, I: Send + 'a>(
             other => other,
         };
         let response = match sent? {
+            Conditional::NotModified if at.read.conditional == Revalidate::EachPage => {
+                let Some(mark) = mark else {
+                    return Err(FetchError::malformed(
+                        &request.url,
+                        "304 for a page fetched without validators",
+                    ));
+                };
+                return skipped(at, mark).map(|(page, at)| Some((PageEvent::Page(page), at)));
+            }
             Conditional::NotModified if at.pages == 0 => {
                 return Ok(Some((PageEvent::NotModified, at)));
             }
@@ -186,6 +268,12 @@ pub fn read<'a, I: Send + 'a>(
             etag: response.etag(),
             last_modified: response.last_modified(),
             ..Cursor::default()
+        };
+        let mut new_mark = Mark {
+            fingerprint: fingerprint_of(&request),
+            etag: single_validators.etag.clone(),
+            last_modified: single_validators.last_modified.clone(),
+            next: None,
         };
         let link = response.header("link");
         let url = response.url.clone();
@@ -227,6 +315,7 @@ pub fn read<'a, I: Send + 'a>(
             link: link.as_deref(),
             body: &body,
             records: spans.len(),
+            max_time: page.watermark,
         };
         at.resumed = false;
         let next = at.pager.next(&seen).map_err(|message| FetchError::Loop {
@@ -237,6 +326,7 @@ pub fn read<'a, I: Send + 'a>(
             Next::Done => {}
             Next::Page(next) => {
                 page.resume = resume_point(&at, &next);
+                new_mark.next = Some(Stored::of(&next));
                 at.next = Some(next);
             }
             Next::Stop { reason, next } => {
@@ -250,12 +340,57 @@ pub fn read<'a, I: Send + 'a>(
         // One complete page is the whole answer: its validators describe it. A paged or
         // partial answer has none, and keeping old ones would turn the next poll into a
         // 304 that hides what this one could not read.
-        let single = at.pages == 1 && at.next.is_none() && !page.partial;
-        page.cursor = Some(if single {
-            single_validators
-        } else {
-            Cursor::default()
+        at.new_marks.push(new_mark);
+        page.cursor = Some(match at.read.conditional {
+            Revalidate::Whole if at.pages == 1 && at.next.is_none() && !page.partial => {
+                single_validators
+            }
+            Revalidate::EachPage => marks_cursor(&at, page.partial),
+            _ => Cursor::default(),
         });
         Ok(Some((PageEvent::Page(page), at)))
     })
+}
+
+/// The page a 304 stands for: nothing new on it, and the read goes on at its stored next.
+fn skipped<I>(mut at: At<'_, I>, mark: Mark) -> Result<(Page<I>, At<'_, I>), FetchError> {
+    at.pages += 1;
+    let next = mark.next.as_ref().and_then(|n| n.request(&at.read.request));
+    let url = next
+        .as_ref()
+        .map(|n| display_url(&n.url))
+        .unwrap_or_default();
+    let mut page = Page::of(Vec::new());
+    match at
+        .pager
+        .skip(next)
+        .map_err(|message| FetchError::Loop { url, message })?
+    {
+        Next::Done => {}
+        Next::Page(next) => {
+            page.resume = resume_point(&at, &next);
+            at.next = Some(next);
+        }
+        Next::Stop { reason, next } => {
+            tracing::warn!(%reason, "paging stopped early; the read is partial");
+            page.partial = true;
+            page.resume = next.and_then(|next| resume_point(&at, &next));
+        }
+    }
+    at.new_marks.push(mark);
+    page.cursor = Some(marks_cursor(&at, page.partial));
+    Ok((page, at))
+}
+
+/// The cursor a page of an each-page read commits: the stored marks until the read is
+/// complete, then this read's.
+fn marks_cursor<I>(at: &At<'_, I>, partial: bool) -> Cursor {
+    let complete = at.next.is_none() && !partial && !at.partial_start;
+    let marks = if complete { &at.new_marks } else { &at.marks };
+    Cursor {
+        pages: (!marks.is_empty())
+            .then(|| serde_json::to_string(marks).ok())
+            .flatten(),
+        ..Cursor::default()
+    }
 }

@@ -97,6 +97,21 @@ pub enum Next {
     },
 }
 
+/// Re-anchoring a read ordered ascending on a time field: each next page is asked for
+/// from the first request with this parameter set to the last page's greatest time
+/// (GitHub's `since`), instead of by its link, page number or offset. A set ordered by
+/// time shifts while it is read (an item updated mid-read jumps to the end and moves the
+/// rest onto pages already read), so a page number would skip records; a time does not.
+/// While a whole page shares the anchor's time, the read falls back to the next page
+/// number or link, which is the only way past it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The query parameter holding the time.
+    pub param: String,
+    /// How the time is written in it.
+    pub format: super::time::TimeFormat,
+}
+
 /// What a paginator sees of one response.
 pub struct Seen<'a> {
     /// The request that was sent.
@@ -109,6 +124,8 @@ pub struct Seen<'a> {
     pub body: &'a [u8],
     /// Records on the page, before any filtering.
     pub records: usize,
+    /// The greatest record time on the page (UNIX milliseconds), for re-anchoring.
+    pub max_time: Option<i64>,
 }
 
 /// A paginator in the middle of a read: it remembers the requests made, to catch loops.
@@ -118,6 +135,7 @@ pub struct Pager {
     max_pages: u64,
     pages: u64,
     made: HashSet<String>,
+    anchor: Option<Anchor>,
 }
 
 impl Pager {
@@ -131,6 +149,23 @@ impl Pager {
             max_pages: max_pages.max(1),
             pages: 0,
             made,
+            anchor: None,
+        }
+    }
+
+    /// Re-anchors each next page on the last page's greatest time (see [`Anchor`]).
+    pub fn anchored(mut self, anchor: Option<Anchor>) -> Self {
+        self.anchor = anchor;
+        self
+    }
+
+    /// The next step after a page that was not fetched again (a 304): its stored next
+    /// request, through the same loop guard and page limit.
+    pub fn skip(&mut self, next: Option<Request>) -> Result<Next, String> {
+        self.pages += 1;
+        match next {
+            None => Ok(Next::Done),
+            Some(next) => self.step(next),
         }
     }
 
@@ -236,6 +271,40 @@ impl Pager {
                 request
             }
         };
+        let next = self.reanchor(seen, next)?;
+        self.step(next)
+    }
+
+    /// `next`, or the first request anchored on the page's greatest time.
+    fn reanchor(&self, seen: &Seen<'_>, next: Request) -> Result<Request, String> {
+        let (Some(anchor), Some(max)) = (&self.anchor, seen.max_time) else {
+            return Ok(next);
+        };
+        if matches!(
+            self.paging,
+            Paging::None | Paging::NextUrl { .. } | Paging::Cursor { .. }
+        ) {
+            // A token or a next URL already says where the server is; it does not shift.
+            return Ok(next);
+        }
+        let at = super::time::format_millis(max, &anchor.format)?;
+        let current = seen
+            .request
+            .url
+            .query_pairs()
+            .find(|(k, _)| *k == anchor.param.as_str())
+            .map(|(_, v)| v.into_owned());
+        if current.as_deref() == Some(at.as_str()) {
+            // The whole page shares the anchor's time: only the page number gets past it.
+            return Ok(next);
+        }
+        let mut request = self.first.clone();
+        set_query(&mut request.url, &anchor.param, &at);
+        Ok(request)
+    }
+
+    /// Counts the page and guards the next request against loops and the page limit.
+    fn step(&mut self, next: Request) -> Result<Next, String> {
         if !self.made.insert(fingerprint(&next)) {
             return Err(format!(
                 "the server sent page {} again ({}): a pagination loop; the read stops",
@@ -380,6 +449,7 @@ mod tests {
             link,
             body: body.as_bytes(),
             records,
+            max_time: None,
         }
     }
 
@@ -526,6 +596,37 @@ mod tests {
             Ok(Next::Done),
             "short page"
         );
+    }
+
+    #[test]
+    fn an_anchored_read_asks_from_the_last_pages_greatest_time() {
+        let first = Request::get(url("https://api.example/issues?sort=updated&per_page=2"));
+        let anchor = Anchor {
+            param: "since".into(),
+            format: super::super::time::TimeFormat::Rfc3339,
+        };
+        let mut p = Pager::new(Paging::LinkHeader { keep_query: false }, first.clone(), 10)
+            .anchored(Some(anchor));
+        let link = r#"<https://api.example/issues?sort=updated&per_page=2&page=2>; rel="next""#;
+        let mut page = seen(&first, "[1,2]", 2, Some(link));
+        page.max_time = Some(1_767_225_660_000);
+        let n = next_url(p.next(&page).expect("next"));
+        assert_eq!(
+            n,
+            "https://api.example/issues?sort=updated&per_page=2&since=2026-01-01T00%3A01%3A00Z"
+        );
+        // A whole page at the anchor's time: the page number takes the read past it.
+        let anchored = Request::get(url(&n));
+        let link = format!("<{n}&page=2>; rel=\"next\"");
+        let mut page = seen(&anchored, "[1,2]", 2, Some(&link));
+        page.max_time = Some(1_767_225_660_000);
+        assert_eq!(
+            next_url(p.next(&page).expect("next")),
+            format!("{n}&page=2")
+        );
+        // Without a next link the read is over, whatever the times.
+        page.link = None;
+        assert_eq!(p.next(&page), Ok(Next::Done));
     }
 
     #[test]

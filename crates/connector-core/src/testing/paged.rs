@@ -2,7 +2,9 @@
 //!
 //! `GET /records?since=<RFC 3339>&limit=<n>[&cursor=<token>]` answers
 //! `{"records": [{"id", "updated", "title"}...], "next": "<token>"|null}`, sorted by
-//! `updated` ascending (or descending with `order=desc`). It is small on purpose: what it
+//! `updated` ascending (or descending with `order=desc`). With `linkPaging` it is read as
+//! GitHub's lists are: page numbers in a `Link` header, re-anchored on `since`, an `ETag`
+//! per page. It is small on purpose: what it
 //! exercises is the core's paging, watermark, resume points and per-page commits, which
 //! every incremental provider (Jira, GitHub, Datadog, HTTP_JSON) is built from.
 
@@ -20,7 +22,7 @@ use crate::http::{HttpClient, Request};
 use crate::pipeline::{CreateError, ItemKey, Pages, StreamSpec};
 use crate::signal::{ItemError, ItemSignal};
 use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use crate::source::{self, Body, Kept, Paging, Read, TokenIn};
+use crate::source::{self, Anchor, Body, Kept, Paging, Read, Revalidate, TokenIn};
 use crate::{ConnectorConfig, Cursor, Provider, Severity};
 
 /// `providerConfig` of `TEST_PAGED`.
@@ -39,6 +41,10 @@ pub struct PagedConfig {
     /// How far before the watermark a read starts, in seconds.
     #[serde(default)]
     pub lookback_seconds: u32,
+    /// Page by `Link` header (page numbers), re-anchored on `since`, each page revalidated
+    /// by its own `ETag`.
+    #[serde(default)]
+    pub link_paging: bool,
 }
 
 fn default_limit() -> u32 {
@@ -116,16 +122,28 @@ impl Provider for PagedProvider {
                 q.append_pair("order", "desc");
             }
         }
-        let read = Read {
-            request: Request::get(url),
-            paging: Paging::Cursor {
+        let (paging, conditional, anchor) = if self.config.link_paging {
+            let anchor = Anchor {
+                param: "since".into(),
+                format: TimeFormat::Rfc3339,
+            };
+            let paging = Paging::LinkHeader { keep_query: false };
+            (paging, Revalidate::EachPage, Some(anchor))
+        } else {
+            let paging = Paging::Cursor {
                 pointer: "/next".into(),
                 into: TokenIn::Query("cursor".into()),
                 stop_on_empty: false,
-            },
+            };
+            (paging, Revalidate::Never, None)
+        };
+        let read = Read {
+            request: Request::get(url),
+            paging,
             records: "/records".into(),
             max_pages: 1000,
-            conditional: false,
+            conditional,
+            anchor,
             watermark: Some("/updated".into()),
             resume: Some(Duration::from_secs(7 * 24 * 3600)),
             parse: Box::new(|body, span, text| {
@@ -183,6 +201,10 @@ struct ApiState {
     repeat_token: bool,
     /// Requests served, for assertions.
     requests: Vec<String>,
+    /// Requests answered 304.
+    not_modified: usize,
+    /// After this many requests, change this record: `(requests, id, updated millis)`.
+    change_after: Option<(usize, String, i64)>,
 }
 
 impl RecordsApi {
@@ -220,6 +242,19 @@ impl RecordsApi {
         }
     }
 
+    /// Changes record `id` once `requests` requests have been served (a record updated
+    /// while a read is under way, which moves it to the end of the order).
+    pub fn change_after(&self, requests: usize, id: &str, updated_ms: i64) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.change_after = Some((requests, id.to_owned(), updated_ms));
+        }
+    }
+
+    /// How many requests were answered 304.
+    pub fn not_modified(&self) -> usize {
+        self.inner.lock().map(|s| s.not_modified).unwrap_or(0)
+    }
+
     /// The query strings of the requests served so far.
     pub fn requests(&self) -> Vec<String> {
         self.inner
@@ -231,6 +266,21 @@ impl RecordsApi {
 
 impl Respond for RecordsApi {
     fn respond(&self, request: &MockRequest) -> ResponseTemplate {
+        let response = self.page(request);
+        if let Ok(mut s) = self.inner.lock()
+            && let Some((after, id, updated)) = s.change_after.clone()
+            && s.requests.len() >= after
+        {
+            s.change_after = None;
+            drop(s);
+            self.upsert(&id, updated);
+        }
+        response
+    }
+}
+
+impl RecordsApi {
+    fn page(&self, request: &MockRequest) -> ResponseTemplate {
         let Ok(mut s) = self.inner.lock() else {
             return ResponseTemplate::new(500);
         };
@@ -243,11 +293,15 @@ impl Respond for RecordsApi {
             .and_then(|t| parse_millis(t))
             .unwrap_or(i64::MIN);
         let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(2);
-        let offset: usize = query
-            .get("cursor")
-            .and_then(|c| c.strip_prefix("o"))
-            .and_then(|o| o.parse().ok())
-            .unwrap_or(0);
+        let page_number: Option<usize> = query.get("page").and_then(|p| p.parse().ok());
+        let offset: usize = match page_number {
+            Some(n) => n.saturating_sub(1) * limit,
+            None => query
+                .get("cursor")
+                .and_then(|c| c.strip_prefix("o"))
+                .and_then(|o| o.parse().ok())
+                .unwrap_or(0),
+        };
         let mut matching: Vec<&(String, i64, String)> =
             s.records.iter().filter(|(_, t, _)| *t >= since).collect();
         if query.get("order").map(String::as_str) == Some("desc") {
@@ -269,9 +323,31 @@ impl Respond for RecordsApi {
         } else {
             "null".to_owned()
         };
-        ResponseTemplate::new(200).set_body_string(format!(
-            "{{\"records\": [{}], \"next\": {next}}}",
-            page.join(",")
-        ))
+        let body = format!("{{\"records\": [{}], \"next\": {next}}}", page.join(","));
+        let etag = format!(
+            "\"{:016x}\"",
+            xxhash_rust::xxh3::xxh3_64(format!("{:?}{body}", request.url).as_bytes())
+        );
+        let sent = request
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok());
+        if sent == Some(etag.as_str()) {
+            s.not_modified += 1;
+            return ResponseTemplate::new(304).insert_header("etag", etag.as_str());
+        }
+        let mut response = ResponseTemplate::new(200).insert_header("etag", etag.as_str());
+        if offset + limit < matching.len() {
+            let mut next = request.url.clone();
+            crate::source::paging::set_query(
+                &mut next,
+                "page",
+                &(page_number.unwrap_or(1) + 1).to_string(),
+            );
+            // Relative: wiremock's view of the request's URL has no port.
+            let next = format!("{}?{}", next.path(), next.query().unwrap_or_default());
+            response = response.insert_header("link", format!("<{next}>; rel=\"next\""));
+        }
+        response.set_body_string(body)
     }
 }
