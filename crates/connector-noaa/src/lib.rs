@@ -4,6 +4,7 @@ pub mod client;
 pub mod schema;
 
 use connector_core::config::FieldError;
+use connector_core::config::fields::{self, comma_list};
 use connector_core::http::{DEFAULT_USER_AGENT, HttpClient};
 use connector_core::pipeline::{CreateError, Pages, StreamSpec};
 use connector_core::{
@@ -13,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::client::NoaaClient;
+use crate::client::Query;
 use crate::schema::{Alert, alert_signal};
 
 /// State, territory and marine area codes `/alerts/active?area=` accepts.
@@ -95,29 +96,6 @@ fn default_status() -> String {
     "actual".into()
 }
 
-fn split(list: &Option<String>) -> Vec<&str> {
-    list.as_deref()
-        .map(|l| {
-            l.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Each value of a comma list, in the API's spelling, or the first one that is unknown.
-fn canonical(list: &Option<String>, known: &[&str]) -> Result<Option<String>, String> {
-    let mut out = Vec::new();
-    for v in split(list) {
-        match known.iter().find(|k| k.eq_ignore_ascii_case(v)) {
-            Some(k) => out.push(*k),
-            None => return Err(v.to_owned()),
-        }
-    }
-    Ok((!out.is_empty()).then(|| out.join(",")))
-}
-
 fn is_zone(z: &str) -> bool {
     let b = z.as_bytes();
     b.len() == 6
@@ -141,62 +119,46 @@ fn is_point(p: &str) -> bool {
 }
 
 impl NoaaConfig {
+    /// The comma lists the API spells its own way, with the values it knows.
+    fn lists(&self) -> [(&'static str, Option<&str>, &'static [&'static str]); 4] {
+        [
+            ("status", Some(self.status.as_str()), &STATUSES),
+            ("severity", self.severity.as_deref(), &SEVERITIES),
+            ("urgency", self.urgency.as_deref(), &URGENCIES),
+            ("certainty", self.certainty.as_deref(), &CERTAINTIES),
+        ]
+    }
+
     /// Every mistake, with the field it is in.
     pub fn problems(&self) -> Vec<FieldError> {
-        let mut out = Vec::new();
+        let mut out: Vec<FieldError> = [
+            fields::base_url("baseUrl", &self.base_url),
+            fields::header_text("userAgent", self.user_agent.as_deref()),
+            fields::header_text("contact", self.contact.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         if !self.alerts_path.starts_with('/') {
             out.push(FieldError::new(
                 &["alertsPath"],
                 "expected a path starting with '/', e.g. /alerts/active",
             ));
         }
-        let u = &self.base_url;
-        if !matches!(u.scheme(), "http" | "https")
-            || u.query().is_some()
-            || u.fragment().is_some()
-            || !u.username().is_empty()
-            || u.password().is_some()
-        {
-            out.push(FieldError::new(
-                &["baseUrl"],
-                "expected an http or https URL without credentials, query or fragment, e.g. https://api.weather.gov",
-            ));
-        }
-        for code in split(&self.area) {
-            let upper = code.to_ascii_uppercase();
-            if !AREA_CODES.contains(&upper.as_str()) {
+        for code in comma_list(self.area.as_deref()) {
+            if !AREA_CODES.contains(&code.to_ascii_uppercase().as_str()) {
                 out.push(FieldError::new(
                     &["area"],
                     format!("unknown area code \"{code}\"; expected two-letter state, territory or marine area codes such as CA, TX, PZ, separated by commas"),
                 ));
             }
         }
-        let lists: [(&str, &Option<String>, &[&str]); 3] = [
-            ("severity", &self.severity, &SEVERITIES),
-            ("urgency", &self.urgency, &URGENCIES),
-            ("certainty", &self.certainty, &CERTAINTIES),
-        ];
-        for (field, value, known) in lists {
-            if let Err(bad) = canonical(value, known) {
-                out.push(FieldError::new(
-                    &[field],
-                    format!(
-                        "unknown {field} \"{bad}\"; expected a comma list of {}",
-                        known.join(", ")
-                    ),
-                ));
-            }
-        }
-        if let Err(bad) = canonical(&Some(self.status.clone()), &STATUSES) {
-            out.push(FieldError::new(
-                &["status"],
-                format!(
-                    "unknown status \"{bad}\"; expected a comma list of {}",
-                    STATUSES.join(", ")
-                ),
-            ));
-        }
-        if split(&self.zone)
+        out.extend(
+            self.lists()
+                .into_iter()
+                .filter_map(|(field, list, known)| fields::known_values(field, list, known).err()),
+        );
+        if comma_list(self.zone.as_deref())
             .iter()
             .any(|z| !is_zone(&z.to_ascii_uppercase()))
         {
@@ -205,19 +167,18 @@ impl NoaaConfig {
                 "expected zone ids like WAZ315 or OHC009, separated by commas",
             ));
         }
-        if let Some(p) = &self.point
-            && !is_point(p)
-        {
+        if self.point.as_deref().is_some_and(|p| !is_point(p)) {
             out.push(FieldError::new(
                 &["point"],
                 "expected \"latitude,longitude\" in degrees, e.g. \"39.7456,-97.0892\"",
             ));
         }
-        let locators = [&self.area, &self.zone, &self.point]
+        if [&self.area, &self.zone, &self.point]
             .iter()
             .filter(|v| v.is_some())
-            .count();
-        if locators > 1 {
+            .count()
+            > 1
+        {
             out.push(FieldError::new(
                 &[],
                 "area, zone and point exclude one another (the API rejects the combination); set only one",
@@ -233,61 +194,29 @@ impl NoaaConfig {
                 "must not be empty: NWS rejects requests without a User-Agent; leave it out for the default",
             ));
         }
-        // Both end up in a header, which allows visible ASCII and spaces only.
-        let header_safe = |v: &str| v.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
-        for (field, value) in [("userAgent", &self.user_agent), ("contact", &self.contact)] {
-            if value.as_deref().is_some_and(|v| !header_safe(v)) {
-                out.push(FieldError::new(
-                    &[field],
-                    "may hold only printable ASCII characters (it is sent in the User-Agent header)",
-                ));
-            }
-        }
         out
     }
 
     /// The query string of the first page, in the API's casing.
     pub fn query(&self) -> Vec<(&'static str, String)> {
-        let mut q = Vec::new();
-        let mut add = |key: &'static str, value: Option<String>| {
-            if let Some(v) = value {
-                q.push((key, v));
-            }
+        let upper = |list: &Option<String>| {
+            let items = comma_list(list.as_deref());
+            (!items.is_empty()).then(|| items.join(",").to_ascii_uppercase())
         };
-        add(
-            "status",
-            canonical(&Some(self.status.clone()), &STATUSES)
-                .ok()
-                .flatten(),
-        );
-        add(
-            "area",
-            (!split(&self.area).is_empty())
-                .then(|| split(&self.area).join(",").to_ascii_uppercase()),
-        );
-        add(
-            "zone",
-            (!split(&self.zone).is_empty())
-                .then(|| split(&self.zone).join(",").to_ascii_uppercase()),
-        );
-        add("point", self.point.as_ref().map(|p| p.replace(' ', "")));
-        add(
-            "severity",
-            canonical(&self.severity, &SEVERITIES).ok().flatten(),
-        );
-        add(
-            "urgency",
-            canonical(&self.urgency, &URGENCIES).ok().flatten(),
-        );
-        add(
-            "certainty",
-            canonical(&self.certainty, &CERTAINTIES).ok().flatten(),
-        );
-        add(
-            "event",
-            (!split(&self.event).is_empty()).then(|| split(&self.event).join(",")),
-        );
-        q
+        let mut q: Vec<(&'static str, Option<String>)> = vec![
+            ("area", upper(&self.area)),
+            ("zone", upper(&self.zone)),
+            ("point", self.point.as_ref().map(|p| p.replace(' ', ""))),
+        ];
+        for (field, list, known) in self.lists() {
+            q.push((
+                field,
+                fields::known_values(field, list, known).ok().flatten(),
+            ));
+        }
+        let events = comma_list(self.event.as_deref());
+        q.push(("event", (!events.is_empty()).then(|| events.join(","))));
+        q.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
     }
 
     /// The User-Agent to send: the configured one, else the product's with the contact.
@@ -304,16 +233,10 @@ impl NoaaConfig {
 
 /// The `NOAA_WEATHER` provider: active alerts as a snapshot.
 pub struct NoaaProvider {
-    client: NoaaClient,
+    http: HttpClient,
+    query: Query,
     streams: [StreamSpec; 1],
     max_alerts: Option<usize>,
-}
-
-impl NoaaProvider {
-    /// The client, for tests that check the query.
-    pub fn client(&self) -> &NoaaClient {
-        &self.client
-    }
 }
 
 impl Provider for NoaaProvider {
@@ -338,14 +261,18 @@ impl Provider for NoaaProvider {
             .url(&config.alerts_path)
             .map_err(|e| CreateError(format!("alertsPath: {e}")))?;
         first.query_pairs_mut().extend_pairs(config.query());
-        let actual_only = config.status.eq_ignore_ascii_case("actual");
-        let max = config.max_alerts_per_poll.map(|m| m as usize);
         // `/alerts/active` is the whole current set; the `/alerts` history is a window.
         let snapshot = config.alerts_path.starts_with("/alerts/active");
+        let query = Query {
+            first,
+            history: !snapshot,
+            actual_only: config.status.eq_ignore_ascii_case("actual"),
+        };
         Ok(Self {
-            client: NoaaClient::new(http, first, actual_only, !snapshot),
+            http,
+            query,
             streams: [StreamSpec::main("weather_alert", snapshot)],
-            max_alerts: max,
+            max_alerts: config.max_alerts_per_poll.map(|m| m as usize),
         })
     }
 
@@ -358,7 +285,7 @@ impl Provider for NoaaProvider {
     }
 
     fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Alert> {
-        self.client.pages(cursor)
+        client::pages(&self.http, &self.query, cursor)
     }
 
     fn key<'a>(&self, item: &'a Alert) -> ItemKey<'a> {

@@ -112,20 +112,16 @@ struct VersionFields<'a> {
     status: &'a Option<Cow<'a, str>>,
 }
 
-/// One alert: where its feature lies in the shared page body, and where in it the strings
-/// a signal needs are, so that a poll copies none of them. Only the version is computed
-/// and held (change detection needs it every poll); the strings are copied out when a
-/// signal is built, which happens for new and changed alerts only.
+/// One alert: where its feature lies in the shared page body, and where in it its id is,
+/// so that a poll copies no string of it. Only the version is computed and held (change
+/// detection needs it every poll); what a signal needs is read again from the feature
+/// when one is built, which happens for new and changed alerts only.
 #[derive(Clone)]
 pub struct Alert {
     body: Body,
     span: Range<usize>,
     id: Text,
     version: String,
-    title: Title,
-    occurred_at: Option<Text>,
-    url: Option<Text>,
-    severity: Severity,
     actual: bool,
 }
 
@@ -153,16 +149,6 @@ impl Text {
     }
 }
 
-/// Which strings make the title: the headline, else event and area, else the event, else
-/// the id.
-#[derive(Debug, Clone)]
-enum Title {
-    Headline(Text),
-    EventArea(Text, Text),
-    Event(Text),
-    Id,
-}
-
 /// The alert, not the whole page body it points into.
 impl std::fmt::Debug for Alert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,38 +161,29 @@ impl std::fmt::Debug for Alert {
     }
 }
 
-/// What a signal needs of an alert beyond its key, copied out of the body on demand.
+/// What a signal needs of an alert beyond its key, borrowed from the feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertDetails {
+pub struct AlertDetails<'a> {
     /// Headline, or event and area.
-    pub title: String,
+    pub title: Cow<'a, str>,
     /// NWS severity, normalised.
     pub severity: Severity,
     /// `effective`, else `onset`, else `sent`.
-    pub occurred_at: Option<String>,
+    pub occurred_at: Option<Cow<'a, str>>,
     /// The alert's URL (`@id`).
-    pub url: Option<String>,
+    pub url: Option<Cow<'a, str>>,
 }
 
 impl Alert {
-    /// Parses one feature held on its own, copied into a body of its own (for tests and
-    /// tools; a page's alerts share its body instead). An error names what is missing.
-    pub fn parse(feature: &RawValue) -> Result<Self, serde_json::Error> {
-        let body: Body = Arc::new(feature.get().as_bytes().to_vec());
-        Self::in_body(&body, 0..body.len())
+    /// Parses one feature held on its own, in a body of its own (for tests and tools; a
+    /// page's alerts share its body instead). An error names what is missing.
+    pub fn parse(feature: &str) -> Result<Self, serde_json::Error> {
+        let body: Body = Arc::new(feature.as_bytes().to_vec());
+        Self::of_text(&body, 0..body.len(), feature)
     }
 
-    /// Parses the feature at `span` of `body`, keeping the body rather than a copy.
-    pub fn in_body(body: &Body, span: Range<usize>) -> Result<Self, serde_json::Error> {
-        let bytes = body.get(span.clone()).unwrap_or_default();
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            <serde_json::Error as serde::de::Error>::custom(format!("not UTF-8: {e}"))
-        })?;
-        Self::of_text(body, span, text)
-    }
-
-    /// [`Alert::in_body`] for a feature whose `text` (at `span` of `body`) was checked to
-    /// be UTF-8 already, as the core's reader does.
+    /// Parses the feature `text`, at `span` of `body` (checked to be UTF-8 already, as the
+    /// core's reader does), keeping the body rather than a copy.
     pub fn of_text(body: &Body, span: Range<usize>, text: &str) -> Result<Self, serde_json::Error> {
         let feature: Feature<'_> = serde_json::from_str(text)?;
         Ok(Self::of(body, span, &feature.properties))
@@ -227,25 +204,11 @@ impl Alert {
         };
         let version = sorted_fields_version(&fields);
         debug_assert_eq!(version, content_version(&fields));
-        let text = |v: &str| Text::of(body, v);
-        let title = match (&p.headline, &p.event, &p.area_desc) {
-            (Some(h), _, _) if !h.trim().is_empty() => Title::Headline(text(h)),
-            (_, Some(event), Some(area)) => Title::EventArea(text(event), text(area)),
-            (_, Some(event), None) => Title::Event(text(event)),
-            _ => Title::Id,
-        };
-        let occurred_at = (p.effective.as_deref())
-            .or(p.onset.as_deref())
-            .or(p.sent.as_deref());
         Self {
             body: Arc::clone(body),
             span,
-            id: text(&p.id),
+            id: Text::of(body, &p.id),
             version,
-            title,
-            occurred_at: occurred_at.map(text),
-            url: p.url.as_deref().map(text),
-            severity: severity(p.severity.as_deref()),
             actual: p
                 .status
                 .as_deref()
@@ -281,21 +244,22 @@ impl Alert {
         self.actual
     }
 
-    /// Title, severity, time and link, copied out of the body: only a signal needs them,
-    /// so a poll where nothing changed copies none of them.
-    pub fn details(&self) -> AlertDetails {
-        let body: &[u8] = &self.body;
-        let title = match &self.title {
-            Title::Headline(h) | Title::Event(h) => h.get(body).to_owned(),
-            Title::EventArea(event, area) => format!("{}: {}", event.get(body), area.get(body)),
-            Title::Id => format!("Weather alert {}", self.id()),
+    /// Title, severity, time and link, read again from the feature: only a signal needs
+    /// them, so a poll where nothing changed reads none of them.
+    pub fn details(&self) -> Result<AlertDetails<'_>, serde_json::Error> {
+        let p = serde_json::from_str::<Feature<'_>>(self.feature())?.properties;
+        let title = match (p.headline, p.event, p.area_desc) {
+            (Some(h), _, _) if !h.trim().is_empty() => h,
+            (_, Some(event), Some(area)) => Cow::Owned(format!("{event}: {area}")),
+            (_, Some(event), None) => event,
+            _ => Cow::Owned(format!("Weather alert {}", p.id)),
         };
-        AlertDetails {
+        Ok(AlertDetails {
             title,
-            severity: self.severity,
-            occurred_at: self.occurred_at.as_ref().map(|t| t.get(body).to_owned()),
-            url: self.url.as_ref().map(|t| t.get(body).to_owned()),
-        }
+            severity: severity(p.severity.as_deref()),
+            occurred_at: p.effective.or(p.onset).or(p.sent),
+            url: p.url,
+        })
     }
 }
 
@@ -322,14 +286,14 @@ pub fn severity(nws: Option<&str>) -> Severity {
 /// constructor that trusts text it has parsed before, so this fails only if the body
 /// changed, which it cannot).
 pub fn alert_signal(alert: &Alert) -> Result<ItemSignal<'_>, serde_json::Error> {
-    let details = alert.details();
+    let details = alert.details()?;
     let payload: &RawValue = serde_json::from_str(alert.feature())?;
     Ok(ItemSignal {
         kind: Cow::Borrowed("weather_alert"),
-        title: Cow::Owned(details.title),
+        title: details.title,
         severity: details.severity,
-        occurred_at: details.occurred_at.map(Cow::Owned),
-        url: details.url.map(Cow::Owned),
+        occurred_at: details.occurred_at,
+        url: details.url,
         payload: Cow::Borrowed(payload),
     })
 }

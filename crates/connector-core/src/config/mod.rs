@@ -14,6 +14,7 @@
 mod check;
 mod env;
 mod errors;
+pub mod fields;
 mod load;
 mod positions;
 mod provider;
