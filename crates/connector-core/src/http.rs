@@ -71,6 +71,21 @@ pub enum Auth {
     Headers(Vec<(HeaderName, SecretString)>),
 }
 
+impl Auth {
+    /// `Authorization: Bearer` with a token from the config.
+    pub fn bearer(token: &crate::config::Secret) -> Self {
+        Auth::Bearer(SecretString::from(token.expose().to_owned()))
+    }
+
+    /// `Authorization: Basic` with a user name and a password or token from the config.
+    pub fn basic(username: impl Into<String>, password: &crate::config::Secret) -> Self {
+        Auth::Basic {
+            username: username.into(),
+            password: SecretString::from(password.expose().to_owned()),
+        }
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

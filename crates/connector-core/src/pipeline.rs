@@ -189,6 +189,15 @@ pub enum FetchError {
         /// What repeated.
         message: String,
     },
+    /// The API refused the read for a reason the provider knows how to explain (bad
+    /// credentials, a removed endpoint), said in its words.
+    #[error("{message} ({url})")]
+    Refused {
+        /// The URL without its query.
+        url: String,
+        /// What went wrong and what to do about it; never a credential.
+        message: String,
+    },
     /// The server answered 2xx with something that is not what the API documents.
     #[error("unexpected response from {url}: {message}")]
     Malformed {
@@ -200,6 +209,22 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// A refusal explained: `message` says why and what to change.
+    pub fn refused(url: &url::Url, message: impl std::fmt::Display) -> Self {
+        FetchError::Refused {
+            url: crate::http::display_url(url),
+            message: message.to_string(),
+        }
+    }
+
+    /// The HTTP status the server answered with, when it answered with an error status.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Http(HttpError::Status { status, .. }) => Some(*status),
+            _ => None,
+        }
+    }
+
     /// A body that did not parse as the API's documented shape.
     pub fn malformed(url: &url::Url, message: impl std::fmt::Display) -> Self {
         FetchError::Malformed {

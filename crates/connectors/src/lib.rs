@@ -6,5 +6,6 @@ use connector_core::Factories;
 pub fn factories() -> Factories {
     let mut factories = Factories::new();
     factories.register::<connector_noaa::NoaaProvider>();
+    factories.register::<connector_jira::JiraProvider>();
     factories
 }

@@ -1,0 +1,127 @@
+//! The JQL a poll sends: the user's query, bounded below by the watermark, always in
+//! `updated` order.
+//!
+//! The order is what lets the watermark be saved with each page: every issue on a later
+//! page is updated no earlier than those before it. A user `ORDER BY` would break that,
+//! so it is replaced (and [`split_order_by`] says so at load). JQL date literals have
+//! minute precision and are read in the searching user's time zone; the watermark is
+//! written in that zone, floored to the minute and moved back by the overlap, so a
+//! mistake costs a re-read, never a missed issue.
+
+use connector_core::source::time::{TimeFormat, format_millis};
+
+/// The user's clause without any trailing `ORDER BY`, and that `ORDER BY` if there was one.
+/// Words inside quoted strings (`summary ~ "order by"`) are not keywords.
+pub fn split_order_by(jql: &str) -> (&str, Option<&str>) {
+    let bytes = jql.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut at = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None => {
+                let word_start = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+                if word_start && is_order_by(&jql[i..]) {
+                    at = Some(i);
+                    break;
+                }
+            }
+        }
+        i += 1;
+    }
+    match at {
+        Some(i) => (jql[..i].trim(), Some(jql[i..].trim())),
+        None => (jql.trim(), None),
+    }
+}
+
+/// `ORDER` then `BY` as words, in any case and spacing.
+fn is_order_by(rest: &str) -> bool {
+    let Some(after) = rest
+        .get(..5)
+        .filter(|o| o.eq_ignore_ascii_case("order"))
+        .map(|_| &rest[5..])
+    else {
+        return false;
+    };
+    let by = after.trim_start();
+    by.len() < after.len()
+        && by.get(..2).is_some_and(|b| b.eq_ignore_ascii_case("by"))
+        && by[2..].chars().next().is_none_or(char::is_whitespace)
+}
+
+/// True when `order` already is the order the connector uses.
+pub fn is_updated_ascending(order: &str) -> bool {
+    let words: Vec<String> = order
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words == ["order", "by", "updated", "asc"] || words == ["order", "by", "updated"]
+}
+
+/// The JQL of one poll: `clause` (without its `ORDER BY`), from `since` (UNIX ms; `None`
+/// on the first sync) written in `zone`, in `updated` order.
+pub fn query(clause: &str, since: Option<i64>, zone: &str) -> Result<String, String> {
+    let bound = match since {
+        None => None,
+        Some(ms) => {
+            let format = TimeFormat::Pattern {
+                pattern: "%Y/%m/%d %H:%M".into(),
+                zone: zone.to_owned(),
+            };
+            Some(format!("updated >= \"{}\"", format_millis(ms, &format)?))
+        }
+    };
+    Ok(match (clause.is_empty(), bound) {
+        (true, None) => "ORDER BY updated ASC".to_owned(),
+        (true, Some(b)) => format!("{b} ORDER BY updated ASC"),
+        (false, None) => format!("({clause}) ORDER BY updated ASC"),
+        (false, Some(b)) => format!("({clause}) AND {b} ORDER BY updated ASC"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_order_by_is_split_off_outside_quotes_only() {
+        assert_eq!(
+            split_order_by("project = OPS ORDER BY priority DESC"),
+            ("project = OPS", Some("ORDER BY priority DESC"))
+        );
+        assert_eq!(
+            split_order_by(r#"summary ~ "sort order by date" AND project = A"#),
+            (r#"summary ~ "sort order by date" AND project = A"#, None)
+        );
+        assert_eq!(
+            split_order_by("project = A order\n  by updated"),
+            ("project = A", Some("order\n  by updated"))
+        );
+        assert_eq!(split_order_by("reorder = by"), ("reorder = by", None));
+        assert!(is_updated_ascending("ORDER BY updated ASC"));
+        assert!(!is_updated_ascending("ORDER BY updated DESC"));
+    }
+
+    #[test]
+    fn the_bound_is_written_in_the_users_zone_to_the_minute() {
+        // 2026-01-09T13:03:59Z is 08:03 in New York (UTC-5 in January).
+        let ms = 1_767_963_839_000;
+        assert_eq!(
+            query("project = A OR labels = x", Some(ms), "America/New_York").as_deref(),
+            Ok(
+                r#"(project = A OR labels = x) AND updated >= "2026/01/09 08:03" ORDER BY updated ASC"#
+            )
+        );
+        assert_eq!(
+            query("project = A", None, "UTC").as_deref(),
+            Ok("(project = A) ORDER BY updated ASC")
+        );
+        assert!(query("a", Some(ms), "Mars/Olympus").is_err());
+    }
+}

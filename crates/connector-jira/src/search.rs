@@ -1,0 +1,202 @@
+//! Jira's issue search as a read of the core's toolkit, and one issue as an item.
+//!
+//! Cloud: `/rest/api/3/search/jql`, paged by `nextPageToken` until a page comes without
+//! one (`isLast`); the token goes back with the same JQL, fields and page size, as a query
+//! parameter or, when the JQL is too long for a URL, in a POST body. Data Center:
+//! `/rest/api/2/search` with `startAt` until `total`. Either way the records are
+//! `/issues`, and each issue's `fields.updated` is the watermark's time.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::Arc;
+
+use connector_core::http::Request;
+use connector_core::source::time::parse_millis;
+use connector_core::source::{Body, Kept, Paging, Read, Revalidate, TokenIn};
+use connector_core::{ItemError, ItemKey};
+use serde::Deserialize;
+use url::Url;
+
+use crate::Deployment;
+
+/// Past this many bytes of query string a GET risks a 414 at a proxy: the search is a POST.
+const LONGEST_GET_QUERY: usize = 4000;
+
+/// Most pages one poll follows; the rest follow from the watermark in the next poll.
+const MAX_PAGES: u64 = 1000;
+
+/// What a search asks, besides its JQL.
+pub struct Search {
+    /// Cloud or Data Center.
+    pub deployment: Deployment,
+    /// The fields asked for.
+    pub fields: Vec<String>,
+    /// Page size.
+    pub max_results: u32,
+}
+
+/// One issue: the fields the signal needs, and where the issue lies in the page body.
+pub struct Issue {
+    body: Body,
+    span: Range<usize>,
+    id: String,
+    key: String,
+    updated: String,
+    summary: String,
+    priority: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawIssue<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(default, borrow)]
+    fields: RawFields<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawFields<'a> {
+    #[serde(default, borrow)]
+    summary: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    updated: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    priority: Option<Named<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+impl Issue {
+    /// Reads one issue of a page; an issue without a readable `fields.updated` fails alone.
+    pub fn of_text(body: &Body, span: Range<usize>, text: &str) -> Result<Self, ItemError> {
+        let raw: RawIssue<'_> = serde_json::from_str(text).map_err(ItemError::new)?;
+        let updated = raw.fields.updated.ok_or_else(|| {
+            ItemError::new("the issue has no fields.updated (keep `updated` in `fields`)")
+        })?;
+        if parse_millis(&updated).is_none() {
+            return Err(ItemError::new("fields.updated is not a time"));
+        }
+        if raw.id.is_empty() {
+            return Err(ItemError::new("the issue has an empty id"));
+        }
+        Ok(Self {
+            body: Arc::clone(body),
+            span,
+            id: raw.id.into_owned(),
+            key: raw.key.into_owned(),
+            updated: updated.into_owned(),
+            summary: raw.fields.summary.map(Cow::into_owned).unwrap_or_default(),
+            priority: raw.fields.priority.map(|p| p.name.into_owned()),
+        })
+    }
+
+    /// Id (stable when the issue moves project) and version (`fields.updated`).
+    pub fn key(&self) -> ItemKey<'_> {
+        ItemKey {
+            id: Cow::Borrowed(&self.id),
+            version: Cow::Borrowed(&self.updated),
+        }
+    }
+
+    /// `JAVA-93`: changes when the issue moves, so it is shown, not keyed on.
+    pub fn issue_key(&self) -> &str {
+        &self.key
+    }
+
+    /// The summary.
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// `fields.updated`, as Jira wrote it.
+    pub fn updated(&self) -> &str {
+        &self.updated
+    }
+
+    /// The priority's name, if the issue has one.
+    pub fn priority(&self) -> Option<&str> {
+        self.priority.as_deref()
+    }
+
+    /// The issue as received: a slice of the page body.
+    pub fn raw(&self) -> &str {
+        self.body
+            .get(self.span.clone())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// The read of one poll's search for `jql`, below the API root `base`.
+pub fn read(base: &Url, search: &Search, jql: String) -> Result<Read<'static, Issue>, String> {
+    let root = base.as_str().trim_end_matches('/');
+    let fields = search.fields.join(",");
+    let limit = search.max_results.to_string();
+    let (request, paging) = match search.deployment {
+        Deployment::DataCenter => {
+            let mut url =
+                Url::parse(&format!("{root}/rest/api/2/search")).map_err(|e| e.to_string())?;
+            url.query_pairs_mut()
+                .append_pair("jql", &jql)
+                .append_pair("fields", &fields)
+                .append_pair("maxResults", &limit)
+                .append_pair("startAt", "0");
+            let paging = Paging::Offset {
+                param: "startAt".into(),
+                limit_param: "maxResults".into(),
+                limit: u64::from(search.max_results),
+                total_pointer: Some("/total".into()),
+            };
+            (Request::get(url), paging)
+        }
+        Deployment::Cloud => {
+            let mut url =
+                Url::parse(&format!("{root}/rest/api/3/search/jql")).map_err(|e| e.to_string())?;
+            let mut get = url.clone();
+            get.query_pairs_mut()
+                .append_pair("jql", &jql)
+                .append_pair("fields", &fields)
+                .append_pair("maxResults", &limit);
+            if get.query().map_or(0, str::len) <= LONGEST_GET_QUERY {
+                let paging = Paging::Cursor {
+                    pointer: "/nextPageToken".into(),
+                    into: TokenIn::Query("nextPageToken".into()),
+                    stop_on_empty: false,
+                };
+                (Request::get(get), paging)
+            } else {
+                url.set_query(None);
+                let body = serde_json::json!({
+                    "jql": jql,
+                    "fields": search.fields,
+                    "maxResults": search.max_results,
+                });
+                let paging = Paging::Cursor {
+                    pointer: "/nextPageToken".into(),
+                    into: TokenIn::Body("/nextPageToken".into()),
+                    stop_on_empty: false,
+                };
+                (Request::post(url, body), paging)
+            }
+        }
+    };
+    Ok(Read {
+        request,
+        paging,
+        records: "/issues".into(),
+        max_pages: MAX_PAGES,
+        // Search answers carry no validators.
+        conditional: Revalidate::Never,
+        anchor: None,
+        watermark: Some("/fields/updated".into()),
+        // Ascending: a stopped read goes on from its watermark, saved with each page.
+        resume: None,
+        parse: Box::new(|body, span, text| Issue::of_text(body, span, text).map(Kept::Item)),
+    })
+}
