@@ -176,6 +176,14 @@ mod tests {
             ]),
             secs
         );
+        // Jira writes its reset to the minute: `yyyy-MM-ddTHH:mmZ`.
+        assert_eq!(
+            wait(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "2027-01-15T08:01Z")
+            ]),
+            Some(secs.expect("a wait") + Duration::from_secs(18))
+        );
         assert_eq!(
             wait(&[("retry-after", "60"), ("x-ratelimit-remaining", "10")]),
             Some(Duration::from_secs(60))
