@@ -288,6 +288,9 @@ pub struct HttpClient {
     retry: RetryPolicy,
     connector: Arc<str>,
     limit_key: Arc<str>,
+    limit_phrases: Arc<[String]>,
+    /// The quota left as the last response said (`u64::MAX`: not said yet).
+    remaining: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How the process reaches providers: proxies and extra CA certificates, read once from the
@@ -517,6 +520,15 @@ impl Request {
         }
     }
 
+    /// The same request with one more header of its own (an API version header, say).
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+        self
+    }
+
     /// A POST of `body` as JSON to `url`.
     pub fn post(url: Url, body: serde_json::Value) -> Self {
         Self {
@@ -539,6 +551,7 @@ pub struct HttpClientBuilder {
     retry: RetryPolicy,
     connector: Arc<str>,
     limit_key: Option<String>,
+    limit_phrases: Vec<String>,
 }
 
 impl HttpClientBuilder {
@@ -594,6 +607,15 @@ impl HttpClientBuilder {
         self
     }
 
+    /// Error bodies that mean "rate limited" although their headers do not say so
+    /// (GitHub's secondary limits: a 403 whose message mentions them, sometimes without
+    /// `Retry-After`). Such a 403 or 429 is retried and held like a rate limit, for a
+    /// minute when the server names no time.
+    pub fn rate_limit_phrases(mut self, phrases: &[&str]) -> Self {
+        self.limit_phrases = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<HttpClient, HttpError> {
         let accept =
@@ -627,6 +649,8 @@ impl HttpClientBuilder {
             max_body_bytes: self.max_body_bytes,
             retry: self.retry,
             limit_key: limit_key.into(),
+            limit_phrases: self.limit_phrases.into(),
+            remaining: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             connector: self.connector,
         })
     }
@@ -645,7 +669,15 @@ impl HttpClient {
             retry: RetryPolicy::none(),
             connector: "unnamed".into(),
             limit_key: None,
+            limit_phrases: Vec::new(),
         }
+    }
+
+    /// The requests left in the API's current window, as its last response said (the
+    /// `X-RateLimit-Remaining` family), for a provider's quota gauge.
+    pub fn rate_limit_remaining(&self) -> Option<u64> {
+        let left = self.remaining.load(std::sync::atomic::Ordering::Relaxed);
+        (left != u64::MAX).then_some(left)
     }
 
     /// The configured base URL.
@@ -792,7 +824,18 @@ impl HttpClient {
         }
         let headers = resp.headers().clone();
         let now = SystemTime::now();
-        let limit = crate::ratelimit::parse(&headers, now);
+        let mut limit = crate::ratelimit::parse(&headers, now);
+        if let Some(left) = limit.remaining {
+            self.remaining
+                .store(left, std::sync::atomic::Ordering::Relaxed);
+        }
+        if matches!(status.as_u16(), 403 | 429) && !limit.limited && !self.limit_phrases.is_empty() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
+            if self.limit_phrases.iter().any(|p| text.contains(p.as_str())) {
+                limit.limited = true;
+                limit.wait = limit.wait.or(Some(Duration::from_secs(60)));
+            }
+        }
         // A wait the server asks for holds for later requests and polls too.
         if let Some(wait) = limit.wait.filter(|_| limit.limited) {
             crate::ratelimit::hold(&self.limit_key, &self.connector, now, wait);

@@ -7,5 +7,6 @@ pub fn factories() -> Factories {
     let mut factories = Factories::new();
     factories.register::<connector_noaa::NoaaProvider>();
     factories.register::<connector_jira::JiraProvider>();
+    factories.register::<connector_github::GithubProvider>();
     factories
 }
