@@ -77,6 +77,19 @@ impl Auth {
         Auth::Bearer(SecretString::from(token.expose().to_owned()))
     }
 
+    /// Credentials in headers of their own (Datadog's `DD-API-KEY`), from the config.
+    pub fn headers(headers: &[(&'static str, &crate::config::Secret)]) -> Self {
+        Auth::Headers(
+            headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    let name = HeaderName::try_from(name.to_ascii_lowercase()).ok()?;
+                    Some((name, SecretString::from(value.expose().to_owned())))
+                })
+                .collect(),
+        )
+    }
+
     /// `Authorization: Basic` with a user name and a password or token from the config.
     pub fn basic(username: impl Into<String>, password: &crate::config::Secret) -> Self {
         Auth::Basic {

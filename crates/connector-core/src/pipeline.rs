@@ -297,6 +297,15 @@ pub trait Provider: Send + Sync + Sized + 'static {
         None
     }
 
+    /// Whether a new or changed item is published, given the version recorded before it
+    /// (`None` for a new item). One not published still has its version recorded, so it
+    /// is not looked at again until it changes (Datadog's monitor `states`: a monitor is
+    /// published when it enters, changes within or leaves those states).
+    fn publishes(&self, stream: &StreamSpec, item: &Self::Item, previous: Option<&str>) -> bool {
+        let _ = (stream, item, previous);
+        true
+    }
+
     /// The provider's own gauges (GitHub's remaining quota), read after each poll and
     /// shown in `/metrics` as `connector_provider_gauge{connector, name}`.
     fn gauges(&self) -> Vec<(&'static str, f64)> {
@@ -771,12 +780,32 @@ impl<'a, P: Provider> Poll<'a, P> {
         let committing = cursor.clone();
         let items: Vec<Work<'_, P::Item>> = work
             .iter()
-            .map(|&(i, change)| Work::Item {
-                item: &page.items[i],
-                key: &keys[i],
-                change,
+            .map(|&(i, change)| {
+                let previous = recorded
+                    .and_then(|r| r.versions.get(keys[i].id.as_ref()))
+                    .map(String::as_str);
+                if provider.publishes(stream, &page.items[i], previous) {
+                    Work::Item {
+                        item: &page.items[i],
+                        key: &keys[i],
+                        change,
+                    }
+                } else {
+                    Work::Quiet { key: &keys[i] }
+                }
             })
             .collect();
+        let quiet = items
+            .iter()
+            .filter(|w| matches!(w, Work::Quiet { .. }))
+            .count() as u64;
+        if quiet > 0 {
+            *self
+                .summary
+                .extras
+                .entry("notPublished".to_owned())
+                .or_insert(0) += quiet;
+        }
         let failed = self
             .commit_work(stream, state, &items, Vec::new(), cursor)
             .await?;
@@ -1010,6 +1039,11 @@ impl<P: Provider> Encoder<'_, P> {
                         );
                     }
                 },
+                Work::Quiet { key } => {
+                    delta
+                        .upserts
+                        .push((key.id.to_string(), key.version.to_string()));
+                }
                 Work::Removal { id, version } => {
                     let payload = serde_json::json!({ "externalId": id, "lastVersion": version });
                     let payload = RawValue::from_string(payload.to_string())?;
@@ -1067,6 +1101,10 @@ enum Work<'a, I> {
     Removal {
         id: &'a str,
         version: &'a str,
+    },
+    /// A new version recorded without a signal (the provider does not publish it).
+    Quiet {
+        key: &'a ItemKey<'a>,
     },
 }
 

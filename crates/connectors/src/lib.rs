@@ -8,5 +8,6 @@ pub fn factories() -> Factories {
     factories.register::<connector_noaa::NoaaProvider>();
     factories.register::<connector_jira::JiraProvider>();
     factories.register::<connector_github::GithubProvider>();
+    factories.register::<connector_datadog::DatadogProvider>();
     factories
 }

@@ -1,0 +1,5 @@
+//! `connector-datadog`: runs the DATADOG connectors of the configuration.
+
+fn main() -> std::process::ExitCode {
+    connector_runtime::main(connector_datadog::factories())
+}
