@@ -16,7 +16,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{self, HeaderMap};
+pub use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{StatusCode, redirect};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -69,6 +70,14 @@ pub enum Auth {
     },
     /// Custom headers, e.g. Datadog's `DD-API-KEY` and `DD-APPLICATION-KEY`.
     Headers(Vec<(HeaderName, SecretString)>),
+    /// A query parameter (`?api_key=...`), added to every request on the API's origin,
+    /// followed links included, unless the link already carries it.
+    Query {
+        /// The parameter's name; not secret.
+        name: String,
+        /// Its value.
+        value: SecretString,
+    },
 }
 
 impl Auth {
@@ -78,7 +87,7 @@ impl Auth {
     }
 
     /// Credentials in headers of their own (Datadog's `DD-API-KEY`), from the config.
-    pub fn headers(headers: &[(&'static str, &crate::config::Secret)]) -> Self {
+    pub fn headers(headers: &[(&str, &crate::config::Secret)]) -> Self {
         Auth::Headers(
             headers
                 .iter()
@@ -105,6 +114,7 @@ impl std::fmt::Debug for Auth {
             Auth::Bearer(_) => "Auth::Bearer(****)",
             Auth::Basic { .. } => "Auth::Basic(****)",
             Auth::Headers(_) => "Auth::Headers(****)",
+            Auth::Query { .. } => "Auth::Query(****)",
         })
     }
 }
@@ -114,6 +124,8 @@ impl Auth {
     /// printed by its Debug output either).
     fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
+            // Goes into the URL: see `HttpClient::attempt`.
+            Auth::Query { .. } => req,
             Auth::Bearer(token) => req.bearer_auth(token.expose_secret()),
             Auth::Basic { username, password } => {
                 req.basic_auth(username, Some(password.expose_secret()))
@@ -725,6 +737,55 @@ impl HttpClient {
         }
     }
 
+    /// POST `pairs` form-encoded to `url`, once (an OAuth2 token request: the credentials
+    /// are in the form, so the client's own auth is not sent).
+    pub async fn post_form(
+        &self,
+        url: &Url,
+        pairs: &[(&str, &str)],
+    ) -> Result<Response, HttpError> {
+        let shown = || display_url(url);
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let resp = self
+            .client
+            .post(url.clone())
+            .timeout(self.timeout)
+            .header(header::USER_AGENT, self.user_agent.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| HttpError::Transport {
+                url: shown(),
+                message: error_chain(&e.without_url()),
+            })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let final_url = resp.url().clone();
+        let body = resp.bytes().await.map_err(|e| HttpError::Transport {
+            url: shown(),
+            message: error_chain(&e.without_url()),
+        })?;
+        if !status.is_success() {
+            return Err(HttpError::Status {
+                status: status.as_u16(),
+                url: shown(),
+                retry_after: None,
+                rate_limited: false,
+                detail: snippet(&body),
+            });
+        }
+        Ok(Response {
+            status,
+            headers,
+            body: body.to_vec(),
+            url: final_url,
+        })
+    }
+
     /// GET `url` with `If-None-Match` / `If-Modified-Since` from `validators`, retried.
     pub async fn get_conditional(
         &self,
@@ -766,9 +827,17 @@ impl HttpClient {
     ) -> Result<Conditional, HttpError> {
         let url = &request.url;
         let shown = || display_url(url);
+        let mut sent = url.clone();
+        if let Some(Auth::Query { name, value }) = &self.auth
+            && self.is_trusted(url)
+            && !url.query_pairs().any(|(k, _)| k == name.as_str())
+        {
+            sent.query_pairs_mut()
+                .append_pair(name, value.expose_secret());
+        }
         let mut req = match &request.body {
-            Some(body) => self.client.post(url.clone()).json(body),
-            None => self.client.get(url.clone()),
+            Some(body) => self.client.post(sent).json(body),
+            None => self.client.get(sent),
         }
         .timeout(self.timeout)
         .header(header::USER_AGENT, self.user_agent.clone())
@@ -842,7 +911,8 @@ impl HttpClient {
             self.remaining
                 .store(left, std::sync::atomic::Ordering::Relaxed);
         }
-        if matches!(status.as_u16(), 403 | 429) && !limit.limited && !self.limit_phrases.is_empty() {
+        if matches!(status.as_u16(), 403 | 429) && !limit.limited && !self.limit_phrases.is_empty()
+        {
             let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
             if self.limit_phrases.iter().any(|p| text.contains(p.as_str())) {
                 limit.limited = true;

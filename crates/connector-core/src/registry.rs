@@ -21,7 +21,7 @@ use crate::ports::Backends;
 /// Connector types of the product, whether or not the running binary includes them. A
 /// config naming one of these that this binary was not built with is skipped (another
 /// binary runs it); any other unknown type is a mistake.
-pub const BUILTIN_TYPES: [&str; 4] = ["DATADOG", "GITHUB", "JIRA", "NOAA_WEATHER"];
+pub const BUILTIN_TYPES: [&str; 5] = ["DATADOG", "GITHUB", "HTTP_JSON", "JIRA", "NOAA_WEATHER"];
 
 /// Builds connectors of one type.
 pub trait ConnectorFactory: Send + Sync {

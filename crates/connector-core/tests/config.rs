@@ -108,7 +108,7 @@ fn every_mistake_in_the_file_is_reported_at_once() {
             "connectors.json:4:40: connectors[1].retryConfig.jitterRatio: expected a number between 0 and 1",
             "connectors.json:5:4: connectors[1].requestTimeoutMs: expected a whole number of milliseconds greater than 0",
             "connectors.json:7:4: connectors[2].name: duplicate connector name \"a\" (first defined at connectors[0], line 2); names must be unique",
-            "connectors.json:7:17: connectors[2].type: unknown connector type \"TEST_ITEM\" (did you mean \"TEST_ITEMS\"?); known types: DATADOG, GITHUB, JIRA, NOAA_WEATHER, TEST_ITEMS",
+            "connectors.json:7:17: connectors[2].type: unknown connector type \"TEST_ITEM\" (did you mean \"TEST_ITEMS\"?); known types: DATADOG, GITHUB, HTTP_JSON, JIRA, NOAA_WEATHER, TEST_ITEMS",
             "connectors.json:8:3: connectors[3]: missing required field \"name\"",
             "connectors.json:8:26: connectors[3].enabled: expected true or false",
         ]
@@ -307,8 +307,12 @@ fn the_repository_example_config_is_valid() {
         .unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = reg.all().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
-        names,
+        names[..4],
         ["weather-noaa", "jira-prod", "github-main", "datadog-prod"]
+    );
+    assert!(
+        names[4..].iter().all(|n| n.starts_with("http-")),
+        "{names:?}"
     );
 }
 

@@ -346,6 +346,8 @@ impl DatadogProvider {
                     anchor: None,
                     watermark: Some("/attributes/timestamp".into()),
                     resume: None,
+                    stop_when: None,
+                    check: None,
                     parse,
                 }
             }
@@ -373,6 +375,8 @@ impl DatadogProvider {
                     anchor: None,
                     watermark: Some("/attributes/modified".into()),
                     resume: None,
+                    stop_when: None,
+                    check: None,
                     parse,
                 }
             }
@@ -399,6 +403,8 @@ impl DatadogProvider {
                     anchor: None,
                     watermark: None,
                     resume: None,
+                    stop_when: None,
+                    check: None,
                     parse,
                 }
             }

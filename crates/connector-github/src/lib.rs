@@ -299,6 +299,8 @@ impl GithubProvider {
             }),
             watermark: Some("/updated_at".into()),
             resume: (!issues).then_some(RESUME_FOR),
+            stop_when: None,
+            check: None,
             parse: Box::new(move |body, span, text| {
                 let item = Item::of_text(resource, &place, labels, body, span, text)?;
                 Ok(if item.is_pull_request && !include_pull_requests {

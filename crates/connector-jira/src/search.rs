@@ -197,6 +197,9 @@ pub fn read(base: &Url, search: &Search, jql: String) -> Result<Read<'static, Is
         watermark: Some("/fields/updated".into()),
         // Ascending: a stopped read goes on from its watermark, saved with each page.
         resume: None,
+        // Cloud marks its last page; Data Center ends at its total.
+        stop_when: (search.deployment == Deployment::Cloud).then(|| "/isLast".into()),
+        check: None,
         parse: Box::new(|body, span, text| Issue::of_text(body, span, text).map(Kept::Item)),
     })
 }

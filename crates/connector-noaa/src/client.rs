@@ -70,6 +70,8 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
         anchor: None,
         watermark: query.history.then(|| "/properties/sent".into()),
         resume: query.history.then_some(RESUME_FOR),
+        stop_when: None,
+        check: None,
         parse: Box::new(move |body, span, text| {
             let alert = Alert::of_text(body, span, text).map_err(ItemError::new)?;
             Ok(if actual_only && !alert.is_actual() {

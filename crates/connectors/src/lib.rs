@@ -9,5 +9,6 @@ pub fn factories() -> Factories {
     factories.register::<connector_jira::JiraProvider>();
     factories.register::<connector_github::GithubProvider>();
     factories.register::<connector_datadog::DatadogProvider>();
+    factories.register::<connector_http::HttpJsonProvider>();
     factories
 }

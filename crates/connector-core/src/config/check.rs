@@ -68,6 +68,32 @@ impl<'a> Schema<'a> {
             return schema;
         };
         let resolved: Vec<&Value> = branches.iter().map(|b| self.resolve(b)).collect();
+        // A tagged enum (`{"type": "bearer", ...}`) is a oneOf of objects: the branch is
+        // the one whose constant properties the value carries.
+        let tagged = value.as_object().and_then(|object| {
+            resolved.iter().find(|b| {
+                let constants: Vec<(&String, &Value)> = b
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, p)| {
+                        let p = self.resolve(p);
+                        let one = p.get("const").or_else(|| {
+                            p.get("enum")
+                                .and_then(Value::as_array)
+                                .filter(|e| e.len() == 1)
+                                .and_then(|e| e.first())
+                        });
+                        one.map(|c| (k, c))
+                    })
+                    .collect();
+                !constants.is_empty() && constants.iter().all(|(k, c)| object.get(*k) == Some(*c))
+            })
+        });
+        if let Some(b) = tagged {
+            return b;
+        }
         resolved
             .iter()
             .find(|b| types(b).is_some_and(|t| t.iter().any(|t| fits(t, value))))
@@ -81,19 +107,43 @@ impl<'a> Schema<'a> {
         let mut node = self.resolve(schema);
         for seg in path {
             node = self.non_null(node);
-            node = match seg {
-                PathSegment::Key(k) => node
-                    .get("properties")
-                    .and_then(|p| p.get(k))
-                    .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))?,
-                PathSegment::Index(_) => node.get("items")?,
+            let child = |n: &'a Value| -> Option<&'a Value> {
+                match seg {
+                    PathSegment::Key(k) => n
+                        .get("properties")
+                        .and_then(|p| p.get(k))
+                        .or_else(|| n.get("additionalProperties").filter(|a| a.is_object())),
+                    PathSegment::Index(_) => n.get("items"),
+                }
             };
+            // In a tagged or untagged enum, the field of whichever branch declares it.
+            node = child(node).or_else(|| {
+                ["oneOf", "anyOf"]
+                    .iter()
+                    .filter_map(|key| node.get(*key).and_then(Value::as_array))
+                    .flatten()
+                    .find_map(|b| child(self.resolve(b)))
+            })?;
             node = self.resolve(node);
         }
         Some(self.non_null(node))
     }
 
     fn non_null(&self, schema: &'a Value) -> &'a Value {
+        let schema = self.resolve(schema);
+        // A tagged enum keeps its branches: `at` looks a field up in any of them.
+        let branches = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))
+            .and_then(Value::as_array);
+        if branches.is_some_and(|b| b.iter().filter(|b| !is_null_only(self.resolve(b))).count() > 1)
+        {
+            return schema;
+        }
+        self.non_null_branch(schema)
+    }
+
+    fn non_null_branch(&self, schema: &'a Value) -> &'a Value {
         let schema = self.resolve(schema);
         schema
             .get("anyOf")

@@ -118,9 +118,18 @@ pub struct Read<'a, I> {
     /// days) and is dropped when the first request changes (a new watermark, a new config)
     /// or the server refuses it with a 4xx. `None` for snapshots, which always start over.
     pub resume: Option<std::time::Duration>,
+    /// JSON pointer to a flag in the page that, when `true`, says it is the last (Jira's
+    /// `/isLast`): the read ends there whatever the paginator would do next.
+    pub stop_when: Option<String>,
+    /// A check of each whole response before its records are read: an error fails the
+    /// read (APIs that answer errors with 200, such as Slack's `{"ok": false}`).
+    pub check: Option<Box<CheckPage<'a>>>,
     /// One record to its item.
     pub parse: Box<ParseRecord<'a, I>>,
 }
+
+/// A check of one whole response body; the error says what it found.
+pub type CheckPage<'a> = dyn Fn(&[u8]) -> Result<(), String> + Send + Sync + 'a;
 
 /// Where a read is between two pages.
 struct At<'a, I> {
@@ -278,6 +287,9 @@ pub fn read<'a, I: Send + 'a>(
         let link = response.header("link");
         let url = response.url.clone();
         let body: Body = Arc::new(response.body);
+        if let Some(check) = &at.read.check {
+            check(&body).map_err(|e| FetchError::malformed(&url, e))?;
+        }
         let spans = records::records_at(&body, &at.read.records).map_err(|e| {
             FetchError::malformed(&url, format!("not the documented list of records: {e}"))
         })?;
@@ -318,10 +330,20 @@ pub fn read<'a, I: Send + 'a>(
             max_time: page.watermark,
         };
         at.resumed = false;
-        let next = at.pager.next(&seen).map_err(|message| FetchError::Loop {
-            url: display_url(&url),
-            message,
-        })?;
+        let last = at.read.stop_when.as_deref().is_some_and(|flag| {
+            records::locate(&body, flag)
+                .ok()
+                .flatten()
+                .is_some_and(|at| body.get(at) == Some(b"true".as_slice()))
+        });
+        let next = if last {
+            Next::Done
+        } else {
+            at.pager.next(&seen).map_err(|message| FetchError::Loop {
+                url: display_url(&url),
+                message,
+            })?
+        };
         match next {
             Next::Done => {}
             Next::Page(next) => {

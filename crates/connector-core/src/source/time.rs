@@ -34,8 +34,22 @@ pub fn zone(name: &str) -> Result<TimeZone, String> {
     if name.eq_ignore_ascii_case("utc") || name == "Z" {
         return Ok(TimeZone::UTC);
     }
+    // A fixed offset, `+hh:mm` or `-hh:mm`.
+    if let [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] = name.as_bytes()
+        && [h1, h2, m1, m2].iter().all(|b| b.is_ascii_digit())
+    {
+        let hours = i32::from((h1 - b'0') * 10 + (h2 - b'0'));
+        let minutes = i32::from((m1 - b'0') * 10 + (m2 - b'0'));
+        let seconds = (hours * 3600 + minutes * 60) * if *sign == b'-' { -1 } else { 1 };
+        if let Ok(offset) = jiff::tz::Offset::from_seconds(seconds)
+            && hours <= 18
+            && minutes < 60
+        {
+            return Ok(TimeZone::fixed(offset));
+        }
+    }
     TimeZone::get(name).map_err(|_| {
-        format!("unknown time zone \"{name}\"; expected an IANA name such as Europe/Berlin or UTC")
+        format!("unknown time zone \"{name}\"; expected an IANA name such as Europe/Berlin, UTC, or an offset such as +05:30")
     })
 }
 

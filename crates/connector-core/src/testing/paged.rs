@@ -146,6 +146,8 @@ impl Provider for PagedProvider {
             anchor,
             watermark: Some("/updated".into()),
             resume: Some(Duration::from_secs(7 * 24 * 3600)),
+            stop_when: None,
+            check: None,
             parse: Box::new(|body, span, text| {
                 let f: Fields = serde_json::from_str(text).map_err(ItemError::new)?;
                 if parse_millis(&f.updated).is_none() {

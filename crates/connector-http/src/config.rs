@@ -1,0 +1,578 @@
+//! `providerConfig` of `HTTP_JSON`: the contract of the connector configured without code.
+
+use std::collections::BTreeMap;
+
+use connector_core::Severity;
+use connector_core::config::{FieldError, Headers, Secret};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use crate::template::{Context, Template, is_pointer};
+
+/// `providerConfig` of an `HTTP_JSON` connector.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpJsonConfig {
+    /// The signals' `source` (default `http`).
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// The first page's request.
+    pub request: RequestSpec,
+    /// How requests are authenticated (default none).
+    #[serde(default)]
+    pub auth: AuthSpec,
+    /// Where the records are and what identifies them.
+    pub records: RecordsSpec,
+    /// Predicates on a whole response that make the poll fail (APIs that answer errors
+    /// with 200).
+    #[serde(default)]
+    pub fail: Vec<Predicate>,
+    /// What each record's signal says.
+    pub signal: SignalSpec,
+    /// How pages follow one another (default none: one page).
+    #[serde(default)]
+    pub pagination: PaginationSpec,
+    /// How records come, by the incremental field: `asc` (the watermark is saved with each
+    /// page) or `desc` (saved when a read completes).
+    #[serde(default)]
+    pub order: Order,
+    /// The incremental cursor, which gives `{{cursor}}` its value.
+    #[serde(default)]
+    pub incremental: Option<Incremental>,
+    /// Each poll reads the whole set: what is gone is pruned (and `removed` with
+    /// `emitRemovals`).
+    #[serde(default)]
+    pub snapshot: bool,
+    /// Limits of one read.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn default_source() -> String {
+    "http".into()
+}
+
+/// The first request.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestSpec {
+    /// The URL; `{{cursor}}` and `{{now}}` are filled in per poll.
+    pub url: String,
+    /// `GET` (default) or `POST`.
+    #[serde(default)]
+    pub method: Method,
+    /// Query parameters; a value that is one placeholder with no value yet is left out.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Headers; values not on the allow-list (Accept, Content-Type, User-Agent...) are
+    /// treated as secrets.
+    #[serde(default)]
+    pub headers: Headers,
+    /// The POST body (JSON); string values may hold `{{cursor}}` and `{{now}}`.
+    #[serde(default)]
+    pub body: Option<Value>,
+}
+
+/// The request method.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Method {
+    /// GET.
+    #[default]
+    #[serde(rename = "GET")]
+    Get,
+    /// POST with a JSON body.
+    #[serde(rename = "POST")]
+    Post,
+}
+
+/// Authentication.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum AuthSpec {
+    /// No credentials.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+    /// HTTP Basic.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password or token.
+        password: Secret,
+    },
+    /// Headers of their own.
+    #[serde(rename_all = "camelCase")]
+    Headers {
+        /// Header name to value.
+        headers: BTreeMap<String, Secret>,
+    },
+    /// A query parameter, added to every request (followed links included).
+    Query {
+        /// The parameter.
+        name: String,
+        /// Its value.
+        value: Secret,
+    },
+    /// OAuth2 client credentials: a token from `tokenUrl`, cached until shortly before it
+    /// expires and fetched again after a 401.
+    #[serde(rename_all = "camelCase")]
+    Oauth2ClientCredentials {
+        /// The token endpoint.
+        token_url: Url,
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        client_secret: Secret,
+        /// Scopes, space-separated.
+        #[serde(default)]
+        scope: Option<String>,
+        /// The audience (Auth0 and others).
+        #[serde(default)]
+        audience: Option<String>,
+    },
+}
+
+/// Where the records are.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordsSpec {
+    /// RFC 6901 pointer to the records; `""` is the body itself.
+    pub path: String,
+    /// `array` (default) or `values`: an object whose values are the records.
+    #[serde(default)]
+    pub records_as: RecordsAs,
+    /// Pointer to each record's id (required).
+    pub id: String,
+    /// Pointer to each record's version; left out, a hash of the record's content.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Records left out (counted as `skipped` in the poll summary).
+    #[serde(default)]
+    pub skip: Vec<Predicate>,
+}
+
+/// How the records sit at `path`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RecordsAs {
+    /// A JSON array of records.
+    #[default]
+    Array,
+    /// An object whose values are the records.
+    Values,
+}
+
+/// A test on a JSON document (a record, or a whole response).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Predicate {
+    /// The pointer holds a value other than `null`.
+    Present(String),
+    /// The pointer holds nothing, or `null`.
+    Absent(String),
+    /// The pointer holds exactly this value.
+    Equals {
+        /// Where.
+        pointer: String,
+        /// What.
+        value: Value,
+    },
+}
+
+impl Predicate {
+    /// The pointer it tests.
+    pub fn pointer(&self) -> &str {
+        match self {
+            Predicate::Present(p) | Predicate::Absent(p) => p,
+            Predicate::Equals { pointer, .. } => pointer,
+        }
+    }
+
+    /// Whether it holds for the value found at its pointer.
+    pub fn holds(&self, found: Option<&Value>) -> bool {
+        let present = found.is_some_and(|v| !v.is_null());
+        match self {
+            Predicate::Present(_) => present,
+            Predicate::Absent(_) => !present,
+            Predicate::Equals { value, .. } => found == Some(value),
+        }
+    }
+}
+
+/// What a record's signal says.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignalSpec {
+    /// The signal's kind, e.g. `issue`.
+    pub kind: String,
+    /// A template of record pointers, e.g. `{{/key}}: {{/fields/summary}}`.
+    pub title: String,
+    /// Severity from a record field (default: info).
+    #[serde(default)]
+    pub severity: Option<SeveritySpec>,
+    /// Pointer to when it happened.
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+    /// A pointer to the record's link, or (with `{{ }}`) a template.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Severity from a field.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeveritySpec {
+    /// Pointer to the field.
+    pub path: String,
+    /// Field value to severity (matched without regard to case).
+    #[serde(default)]
+    pub map: BTreeMap<String, Severity>,
+    /// When the field is missing or not in the map.
+    #[serde(default = "info")]
+    pub default: Severity,
+}
+
+fn info() -> Severity {
+    Severity::Info
+}
+
+/// How pages follow one another.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum PaginationSpec {
+    /// One page.
+    #[default]
+    None,
+    /// RFC 8288 `Link: <...>; rel="next"`.
+    LinkHeader,
+    /// A next URL in the body.
+    NextUrl {
+        /// Pointer to it.
+        path: String,
+    },
+    /// A token in the body, sent back as `param`.
+    #[serde(rename_all = "camelCase")]
+    Cursor {
+        /// Pointer to the token.
+        path: String,
+        /// The query parameter, or with `in: body` the body pointer, it goes back in.
+        param: String,
+        /// `query` (default) or `body`.
+        #[serde(default, rename = "in")]
+        place: TokenPlace,
+        /// Pointer to a flag that is `true` on the last page (Jira's `/isLast`).
+        #[serde(default)]
+        stop_path: Option<String>,
+    },
+    /// Offset and limit parameters.
+    #[serde(rename_all = "camelCase")]
+    Offset {
+        /// The offset parameter.
+        param: String,
+        /// Records per page.
+        limit: u64,
+        /// The limit parameter.
+        limit_param: String,
+        /// The first offset.
+        #[serde(default)]
+        start: u64,
+        /// Pointer to the total number of records, if the API gives it.
+        #[serde(default)]
+        total_path: Option<String>,
+    },
+    /// A page number parameter.
+    #[serde(rename_all = "camelCase")]
+    Page {
+        /// The page parameter.
+        param: String,
+        /// Records per page.
+        size: u64,
+        /// The page-size parameter, if the API takes one.
+        #[serde(default)]
+        size_param: Option<String>,
+        /// The first page's number.
+        #[serde(default = "one")]
+        start: u64,
+    },
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Where a cursor token goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TokenPlace {
+    /// A query parameter.
+    #[default]
+    Query,
+    /// A field of the POST body (`null` on the first page).
+    Body,
+}
+
+/// The order records come in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Order {
+    /// Oldest first.
+    #[default]
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// The incremental cursor.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Incremental {
+    /// Pointer to each record's time (read leniently).
+    pub field: String,
+    /// How `{{cursor}}` is written: `rfc3339` (default), `epochSeconds`, `epochMillis`, or
+    /// a strftime pattern such as `%Y-%m-%d %H:%M`.
+    #[serde(default = "rfc3339")]
+    pub format: String,
+    /// The zone a strftime format is written in: `UTC` (default), `+hh:mm`, or an IANA name.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Where the first poll starts (read leniently); left out, it has no lower bound.
+    #[serde(default)]
+    pub initial: Option<String>,
+    /// How far before the watermark every later poll starts, in milliseconds.
+    #[serde(default)]
+    pub lookback_ms: u64,
+}
+
+fn rfc3339() -> String {
+    "rfc3339".into()
+}
+
+/// Limits of one read.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Most pages one read follows; reaching it makes the read partial.
+    #[serde(default = "hundred")]
+    #[schemars(range(min = 1, max = 100_000))]
+    pub max_pages: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_pages: 100 }
+    }
+}
+
+fn hundred() -> u64 {
+    100
+}
+
+impl Incremental {
+    /// The core's time format for `format`.
+    pub fn time_format(&self) -> connector_core::source::time::TimeFormat {
+        use connector_core::source::time::TimeFormat;
+        match self.format.as_str() {
+            "rfc3339" => TimeFormat::Rfc3339,
+            "epochSeconds" => TimeFormat::EpochSeconds,
+            "epochMillis" => TimeFormat::EpochMillis,
+            pattern => TimeFormat::Pattern {
+                pattern: pattern.to_owned(),
+                zone: self.time_zone.clone().unwrap_or_else(|| "UTC".into()),
+            },
+        }
+    }
+}
+
+impl HttpJsonConfig {
+    /// Every mistake, with the field it is in.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        // Request templates: which use the cursor, and whether inside a longer value.
+        let mut request_texts: Vec<(Vec<String>, &str)> = vec![(
+            vec!["request".into(), "url".into()],
+            self.request.url.as_str(),
+        )];
+        for (name, value) in &self.request.query {
+            request_texts.push((vec!["request".into(), "query".into(), name.clone()], value));
+        }
+        if let Some(body) = &self.request.body {
+            let mut strings = Vec::new();
+            collect_strings(body, &mut strings);
+            request_texts.extend(
+                strings
+                    .into_iter()
+                    .map(|s| (vec!["request".into(), "body".into()], s)),
+            );
+        }
+        let (mut cursor_used, mut inside_longer) = (false, false);
+        for (i, (path, text)) in request_texts.iter().enumerate() {
+            match Template::parse(text, Context::Request) {
+                Ok(t) => {
+                    cursor_used |= t.uses_cursor();
+                    // In the URL itself the cursor is always part of a longer value.
+                    inside_longer |= t.uses_cursor() && (i == 0 || !t.is_one_placeholder());
+                }
+                Err(e) => out.push(at(path, e)),
+            }
+        }
+        let rendered = self
+            .request
+            .url
+            .replace("{{cursor}}", "x")
+            .replace("{{now}}", "x");
+        if Url::parse(&rendered).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+            out.push(FieldError::new(
+                &["request", "url"],
+                "expected an http or https URL",
+            ));
+        }
+        if self.request.body.is_some() && self.request.method == Method::Get {
+            out.push(FieldError::new(
+                &["request", "body"],
+                "a body needs method POST",
+            ));
+        }
+        match &self.incremental {
+            None if cursor_used => out.push(FieldError::new(
+                &["request"],
+                "{{cursor}} needs incremental, which gives it its value",
+            )),
+            Some(inc) if inside_longer && inc.initial.is_none() => out.push(FieldError::new(
+                &["incremental", "initial"],
+                "{{cursor}} inside a longer value (a URL, a query clause) needs initial: on a first sync it has no value, and only a whole-value placeholder can be left out",
+            )),
+            _ => {}
+        }
+        if self.snapshot && self.incremental.is_some() {
+            out.push(FieldError::new(
+                &["snapshot"],
+                "a snapshot reads the whole set every poll; it cannot also be incremental",
+            ));
+        }
+        let mut pointers: Vec<(&[&str], &str)> = vec![
+            (&["records", "path"], &self.records.path),
+            (&["records", "id"], &self.records.id),
+        ];
+        if let Some(v) = &self.records.version {
+            pointers.push((&["records", "version"], v));
+        }
+        pointers.extend(
+            self.records
+                .skip
+                .iter()
+                .map(|p| (&["records", "skip"][..], p.pointer())),
+        );
+        pointers.extend(self.fail.iter().map(|p| (&["fail"][..], p.pointer())));
+        if let Some(s) = &self.signal.severity {
+            pointers.push((&["signal", "severity", "path"], &s.path));
+        }
+        if let Some(p) = &self.signal.occurred_at {
+            pointers.push((&["signal", "occurredAt"], p));
+        }
+        match &self.pagination {
+            PaginationSpec::NextUrl { path } => pointers.push((&["pagination", "path"], path)),
+            PaginationSpec::Cursor {
+                path,
+                param,
+                place,
+                stop_path,
+            } => {
+                pointers.push((&["pagination", "path"], path));
+                if let Some(s) = stop_path {
+                    pointers.push((&["pagination", "stopPath"], s));
+                }
+                if *place == TokenPlace::Body {
+                    pointers.push((&["pagination", "param"], param));
+                    if self.request.method == Method::Get {
+                        out.push(FieldError::new(
+                            &["pagination", "in"],
+                            "a token in the body needs method POST",
+                        ));
+                    }
+                }
+            }
+            PaginationSpec::Offset {
+                total_path: Some(t),
+                ..
+            } => pointers.push((&["pagination", "totalPath"], t)),
+            _ => {}
+        }
+        if let Some(inc) = &self.incremental {
+            pointers.push((&["incremental", "field"], &inc.field));
+        }
+        for (path, p) in pointers {
+            if !is_pointer(p) {
+                out.push(FieldError::new(
+                    path,
+                    format!("{p:?} is not a JSON pointer (RFC 6901): use \"\" or a path such as /data/id"),
+                ));
+            }
+        }
+        for (field, text) in [
+            ("title", Some(&self.signal.title)),
+            ("url", self.signal.url.as_ref()),
+        ] {
+            if let Some(text) = text
+                && let Err(e) = Template::parse(text, Context::Record)
+            {
+                out.push(FieldError::new(&["signal", field], e));
+            }
+        }
+        if let Some(url) = &self.signal.url
+            && !url.contains("{{")
+            && !is_pointer(url)
+        {
+            out.push(FieldError::new(
+                &["signal", "url"],
+                "expected a JSON pointer such as /html_url, or a template such as https://example.com/items/{{/id}}",
+            ));
+        }
+        if let Some(inc) = &self.incremental {
+            if let Some(zone) = &inc.time_zone
+                && let Err(e) = connector_core::source::time::zone(zone)
+            {
+                out.push(FieldError::new(&["incremental", "timeZone"], e));
+            }
+            if !matches!(
+                inc.format.as_str(),
+                "rfc3339" | "epochSeconds" | "epochMillis"
+            ) && !inc.format.contains('%')
+            {
+                out.push(FieldError::new(
+                    &["incremental", "format"],
+                    "expected rfc3339, epochSeconds, epochMillis or a strftime pattern such as %Y-%m-%d %H:%M",
+                ));
+            }
+            if let Some(initial) = &inc.initial
+                && connector_core::source::time::parse_millis(initial).is_none()
+            {
+                out.push(FieldError::new(
+                    &["incremental", "initial"],
+                    "expected a time such as 2024-01-01T00:00:00Z or epoch seconds",
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn at(path: &[String], message: String) -> FieldError {
+    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+    FieldError::new(&refs, message)
+}
+
+/// Every string in a JSON value.
+pub fn collect_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,543 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod template;
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use connector_core::config::FieldError;
+use connector_core::detect::content_version;
+use connector_core::http::{Auth, HeaderName, HeaderValue, HttpClient, HttpError, Request};
+use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, now_ms};
+use connector_core::source::paging::{set_pointer, set_query};
+use connector_core::source::records::{locate_in, scalar};
+use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
+use connector_core::source::{self, Body, Kept, Paging, Read, Revalidate, TokenIn};
+use connector_core::{
+    ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider, Severity,
+};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use url::Url;
+
+pub use crate::config::HttpJsonConfig;
+use crate::config::{AuthSpec, Method, Order, PaginationSpec, RecordsAs, TokenPlace};
+use crate::template::{Context, Part, Template};
+
+/// One record: where it is in the page body, its id and version.
+pub struct Record {
+    body: Body,
+    span: Range<usize>,
+    id: String,
+    version: String,
+}
+
+impl Record {
+    /// The record as received.
+    pub fn raw(&self) -> &str {
+        self.body
+            .get(self.span.clone())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+
+    /// The text of the scalar at `pointer` of the record.
+    fn text(&self, pointer: &str) -> Option<Cow<'_, str>> {
+        let at = locate_in(&self.body, self.span.clone(), pointer).ok()??;
+        scalar(&self.body, at)
+    }
+}
+
+/// An OAuth2 token, cached until shortly before it expires.
+struct OAuth {
+    client: HttpClient,
+    token_url: Url,
+    form: Vec<(&'static str, String)>,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl OAuth {
+    async fn token(&self) -> Result<String, FetchError> {
+        if let Ok(cached) = self.cached.lock()
+            && let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let pairs: Vec<(&str, &str)> = self.form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = self.client.post_form(&self.token_url, &pairs).await.map_err(|e| match e {
+            HttpError::Status { status, url, .. } => FetchError::Refused {
+                url,
+                message: format!("the token endpoint refused the client credentials (HTTP {status}): check clientId and clientSecret"),
+            },
+            other => FetchError::Http(other),
+        })?;
+        #[derive(serde::Deserialize)]
+        struct Token {
+            access_token: String,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        let token: Token = serde_json::from_slice(&response.body).map_err(|_| {
+            FetchError::malformed(
+                &self.token_url,
+                "the token endpoint's answer has no access_token",
+            )
+        })?;
+        // A minute's margin, so a token never expires between this check and its use.
+        let life = Duration::from_secs(token.expires_in.unwrap_or(3600).saturating_sub(60));
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = Some((token.access_token.clone(), Instant::now() + life));
+        }
+        Ok(token.access_token)
+    }
+
+    fn forget(&self) {
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = None;
+        }
+    }
+}
+
+/// The `HTTP_JSON` provider.
+pub struct HttpJsonProvider {
+    http: HttpClient,
+    config: HttpJsonConfig,
+    streams: [StreamSpec; 1],
+    oauth: Option<OAuth>,
+    url: Template,
+}
+
+impl HttpJsonProvider {
+    /// The values of `{{cursor}}` and `{{now}}` for a poll from `cursor`.
+    fn placeholders(&self, cursor: &Cursor) -> (Option<String>, String) {
+        let format = self
+            .config
+            .incremental
+            .as_ref()
+            .map_or(TimeFormat::Rfc3339, |i| i.time_format());
+        let now =
+            format_millis(i64::try_from(now_ms()).unwrap_or(i64::MAX), &format).unwrap_or_default();
+        let value = self.config.incremental.as_ref().and_then(|inc| {
+            let watermark = cursor.watermark.as_deref().and_then(parse_millis);
+            let initial = inc.initial.as_deref().and_then(parse_millis);
+            let lookback = i64::try_from(inc.lookback_ms).unwrap_or(i64::MAX);
+            let from = read_from(watermark, lookback, initial)?;
+            format_millis(from, &format).ok()
+        });
+        (value, now)
+    }
+
+    /// The first request of a poll from `cursor`.
+    fn first_request(&self, cursor: &Cursor, token: Option<&str>) -> Result<Request, String> {
+        let (value, now) = self.placeholders(cursor);
+        let fill = |p: &Part| match p {
+            Part::Cursor => value.clone(),
+            Part::Now => Some(now.clone()),
+            _ => None,
+        };
+        let url = self
+            .url
+            .render(fill)
+            .ok_or("request.url needs a value for {{cursor}}")?;
+        let mut url = Url::parse(&url).map_err(|e| format!("request.url: {e}"))?;
+        for (name, text) in &self.config.request.query {
+            let t = Template::parse(text, Context::Request)?;
+            // A whole-value placeholder without a value is left out (a first sync).
+            if let Some(v) = t.render(fill) {
+                url.query_pairs_mut().append_pair(name, &v);
+            }
+        }
+        let page_params = match &self.config.pagination {
+            PaginationSpec::Offset {
+                param,
+                limit,
+                limit_param,
+                start,
+                ..
+            } => {
+                vec![
+                    (param.clone(), start.to_string()),
+                    (limit_param.clone(), limit.to_string()),
+                ]
+            }
+            PaginationSpec::Page {
+                param,
+                size,
+                size_param,
+                start,
+            } => {
+                let mut v = vec![(param.clone(), start.to_string())];
+                v.extend(size_param.iter().map(|s| (s.clone(), size.to_string())));
+                v
+            }
+            _ => Vec::new(),
+        };
+        for (name, v) in page_params {
+            set_query(&mut url, &name, &v);
+        }
+        let body = match (self.config.request.method, &self.config.request.body) {
+            (Method::Post, body) => {
+                let mut body = body
+                    .clone()
+                    .unwrap_or_else(|| Value::Object(Default::default()));
+                fill_body(&mut body, &fill)?;
+                if let PaginationSpec::Cursor {
+                    param,
+                    place: TokenPlace::Body,
+                    ..
+                } = &self.config.pagination
+                {
+                    // `null` on the first page, as GraphQL APIs expect.
+                    set_pointer(&mut body, param, Value::Null);
+                }
+                Some(body)
+            }
+            (Method::Get, _) => None,
+        };
+        let mut headers = Vec::new();
+        for (name, value) in self.config.request.headers.iter() {
+            let name = HeaderName::try_from(name).map_err(|e| format!("request.headers: {e}"))?;
+            let mut value = HeaderValue::try_from(value)
+                .map_err(|_| "request.headers: a value that is not a header value".to_owned())?;
+            if !connector_core::config::is_shown_header(name.as_str()) {
+                value.set_sensitive(true);
+            }
+            headers.push((name, value));
+        }
+        if let Some(token) = token {
+            let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| "the OAuth2 token is not a header value".to_owned())?;
+            value.set_sensitive(true);
+            headers.push((HeaderName::from_static("authorization"), value));
+        }
+        Ok(Request { url, body, headers })
+    }
+
+    fn read(&self, request: Request) -> Read<'_, Record> {
+        let c = &self.config;
+        let paging = match &c.pagination {
+            PaginationSpec::None => Paging::None,
+            PaginationSpec::LinkHeader => Paging::LinkHeader { keep_query: false },
+            PaginationSpec::NextUrl { path } => Paging::NextUrl {
+                pointer: path.clone(),
+                keep_query: false,
+                stop_on_empty: true,
+            },
+            PaginationSpec::Cursor {
+                path, param, place, ..
+            } => Paging::Cursor {
+                pointer: path.clone(),
+                into: match place {
+                    TokenPlace::Query => TokenIn::Query(param.clone()),
+                    TokenPlace::Body => TokenIn::Body(param.clone()),
+                },
+                stop_on_empty: true,
+            },
+            PaginationSpec::Offset {
+                param,
+                limit,
+                limit_param,
+                total_path,
+                ..
+            } => Paging::Offset {
+                param: param.clone(),
+                limit_param: limit_param.clone(),
+                limit: *limit,
+                total_pointer: total_path.clone(),
+            },
+            PaginationSpec::Page {
+                param,
+                size,
+                size_param,
+                start,
+            } => Paging::PageNumber {
+                param: param.clone(),
+                start: *start,
+                size_param: size_param.clone(),
+                size: *size,
+            },
+        };
+        let stop_when = match &c.pagination {
+            PaginationSpec::Cursor { stop_path, .. } => stop_path.clone(),
+            _ => None,
+        };
+        let fail = c.fail.clone();
+        let (path, shape) = (c.records.path.clone(), c.records.records_as);
+        let check = move |body: &[u8]| -> Result<(), String> {
+            let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+            for p in &fail {
+                if p.holds(doc.pointer(p.pointer())) {
+                    return Err(format!(
+                        "the response matches a fail predicate on {}",
+                        p.pointer()
+                    ));
+                }
+            }
+            let list = doc
+                .pointer(&path)
+                .ok_or_else(|| format!("no records at {path:?}"))?;
+            match (shape, list) {
+                (RecordsAs::Array, Value::Array(_)) | (RecordsAs::Values, Value::Object(_)) => {
+                    Ok(())
+                }
+                (RecordsAs::Array, _) => Err(format!("the records at {path:?} are not an array")),
+                (RecordsAs::Values, _) => Err(format!("the records at {path:?} are not an object")),
+            }
+        };
+        let (id, version, skip) = (
+            c.records.id.clone(),
+            c.records.version.clone(),
+            c.records.skip.clone(),
+        );
+        let parse =
+            move |body: &Body, span: Range<usize>, text: &str| -> Result<Kept<Record>, ItemError> {
+                if !skip.is_empty() {
+                    let record: Value = serde_json::from_str(text).map_err(ItemError::new)?;
+                    if skip.iter().any(|p| p.holds(record.pointer(p.pointer()))) {
+                        return Ok(Kept::Dropped("skipped"));
+                    }
+                }
+                let value_at = |pointer: &str| {
+                    locate_in(body, span.clone(), pointer)
+                        .ok()
+                        .flatten()
+                        .and_then(|at| scalar(body, at).map(Cow::into_owned))
+                };
+                let id = value_at(&id)
+                    .filter(|i| !i.is_empty())
+                    .ok_or_else(|| ItemError::new(format!("no id at {id}")))?;
+                let version = match &version {
+                    Some(p) => {
+                        value_at(p).ok_or_else(|| ItemError::new(format!("no version at {p}")))?
+                    }
+                    None => {
+                        let raw: &RawValue = serde_json::from_str(text).map_err(ItemError::new)?;
+                        content_version(raw)
+                    }
+                };
+                Ok(Kept::Item(Record {
+                    body: Arc::clone(body),
+                    span,
+                    id,
+                    version,
+                }))
+            };
+        Read {
+            request,
+            paging,
+            records: c.records.path.clone(),
+            max_pages: c.limits.max_pages,
+            conditional: if c.snapshot {
+                Revalidate::Whole
+            } else {
+                Revalidate::EachPage
+            },
+            anchor: None,
+            watermark: c.incremental.as_ref().map(|i| i.field.clone()),
+            resume: (c.order == Order::Desc && !c.snapshot).then_some(Duration::from_secs(3600)),
+            stop_when,
+            check: Some(Box::new(check)),
+            parse: Box::new(parse),
+        }
+    }
+}
+
+/// Fills the placeholders of every string in `body`; a whole-value one without a value
+/// becomes `null`.
+fn fill_body(body: &mut Value, fill: &impl Fn(&Part) -> Option<String>) -> Result<(), String> {
+    match body {
+        Value::String(s) => {
+            let t = Template::parse(s, Context::Request)?;
+            *body = t.render(fill).map_or(Value::Null, Value::String);
+        }
+        Value::Array(items) => {
+            for v in items {
+                fill_body(v, fill)?;
+            }
+        }
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                fill_body(v, fill)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Provider for HttpJsonProvider {
+    const TYPE: &'static str = "HTTP_JSON";
+    type Config = HttpJsonConfig;
+    type Item = Record;
+
+    fn check(config: &HttpJsonConfig) -> Vec<FieldError> {
+        config.problems()
+    }
+
+    fn new(config: HttpJsonConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+        let url = Template::parse(&config.request.url, Context::Request).map_err(CreateError)?;
+        let origin_of = |u: &str| {
+            Url::parse(&u.replace("{{cursor}}", "x").replace("{{now}}", "x"))
+                .map_err(|e| CreateError(format!("request.url: {e}")))
+        };
+        let base = origin_of(&config.request.url)?;
+        let mut root = base.clone();
+        root.set_path("/");
+        root.set_query(None);
+        let mut http = HttpClient::builder(root).connector_settings(common);
+        let mut oauth = None;
+        match &config.auth {
+            AuthSpec::None => {}
+            AuthSpec::Bearer { token } => http = http.auth(Auth::bearer(token)),
+            AuthSpec::Basic { username, password } => {
+                http = http.auth(Auth::basic(username.clone(), password))
+            }
+            AuthSpec::Headers { headers } => {
+                let named: Vec<(&str, &connector_core::config::Secret)> =
+                    headers.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                http = http.auth(Auth::headers(&named));
+            }
+            AuthSpec::Query { name, value } => {
+                http = http.auth(Auth::Query {
+                    name: name.clone(),
+                    value: value.expose().to_owned().into(),
+                });
+            }
+            AuthSpec::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                audience,
+            } => {
+                let client = HttpClient::builder(token_url.clone())
+                    .connector_settings(common)
+                    .build()
+                    .map_err(|e| CreateError(e.to_string()))?;
+                let mut form = vec![
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", client_secret.expose().to_owned()),
+                ];
+                form.extend(scope.iter().map(|s| ("scope", s.clone())));
+                form.extend(audience.iter().map(|a| ("audience", a.clone())));
+                oauth = Some(OAuth {
+                    client,
+                    token_url: token_url.clone(),
+                    form,
+                    cached: Mutex::new(None),
+                });
+            }
+        }
+        let http = http.build().map_err(|e| CreateError(e.to_string()))?;
+        let stream = StreamSpec::main(config.signal.kind.clone(), config.snapshot);
+        let stream = if config.order == Order::Asc && config.incremental.is_some() {
+            stream.ascending()
+        } else {
+            stream
+        };
+        Ok(Self {
+            http,
+            config,
+            streams: [stream],
+            oauth,
+            url,
+        })
+    }
+
+    fn source(&self) -> &str {
+        &self.config.source
+    }
+
+    fn streams(&self) -> &[StreamSpec] {
+        &self.streams
+    }
+
+    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        let start = async move {
+            let token = match &self.oauth {
+                Some(o) => Some(o.token().await?),
+                None => None,
+            };
+            let request = self
+                .first_request(cursor, token.as_deref())
+                .map_err(|e| FetchError::refused(self.http.base(), e))?;
+            Ok::<_, FetchError>(source::read(&self.http, self.read(request), cursor))
+        };
+        stream::once(start)
+            .try_flatten()
+            .map(move |event| {
+                // A refused token is fetched again for the next poll.
+                if let (Err(e), Some(o)) = (&event, &self.oauth)
+                    && e.status() == Some(401)
+                {
+                    o.forget();
+                }
+                event
+            })
+            .boxed()
+    }
+
+    fn key<'a>(&self, item: &'a Record) -> ItemKey<'a> {
+        ItemKey {
+            id: Cow::Borrowed(&item.id),
+            version: Cow::Borrowed(&item.version),
+        }
+    }
+
+    fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Record) -> Result<ItemSignal<'a>, ItemError> {
+        let s = &self.config.signal;
+        let fill = |p: &Part| match p {
+            Part::Pointer(ptr) => Some(item.text(ptr).map(Cow::into_owned).unwrap_or_default()),
+            _ => None,
+        };
+        let title = Template::parse(&s.title, Context::Record)
+            .ok()
+            .and_then(|t| t.render(fill))
+            .unwrap_or_default();
+        let severity = s.severity.as_ref().map_or(Severity::Info, |spec| {
+            item.text(&spec.path)
+                .and_then(|v| {
+                    spec.map
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(&v))
+                        .map(|(_, s)| *s)
+                })
+                .unwrap_or(spec.default)
+        });
+        let url = s.url.as_ref().and_then(|u| {
+            if u.contains("{{") {
+                Template::parse(u, Context::Record)
+                    .ok()
+                    .and_then(|t| t.render(fill))
+            } else {
+                item.text(u).map(Cow::into_owned)
+            }
+        });
+        let payload: &RawValue = serde_json::from_str(item.raw()).map_err(ItemError::new)?;
+        Ok(ItemSignal {
+            kind: Cow::Borrowed(&s.kind),
+            title: Cow::Owned(title),
+            severity,
+            occurred_at: s
+                .occurred_at
+                .as_ref()
+                .and_then(|p| item.text(p))
+                .map(|t| Cow::Owned(t.into_owned())),
+            url: url.map(Cow::Owned),
+            payload: Cow::Borrowed(payload),
+        })
+    }
+}
+
+/// The connector types this crate's binary runs.
+pub fn factories() -> Factories {
+    let mut factories = Factories::new();
+    factories.register::<HttpJsonProvider>();
+    factories
+}

@@ -1,0 +1,194 @@
+//! HTTP_JSON's load errors, each with its exact message, and the OAuth2 client-credentials
+//! flow against a mock token endpoint.
+
+use connector_core::config::{ConfigSource, Environment};
+use connector_core::testing::Harness;
+use connector_core::{ConnectorConfig, ConnectorRegistry};
+use connector_http::HttpJsonProvider;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A valid config with `edit` applied.
+fn provider(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut pc = json!({
+        "request": { "url": "https://api.example.test/items" },
+        "records": { "path": "/data", "id": "/id" },
+        "signal": { "kind": "item", "title": "{{/name}}" }
+    });
+    edit(&mut pc);
+    pc
+}
+
+/// The problems `validate` reports for a config holding `pc`.
+fn problems(pc: Value) -> Vec<String> {
+    let file = json!({"connectors": [{"name": "h", "type": "HTTP_JSON", "providerConfig": pc}]});
+    let source = ConfigSource::Text {
+        name: "connectors.json".into(),
+        text: serde_json::to_string_pretty(&file).expect("json"),
+    };
+    match ConnectorRegistry::load(
+        &source,
+        &Environment::default(),
+        &connector_http::factories(),
+    ) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            e.0.iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect()
+        }
+    }
+}
+
+#[test]
+fn a_valid_config_loads() {
+    assert_eq!(problems(provider(|_| {})), Vec::<String>::new());
+}
+
+#[test]
+fn each_load_error_names_its_field() {
+    let at = "connectors[0].providerConfig";
+    let cases: Vec<(Value, String)> = vec![
+        (
+            provider(|p| {
+                p["snapshot"] = json!(true);
+                p["incremental"] = json!({"field": "/updated"});
+            }),
+            format!(
+                "{at}.snapshot: a snapshot reads the whole set every poll; it cannot also be incremental"
+            ),
+        ),
+        (
+            provider(|p| p["request"]["query"] = json!({"since": "{{cursor}}"})),
+            format!("{at}.request: {{{{cursor}}}} needs incremental, which gives it its value"),
+        ),
+        (
+            provider(|p| p["request"]["query"] = json!({"q": "{{today}}"})),
+            format!(
+                "{at}.request.query.q: unknown placeholder {{{{today}}}}; a request may hold {{{{cursor}}}} and {{{{now}}}}"
+            ),
+        ),
+        (
+            provider(|p| p["records"]["id"] = json!("id")),
+            format!(
+                "{at}.records.id: \"id\" is not a JSON pointer (RFC 6901): use \"\" or a path such as /data/id"
+            ),
+        ),
+        (
+            provider(|p| {
+                p["pagination"] =
+                    json!({"type": "cursor", "path": "/next", "param": "/token", "in": "body"})
+            }),
+            format!("{at}.pagination.in: a token in the body needs method POST"),
+        ),
+        (
+            provider(|p| {
+                p["pagination"] = json!({"type": "offset", "param": "offset", "limit": 10})
+            }),
+            format!("{at}.pagination: missing required field \"limitParam\""),
+        ),
+        (
+            provider(|p| {
+                p["request"]["query"] = json!({"jql": "updated >= \"{{cursor}}\""});
+                p["incremental"] = json!({"field": "/updated"});
+            }),
+            format!(
+                "{at}.incremental.initial: {{{{cursor}}}} inside a longer value (a URL, a query clause) needs initial: on a first sync it has no value, and only a whole-value placeholder can be left out"
+            ),
+        ),
+        (
+            provider(|p| p["signal"]["title"] = json!("{{name}}")),
+            format!(
+                "{at}.signal.title: unknown placeholder {{{{name}}}}; a signal template may hold record pointers such as {{{{/title}}}}"
+            ),
+        ),
+    ];
+    for (pc, expected) in cases {
+        let got = problems(pc);
+        assert!(
+            got.contains(&expected),
+            "expected {expected:?}\n got {got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_secret_value_is_never_echoed() {
+    let got = problems(provider(|p| {
+        p["auth"] = json!({"type": "bearer", "token": 12345678})
+    }));
+    assert!(!got.is_empty());
+    assert!(got.iter().all(|m| !m.contains("12345678")), "{got:?}");
+}
+
+#[tokio::test]
+async fn an_oauth2_token_is_fetched_cached_and_fetched_again_after_a_401() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .and(body_string_contains("client_secret=cs-SECRET"))
+        .and(body_string_contains(
+            "audience=https%3A%2F%2Fapi.example.test",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 3600}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(path("/items"))
+        .and(header("authorization", "Bearer at-1"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "a", "name": "A"}]})),
+        )
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("token expired"))
+        .mount(&server)
+        .await;
+    let pc = provider(|p| {
+        p["request"]["url"] = json!(format!("{}/items", server.uri()));
+        p["auth"] = json!({
+            "type": "oauth2ClientCredentials",
+            "tokenUrl": format!("{}/oauth/token", server.uri()),
+            "clientId": "ci", "clientSecret": "cs-SECRET", "audience": "https://api.example.test"
+        });
+    });
+    let mut c = ConnectorConfig::new("oauth", "HTTP_JSON").with_provider_config(pc);
+    c.max_retries = 0;
+    let mut h = Harness::new::<HttpJsonProvider>(c).await;
+    assert_eq!(
+        h.connector.poll(&h.lease).await.expect("first").published,
+        1
+    );
+    assert_eq!(
+        h.connector
+            .poll(&h.lease)
+            .await
+            .expect("cached token")
+            .published,
+        0
+    );
+    let tokens = |reqs: &[wiremock::Request]| {
+        reqs.iter()
+            .filter(|r| r.url.path() == "/oauth/token")
+            .count()
+    };
+    let asked = server.received_requests().await.unwrap_or_default();
+    assert_eq!(tokens(&asked), 1, "one token for two polls");
+    // The API now refuses the token: the poll fails and the next one fetches a new one.
+    let err = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .expect_err("401")
+        .to_string();
+    assert!(!err.contains("at-1") && !err.contains("cs-SECRET"), "{err}");
+    let _ = h.connector.poll(&h.lease).await;
+    let asked = server.received_requests().await.unwrap_or_default();
+    assert_eq!(tokens(&asked), 2, "fetched again after the 401");
+}
