@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod alerts;
-mod alternatives;
 mod mock;
+mod paged;
 mod pipeline;
 mod procfs;
 mod redis;
@@ -29,9 +29,10 @@ use crate::worker::WorkerSetup;
 ///
 /// Drives the real pipeline, Redis backend and HTTP client (first poll, repeat poll, 10%
 /// changed, for each size), measures Redis's own pipelined XADD rate as the ceiling, runs
-/// the real worker binary with 1,000 connectors and with one idle connector, prints a table
-/// and writes the same figures as JSON. Every key lives under a prefix of its own, deleted
-/// afterwards.
+/// a paged first sync (pages of 100 with 20 ms latency each, against the same records as
+/// one page), runs the real worker binary with 1,000 connectors and with one idle
+/// connector, prints a table and writes the same figures as JSON. Every key lives under a
+/// prefix of its own, deleted afterwards.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -57,6 +58,18 @@ struct Cli {
     /// Skip the scale and idle scenarios (they need the worker binary).
     #[arg(long)]
     no_workers: bool,
+    /// Records of the paged first sync (default 100000; 1000 with --ci; 0 skips it).
+    #[arg(long)]
+    paged_n: Option<usize>,
+    /// Records per page of the paged first sync (the other run reads them as one page).
+    #[arg(long, default_value_t = 100)]
+    paged_page_size: usize,
+    /// Latency of each request of the paged first sync, milliseconds.
+    #[arg(long, default_value_t = 20)]
+    paged_latency_ms: u64,
+    /// Only the paged first sync: no NOAA polls, ceiling, scale or idle scenario.
+    #[arg(long)]
+    paged_only: bool,
     /// The worker binary (default: connector-noaa next to this binary; build it with
     /// `cargo build --release -p connector-noaa`).
     #[arg(long, env = "CONNECTOR_BENCH_WORKER", value_name = "FILE")]
@@ -89,6 +102,9 @@ enum Child {
     /// The stages of a first poll timed one by one; prints one JSON line.
     #[command(hide = true)]
     Breakdown(Target),
+    /// One paged first sync; prints its figures as one JSON line.
+    #[command(hide = true)]
+    Paged(paged::PagedArgs),
     /// For profiling by hand: serve the mock (pipeline sets and the scale scenario's
     /// connectors) and write a worker config for it, until interrupted (see
     /// BENCHMARKS.md, "Profiling").
@@ -141,6 +157,11 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
         }
         Some(Child::Breakdown(target)) => {
             let result = pipeline::run_breakdown(&target).await?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Child::Paged(args)) => {
+            let result = paged::run_paged(&args).await?;
             println!("{}", serde_json::to_string(&result)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -292,7 +313,9 @@ fn note_compilers(report: &mut Report) {
 async fn bench(cli: Cli) -> Result<ExitCode> {
     let started = Instant::now();
     let ci = cli.ci;
-    let sizes = if !cli.sizes.is_empty() {
+    let sizes = if cli.paged_only {
+        Vec::new()
+    } else if !cli.sizes.is_empty() {
         cli.sizes.clone()
     } else if ci {
         vec![1_000]
@@ -349,7 +372,7 @@ async fn bench(cli: Cli) -> Result<ExitCode> {
             mean_alert_bytes,
         });
         let prefix = format!("{base}-n{n}");
-        let stream = format!("{prefix}:raw-input-signals");
+        let stream = redis::stream_key(&prefix, pipeline::STREAM);
         // Each run is the three polls in order on a fresh namespace; a run during which other
         // clients used Redis is repeated (up to twice). Of the kept runs, the one with the
         // median wall time stands for each kind; all wall times go to the JSON.
@@ -430,11 +453,52 @@ async fn bench(cli: Cli) -> Result<ExitCode> {
         mock.remove_pipeline(n);
     }
 
-    note_compilers(&mut report);
-    eprintln!("ceiling: pipelined XADD of the same entries, {largest} times");
-    report.ceiling = ceiling(&client, &url, &base, &samples, largest, &mut report.checks).await?;
+    if !sizes.is_empty() {
+        note_compilers(&mut report);
+        eprintln!("ceiling: pipelined XADD of the same entries, {largest} times");
+        report.ceiling =
+            ceiling(&client, &url, &base, &samples, largest, &mut report.checks).await?;
+    }
 
-    if !cli.no_workers {
+    let paged_n = cli.paged_n.unwrap_or(if ci { 1_000 } else { 100_000 });
+    if paged_n > 0 {
+        let records = paged::records(paged_n)?;
+        report.paged_bytes = mock.install_paged(records);
+        // Pages of `paged_page_size`, then the same records as one page, each `runs` times
+        // on a fresh namespace; the median run by wall time stands for each.
+        for page_size in [cli.paged_page_size.max(1), paged_n] {
+            let mut kept = Vec::new();
+            for run in 0..runs {
+                note_compilers(&mut report);
+                eprintln!(
+                    "paged first sync: {paged_n} records in pages of {page_size}, {} ms each (run {} of {runs})",
+                    cli.paged_latency_ms,
+                    run + 1
+                );
+                let prefix = format!("{base}-paged");
+                let mut args = target_args("paged", &prefix, &mock_url, paged_n);
+                args.extend([
+                    "--page-size".into(),
+                    page_size.to_string(),
+                    "--latency-ms".into(),
+                    cli.paged_latency_ms.to_string(),
+                ]);
+                let result = child::<paged::PagedResult>(&url, &args).await;
+                cleanup(&client, &prefix).await?;
+                let result = result?;
+                check_paged(&mut report, &result);
+                kept.push(result);
+            }
+            kept.sort_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms));
+            let walls: Vec<f64> = kept.iter().map(|r| r.wall_ms).collect();
+            let mut median = kept.swap_remove(kept.len() / 2);
+            median.runs_wall_ms = walls;
+            report.paged.push(median);
+        }
+        mock.remove_paged();
+    }
+
+    if !cli.no_workers && !cli.paged_only {
         let binary = cli
             .worker
             .clone()
@@ -557,6 +621,40 @@ fn check_pipeline(report: &mut Report, n: usize, results: &[ScenarioResult], ent
         format!("stream after the three polls N={n}"),
         entries == n64 + changes,
         format!("{entries} entries, expected {}", n64 + changes),
+    );
+}
+
+/// Counts of a paged first sync: every record fetched and published once, one request
+/// per page, the stream holding each record once, every commit seen by the timing
+/// decorator.
+fn check_paged(report: &mut Report, r: &paged::PagedResult) {
+    let n = r.n as u64;
+    let pages = r.n.div_ceil(r.page_size.max(1)) as u64;
+    let s = &r.summary;
+    report.check(
+        format!(
+            "paged first sync N={} in pages of {}",
+            r.n, r.page_size
+        ),
+        s.fetched == n
+            && s.published == n
+            && s.failed == 0
+            && s.pages == pages
+            && r.provider_read.requests == pages
+            && r.stream_entries == n
+            && r.commits_timed == s.commits,
+        format!(
+            "expected fetched {n}, published {n}, {pages} pages and requests, {n} stream entries, every commit timed; \
+             got fetched {}, published {}, failed {}, {} pages, {} requests, {} entries, {} of {} commits timed",
+            s.fetched,
+            s.published,
+            s.failed,
+            s.pages,
+            r.provider_read.requests,
+            r.stream_entries,
+            r.commits_timed,
+            s.commits
+        ),
     );
 }
 

@@ -1,14 +1,21 @@
-//! The mock NWS server: an axum server inside the bench's parent process, serving
-//! pre-generated alert collections from memory, so the child process being measured does
-//! all of the HTTP client work and none of the serving.
+//! The mock server: an axum server inside the bench's parent process, serving
+//! pre-generated data from memory, so the child process being measured does all of the
+//! HTTP client work and none of the serving.
 //!
-//! - `GET /alerts/active/pipe/{n}`: the `n`-alert collection, in the variant selected with
-//!   `GET /_bench/select/{n}/{variant}` (0: as issued, 1: every tenth alert updated);
+//! - `GET /alerts/active/pipe/{n}`: the `n`-alert NWS collection, in the variant selected
+//!   with `GET /_bench/select/{n}/{variant}` (0: as issued, 1: every tenth alert updated);
 //! - `GET /alerts/active/scale/{i}`: connector `i`'s ten alerts; from its 11th request on,
 //!   every ten requests one alert flips between two revisions, so a poll is mostly
 //!   unchanged and a change is published now and then. Arrival times are recorded per
 //!   connector for the start-lag figures;
-//! - `GET /_bench/stats`: requests and body bytes served so far.
+//! - `GET /records?since=&limit=&cursor=`: the paged first-sync records, in the shape the
+//!   core's `TEST_PAGED` provider reads (`connector_core::testing::paged`):
+//!   `{"records":[{"id","updated","title"}...],"next":"o<offset>"|null}`, ascending by
+//!   `updated`, each answer held back by the latency set with
+//!   `GET /_bench/paged/setup/{page}/{latency_ms}` (`page` 0: pages of `limit`; otherwise
+//!   pages of `page` records whatever `limit` asks, as a server with a larger page size);
+//! - `GET /_bench/stats`: requests and body bytes served so far, and each `/records`
+//!   request's `[arrival, answered]` interval (UNIX microseconds) since the last setup.
 //!
 //! No validators (ETag, Last-Modified) are sent: every poll reads and parses the whole body,
 //! which is the expensive case the repeat-poll figures are about.
@@ -17,12 +24,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -49,10 +56,25 @@ struct ScaleSet {
     epoch: Instant,
 }
 
+/// The records of the paged first sync, and how they are served.
+struct PagedSet {
+    /// Each record's JSON, ascending by `updated`.
+    records: Vec<String>,
+    /// Each record's `updated`, UNIX milliseconds (for `since`).
+    updated_ms: Vec<i64>,
+    /// Records per answer; 0: as many as the request's `limit`.
+    page: AtomicUsize,
+    /// How long each answer is held back: the simulated network, milliseconds.
+    latency_ms: AtomicU64,
+    /// `[arrival, answered]` of each request since the last setup, UNIX microseconds.
+    fetches: Mutex<Vec<[u64; 2]>>,
+}
+
 #[derive(Default)]
 struct MockState {
     pipe: RwLock<HashMap<usize, Arc<PipelineSet>>>,
     scale: RwLock<Option<Arc<ScaleSet>>>,
+    paged: RwLock<Option<Arc<PagedSet>>>,
     requests: AtomicU64,
     bytes: AtomicU64,
 }
@@ -64,6 +86,18 @@ pub struct Served {
     pub requests: u64,
     /// Body bytes of those answers.
     pub bytes: u64,
+}
+
+/// What `GET /_bench/stats` answers: [`Served`] and the paged set's request intervals.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Requests and bytes served.
+    #[serde(flatten)]
+    pub served: Served,
+    /// `[arrival, answered]` of each `/records` request since the last paged setup, UNIX
+    /// microseconds (the clock the child's commit intervals are taken on).
+    #[serde(default)]
+    pub paged_fetches: Vec<[u64; 2]>,
 }
 
 /// What the scale set recorded.
@@ -87,6 +121,8 @@ impl Mock {
             .route("/alerts/active/pipe/{n}", get(pipe))
             .route("/alerts/active/scale/{i}", get(scale))
             .route("/_bench/select/{n}/{variant}", get(select))
+            .route("/records", get(records))
+            .route("/_bench/paged/setup/{page}/{latency_ms}", get(paged_setup))
             .route("/_bench/stats", get(stats))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -124,6 +160,27 @@ impl Mock {
     /// Stops serving the `n`-alert set and frees it.
     pub fn remove_pipeline(&self, n: usize) {
         write(&self.state.pipe).remove(&n);
+    }
+
+    /// Serves `records` (each record's JSON and `updated` in UNIX milliseconds, ascending)
+    /// at `/records`, in pages of the request's `limit` and without latency until a setup
+    /// call says otherwise; returns the bytes of all records.
+    pub fn install_paged(&self, records: Vec<(String, i64)>) -> usize {
+        let bytes = records.iter().map(|(r, _)| r.len()).sum();
+        let (records, updated_ms) = records.into_iter().unzip();
+        *write(&self.state.paged) = Some(Arc::new(PagedSet {
+            records,
+            updated_ms,
+            page: AtomicUsize::new(0),
+            latency_ms: AtomicU64::new(0),
+            fetches: Mutex::new(Vec::new()),
+        }));
+        bytes
+    }
+
+    /// Stops serving the paged records and frees them.
+    pub fn remove_paged(&self) {
+        *write(&self.state.paged) = None;
     }
 
     /// Serves `connectors` sets of [`SCALE_ITEMS`] alerts; request counts and arrival
@@ -239,7 +296,104 @@ async fn select(
 }
 
 async fn stats(State(state): State<Arc<MockState>>) -> Response {
-    axum::Json(served(&state)).into_response()
+    let paged_fetches = read(&state.paged).as_ref().map_or_else(Vec::new, |p| {
+        p.fetches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    });
+    axum::Json(Stats {
+        served: served(&state),
+        paged_fetches,
+    })
+    .into_response()
+}
+
+/// UNIX time in microseconds: the clock both the mock's request intervals and the child's
+/// commit intervals are read on (two processes, one machine).
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+async fn paged_setup(
+    State(state): State<Arc<MockState>>,
+    Path((page, latency_ms)): Path<(usize, u64)>,
+) -> Response {
+    match read(&state.paged).as_ref() {
+        Some(set) => {
+            set.page.store(page, Ordering::Relaxed);
+            set.latency_ms.store(latency_ms, Ordering::Relaxed);
+            set.fetches
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+            (StatusCode::OK, "ok").into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no paged set").into_response(),
+    }
+}
+
+/// One page of the paged records: `since` (RFC 3339, inclusive) picks the records updated
+/// at or after it, `cursor=o<offset>` where the previous page ended, `limit` how many.
+async fn records(
+    State(state): State<Arc<MockState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let arrived = unix_micros();
+    let Some(set) = read(&state.paged).clone() else {
+        return (StatusCode::NOT_FOUND, "no paged set").into_response();
+    };
+    let bad = |what: &str| (StatusCode::BAD_REQUEST, what.to_owned()).into_response();
+    let from = match query.get("since") {
+        None => 0,
+        Some(t) => match connector_core::source::time::parse_millis(t) {
+            Some(ms) => set.updated_ms.partition_point(|&u| u < ms),
+            None => return bad("since is not a time"),
+        },
+    };
+    let Some(limit) = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|&l| l > 0)
+    else {
+        return bad("limit must be a whole number greater than 0");
+    };
+    let offset = match query.get("cursor") {
+        None => 0,
+        Some(c) => match c.strip_prefix('o').and_then(|o| o.parse::<usize>().ok()) {
+            Some(o) => o,
+            None => return bad("unknown cursor"),
+        },
+    };
+    let page = match set.page.load(Ordering::Relaxed) {
+        0 => limit,
+        page => page,
+    };
+    tokio::time::sleep(Duration::from_millis(
+        set.latency_ms.load(Ordering::Relaxed),
+    ))
+    .await;
+    let matching = set.records.get(from..).unwrap_or_default();
+    let start = offset.min(matching.len());
+    let end = offset.saturating_add(page).min(matching.len());
+    let next = if end < matching.len() {
+        format!("\"o{end}\"")
+    } else {
+        "null".to_owned()
+    };
+    let body = format!(
+        "{{\"records\":[{}],\"next\":{next}}}",
+        matching[start..end].join(",")
+    );
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    state.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+    set.fetches
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push([arrived, unix_micros()]);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn scale(State(state): State<Arc<MockState>>, Path(i): Path<usize>) -> Response {

@@ -11,8 +11,9 @@
 //!   body again: nothing changed, the body is still read and parsed;
 //! - `changed`: after the warm-up, the mock serves one alert in ten updated.
 //!
-//! The breakdown (`micro`) times the stages on their own for one size: reading the body,
-//! parsing it, detection, transform + encode, and fenced commits of prebuilt chunks.
+//! The breakdown times the product's stages on their own for one size: reading the body,
+//! parsing it, detection, transform, encode, fenced commits of prebuilt chunks and the
+//! state load.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,13 +30,16 @@ use connector_redis::{RedisBackend, RedisSettings};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::alternatives as alt;
-use crate::mock::Served;
+use crate::mock::{Served, Stats};
 use crate::procfs::{self, Memory};
+use crate::redis::{self as probe, Rate, RedisCost};
+
 /// The body cap the bench sets through `maxBodyBytes`: room for 100,000 alerts and more
 /// (a 100,000-alert collection is about 150 MB, over the provider's 64 MiB default).
 pub const BENCH_MAX_BODY_BYTES: usize = 1 << 30;
-use crate::redis::{self as probe, Rate, RedisCost};
+
+/// The output stream every bench connector writes to (the product's default).
+pub const STREAM: &str = "raw-input-signals";
 
 /// Which scenario a child runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -135,6 +139,8 @@ pub struct ScenarioResult {
     pub runs_wall_ms: Vec<f64>,
 }
 
+/// The real Redis backend under the run's key prefix, with a command timeout long enough
+/// for the largest commits and state loads.
 pub async fn backend(target: &Target) -> Result<(Arc<RedisBackend>, Backends)> {
     let settings = RedisSettings::from_url(&target.redis_url)?
         .with_key_prefix(&target.prefix)?
@@ -174,12 +180,13 @@ pub fn connector_config(name: &str, mock: &str, n: usize, cap: bool) -> Connecto
 }
 
 /// Control calls to the mock.
-struct Control {
+pub struct Control {
     http: HttpClient,
 }
 
 impl Control {
-    fn new(mock: &str) -> Result<Self> {
+    /// A client for the mock at `mock`.
+    pub fn new(mock: &str) -> Result<Self> {
         Ok(Self {
             http: HttpClient::builder(Url::parse(mock)?).build()?,
         })
@@ -191,10 +198,25 @@ impl Control {
         Ok(())
     }
 
-    async fn served(&self) -> Result<Served> {
+    /// Serves `/records` in pages of `page` (0: the request's `limit`), each held back
+    /// `latency_ms`, and clears the mock's request log.
+    pub async fn paged_setup(&self, page: usize, latency_ms: u64) -> Result<()> {
+        let url = self
+            .http
+            .url(&format!("/_bench/paged/setup/{page}/{latency_ms}"))?;
+        self.http.get(&url).await?;
+        Ok(())
+    }
+
+    /// What the mock has served.
+    pub async fn stats(&self) -> Result<Stats> {
         let url = self.http.url("/_bench/stats")?;
         let resp = self.http.get(&url).await?;
         Ok(serde_json::from_slice(&resp.body)?)
+    }
+
+    async fn served(&self) -> Result<Served> {
+        Ok(self.stats().await?.served)
     }
 }
 
@@ -324,28 +346,6 @@ pub struct Breakdown {
     pub commit: Rate,
     /// What those commits cost Redis.
     pub commit_redis: RedisCost,
-    /// The same chunks committed by the `WATCH` + `MULTI`/`EXEC` prototype.
-    pub commit_watch_multi: Rate,
-    /// What those cost Redis.
-    pub commit_watch_multi_redis: RedisCost,
-    /// The same chunks through a script that does nothing: what moving the arguments into
-    /// Lua costs by itself (best of two runs, like the commits above).
-    pub script_variants: Vec<ScriptVariant>,
-    /// The prototype version hash equals the provider's for every alert.
-    pub direct_versions_match: bool,
-    /// The prototype detection found every alert unchanged, as the real one.
-    pub xxh3_detect_matches: bool,
-}
-
-/// One script run over every chunk.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ScriptVariant {
-    /// Which script.
-    pub name: String,
-    /// Entries per second of wall time.
-    pub rate: Rate,
-    /// What it cost Redis.
-    pub redis: RedisCost,
 }
 
 /// Best of `runs` timings of `f`.
@@ -365,6 +365,13 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 }
 
 /// Times each stage of a first poll of `n` alerts on its own (in the child).
+///
+/// Every stage calls the product's own code (the HTTP client, the core's record reader
+/// and NOAA's parse, `detect::plan`, `alert_signal` + `Envelope`,
+/// `StreamEntry::from_signal`, the backend's fenced commit and state load), so a stage's
+/// time is what that part of a real poll costs, without the rest around it. How the
+/// stages combine in a poll (the next page fetched while a page commits, chunk k+1 built
+/// while chunk k commits) is measured by the scenarios themselves, not rebuilt here.
 pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     let base = Url::parse(&target.mock)?;
     let http = HttpClient::builder(base)
@@ -387,9 +394,9 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
 
     // RSS is read right after each step, so the stages show what a poll holds at once:
     // the body, then the body and the alerts, which point into it (what the provider
-    // does: `AlertPage::parse` takes the body, copies nothing and reads it in one pass).
+    // does: the alerts share the body and copy nothing out of it).
     let started = Instant::now();
-    let page = alerts_of(&std::sync::Arc::new(resp.body))?;
+    let page = alerts_of(&Arc::new(resp.body))?;
     let parse = started.elapsed();
     stages.push(Stage::new(
         "parse: core record reader (/features) + Alert::in_body (body shared)",
@@ -401,35 +408,6 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         "  the alerts alone (each holds the body, not a copy)",
         0,
         Duration::ZERO,
-    ));
-    let props: Vec<alt::AlertProperties> = alerts
-        .iter()
-        .map(|a| alt::AlertProperties::of_feature(a.feature()))
-        .collect::<Result<_>>()?;
-    let (took, versions) = best(3, || {
-        props
-            .iter()
-            .map(|p| detect::content_version(&alt::VersionFields::of(p)))
-            .collect::<Vec<_>>()
-    });
-    stages.push(Stage::new(
-        "  of which: version = content_version via serde_json::Value",
-        alerts.len(),
-        took,
-    ));
-    let (took, direct) = best(3, || {
-        props.iter().map(alt::version_direct).collect::<Vec<_>>()
-    });
-    drop(props);
-    let direct_versions_match = direct
-        .iter()
-        .zip(&versions)
-        .zip(&alerts)
-        .all(|((d, v), a)| d == v && *v == a.key().version);
-    stages.push(Stage::new(
-        "  sorted_fields_version (what AlertPage::parse uses now)",
-        alerts.len(),
-        took,
     ));
     let (took, keys) = best(3, || alerts.iter().map(Alert::key).collect::<Vec<_>>());
     stages.push(Stage::new("keys (id, version borrow)", keys.len(), took));
@@ -475,29 +453,11 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         keys.len(),
         took,
     ));
-    let hasher = alt::Xxh3Map::new(alerts.len() as u64 ^ 0x5eed);
-    let mut recorded_x: HashMap<String, String, alt::Xxh3Map> =
-        HashMap::with_capacity_and_hasher(recorded.len(), hasher);
-    recorded_x.extend(recorded.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let (took, (changes, unchanged)) = best(5, || {
-        alt::plan_xxh3(
-            &recorded_x,
-            keys.iter().map(|k| (k.id.as_ref(), k.version.as_ref())),
-            hasher,
-        )
-    });
-    let xxh3_detect_matches = changes.is_empty() && unchanged == alerts.len() as u64;
-    stages.push(Stage::new(
-        "  prototype: the same loop with seeded xxh3 hash maps",
-        keys.len(),
-        took,
-    ));
-    drop(recorded_x);
+    drop(recorded);
 
     let observed_at = connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms());
     let started = Instant::now();
     let parts: Vec<_> = alerts.iter().map(alert_signal).collect::<Result<_, _>>()?;
-    let keys: Vec<_> = alerts.iter().map(Alert::key).collect();
     let signals: Vec<_> = parts
         .iter()
         .zip(&keys)
@@ -510,19 +470,21 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         .map(StreamEntry::from_signal)
         .collect::<Result<_, _>>()?;
     let encode = started.elapsed();
-    // The parts of encoding, item by item (collecting all strings first would time page
-    // faults rather than the work).
+    // The two halves of `StreamEntry::from_signal`, item by item (collecting all strings
+    // first would time page faults rather than the work).
     let (mut to_string, mut compaction) = (Duration::ZERO, Duration::ZERO);
     for signal in &signals {
         let a = Instant::now();
         let json = serde_json::to_string(signal)?;
         to_string += a.elapsed();
         let b = Instant::now();
-        alt::keep(connector_core::signal::compact_json(json));
+        std::hint::black_box(connector_core::signal::compact_json(json));
         compaction += b.elapsed();
     }
     drop(signals);
     drop(parts);
+    drop(keys);
+    drop(alerts);
     stages.push(Stage::new(
         "transform (alert_signal: fields and payload copied from the body)",
         entries.len(),
@@ -557,7 +519,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     let chunks: Vec<CommitChunk> = entries
         .chunks(500)
         .map(|c| CommitChunk {
-            stream: "raw-input-signals".into(),
+            stream: STREAM.into(),
             stream_max_len: None,
             entries: c.to_vec(),
             delta: StateDelta {
@@ -577,159 +539,49 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         .acquire("micro", "connector-bench", Duration::from_secs(900))
         .await?
         .context("lease of the breakdown connector is held")?;
-    let keys = connector_redis::Keys::new(&target.prefix)?;
-    let expected = connector_redis::lease_value(&lease.instance_id, lease.token);
-    let (lease_key, state_key, stream_key) = (
-        keys.lease("micro"),
-        keys.state("micro"),
-        keys.stream("raw-input-signals"),
-    );
-    let noop = alt::load_script(&client, alt::NOOP_LUA).await?;
+    let stream_key = probe::stream_key(&target.prefix, STREAM);
     let (overhead, _) = probe::info_overhead(&client).await?;
     let total: usize = chunks.iter().map(|c| c.entries.len()).sum();
-    // Each way of committing runs twice, interleaved, on an emptied stream and state (DEL,
-    // not UNLINK, so no background freeing overlaps the next run); the faster run counts.
-    let mut best: Vec<Option<ScriptVariant>> = vec![None; 3];
+    // The commits run twice, each on an emptied stream and state (DEL, not UNLINK, so no
+    // background freeing overlaps the next run: `StateStore::reset` is a DEL too); the
+    // faster run counts. State is loaded back after the first, while it is full.
+    let mut commit: Option<(Rate, RedisCost)> = None;
     let mut state_load = None;
     for _round in 0..2 {
-        for (variant, slot) in best.iter_mut().enumerate() {
-            let before = probe::info(&client).await?;
-            let started = Instant::now();
-            for chunk in &chunks {
-                let committed = match variant {
-                    0 => {
-                        backends.publisher.commit(&lease, chunk).await? == CommitOutcome::Committed
-                    }
-                    1 => {
-                        let args = alt::commit_script_args(&expected, chunk);
-                        alt::evalsha(&client, &noop, [&lease_key, &state_key, &stream_key], args)
-                            .await?
-                            == 1
-                    }
-                    _ => {
-                        alt::commit_watch_multi(
-                            &client,
-                            &lease_key,
-                            &expected,
-                            &state_key,
-                            &stream_key,
-                            chunk,
-                        )
-                        .await?
-                    }
-                };
-                if !committed {
-                    bail!("breakdown commit fenced");
-                }
-            }
-            let seconds = started.elapsed().as_secs_f64();
-            let after = probe::info(&client).await?;
-            if variant == 0 && state_load.is_none() {
-                let started = Instant::now();
-                let state = backends.state.load("micro").await?;
-                state_load = Some((state.main.versions.len(), started.elapsed()));
-            }
-            probe::del(&client, vec![stream_key.clone(), state_key.clone()]).await?;
-            let run = ScriptVariant {
-                name: [
-                    "commit: fenced EVALSHA of commit.lua per 500-entry chunk",
-                    "  prototype: EVALSHA of a script doing nothing, same arguments",
-                    "  prototype: WATCH+GET, then MULTI/XADD x500/HSET/EXEC (fred)",
-                ][variant]
-                    .to_owned(),
-                rate: Rate {
-                    count: total as u64,
-                    seconds,
-                    per_second: total as f64 / seconds,
-                },
-                redis: probe::cost(&before, &after, &overhead),
-            };
-            if slot
-                .as_ref()
-                .is_none_or(|b| b.rate.per_second < run.rate.per_second)
-            {
-                *slot = Some(run);
+        let before = probe::info(&client).await?;
+        let started = Instant::now();
+        for chunk in &chunks {
+            if backends.publisher.commit(&lease, chunk).await? != CommitOutcome::Committed {
+                bail!("breakdown commit fenced");
             }
         }
-    }
-    // Building a chunk (transform + encode) and committing it, one after the other, against
-    // building chunk k+1 while chunk k's commit runs on a task of its own, as
-    // `plan_and_commit` does.
-    let build = |k: usize| -> Result<Option<CommitChunk>> {
-        let Some(slice) = alerts.chunks(500).nth(k) else {
-            return Ok(None);
+        let seconds = started.elapsed().as_secs_f64();
+        let after = probe::info(&client).await?;
+        if state_load.is_none() {
+            let started = Instant::now();
+            let state = backends.state.load("micro").await?;
+            state_load = Some((state.main.versions.len(), started.elapsed()));
+        }
+        probe::del(&client, vec![stream_key.clone()]).await?;
+        backends.state.reset("micro").await?;
+        let rate = Rate {
+            count: total as u64,
+            seconds,
+            per_second: total as f64 / seconds,
         };
-        let mut entries = Vec::with_capacity(slice.len());
-        let mut upserts = Vec::with_capacity(slice.len());
-        for a in slice {
-            let parts = alert_signal(a)?;
-            let key = a.key();
-            entries.push(StreamEntry::from_signal(
-                &envelope(&observed_at, &key).signal(&parts),
-            )?);
-            upserts.push((key.id.into_owned(), key.version.into_owned()));
-        }
-        Ok(Some(CommitChunk {
-            stream: "raw-input-signals".into(),
-            stream_max_len: None,
-            entries,
-            delta: StateDelta {
-                upserts,
-                ..StateDelta::default()
-            },
-        }))
-    };
-    let mut overlap = [Duration::MAX; 2];
-    for _round in 0..2 {
-        for (mode, best_time) in overlap.iter_mut().enumerate() {
-            let started = Instant::now();
-            if mode == 0 {
-                let mut k = 0;
-                while let Some(chunk) = build(k)? {
-                    if backends.publisher.commit(&lease, &chunk).await? != CommitOutcome::Committed
-                    {
-                        bail!("breakdown commit fenced");
-                    }
-                    k += 1;
-                }
-            } else {
-                let mut next = build(0)?;
-                let mut k = 0;
-                while let Some(chunk) = next.take() {
-                    k += 1;
-                    let (publisher, held) = (backends.publisher.clone(), lease.clone());
-                    let in_flight =
-                        tokio::spawn(async move { publisher.commit(&held, &chunk).await });
-                    let built = build(k);
-                    if in_flight.await?? != CommitOutcome::Committed {
-                        bail!("breakdown commit fenced");
-                    }
-                    next = built?;
-                }
-            }
-            *best_time = (*best_time).min(started.elapsed());
-            probe::del(&client, vec![stream_key.clone(), state_key.clone()]).await?;
+        if commit
+            .as_ref()
+            .is_none_or(|(best, _)| best.per_second < rate.per_second)
+        {
+            commit = Some((rate, probe::cost(&before, &after, &overhead)));
         }
     }
     backends.leases.release(&lease).await?;
-    drop(alerts);
-    let best: Vec<ScriptVariant> = best.into_iter().flatten().collect();
-    for v in &best {
-        stages.push(Stage::new(
-            &v.name,
-            total,
-            Duration::from_secs_f64(v.rate.seconds),
-        ));
-    }
+    let (commit, commit_redis) = commit.unwrap_or_default();
     stages.push(Stage::new(
-        "transform + encode + commit, chunk after chunk",
+        "commit: fenced EVALSHA of commit.lua per 500-entry chunk",
         total,
-        overlap[0],
-    ));
-    stages.push(Stage::new(
-        "  chunk k+1 built while chunk k commits (as the pipeline)",
-        total,
-        overlap[1],
+        Duration::from_secs_f64(commit.seconds),
     ));
     if let Some((versions, took)) = state_load {
         stages.push(Stage::new(
@@ -738,20 +590,12 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
             took,
         ));
     }
-    let pick = |i: usize| best.get(i).cloned().unwrap_or_default();
-    let (commit, watch_multi) = (pick(0), pick(2));
-    let script_variants = vec![pick(1)];
     Ok(Breakdown {
         n: target.n,
         body_bytes,
         stages,
         entry_bytes,
-        commit: commit.rate,
-        commit_redis: commit.redis,
-        commit_watch_multi: watch_multi.rate,
-        commit_watch_multi_redis: watch_multi.redis,
-        script_variants,
-        direct_versions_match,
-        xxh3_detect_matches,
+        commit,
+        commit_redis,
     })
 }

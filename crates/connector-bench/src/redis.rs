@@ -267,6 +267,21 @@ pub async fn sample_entries(
     Ok(out)
 }
 
+/// The Redis key of the output stream `stream` under the key prefix `prefix`, from the
+/// documented layout (the key table of `crates/connector-redis/README.md`, and
+/// `REDIS_KEY_PREFIX` in the README: "a `:` is added if missing"; DESIGN.md, "Redis
+/// keys": the prefix comes first). `prod` and `prod:` both give `prod:raw-input-signals`,
+/// no prefix gives the stream name alone; streams carry no hash tag. The bench reads the
+/// stream as a consumer would, by its documented name, not through the backend's
+/// internal key builder.
+pub fn stream_key(prefix: &str, stream: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with(':') {
+        format!("{prefix}{stream}")
+    } else {
+        format!("{prefix}:{stream}")
+    }
+}
+
 /// Stream length.
 pub async fn xlen(client: &Client, stream: &str) -> Result<u64> {
     client.xlen(stream).await.context("XLEN")
@@ -397,4 +412,22 @@ pub async fn xadd_ceiling_redis_benchmark(
         seconds,
         per_second: rps,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_keys_follow_the_documented_layout() {
+        assert_eq!(
+            stream_key("prod", "raw-input-signals"),
+            "prod:raw-input-signals"
+        );
+        assert_eq!(
+            stream_key("prod:", "raw-input-signals"),
+            "prod:raw-input-signals"
+        );
+        assert_eq!(stream_key("", "raw-input-signals"), "raw-input-signals");
+    }
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::paged::PagedResult;
 use crate::pipeline::{Breakdown, Kind, ScenarioResult};
 use crate::procfs::Machine;
 use crate::redis::Rate;
@@ -117,6 +118,12 @@ pub struct Report {
     pub breakdown: Option<Breakdown>,
     /// Redis's own pipelined `XADD` rate.
     pub ceiling: Ceiling,
+    /// Bytes of all the paged first sync's records.
+    #[serde(default)]
+    pub paged_bytes: usize,
+    /// The paged first sync: in pages, then as one page.
+    #[serde(default)]
+    pub paged: Vec<PagedResult>,
     /// 1,000 connectors in one worker.
     pub scale: Option<ScaleResult>,
     /// One connector idle.
@@ -332,24 +339,26 @@ impl Report {
             self.quiet.load_at_start,
             self.quiet.load_at_end
         );
-        let _ = writeln!(
-            o,
-            "{:<8} {:>7} {:>9} {:>6} {:>10} {:>6} {:>8} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>9}",
-            "poll",
-            "N",
-            "wall ms",
-            "range",
-            "items/s",
-            "RTs",
-            "cmds",
-            "XADD",
-            "read MB",
-            "peak MB",
-            "CPU s",
-            "Rd CPU",
-            "quiet",
-            "%ceiling"
-        );
+        if !self.scenarios.is_empty() {
+            let _ = writeln!(
+                o,
+                "{:<8} {:>7} {:>9} {:>6} {:>10} {:>6} {:>8} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>9}",
+                "poll",
+                "N",
+                "wall ms",
+                "range",
+                "items/s",
+                "RTs",
+                "cmds",
+                "XADD",
+                "read MB",
+                "peak MB",
+                "CPU s",
+                "Rd CPU",
+                "quiet",
+                "%ceiling"
+            );
+        }
         for s in &self.scenarios {
             let ceiling = if s.kind == Kind::First {
                 format!(
@@ -379,18 +388,20 @@ impl Report {
             );
         }
         let c = &self.ceiling;
-        let _ = writeln!(
-            o,
-            "\nceiling, {:.0}-byte entries: fred pipeline {} XADD/s; redis-benchmark -P 64 {}",
-            c.entry_bytes,
-            thousands(c.fred.per_second),
-            c.redis_benchmark
-                .as_ref()
-                .map_or("not run".to_owned(), |r| format!(
-                    "{} XADD/s",
-                    thousands(r.per_second)
-                ))
-        );
+        if c.fred.count > 0 {
+            let _ = writeln!(
+                o,
+                "\nceiling, {:.0}-byte entries: fred pipeline {} XADD/s; redis-benchmark -P 64 {}",
+                c.entry_bytes,
+                thousands(c.fred.per_second),
+                c.redis_benchmark
+                    .as_ref()
+                    .map_or("not run".to_owned(), |r| format!(
+                        "{} XADD/s",
+                        thousands(r.per_second)
+                    ))
+            );
+        }
         if let Some(p) = &self.parity {
             let _ = writeln!(
                 o,
@@ -429,26 +440,57 @@ impl Report {
             }
             let _ = writeln!(
                 o,
-                "  Redis per entry: real commit {:.1} us CPU (EVALSHA {:.1} us, of which XADD {:.1} us); \
-                 script doing nothing {:.1} us CPU (EVALSHA {:.1} us); WATCH/MULTI through fred {:.1} us CPU",
+                "  Redis per entry: real commit {:.1} us CPU (EVALSHA {:.1} us, of which XADD {:.1} us)",
                 per_entry(b.commit_redis.cpu_s * 1e6, b.commit.count),
                 per_entry(usec(&b.commit_redis, "evalsha"), b.commit.count),
                 per_entry(usec(&b.commit_redis, "xadd"), b.commit.count),
-                b.script_variants
-                    .first()
-                    .map_or(0.0, |v| per_entry(v.redis.cpu_s * 1e6, v.rate.count)),
-                b.script_variants
-                    .first()
-                    .map_or(0.0, |v| per_entry(usec(&v.redis, "evalsha"), v.rate.count)),
-                per_entry(
-                    b.commit_watch_multi_redis.cpu_s * 1e6,
-                    b.commit_watch_multi.count
-                ),
+            );
+        }
+        if let Some(first) = self.paged.first() {
+            let _ = writeln!(
+                o,
+                "\npaged first sync (TEST_PAGED through the pipeline), N={} ({:.1} MB of records), {} ms per request:",
+                first.n,
+                self.paged_bytes as f64 / 1e6,
+                first.latency_ms
             );
             let _ = writeln!(
                 o,
-                "  prototypes agree with the real code: versions {}, detection {}",
-                b.direct_versions_match, b.xxh3_detect_matches
+                "  {:<10} {:>6} {:>8} {:>10} {:>6} {:>10} {:>8} {:>7} {:>8} {:>9} {:>7} {:>6}",
+                "pages of",
+                "pages",
+                "commits",
+                "wall ms",
+                "range",
+                "items/s",
+                "peak MB",
+                "CPU s",
+                "fetch s",
+                "commit s",
+                "hidden",
+                "quiet"
+            );
+            for p in &self.paged {
+                let _ = writeln!(
+                    o,
+                    "  {:<10} {:>6} {:>8} {:>10.1} {:>6} {:>10} {:>8.1} {:>7.2} {:>8.2} {:>9.2} {:>6.0}% {:>6}",
+                    p.page_size,
+                    p.summary.pages,
+                    p.summary.commits,
+                    p.wall_ms,
+                    spread(&p.runs_wall_ms, p.wall_ms),
+                    thousands(p.items_per_s),
+                    mb(p.memory_after.peak_kib),
+                    p.cpu_s,
+                    p.fetch_s,
+                    p.commit_s,
+                    100.0 * p.hidden_share,
+                    if p.redis.quiet { "yes" } else { "NO" },
+                );
+            }
+            let _ = writeln!(
+                o,
+                "  fetch s: time a request was in flight at the mock; commit s: time in the backend's commit;\n  hidden: the share of the commit time during which a request was in flight"
             );
         }
         if let Some(s) = &self.scale {

@@ -17,13 +17,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use connector_redis::Keys;
+use connector_core::ports::MetricsStore;
+use connector_redis::{RedisBackend, RedisSettings};
 use fred::clients::Client;
-use fred::interfaces::HashesInterface;
-use fred::types::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::mock::{Mock, SCALE_CHANGE_EVERY, SCALE_ITEMS};
+use crate::pipeline::STREAM;
 use crate::procfs::{self, Memory};
 use crate::redis as probe;
 
@@ -244,28 +244,16 @@ pub fn scale_entries_expected(requests: u64) -> u64 {
     }
 }
 
-async fn metrics_totals(client: &Client, keys: &Keys, names: &[String]) -> Result<(u64, u64)> {
+/// `successfulPolls` and `failedPolls` summed over `names`, read through the backend's
+/// `MetricsStore` port (what `/metrics/connectors` and `connector-noaa metrics` read), so
+/// the check goes through the product's reading of the metrics hash, not the bench's.
+async fn metrics_totals(metrics: &dyn MetricsStore, names: &[String]) -> Result<(u64, u64)> {
     let mut ok = 0;
     let mut failed = 0;
-    for batch in names.chunks(500) {
-        let pipeline = client.pipeline();
-        for name in batch {
-            let () = pipeline
-                .hmget(keys.metrics(name), vec!["successfulPolls", "failedPolls"])
-                .await?;
-        }
-        let replies: Vec<Value> = pipeline.all().await?;
-        for reply in replies {
-            let fields = reply.into_array();
-            let num = |i: usize| {
-                fields
-                    .get(i)
-                    .and_then(Value::as_string)
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            ok += num(0);
-            failed += num(1);
+    for name in names {
+        if let Some(m) = metrics.get(name).await? {
+            ok += m.successful_polls;
+            failed += m.failed_polls;
         }
     }
     Ok((ok, failed))
@@ -378,9 +366,14 @@ pub async fn run_scale(
     }
     lags.sort_unstable();
     let ms = |us: i64| us as f64 / 1000.0;
-    let keys = Keys::new(prefix)?;
-    let (successful_polls, failed_polls) = metrics_totals(client, &keys, &names).await?;
-    let stream_entries = probe::xlen(client, &keys.stream("raw-input-signals")).await?;
+    // The worker's keys live under `prefix` (its REDIS_KEY_PREFIX): a backend under the
+    // same prefix reads its metrics.
+    let settings = RedisSettings::from_url(&setup.redis_url)?.with_key_prefix(prefix)?;
+    let backend = RedisBackend::connect(settings).await?;
+    let totals = metrics_totals(backend.backends().metrics.as_ref(), &names).await;
+    backend.close().await;
+    let (successful_polls, failed_polls) = totals?;
+    let stream_entries = probe::xlen(client, &probe::stream_key(prefix, STREAM)).await?;
     Ok(ScaleResult {
         connectors,
         interval_ms,

@@ -144,9 +144,10 @@ impl RedisBackend {
         Backends::from_one(self.clone())
     }
 
-    /// The key layout in use (tests and operators use it to find keys).
-    pub fn keys(&self) -> &Keys {
-        &self.keys
+    /// The namespace every key of this backend starts with (with its trailing `:`, or
+    /// empty): the key names themselves follow the layout in the README's key table.
+    pub fn key_prefix(&self) -> &str {
+        self.keys.prefix()
     }
 
     /// Standalone, Sentinel or Cluster, which decides the commit guarantee.

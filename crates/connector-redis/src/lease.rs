@@ -11,8 +11,9 @@ use fred::interfaces::KeysInterface;
 
 use crate::backend::{RedisBackend, fail};
 
-/// The lease key's value for a holder.
-pub fn lease_value(instance_id: &str, token: u64) -> String {
+/// The lease key's value for a holder (the backend's own business: the commit script and
+/// the lease scripts compare it whole).
+pub(crate) fn lease_value(instance_id: &str, token: u64) -> String {
     format!("{instance_id}:{token}")
 }
 

@@ -2,7 +2,7 @@
 
 mod backend;
 mod commit;
-pub mod keys;
+mod keys;
 mod lease;
 pub mod metrics;
 mod scripts;
@@ -10,6 +10,6 @@ pub mod settings;
 pub mod state;
 
 pub use backend::{ConnectError, RedisBackend};
-pub use keys::Keys;
-pub use lease::{lease_value, parse_lease_value};
+pub use keys::InvalidPrefix;
+pub use lease::parse_lease_value;
 pub use settings::{RedisSettings, SettingsError, Topology};

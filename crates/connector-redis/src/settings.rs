@@ -219,7 +219,7 @@ impl RedisSettings {
     }
 
     /// The key layout under the configured prefix.
-    pub fn keys(&self) -> &Keys {
+    pub(crate) fn keys(&self) -> &Keys {
         &self.keys
     }
 

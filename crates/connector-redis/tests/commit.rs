@@ -56,7 +56,7 @@ async fn a_zombie_commit_after_its_lease_lapsed_writes_nothing() {
         .expect("lapsed");
 
     let redis = inspector().await;
-    let stream = a.keys().stream(STREAM);
+    let stream = common::layout(&a).stream(STREAM);
     let before_len = stream_len(&redis, &stream).await;
     let before_state = a.load("z").await.expect("load");
     let late = chunk(
@@ -150,7 +150,7 @@ async fn commits_survive_a_script_flush() {
         summary: None,
     };
     a.record("f", &record).await.expect("metrics after flush");
-    let ids: Vec<String> = stream_entries(&redis, &a.keys().stream(STREAM))
+    let ids: Vec<String> = stream_entries(&redis, &common::layout(&a).stream(STREAM))
         .await
         .into_iter()
         .map(|e| e.external_id)
@@ -223,7 +223,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
     a.reset("s").await.expect("reset");
     assert_eq!(a.load("s").await.expect("load"), ConnectorState::default());
     assert_eq!(
-        stream_len(&inspector().await, &a.keys().stream(STREAM)).await,
+        stream_len(&inspector().await, &common::layout(&a).stream(STREAM)).await,
         4,
         "reset forgets state, not what was published"
     );
@@ -317,7 +317,7 @@ async fn keys_follow_the_documented_layout_with_prefix_and_hash_tag() {
     for (key, kind) in &expected {
         assert_eq!(key_type(&redis, key).await, *kind, "TYPE {key}");
     }
-    assert_eq!(a.keys().lease("weather-noaa"), names[1]);
+    assert_eq!(common::layout(&a).lease("weather-noaa"), names[1]);
 
     let lease_value: String = fred::prelude::KeysInterface::get(&redis, &names[1])
         .await

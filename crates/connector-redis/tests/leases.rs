@@ -155,9 +155,15 @@ async fn force_release_frees_a_stuck_lease_but_keeps_the_fence() {
         "the counter survives a forced release"
     );
     let redis = inspector().await;
-    let fence: String = redis.get(a.keys().fence("stuck")).await.expect("GET");
+    let fence: String = redis
+        .get(common::layout(&a).fence("stuck"))
+        .await
+        .expect("GET");
     assert_eq!(fence, "2");
-    assert_eq!(key_type(&redis, &a.keys().fence("stuck")).await, "string");
+    assert_eq!(
+        key_type(&redis, &common::layout(&a).fence("stuck")).await,
+        "string"
+    );
 }
 
 #[tokio::test]
@@ -166,7 +172,13 @@ async fn a_malformed_lease_value_is_reported_not_misread() {
     let a = backend(&prefix).await;
     let redis = inspector().await;
     let () = redis
-        .set(a.keys().lease("odd"), "garbage", None, None, false)
+        .set(
+            common::layout(&a).lease("odd"),
+            "garbage",
+            None,
+            None,
+            false,
+        )
         .await
         .expect("SET");
     let err = a.holder("odd").await.expect_err("not a lease value");

@@ -99,7 +99,7 @@ async fn interrupted_commit_publishes_each_signal_once(failure: Failure, fail_at
     let first = connector.poll(&lease).await;
     assert!(matches!(first, Err(PollError::Backend(_))), "{first:?}");
     let redis = inspector().await;
-    let stream = redis_backend.keys().stream("raw-input-signals");
+    let stream = common::layout(&redis_backend).stream("raw-input-signals");
     let committed_chunks = match failure {
         Failure::Before => fail_at - 1,
         Failure::After => fail_at,
@@ -179,7 +179,11 @@ async fn polls_publish_changes_once_through_the_redis_backend() {
     assert_eq!((changed.published, changed.removed), (2, 1), "{changed:?}");
 
     let redis = inspector().await;
-    let entries = stream_entries(&redis, &redis_backend.keys().stream("raw-input-signals")).await;
+    let entries = stream_entries(
+        &redis,
+        &common::layout(&redis_backend).stream("raw-input-signals"),
+    )
+    .await;
     let changes: Vec<(String, String)> = entries
         .iter()
         .map(|e| {
@@ -284,8 +288,10 @@ async fn metrics_follow_known_polls_as_the_embedded_reference_does() {
     );
 
     let redis = inspector().await;
-    let fields: std::collections::HashMap<String, String> =
-        redis.hgetall(a.keys().metrics("m")).await.expect("HGETALL");
+    let fields: std::collections::HashMap<String, String> = redis
+        .hgetall(common::layout(&a).metrics("m"))
+        .await
+        .expect("HGETALL");
     let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
     names.sort_unstable();
     let mut guide = connector_redis::metrics::FIELDS.to_vec();

@@ -91,12 +91,14 @@ async fn polls_fail_during_a_redis_restart_and_resume_on_the_same_client_without
     assert_eq!(after.skipped_unchanged, 3);
 
     let inspect = inspector_at(&url).await;
-    let mut ids: Vec<String> =
-        stream_entries(&inspect, &backend.keys().stream("raw-input-signals"))
-            .await
-            .into_iter()
-            .map(|e| e.external_id)
-            .collect();
+    let mut ids: Vec<String> = stream_entries(
+        &inspect,
+        &common::layout(&backend).stream("raw-input-signals"),
+    )
+    .await
+    .into_iter()
+    .map(|e| e.external_id)
+    .collect();
     ids.sort();
     assert_eq!(
         ids,
@@ -173,11 +175,14 @@ async fn a_commit_whose_reply_is_lost_is_never_resent() {
     );
 
     let inspect = inspector_at(&redis.url()).await;
-    let ids: Vec<String> = stream_entries(&inspect, &backend.keys().stream("raw-input-signals"))
-        .await
-        .into_iter()
-        .map(|e| e.external_id)
-        .collect();
+    let ids: Vec<String> = stream_entries(
+        &inspect,
+        &common::layout(&backend).stream("raw-input-signals"),
+    )
+    .await
+    .into_iter()
+    .map(|e| e.external_id)
+    .collect();
     assert_eq!(
         ids,
         ["a", "b", "c"],

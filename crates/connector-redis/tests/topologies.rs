@@ -110,13 +110,13 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
         .expect("connect");
     assert_eq!(a.topology(), Topology::Cluster);
     let redis = inspector_at(&url).await;
-    let stream = a.keys().stream("raw-input-signals");
+    let stream = common::layout(&a).stream("raw-input-signals");
     // A connector whose keys live in another slot than the stream, so the cross-slot path
     // is what runs (with a random prefix, "jira" alone would collide once in 16384 runs).
     let slot = |key: String| fred::util::redis_keyslot(key.as_bytes());
     let name = ["jira", "jira-2"]
         .into_iter()
-        .find(|n| slot(a.keys().state(n)) != slot(stream.clone()))
+        .find(|n| slot(common::layout(&a).state(n)) != slot(stream.clone()))
         .expect("two names cannot both share the stream's slot");
 
     let lease = a
@@ -257,7 +257,7 @@ async fn through_sentinel_the_backend_finds_the_primary_and_commits_atomically()
 
     // What the primary itself holds.
     let redis = inspector_at(&primary.url()).await;
-    let stream = a.keys().stream("raw-input-signals");
+    let stream = common::layout(&a).stream("raw-input-signals");
     assert_eq!(stream_entries(&redis, &stream).await, chunk.entries);
     assert_eq!(a.load("noaa").await.expect("load").main.versions.len(), 1);
     a.close().await;

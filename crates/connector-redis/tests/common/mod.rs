@@ -334,3 +334,35 @@ impl Drop for ReplyCutter {
         self.task.abort();
     }
 }
+
+/// The key names of `backend`, built from the layout the README documents (not from the
+/// crate's own key builder, so these tests check the documented contract).
+pub fn layout(backend: &RedisBackend) -> Layout {
+    Layout(backend.key_prefix().to_owned())
+}
+
+/// Key names under one prefix, as the README's key table gives them.
+pub struct Layout(String);
+
+impl Layout {
+    /// `{prefix}lease:{name}`.
+    pub fn lease(&self, connector: &str) -> String {
+        format!("{}lease:{{{connector}}}", self.0)
+    }
+    /// `{prefix}lease:{name}:fence`.
+    pub fn fence(&self, connector: &str) -> String {
+        format!("{}lease:{{{connector}}}:fence", self.0)
+    }
+    /// `{prefix}connector:state:{name}`.
+    pub fn state(&self, connector: &str) -> String {
+        format!("{}connector:state:{{{connector}}}", self.0)
+    }
+    /// `{prefix}metrics:connector:{name}`.
+    pub fn metrics(&self, connector: &str) -> String {
+        format!("{}metrics:connector:{{{connector}}}", self.0)
+    }
+    /// `{prefix}<stream>`.
+    pub fn stream(&self, stream: &str) -> String {
+        format!("{}{stream}", self.0)
+    }
+}
