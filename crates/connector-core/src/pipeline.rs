@@ -123,6 +123,9 @@ pub struct Page<I> {
     pub resume: Option<String>,
     /// Provider-specific counters for the poll summary.
     pub extras: BTreeMap<String, u64>,
+    /// What became of each record and which requests made and follow the page, only
+    /// while a read is explained (`poll --explain`); empty otherwise.
+    pub notes: crate::source::Notes,
 }
 
 impl<I> Page<I> {
@@ -137,6 +140,7 @@ impl<I> Page<I> {
             watermark: None,
             resume: None,
             extras: BTreeMap::new(),
+            notes: crate::source::Notes::default(),
         }
     }
 }
@@ -354,6 +358,11 @@ pub trait PollingConnector: Send {
     fn gauges(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+    /// Reads the first page of each stream against stored state, writing nothing, and
+    /// says what became of each record: its id, version and time, new, changed or
+    /// unchanged, or why it was skipped or failed; and the request that would come next.
+    /// How a config is built for `HTTP_JSON`: `poll NAME --explain`.
+    fn explain(&mut self) -> BoxFuture<'_, Result<String, PollError>>;
 }
 
 /// The generic pipeline over one provider.
@@ -1119,6 +1128,72 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
 
     fn gauges(&self) -> Vec<(&'static str, f64)> {
         self.provider.gauges()
+    }
+
+    fn explain(&mut self) -> BoxFuture<'_, Result<String, PollError>> {
+        Box::pin(async move {
+            use std::fmt::Write as _;
+            let state = self.backends.state.load(&self.config.name).await?;
+            let mut out = String::new();
+            for stream in self.provider.streams() {
+                let stored = state.stream(&stream.name);
+                let cursor = stored.map(|s| s.cursor.clone()).unwrap_or_default();
+                let shown = if stream.name.is_empty() { "(main)" } else { &stream.name };
+                let _ = writeln!(out, "stream {shown}: kind {}, {}", stream.kind, if stream.snapshot { "snapshot" } else { "incremental" });
+                if let Some(w) = &cursor.watermark {
+                    let _ = writeln!(out, "  watermark {w}");
+                }
+                let mut pages = self.provider.pages(stream, &cursor);
+                let page = match crate::source::explaining(pages.next()).await {
+                    None => {
+                        let _ = writeln!(out, "  no pages");
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        let _ = writeln!(out, "  the first page failed: {e}");
+                        continue;
+                    }
+                    Some(Ok(PageEvent::NotModified)) => {
+                        let _ = writeln!(out, "  304 Not Modified: nothing changed since the last read");
+                        continue;
+                    }
+                    Some(Ok(PageEvent::Page(page))) => page,
+                };
+                if let Some(request) = &page.notes.request {
+                    let _ = writeln!(out, "  request: {request}");
+                }
+                let _ = writeln!(out, "  {} records on the first page", page.notes.records.len());
+                for (i, note) in page.notes.records.iter().enumerate() {
+                    let time = note.time.as_deref().map(|t| format!(", time {t}")).unwrap_or_default();
+                    let what = match &note.outcome {
+                        crate::source::Outcome::Item(k) => match page.items.get(*k) {
+                            Some(item) => {
+                                let key = self.provider.key(item);
+                                let change = match stored.and_then(|s| s.versions.get(key.id.as_ref())) {
+                                    None => "new",
+                                    Some(v) if *v == key.version => "unchanged",
+                                    Some(_) => "changed",
+                                };
+                                format!("id {}, version {}{time}: {change}", key.id, key.version)
+                            }
+                            None => "kept".to_owned(),
+                        },
+                        crate::source::Outcome::Dropped(why) => format!("left out ({why}){time}"),
+                        crate::source::Outcome::Failed(why) => format!("fails: {why}"),
+                    };
+                    let _ = writeln!(out, "  record {}: {what}", i + 1);
+                }
+                match &page.notes.next {
+                    Some(next) => {
+                        let _ = writeln!(out, "  next request: {next}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "  no next page{}", if page.partial { " (paging stopped early: the read is partial)" } else { "" });
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 
     fn preview(&mut self) -> BoxFuture<'_, Result<Preview, PollError>> {

@@ -60,6 +60,11 @@ pub enum Command {
         /// Fetch, detect and transform only: commit nothing, change no state.
         #[arg(long)]
         dry_run: bool,
+        /// Read the first page of each stream and say, record by record, its id, version
+        /// and time, whether it is new, changed or unchanged, or why it was left out or
+        /// failed, and what the next request would be. Writes nothing.
+        #[arg(long, conflicts_with = "dry_run")]
+        explain: bool,
         /// Accepted for symmetry with the guide's `--once`; a poll is always one poll.
         #[arg(long, hide = true)]
         once: bool,

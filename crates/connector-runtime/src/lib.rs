@@ -150,7 +150,15 @@ async fn execute_with(
     let backends = connect(&settings).await?;
     match command {
         Command::Run { name } => run(registry, factories, backends, source, name, &settings).await,
-        Command::Poll { name, dry_run, .. } => {
+        Command::Poll {
+            name,
+            dry_run,
+            explain,
+            ..
+        } => {
+            if explain {
+                return explain_poll(&registry, &factories, backends, &name).await;
+            }
             poll(&registry, &factories, backends, &name, dry_run).await
         }
         Command::State { action } => state(&registry, backends, action).await,
@@ -485,6 +493,20 @@ fn list(registry: &ConnectorRegistry, factories: &Factories) -> Result<ExitCode>
             }
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain_poll(
+    registry: &ConnectorRegistry,
+    factories: &Factories,
+    backends: Backends,
+    name: &str,
+) -> Result<ExitCode> {
+    let config = find(registry, name)?.clone();
+    runnable(factories, &config)?;
+    let mut connector = factories.create(config, backends)?;
+    let report = connector.explain().await?;
+    std::io::stdout().lock().write_all(report.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

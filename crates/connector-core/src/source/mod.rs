@@ -25,6 +25,60 @@ use crate::signal::ItemError;
 /// A page body, shared by the items read from it (they are byte ranges of it).
 pub type Body = Arc<Vec<u8>>;
 
+tokio::task_local! {
+    static EXPLAIN: bool;
+}
+
+/// Runs `read` (a stream's first page, typically) with each record's fate noted in its
+/// page's [`Notes`]: what `poll --explain` prints.
+pub async fn explaining<F: std::future::Future>(read: F) -> F::Output {
+    EXPLAIN.scope(true, read).await
+}
+
+fn is_explaining() -> bool {
+    EXPLAIN.try_with(|on| *on).unwrap_or(false)
+}
+
+/// What became of a page's records, and its requests, when explained.
+#[derive(Debug, Default)]
+pub struct Notes {
+    /// The request that fetched the page.
+    pub request: Option<String>,
+    /// Each record, in page order.
+    pub records: Vec<Note>,
+    /// The request that would come next.
+    pub next: Option<String>,
+}
+
+/// One record's fate.
+#[derive(Debug)]
+pub struct Note {
+    /// Kept, left out or failed.
+    pub outcome: Outcome,
+    /// Its watermark time as read, if the stream has one.
+    pub time: Option<String>,
+}
+
+/// What a record became.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The page's item at this index.
+    Item(usize),
+    /// Left out on purpose, under this name.
+    Dropped(&'static str),
+    /// Did not parse: why.
+    Failed(String),
+}
+
+/// A request as `--explain` shows it: method, URL (the query is the config's own; query
+/// credentials are added when sent, so never appear here), body.
+fn shown(request: &Request) -> String {
+    match &request.body {
+        Some(body) => format!("POST {} {body}", request.url),
+        None => format!("GET {}", request.url),
+    }
+}
+
 /// What a record became.
 #[derive(Debug)]
 pub enum Kept<I> {
@@ -294,6 +348,10 @@ pub fn read<'a, I: Send + 'a>(
             FetchError::malformed(&url, format!("not the documented list of records: {e}"))
         })?;
         let mut page = Page::of(Vec::with_capacity(spans.len()));
+        let explain = is_explaining();
+        if explain {
+            page.notes.request = Some(shown(&request));
+        }
         for span in &spans {
             let parsed = match std::str::from_utf8(&body[span.clone()]) {
                 Ok(text) => (at.read.parse)(&body, span.clone(), text),
@@ -306,6 +364,18 @@ pub fn read<'a, I: Send + 'a>(
                     .and_then(|t| records::scalar(&body, t))
                     .and_then(|t| time::parse_millis(&t));
                 page.watermark = page.watermark.max(time);
+            }
+            if explain {
+                let time = at.read.watermark.as_deref().and_then(|pointer| {
+                    let at = records::locate_in(&body, span.clone(), pointer).ok()??;
+                    records::scalar(&body, at).map(|t| t.into_owned())
+                });
+                let outcome = match &parsed {
+                    Ok(Kept::Item(_)) => Outcome::Item(page.items.len()),
+                    Ok(Kept::Dropped(why)) => Outcome::Dropped(why),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                page.notes.records.push(Note { outcome, time });
             }
             match parsed {
                 Ok(Kept::Item(item)) => page.items.push(item),
@@ -349,6 +419,9 @@ pub fn read<'a, I: Send + 'a>(
             Next::Page(next) => {
                 page.resume = resume_point(&at, &next);
                 new_mark.next = Some(Stored::of(&next));
+                if explain {
+                    page.notes.next = Some(shown(&next));
+                }
                 at.next = Some(next);
             }
             Next::Stop { reason, next } => {

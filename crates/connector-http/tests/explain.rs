@@ -1,0 +1,72 @@
+//! `connector-http poll NAME --explain`, as a user building a config runs it.
+
+use std::process::Command;
+
+use serde_json::json;
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test]
+async fn explain_shows_each_record_and_the_next_request() {
+    let server = MockServer::start().await;
+    let next = format!("<{}/items?page=2>; rel=\"next\"", server.uri());
+    Mock::given(path("/items"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("link", next.as_str())
+                .set_body_json(json!([
+                    {"id": "a", "updated": "2026-01-05T10:00:00Z", "title": "First"},
+                    {"id": "b", "updated": "2026-01-05T10:01:00Z", "title": "A pull request", "pull_request": {}},
+                    {"updated": "2026-01-05T10:02:00Z", "title": "No id"}
+                ])),
+        )
+        .mount(&server)
+        .await;
+    let dir = std::env::temp_dir().join(format!("connector-http-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = json!({"connectors": [{
+        "name": "items",
+        "type": "HTTP_JSON",
+        "providerConfig": {
+            "request": {"url": format!("{}/items", server.uri()), "query": {"since": "{{cursor}}"}},
+            "records": {"path": "", "id": "/id", "version": "/updated", "skip": [{"present": "/pull_request"}]},
+            "signal": {"kind": "item", "title": "{{/title}}"},
+            "pagination": {"type": "linkHeader"},
+            "incremental": {"field": "/updated"}
+        }
+    }]});
+    let file = dir.join("connectors.json");
+    std::fs::write(&file, config.to_string()).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_connector-http"))
+        .args(["poll", "items", "--explain"])
+        .env("CONNECTORS_CONFIG_PATH", &file)
+        .env_remove("REDIS_URL")
+        .env_remove("STATE_DIR")
+        .env("HTTP_PORT", "off")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = [
+        "stream (main): kind item, incremental".to_owned(),
+        format!("  request: GET {}/items", server.uri()),
+        "  3 records on the first page".to_owned(),
+        "  record 1: id a, version 2026-01-05T10:00:00Z, time 2026-01-05T10:00:00Z: new".to_owned(),
+        "  record 2: left out (skipped), time 2026-01-05T10:01:00Z".to_owned(),
+        "  record 3: fails: no id at /id".to_owned(),
+        format!("  next request: GET {}/items?page=2", server.uri()),
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected, "{stdout}");
+    // Nothing was written: the embedded store of this process is gone with it, and the
+    // first page was the only request.
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        1
+    );
+}
