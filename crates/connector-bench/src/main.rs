@@ -70,6 +70,13 @@ struct Cli {
     /// Only the paged first sync: no NOAA polls, ceiling, scale or idle scenario.
     #[arg(long)]
     paged_only: bool,
+    /// Providers compared side by side on first and repeat polls of each size,
+    /// comma-separated: `bench` (NoaaProvider, maxBodyBytes 1 GiB), `real` (NoaaProvider,
+    /// default cap; skipped above it), `http` (HTTP_JSON, content-hash versions),
+    /// `http-sent` (HTTP_JSON, version /properties/sent). Each runs --runs times, the
+    /// providers taking turns (default none; real,http with --ci).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    providers: Vec<ProviderKind>,
     /// The worker binary (default: connector-noaa next to this binary; build it with
     /// `cargo build --release -p connector-noaa`).
     #[arg(long, env = "CONNECTOR_BENCH_WORKER", value_name = "FILE")]
@@ -240,12 +247,13 @@ async fn scenario(
         "--kind".into(),
         kind.as_str().into(),
         "--provider".into(),
-        match provider {
-            ProviderKind::Bench => "bench".into(),
-            ProviderKind::Real => "real".into(),
-        },
+        provider.as_str().into(),
     ]);
-    eprintln!("  {} poll, N={n}, provider {:?}", kind.as_str(), provider);
+    eprintln!(
+        "  {} poll, N={n}, provider {}",
+        kind.as_str(),
+        provider.as_str()
+    );
     child(redis_url, &args).await
 }
 
@@ -328,6 +336,15 @@ async fn bench(cli: Cli) -> Result<ExitCode> {
     let scale_seconds = cli.scale_seconds.unwrap_or(if ci { 5.0 } else { 60.0 });
     let idle_polls = cli.idle_polls.unwrap_or(if ci { 3 } else { 10 });
     let runs = cli.runs.unwrap_or(if ci { 1 } else { 3 }).max(1);
+    let providers = if !cli.providers.is_empty() {
+        let mut p = cli.providers.clone();
+        p.dedup();
+        p
+    } else if ci {
+        vec![ProviderKind::Real, ProviderKind::Http]
+    } else {
+        Vec::new()
+    };
     let url = cli.redis_url.clone();
     let mut report = Report {
         mode: if ci { "ci".into() } else { "full".into() },
@@ -438,6 +455,20 @@ async fn bench(cli: Cli) -> Result<ExitCode> {
                 body_bytes,
                 outcome: outcome.unwrap_or_else(|e| format!("{e:#}")),
             });
+        }
+        if !providers.is_empty() {
+            let compared = compare_providers(
+                &mut report,
+                &client,
+                &url,
+                &format!("{base}-cmp-n{n}"),
+                &mock_url,
+                (n, body_bytes),
+                &providers,
+                runs,
+            )
+            .await?;
+            report.comparison.extend(compared);
         }
         if n == largest && !ci {
             eprintln!("N={n}: stages one by one");
@@ -621,6 +652,124 @@ fn check_pipeline(report: &mut Report, n: usize, results: &[ScenarioResult], ent
         format!("stream after the three polls N={n}"),
         entries == n64 + changes,
         format!("{entries} entries, expected {}", n64 + changes),
+    );
+}
+
+/// First and repeat polls of `n` alerts (a body of `body_bytes`) with each of
+/// `providers`, `runs` times on a fresh namespace each, the providers taking turns within
+/// a run so that a drift of the machine touches all of them alike; a run during which
+/// other clients used Redis is repeated (up to twice per size). Returns the median run of
+/// each provider and poll kind.
+#[allow(clippy::too_many_arguments)]
+async fn compare_providers(
+    report: &mut Report,
+    client: &fred::clients::Client,
+    url: &str,
+    base: &str,
+    mock_url: &str,
+    (n, body_bytes): (usize, usize),
+    providers: &[ProviderKind],
+    runs: usize,
+) -> Result<Vec<ScenarioResult>> {
+    let usable: Vec<ProviderKind> = providers
+        .iter()
+        .copied()
+        .filter(|p| p.raises_cap() || body_bytes <= DEFAULT_MAX_BODY_BYTES)
+        .collect();
+    for p in providers.iter().filter(|p| !usable.contains(p)) {
+        report.comparison_notes.push(format!(
+            "{} ({}) left out at N={n}: the {:.0} MB body is over the default {} MiB cap",
+            p.as_str(),
+            p.describe(),
+            body_bytes as f64 / 1e6,
+            DEFAULT_MAX_BODY_BYTES >> 20
+        ));
+    }
+    let mut kept: Vec<Vec<[ScenarioResult; 2]>> = vec![Vec::new(); usable.len()];
+    let mut retries = 0;
+    for run in 0..runs {
+        for (i, &provider) in usable.iter().enumerate() {
+            eprintln!(
+                "N={n}: provider {} ({}), run {} of {runs}",
+                provider.as_str(),
+                provider.describe(),
+                run + 1
+            );
+            loop {
+                note_compilers(report);
+                let prefix = format!("{base}-{}", provider.as_str());
+                let stream = redis::stream_key(&prefix, pipeline::STREAM);
+                let polls = async {
+                    let first = scenario(url, &prefix, mock_url, n, Kind::First, provider).await?;
+                    let repeat =
+                        scenario(url, &prefix, mock_url, n, Kind::Repeat, provider).await?;
+                    let entries = redis::xlen(client, &stream).await?;
+                    anyhow::Ok(([first, repeat], entries))
+                }
+                .await;
+                cleanup(client, &prefix).await?;
+                let (polls, entries) = polls?;
+                if !polls.iter().all(|r| r.redis.quiet) && retries < 2 {
+                    retries += 1;
+                    eprintln!("N={n}: other clients used Redis during the run; measuring again");
+                    continue;
+                }
+                check_comparison(report, n, &polls, entries);
+                kept[i].push(polls);
+                break;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for of_provider in kept {
+        for k in 0..2 {
+            let mut of_kind: Vec<ScenarioResult> =
+                of_provider.iter().map(|r| r[k].clone()).collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            of_kind.sort_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms));
+            let walls: Vec<f64> = of_kind.iter().map(|r| r.wall_ms).collect();
+            let mut median = of_kind.swap_remove(of_kind.len() / 2);
+            median.runs_wall_ms = walls;
+            out.push(median);
+        }
+    }
+    Ok(out)
+}
+
+/// Counts of one provider's first and repeat polls: every alert published once, then
+/// none, and the stream holding each alert once.
+fn check_comparison(report: &mut Report, n: usize, polls: &[ScenarioResult; 2], entries: u64) {
+    let n64 = n as u64;
+    let [first, repeat] = polls;
+    let provider = first.provider.as_str();
+    let (f, r) = (&first.summary, &repeat.summary);
+    report.check(
+        format!("{provider}: first poll N={n}"),
+        f.fetched == n64 && f.published == n64 && f.failed == 0 && first.redis.xadds == n64,
+        format!(
+            "expected fetched {n}, published {n}, {n} XADD; got fetched {}, published {}, failed {}, XADD {}",
+            f.fetched, f.published, f.failed, first.redis.xadds
+        ),
+    );
+    report.check(
+        format!("{provider}: repeat poll N={n}"),
+        r.fetched == n64
+            && r.published == 0
+            && r.skipped_unchanged == n64
+            && r.failed == 0
+            && r.commits == 0
+            && repeat.redis.xadds == 0,
+        format!(
+            "expected fetched {n}, published 0, skipped {n}, no commit, no XADD; got fetched {}, published {}, skipped {}, failed {}, commits {}, XADD {}",
+            r.fetched, r.published, r.skipped_unchanged, r.failed, r.commits, repeat.redis.xadds
+        ),
+    );
+    report.check(
+        format!("{provider}: stream after first and repeat N={n}"),
+        entries == n64,
+        format!("{entries} entries, expected {n}"),
     );
 }
 

@@ -24,7 +24,7 @@ use connector_core::detect;
 use connector_core::http::HttpClient;
 use connector_core::ports::{Backends, CommitChunk, CommitOutcome, StateDelta};
 use connector_core::signal::Envelope;
-use connector_core::{Change, ConnectorConfig, PollSummary, StreamEntry};
+use connector_core::{Change, ConnectorConfig, Factories, PollSummary, StreamEntry};
 use connector_noaa::schema::{Alert, alert_signal, alerts_of};
 use connector_redis::{RedisBackend, RedisSettings};
 use serde::{Deserialize, Serialize};
@@ -66,12 +66,46 @@ impl Kind {
 
 /// Which provider implementation a child polls with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
     /// `connector_noaa::NoaaProvider` with `maxBodyBytes` set to 1 GiB.
     Bench,
     /// `connector_noaa::NoaaProvider` itself, through `connector_noaa::factories()`.
     Real,
+    /// `HTTP_JSON` (`connector_http::HttpJsonProvider`) reading the same alerts, with
+    /// `limits.maxBodyBytes` set to 1 GiB and no `records.version`: the version is the
+    /// core's hash of each record's content (NOAA's is a hash of nine of its fields).
+    Http,
+    /// `HTTP_JSON` as `http`, with `records.version` `/properties/sent` (the README's
+    /// example): the version is read, not computed.
+    HttpSent,
+}
+
+impl ProviderKind {
+    /// The name on the command line and in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Bench => "bench",
+            ProviderKind::Real => "real",
+            ProviderKind::Http => "http",
+            ProviderKind::HttpSent => "http-sent",
+        }
+    }
+
+    /// What the child polls with, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ProviderKind::Bench => "NOAA_WEATHER, maxBodyBytes 1 GiB",
+            ProviderKind::Real => "NOAA_WEATHER, default body cap",
+            ProviderKind::Http => "HTTP_JSON, version = content hash",
+            ProviderKind::HttpSent => "HTTP_JSON, version = /properties/sent",
+        }
+    }
+
+    /// Whether it reads bodies above the core's default 64 MiB cap.
+    pub fn raises_cap(self) -> bool {
+        self != ProviderKind::Real
+    }
 }
 
 /// Where a child finds Redis and the mock.
@@ -179,6 +213,72 @@ pub fn connector_config(name: &str, mock: &str, n: usize, cap: bool) -> Connecto
     config.with_provider_config(settings)
 }
 
+/// The `HTTP_JSON` connector config reading the same mock endpoint as the NOAA scenarios
+/// (`{mock}/alerts/active/pipe/{n}?status=actual`), as the connector-http README's NOAA
+/// example does, with `version` as `records.version` (`None`: a hash of the record).
+pub fn http_connector_config(
+    name: &str,
+    mock: &str,
+    n: usize,
+    version: Option<&str>,
+) -> ConnectorConfig {
+    let mut config = ConnectorConfig::new(name, "HTTP_JSON");
+    config.lease_ttl_seconds = 900;
+    config.request_timeout_ms = 600_000;
+    config.max_retries = 0;
+    let mut records = serde_json::json!({ "path": "/features", "id": "/properties/id" });
+    if let Some(version) = version {
+        records["version"] = serde_json::Value::from(version);
+    }
+    let settings = serde_json::json!({
+        "source": "noaa",
+        "request": {
+            "url": format!("{}/alerts/active/pipe/{n}", mock.trim_end_matches('/')),
+            "query": { "status": "actual" },
+            "headers": { "Accept": "application/geo+json" }
+        },
+        "records": records,
+        "signal": {
+            "kind": "weather_alert",
+            "title": "{{/properties/headline}}",
+            "severity": {
+                "path": "/properties/severity",
+                "map": { "Extreme": "critical", "Severe": "high", "Moderate": "medium", "Minor": "low" },
+                "default": "info"
+            },
+            "occurredAt": "/properties/effective",
+            "url": "/properties/@id"
+        },
+        "pagination": { "type": "nextUrl", "path": "/pagination/next" },
+        "snapshot": true,
+        "limits": { "maxBodyBytes": BENCH_MAX_BODY_BYTES as u64 }
+    });
+    config.with_provider_config(settings)
+}
+
+/// The connector config and the factories a scenario of `provider` polls with.
+pub fn provider_setup(
+    provider: ProviderKind,
+    name: &str,
+    mock: &str,
+    n: usize,
+) -> (ConnectorConfig, Factories) {
+    match provider {
+        ProviderKind::Bench | ProviderKind::Real => (
+            connector_config(name, mock, n, provider == ProviderKind::Bench),
+            connector_noaa::factories(),
+        ),
+        ProviderKind::Http => (
+            http_connector_config(name, mock, n, None),
+            connector_http::factories(),
+        ),
+        ProviderKind::HttpSent => (
+            http_connector_config(name, mock, n, Some("/properties/sent")),
+            connector_http::factories(),
+        ),
+    }
+}
+
 /// Control calls to the mock.
 pub struct Control {
     http: HttpClient,
@@ -226,13 +326,8 @@ pub async fn run_scenario(args: &ScenarioArgs) -> Result<ScenarioResult> {
     let (_redis, backends) = backend(target).await?;
     let client = probe::connect(&target.redis_url).await?;
     let control = Control::new(&target.mock)?;
-    let config = Arc::new(connector_config(
-        "bench",
-        &target.mock,
-        target.n,
-        args.provider == ProviderKind::Bench,
-    ));
-    let factories = connector_noaa::factories();
+    let (config, factories) = provider_setup(args.provider, "bench", &target.mock, target.n);
+    let config = Arc::new(config);
     let mut connector = factories.create(config.clone(), backends.clone())?;
     let instance = format!("connector-bench-{}", std::process::id());
     let lease = backends

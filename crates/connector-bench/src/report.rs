@@ -114,6 +114,13 @@ pub struct Report {
     pub parity: Option<ScenarioResult>,
     /// The real provider on a body above its cap.
     pub cap_probe: Option<Probe>,
+    /// First and repeat polls of the providers compared side by side (`--providers`):
+    /// the median run of each provider, poll kind and size.
+    #[serde(default)]
+    pub comparison: Vec<ScenarioResult>,
+    /// Providers left out of the comparison at a size, and why.
+    #[serde(default)]
+    pub comparison_notes: Vec<String>,
     /// Stages of the largest first poll, timed one by one.
     pub breakdown: Option<Breakdown>,
     /// Redis's own pipelined `XADD` rate.
@@ -419,6 +426,53 @@ impl Report {
                 p.body_bytes as f64 / 1e6,
                 p.outcome
             );
+        }
+        if !self.comparison.is_empty() {
+            let runs = self
+                .comparison
+                .iter()
+                .map(|s| s.runs_wall_ms.len())
+                .max()
+                .unwrap_or(1);
+            let _ = writeln!(
+                o,
+                "\nproviders side by side, same mock data (median of {runs} runs each; the providers take turns within a run):"
+            );
+            let _ = writeln!(
+                o,
+                "  {:<10} {:<38} {:<7} {:>7} {:>9} {:>6} {:>10} {:>8} {:>7} {:>8} {:>6}",
+                "provider",
+                "what",
+                "poll",
+                "N",
+                "wall ms",
+                "range",
+                "items/s",
+                "peak MB",
+                "CPU s",
+                "read MB",
+                "quiet"
+            );
+            for s in &self.comparison {
+                let _ = writeln!(
+                    o,
+                    "  {:<10} {:<38} {:<7} {:>7} {:>9.1} {:>6} {:>10} {:>8.1} {:>7.2} {:>8.1} {:>6}",
+                    s.provider.as_str(),
+                    s.provider.describe(),
+                    s.kind.as_str(),
+                    s.n,
+                    s.wall_ms,
+                    spread(&s.runs_wall_ms, s.wall_ms),
+                    thousands(s.items_per_s),
+                    mb(s.memory_after.peak_kib),
+                    s.cpu_s,
+                    s.provider_read.bytes as f64 / 1e6,
+                    if s.redis.quiet { "yes" } else { "NO" },
+                );
+            }
+        }
+        for note in &self.comparison_notes {
+            let _ = writeln!(o, "  {note}");
         }
         if let Some(b) = &self.breakdown {
             let _ = writeln!(

@@ -583,6 +583,8 @@ impl<'a, P: Provider> Poll<'a, P> {
                 }
                 Some(Ok(PageEvent::Page(page))) => page,
             };
+            let mut page = page;
+            self.drop_bad_ids(stream, &mut page);
             self.summary.pages += 1;
             for (k, v) in &page.extras {
                 *self.summary.extras.entry(k.clone()).or_insert(0) += v;
@@ -725,6 +727,37 @@ impl<'a, P: Provider> Poll<'a, P> {
             }
         }
         Ok(read)
+    }
+
+    /// Fails the items whose id cannot be an external id (empty, over 1,024 bytes, or
+    /// holding control characters): each is counted as failed, under an identity of its
+    /// own so it is poisoned like a record that does not parse, and the read is partial.
+    /// Kept, an empty id would be published, and the real item pruned as vanished.
+    fn drop_bad_ids(&self, stream: &StreamSpec, page: &mut Page<P::Item>) {
+        let provider = self.enc.provider;
+        let mut bad = Vec::new();
+        page.items.retain(|item| {
+            let key = provider.key(item);
+            match id_problem(&key.id) {
+                None => true,
+                Some(why) => {
+                    let shown: String = key.id.chars().take(64).collect();
+                    tracing::warn!(
+                        connector = %self.enc.config.name,
+                        stream = %stream.name,
+                        id = ?shown,
+                        "record skipped: its id {why}"
+                    );
+                    bad.push(format!(
+                        "id-{:016x}",
+                        xxhash_rust::xxh3::xxh3_64(key.id.as_bytes())
+                    ));
+                    false
+                }
+            }
+        });
+        page.failed += bad.len() as u64;
+        page.failures.extend(bad);
     }
 
     /// Detects, transforms and commits one page.
@@ -1215,6 +1248,20 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
                 entries,
             })
         })
+    }
+}
+
+/// Why `id` cannot be an external id, if it cannot: consumers key on it, dedup ids are
+/// made from it, and state stores it as a field name.
+pub fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id.len() > 1024 {
+        Some("is longer than 1,024 bytes")
+    } else if id.chars().any(char::is_control) {
+        Some("holds control characters")
+    } else {
+        None
     }
 }
 

@@ -361,11 +361,20 @@ pub struct Limits {
     #[serde(default = "hundred")]
     #[schemars(range(min = 1, max = 100_000))]
     pub max_pages: u64,
+    /// Cap on one response body in bytes (default 64 MiB, the core's
+    /// `DEFAULT_MAX_BODY_BYTES`); a larger body fails the poll. Raise it only for APIs
+    /// that answer in very large pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 4_294_967_296u64), extend("x-unit" = "bytes"))]
+    pub max_body_bytes: Option<u64>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_pages: 100 }
+        Self {
+            max_pages: 100,
+            max_body_bytes: None,
+        }
     }
 }
 

@@ -390,6 +390,9 @@ impl Provider for HttpJsonProvider {
         root.set_path("/");
         root.set_query(None);
         let mut http = HttpClient::builder(root).connector_settings(common);
+        if let Some(cap) = config.limits.max_body_bytes {
+            http = http.max_body_bytes(usize::try_from(cap).unwrap_or(usize::MAX));
+        }
         let mut oauth = None;
         match &config.auth {
             AuthSpec::None => {}

@@ -594,3 +594,45 @@ async fn provider_settings_are_validated_with_clear_errors() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_empty_long_or_control_character_id_fails_its_record_and_prunes_nothing() {
+    let server = MockServer::start().await;
+    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
+    assert_eq!(
+        h.connector
+            .poll(&h.lease)
+            .await
+            .expect("baseline")
+            .published,
+        3
+    );
+    for bad in [
+        String::new(),
+        "x".repeat(1025),
+        "urn:oid:2.49\u{7}".to_owned(),
+    ] {
+        server.reset().await;
+        serve_active(
+            &server,
+            severe_with(|f| f[0]["properties"]["id"] = bad.clone().into()),
+        )
+        .await;
+        let s = h.connector.poll(&h.lease).await.expect("poll");
+        assert_eq!(
+            (s.failed, s.published, s.removed),
+            (1, 0, 0),
+            "{:?}: {s:?}",
+            &bad[..bad.len().min(12)]
+        );
+        assert!(
+            h.published()
+                .iter()
+                .all(|e| !e.external_id.is_empty() && e.external_id.len() <= 1024),
+            "never published"
+        );
+        let state = h.backend.load_state("weather-test");
+        assert_eq!(state.main.versions.len(), 3, "the real alert is not pruned");
+    }
+}
