@@ -283,3 +283,30 @@ async fn state_is_shown_and_reset_per_stream() {
         text(&unknown.stderr)
     );
 }
+
+#[test]
+fn the_binary_names_itself_in_its_version() {
+    let dir = std::env::temp_dir();
+    let out = connector(&dir, &["--version"], &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("connector-noaa {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_connector_of_another_binary_names_the_binary_that_runs_it() {
+    let dir = tempdir("other-binary");
+    write_config(
+        &dir,
+        r#"{"connectors": [{"name": "h", "type": "HTTP_JSON", "providerConfig": {}}]}"#,
+    );
+    let out = connector(&dir, &["poll", "h", "--dry-run"], &[]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("run it with connector-http or the universal `connectors` binary"),
+        "{err}"
+    );
+}

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 use connector_core::config::ConfigSource;
 use connector_core::embedded::EmbeddedBackend;
 use connector_core::ports::Backends;
@@ -34,20 +33,21 @@ pub use cli::{Cli, Command, LeaseAction, StateAction};
 /// A provider's `main` is `connector_runtime::main(factories)`, where `factories` lists
 /// the connector types the binary includes.
 pub fn main(factories: Factories) -> ExitCode {
-    let cli = Cli::parse();
+    // Each binary names itself in --help and --version, not the library it is built on.
+    let name = binary_name();
+    let command = <Cli as clap::CommandFactory>::command()
+        .name(&*Box::leak(name.into_boxed_str()))
+        .version(env!("CARGO_PKG_VERSION"));
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let env = Environment::from_process();
     // Settings first: a bad LOG_FORMAT or port is refused before anything starts.
     let Some(settings) = settings_or_report(&env, &cli) else {
         return ExitCode::FAILURE;
     };
-    let service = std::env::args()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "connectors".into());
+    let service = binary_name();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -221,18 +221,42 @@ fn find<'a>(registry: &'a ConnectorRegistry, name: &str) -> Result<&'a Arc<Conne
     })
 }
 
+/// The name this process was started as (`connector-noaa`, `connectors`, ...).
+fn binary_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "connectors".into())
+}
+
+/// The binary of the product that runs connectors of `connector_type`.
+fn binary_for(connector_type: &str) -> Option<&'static str> {
+    Some(match connector_type {
+        "NOAA_WEATHER" => "connector-noaa",
+        "JIRA" => "connector-jira",
+        "GITHUB" => "connector-github",
+        "DATADOG" => "connector-datadog",
+        "HTTP_JSON" => "connector-http",
+        _ => return None,
+    })
+}
+
 fn runnable(factories: &Factories, config: &ConnectorConfig) -> Result<()> {
     if factories.get(&config.connector_type).is_some() {
         return Ok(());
     }
-    let binary = if BUILTIN_TYPES.contains(&config.connector_type.as_str()) {
-        format!(
-            "; run it with connector-{} or the universal `connectors` binary",
-            config
-                .connector_type
-                .to_ascii_lowercase()
-                .replace("_weather", "")
-        )
+    let binary = if let Some(binary) = binary_for(&config.connector_type)
+        .filter(|_| BUILTIN_TYPES.contains(&config.connector_type.as_str()))
+    {
+        if binary_name() == "connectors" {
+            format!("; run it with {binary}")
+        } else {
+            format!("; run it with {binary} or the universal `connectors` binary")
+        }
     } else {
         String::new()
     };
