@@ -803,7 +803,11 @@ impl HttpClient {
         validators: &Cursor,
     ) -> Result<Conditional, HttpError> {
         let url = &request.url;
-        if self.auth.is_some() && !self.is_trusted(url) {
+        // Credentials never leave the API's origin: the client's own, and any header the
+        // request marks sensitive (a token a provider fetched itself).
+        let carries_secret =
+            self.auth.is_some() || request.headers.iter().any(|(_, v)| v.is_sensitive());
+        if carries_secret && !self.is_trusted(url) {
             return Err(HttpError::ForeignOrigin {
                 url: display_url(url),
                 allowed: self.base.origin().ascii_serialization(),

@@ -1063,7 +1063,8 @@ impl<P: Provider> Encoder<'_, P> {
         for w in work {
             match *w {
                 Work::Item { item, key, change } => match self.provider.signal(stream, item) {
-                    Ok(parts) => {
+                    Ok(mut parts) => {
+                        parts.occurred_at = parts.occurred_at.and_then(crate::signal::rfc3339_time);
                         let env = envelope(&key.id, &key.version, change);
                         entries.push(StreamEntry::from_signal(&env.signal(&parts))?);
                         delta
@@ -1171,8 +1172,21 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
             for stream in self.provider.streams() {
                 let stored = state.stream(&stream.name);
                 let cursor = stored.map(|s| s.cursor.clone()).unwrap_or_default();
-                let shown = if stream.name.is_empty() { "(main)" } else { &stream.name };
-                let _ = writeln!(out, "stream {shown}: kind {}, {}", stream.kind, if stream.snapshot { "snapshot" } else { "incremental" });
+                let shown = if stream.name.is_empty() {
+                    "(main)"
+                } else {
+                    &stream.name
+                };
+                let _ = writeln!(
+                    out,
+                    "stream {shown}: kind {}, {}",
+                    stream.kind,
+                    if stream.snapshot {
+                        "snapshot"
+                    } else {
+                        "incremental"
+                    }
+                );
                 if let Some(w) = &cursor.watermark {
                     let _ = writeln!(out, "  watermark {w}");
                 }
@@ -1187,7 +1201,10 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
                         continue;
                     }
                     Some(Ok(PageEvent::NotModified)) => {
-                        let _ = writeln!(out, "  304 Not Modified: nothing changed since the last read");
+                        let _ = writeln!(
+                            out,
+                            "  304 Not Modified: nothing changed since the last read"
+                        );
                         continue;
                     }
                     Some(Ok(PageEvent::Page(page))) => page,
@@ -1195,18 +1212,27 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
                 if let Some(request) = &page.notes.request {
                     let _ = writeln!(out, "  request: {request}");
                 }
-                let _ = writeln!(out, "  {} records on the first page", page.notes.records.len());
+                let _ = writeln!(
+                    out,
+                    "  {} records on the first page",
+                    page.notes.records.len()
+                );
                 for (i, note) in page.notes.records.iter().enumerate() {
-                    let time = note.time.as_deref().map(|t| format!(", time {t}")).unwrap_or_default();
+                    let time = note
+                        .time
+                        .as_deref()
+                        .map(|t| format!(", time {t}"))
+                        .unwrap_or_default();
                     let what = match &note.outcome {
                         crate::source::Outcome::Item(k) => match page.items.get(*k) {
                             Some(item) => {
                                 let key = self.provider.key(item);
-                                let change = match stored.and_then(|s| s.versions.get(key.id.as_ref())) {
-                                    None => "new",
-                                    Some(v) if *v == key.version => "unchanged",
-                                    Some(_) => "changed",
-                                };
+                                let change =
+                                    match stored.and_then(|s| s.versions.get(key.id.as_ref())) {
+                                        None => "new",
+                                        Some(v) if *v == key.version => "unchanged",
+                                        Some(_) => "changed",
+                                    };
                                 format!("id {}, version {}{time}: {change}", key.id, key.version)
                             }
                             None => "kept".to_owned(),
@@ -1221,7 +1247,15 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
                         let _ = writeln!(out, "  next request: {next}");
                     }
                     None => {
-                        let _ = writeln!(out, "  no next page{}", if page.partial { " (paging stopped early: the read is partial)" } else { "" });
+                        let _ = writeln!(
+                            out,
+                            "  no next page{}",
+                            if page.partial {
+                                " (paging stopped early: the read is partial)"
+                            } else {
+                                ""
+                            }
+                        );
                     }
                 }
             }

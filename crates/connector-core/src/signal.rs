@@ -64,6 +64,50 @@ pub enum Severity {
     Critical,
 }
 
+/// `text` as RFC 3339, which the stream entry's `occurredAt` promises: kept as it is when
+/// it already is (an office's local offset stays as sent), rewritten in UTC when it is
+/// another time format the core reads (Jira's `+0000`, epoch numbers), dropped when it is
+/// no time at all.
+pub fn rfc3339_time(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
+    if is_rfc3339(&text) {
+        return Some(text);
+    }
+    let millis = crate::source::time::parse_millis(&text)?;
+    crate::source::time::format_millis(millis, &crate::source::time::TimeFormat::Rfc3339)
+        .ok()
+        .map(Cow::Owned)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+fn is_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !(digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10))
+        || !matches!(b[10], b'T' | b't')
+        || !(digits(11..13) && b[13] == b':' && digits(14..16) && b[16] == b':' && digits(17..19))
+    {
+        return false;
+    }
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    match &b[i..] {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
 /// What a provider says about one new or changed item: only what differs per item. The
 /// pipeline adds the rest of the envelope (schema version, source, connector, type, id,
 /// version, change, observation time, dedup id) from the config and the item's key.
@@ -317,6 +361,21 @@ pub fn rfc3339_millis(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn occurred_at_is_rfc3339_whatever_the_api_wrote() {
+        let t = |s: &str| rfc3339_time(Cow::Borrowed(s)).map(Cow::into_owned);
+        assert_eq!(
+            t("2026-09-28T23:57:00-06:00").as_deref(),
+            Some("2026-09-28T23:57:00-06:00")
+        );
+        assert_eq!(
+            t("2022-03-20T06:21:50.295+0530").as_deref(),
+            Some("2022-03-20T00:51:50.295Z")
+        );
+        assert_eq!(t("1655744852000").as_deref(), Some("2022-06-20T17:07:32Z"));
+        assert_eq!(t("soon"), None);
+    }
 
     #[test]
     fn dedup_id_is_stable_and_separates_parts() {

@@ -1,5 +1,5 @@
 //! `connector-datadog`: runs the DATADOG connectors of the configuration.
 
 fn main() -> std::process::ExitCode {
-    connector_runtime::main(connector_datadog::factories())
+    connector_runtime::main_named(env!("CARGO_BIN_NAME"), connector_datadog::factories())
 }

@@ -434,6 +434,7 @@ async fn a_spent_quota_holds_that_endpoint_only_and_a_429_waits_for_its_reset() 
     events.fill(1);
     events.mount(&other).await;
     let mut h = Harness::new::<DatadogProvider>(config(&other, json!({}))).await;
+    let started = std::time::Instant::now();
     assert_eq!(
         h.connector
             .poll(&h.lease)
@@ -441,6 +442,18 @@ async fn a_spent_quota_holds_that_endpoint_only_and_a_429_waits_for_its_reset() 
             .expect("after the reset")
             .published,
         1
+    );
+    let statuses: Vec<u16> = other
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.url.path().len() as u16)
+        .collect();
+    assert!(statuses.len() >= 2, "the 429 was answered, then the retry");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "waited for the reset (1 s), not the 10 ms backoff"
     );
 }
 

@@ -1,5 +1,5 @@
 //! `connector-github`: runs the GITHUB connectors of the configuration.
 
 fn main() -> std::process::ExitCode {
-    connector_runtime::main(connector_github::factories())
+    connector_runtime::main_named(env!("CARGO_BIN_NAME"), connector_github::factories())
 }

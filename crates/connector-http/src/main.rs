@@ -1,5 +1,5 @@
 //! `connector-http`: runs the HTTP_JSON connectors of the configuration.
 
 fn main() -> std::process::ExitCode {
-    connector_runtime::main(connector_http::factories())
+    connector_runtime::main_named(env!("CARGO_BIN_NAME"), connector_http::factories())
 }

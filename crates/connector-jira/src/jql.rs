@@ -25,8 +25,9 @@ pub fn split_order_by(jql: &str) -> (&str, Option<&str>) {
             Some(_) => {}
             None if b == b'"' || b == b'\'' => quote = Some(b),
             None => {
+                // `o` is ASCII, so `i` is a character boundary whatever the JQL holds.
                 let word_start = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
-                if word_start && is_order_by(&jql[i..]) {
+                if matches!(b, b'o' | b'O') && word_start && is_order_by(&jql[i..]) {
                     at = Some(i);
                     break;
                 }
@@ -104,6 +105,14 @@ mod tests {
             ("project = A", Some("order\n  by updated"))
         );
         assert_eq!(split_order_by("reorder = by"), ("reorder = by", None));
+        assert_eq!(
+            split_order_by("labels = größe ORDER BY created"),
+            ("labels = größe", Some("ORDER BY created"))
+        );
+        assert_eq!(
+            split_order_by("summary ~ 日本語"),
+            ("summary ~ 日本語", None)
+        );
         assert!(is_updated_ascending("ORDER BY updated ASC"));
         assert!(!is_updated_ascending("ORDER BY updated DESC"));
     }

@@ -248,7 +248,10 @@ async fn a_multi_page_first_sync_then_an_incremental_poll_with_the_users_clause_
     assert_eq!(signal["title"], "OPS-1: Summary of OPS-1");
     assert_eq!(signal["severity"], json!(Severity::High));
     assert_eq!(signal["url"], format!("{}/browse/OPS-1", server.uri()));
-    assert_eq!(signal["occurredAt"], "2026-01-05T10:00:00.000+0000");
+    assert_eq!(
+        signal["occurredAt"], "2026-01-05T10:00:00Z",
+        "RFC 3339, not Jira's +0000"
+    );
 
     // Nothing new: the overlap reads the last issues again, and publishes none of them.
     let second = h.connector.poll(&h.lease).await.expect("second");

@@ -33,8 +33,16 @@ pub use cli::{Cli, Command, LeaseAction, StateAction};
 /// A provider's `main` is `connector_runtime::main(factories)`, where `factories` lists
 /// the connector types the binary includes.
 pub fn main(factories: Factories) -> ExitCode {
+    main_named(&binary_name(), factories)
+}
+
+/// [`main`] for a binary that names itself (`env!("CARGO_BIN_NAME")`), so `--version`,
+/// logs and messages say `connector-noaa` even when the file is started under another
+/// name (a container image's fixed entry point).
+pub fn main_named(name: &str, factories: Factories) -> ExitCode {
     // Each binary names itself in --help and --version, not the library it is built on.
-    let name = binary_name();
+    NAME.get_or_init(|| name.to_owned());
+    let name = name.to_owned();
     let command = <Cli as clap::CommandFactory>::command()
         .name(&*Box::leak(name.into_boxed_str()))
         .version(env!("CARGO_PKG_VERSION"));
@@ -221,8 +229,14 @@ fn find<'a>(registry: &'a ConnectorRegistry, name: &str) -> Result<&'a Arc<Conne
     })
 }
 
-/// The name this process was started as (`connector-noaa`, `connectors`, ...).
+static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The binary's own name (`connector-noaa`, `connectors`, ...): as it gave it, else as it
+/// was started.
 fn binary_name() -> String {
+    if let Some(name) = NAME.get() {
+        return name.clone();
+    }
     std::env::args()
         .next()
         .and_then(|a| {

@@ -2,5 +2,5 @@
 //! for all of them; `connectors all` supervises one child process per connector.
 
 fn main() -> std::process::ExitCode {
-    connector_runtime::main(connectors::factories())
+    connector_runtime::main_named(env!("CARGO_BIN_NAME"), connectors::factories())
 }
