@@ -1,8 +1,13 @@
-# Task shortcuts; each recipe is the plain cargo command it wraps, so `just` is optional.
+# Task shortcuts; each recipe is the plain command it wraps, so `just` is optional.
+# Get just with `cargo install just`, or `pip install rust-just` (faster).
 
 # Run a connector binary in the foreground: `just run noaa` (embedded without REDIS_URL).
 run provider *args:
-    cargo run -p connector-{{provider}} -- {{args}}
+    cargo run -p connector-{{ provider }} -- {{ args }}
+
+# Run one configured connector by name with the universal binary: `just run-connector weather-noaa`.
+run-connector name *args:
+    cargo run -p connectors -- run {{ name }} {{ args }}
 
 # Offline demo: the NOAA connector against a local replay of recorded alerts.
 demo:
@@ -10,26 +15,45 @@ demo:
 
 # The whole test suite (starts a throwaway Redis if none answers).
 test *args:
-    scripts/test {{args}}
+    scripts/test {{ args }}
 
-# Benchmarks against Redis (REDIS_URL, else the local one) and a local mock provider;
-# figures and what limits them are in BENCHMARKS.md. `just bench --ci` is the small run.
+# Benchmarks against Redis and a local mock provider (`just bench --ci`: the small run; figures in BENCHMARKS.md).
 bench *args:
     cargo build --release -p connector-noaa -p connector-bench
-    cargo run --release -q -p connector-bench -- {{args}}
+    cargo run --release -q -p connector-bench -- {{ args }}
 
 # Check connectors.json (or CONNECTORS_CONFIG_PATH) and print it with secrets hidden.
 validate provider="noaa":
-    cargo run -q -p connector-{{provider}} -- validate
+    cargo run -q -p connector-{{ provider }} -- validate
 
 # Write the JSON Schema of connectors.json next to it, for editors.
-schema provider="noaa":
-    cargo run -q -p connector-{{provider}} -- schema > connectors.schema.json
+schema:
+    cargo run -q -p connectors -- schema > connectors.schema.json
 
 # Formatting and lints exactly as CI runs them.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# Build a connector's image (noaa, jira, github, datadog, http, connectors) with docker, podman or buildah.
+image provider:
+    scripts/image {{ provider }}
+
+# Render and lint the Helm chart with every values file (Helm's engine from PyPI).
+chart:
+    scripts/deploy-check --chart-only
+
+# Start Redis for local runs: compose when present, else a local redis-server.
+infra-up:
+    scripts/infra up
+
+# Stop what infra-up started.
+infra-down:
+    scripts/infra down
+
+# The process-level fault tests (kills, stalls, misbehaving providers), long runs included.
+chaos:
+    cargo test -p connectors --test process -- --include-ignored
 
 # CI, locally.
 ci:
