@@ -434,10 +434,12 @@ impl Report {
                 .map(|s| s.runs_wall_ms.len())
                 .max()
                 .unwrap_or(1);
-            let _ = writeln!(
-                o,
-                "\nproviders side by side, same mock data (median of {runs} runs each; the providers take turns within a run):"
-            );
+            let runs = if runs > 1 {
+                format!("median of {runs} runs each; the providers take turns within a run")
+            } else {
+                "one run each".to_owned()
+            };
+            let _ = writeln!(o, "\nproviders side by side, same mock data ({runs}):");
             let _ = writeln!(
                 o,
                 "  {:<10} {:<38} {:<7} {:>7} {:>9} {:>6} {:>10} {:>8} {:>7} {:>8} {:>6}",

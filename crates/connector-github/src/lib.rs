@@ -4,7 +4,6 @@ pub mod item;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use connector_core::config::fields;
 use connector_core::config::{FieldError, PathSegment, Secret};
@@ -259,9 +258,6 @@ pub struct GithubProvider {
     label_severity: BTreeMap<String, Severity>,
 }
 
-/// How long a Link cursor of a full listing is trusted to continue a stopped read.
-const RESUME_FOR: Duration = Duration::from_secs(3600);
-
 /// Most pages one read follows; an issues read goes on from its watermark next poll.
 const MAX_PAGES: u64 = 1000;
 
@@ -296,9 +292,12 @@ impl GithubProvider {
             anchor: issues.then(|| Anchor {
                 param: "since".into(),
                 format: TimeFormat::Rfc3339,
+                template: None,
             }),
             watermark: Some("/updated_at".into()),
-            resume: (!issues).then_some(RESUME_FOR),
+            // Issues go on from their watermark; full listings always start over (their
+            // versions keep anything unchanged from being published again).
+            resume: None,
             stop_when: None,
             check: None,
             parse: Box::new(move |body, span, text| {

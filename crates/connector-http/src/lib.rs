@@ -218,6 +218,46 @@ impl HttpJsonProvider {
         Ok(Request { url, body, headers })
     }
 
+    /// An ascending incremental read paged by link, offset or page number re-anchors
+    /// each next page on the last page's newest time, through the query parameter that
+    /// holds `{{cursor}}` (GitHub's `since`, or a query clause): a record updated mid-read
+    /// moves to the end of the order and would otherwise make a page number skip another.
+    fn anchor(&self) -> Option<source::Anchor> {
+        let c = &self.config;
+        let incremental = c.incremental.as_ref()?;
+        if c.order != Order::Asc
+            || !matches!(
+                c.pagination,
+                PaginationSpec::LinkHeader
+                    | PaginationSpec::Offset { .. }
+                    | PaginationSpec::Page { .. }
+            )
+        {
+            return None;
+        }
+        let (param, template) = c.request.query.iter().find_map(|(name, text)| {
+            let t = Template::parse(text, Context::Request).ok()?;
+            if !t.uses_cursor() {
+                return None;
+            }
+            // Inside a longer value (a query clause) the time goes where {{cursor}} was.
+            let template = (!t.is_one_placeholder()).then(|| {
+                let (_, now) = self.placeholders(&Cursor::default());
+                t.render(|p| match p {
+                    Part::Cursor => Some("{time}".to_owned()),
+                    Part::Now => Some(now.clone()),
+                    _ => None,
+                })
+            });
+            Some((name.clone(), template.flatten()))
+        })?;
+        Some(source::Anchor {
+            param,
+            format: incremental.time_format(),
+            template,
+        })
+    }
+
     fn read(&self, request: Request) -> Read<'_, Record> {
         let c = &self.config;
         let paging = match &c.pagination {
@@ -341,7 +381,7 @@ impl HttpJsonProvider {
             } else {
                 Revalidate::EachPage
             },
-            anchor: None,
+            anchor: self.anchor(),
             watermark: c.incremental.as_ref().map(|i| i.field.clone()),
             resume: (c.order == Order::Desc && !c.snapshot).then_some(Duration::from_secs(3600)),
             stop_when,

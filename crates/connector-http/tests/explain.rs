@@ -60,7 +60,11 @@ async fn explain_shows_each_record_and_the_next_request() {
         "  record 1: id a, version 2026-01-05T10:00:00Z, time 2026-01-05T10:00:00Z: new".to_owned(),
         "  record 2: left out (skipped), time 2026-01-05T10:01:00Z".to_owned(),
         "  record 3: fails: no id at /id".to_owned(),
-        format!("  next request: GET {}/items?page=2", server.uri()),
+        // Re-anchored on `since` (the page's newest kept record), not the link's page 2.
+        format!(
+            "  next request: GET {}/items?since=2026-01-05T10%3A00%3A00Z",
+            server.uri()
+        ),
     ];
     assert_eq!(stdout.lines().collect::<Vec<_>>(), expected, "{stdout}");
     // Nothing was written: the embedded store of this process is gone with it, and the

@@ -86,6 +86,16 @@ pub fn query(clause: &str, since: Option<i64>, zone: &str) -> Result<String, Str
     })
 }
 
+/// The JQL of a page read from a time: `clause` bounded at `{time}`, which the reader
+/// fills with the last page's newest update (see the core's `Anchor`).
+pub fn anchored(clause: &str) -> String {
+    if clause.is_empty() {
+        "updated >= \"{time}\" ORDER BY updated ASC".to_owned()
+    } else {
+        format!("({clause}) AND updated >= \"{{time}}\" ORDER BY updated ASC")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -334,8 +334,16 @@ impl Provider for JiraProvider {
             let base = self.http.base();
             let jql =
                 jql::query(&self.clause, since, &zone).map_err(|e| FetchError::refused(base, e))?;
-            let read =
-                search::read(base, &self.search, jql).map_err(|e| FetchError::refused(base, e))?;
+            let anchor = source::Anchor {
+                param: "jql".into(),
+                format: time::TimeFormat::Pattern {
+                    pattern: "%Y/%m/%d %H:%M".into(),
+                    zone: zone.clone(),
+                },
+                template: Some(jql::anchored(&self.clause)),
+            };
+            let read = search::read(base, &self.search, jql, Some(anchor))
+                .map_err(|e| FetchError::refused(base, e))?;
             Ok::<_, FetchError>(source::read(&self.http, read, cursor))
         };
         let mut first = true;

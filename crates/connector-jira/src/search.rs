@@ -133,8 +133,14 @@ impl Issue {
     }
 }
 
-/// The read of one poll's search for `jql`, below the API root `base`.
-pub fn read(base: &Url, search: &Search, jql: String) -> Result<Read<'static, Issue>, String> {
+/// The read of one poll's search for `jql`, below the API root `base`. `anchor` re-anchors
+/// a Data Center (`startAt`) read page by page on the last page's newest update.
+pub fn read(
+    base: &Url,
+    search: &Search,
+    jql: String,
+    anchor: Option<connector_core::source::Anchor>,
+) -> Result<Read<'static, Issue>, String> {
     let root = base.as_str().trim_end_matches('/');
     let fields = search.fields.join(",");
     let limit = search.max_results.to_string();
@@ -193,7 +199,9 @@ pub fn read(base: &Url, search: &Search, jql: String) -> Result<Read<'static, Is
         max_pages: MAX_PAGES,
         // Search answers carry no validators.
         conditional: Revalidate::Never,
-        anchor: None,
+        // Offsets over a set ordered by `updated` shift when an issue is updated mid-read
+        // (it jumps to the end): each page is asked for from the last one's newest time.
+        anchor: anchor.filter(|_| search.deployment == Deployment::DataCenter),
         watermark: Some("/fields/updated".into()),
         // Ascending: a stopped read goes on from its watermark, saved with each page.
         resume: None,

@@ -548,3 +548,90 @@ async fn a_long_jql_is_searched_by_post_with_the_token_in_the_body() {
         "no token on the first page"
     );
 }
+
+/// Jira Data Center's `/rest/api/2/search`: `startAt` offsets over the JQL's matches,
+/// with `total`; after the first page, issue 1 is updated (it moves to the end).
+#[derive(Clone)]
+struct DataCenter {
+    jira: Jira,
+    changed: Arc<Mutex<bool>>,
+}
+
+impl Respond for DataCenter {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if request.url.path().ends_with("/myself") {
+            return ResponseTemplate::new(200).set_body_json(json!({"timeZone": "UTC"}));
+        }
+        let q = |name: &str| {
+            request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let jql = q("jql").unwrap_or_default();
+        let from = bound(&jql, "UTC").unwrap_or(i64::MIN);
+        let start: usize = q("startAt").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let limit: usize = q("maxResults").and_then(|s| s.parse().ok()).unwrap_or(50);
+        let body = self.jira.with(|s| {
+            s.jqls.push(jql.clone());
+            let mut matching: Vec<_> = s.issues.iter().filter(|i| i.2 >= from).cloned().collect();
+            matching.sort_by_key(|i| i.2);
+            let issues: Vec<Value> = matching
+                .iter()
+                .skip(start)
+                .take(limit)
+                .map(|(id, key, updated, _, _)| {
+                    json!({"id": id, "key": key, "fields": {
+                        "summary": format!("Summary of {key}"),
+                        "updated": jira_time(*updated, "UTC"),
+                    }})
+                })
+                .collect();
+            json!({"startAt": start, "maxResults": limit, "total": matching.len(), "issues": issues})
+        });
+        let mut changed = self.changed.lock().expect("lock");
+        if !*changed {
+            *changed = true;
+            self.jira.touch(0, T0 + 30 * MINUTE);
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+#[tokio::test]
+async fn a_data_center_read_re_anchors_on_updated_so_an_issue_updated_mid_read_skips_none() {
+    let server = MockServer::start().await;
+    let dc = DataCenter {
+        jira: Jira::new(5, "UTC"),
+        changed: Arc::new(Mutex::new(false)),
+    };
+    Mock::given(path_regex_any())
+        .respond_with(dc.clone())
+        .mount(&server)
+        .await;
+    let cfg = config(
+        &server,
+        json!({"deployment": "dataCenter", "personalAccessToken": "pat", "email": null, "apiToken": null}),
+    );
+    let mut h = Harness::new::<JiraProvider>(cfg).await;
+    h.connector.poll(&h.lease).await.expect("poll");
+    let mut ids: Vec<String> = h.published().into_iter().map(|e| e.external_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        ["10300", "10301", "10302", "10303", "10304"],
+        "{:?}",
+        dc.jira.jqls()
+    );
+    assert!(
+        dc.jira.jqls()[1].contains("updated >= \"2026/01/05 10:01\""),
+        "page 2 is asked for from page 1's newest update: {:?}",
+        dc.jira.jqls()
+    );
+}
+
+fn path_regex_any() -> wiremock::matchers::PathRegexMatcher {
+    wiremock::matchers::path_regex("^/rest/api/2/(search|myself)$")
+}

@@ -110,6 +110,10 @@ pub struct Anchor {
     pub param: String,
     /// How the time is written in it.
     pub format: super::time::TimeFormat,
+    /// The parameter's whole value with `{time}` where the time goes, when the time sits
+    /// inside a longer value (Jira's JQL: `(...) AND updated >= "{time}" ORDER BY ...`);
+    /// `None`: the value is the time alone.
+    pub template: Option<String>,
 }
 
 /// What a paginator sees of one response.
@@ -287,7 +291,11 @@ impl Pager {
             // A token or a next URL already says where the server is; it does not shift.
             return Ok(next);
         }
-        let at = super::time::format_millis(max, &anchor.format)?;
+        let time = super::time::format_millis(max, &anchor.format)?;
+        let at = match &anchor.template {
+            Some(template) => template.replacen("{time}", &time, 1),
+            None => time,
+        };
         let current = seen
             .request
             .url
@@ -604,6 +612,7 @@ mod tests {
         let anchor = Anchor {
             param: "since".into(),
             format: super::super::time::TimeFormat::Rfc3339,
+            template: None,
         };
         let mut p = Pager::new(Paging::LinkHeader { keep_query: false }, first.clone(), 10)
             .anchored(Some(anchor));

@@ -126,6 +126,7 @@ impl Provider for PagedProvider {
             let anchor = Anchor {
                 param: "since".into(),
                 format: TimeFormat::Rfc3339,
+                template: None,
             };
             let paging = Paging::LinkHeader { keep_query: false };
             (paging, Revalidate::EachPage, Some(anchor))
