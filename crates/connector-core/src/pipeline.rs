@@ -59,6 +59,16 @@ pub struct ItemKey<'a> {
     pub version: Cow<'a, str>,
 }
 
+impl<'a> ItemKey<'a> {
+    /// A key borrowing its id and version from the item.
+    pub fn of(id: &'a str, version: &'a str) -> Self {
+        Self {
+            id: Cow::Borrowed(id),
+            version: Cow::Borrowed(version),
+        }
+    }
+}
+
 /// One stream of a connector: what is read, in what order, with its own state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSpec {

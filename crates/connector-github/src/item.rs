@@ -209,17 +209,11 @@ impl Item {
 
     /// Id and version for change detection.
     pub fn key(&self) -> ItemKey<'_> {
-        ItemKey {
-            id: Cow::Borrowed(&self.id),
-            version: Cow::Borrowed(&self.version),
-        }
+        ItemKey::of(&self.id, &self.version)
     }
 
     /// The record as received: a slice of the page body.
     pub fn raw(&self) -> &str {
-        self.body
-            .get(self.span.clone())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default()
+        connector_core::source::records::text_of(&self.body, self.span.clone())
     }
 }

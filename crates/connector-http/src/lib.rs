@@ -39,10 +39,7 @@ pub struct Record {
 impl Record {
     /// The record as received.
     pub fn raw(&self) -> &str {
-        self.body
-            .get(self.span.clone())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default()
+        connector_core::source::records::text_of(&self.body, self.span.clone())
     }
 
     /// The text of the scalar at `pointer` of the record.
@@ -531,10 +528,7 @@ impl Provider for HttpJsonProvider {
     }
 
     fn key<'a>(&self, item: &'a Record) -> ItemKey<'a> {
-        ItemKey {
-            id: Cow::Borrowed(&item.id),
-            version: Cow::Borrowed(&item.version),
-        }
+        ItemKey::of(&item.id, &item.version)
     }
 
     fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Record) -> Result<ItemSignal<'a>, ItemError> {

@@ -98,10 +98,7 @@ impl Issue {
 
     /// Id (stable when the issue moves project) and version (`fields.updated`).
     pub fn key(&self) -> ItemKey<'_> {
-        ItemKey {
-            id: Cow::Borrowed(&self.id),
-            version: Cow::Borrowed(&self.updated),
-        }
+        ItemKey::of(&self.id, &self.updated)
     }
 
     /// `JAVA-93`: changes when the issue moves, so it is shown, not keyed on.
@@ -126,10 +123,7 @@ impl Issue {
 
     /// The issue as received: a slice of the page body.
     pub fn raw(&self) -> &str {
-        self.body
-            .get(self.span.clone())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default()
+        connector_core::source::records::text_of(&self.body, self.span.clone())
     }
 }
 

@@ -114,6 +114,14 @@ pub fn split(json: &[u8], at: Range<usize>) -> Result<Vec<Range<usize>>, ScanErr
     }
 }
 
+/// The text of `span` of a page body: a record as received, which the reader checked to
+/// be UTF-8 when it split the page (empty if it is not).
+pub fn text_of(body: &[u8], span: Range<usize>) -> &str {
+    body.get(span)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
 /// The text of a string or number value (a string unescaped), for ids and versions; `None`
 /// for any other kind of value.
 pub fn scalar(json: &[u8], at: Range<usize>) -> Option<Cow<'_, str>> {

@@ -170,10 +170,7 @@ impl Provider for PagedProvider {
     }
 
     fn key<'a>(&self, item: &'a Record) -> ItemKey<'a> {
-        ItemKey {
-            id: Cow::Borrowed(&item.id),
-            version: Cow::Borrowed(&item.updated),
-        }
+        ItemKey::of(&item.id, &item.updated)
     }
 
     fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Record) -> Result<ItemSignal<'a>, ItemError> {
