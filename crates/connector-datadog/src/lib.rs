@@ -347,6 +347,7 @@ impl DatadogProvider {
                     watermark: Some("/attributes/timestamp".into()),
                     resume: None,
                     stop_when: None,
+                    more_when: None,
                     check: None,
                     parse,
                 }
@@ -376,6 +377,7 @@ impl DatadogProvider {
                     watermark: Some("/attributes/modified".into()),
                     resume: None,
                     stop_when: None,
+                    more_when: None,
                     check: None,
                     parse,
                 }
@@ -404,6 +406,7 @@ impl DatadogProvider {
                     watermark: None,
                     resume: None,
                     stop_when: None,
+                    more_when: None,
                     check: None,
                     parse,
                 }

@@ -299,6 +299,7 @@ impl GithubProvider {
             // versions keep anything unchanged from being published again).
             resume: None,
             stop_when: None,
+            more_when: None,
             check: None,
             parse: Box::new(move |body, span, text| {
                 let item = Item::of_text(resource, &place, labels, body, span, text)?;

@@ -285,6 +285,10 @@ pub enum PaginationSpec {
         /// Pointer to the total number of records, if the API gives it.
         #[serde(default)]
         total_path: Option<String>,
+        /// Pointer to a flag that says more pages follow (PagerDuty's `/more`): `false`
+        /// ends the read there.
+        #[serde(default)]
+        more_path: Option<String>,
     },
     /// A page number parameter.
     #[serde(rename_all = "camelCase")]
@@ -299,6 +303,9 @@ pub enum PaginationSpec {
         /// The first page's number.
         #[serde(default = "one")]
         start: u64,
+        /// Pointer to a flag that says more pages follow: `false` ends the read there.
+        #[serde(default)]
+        more_path: Option<String>,
     },
 }
 
@@ -507,9 +514,26 @@ impl HttpJsonConfig {
                 }
             }
             PaginationSpec::Offset {
-                total_path: Some(t),
+                total_path,
+                more_path,
                 ..
-            } => pointers.push((&["pagination", "totalPath"], t)),
+            } => {
+                for (field, p) in [("totalPath", total_path), ("morePath", more_path)] {
+                    if let Some(p) = p {
+                        pointers.push((
+                            if field == "totalPath" {
+                                &["pagination", "totalPath"]
+                            } else {
+                                &["pagination", "morePath"]
+                            },
+                            p,
+                        ));
+                    }
+                }
+            }
+            PaginationSpec::Page {
+                more_path: Some(m), ..
+            } => pointers.push((&["pagination", "morePath"], m)),
             _ => {}
         }
         if let Some(inc) = &self.incremental {

@@ -167,6 +167,7 @@ impl HttpJsonProvider {
                 size,
                 size_param,
                 start,
+                ..
             } => {
                 let mut v = vec![(param.clone(), start.to_string())];
                 v.extend(size_param.iter().map(|s| (s.clone(), size.to_string())));
@@ -292,6 +293,7 @@ impl HttpJsonProvider {
                 size,
                 size_param,
                 start,
+                ..
             } => Paging::PageNumber {
                 param: param.clone(),
                 start: *start,
@@ -301,6 +303,12 @@ impl HttpJsonProvider {
         };
         let stop_when = match &c.pagination {
             PaginationSpec::Cursor { stop_path, .. } => stop_path.clone(),
+            _ => None,
+        };
+        let more_when = match &c.pagination {
+            PaginationSpec::Offset { more_path, .. } | PaginationSpec::Page { more_path, .. } => {
+                more_path.clone()
+            }
             _ => None,
         };
         let fail = c.fail.clone();
@@ -382,6 +390,7 @@ impl HttpJsonProvider {
             watermark: c.incremental.as_ref().map(|i| i.field.clone()),
             resume: (c.order == Order::Desc && !c.snapshot).then_some(Duration::from_secs(3600)),
             stop_when,
+            more_when,
             check: Some(Box::new(check)),
             parse: Box::new(parse),
         }

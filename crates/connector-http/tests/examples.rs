@@ -400,4 +400,20 @@ async fn the_examples_send_what_their_apis_expect() {
         .find(|(k, _)| k == "filter[from]")
         .map(|(_, v)| v.into_owned());
     assert_eq!(from.as_deref(), Some("1655683200000"));
+
+    // PagerDuty: `more: false` on the second page ends the read; the empty page after it
+    // is never asked for.
+    let server = MockServer::start().await;
+    Api::PagerDuty.mount(&server, Variant::Baseline).await;
+    let mut h = Harness::new::<HttpJsonProvider>(example_with(
+        "pagerduty",
+        "https://api.pagerduty.com",
+        &server,
+        page_size("/pagination/limit", 3),
+    ))
+    .await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.published, s.pages), (6, 2), "{s:?}");
+    let asked = server.received_requests().await.unwrap_or_default();
+    assert_eq!(asked.len(), 2, "no request after `more: false`");
 }

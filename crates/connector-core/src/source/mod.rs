@@ -175,6 +175,9 @@ pub struct Read<'a, I> {
     /// JSON pointer to a flag in the page that, when `true`, says it is the last (Jira's
     /// `/isLast`): the read ends there whatever the paginator would do next.
     pub stop_when: Option<String>,
+    /// JSON pointer to a flag that says more pages follow (PagerDuty's `/more`): `false`
+    /// or absent ends the read there.
+    pub more_when: Option<String>,
     /// A check of each whole response before its records are read: an error fails the
     /// read (APIs that answer errors with 200, such as Slack's `{"ok": false}`).
     pub check: Option<Box<CheckPage<'a>>>,
@@ -400,12 +403,14 @@ pub fn read<'a, I: Send + 'a>(
             max_time: page.watermark,
         };
         at.resumed = false;
-        let last = at.read.stop_when.as_deref().is_some_and(|flag| {
-            records::locate(&body, flag)
+        let flag = |pointer: &str| {
+            records::locate(&body, pointer)
                 .ok()
                 .flatten()
                 .is_some_and(|at| body.get(at) == Some(b"true".as_slice()))
-        });
+        };
+        let last = at.read.stop_when.as_deref().is_some_and(flag)
+            || at.read.more_when.as_deref().is_some_and(|more| !flag(more));
         let next = if last {
             Next::Done
         } else {

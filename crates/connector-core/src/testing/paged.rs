@@ -148,6 +148,7 @@ impl Provider for PagedProvider {
             watermark: Some("/updated".into()),
             resume: Some(Duration::from_secs(7 * 24 * 3600)),
             stop_when: None,
+            more_when: None,
             check: None,
             parse: Box::new(|body, span, text| {
                 let f: Fields = serde_json::from_str(text).map_err(ItemError::new)?;
