@@ -107,6 +107,12 @@ pub struct HttpJsonProvider {
     streams: [StreamSpec; 1],
     oauth: Option<OAuth>,
     url: Template,
+    /// The request's query and the signal's templates, parsed once (the config was
+    /// checked at load, so they parse).
+    query: Vec<(String, Template)>,
+    title: Template,
+    /// `signal.url` as a template; `None` when it is a pointer (or absent).
+    link: Option<Template>,
 }
 
 impl HttpJsonProvider {
@@ -142,8 +148,7 @@ impl HttpJsonProvider {
             .render(fill)
             .ok_or("request.url needs a value for {{cursor}}")?;
         let mut url = Url::parse(&url).map_err(|e| format!("request.url: {e}"))?;
-        for (name, text) in &self.config.request.query {
-            let t = Template::parse(text, Context::Request)?;
+        for (name, t) in &self.query {
             // A whole-value placeholder without a value is left out (a first sync).
             if let Some(v) = t.render(fill) {
                 url.query_pairs_mut().append_pair(name, &v);
@@ -233,8 +238,7 @@ impl HttpJsonProvider {
         {
             return None;
         }
-        let (param, template) = c.request.query.iter().find_map(|(name, text)| {
-            let t = Template::parse(text, Context::Request).ok()?;
+        let (param, template) = self.query.iter().find_map(|(name, t)| {
             if !t.uses_cursor() {
                 return None;
             }
@@ -494,12 +498,29 @@ impl Provider for HttpJsonProvider {
         } else {
             stream
         };
+        let query = config
+            .request
+            .query
+            .iter()
+            .map(|(name, text)| Ok((name.clone(), Template::parse(text, Context::Request)?)))
+            .collect::<Result<_, String>>()
+            .map_err(CreateError)?;
+        let title = Template::parse(&config.signal.title, Context::Record).map_err(CreateError)?;
+        let link = match &config.signal.url {
+            Some(u) if u.contains("{{") => {
+                Some(Template::parse(u, Context::Record).map_err(CreateError)?)
+            }
+            _ => None,
+        };
         Ok(Self {
             http,
             config,
             streams: [stream],
             oauth,
             url,
+            query,
+            title,
+            link,
         })
     }
 
@@ -546,10 +567,7 @@ impl Provider for HttpJsonProvider {
             Part::Pointer(ptr) => Some(item.text(ptr).map(Cow::into_owned).unwrap_or_default()),
             _ => None,
         };
-        let title = Template::parse(&s.title, Context::Record)
-            .ok()
-            .and_then(|t| t.render(fill))
-            .unwrap_or_default();
+        let title = self.title.render(fill).unwrap_or_default();
         let severity = s.severity.as_ref().map_or(Severity::Info, |spec| {
             item.text(&spec.path)
                 .and_then(|v| {
@@ -560,15 +578,13 @@ impl Provider for HttpJsonProvider {
                 })
                 .unwrap_or(spec.default)
         });
-        let url = s.url.as_ref().and_then(|u| {
-            if u.contains("{{") {
-                Template::parse(u, Context::Record)
-                    .ok()
-                    .and_then(|t| t.render(fill))
-            } else {
-                item.text(u).map(Cow::into_owned)
-            }
-        });
+        let url = match &self.link {
+            Some(template) => template.render(fill),
+            None => s
+                .url
+                .as_ref()
+                .and_then(|u| item.text(u).map(Cow::into_owned)),
+        };
         let payload: &RawValue = serde_json::from_str(item.raw()).map_err(ItemError::new)?;
         Ok(ItemSignal {
             kind: Cow::Borrowed(&s.kind),
