@@ -43,8 +43,8 @@ use tracing::Instrument;
 use crate::config::{ConnectorConfig, FieldError};
 use crate::http::HttpError;
 use crate::ports::{
-    BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor, Lease,
-    PollRecord, PollSummary, StateDelta,
+    Absence, BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor,
+    Lease, PollRecord, PollSummary, StateDelta,
 };
 use crate::signal::{
     Change, Envelope, ItemError, ItemSignal, Severity, StreamEntry, rfc3339_millis,
@@ -579,7 +579,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                     if matches!(e, FetchError::Loop { .. }) && committed.resume.is_some() {
                         let mut fresh = committed.clone();
                         fresh.resume = None;
-                        self.commit_work(stream, state, &[], Vec::new(), Some(fresh))
+                        self.commit_work(stream, state, &[], Tail::default(), Some(fresh))
                             .await?;
                     }
                     return Err(PollError::Fetch(e));
@@ -732,7 +732,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                 .max(pending.filter(|_| cursor.resume.is_some()))
                 .map(format_watermark);
             if last != committed {
-                self.commit_work(stream, state, &[], Vec::new(), Some(last))
+                self.commit_work(stream, state, &[], Tail::default(), Some(last))
                     .await?;
             }
         }
@@ -859,7 +859,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                 .or_insert(0) += quiet;
         }
         let failed = self
-            .commit_work(stream, state, &items, Vec::new(), cursor)
+            .commit_work(stream, state, &items, Tail::default(), cursor)
             .await?;
         Ok(PageOutcome {
             failed: failed > 0,
@@ -869,8 +869,14 @@ impl<'a, P: Provider> Poll<'a, P> {
         })
     }
 
-    /// After a snapshot's read: prunes what was not seen (only after a complete read) and
-    /// keeps the read's validators.
+    /// After a snapshot's read: forgets what was missing long enough (only after a
+    /// complete read), and keeps the read's validators.
+    ///
+    /// A missing item's version is kept as an absence first, since public APIs drop items
+    /// from single responses: with `emitRemovals` it is published as `removed` once
+    /// `removalGracePolls` complete reads in a row missed it, otherwise pruned silently
+    /// once `removalGraceMs` passed. An item back within its grace is unchanged (or
+    /// updated), not created again.
     async fn finish_snapshot(
         &mut self,
         stream: &StreamSpec,
@@ -883,9 +889,10 @@ impl<'a, P: Provider> Poll<'a, P> {
         if !complete {
             return Ok(());
         }
+        let config = &self.enc.config;
         let recorded = state.stream(&stream.name);
-        // Counting while reading keeps the common case (nothing vanished) free of a pass
-        // over state.
+        // Counting while reading keeps the common case (nothing vanished, nothing missing
+        // before) free of a pass over state.
         let mut vanished: Vec<(String, String)> = recorded
             .filter(|r| recorded_seen < r.versions.len())
             .map(|r| {
@@ -897,25 +904,57 @@ impl<'a, P: Provider> Poll<'a, P> {
             })
             .unwrap_or_default();
         vanished.sort();
+        let absent = recorded.map(|r| &r.absent);
+        let mut tail = Tail::default();
+        // Back within the grace: no longer missing.
+        tail.absences.extend(
+            absent
+                .into_iter()
+                .flat_map(|a| a.keys())
+                .filter(|id| seen.contains(id.as_str()))
+                .map(|id| (id.clone(), None)),
+        );
+        let now = now_ms();
+        let mut gone = Vec::new();
+        for (id, version) in vanished {
+            let before = absent.and_then(|a| a.get(&id)).copied();
+            let missing = Absence {
+                since_ms: before.map_or(now, |b| b.since_ms),
+                polls: before.map_or(1, |b| b.polls.saturating_add(1)),
+            };
+            let due = if config.emit_removals {
+                missing.polls >= config.removal_grace_polls
+            } else {
+                now.saturating_sub(missing.since_ms) >= config.removal_grace_ms
+            };
+            if due {
+                gone.push((id, version));
+            } else if config.emit_removals || before.is_none() {
+                // Without emitRemovals only the start counts: nothing to write each poll.
+                tail.absences.push((id, Some(missing)));
+            }
+        }
+        if !tail.absences.is_empty() {
+            tracing::debug!(
+                connector = %config.name,
+                stream = %stream.name,
+                changes = tail.absences.len(),
+                "snapshot items missing or back within their removal grace"
+            );
+        }
         let cursor = cursor
             .or_else(|| Some(Cursor::default()))
             .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
-        let (work, silent): (Vec<Work<'_, P::Item>>, Vec<String>) = if self.enc.config.emit_removals
-        {
-            let work = vanished
-                .iter()
+        let work: Vec<Work<'_, P::Item>> = if config.emit_removals {
+            gone.iter()
                 .map(|(id, v)| Work::Removal { id, version: v })
-                .collect();
-            (work, Vec::new())
+                .collect()
         } else {
-            self.summary.removed += vanished.len() as u64;
-            (
-                Vec::new(),
-                vanished.iter().map(|(id, _)| id.clone()).collect(),
-            )
+            self.summary.removed += gone.len() as u64;
+            tail.prunes = gone.iter().map(|(id, _)| id.clone()).collect();
+            Vec::new()
         };
-        self.commit_work(stream, state, &work, silent, cursor)
-            .await?;
+        self.commit_work(stream, state, &work, tail, cursor).await?;
         Ok(())
     }
 
@@ -950,17 +989,17 @@ impl<'a, P: Provider> Poll<'a, P> {
         }
     }
 
-    /// Encodes `work` in chunks of `commitBatchSize` and commits them in order; the silent
-    /// prunes and the cursor go with the last chunk. Returns how many items failed.
+    /// Encodes `work` in chunks of `commitBatchSize` and commits them in order; `tail` and
+    /// the cursor go with the last chunk. Returns how many items failed.
     async fn commit_work(
         &mut self,
         stream: &StreamSpec,
         state: &mut ConnectorState,
         work: &[Work<'_, P::Item>],
-        mut silent_prunes: Vec<String>,
+        mut tail: Tail,
         mut cursor: Option<Cursor>,
     ) -> Result<u64, PollError> {
-        if work.is_empty() && silent_prunes.is_empty() && cursor.is_none() {
+        if work.is_empty() && tail.is_empty() && cursor.is_none() {
             return Ok(0);
         }
         let batch = self.enc.config.commit_batch_size.max(1) as usize;
@@ -970,7 +1009,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         let enc = &self.enc;
         let mut build = |failed: &mut u64,
                          left: &mut usize,
-                         silent: &mut Vec<String>,
+                         tail: &mut Tail,
                          cursor: &mut Option<Cursor>|
          -> Result<Option<(CommitChunk, u64)>, PollError> {
             let Some(rest) = left.checked_sub(1) else {
@@ -981,7 +1020,8 @@ impl<'a, P: Provider> Poll<'a, P> {
             let (chunk, removed) = enc.build_chunk(stream, slice, failed)?;
             let mut chunk = chunk;
             if *left == 0 {
-                chunk.delta.removals.append(silent);
+                chunk.delta.removals.append(&mut tail.prunes);
+                chunk.delta.absences.append(&mut tail.absences);
                 // An item that failed must be seen again: the old cursor stays.
                 if *failed == 0 {
                     chunk.delta.cursor = cursor.take();
@@ -989,10 +1029,10 @@ impl<'a, P: Provider> Poll<'a, P> {
             }
             Ok(Some((chunk, removed)))
         };
-        let mut next = build(&mut failed, &mut left, &mut silent_prunes, &mut cursor)?;
+        let mut next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
         while let Some((chunk, removed)) = next.take() {
             if chunk.entries.is_empty() && chunk.delta.is_empty() {
-                next = build(&mut failed, &mut left, &mut silent_prunes, &mut cursor)?;
+                next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
                 continue;
             }
             let published = chunk.entries.len() as u64;
@@ -1011,7 +1051,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                         // The backend's log lines stay inside the poll's span.
                         .in_current_span(),
                     ));
-                    let built_next = build(&mut failed, &mut left, &mut silent_prunes, &mut cursor);
+                    let built_next = build(&mut failed, &mut left, &mut tail, &mut cursor);
                     let (outcome, chunk) = in_flight.await.map_err(|e| {
                         PollError::Backend(BackendError::new(
                             "commit",
@@ -1038,7 +1078,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                     self.summary.published += published;
                     self.summary.removed += removed;
                     entries.extend(chunk.entries);
-                    next = build(&mut failed, &mut left, &mut silent_prunes, &mut cursor)?;
+                    next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
                 }
             }
         }
@@ -1125,6 +1165,21 @@ impl<P: Provider> Encoder<'_, P> {
             },
             removed,
         ))
+    }
+}
+
+/// State changes that go with the last chunk of a commit and carry no signal.
+#[derive(Default)]
+struct Tail {
+    /// Versions forgotten without a signal (left a snapshot, `emitRemovals` off).
+    prunes: Vec<String>,
+    /// Snapshot items missing, or back.
+    absences: Vec<(String, Option<Absence>)>,
+}
+
+impl Tail {
+    fn is_empty(&self) -> bool {
+        self.prunes.is_empty() && self.absences.is_empty()
     }
 }
 

@@ -149,6 +149,38 @@ pub struct StreamState {
     /// Records that failed to parse (by identity) → in how many polls in a row.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub failures: HashMap<String, u32>,
+    /// Snapshot items missing from the latest complete reads, whose versions are kept a
+    /// while (`removalGraceMs`, `removalGracePolls`): public APIs drop items from single
+    /// responses, and an item that comes back with its version must not be published
+    /// again.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub absent: HashMap<String, Absence>,
+}
+
+/// Since when, and for how many complete reads in a row, a snapshot item has been missing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Absence {
+    /// The first complete read that missed it (UNIX ms).
+    pub since_ms: u64,
+    /// Complete reads in a row that missed it.
+    pub polls: u32,
+}
+
+impl Absence {
+    /// The state hash's form, `since_ms:polls`.
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.since_ms, self.polls)
+    }
+
+    /// Reads [`Absence::encode`]'s form; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        let (since, polls) = text.split_once(':')?;
+        Some(Self {
+            since_ms: since.parse().ok()?,
+            polls: polls.parse().ok()?,
+        })
+    }
 }
 
 /// Everything a connector remembers between polls: one [`StreamState`] per stream.
@@ -206,6 +238,8 @@ pub struct StateDelta {
     pub cursor: Option<Cursor>,
     /// Failure counts to record (identity, polls); 0 forgets the record's failures.
     pub failures: Vec<(String, u32)>,
+    /// Absences to record (external id, absence), or to forget (`None`: the item is back).
+    pub absences: Vec<(String, Option<Absence>)>,
 }
 
 impl StateDelta {
@@ -215,6 +249,7 @@ impl StateDelta {
             && self.removals.is_empty()
             && self.cursor.is_none()
             && self.failures.is_empty()
+            && self.absences.is_empty()
     }
 
     /// Applies the delta to an in-memory state, as the backend applied it durably.
@@ -222,6 +257,7 @@ impl StateDelta {
         let stream = state.stream_mut(&self.stream);
         for id in &self.removals {
             stream.versions.remove(id);
+            stream.absent.remove(id);
         }
         for (id, version) in &self.upserts {
             stream.versions.insert(id.clone(), version.clone());
@@ -235,6 +271,12 @@ impl StateDelta {
             } else {
                 stream.failures.insert(id.clone(), *polls);
             }
+        }
+        for (id, absence) in &self.absences {
+            match absence {
+                Some(a) => stream.absent.insert(id.clone(), *a),
+                None => stream.absent.remove(id),
+            };
         }
     }
 }

@@ -50,7 +50,7 @@ fn a_minimal_connector_gets_every_default() {
     let c = &cfgs[0];
     assert!(c.enabled);
     assert_eq!(c.poll_interval_ms, 60_000);
-    assert_eq!(c.request_timeout_ms, 30_000);
+    assert_eq!(c.request_timeout_ms, 10_000);
     assert_eq!(c.max_retries, 3);
     assert_eq!(c.output_stream, "raw-input-signals");
     assert_eq!(c.lease_ttl_seconds, 30);

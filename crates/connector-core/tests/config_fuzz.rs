@@ -9,7 +9,7 @@ use connector_core::{ConnectorRegistry, Factories};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-const FIELDS: [&str; 20] = [
+const FIELDS: [&str; 22] = [
     "name",
     "type",
     "enabled",
@@ -21,6 +21,8 @@ const FIELDS: [&str; 20] = [
     "commitBatchSize",
     "streamMaxLen",
     "emitRemovals",
+    "removalGraceMs",
+    "removalGracePolls",
     "retryConfig",
     "providerConfig",
     "baseDelayMs",

@@ -245,3 +245,82 @@ async fn state_kept_in_a_folder_survives_a_restart() {
     }
     assert!(dir.path().join("persist.state.json").is_file());
 }
+
+/// Polls once with the server answering `ids` (all at version 1).
+async fn poll_with(h: &mut Harness, server: &MockServer, ids: &[&str]) -> (u64, u64) {
+    server.reset().await;
+    serve(server, items_body(ids, &[])).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    (s.published, s.removed)
+}
+
+#[tokio::test]
+async fn a_snapshot_item_that_flaps_is_not_published_again() {
+    let server = MockServer::start().await;
+    // Without emitRemovals, the default: a missing item's version is kept for a day.
+    let mut h = Harness::new::<ItemsProvider>(config_for("flap", &server.uri())).await;
+    assert_eq!(poll_with(&mut h, &server, &IDS).await, (3, 0));
+    assert_eq!(poll_with(&mut h, &server, &["a", "b"]).await, (0, 0));
+    let state = h.backend.load("flap").await.expect("state");
+    assert!(
+        state.main.versions.contains_key("c") && state.main.absent.contains_key("c"),
+        "c's version is kept, marked missing: {state:?}"
+    );
+    assert_eq!(
+        poll_with(&mut h, &server, &IDS).await,
+        (0, 0),
+        "c came back with its version: nothing to publish"
+    );
+    let state = h.backend.load("flap").await.expect("state");
+    assert!(state.main.absent.is_empty(), "c is no longer missing");
+    assert_eq!(h.published().len(), 3);
+}
+
+#[tokio::test]
+async fn with_no_removal_grace_a_vanished_item_is_forgotten_at_once() {
+    let server = MockServer::start().await;
+    let mut cfg = config_for("no-grace", &server.uri());
+    cfg.removal_grace_ms = 0;
+    let mut h = Harness::new::<ItemsProvider>(cfg).await;
+    assert_eq!(poll_with(&mut h, &server, &IDS).await, (3, 0));
+    assert_eq!(poll_with(&mut h, &server, &["a", "b"]).await, (0, 1));
+    let state = h.backend.load("no-grace").await.expect("state");
+    assert!(!state.main.versions.contains_key("c") && state.main.absent.is_empty());
+    assert_eq!(
+        poll_with(&mut h, &server, &IDS).await,
+        (1, 0),
+        "forgotten, so published again as created"
+    );
+    let last = h.published().pop().expect("an entry");
+    let signal: serde_json::Value = serde_json::from_str(&last.signal).expect("JSON");
+    assert_eq!(signal["change"], "created");
+}
+
+#[tokio::test]
+async fn with_emit_removals_an_item_is_removed_after_the_grace_polls_and_created_on_return() {
+    let server = MockServer::start().await;
+    let mut cfg = config_for("grace-polls", &server.uri());
+    cfg.emit_removals = true;
+    cfg.removal_grace_polls = 3;
+    let mut h = Harness::new::<ItemsProvider>(cfg).await;
+    assert_eq!(poll_with(&mut h, &server, &IDS).await, (3, 0));
+    assert_eq!(poll_with(&mut h, &server, &["a", "b"]).await, (0, 0));
+    assert_eq!(poll_with(&mut h, &server, &["a", "b"]).await, (0, 0));
+    let state = h.backend.load("grace-polls").await.expect("state");
+    assert_eq!(state.main.absent["c"].polls, 2);
+    // The third complete read in a row without it: removed.
+    assert_eq!(poll_with(&mut h, &server, &["a", "b"]).await, (1, 1));
+    assert_eq!(poll_with(&mut h, &server, &["a", "b"]).await, (0, 0));
+    // Back after its removal: a new item.
+    assert_eq!(poll_with(&mut h, &server, &IDS).await, (1, 0));
+    let changes: Vec<String> = h
+        .published()
+        .iter()
+        .filter(|e| e.external_id == "c")
+        .map(|e| {
+            let s: serde_json::Value = serde_json::from_str(&e.signal).expect("JSON");
+            s["change"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(changes, ["created", "removed", "created"]);
+}

@@ -318,23 +318,31 @@ async fn an_updated_alert_is_published_once() {
 }
 
 #[tokio::test]
-async fn an_expired_alert_is_pruned_from_state_without_a_signal_by_default() {
-    let server = MockServer::start().await;
-    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
-    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
-    h.connector.poll(&h.lease).await.expect("first");
-    server.reset().await;
-    serve_active(
-        &server,
-        severe_with(|f| {
-            f.remove(0);
-        }),
-    )
-    .await;
-    let s = h.connector.poll(&h.lease).await.expect("second");
-    assert_eq!((s.published, s.removed), (0, 1));
-    let state = h.backend.load("weather-test").await.expect("state");
-    assert_eq!(state.main.versions.len(), 2);
+async fn an_expired_alert_is_kept_for_the_removal_grace_then_pruned_without_a_signal() {
+    for (grace_ms, removed, kept, missing) in [(None, 0, 3, 1), (Some(0), 1, 2, 0)] {
+        let server = MockServer::start().await;
+        serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+        let mut cfg = config(&server, serde_json::json!({}));
+        if let Some(ms) = grace_ms {
+            cfg.removal_grace_ms = ms;
+        }
+        let mut h = Harness::new::<NoaaProvider>(cfg).await;
+        h.connector.poll(&h.lease).await.expect("first");
+        server.reset().await;
+        serve_active(
+            &server,
+            severe_with(|f| {
+                f.remove(0);
+            }),
+        )
+        .await;
+        let s = h.connector.poll(&h.lease).await.expect("second");
+        assert_eq!((s.published, s.removed), (0, removed), "grace {grace_ms:?}");
+        let state = h.backend.load("weather-test").await.expect("state");
+        assert_eq!(state.main.versions.len(), kept, "grace {grace_ms:?}");
+        // By default the feed dropping an alert once is not a removal: kept, marked missing.
+        assert_eq!(state.main.absent.len(), missing, "grace {grace_ms:?}");
+    }
 }
 
 #[tokio::test]

@@ -114,11 +114,12 @@ impl RedisBackend {
             ))
             .build()
             .map_err(|e| error(e.to_string()))?;
-        log_connection_events(&client, &url);
         if let Err(e) = client.init().await {
             let _ = client.quit().await;
             return Err(error(e.to_string()));
         }
+        // After the first connection: fred reports that one as a "reconnect" too.
+        log_connection_events(&client, &url);
         let scripts = Scripts::new();
         if let Err(e) = scripts.load(&client).await {
             let _ = client.quit().await;
@@ -163,6 +164,27 @@ impl RedisBackend {
     /// One round trip to the server, for readiness checks.
     pub async fn ping(&self) -> Result<(), BackendError> {
         self.client.ping::<()>(None).await.map_err(fail("ping"))
+    }
+
+    /// Whether the server keeps its data across a restart (an append-only file, or RDB
+    /// snapshots); `None` when it does not say (managed services often refuse `CONFIG`).
+    /// Without persistence a Redis restart empties the state and every current item is
+    /// published again.
+    pub async fn persistent(&self) -> Option<bool> {
+        let setting = |name: &'static str| async move {
+            let reply: Vec<String> = self
+                .client
+                .custom(
+                    CustomCommand::new_static("CONFIG", ClusterHash::Random, false),
+                    vec!["GET".to_owned(), name.to_owned()],
+                )
+                .await
+                .ok()?;
+            reply.get(1).cloned()
+        };
+        let aof = setting("appendonly").await?;
+        let save = setting("save").await?;
+        Some(aof.eq_ignore_ascii_case("yes") || !save.trim().is_empty())
     }
 
     /// Healthy when the connector's last successful poll (recorded by any instance) is

@@ -185,6 +185,7 @@ mod tests {
             entries: vec![entry("a"), entry("b")],
             delta: StateDelta {
                 failures: Vec::new(),
+                absences: Vec::new(),
                 stream: String::new(),
                 upserts: vec![("a".into(), "1".into()), ("b".into(), "1".into())],
                 removals: vec!["z".into()],
@@ -195,7 +196,7 @@ mod tests {
             },
         };
         let args = strings(&commit_args("me:7", &chunk, true));
-        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "7"]);
+        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "8"]);
         assert_eq!(
             &args[6..12],
             [
@@ -213,6 +214,7 @@ mod tests {
             &args[30..],
             [
                 "v:z",
+                "a:z",
                 "cursor:position",
                 "cursor:last_modified",
                 "cursor:watermark",

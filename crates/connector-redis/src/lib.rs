@@ -8,6 +8,8 @@ pub mod metrics;
 mod scripts;
 pub mod settings;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use backend::{ConnectError, RedisBackend};
 pub use keys::InvalidPrefix;

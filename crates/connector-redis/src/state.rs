@@ -7,7 +7,9 @@
 //! - `v:<external id>` → the last published version of the item;
 //! - `cursor:position`, `cursor:etag`, `cursor:last_modified` → the cursor; a field is
 //!   absent when its value is `None`;
-//! - `x:<record identity>` → in how many polls in a row the record failed to parse.
+//! - `x:<record identity>` → in how many polls in a row the record failed to parse;
+//! - `a:<external id>` → `since_ms:polls`: a snapshot item missing from the latest complete
+//!   reads, whose version is kept for `removalGraceMs` / `removalGracePolls`.
 //!
 //! Those are the main stream's fields (the only stream of a single-stream connector, so
 //! state written before connectors had several streams reads unchanged). A named stream's
@@ -23,6 +25,9 @@ pub const STREAM_END: char = '|';
 
 /// Prefix of a record's failure count.
 pub const FAILURE_PREFIX: &str = "x:";
+
+/// Prefix of a missing snapshot item's absence.
+pub const ABSENCE_PREFIX: &str = "a:";
 
 /// Prefix of a version field.
 pub const VERSION_PREFIX: &str = "v:";
@@ -55,10 +60,16 @@ pub struct HashWrites {
 pub fn writes_for(delta: &StateDelta) -> HashWrites {
     let stream = stream_prefix(&delta.stream);
     let mut w = HashWrites {
+        // A forgotten item's absence goes with its version.
         deletes: delta
             .removals
             .iter()
-            .map(|id| format!("{stream}{VERSION_PREFIX}{id}"))
+            .flat_map(|id| {
+                [
+                    format!("{stream}{VERSION_PREFIX}{id}"),
+                    format!("{stream}{ABSENCE_PREFIX}{id}"),
+                ]
+            })
             .collect(),
         sets: delta
             .upserts
@@ -72,6 +83,13 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
             w.deletes.push(field);
         } else {
             w.sets.push((field, polls.to_string()));
+        }
+    }
+    for (id, absence) in &delta.absences {
+        let field = format!("{stream}{ABSENCE_PREFIX}{id}");
+        match absence {
+            Some(a) => w.sets.push((field, a.encode())),
+            None => w.deletes.push(field),
         }
     }
     if let Some(cursor) = &delta.cursor {
@@ -126,6 +144,10 @@ fn read_field(stream: &mut StreamState, field: &str, value: String) {
         if let Ok(polls) = value.parse() {
             stream.failures.insert(id.to_owned(), polls);
         }
+    } else if let Some(id) = field.strip_prefix(ABSENCE_PREFIX) {
+        if let Some(absence) = connector_core::ports::Absence::decode(&value) {
+            stream.absent.insert(id.to_owned(), absence);
+        }
     } else {
         match field {
             CURSOR_POSITION => stream.cursor.position = Some(value),
@@ -149,6 +171,16 @@ mod tests {
     fn a_delta_round_trips_through_the_hash_layout() {
         let delta = StateDelta {
             failures: Vec::new(),
+            absences: vec![
+                (
+                    "away".into(),
+                    Some(connector_core::ports::Absence {
+                        since_ms: 1_700_000_000_000,
+                        polls: 2,
+                    }),
+                ),
+                ("back".into(), None),
+            ],
             stream: String::new(),
             upserts: vec![("a".into(), "1".into()), ("b:c".into(), "2".into())],
             removals: vec!["gone".into()],
@@ -164,6 +196,8 @@ mod tests {
             w.deletes,
             [
                 "v:gone",
+                "a:gone",
+                "a:back",
                 "cursor:etag",
                 "cursor:watermark",
                 "cursor:resume",
@@ -171,7 +205,11 @@ mod tests {
                 "cursor:pages"
             ]
         );
-        assert_eq!(w.sets.len(), 4);
+        assert_eq!(w.sets.len(), 5);
+        assert!(
+            w.sets
+                .contains(&("a:away".into(), "1700000000000:2".into()))
+        );
         let mut expected = ConnectorState::default();
         delta.apply_to(&mut expected);
         assert_eq!(state_from_fields(w.sets), expected);

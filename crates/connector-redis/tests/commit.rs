@@ -31,6 +31,7 @@ fn chunk(connector: &str, ids: &[&str], version: &str, cursor: Option<Cursor>) -
                 .collect(),
             removals: Vec::new(),
             cursor,
+            absences: Vec::new(),
         },
     }
 }
@@ -185,6 +186,14 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
                 stream: String::new(),
                 upserts: vec![("b".into(), "2".into())],
                 removals: vec!["c".into()],
+                // "a" is missing from a snapshot read: its version stays, with when.
+                absences: vec![(
+                    "a".into(),
+                    Some(connector_core::ports::Absence {
+                        since_ms: 1_764_633_600_000,
+                        polls: 1,
+                    }),
+                )],
                 cursor: Some(Cursor {
                     position: Some("2026-01-01T00:00:00Z".into()),
                     etag: Some("\"v7\"".into()),
@@ -218,6 +227,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
         assert_eq!(a.load("s").await.expect("load"), expected);
     }
     assert_eq!(expected.main.versions.len(), 2);
+    assert_eq!(expected.main.absent.len(), 1, "read back from Redis too");
     assert_eq!(expected.main.cursor.etag, None);
 
     a.reset("s").await.expect("reset");

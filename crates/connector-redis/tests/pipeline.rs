@@ -176,7 +176,19 @@ async fn polls_publish_changes_once_through_the_redis_backend() {
     assert_eq!(connector.poll(&lease).await.expect("repeat").published, 0);
     serve(&server, items_body(&["a", "b"], &["b"])).await;
     let changed = connector.poll(&lease).await.expect("changed");
-    assert_eq!((changed.published, changed.removed), (2, 1), "{changed:?}");
+    assert_eq!(
+        (changed.published, changed.removed),
+        (1, 0),
+        "c missing once, kept: {changed:?}"
+    );
+    let state = redis_backend.load("changes").await.expect("state");
+    assert_eq!(state.main.absent["c"].polls, 1, "the absence is in Redis");
+    let gone = connector.poll(&lease).await.expect("gone");
+    assert_eq!(
+        (gone.published, gone.removed),
+        (1, 1),
+        "missing from two reads in a row: {gone:?}"
+    );
 
     let redis = inspector().await;
     let entries = stream_entries(
@@ -209,6 +221,7 @@ async fn polls_publish_changes_once_through_the_redis_backend() {
     let mut ids: Vec<&String> = state.main.versions.keys().collect();
     ids.sort();
     assert_eq!(ids, ["a", "b"]);
+    assert!(state.main.absent.is_empty(), "the absence went with the version");
 }
 
 #[tokio::test]

@@ -133,6 +133,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
             .collect(),
         delta: StateDelta {
             failures: Vec::new(),
+            absences: Vec::new(),
             stream: String::new(),
             upserts: ["x1", "x2", "x3"]
                 .iter()

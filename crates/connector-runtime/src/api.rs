@@ -51,19 +51,42 @@ async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when a config is loaded and the backend answers.
+/// How long readiness waits for the backend: well inside a one-second probe timeout, so a
+/// stalled Redis gives a prompt "not ready" rather than no answer for the full command
+/// timeout.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// Ready when a config is loaded and the backend answers within [`READY_TIMEOUT`].
 async fn ready(State(api): State<Api>) -> Response {
     let status = snapshot(&api);
-    let backend = api.backends.metrics.get("readiness-probe").await;
+    let backend = match tokio::time::timeout(
+        READY_TIMEOUT,
+        api.backends.metrics.get("readiness-probe"),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "the backend did not answer within {} ms",
+            READY_TIMEOUT.as_millis()
+        )),
+    };
     let ok = !status.registry.all().is_empty() && backend.is_ok();
-    let body = json!({
+    let mut body = json!({
         "ready": ok,
-        "backend": match &backend { Ok(_) => "ok".to_owned(), Err(e) => e.to_string() },
-        "connectors": status.registry.all().len(),
+        "backend": match &backend { Ok(()) => "ok".to_owned(), Err(e) => e.clone() },
+        "connectors": status.registry.enabled().count(),
+        "configured": status.registry.all().len(),
         "running": status.running,
         "reloads": status.reloads,
         "lastReload": status.last_reload,
     });
+    if let Some(lost) = api.metrics.data_loss() {
+        // Not a readiness failure (the process works, and a restart would not help), but
+        // where an operator looking at the pod sees it.
+        body["redisDataLoss"] = json!(lost);
+    }
     let code = if ok {
         StatusCode::OK
     } else {

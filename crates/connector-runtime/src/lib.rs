@@ -52,9 +52,14 @@ pub fn main_named(name: &str, factories: Factories) -> ExitCode {
     };
     let env = Environment::from_process();
     // Settings first: a bad LOG_FORMAT or port is refused before anything starts.
-    let Some(settings) = settings_or_report(&env, &cli) else {
+    let Some(mut settings) = settings_or_report(&env, &cli) else {
         return ExitCode::FAILURE;
     };
+    // A one-shot command's answer is its output: its progress lines only when asked for.
+    let serving = matches!(cli.command, None | Some(Command::Run { .. } | Command::All));
+    if !serving && env.get("RUST_LOG").is_none_or(|v| v.trim().is_empty()) {
+        settings.log_filter = "warn".into();
+    }
     let service = binary_name();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -155,7 +160,10 @@ async fn execute_with(
     if let Command::All = command {
         return all(&cli, &settings, &registry, &factories).await;
     }
-    let backends = connect(&settings).await?;
+    if settings.redis.is_none() {
+        embedded_reach(&command, &settings)?;
+    }
+    let backends = connect(&settings, matches!(command, Command::Run { .. })).await?;
     match command {
         Command::Run { name } => run(registry, factories, backends, source, name, &settings).await,
         Command::Poll {
@@ -179,7 +187,7 @@ async fn execute_with(
 /// Chooses the backend: Redis when `REDIS_URL` is set, else in-process. A Redis that
 /// cannot be reached at start-up is an error (a misconfigured deployment must not quietly
 /// run embedded); later outages are survived.
-async fn connect(settings: &Settings) -> Result<Backends> {
+async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
     if let Some(redis) = settings.redis.clone() {
         let settings: RedisSettings = redis;
         let shown = settings.display_url().to_string();
@@ -187,6 +195,12 @@ async fn connect(settings: &Settings) -> Result<Backends> {
             .await
             .with_context(|| format!("cannot connect to Redis at {shown}"))?;
         tracing::info!(redis = %shown, topology = ?backend.topology(), "Redis backend: leases, state, metrics and the output stream live in Redis");
+        if serving && backend.persistent().await == Some(false) {
+            tracing::warn!(
+                redis = %shown,
+                "Redis keeps no data across a restart (appendonly no, save \"\"): a restart empties the connectors' state and every current item is published again; set appendonly yes"
+            );
+        }
         return Ok(backend.backends());
     }
     match &settings.state_dir {
@@ -201,6 +215,34 @@ async fn connect(settings: &Settings) -> Result<Backends> {
     Ok(Backends::from_one(Arc::new(EmbeddedBackend::stdout(
         settings.state_dir.clone(),
     ))))
+}
+
+/// Refuses the inspection commands that embedded mode cannot answer: without Redis, a
+/// running process keeps its leases and metrics in its own memory, and its state in memory
+/// or in `STATE_DIR`, so a second process would read an empty store and report nothing.
+fn embedded_reach(command: &Command, settings: &Settings) -> Result<()> {
+    let running = "a running connector process answers on its HTTP API instead \
+                   (/metrics/connectors, /health/connectors)";
+    match command {
+        Command::Lease { .. } => bail!(
+            "`lease` needs REDIS_URL: in embedded mode leases live in the running process's memory; {running}"
+        ),
+        Command::Metrics { .. } => bail!(
+            "`metrics` needs REDIS_URL: in embedded mode metrics live in the running process's memory; {running}"
+        ),
+        Command::State { .. } if settings.state_dir.is_none() => bail!(
+            "`state` needs REDIS_URL or STATE_DIR (--state-dir): without either, state lives in the running process's memory"
+        ),
+        Command::State {
+            action: StateAction::Reset { .. },
+        } => {
+            tracing::warn!(
+                "embedded mode: stop the process that runs this connector first; it keeps its state in memory and would write it back over the reset"
+            );
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A process-unique holder id for leases: host, pid and a random part, so two processes
@@ -227,6 +269,15 @@ fn find<'a>(registry: &'a ConnectorRegistry, name: &str) -> Result<&'a Arc<Conne
             }
         )
     })
+}
+
+/// UNIX milliseconds as RFC 3339 (UTC), the way the CLI and the HTTP API show times.
+pub(crate) fn rfc3339(ms: u64) -> String {
+    use connector_core::source::time::{TimeFormat, format_millis};
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| format_millis(ms, &TimeFormat::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -336,7 +387,9 @@ async fn run(
     let api = serve_api(settings.http, backends.clone(), metrics, manager.status()).await?;
     if let Err(e) = manager.apply(registry).await {
         // Whatever was started before the failure gives its leases back.
-        manager.shutdown(settings.grace).await;
+        manager
+            .shutdown(settings.grace, std::future::pending())
+            .await;
         return Err(e);
     }
     let stop_heartbeat = tokio_util::sync::CancellationToken::new();
@@ -357,18 +410,24 @@ async fn run(
         grace_s = grace.as_secs(),
         "shutting down: letting polls in flight finish"
     );
-    let code = tokio::select! {
-        done = manager.shutdown(grace) => {
-            if done {
-                tracing::info!("all connectors stopped; leases released");
-                ExitCode::SUCCESS
-            } else {
-                tracing::warn!("grace period over; exiting with polls still in flight");
-                ExitCode::FAILURE
-            }
+    let second_signal = async {
+        signals.next().await;
+        tracing::warn!("second signal: cancelling the polls in flight");
+    };
+    let code = match manager.shutdown(grace, second_signal).await {
+        manager::Stopped::Finished => {
+            tracing::info!("all connectors stopped; leases released");
+            ExitCode::SUCCESS
         }
-        _ = signals.next() => {
-            tracing::warn!("second signal: exiting at once");
+        manager::Stopped::GraceOver => {
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                "grace period over: polls in flight cancelled, leases released (SHUTDOWN_GRACE_SECONDS sets the period)"
+            );
+            ExitCode::SUCCESS
+        }
+        manager::Stopped::Interrupted => {
+            tracing::warn!("stopped by a second signal; leases released");
             ExitCode::from(130)
         }
     };
@@ -449,35 +508,52 @@ enum Signal {
     Stop,
 }
 
+/// Set by `all` in its children's environment: a child ignores SIGINT, because Ctrl-C in
+/// a terminal reaches the whole process group and the supervisor forwards it as SIGTERM;
+/// taking both would count as a second signal and skip the grace period.
+pub(crate) const SUPERVISED_VAR: &str = "CONNECTORS_SUPERVISED";
+
 /// SIGHUP, SIGTERM and SIGINT as one stream of events.
 struct Signals {
     #[cfg(unix)]
     hup: tokio::signal::unix::Signal,
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    /// SIGINT is ignored (see [`SUPERVISED_VAR`]).
+    supervised: bool,
 }
 
 impl Signals {
     fn new() -> Result<Self> {
+        let supervised = std::env::var_os(SUPERVISED_VAR).is_some();
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
             Ok(Self {
                 hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
                 term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+                supervised,
             })
         }
         #[cfg(not(unix))]
-        Ok(Self {})
+        Ok(Self { supervised })
     }
 
     async fn next(&mut self) -> Signal {
         #[cfg(unix)]
-        {
+        loop {
             tokio::select! {
-                _ = self.hup.recv() => Signal::Reload,
-                _ = self.term.recv() => Signal::Stop,
-                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = self.hup.recv() => return Signal::Reload,
+                _ = self.term.recv() => return Signal::Stop,
+                _ = self.int.recv() => {
+                    if !self.supervised {
+                        return Signal::Stop;
+                    }
+                    tracing::debug!("SIGINT ignored: the supervisor forwards the stop as SIGTERM");
+                }
             }
         }
         #[cfg(not(unix))]
@@ -662,6 +738,7 @@ async fn state(
                         },
                         upserts: Vec::new(),
                         failures: Vec::new(),
+                        absences: Vec::new(),
                         cursor: Some(connector_core::Cursor {
                             watermark: since.clone(),
                             ..connector_core::Cursor::default()

@@ -40,8 +40,8 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReloadStatus {
-    /// UNIX ms.
-    pub at: u64,
+    /// When (RFC 3339).
+    pub at: String,
     /// Applied or refused.
     pub ok: bool,
     /// The config errors that refused it.
@@ -51,7 +51,23 @@ pub struct ReloadStatus {
 struct Running {
     config: Arc<ConnectorConfig>,
     stop: CancellationToken,
+    abort: CancellationToken,
     task: JoinHandle<()>,
+}
+
+/// How long cancelled connectors get to give their leases back: one Redis command each,
+/// bounded by the command timeout (5 s by default).
+const RELEASE_WAIT: Duration = Duration::from_secs(6);
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every poll in flight finished within the grace period.
+    Finished,
+    /// The grace period ran out: the polls still in flight were cancelled.
+    GraceOver,
+    /// A second signal came first: the polls in flight were cancelled.
+    Interrupted,
 }
 
 /// Starts, stops and restarts connector tasks.
@@ -157,6 +173,7 @@ impl Manager {
                 Ok(connector) => {
                     tracing::info!(connector = %name, r#type = %config.connector_type, interval_ms = config.poll_interval_ms, "starting");
                     let stop = CancellationToken::new();
+                    let abort = CancellationToken::new();
                     let task = tokio::spawn(worker::run_connector(
                         connector,
                         self.backends.clone(),
@@ -164,8 +181,17 @@ impl Manager {
                         self.metrics.clone(),
                         self.share.clone(),
                         stop.clone(),
+                        abort.clone(),
                     ));
-                    self.running.insert(name, Running { config, stop, task });
+                    self.running.insert(
+                        name,
+                        Running {
+                            config,
+                            stop,
+                            abort,
+                            task,
+                        },
+                    );
                 }
                 Err(e) => errors.push(format!("connector \"{name}\": {e}")),
             }
@@ -210,24 +236,47 @@ impl Manager {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         status.reloads += 1;
         status.last_reload = Some(ReloadStatus {
-            at: now_ms(),
+            at: crate::rfc3339(now_ms()),
             ok,
             errors,
         });
     }
 
-    /// Stops every connector: polls in flight finish, leases are released. Returns false
-    /// if `grace` ran out first.
-    pub async fn shutdown(&mut self, grace: Duration) -> bool {
-        let all: Vec<Running> = std::mem::take(&mut self.running).into_values().collect();
+    /// Stops every connector: polls in flight get `grace` to finish; when it runs out, or
+    /// `interrupt` completes first (a second signal), they are cancelled. Either way every
+    /// lease is released before this returns, so no exit path leaves one held for a TTL.
+    pub async fn shutdown(
+        &mut self,
+        grace: Duration,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> Stopped {
+        let mut all: Vec<Running> = std::mem::take(&mut self.running).into_values().collect();
         for r in &all {
             r.stop.cancel();
         }
-        let wait = async {
-            for r in all {
-                let _ = r.task.await;
-            }
+        let how = tokio::select! {
+            () = wait_for(&mut all) => return Stopped::Finished,
+            () = tokio::time::sleep(grace) => Stopped::GraceOver,
+            () = interrupt => Stopped::Interrupted,
         };
-        tokio::time::timeout(grace, wait).await.is_ok()
+        for r in &all {
+            r.abort.cancel();
+        }
+        if tokio::time::timeout(RELEASE_WAIT, wait_for(&mut all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("a lease could not be released in time; it lapses after its TTL");
+        }
+        how
+    }
+}
+
+/// Waits for every task; a task already finished is not polled again.
+async fn wait_for(all: &mut [Running]) {
+    for r in all.iter_mut() {
+        if !r.task.is_finished() {
+            let _ = (&mut r.task).await;
+        }
     }
 }

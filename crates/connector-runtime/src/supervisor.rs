@@ -98,6 +98,7 @@ async fn keep_running(
             .arg(&spec.name)
             .env("HTTP_PORT", &spec.http_port)
             .env_remove("CONNECTOR_NAME")
+            .env(crate::SUPERVISED_VAR, "1")
             .kill_on_drop(true)
             .spawn()
         {

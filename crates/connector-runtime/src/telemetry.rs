@@ -95,7 +95,30 @@ pub struct Metrics {
     http: Family<HttpLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     provider: Family<GaugeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    data_loss: Family<ConnectorLabel, Counter>,
+    /// The last fence token seen per connector, and the last time the counter went back.
+    fences: std::sync::Mutex<Fences>,
     otel: OtelInstruments,
+}
+
+#[derive(Default)]
+struct Fences {
+    last: std::collections::HashMap<String, u64>,
+    lost: Option<DataLoss>,
+}
+
+/// Redis lost its data: a connector's fence counter went back.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataLoss {
+    /// The connector whose lease showed it.
+    pub connector: String,
+    /// When it was seen (RFC 3339).
+    pub detected_at: String,
+    /// The token before.
+    pub previous_token: u64,
+    /// The token after.
+    pub token: u64,
 }
 
 /// A provider gauge's labels: the connector and the gauge's name (from the provider's
@@ -149,6 +172,12 @@ impl Metrics {
         let http = Family::<HttpLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         let provider = Family::<GaugeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let data_loss = Family::<ConnectorLabel, Counter>::default();
+        registry.register(
+            "connector_redis_data_loss",
+            "Times a connector's fence counter went back: Redis lost its data and the connector's items are published again",
+            data_loss.clone(),
+        );
         registry.register(
             "connector_provider_gauge",
             "Gauges a provider reports after each poll (e.g. name=\"rate_limit_remaining\")",
@@ -191,8 +220,45 @@ impl Metrics {
             http,
             reloads,
             provider,
+            data_loss,
+            fences: std::sync::Mutex::default(),
             otel: OtelInstruments::new(),
         })
+    }
+
+    /// A lease was taken with fence `token`. Fence counters only grow, so a token not
+    /// above the last one this process saw means Redis lost its data (restarted empty,
+    /// flushed, or failed over to an empty replica): returns the previous token then.
+    pub fn fence_observed(&self, connector: &str, token: u64) -> Option<u64> {
+        let mut fences = self
+            .fences
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = fences.last.insert(connector.to_owned(), token)?;
+        if token > previous {
+            return None;
+        }
+        fences.lost = Some(DataLoss {
+            connector: connector.to_owned(),
+            detected_at: crate::rfc3339(connector_core::pipeline::now_ms()),
+            previous_token: previous,
+            token,
+        });
+        self.data_loss
+            .get_or_create(&ConnectorLabel {
+                connector: connector.to_owned(),
+            })
+            .inc();
+        Some(previous)
+    }
+
+    /// The last sign that Redis lost its data, if any since this process started.
+    pub fn data_loss(&self) -> Option<DataLoss> {
+        self.fences
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lost
+            .clone()
     }
 
     /// A provider's gauges after a poll.

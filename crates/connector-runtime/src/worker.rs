@@ -5,7 +5,10 @@
 //! and polls on a ticker; a poll that overruns its interval delays the next tick rather
 //! than overlapping it. A lost lease cancels the poll in flight at once (its commit would
 //! be fenced anyway) and the task goes back to waiting for the lease. Shutdown stops
-//! scheduling but lets a poll in flight finish; the lease is then released.
+//! scheduling but lets a poll in flight finish; the lease is then released. When the
+//! grace period runs out, `abort` cancels the poll in flight the same way a lost lease
+//! does (its commits are atomic, so nothing half-written stays) and the lease is still
+//! released, so another instance takes over at once instead of after a TTL.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +37,7 @@ pub async fn run_connector(
     metrics: Arc<Metrics>,
     share: Arc<Share>,
     shutdown: CancellationToken,
+    abort: CancellationToken,
 ) {
     let config = connector.config().clone();
     let name = config.name.clone();
@@ -56,6 +60,18 @@ pub async fn run_connector(
             }
         };
         tracing::info!(connector = %name, token = lease.token, "lease acquired; polling");
+        if let Some(previous) = metrics.fence_observed(&name, lease.token) {
+            tracing::error!(
+                connector = %name,
+                token = lease.token,
+                previous,
+                "Redis lost its data: this connector's fence counter went back from {previous} to {} \
+                 (Redis restarted without persistence, was flushed, or failed over to an empty replica). \
+                 Its state is gone, so every current item is published again and consumers see \
+                 duplicates; enable Redis persistence (appendonly yes) to prevent this",
+                lease.token
+            );
+        }
         share.acquired();
         metrics.lease_changed(&name, true);
         let keeper = LeaseKeeper::start(backends.leases.clone(), lease, ttl);
@@ -96,7 +112,18 @@ pub async fn run_connector(
             let outcome = tokio::select! {
                 r = connector.poll(&lease).instrument(span.clone()) => Some(r),
                 () = keeper.lost().cancelled() => None,
+                () = abort.cancelled() => None,
             };
+            if abort.is_cancelled() {
+                keeper.release().await;
+                share.released();
+                metrics.lease_changed(&name, false);
+                tracing::warn!(
+                    connector = %name,
+                    "grace period over: poll cancelled (what it committed stays; the rest is read again by the next holder); lease released"
+                );
+                return;
+            }
             let _enter = span.enter();
             let took = started.elapsed();
             metrics.poll_finished(&name, outcome.as_ref(), took, (now_ms() / 1000) as i64);

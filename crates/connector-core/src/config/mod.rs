@@ -104,9 +104,21 @@ pub struct ConnectorConfig {
     #[serde(default = "defaults::poison_after_polls")]
     #[schemars(range(min = 1, max = 1000))]
     pub poison_after_polls: u32,
-    /// For snapshot sources: publish an item that left the current set once, as `removed`.
+    /// For snapshot sources: publish an item that left the current set once, as `removed`
+    /// (after `removalGracePolls` complete reads without it).
     #[serde(default)]
     pub emit_removals: bool,
+    /// For snapshot sources without `emitRemovals`: how long a missing item's version is
+    /// kept, so an item a response dropped once and that comes back unchanged is not
+    /// published again. 0 forgets it at once.
+    #[serde(default = "defaults::removal_grace_ms")]
+    #[schemars(range(max = 2_592_000_000_u64))]
+    pub removal_grace_ms: u64,
+    /// For snapshot sources with `emitRemovals`: in how many complete reads in a row an item
+    /// must be missing before it is published as `removed`.
+    #[serde(default = "defaults::removal_grace_polls")]
+    #[schemars(range(min = 1, max = 100))]
+    pub removal_grace_polls: u32,
     /// Backoff between retries of one request.
     #[serde(default)]
     pub retry_config: RetryConfig,
@@ -158,9 +170,10 @@ pub mod defaults {
     pub fn poll_interval_ms() -> u64 {
         60_000
     }
-    /// Thirty seconds per request.
+    /// Ten seconds per request: with a retry and its backoff, one slow request fits in
+    /// the runtime's default 25 s shutdown grace period, so a stop rarely cancels a poll.
     pub fn request_timeout_ms() -> u64 {
-        30_000
+        10_000
     }
     /// Three retries per request.
     pub fn max_retries() -> u32 {
@@ -177,6 +190,14 @@ pub mod defaults {
     /// Three polls: a record broken by a passing glitch gets two more chances.
     pub fn poison_after_polls() -> u32 {
         3
+    }
+    /// A day: a vanished item that returns unchanged within it publishes nothing.
+    pub fn removal_grace_ms() -> u64 {
+        86_400_000
+    }
+    /// Two complete reads: one response dropping an item is not a removal.
+    pub fn removal_grace_polls() -> u32 {
+        2
     }
     /// 500 signals per atomic commit.
     pub fn commit_batch_size() -> u32 {

@@ -10,8 +10,9 @@
 //! 2. a repeat poll publishes nothing;
 //! 3. one changed item is published once, as `updated`;
 //! 4. a failed fetch publishes nothing and leaves state untouched;
-//! 5. for snapshot sources with `emitRemovals`, a vanished item is published once as
-//!    `removed`, and not again.
+//! 5. for snapshot sources with `emitRemovals`, an item missing from one read and back in
+//!    the next publishes nothing (a flap); one missing from `removalGracePolls` (2) reads
+//!    in a row is published once as `removed`, and not again.
 
 pub mod items;
 pub mod paged;
@@ -427,8 +428,34 @@ pub async fn run_contract<P: Provider>(
         "a failed poll publishes nothing"
     );
 
-    // 5. Snapshot sources: a vanished item is published once as removed.
+    // 5. Snapshot sources: a flap publishes nothing; a vanished item is published once as
+    // removed, after the grace.
     if snapshot {
+        assert_eq!(
+            config.removal_grace_polls, 2,
+            "the contract runs with the default removalGracePolls"
+        );
+        let mut poll_serving = async |serve_removed: bool, what: &str| {
+            server.reset().await;
+            if serve_removed {
+                scenario.serve_one_removed(server).await;
+            } else {
+                scenario.serve_one_changed(server).await;
+            }
+            h.connector
+                .poll(&h.lease)
+                .await
+                .unwrap_or_else(|e| panic!("poll {what} failed: {e}"))
+        };
+        let missing = poll_serving(true, "with one item missing").await;
+        assert_eq!(missing.published, 0, "missing once is not removed: {missing:?}");
+        let back = poll_serving(false, "with the item back").await;
+        assert_eq!(
+            back.published, 0,
+            "an item back with its version is not published again: {back:?}"
+        );
+        let missing = poll_serving(true, "with one item missing again").await;
+        assert_eq!(missing.published, 0, "the count started again: {missing:?}");
         server.reset().await;
         scenario.serve_one_removed(server).await;
         let removed = h

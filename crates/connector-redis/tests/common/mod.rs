@@ -5,9 +5,6 @@
 
 #![allow(dead_code, missing_docs)]
 
-use std::ffi::OsString;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +13,6 @@ use connector_redis::{RedisBackend, RedisSettings};
 use fred::prelude::{ClientLike, KeysInterface, StreamsInterface};
 use fred::types::config::Config;
 use fred::types::{Builder, ClusterHash, CustomCommand};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 pub const START_REDIS: &str = "start one with `redis-server --port 6379 --save \"\" --daemonize yes`, or point REDIS_URL at one";
 
@@ -123,132 +118,11 @@ pub async fn key_type(client: &fred::clients::Client, key: &str) -> String {
         .unwrap_or_else(|e| panic!("TYPE {key}: {e}"))
 }
 
-/// A `redis-server` of this test's own, on a free port, killed when dropped (even when the
-/// test fails half-way).
-pub struct RedisServer {
-    child: Option<Child>,
-    pub port: u16,
-}
-
-impl RedisServer {
-    /// Starts a server persisting to `dir` with an fsync per write, so a kill loses nothing
-    /// it acknowledged; returns once it accepts connections.
-    pub async fn start(dir: &Path, port: Option<u16>) -> Self {
-        Self::start_with(
-            dir,
-            port,
-            &["--appendonly", "yes", "--appendfsync", "always"],
-        )
-        .await
-    }
-
-    /// Starts a server with `args` added to the basics (port, bind, no RDB snapshots).
-    pub async fn start_with(dir: &Path, port: Option<u16>, args: &[&str]) -> Self {
-        let port = port.unwrap_or_else(free_port);
-        let mut all: Vec<OsString> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ]
-        .iter()
-        .chain(args)
-        .map(OsString::from)
-        .collect();
-        all.extend([OsString::from("--dir"), dir.as_os_str().to_owned()]);
-        Self::spawn(all, port, "Ready to accept connections").await
-    }
-
-    /// Starts a Sentinel watching the primary at `primary_port` as `service`.
-    pub async fn start_sentinel(dir: &Path, primary_port: u16, service: &str) -> Self {
-        let port = free_port();
-        let conf = dir.join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!("sentinel monitor {service} 127.0.0.1 {primary_port} 1\n"),
-        )
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
-        let args = [
-            conf.into_os_string(),
-            "--sentinel".into(),
-            "--port".into(),
-            port.to_string().into(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--dir".into(),
-            dir.as_os_str().to_owned(),
-        ];
-        Self::spawn(args.to_vec(), port, "+monitor master").await
-    }
-
-    /// Runs `redis-server args` and waits for `ready` in its log.
-    async fn spawn(args: Vec<OsString>, port: u16, ready: &str) -> Self {
-        let mut child = Command::new("redis-server")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}); install Redis to run this test")
-            });
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut lines = BufReader::new(stdout).lines();
-        let started = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains(ready) {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        assert_eq!(
-            started.ok(),
-            Some(true),
-            "redis-server on port {port} did not start"
-        );
-        // Keep draining its log so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self {
-            child: Some(child),
-            port,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, as a crash would; waits until the process is gone.
-    pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
-}
-
 #[allow(unused_imports)] // each test binary uses a different part of this module
 pub use connector_core::testing::items::{ItemsProvider, items_body};
+#[allow(unused_imports)]
+pub use connector_redis::testing::{RedisServer, free_port};
 
-/// The shared `TEST_ITEMS` connector, without retries so failures show at once.
 pub fn config_for(name: &str, base_url: &str) -> ConnectorConfig {
     let mut c = connector_core::testing::items::config_for(name, base_url);
     c.max_retries = 0;
