@@ -310,3 +310,67 @@ fn a_connector_of_another_binary_names_the_binary_that_runs_it() {
         "{err}"
     );
 }
+
+#[test]
+fn inspection_commands_in_embedded_mode_say_what_they_need() {
+    let dir = tempdir("embedded-inspect");
+    write_config(
+        &dir,
+        r#"{"connectors": [{"name": "w", "type": "NOAA_WEATHER", "providerConfig": {}}]}"#,
+    );
+    for (args, needs) in [
+        (&["lease", "show", "w"][..], "`lease` needs REDIS_URL"),
+        (&["metrics"][..], "`metrics` needs REDIS_URL"),
+        (&["state", "show", "w"][..], "`state` needs REDIS_URL or STATE_DIR"),
+        (&["state", "reset", "w"][..], "`state` needs REDIS_URL or STATE_DIR"),
+    ] {
+        let out = connector(&dir, args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(needs), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} prints no empty answer");
+    }
+    // With STATE_DIR, `state` acts on the folder, and a reset warns about a running process.
+    let sd = dir.join("state").display().to_string();
+    let reset = connector(&dir, &["state", "reset", "w"], &[("STATE_DIR", &sd)]);
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert!(
+        text(&reset.stderr).contains("stop the process that runs this connector first"),
+        "{}",
+        text(&reset.stderr)
+    );
+}
+
+#[tokio::test]
+async fn one_shot_commands_print_only_their_answer_unless_rust_log_asks() {
+    let server = MockServer::start().await;
+    serve_severe(&server).await;
+    let dir = tempdir("quiet");
+    write_config(
+        &dir,
+        &format!(
+            r#"{{"connectors": [{{"name": "w", "type": "NOAA_WEATHER", "providerConfig": {{"baseUrl": "{}"}}}}]}}"#,
+            server.uri()
+        ),
+    );
+    let (quiet, asked) = tokio::task::spawn_blocking(move || {
+        let mut quiet = Command::new(env!("CARGO_BIN_EXE_connector-noaa"));
+        quiet
+            .args(["poll", "w", "--dry-run"])
+            .current_dir(&dir)
+            .env_remove("RUST_LOG")
+            .env_remove("REDIS_URL")
+            .env_remove("CONNECTORS_CONFIG_PATH")
+            .env("HTTP_PORT", "off");
+        let quiet = quiet.output().expect("runs");
+        let asked = connector(&dir, &["poll", "w", "--dry-run"], &[("RUST_LOG", "info")]);
+        (quiet, asked)
+    })
+    .await
+    .expect("join");
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    let err = text(&quiet.stderr);
+    assert!(!err.contains("INFO"), "no progress lines: {err}");
+    assert!(err.contains("dry run, nothing committed"), "the answer: {err}");
+    assert!(text(&asked.stderr).contains("INFO"), "{}", text(&asked.stderr));
+}

@@ -225,6 +225,20 @@ impl Namespace {
     }
 }
 
+impl std::ops::Deref for Namespace {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl std::fmt::Display for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.prefix)
+    }
+}
+
 impl Drop for Namespace {
     fn drop(&mut self) {
         let url = self.url.clone();

@@ -194,7 +194,14 @@ async fn redis_restarting_empty_is_reported_in_the_log_readiness_and_metrics() {
         "warned at start-up:\n{}",
         proc.log()
     );
+    assert!(
+        !proc.log().contains("reconnected to Redis"),
+        "the first connection is not a reconnect:\n{}",
+        proc.log()
+    );
     own.restart().await;
+    proc.wait_log("reconnected to Redis", Duration::from_secs(30))
+        .await;
     proc.wait_log("Redis lost its data", Duration::from_secs(30))
         .await;
     let (_, ready) = eventually("readiness to show it", Duration::from_secs(10), || async {

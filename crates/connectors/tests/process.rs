@@ -81,14 +81,14 @@ async fn sigterm_lets_a_slow_poll_finish_and_releases_the_lease() {
         config(&server, &[("slow", 60_000)]),
     )
     .expect("write");
-    let prefix = unique("term");
+    let prefix = connector_redis::testing::Namespace::new(&redis_url(), "term");
     let mut proc = Proc::start(
         &dir,
         &["run", "slow"],
         &[
             ("HTTP_PORT", "off".into()),
             ("REDIS_URL", redis_url()),
-            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("REDIS_KEY_PREFIX", prefix.to_string()),
         ],
     );
     eventually(
@@ -137,12 +137,12 @@ async fn two_workers_share_five_connectors_and_the_survivor_takes_over() {
     let names = ["c1", "c2", "c3", "c4", "c5"];
     let list: Vec<(&str, u64)> = names.iter().map(|n| (*n, 300)).collect();
     std::fs::write(dir.join("connectors.json"), config(&server, &list)).expect("write");
-    let prefix = unique("share");
+    let prefix = connector_redis::testing::Namespace::new(&redis_url(), "share");
     let env = |port: u16| {
         vec![
             ("HTTP_PORT", port.to_string()),
             ("REDIS_URL", redis_url()),
-            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("REDIS_KEY_PREFIX", prefix.to_string()),
         ]
     };
     let (p1, p2) = (free_port(), free_port());
@@ -278,14 +278,14 @@ async fn the_http_api_answers_health_metrics_and_prometheus() {
     let dir = temp_dir("api");
     std::fs::write(dir.join("connectors.json"), config(&server, &[("w", 500)])).expect("write");
     let port = free_port();
-    let prefix = unique("api");
+    let prefix = connector_redis::testing::Namespace::new(&redis_url(), "api");
     let mut proc = Proc::start(
         &dir,
         &["run"],
         &[
             ("HTTP_PORT", port.to_string()),
             ("REDIS_URL", redis_url()),
-            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("REDIS_KEY_PREFIX", prefix.to_string()),
         ],
     );
     let (status, live) = eventually("live", Duration::from_secs(20), || {

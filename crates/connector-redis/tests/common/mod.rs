@@ -24,9 +24,9 @@ pub fn redis_url() -> String {
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
 }
 
-/// A namespace no other test (or run) uses.
-pub fn unique_prefix(test: &str) -> String {
-    format!("test-{test}-{:016x}:", fastrand::u64(..))
+/// A namespace no other test (or run) uses, whose keys are deleted when it is dropped.
+pub fn unique_prefix(test: &str) -> connector_redis::testing::Namespace {
+    connector_redis::testing::Namespace::new(&redis_url(), test)
 }
 
 /// Settings for `url` under `prefix`, with short timeouts so failures show quickly.
