@@ -178,6 +178,27 @@ pub enum HttpError {
         /// What went wrong.
         message: String,
     },
+    /// The answer broke off before its body was complete (a connection cut mid-body).
+    #[error("the response from {url} broke off after {received} bytes of its body: {message}")]
+    Truncated {
+        /// The URL without its query.
+        url: String,
+        /// Body bytes that arrived.
+        received: usize,
+        /// What the connection said.
+        message: String,
+    },
+    /// A redirect that is not followed: to another origin (credentials stay with the
+    /// configured one) or one hop too many.
+    #[error("{url} redirected to {location}, which is not followed: {why}")]
+    Redirected {
+        /// The URL without its query.
+        url: String,
+        /// Where it pointed (origin only when it is another host).
+        location: String,
+        /// Why it is not followed, and what to do.
+        why: &'static str,
+    },
     /// The body exceeded the size cap.
     #[error("response from {url} is larger than the {limit}-byte cap")]
     TooLarge {
@@ -225,9 +246,12 @@ impl Retryable for HttpError {
                 501 => false,
                 s => s >= 500,
             },
-            HttpError::Timeout { .. } | HttpError::Transport { .. } => true,
+            HttpError::Timeout { .. }
+            | HttpError::Transport { .. }
+            | HttpError::Truncated { .. } => true,
             // A running hold fails the poll at once; the next tick looks again.
             HttpError::TooLarge { .. }
+            | HttpError::Redirected { .. }
             | HttpError::ForeignOrigin { .. }
             | HttpError::Held { .. } => false,
         }
@@ -886,6 +910,29 @@ impl HttpClient {
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Conditional::NotModified);
         }
+        if status.is_redirection()
+            && let Some(to) = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok())
+        {
+            // The redirect policy stopped here.
+            let other_host = to.origin() != resp.url().origin();
+            return Err(HttpError::Redirected {
+                url: shown(),
+                location: if other_host {
+                    format!("another host ({})", to.origin().ascii_serialization())
+                } else {
+                    display_url(&to)
+                },
+                why: if other_host {
+                    "credentials are sent to the configured host only; if the API moved, set its base URL to the new address"
+                } else {
+                    "more than 5 redirects in a row"
+                },
+            });
+        }
         if let Some(len) = resp.content_length()
             && len > self.max_body_bytes as u64
         {
@@ -899,7 +946,19 @@ impl HttpClient {
                 .map_or(16 * 1024, |l| l as usize)
                 .min(self.max_body_bytes),
         );
-        while let Some(chunk) = resp.chunk().await.map_err(map_err)? {
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(map_err(e)),
+                Err(e) => {
+                    return Err(HttpError::Truncated {
+                        url: shown(),
+                        received: body.len(),
+                        message: error_chain(&e.without_url()),
+                    });
+                }
+            };
             if body.len() + chunk.len() > self.max_body_bytes {
                 return Err(HttpError::TooLarge {
                     url: shown(),

@@ -330,9 +330,10 @@ pub trait Provider: Send + Sync + Sized + 'static {
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    /// Fetching failed; nothing was written.
+    /// Fetching failed; nothing was written. (Not a `source`: the message already holds
+    /// it, and a chain printer would say it twice.)
     #[error("fetch failed: {0}")]
-    Fetch(#[from] FetchError),
+    Fetch(FetchError),
     /// The lease moved to another instance; chunks committed before it stay committed.
     #[error("commit refused: the lease on {connector} is no longer held by this instance")]
     Fenced {
@@ -344,7 +345,19 @@ pub enum PollError {
     Backend(#[from] BackendError),
     /// A signal could not be encoded (a bug, not bad input).
     #[error("cannot encode signal: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
+}
+
+impl From<FetchError> for PollError {
+    fn from(e: FetchError) -> Self {
+        Self::Fetch(e)
+    }
+}
+
+impl From<serde_json::Error> for PollError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Encode(e)
+    }
 }
 
 /// What a dry run would have published.
@@ -481,6 +494,8 @@ struct Poll<'a, P: Provider> {
     /// New or changed items this poll may still publish.
     remaining: Option<usize>,
     streams_not_modified: usize,
+    /// Records whose id was already read in this poll (said once, at the end).
+    repeated_ids: u64,
     /// When the poll began (UNIX ms): no watermark moves past it, since records written
     /// while the read ran may not have been seen.
     started_ms: i64,
@@ -509,6 +524,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             summary: PollSummary::default(),
             remaining,
             streams_not_modified: 0,
+            repeated_ids: 0,
             started_ms: i64::try_from(now).unwrap_or(i64::MAX),
         }
     }
@@ -536,6 +552,13 @@ impl<'a, P: Provider> Poll<'a, P> {
         }
         self.summary.not_modified =
             !streams.is_empty() && self.streams_not_modified == streams.len();
+        if self.repeated_ids > 0 {
+            tracing::info!(
+                connector = %self.enc.config.name,
+                records = self.repeated_ids,
+                "records repeated an id already read in this poll (a page overlap, or the API listing one item twice); each id counts once"
+            );
+        }
         match first_error {
             Some(e) => Err(PollError::Fetch(e)),
             None => Ok(()),
@@ -789,6 +812,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         for (i, key) in keys.iter().enumerate() {
             let version = recorded.and_then(|r| r.versions.get(key.id.as_ref()));
             if !seen.insert(key.id.to_string()) {
+                self.repeated_ids += 1;
                 // Met again in this read: a page overlap (nothing new) or, when its version
                 // moved on since, an item updated while the read was under way.
                 if let Some(v) = version

@@ -348,6 +348,7 @@ impl DatadogProvider {
                     resume: None,
                     stop_when: None,
                     more_when: None,
+                    keyed: false,
                     check: None,
                     parse,
                 }
@@ -378,6 +379,7 @@ impl DatadogProvider {
                     resume: None,
                     stop_when: None,
                     more_when: None,
+                    keyed: false,
                     check: None,
                     parse,
                 }
@@ -407,6 +409,7 @@ impl DatadogProvider {
                     resume: None,
                     stop_when: None,
                     more_when: None,
+                    keyed: false,
                     check: None,
                     parse,
                 }

@@ -300,6 +300,7 @@ impl GithubProvider {
             resume: None,
             stop_when: None,
             more_when: None,
+            keyed: false,
             check: None,
             parse: Box::new(move |body, span, text| {
                 let item = Item::of_text(resource, &place, labels, body, span, text)?;

@@ -395,6 +395,7 @@ impl HttpJsonProvider {
             resume: (c.order == Order::Desc && !c.snapshot).then_some(Duration::from_secs(3600)),
             stop_when,
             more_when,
+            keyed: shape == RecordsAs::Values,
             check: Some(Box::new(check)),
             parse: Box::new(parse),
         }

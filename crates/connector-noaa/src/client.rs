@@ -72,6 +72,7 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
         resume: query.history.then_some(RESUME_FOR),
         stop_when: None,
         more_when: None,
+        keyed: false,
         check: None,
         parse: Box::new(move |body, span, text| {
             let alert = Alert::of_text(body, span, text).map_err(ItemError::new)?;

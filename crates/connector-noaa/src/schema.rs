@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 /// bytes that are not UTF-8) fails alone. An error means the body is not a
 /// FeatureCollection at all.
 pub fn alerts_of(body: &Body) -> Result<Vec<Result<Alert, ItemError>>, ScanError> {
-    Ok(records::records_at(body, "/features")?
+    Ok(records::records_at(body, "/features", false)?
         .into_iter()
         .map(|span| match std::str::from_utf8(&body[span.clone()]) {
             Ok(text) => Alert::of_text(body, span, text).map_err(ItemError::new),

@@ -321,8 +321,14 @@ fn inspection_commands_in_embedded_mode_say_what_they_need() {
     for (args, needs) in [
         (&["lease", "show", "w"][..], "`lease` needs REDIS_URL"),
         (&["metrics"][..], "`metrics` needs REDIS_URL"),
-        (&["state", "show", "w"][..], "`state` needs REDIS_URL or STATE_DIR"),
-        (&["state", "reset", "w"][..], "`state` needs REDIS_URL or STATE_DIR"),
+        (
+            &["state", "show", "w"][..],
+            "`state` needs REDIS_URL or STATE_DIR",
+        ),
+        (
+            &["state", "reset", "w"][..],
+            "`state` needs REDIS_URL or STATE_DIR",
+        ),
     ] {
         let out = connector(&dir, args, &[]);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -371,6 +377,13 @@ async fn one_shot_commands_print_only_their_answer_unless_rust_log_asks() {
     assert!(quiet.status.success(), "{}", text(&quiet.stderr));
     let err = text(&quiet.stderr);
     assert!(!err.contains("INFO"), "no progress lines: {err}");
-    assert!(err.contains("dry run, nothing committed"), "the answer: {err}");
-    assert!(text(&asked.stderr).contains("INFO"), "{}", text(&asked.stderr));
+    assert!(
+        err.contains("dry run, nothing committed"),
+        "the answer: {err}"
+    );
+    assert!(
+        text(&asked.stderr).contains("INFO"),
+        "{}",
+        text(&asked.stderr)
+    );
 }

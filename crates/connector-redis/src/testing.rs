@@ -11,6 +11,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use connector_core::StreamEntry;
+use fred::prelude::{ClientLike, StreamsInterface};
+use fred::types::Builder;
+use fred::types::config::Config;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -300,4 +304,46 @@ async fn delete_matching(url: &str, pattern: &str) {
         cursor = next;
     }
     let _ = client.quit().await;
+}
+
+/// A plain client on the server at `url`, to check what a backend wrote.
+pub async fn inspector_at(url: &str) -> fred::clients::Client {
+    let config = Config::from_url(url).unwrap_or_else(|e| panic!("bad REDIS_URL: {e}"));
+    let client = Builder::from_config(config)
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build a client: {e}"));
+    client
+        .init()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("Redis at {url} is not reachable ({e}); start one with `redis-server --port 6379 --save \"\" --daemonize yes`, or point REDIS_URL at one")
+        });
+    client
+}
+
+/// Every entry of a stream, in order, as the backend wrote them.
+pub async fn stream_entries(client: &fred::clients::Client, stream: &str) -> Vec<StreamEntry> {
+    let raw: Vec<(String, Vec<(String, String)>)> = client
+        .xrange(stream, "-", "+", None)
+        .await
+        .unwrap_or_else(|e| panic!("XRANGE {stream}: {e}"));
+    raw.into_iter()
+        .map(|(_, fields)| {
+            let get = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| panic!("entry without {name}: {fields:?}"))
+            };
+            StreamEntry {
+                connector: get("connector"),
+                connector_type: get("type"),
+                external_id: get("external_id"),
+                version: get("version"),
+                dedup_id: get("dedup_id"),
+                signal: get("signal"),
+            }
+        })
+        .collect()
 }

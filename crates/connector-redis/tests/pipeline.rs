@@ -221,7 +221,10 @@ async fn polls_publish_changes_once_through_the_redis_backend() {
     let mut ids: Vec<&String> = state.main.versions.keys().collect();
     ids.sort();
     assert_eq!(ids, ["a", "b"]);
-    assert!(state.main.absent.is_empty(), "the absence went with the version");
+    assert!(
+        state.main.absent.is_empty(),
+        "the absence went with the version"
+    );
 }
 
 #[tokio::test]

@@ -324,3 +324,431 @@ async fn a_long_retry_after_sends_nothing_more_and_shows_in_health() {
     proc.signal(Signal::SIGTERM);
     assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
 }
+
+/// The NOAA fixture with `change` applied to its features.
+fn alerts_with(change: impl FnOnce(&mut Vec<Value>)) -> String {
+    let mut body: Value = serde_json::from_str(ALERTS).expect("fixture is JSON");
+    if let Some(features) = body["features"].as_array_mut() {
+        change(features);
+    }
+    body.to_string()
+}
+
+/// One `connectors poll NAME` against the test's Redis namespace: exit code and stderr.
+async fn poll_once(dir: &std::path::Path, ns: &Namespace, name: &str) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_connectors"))
+        .args(["poll", name])
+        .current_dir(dir)
+        .env_remove("CONNECTORS_CONFIG_PATH")
+        .env_remove("CONNECTOR_NAME")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("REDIS_URL", redis_url())
+        .env("REDIS_KEY_PREFIX", &ns.prefix)
+        .env("RUST_LOG", "info")
+        .env("HTTP_PORT", "off")
+        .output()
+        .await
+        .expect("the binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A server that answers every connection with `head` then `body` (in `drip`-sized pieces
+/// a `pause` apart, when given), then closes: answers wiremock cannot give.
+async fn raw_server(head: String, body: Vec<u8>, drip: Option<(usize, Duration)>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (head, body) = (head.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(head.as_bytes()).await;
+                match drip {
+                    None => {
+                        let _ = socket.write_all(&body).await;
+                    }
+                    Some((size, pause)) => {
+                        for piece in body.chunks(size) {
+                            if socket.write_all(piece).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                }
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// How a provider misbehaves for one poll, and what the poll must say.
+struct Fault {
+    name: &'static str,
+    /// The base URL the connector polls during the fault.
+    base_url: String,
+    /// Extra connector settings.
+    settings: Value,
+    /// The poll's exit code.
+    code: i32,
+    /// A phrase its output must hold.
+    says: &'static str,
+    /// Signals the poll publishes (faults that fail one record publish the rest).
+    publishes: usize,
+}
+
+async fn serve_body(status: u16, body: impl Into<Vec<u8>>, content_type: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .respond_with(ResponseTemplate::new(status).set_body_raw(body.into(), content_type))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Every provider fault once: each poll fails (or fails one record) with a message that
+/// says what happened, leaves state as it was, and a good poll afterwards publishes exactly
+/// what was not published yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_provider_fault_fails_its_poll_or_record_and_loses_nothing() {
+    let mut servers = Vec::new();
+    let mut faults = Vec::new();
+    let mut add = |name, server: MockServer, settings: Value, code, says, publishes| {
+        faults.push(Fault {
+            name,
+            base_url: server.uri(),
+            settings,
+            code,
+            says,
+            publishes,
+        });
+        servers.push(server);
+    };
+    add(
+        "500",
+        serve_body(500, "oops", "text/plain").await,
+        json!({}),
+        1,
+        "HTTP 500",
+        0,
+    );
+    add(
+        "html",
+        serve_body(200, "<html><body>maintenance</body></html>", "text/html").await,
+        json!({}),
+        1,
+        "unexpected response",
+        0,
+    );
+    add(
+        "wrong shape",
+        serve_body(
+            200,
+            r#"{"type":"FeatureCollection","features":{"a":1}}"#,
+            "application/geo+json",
+        )
+        .await,
+        json!({}),
+        1,
+        "unexpected response",
+        0,
+    );
+    add(
+        "not json",
+        serve_body(200, "{\"features\": [", "application/geo+json").await,
+        json!({}),
+        1,
+        "unexpected response",
+        0,
+    );
+    let hang = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(ALERTS)
+                .set_delay(Duration::from_secs(30)),
+        )
+        .mount(&hang)
+        .await;
+    add(
+        "hanging",
+        hang,
+        json!({"requestTimeoutMs": 500}),
+        1,
+        "timed out after",
+        0,
+    );
+    let over = ALERTS.len() as u64 - 1;
+    add(
+        "over the cap",
+        serve_body(200, ALERTS, "application/geo+json").await,
+        json!({"providerConfig": {"maxBodyBytes": over}}),
+        1,
+        "larger than the",
+        0,
+    );
+    // Invalid UTF-8 inside one record: that record fails, the others are published.
+    let marked = alerts_with(|f| f[1]["properties"]["headline"] = json!("MARK"));
+    let broken = marked.replace("MARK", "\u{1}").into_bytes();
+    let broken: Vec<u8> = broken
+        .into_iter()
+        .map(|b| if b == 1 { 0xff } else { b })
+        .collect();
+    add(
+        "invalid UTF-8 in a record",
+        serve_body(200, broken, "application/geo+json").await,
+        json!({}),
+        0,
+        "\"failed\":1",
+        2,
+    );
+    let empty_id = alerts_with(|f| f[0]["properties"]["id"] = json!(""));
+    add(
+        "empty id",
+        serve_body(200, empty_id, "application/geo+json").await,
+        json!({}),
+        0,
+        "\"failed\":1",
+        2,
+    );
+    let null_id = alerts_with(|f| f[0]["properties"]["id"] = Value::Null);
+    add(
+        "null id",
+        serve_body(200, null_id, "application/geo+json").await,
+        json!({}),
+        0,
+        "\"failed\":1",
+        2,
+    );
+    let duplicate = alerts_with(|f| {
+        let copy = f[2].clone();
+        f.push(copy);
+    });
+    add(
+        "duplicate id",
+        serve_body(200, duplicate, "application/geo+json").await,
+        json!({}),
+        0,
+        "repeated an id already read",
+        3,
+    );
+
+    let mut raw = Vec::new();
+    // A body that breaks off: Content-Length promises more than arrives.
+    raw.push(("truncated", raw_server(format!("HTTP/1.1 200 OK\r\nContent-Type: application/geo+json\r\nContent-Length: {}\r\n\r\n", ALERTS.len()), ALERTS.as_bytes()[..200].to_vec(), None).await, json!({}), 1, "broke off after 200 bytes", 0));
+    // A body dripping a few bytes at a time, slower than the request timeout.
+    raw.push(("slow drip", raw_server(format!("HTTP/1.1 200 OK\r\nContent-Type: application/geo+json\r\nContent-Length: {}\r\n\r\n", ALERTS.len()), ALERTS.as_bytes().to_vec(), Some((16, Duration::from_millis(100)))).await, json!({"requestTimeoutMs": 1000}), 1, "timed out after", 0));
+    // A gzip bomb: 64 MiB of zeros in about 64 KiB, against a 1 MiB cap.
+    let bomb = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).expect("gzip");
+        }
+        gz.finish().expect("gzip")
+    };
+    raw.push(("gzip bomb", raw_server(format!("HTTP/1.1 200 OK\r\nContent-Type: application/geo+json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", bomb.len()), bomb, None).await, json!({"providerConfig": {"maxBodyBytes": 1_048_576}}), 1, "larger than the 1048576-byte cap", 0));
+    for (name, base_url, settings, code, says, publishes) in raw {
+        faults.push(Fault {
+            name,
+            base_url,
+            settings,
+            code,
+            says,
+            publishes,
+        });
+    }
+
+    let good = mock_provider(Duration::ZERO).await;
+    for fault in faults {
+        let dir = temp_dir("fault");
+        let ns = Namespace::new(&redis_url(), "fault");
+        let configure = |base: &str, faulty: bool| {
+            let mut c = json!({
+                "name": "f",
+                "type": "NOAA_WEATHER",
+                "maxRetries": 0,
+                "providerConfig": { "baseUrl": base, "area": "OH" }
+            });
+            if let (Some(c), Some(extra), true) =
+                (c.as_object_mut(), fault.settings.as_object(), faulty)
+            {
+                for (k, v) in extra {
+                    match (k.as_str(), c.get_mut(k)) {
+                        ("providerConfig", Some(pc)) => {
+                            if let (Some(pc), Some(v)) = (pc.as_object_mut(), v.as_object()) {
+                                pc.extend(v.clone());
+                            }
+                        }
+                        _ => {
+                            c.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            json!({ "connectors": [c] }).to_string()
+        };
+        let redis = redis(&ns.prefix).await;
+        let stream = format!("{}raw-input-signals", ns.prefix);
+        let inspector = connector_redis::testing::inspector_at(&redis_url()).await;
+
+        // The fault on a first poll: nothing published but what it says, state as it was.
+        write_config(&dir, &configure(&fault.base_url, true));
+        let (code, err) = poll_once(&dir, &ns, "f").await;
+        let what = fault.name;
+        assert_eq!(code, Some(fault.code), "{what}: {err}");
+        assert!(
+            err.contains(fault.says),
+            "{what}: expected {:?} in:\n{err}",
+            fault.says
+        );
+        let entries = connector_redis::testing::stream_entries(&inspector, &stream).await;
+        assert_eq!(entries.len(), fault.publishes, "{what}: {entries:?}");
+        let state = redis.backends().state.load("f").await.expect("state");
+        assert_eq!(
+            state.main.versions.len(),
+            fault.publishes,
+            "{what}: {state:?}"
+        );
+        // Said once, not "X: X".
+        for line in err.lines().filter(|l| l.contains("fetch failed")) {
+            let message = line.split("fetch failed: ").nth(1).unwrap_or_default();
+            let half = &message[..message.len() / 2];
+            assert!(
+                half.len() < 20 || message.matches(half).count() == 1,
+                "{what}: said twice: {line}"
+            );
+        }
+
+        // The provider recovers: what was not published is, once; nothing twice.
+        write_config(&dir, &configure(&good.uri(), false));
+        let (code, err) = poll_once(&dir, &ns, "f").await;
+        assert_eq!(code, Some(0), "{what}, recovered: {err}");
+        let entries = connector_redis::testing::stream_entries(&inspector, &stream).await;
+        let mut keys: Vec<(String, String)> = entries
+            .iter()
+            .map(|e| (e.external_id.clone(), e.version.clone()))
+            .collect();
+        keys.sort();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!(before, keys.len(), "{what}: duplicated: {entries:?}");
+        assert_eq!(keys.len(), 3, "{what}: every alert once: {keys:?}");
+    }
+    drop(servers);
+}
+
+/// An HTTP_JSON connector with a bearer token, against `url`, paged by `/next`.
+fn credentialed(url: &str) -> String {
+    json!({"connectors": [{
+        "name": "creds",
+        "type": "HTTP_JSON",
+        "maxRetries": 0,
+        "providerConfig": {
+            "request": {"url": url},
+            "auth": {"type": "bearer", "token": "s3cret-token-value"},
+            "records": {"path": "/items", "id": "/id", "version": "/v"},
+            "signal": {"kind": "item", "title": "{{/id}}"},
+            "pagination": {"type": "nextUrl", "path": "/next"},
+            "snapshot": true
+        }
+    }]})
+    .to_string()
+}
+
+/// A redirect and a next link to another host: nothing reaches that host with the token,
+/// the poll says where it was sent and why it did not go, and the token is in no output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_or_next_link_to_another_host_gets_no_credentials() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+        .mount(&elsewhere)
+        .await;
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/moved"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("Location", format!("{}/items", elsewhere.uri())),
+        )
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "items": [{"id": "a", "v": "1"}],
+            "next": format!("{}/items?page=2", elsewhere.uri()),
+        })))
+        .mount(&api)
+        .await;
+    for (route, says) in [
+        ("/moved", "redirected to another host"),
+        ("/items", "a next link to another host"),
+    ] {
+        let dir = temp_dir("creds");
+        let ns = Namespace::new(&redis_url(), "creds");
+        write_config(&dir, &credentialed(&format!("{}{route}", api.uri())));
+        let (code, err) = poll_once(&dir, &ns, "creds").await;
+        assert!(err.contains(says), "{route}: {err}");
+        assert!(!err.contains("s3cret-token-value"), "{route}: {err}");
+        if route == "/moved" {
+            assert_eq!(code, Some(1), "{err}");
+        }
+        let leaked: Vec<_> = elsewhere
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.headers.contains_key("authorization"))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "{route}: credentials sent elsewhere: {leaked:?}"
+        );
+    }
+    let to_api = api.received_requests().await.unwrap_or_default();
+    assert!(
+        to_api
+            .iter()
+            .all(|r| r.headers.contains_key("authorization")),
+        "the configured host does get them"
+    );
+}
+
+/// A snapshot item missing from one response and back in the next, against the binary:
+/// published once in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_alert_is_published_once() {
+    let dir = temp_dir("flap");
+    let ns = Namespace::new(&redis_url(), "flap");
+    let inspector = connector_redis::testing::inspector_at(&redis_url()).await;
+    let stream = format!("{}raw-input-signals", ns.prefix);
+    for (round, body) in [
+        ALERTS.to_owned(),
+        alerts_with(|f| {
+            f.remove(1);
+        }),
+        ALERTS.to_owned(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let server = serve_body(200, body, "application/geo+json").await;
+        write_config(&dir, &config(&server, &[("flap", 60_000)]));
+        let (code, err) = poll_once(&dir, &ns, "flap").await;
+        assert_eq!(code, Some(0), "round {round}: {err}");
+    }
+    let entries = connector_redis::testing::stream_entries(&inspector, &stream).await;
+    assert_eq!(entries.len(), 3, "{entries:?}");
+}

@@ -157,6 +157,10 @@ pub struct Read<'a, I> {
     pub paging: Paging,
     /// JSON pointer to the list of records in a page (`""`: the body is the list).
     pub records: String,
+    /// The records are an object's values (APIs that key records by id), not an array's
+    /// elements. Either way a list of the other shape fails the page: a document of the
+    /// wrong shape is not a page of odd records.
+    pub keyed: bool,
     /// Most pages one read follows; reaching it marks the read partial.
     pub max_pages: u64,
     /// Which stored validators go with the requests.
@@ -347,7 +351,7 @@ pub fn read<'a, I: Send + 'a>(
         if let Some(check) = &at.read.check {
             check(&body).map_err(|e| FetchError::malformed(&url, e))?;
         }
-        let spans = records::records_at(&body, &at.read.records).map_err(|e| {
+        let spans = records::records_at(&body, &at.read.records, at.read.keyed).map_err(|e| {
             FetchError::malformed(&url, format!("not the documented list of records: {e}"))
         })?;
         let mut page = Page::of(Vec::with_capacity(spans.len()));

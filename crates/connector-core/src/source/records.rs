@@ -71,12 +71,16 @@ pub fn locate_in(
 /// The byte ranges of the records in the list at `pointer` of a page. A page without the
 /// list is an error, not an empty page: an error document (`{"error": ...}`) or an HTML
 /// page must not read as "no records", which for a snapshot would mean "all gone".
-pub fn records_at(json: &[u8], pointer: &str) -> Result<Vec<Range<usize>>, ScanError> {
+pub fn records_at(json: &[u8], pointer: &str, keyed: bool) -> Result<Vec<Range<usize>>, ScanError> {
     if !matches!(json.get(skip_ws(json, 0)), Some(b'{' | b'[')) {
         return fail("a JSON object or array", skip_ws(json, 0));
     }
     match locate(json, pointer)? {
-        Some(list) => split(json, list),
+        Some(list) => match (keyed, json.get(list.start)) {
+            (false, Some(b'[')) | (true, Some(b'{')) => split(json, list),
+            (false, _) => fail("an array of records", list.start),
+            (true, _) => fail("an object of records", list.start),
+        },
         None => fail("the list of records", 0),
     }
 }
@@ -313,13 +317,18 @@ mod tests {
         let keyed = locate(json, "/by~1id").expect("scan").expect("present");
         assert_eq!(split(json, keyed).expect("split").len(), 2);
         assert!(split(json, locate(json, "/meta/n").expect("s").expect("p")).is_err());
-        assert_eq!(records_at(json, "/data").map(|r| r.len()), Ok(3));
+        assert_eq!(records_at(json, "/data", false).map(|r| r.len()), Ok(3));
+        assert_eq!(records_at(json, "/by~1id", true).map(|r| r.len()), Ok(2));
         assert!(
-            records_at(json, "/absent").is_err(),
+            records_at(json, "/by~1id", false).is_err() && records_at(json, "/data", true).is_err(),
+            "a list of the other shape is a document of the wrong shape"
+        );
+        assert!(
+            records_at(json, "/absent", false).is_err(),
             "no list is an error, not an empty page"
         );
-        assert!(records_at(b"<html></html>", "/data").is_err());
-        assert!(records_at(br#"{"data": ["#, "/data").is_err());
+        assert!(records_at(b"<html></html>", "/data", false).is_err());
+        assert!(records_at(br#"{"data": ["#, "/data", false).is_err());
     }
 
     #[test]

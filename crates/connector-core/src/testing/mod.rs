@@ -448,7 +448,10 @@ pub async fn run_contract<P: Provider>(
                 .unwrap_or_else(|e| panic!("poll {what} failed: {e}"))
         };
         let missing = poll_serving(true, "with one item missing").await;
-        assert_eq!(missing.published, 0, "missing once is not removed: {missing:?}");
+        assert_eq!(
+            missing.published, 0,
+            "missing once is not removed: {missing:?}"
+        );
         let back = poll_serving(false, "with the item back").await;
         assert_eq!(
             back.published, 0,

@@ -149,6 +149,7 @@ impl Provider for PagedProvider {
             resume: Some(Duration::from_secs(7 * 24 * 3600)),
             stop_when: None,
             more_when: None,
+            keyed: false,
             check: None,
             parse: Box::new(|body, span, text| {
                 let f: Fields = serde_json::from_str(text).map_err(ItemError::new)?;

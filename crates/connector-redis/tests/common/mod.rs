@@ -11,8 +11,7 @@ use std::time::Duration;
 use connector_core::{ConnectorConfig, StreamEntry};
 use connector_redis::{RedisBackend, RedisSettings};
 use fred::prelude::{ClientLike, KeysInterface, StreamsInterface};
-use fred::types::config::Config;
-use fred::types::{Builder, ClusterHash, CustomCommand};
+use fred::types::{ClusterHash, CustomCommand};
 
 pub const START_REDIS: &str = "start one with `redis-server --port 6379 --save \"\" --daemonize yes`, or point REDIS_URL at one";
 
@@ -52,45 +51,6 @@ pub async fn inspector() -> fred::clients::Client {
     inspector_at(&redis_url()).await
 }
 
-pub async fn inspector_at(url: &str) -> fred::clients::Client {
-    let config = Config::from_url(url).unwrap_or_else(|e| panic!("bad REDIS_URL: {e}"));
-    let client = Builder::from_config(config)
-        .build()
-        .unwrap_or_else(|e| panic!("cannot build a client: {e}"));
-    client
-        .init()
-        .await
-        .unwrap_or_else(|e| panic!("Redis is not reachable ({e}); {START_REDIS}"));
-    client
-}
-
-/// Every entry of a stream, in order.
-pub async fn stream_entries(client: &fred::clients::Client, stream: &str) -> Vec<StreamEntry> {
-    let raw: Vec<(String, Vec<(String, String)>)> = client
-        .xrange(stream, "-", "+", None)
-        .await
-        .unwrap_or_else(|e| panic!("XRANGE {stream}: {e}"));
-    raw.into_iter()
-        .map(|(_, fields)| {
-            let get = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_else(|| panic!("entry without {name}: {fields:?}"))
-            };
-            StreamEntry {
-                connector: get("connector"),
-                connector_type: get("type"),
-                external_id: get("external_id"),
-                version: get("version"),
-                dedup_id: get("dedup_id"),
-                signal: get("signal"),
-            }
-        })
-        .collect()
-}
-
 pub async fn stream_len(client: &fred::clients::Client, stream: &str) -> u64 {
     client
         .xlen(stream)
@@ -121,7 +81,7 @@ pub async fn key_type(client: &fred::clients::Client, key: &str) -> String {
 #[allow(unused_imports)] // each test binary uses a different part of this module
 pub use connector_core::testing::items::{ItemsProvider, items_body};
 #[allow(unused_imports)]
-pub use connector_redis::testing::{RedisServer, free_port};
+pub use connector_redis::testing::{RedisServer, free_port, inspector_at, stream_entries};
 
 pub fn config_for(name: &str, base_url: &str) -> ConnectorConfig {
     let mut c = connector_core::testing::items::config_for(name, base_url);
