@@ -51,9 +51,10 @@ infra-up:
 infra-down:
     scripts/infra down
 
-# The process-level fault tests (kills, stalls, misbehaving providers), long runs included.
+# The fault suite against the real binaries (kills, pauses, Redis outages, misbehaving
+# providers), long runs included; RELIABILITY.md lists what it proves.
 chaos:
-    cargo test -p connectors --test process -- --include-ignored
+    cargo test -p connectors --test faults --test process -- --include-ignored --nocapture
 
 # CI, locally.
 ci:

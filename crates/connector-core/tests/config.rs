@@ -104,7 +104,7 @@ fn every_mistake_in_the_file_is_reported_at_once() {
     assert_eq!(
         errors(json, &[]),
         vec![
-            "connectors.json:2:39: connectors[0].pollIntervalMs: expected a whole number of milliseconds greater than 0",
+            "connectors.json:2:39: connectors[0].pollIntervalMs: expected a whole number of milliseconds of at least 100",
             "connectors.json:4:40: connectors[1].retryConfig.jitterRatio: expected a number between 0 and 1",
             "connectors.json:5:4: connectors[1].requestTimeoutMs: expected a whole number of milliseconds greater than 0",
             "connectors.json:7:4: connectors[2].name: duplicate connector name \"a\" (first defined at connectors[0], line 2); names must be unique",
@@ -124,7 +124,7 @@ fn provider_settings_are_checked_by_the_provider() {
     assert_eq!(
         msgs,
         vec![
-            "connectors.json:2:58: connectors[0].providerConfig.baseUrl: relative URL without a base: \"not a url\"",
+            "connectors.json:2:58: connectors[0].providerConfig.baseUrl: expected an absolute URL with its scheme, such as https://api.example.com",
             "connectors.json:2:82: connectors[0].providerConfig.limt: unknown field \"limt\", did you mean \"limit\"?",
             "connectors.json:2:93: connectors[0].providerConfig.limit: expected a page size from 1 to 100",
             "connectors.json:2:107: connectors[0].providerConfig.path: invalid type: sequence, expected a string",
@@ -233,7 +233,7 @@ fn a_bad_environment_value_names_the_variable() {
     assert_eq!(
         errors(json, &[("CONNECTOR_A_POLL_INTERVAL_MS", "soon")]),
         vec![
-            "environment variable CONNECTOR_A_POLL_INTERVAL_MS: connectors[0].pollIntervalMs: expected a whole number of milliseconds greater than 0"
+            "environment variable CONNECTOR_A_POLL_INTERVAL_MS: connectors[0].pollIntervalMs: expected a whole number of milliseconds of at least 100"
         ]
     );
     assert_eq!(

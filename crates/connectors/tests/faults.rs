@@ -752,3 +752,344 @@ async fn a_flapping_alert_is_published_once() {
     let entries = connector_redis::testing::stream_entries(&inspector, &stream).await;
     assert_eq!(entries.len(), 3, "{entries:?}");
 }
+
+/// A snapshot API whose item set the test changes between runs, serving each response
+/// slowly enough that kills land inside polls.
+#[derive(Clone)]
+struct Truth {
+    items: Arc<Mutex<std::collections::BTreeMap<String, u32>>>,
+    delay: Duration,
+}
+
+impl Truth {
+    fn new(n: usize, delay: Duration) -> Self {
+        let items = (0..n).map(|i| (format!("item-{i:03}"), 1)).collect();
+        Self {
+            items: Arc::new(Mutex::new(items)),
+            delay,
+        }
+    }
+
+    /// The (id, version) pairs served now.
+    fn current(&self) -> Vec<(String, String)> {
+        let items = self.items.lock().expect("lock");
+        items
+            .iter()
+            .map(|(id, v)| (id.clone(), v.to_string()))
+            .collect()
+    }
+
+    /// Changes twelve versions (three commits' worth), adds one item and removes one.
+    fn mutate(&self, round: usize) {
+        let mut items = self.items.lock().expect("lock");
+        let ids: Vec<String> = items.keys().cloned().collect();
+        for id in ids.iter().skip(round % 3).step_by(3).take(12) {
+            if let Some(v) = items.get_mut(id) {
+                *v += 1;
+            }
+        }
+        if let Some(first) = ids.first() {
+            items.remove(first);
+        }
+        items.insert(format!("item-new-{round:03}"), 1);
+    }
+}
+
+impl Respond for Truth {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let items: Vec<Value> = self
+            .current()
+            .into_iter()
+            .map(|(id, v)| json!({"id": id, "v": v}))
+            .collect();
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "items": items }))
+            .set_delay(self.delay)
+    }
+}
+
+/// An HTTP_JSON snapshot connector on `truth`, committing in small chunks so that a kill
+/// can land between two commits of one poll.
+async fn chaos_config(
+    truth: &Truth,
+    name: &str,
+    interval_ms: u64,
+    ttl_s: u64,
+) -> (MockServer, String) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(truth.clone())
+        .mount(&server)
+        .await;
+    let config = json!({"connectors": [{
+        "name": name,
+        "type": "HTTP_JSON",
+        "pollIntervalMs": interval_ms,
+        "leaseTtlSeconds": ttl_s,
+        "commitBatchSize": 4,
+        "maxRetries": 0,
+        "providerConfig": {
+            "request": {"url": format!("{}/items", server.uri())},
+            "records": {"path": "/items", "id": "/id", "version": "/v"},
+            "signal": {"kind": "item", "title": "{{/id}}"},
+            "snapshot": true
+        }
+    }]})
+    .to_string();
+    (server, config)
+}
+
+/// Signals the stream lacks (of `required`), and (id, version) pairs it holds more than once.
+async fn missing_and_duplicated(
+    url: &str,
+    stream: &str,
+    required: &std::collections::BTreeSet<(String, String)>,
+) -> (Vec<(String, String)>, Vec<(String, String)>, usize) {
+    let inspector = connector_redis::testing::inspector_at(url).await;
+    let entries = connector_redis::testing::stream_entries(&inspector, stream).await;
+    let mut counts = std::collections::BTreeMap::new();
+    for e in &entries {
+        // Removals carry the version they removed; they are a different signal.
+        let change = serde_json::from_str::<Value>(&e.signal)
+            .ok()
+            .and_then(|s| s["change"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if change != "removed" {
+            *counts
+                .entry((e.external_id.clone(), e.version.clone()))
+                .or_insert(0usize) += 1;
+        }
+    }
+    let missing = required
+        .iter()
+        .filter(|k| !counts.contains_key(*k))
+        .cloned()
+        .collect();
+    let duplicated = counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k.clone())
+        .collect();
+    (missing, duplicated, entries.len())
+}
+
+/// SIGKILL at random points of polls, `kills` times, the items changing after each kill;
+/// then a clean run. Every version a completed poll saw is in the stream, none twice.
+async fn kill_loop(kills: usize) {
+    // Responses slower than the interval keep a poll running nearly all the time.
+    let truth = Truth::new(40, Duration::from_millis(250));
+    let (server, config) = chaos_config(&truth, "kills", 200, 1).await;
+    let dir = temp_dir("kills");
+    write_config(&dir, &config);
+    let ns = Namespace::new(&redis_url(), "kills");
+    let env = [
+        ("HTTP_PORT", "off".to_owned()),
+        ("REDIS_URL", redis_url()),
+        ("REDIS_KEY_PREFIX", ns.prefix.clone()),
+    ];
+    let mut required = std::collections::BTreeSet::new();
+    let (mut completed_runs, mut mid_poll) = (0, 0);
+    let requests = || async { server.received_requests().await.map_or(0, |r| r.len()) };
+    for round in 0..kills {
+        let served = truth.current();
+        let asked_before = requests().await;
+        let mut proc = Proc::start(&dir, &["run"], &env);
+        proc.wait_log("lease acquired", Duration::from_secs(20))
+            .await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..800))).await;
+        proc.signal(Signal::SIGKILL);
+        let _ = proc.wait_exit(Duration::from_secs(10)).await;
+        let polls = proc.log().matches("poll completed").count();
+        if polls > 0 {
+            completed_runs += 1;
+            required.extend(served);
+        }
+        // A request without its completed poll: the kill came inside that poll.
+        if requests().await - asked_before > polls {
+            mid_poll += 1;
+        }
+        truth.mutate(round);
+    }
+    // A clean run sees the final set through.
+    let served = truth.current();
+    let mut proc = Proc::start(&dir, &["run"], &env);
+    proc.wait_log("poll completed", Duration::from_secs(30))
+        .await;
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
+    required.extend(served);
+    let stream = format!("{}raw-input-signals", ns.prefix);
+    let (missing, duplicated, total) =
+        missing_and_duplicated(&redis_url(), &stream, &required).await;
+    println!(
+        "kill loop: {kills} SIGKILLs, {mid_poll} inside a poll, {completed_runs} after a completed poll; {total} signals; {} required; missing {}; duplicated {}",
+        required.len(),
+        missing.len(),
+        duplicated.len()
+    );
+    assert!(missing.is_empty(), "missing: {missing:?}");
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_polls_loses_and_repeats_nothing() {
+    kill_loop(5).await;
+}
+
+/// The long run: `just chaos`, or `cargo test -p connectors --test faults -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: about three minutes; run by `just chaos`"]
+async fn sigkill_during_polls_fifty_times_in_a_row_loses_and_repeats_nothing() {
+    kill_loop(50).await;
+}
+
+/// An instance paused past its lease TTL while another takes over: once resumed, its
+/// commit is fenced, it stops polling and says so, and nothing is published twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_resumed_after_a_takeover_is_fenced() {
+    let truth = Truth::new(12, Duration::from_millis(1500));
+    let (_server, config) = chaos_config(&truth, "zombie", 300, 1).await;
+    let dir = temp_dir("zombie");
+    write_config(&dir, &config);
+    let ns = Namespace::new(&redis_url(), "zombie");
+    let env = [
+        ("HTTP_PORT", "off".to_owned()),
+        ("REDIS_URL", redis_url()),
+        ("REDIS_KEY_PREFIX", ns.prefix.clone()),
+    ];
+    let mut first = Proc::start(&dir, &["run"], &env);
+    first
+        .wait_log("lease acquired", Duration::from_secs(20))
+        .await;
+    // Inside its first (1.5 s) response: paused with the request in flight.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    first.signal(Signal::SIGSTOP);
+    let mut second = Proc::start(&dir, &["run"], &env);
+    second
+        .wait_log("poll completed", Duration::from_secs(30))
+        .await;
+    truth.mutate(0);
+    let polls = second.log().matches("poll completed").count();
+    first.signal(Signal::SIGCONT);
+    first.wait_log("lease lost", Duration::from_secs(20)).await;
+    eventually(
+        "a poll of the changed set",
+        Duration::from_secs(30),
+        || async { (second.log().matches("poll completed").count() > polls).then_some(()) },
+    )
+    .await;
+    let log = first.log();
+    assert!(
+        !log.contains("poll completed"),
+        "the resumed instance completed no poll:\n{log}"
+    );
+    let said: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            if l.contains("commit refused") {
+                Some("commit fenced")
+            } else if l.contains("lease lost") {
+                Some("lease lost")
+            } else {
+                None
+            }
+        })
+        .collect();
+    for p in [&mut first, &mut second] {
+        p.signal(Signal::SIGTERM);
+        assert!(p.wait_exit(Duration::from_secs(15)).await.success());
+    }
+    let stream = format!("{}raw-input-signals", ns.prefix);
+    let required = truth.current().into_iter().collect();
+    let (missing, duplicated, total) =
+        missing_and_duplicated(&redis_url(), &stream, &required).await;
+    println!(
+        "zombie: the resumed instance said {said:?}; {total} signals; missing {}; duplicated {}",
+        missing.len(),
+        duplicated.len()
+    );
+    assert!(
+        missing.is_empty() && duplicated.is_empty(),
+        "{missing:?} {duplicated:?}"
+    );
+}
+
+/// Redis (with persistence) restarted in the middle of polls and unreachable for `outage`:
+/// the process stays up, readiness goes false then true, and nothing is missing or twice.
+async fn redis_outage(outage: Duration) {
+    let dir = temp_dir("outage");
+    let mut own = RedisServer::start(&dir, None).await;
+    let truth = Truth::new(30, Duration::from_millis(100));
+    let (_server, config) = chaos_config(&truth, "outage", 200, 2).await;
+    write_config(&dir, &config);
+    let port = free_port();
+    let mut proc = Proc::start(
+        &dir,
+        &["run"],
+        &[("HTTP_PORT", port.to_string()), ("REDIS_URL", own.url())],
+    );
+    proc.wait_log("poll completed", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..200))).await;
+    own.kill().await;
+    truth.mutate(0);
+    eventually("readiness to go false", Duration::from_secs(10), || async {
+        get_json(port, "/health/ready")
+            .await
+            .filter(|(s, _)| *s == 503)
+    })
+    .await;
+    tokio::time::sleep(outage).await;
+    assert!(
+        proc.child.try_wait().expect("status").is_none(),
+        "still running"
+    );
+    own.restart().await;
+    eventually(
+        "readiness to come back",
+        Duration::from_secs(30),
+        || async {
+            get_json(port, "/health/ready")
+                .await
+                .filter(|(s, _)| *s == 200)
+        },
+    )
+    .await;
+    let completed = proc.log().matches("poll completed").count();
+    eventually(
+        "a poll after the outage",
+        Duration::from_secs(30),
+        || async { (proc.log().matches("poll completed").count() > completed).then_some(()) },
+    )
+    .await;
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
+    let required = truth.current().into_iter().collect();
+    let (missing, duplicated, total) =
+        missing_and_duplicated(&own.url(), "raw-input-signals", &required).await;
+    println!(
+        "Redis outage of {outage:?}: {total} signals; missing {}; duplicated {}",
+        missing.len(),
+        duplicated.len()
+    );
+    assert!(
+        missing.is_empty() && duplicated.is_empty(),
+        "{missing:?} {duplicated:?}"
+    );
+    assert!(
+        !proc.log().contains("Redis lost its data"),
+        "persistence kept it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_mid_poll_loses_and_repeats_nothing() {
+    redis_outage(Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: a 30 s outage; run by `just chaos`"]
+async fn redis_unreachable_for_thirty_seconds_loses_and_repeats_nothing() {
+    redis_outage(Duration::from_secs(30)).await;
+}

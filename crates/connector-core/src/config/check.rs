@@ -241,6 +241,9 @@ impl<'a> Schema<'a> {
                 let format_ok = match schema.get("format").and_then(Value::as_str) {
                     Some("connector-name") => is_connector_name(s),
                     Some("non-blank") => !s.trim().is_empty(),
+                    // `api.weather.gov` would otherwise meet the URL parser's "relative URL
+                    // without a base", which does not say what to write.
+                    Some("uri") => url::Url::parse(s).is_ok(),
                     _ => true,
                 };
                 let listed = schema
@@ -479,6 +482,9 @@ pub(crate) fn describe(doc: &Schema<'_>, schema: &Value) -> String {
                     .map(|o| format!("\"{o}\""))
                     .collect();
                 out.push_str(&format!("one of {}", listed.join(", ")));
+            }
+            None if schema.get("format").and_then(Value::as_str) == Some("uri") => {
+                out.push_str("an absolute URL with its scheme, such as https://api.example.com")
             }
             None => out.push_str("a string"),
         },

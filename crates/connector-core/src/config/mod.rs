@@ -65,9 +65,10 @@ pub struct ConnectorConfig {
     /// A disabled connector is validated but never polled.
     #[serde(default = "defaults::enabled")]
     pub enabled: bool,
-    /// Time between the starts of two polls, in milliseconds.
+    /// Time between the starts of two polls, in milliseconds (at least 100: a tighter
+    /// loop is a mistake, not a poll, and public APIs ban for it).
     #[serde(default = "defaults::poll_interval_ms")]
-    #[schemars(range(min = 1), extend("x-unit" = "milliseconds"))]
+    #[schemars(range(min = 100), extend("x-unit" = "milliseconds"))]
     pub poll_interval_ms: u64,
     /// Upper bound for one HTTP request, including reading the body, in milliseconds.
     #[serde(default = "defaults::request_timeout_ms")]
