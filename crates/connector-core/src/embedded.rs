@@ -181,24 +181,7 @@ impl EmbeddedBackend {
                 Ok(())
             }
             Output::Stdout => {
-                let mut buf =
-                    Vec::with_capacity(entries.iter().map(|e| e.signal.len() + 256).sum());
-                for e in entries {
-                    let signal: &serde_json::value::RawValue = serde_json::from_str(&e.signal)
-                        .map_err(|err| BackendError::new("publish", err))?;
-                    let line = Line {
-                        stream,
-                        connector: &e.connector,
-                        connector_type: &e.connector_type,
-                        external_id: &e.external_id,
-                        version: &e.version,
-                        dedup_id: &e.dedup_id,
-                        signal,
-                    };
-                    serde_json::to_writer(&mut buf, &line)
-                        .map_err(|err| BackendError::new("publish", err))?;
-                    buf.push(b'\n');
-                }
+                let buf = json_lines(stream, entries)?;
                 let mut out = std::io::stdout().lock();
                 out.write_all(&buf)
                     .and_then(|()| out.flush())
@@ -206,6 +189,29 @@ impl EmbeddedBackend {
             }
         }
     }
+}
+
+/// Entries as embedded mode prints them: one JSON object per line with the stream entry's
+/// fields and the signal inline. `poll --dry-run` prints the same, so one `jq` filter reads
+/// both.
+pub fn json_lines(stream: &str, entries: &[StreamEntry]) -> Result<Vec<u8>, BackendError> {
+    let mut buf = Vec::with_capacity(entries.iter().map(|e| e.signal.len() + 256).sum());
+    for e in entries {
+        let signal: &serde_json::value::RawValue =
+            serde_json::from_str(&e.signal).map_err(|err| BackendError::new("publish", err))?;
+        let line = Line {
+            stream,
+            connector: &e.connector,
+            connector_type: &e.connector_type,
+            external_id: &e.external_id,
+            version: &e.version,
+            dedup_id: &e.dedup_id,
+            signal,
+        };
+        serde_json::to_writer(&mut buf, &line).map_err(|err| BackendError::new("publish", err))?;
+        buf.push(b'\n');
+    }
+    Ok(buf)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

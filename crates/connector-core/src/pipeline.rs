@@ -348,6 +348,17 @@ pub enum PollError {
     Encode(serde_json::Error),
 }
 
+impl PollError {
+    /// The provider could not be reached at all (DNS, refused connection, TLS, proxy): a
+    /// network or address problem rather than an answer.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            PollError::Fetch(FetchError::Http(HttpError::Transport { .. }))
+        )
+    }
+}
+
 impl From<FetchError> for PollError {
     fn from(e: FetchError) -> Self {
         Self::Fetch(e)

@@ -60,6 +60,7 @@ pub struct Lease {
 
 /// Who holds a connector's lease right now, for operators.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LeaseInfo {
     /// The holder.
     pub instance_id: String,

@@ -153,21 +153,41 @@ async fn a_dry_run_poll_prints_signals_as_json_lines() {
             server.uri()
         ),
     );
-    let out =
-        tokio::task::spawn_blocking(move || connector(&dir, &["poll", "w", "--dry-run"], &[]))
-            .await
-            .expect("join");
+    let (out, run) = tokio::task::spawn_blocking(move || {
+        (
+            connector(&dir, &["poll", "w", "--dry-run"], &[]),
+            connector(&dir, &["poll", "w"], &[]),
+        )
+    })
+    .await
+    .expect("join");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON signal per line"))
-        .collect();
+    let parse = |bytes: &[u8]| -> Vec<serde_json::Value> {
+        text(bytes)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON line per signal"))
+            .collect()
+    };
+    let lines = parse(&out.stdout);
     assert_eq!(lines.len(), 3);
-    assert!(
-        lines
-            .iter()
-            .all(|s| s["kind"] == "weather_alert" && s["change"] == "created")
+    assert!(lines.iter().all(|l| l["stream"] == "raw-input-signals"
+        && l["signal"]["kind"] == "weather_alert"
+        && l["signal"]["change"] == "created"));
+    // Exactly what a real poll in embedded mode prints: one jq filter reads both.
+    let published = parse(&run.stdout);
+    let keys = |l: &serde_json::Value| -> Vec<String> {
+        l.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        lines.iter().map(keys).collect::<Vec<_>>(),
+        published.iter().map(keys).collect::<Vec<_>>()
     );
+    let dedup = |ls: &[serde_json::Value]| -> Vec<String> {
+        ls.iter().map(|l| l["dedup_id"].to_string()).collect()
+    };
+    assert_eq!(dedup(&lines), dedup(&published));
 }
 
 #[test]
@@ -386,4 +406,25 @@ async fn one_shot_commands_print_only_their_answer_unless_rust_log_asks() {
         "{}",
         text(&asked.stderr)
     );
+}
+
+#[test]
+fn a_connector_variable_with_a_misspelt_name_is_warned_about() {
+    let dir = tempdir("env-typo");
+    write_config(
+        &dir,
+        r#"{"connectors": [{"name": "weather-noaa", "type": "NOAA_WEATHER", "providerConfig": {}}]}"#,
+    );
+    let out = connector(
+        &dir,
+        &["validate"],
+        &[("CONNECTOR_WEATHER_NOA_POLL_INTERVAL_MS", "120000")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("CONNECTOR_WEATHER_NOA_POLL_INTERVAL_MS matches no configured connector"),
+        "{err}"
+    );
+    assert!(err.contains("CONNECTOR_WEATHER_NOAA_*"), "{err}");
 }

@@ -115,7 +115,7 @@ async fn connectors_health(State(api): State<Api>) -> Response {
                 all_ok &= healthy;
                 json!({
                     "healthy": healthy,
-                    "lastSuccessTime": last,
+                    "lastSuccessTime": last.map(crate::rfc3339),
                     "ageMs": last.map(|t| now.saturating_sub(t)),
                     "maxAgeMs": max_age.as_millis() as u64,
                 })
@@ -144,7 +144,10 @@ async fn all_metrics(State(api): State<Api>) -> Response {
     for c in status.registry.all() {
         match api.backends.metrics.get(&c.name).await {
             Ok(m) => {
-                out.insert(c.name.clone(), json!(m));
+                out.insert(
+                    c.name.clone(),
+                    m.as_ref().map_or(Value::Null, crate::metrics_json),
+                );
             }
             Err(e) => return backend_error(&e),
         }
@@ -162,7 +165,7 @@ async fn one_metrics(State(api): State<Api>, Path(name): Path<String>) -> Respon
             .into_response();
     }
     match api.backends.metrics.get(&name).await {
-        Ok(Some(m)) => Json(json!(m)).into_response(),
+        Ok(Some(m)) => Json(crate::metrics_json(&m)).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": format!("\"{name}\" has no metrics yet: it has not been polled") })),

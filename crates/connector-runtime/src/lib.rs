@@ -280,6 +280,19 @@ pub(crate) fn rfc3339(ms: u64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// A connector's metrics as the CLI and the HTTP API show them: the metrics hash's fields
+/// (camelCase), with its two times in RFC 3339 instead of the hash's UNIX milliseconds.
+pub(crate) fn metrics_json(m: &connector_core::ports::ConnectorMetrics) -> serde_json::Value {
+    let mut shown = serde_json::to_value(m).unwrap_or_default();
+    for (field, at) in [
+        ("lastPollTime", m.last_poll_time),
+        ("lastSuccessTime", m.last_success_time),
+    ] {
+        shown[field] = at.map_or(serde_json::Value::Null, |ms| rfc3339(ms).into());
+    }
+    shown
+}
+
 static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// The binary's own name (`connector-noaa`, `connectors`, ...): as it gave it, else as it
@@ -636,10 +649,9 @@ async fn poll(
     let mut connector = factories.create(config.clone(), backends.clone())?;
     if dry_run {
         let preview = connector.preview().await?;
-        let mut out = std::io::stdout().lock();
-        for e in &preview.entries {
-            writeln!(out, "{}", e.signal)?;
-        }
+        // The lines a run in embedded mode prints, so a filter written on one reads both.
+        let lines = connector_core::embedded::json_lines(&config.output_stream, &preview.entries)?;
+        std::io::stdout().lock().write_all(&lines)?;
         eprintln!(
             "dry run, nothing committed: {}",
             serde_json::to_string(&preview.summary)?
@@ -808,7 +820,11 @@ async fn metrics(
     let mut all = serde_json::Map::new();
     for n in names {
         let m = backends.metrics.get(&n).await?;
-        all.insert(n, serde_json::to_value(m)?);
+        all.insert(
+            n,
+            m.as_ref()
+                .map_or(serde_json::Value::Null, crate::metrics_json),
+        );
     }
     println!("{}", serde_json::to_string_pretty(&all)?);
     Ok(ExitCode::SUCCESS)

@@ -42,6 +42,8 @@ pub async fn run_connector(
     let config = connector.config().clone();
     let name = config.name.clone();
     let ttl = config.lease_ttl();
+    // Whether a poll ever got an answer, so the offline hint is given only at the start.
+    let mut reached = false;
     loop {
         let lease = loop {
             let attempt = if share.may_acquire() {
@@ -127,6 +129,11 @@ pub async fn run_connector(
             let _enter = span.enter();
             let took = started.elapsed();
             metrics.poll_finished(&name, outcome.as_ref(), took, (now_ms() / 1000) as i64);
+            let answered = match &outcome {
+                Some(Ok(_)) => true,
+                Some(Err(e)) => !e.is_unreachable(),
+                None => false,
+            };
             metrics.provider_gauges(&name, &connector.gauges());
             let ms = took.as_millis() as u64;
             // The summary goes on the span too, so a trace backend shows it per poll.
@@ -146,6 +153,7 @@ pub async fn run_connector(
                     span.record("outcome", "cancelled");
                 }
             }
+            reached |= answered;
             match outcome {
                 Some(Ok(s)) => tracing::info!(
                     fetched = s.fetched,
@@ -158,7 +166,22 @@ pub async fn run_connector(
                     "poll completed"
                 ),
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, duration_ms = ms, "poll failed; retrying at the next tick")
+                    let next_s = config.poll_interval().as_secs_f64().max(0.1);
+                    tracing::warn!(
+                        error = %e,
+                        duration_ms = ms,
+                        next_poll_in_s = next_s,
+                        "poll failed; the next poll is in {next_s} s"
+                    );
+                    if e.is_unreachable() && !reached {
+                        // Said once: later failures are an outage, not a first run offline.
+                        reached = true;
+                        tracing::warn!(
+                            "the provider cannot be reached: check the network, HTTPS_PROXY and the base URL. \
+                             Without internet, the offline demo runs the whole pipeline against recorded alerts: \
+                             cargo run -p connector-noaa --example demo"
+                        );
+                    }
                 }
                 None => tracing::warn!("lease lost during a poll; poll cancelled"),
             }

@@ -1093,3 +1093,34 @@ async fn a_redis_restart_mid_poll_loses_and_repeats_nothing() {
 async fn redis_unreachable_for_thirty_seconds_loses_and_repeats_nothing() {
     redis_outage(Duration::from_secs(30)).await;
 }
+
+/// Offline on a first run: the failure says when the next poll is and points to the demo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_at_start_says_when_the_next_poll_is_and_points_to_the_demo() {
+    let dir = temp_dir("offline");
+    let closed = free_port();
+    write_config(
+        &dir,
+        &json!({"connectors": [{
+            "name": "offline",
+            "type": "NOAA_WEATHER",
+            "pollIntervalMs": 300_000,
+            "maxRetries": 0,
+            "providerConfig": {"baseUrl": format!("http://127.0.0.1:{closed}")}
+        }]})
+        .to_string(),
+    );
+    let mut proc = Proc::start(&dir, &["run"], &[("HTTP_PORT", "off".into())]);
+    proc.wait_log(
+        "cargo run -p connector-noaa --example demo",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        proc.log().contains("the next poll is in 300 s"),
+        "{}",
+        proc.log()
+    );
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
+}

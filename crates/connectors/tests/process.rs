@@ -316,6 +316,15 @@ async fn the_http_api_answers_health_metrics_and_prometheus() {
     ] {
         assert!(!one[field].is_null(), "{field} in {one}");
     }
+    // Times as people read them; the Redis hash keeps its UNIX milliseconds.
+    for field in ["lastPollTime", "lastSuccessTime"] {
+        let at = one[field].as_str().unwrap_or_default();
+        assert!(at.ends_with('Z') && at.contains('T'), "{field}: {one}");
+    }
+    let last = health["connectors"]["w"]["lastSuccessTime"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(last.ends_with('Z'), "{health}");
     let (status, _) = get_json(port, "/metrics/connectors/nope")
         .await
         .expect("404");

@@ -110,6 +110,7 @@ pub(crate) fn env_fields(
     for (var, raw) in env.iter() {
         let Some((prefix, name)) = prefixes.iter().find(|(p, _)| var.starts_with(p.as_str()))
         else {
+            warn_if_meant_for_a_connector(var, &prefixes);
             continue;
         };
         let field = &var[prefix.len()..];
@@ -123,6 +124,39 @@ pub(crate) fn env_fields(
         });
     }
     out
+}
+
+/// A `CONNECTOR_*` variable that belongs to no configured connector is most likely a typo
+/// in the name (`CONNECTOR_WEATHER_NOA_POLL_INTERVAL_MS`): ignored in silence, the setting
+/// it meant would never apply.
+fn warn_if_meant_for_a_connector(var: &str, prefixes: &[(String, &String)]) {
+    const NOT_A_CONNECTOR: [&str; 1] = ["CONNECTOR_NAME"];
+    if !var.starts_with("CONNECTOR_") || NOT_A_CONNECTOR.contains(&var) {
+        return;
+    }
+    let known: Vec<String> = prefixes.iter().map(|(p, _)| format!("{p}*")).collect();
+    // The name part of the variable against each connector's prefix, a letter or two off.
+    let meant = prefixes
+        .iter()
+        .filter_map(|(p, _)| {
+            let (distance, head) = (p.len().saturating_sub(2)..=p.len() + 2)
+                .filter_map(|n| var.get(..n).map(|head| (n, head)))
+                .map(|(n, head)| (crate::config::errors::edit_distance(head, p), n))
+                .min()?;
+            (distance <= 2).then_some((distance, p, head))
+        })
+        .min_by_key(|(d, _, _)| *d)
+        .map(|(_, p, head)| format!(" (did you mean {p}{}?)", &var[head..]))
+        .unwrap_or_default();
+    tracing::warn!(
+        variable = var,
+        "{var} matches no configured connector and is ignored{meant}; a connector's variables start with {}",
+        if known.is_empty() {
+            "CONNECTOR_<NAME>_".to_owned()
+        } else {
+            known.join(", ")
+        }
+    );
 }
 
 /// `POLL_INTERVAL_MS` → `pollIntervalMs`; `RETRY_BASE_DELAY_MS` → `retryConfig.baseDelayMs`;

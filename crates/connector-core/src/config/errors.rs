@@ -196,7 +196,7 @@ pub(crate) fn closest<'a>(
 }
 
 /// Levenshtein distance over chars; config field names are short, so O(n·m) is nothing.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
