@@ -2,12 +2,15 @@
 # Get just with `cargo install just`, or `pip install rust-just` (faster).
 
 # Run a connector binary in the foreground: `just run noaa` (embedded without REDIS_URL).
+# `exec`: Ctrl-C reaches the connector itself, which stops cleanly; just says nothing more.
+[no-exit-message]
 run provider *args:
-    cargo run -p connector-{{ provider }} -- {{ args }}
+    exec cargo run -p connector-{{ provider }} -- {{ args }}
 
 # Run one configured connector by name with the universal binary: `just run-connector weather-noaa`.
+[no-exit-message]
 run-connector name *args:
-    cargo run -p connectors -- run {{ name }} {{ args }}
+    exec cargo run -p connectors -- run {{ name }} {{ args }}
 
 # Offline demo: the NOAA connector against a local replay of recorded alerts.
 demo:

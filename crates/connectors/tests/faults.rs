@@ -441,6 +441,14 @@ async fn each_provider_fault_fails_its_poll_or_record_and_loses_nothing() {
         "HTTP 500",
         0,
     );
+    for (status, says) in [(503, "HTTP 503"), (429, "HTTP 429")] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(status).insert_header("Retry-After", "1"))
+            .mount(&server)
+            .await;
+        add("with Retry-After", server, json!({}), 1, says, 0);
+    }
     add(
         "html",
         serve_body(200, "<html><body>maintenance</body></html>", "text/html").await,
@@ -606,6 +614,16 @@ async fn each_provider_fault_fails_its_poll_or_record_and_loses_nothing() {
         write_config(&dir, &configure(&fault.base_url, true));
         let (code, err) = poll_once(&dir, &ns, "f").await;
         let what = fault.name;
+        let said: Vec<&str> = err
+            .lines()
+            .filter(|l| {
+                l.contains("WARN")
+                    || l.contains("ERROR")
+                    || l.contains("INFO connector_core::pipeline")
+            })
+            .map(|l| l.split_once(": ").map_or(l, |(_, m)| m))
+            .collect();
+        println!("fault {what}: exit {code:?}; {said:?}");
         assert_eq!(code, Some(fault.code), "{what}: {err}");
         assert!(
             err.contains(fault.says),
