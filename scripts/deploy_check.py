@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import jsonschema
 import yaml
 from helm_python.chart import Chart, lint
 
@@ -19,6 +20,28 @@ validator = sys.argv[1]
 def fail(message: str) -> None:
     print(f"deploy-check: {message}", file=sys.stderr)
     sys.exit(1)
+
+
+# The JSON Schema the binary prints (`connectors schema`), as an editor or a CI job of a
+# user would apply it: every config this repository ships must pass it.
+SCHEMA = json.loads(subprocess.run([validator, "schema"], capture_output=True, text=True, check=True).stdout)
+SCHEMA_CHECK = jsonschema.validators.validator_for(SCHEMA)
+SCHEMA_CHECK.check_schema(SCHEMA)
+schema_checked = 0
+
+
+def schema_accepts(what: str, doc: dict) -> None:
+    global schema_checked
+    errors = list(SCHEMA_CHECK(SCHEMA, format_checker=SCHEMA_CHECK.FORMAT_CHECKER).iter_errors(doc))
+    if errors:
+        listed = "; ".join(f"{e.json_path}: {e.message[:200]}" for e in errors[:5])
+        fail(f"the JSON Schema of `connectors schema` rejects {what}: {listed}")
+    schema_checked += 1
+
+
+schema_accepts("connectors.json", json.loads(Path("connectors.json").read_text()))
+if json.loads(Path("connectors.schema.json").read_text()) != SCHEMA:
+    fail("connectors.schema.json is not what `connectors schema` prints: run `just schema`")
 
 
 def render(values: dict) -> list[dict]:
@@ -81,6 +104,7 @@ with tempfile.TemporaryDirectory() as tmp:
                     # The rendered connector config passes the product's own validation.
                     cfg = Path(tmp) / f"{checked}-{i}.json"
                     cfg.write_text(doc["data"]["connectors.json"])
+                    schema_accepts(f"the rendered connectors.json of {variant}", json.loads(doc["data"]["connectors.json"]))
                     env = dict(os.environ, CONNECTORS_CONFIG_PATH=str(cfg), HTTP_PORT="off", RUST_LOG="error")
                     text = cfg.read_text()
                     while "${" in text:
@@ -109,6 +133,7 @@ with tempfile.TemporaryDirectory() as tmp:
     else:
         fail("a string grace period rendered without an error")
 print(f"deploy-check: chart ok ({checked} renders, each resource validated)")
+print(f"deploy-check: JSON Schema ok ({schema_checked} shipped configs accepted)")
 
 # The compose file: parses, and runs Redis plus the connectors reading connectors.json.
 compose = yaml.safe_load(Path("deploy/compose.yaml").read_text())

@@ -48,3 +48,28 @@ fn every_example_connector_is_valid_for_its_real_provider() {
         );
     }
 }
+
+/// `connectors.json` names `./connectors.schema.json` for editors: the file is in the
+/// repository and is exactly what `connectors schema` prints (deploy-check then applies it
+/// with a JSON Schema validator to every config the repository ships).
+#[test]
+fn the_committed_schema_is_what_the_binary_prints() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../connectors.schema.json");
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")),
+    )
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        committed == connectors::factories().json_schema(),
+        "connectors.schema.json is stale: run `just schema` (or `cargo run -q -p connectors -- schema > connectors.schema.json`)"
+    );
+    let names: Vec<&String> = committed["$defs"]
+        .as_object()
+        .map(|d| d.keys().collect())
+        .unwrap_or_default();
+    assert!(
+        names.iter().any(|n| n.as_str() == "GITHUB.Resources")
+            && names.iter().any(|n| n.as_str() == "DATADOG.Resources"),
+        "each provider keeps its own definitions: {names:?}"
+    );
+}

@@ -21,6 +21,26 @@ pub(crate) fn file_fields() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Points every `$ref` to one of `names` at its namespaced copy, `#/$defs/{ty}.{name}`.
+fn rename_refs(value: &mut Value, names: &[String], ty: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "$ref"
+                    && let Some(name) = v.as_str().and_then(|r| r.strip_prefix("#/$defs/"))
+                    && names.iter().any(|n| n == name)
+                {
+                    *v = Value::String(format!("#/$defs/{ty}.{name}"));
+                } else {
+                    rename_refs(v, names, ty);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rename_refs(v, names, ty)),
+        _ => {}
+    }
+}
+
 /// JSON Schema of `connectors.json`, with each registered provider's `providerConfig`
 /// schema attached through `if type == X then ...`, so editors check provider fields too.
 /// `other_types` are the product's types this binary does not include: accepted, with
@@ -32,12 +52,19 @@ pub fn json_schema(providers: &[(&str, Value)], other_types: &[&str]) -> Value {
         .iter()
         .map(|(ty, provider_schema)| {
             let mut provider_schema = provider_schema.clone();
-            // A provider's own `$defs` move to the top, where its `$ref`s can find them.
+            // A provider's own `$defs` move to the top, where its `$ref`s can find them,
+            // under its type's name: two providers may each have a `Resources`, and the
+            // second must not replace the first.
             if let Some(Value::Object(own)) = provider_schema
                 .as_object_mut()
                 .and_then(|o| o.remove("$defs"))
             {
-                defs.extend(own);
+                let names: Vec<String> = own.keys().cloned().collect();
+                rename_refs(&mut provider_schema, &names, ty);
+                for (name, mut def) in own {
+                    rename_refs(&mut def, &names, ty);
+                    defs.insert(format!("{ty}.{name}"), def);
+                }
             }
             if let Some(o) = provider_schema.as_object_mut() {
                 o.remove("$schema");
