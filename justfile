@@ -59,6 +59,10 @@ infra-down:
 chaos:
     cargo test -p connectors --test faults --test process -- --include-ignored --nocapture
 
+# The API documentation, the core's `testing` module included (`--open` to view it).
+doc *args:
+    cargo doc --workspace --all-features --no-deps {{ args }}
+
 # CI, locally.
 ci:
     bash .ci/run

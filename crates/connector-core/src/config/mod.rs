@@ -3,13 +3,13 @@
 //! Each universal field is declared here, once: its type, its default (`defaults`), its
 //! range (`#[schemars(range)]`) and its doc. The JSON Schema that `schema` prints is
 //! generated from these declarations, and the loader checks a file against that same
-//! schema ([`check`]), so the two cannot disagree. A provider's `providerConfig` is
+//! schema (`check`), so the two cannot disagree. A provider's `providerConfig` is
 //! declared the same way on its own typed config.
 //!
-//! Files, by concept: [`env`] (the environment as a source), [`source`] (the file),
-//! [`load`] (layering with figment, then checking), [`check`] (the schema checker),
-//! [`substitute`] (`${VAR}`, `${file:...}`), [`provider`] (typed provider settings),
-//! [`secret`] (secrets as a type), [`positions`] (line and column), [`errors`].
+//! Files, by concept: [`env`] (the environment as a source), `source` (the file),
+//! [`load`] (layering with figment, then checking), `check` (the schema checker),
+//! `substitute` (`${VAR}`, `${file:...}`), `provider` (typed provider settings),
+//! `secret` (secrets as a type), `positions` (line and column), `errors`.
 
 mod check;
 mod env;
