@@ -1142,3 +1142,83 @@ async fn an_unreachable_provider_at_start_says_when_the_next_poll_is_and_points_
     proc.signal(Signal::SIGTERM);
     assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
 }
+
+/// Jira, GitHub and Datadog meet the same faults through the core's HTTP layer and reader:
+/// against a server answering every request with the fault, each poll fails, says what it
+/// met, writes nothing, and never shows its credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_provider_fails_a_faulty_poll_cleanly_without_showing_its_credentials() {
+    let faults: [(&str, ResponseTemplate); 3] = [
+        (
+            "HTTP 500",
+            ResponseTemplate::new(500).set_body_string("oops"),
+        ),
+        (
+            "HTML",
+            ResponseTemplate::new(200)
+                .set_body_raw("<html><body>Access Denied</body></html>", "text/html"),
+        ),
+        (
+            "wrong shape",
+            ResponseTemplate::new(200).set_body_json(json!({"unexpected": true})),
+        ),
+    ];
+    for (fault, answer) in faults {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(answer.clone())
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let uri = server.uri();
+        let configs = [
+            json!({"name": "jira", "type": "JIRA", "providerConfig": {
+                "baseUrl": uri, "email": "ops@example.com", "apiToken": "s3cret-jira-token", "jql": "project = OPS"}}),
+            json!({"name": "github", "type": "GITHUB", "providerConfig": {
+                "baseUrl": uri, "token": "s3cret-github-token", "repositories": ["octo/repo"]}}),
+            json!({"name": "datadog", "type": "DATADOG", "providerConfig": {
+                "baseUrl": uri, "appUrl": uri, "apiKey": "s3cret-dd-api", "appKey": "s3cret-dd-app"}}),
+        ];
+        for mut config in configs {
+            config["maxRetries"] = json!(0);
+            let name = config["name"].as_str().unwrap_or_default().to_owned();
+            let dir = temp_dir("providers");
+            let ns = Namespace::new(&redis_url(), "providers");
+            write_config(&dir, &json!({ "connectors": [config] }).to_string());
+            let (code, err) = poll_once(&dir, &ns, &name).await;
+            let what = format!("{name}, {fault}");
+            assert_eq!(code, Some(1), "{what}: {err}");
+            assert!(err.contains("fetch failed"), "{what}: {err}");
+            assert!(
+                !err.contains("s3cret"),
+                "{what}: a credential in the output:\n{err}"
+            );
+            let state = redis(&ns.prefix)
+                .await
+                .backends()
+                .state
+                .load(&name)
+                .await
+                .expect("state");
+            assert!(
+                state.all_streams().all(|(_, s)| s.versions.is_empty()),
+                "{what}: {state:?}"
+            );
+            let inspector = connector_redis::testing::inspector_at(&redis_url()).await;
+            let stream = format!("{}raw-input-signals", ns.prefix);
+            let entries = connector_redis::testing::stream_entries(&inspector, &stream).await;
+            assert!(entries.is_empty(), "{what}: {entries:?}");
+            let said = err
+                .lines()
+                .find(|l| l.contains("fetch failed"))
+                .unwrap_or_default()
+                .split_once("fetch failed: ")
+                .map_or("", |(_, m)| m)
+                .to_owned();
+            println!("{what}: {said}");
+        }
+    }
+}
