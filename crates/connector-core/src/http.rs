@@ -178,7 +178,8 @@ pub enum HttpError {
         /// What went wrong.
         message: String,
     },
-    /// The answer broke off before its body was complete (a connection cut mid-body).
+    /// The body could not be read to its end: the connection was cut mid-body (or, as
+    /// the message then says, a compressed body was corrupt).
     #[error("the response from {url} broke off after {received} bytes of its body: {message}")]
     Truncated {
         /// The URL without its query.
@@ -929,7 +930,7 @@ impl HttpClient {
                 why: if other_host {
                     "credentials are sent to the configured host only; if the API moved, set its base URL to the new address"
                 } else {
-                    "more than 5 redirects in a row"
+                    "more than 5 redirects in a row, or a redirect status that is not followed"
                 },
             });
         }

@@ -921,11 +921,26 @@ impl<'a, P: Provider> Poll<'a, P> {
         complete: bool,
         cursor: Option<Cursor>,
     ) -> Result<(), PollError> {
-        if !complete {
-            return Ok(());
-        }
         let config = &self.enc.config;
         let recorded = state.stream(&stream.name);
+        if !complete {
+            // Nothing is pruned or counted missing after a partial read, but an item it
+            // saw is no longer missing: "in a row" starts again.
+            let back: Vec<(String, Option<Absence>)> = recorded
+                .into_iter()
+                .flat_map(|r| r.absent.keys())
+                .filter(|id| seen.contains(id.as_str()))
+                .map(|id| (id.clone(), None))
+                .collect();
+            if !back.is_empty() {
+                let tail = Tail {
+                    absences: back,
+                    ..Tail::default()
+                };
+                self.commit_work(stream, state, &[], tail, None).await?;
+            }
+            return Ok(());
+        }
         // Counting while reading keeps the common case (nothing vanished, nothing missing
         // before) free of a pass over state.
         let mut vanished: Vec<(String, String)> = recorded

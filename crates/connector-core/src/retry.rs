@@ -5,13 +5,44 @@
 //! rate-limit reset), which is honoured up to [`RetryPolicy::max_retry_after`]. A server
 //! asking for longer than that fails the request, and the poll is tried again at the next
 //! tick instead of holding a worker for minutes.
+//!
+//! Once the process is stopping ([`stop_retrying`]), a failed request is not retried and
+//! a backoff wait ends at once: a poll in flight then ends within one request timeout, well
+//! inside the shutdown grace period, instead of running through its whole retry schedule.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable as _};
 
 use crate::config::ConnectorConfig;
+
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static STOPPED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// The process is shutting down: from now on no request is retried, and backoff waits
+/// in progress end (the attempt after a cut wait is the last).
+pub fn stop_retrying() {
+    STOPPING.store(true, Ordering::SeqCst);
+    STOPPED.notify_waiters();
+}
+
+fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// A backoff wait that [`stop_retrying`] cuts short.
+async fn wait(delay: Duration) {
+    let stopped = STOPPED.notified();
+    if stopping() {
+        return;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = stopped => {}
+    }
+}
 
 /// How an error wants to be retried.
 pub trait Retryable {
@@ -70,7 +101,8 @@ impl RetryPolicy {
     {
         let max_retry_after = self.max_retry_after;
         op.retry(*self)
-            .when(|e: &E| e.is_retryable())
+            .sleep(wait)
+            .when(|e: &E| e.is_retryable() && !stopping())
             .adjust(move |e: &E, planned: Option<Duration>| {
                 // `planned` is None once retries are used up: stop regardless.
                 let planned = planned?;

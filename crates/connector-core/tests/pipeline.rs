@@ -324,3 +324,40 @@ async fn with_emit_removals_an_item_is_removed_after_the_grace_polls_and_created
         .collect();
     assert_eq!(changes, ["created", "removed", "created"]);
 }
+
+#[tokio::test]
+async fn a_missing_item_is_forgotten_once_its_removal_grace_has_passed() {
+    let server = MockServer::start().await;
+    let mut h = Harness::new::<ItemsProvider>(config_for("expiry", &server.uri())).await;
+    assert_eq!(poll_with(&mut h, &server, &IDS).await, (3, 0));
+    assert_eq!(poll_with(&mut h, &server, &["a", "b"]).await, (0, 0));
+    // Missing since two days ago, as if the day's grace had passed meanwhile.
+    let two_days_ago = connector_core::pipeline::now_ms() - 2 * 86_400_000;
+    h.backend
+        .apply(
+            "expiry",
+            &connector_core::ports::StateDelta {
+                absences: vec![(
+                    "c".into(),
+                    Some(connector_core::ports::Absence {
+                        since_ms: two_days_ago,
+                        polls: 1,
+                    }),
+                )],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("state");
+    // A new process reads the state as it is now.
+    let mut h =
+        Harness::on::<ItemsProvider>(config_for("expiry", &server.uri()), h.backend.clone(), None)
+            .await;
+    assert_eq!(
+        poll_with(&mut h, &server, &["a", "b"]).await,
+        (0, 1),
+        "pruned now"
+    );
+    let state = h.backend.load("expiry").await.expect("state");
+    assert!(!state.main.versions.contains_key("c") && state.main.absent.is_empty());
+}

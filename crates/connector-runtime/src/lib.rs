@@ -379,6 +379,7 @@ async fn run(
         source,
         only,
     );
+    manager.set_grace(settings.grace);
     if manager.selected(&registry).is_empty() {
         bail!(
             "no enabled connector of a type this binary runs ({}); check \"enabled\" and \"type\" in the configuration",
@@ -419,9 +420,11 @@ async fn run(
         manager.reload().await;
     }
     let grace = settings.grace;
+    // No more retries or backoff waits: a poll in flight ends within one request timeout.
+    connector_core::retry::stop_retrying();
     tracing::info!(
         grace_s = grace.as_secs(),
-        "shutting down: letting polls in flight finish"
+        "shutting down: letting polls in flight finish (their failed requests are not retried)"
     );
     let second_signal = async {
         signals.next().await;

@@ -81,6 +81,7 @@ pub struct Manager {
     running: BTreeMap<String, Running>,
     status: Arc<RwLock<Status>>,
     share: Arc<Share>,
+    grace: Duration,
 }
 
 impl Manager {
@@ -103,6 +104,7 @@ impl Manager {
             running: BTreeMap::new(),
             status: Arc::default(),
             share: Share::new(0),
+            grace: Duration::from_secs(25),
         }
     }
 
@@ -146,15 +148,20 @@ impl Manager {
             .collect();
         // Stop first, then start: a changed connector must give its lease up before its
         // new incarnation asks for it.
-        let stopping: Vec<(String, Running)> = stale
+        let (names, mut stopping): (Vec<String>, Vec<Running>) = stale
             .into_iter()
             .filter_map(|n| self.running.remove(&n).map(|r| (n, r)))
-            .collect();
-        for (_, r) in &stopping {
-            r.stop.cancel();
+            .unzip();
+        // Bounded like a shutdown: a hung poll must not keep a reload (and the SIGTERM
+        // behind it) waiting.
+        if stop_tasks(&mut stopping, self.grace, std::future::pending()).await != Stopped::Finished
+        {
+            tracing::warn!(
+                grace_s = self.grace.as_secs(),
+                "a stopped connector's poll outlasted the grace period: cancelled, lease released"
+            );
         }
-        for (name, r) in stopping {
-            let _ = r.task.await;
+        for name in names {
             let why = if wanted.contains_key(&name) {
                 "changed"
             } else {
@@ -251,25 +258,41 @@ impl Manager {
         interrupt: impl std::future::Future<Output = ()>,
     ) -> Stopped {
         let mut all: Vec<Running> = std::mem::take(&mut self.running).into_values().collect();
-        for r in &all {
-            r.stop.cancel();
-        }
-        let how = tokio::select! {
-            () = wait_for(&mut all) => return Stopped::Finished,
-            () = tokio::time::sleep(grace) => Stopped::GraceOver,
-            () = interrupt => Stopped::Interrupted,
-        };
-        for r in &all {
-            r.abort.cancel();
-        }
-        if tokio::time::timeout(RELEASE_WAIT, wait_for(&mut all))
-            .await
-            .is_err()
-        {
-            tracing::warn!("a lease could not be released in time; it lapses after its TTL");
-        }
-        how
+        stop_tasks(&mut all, grace, interrupt).await
     }
+
+    /// How long a connector stopped by a reload gets to finish its poll (the shutdown
+    /// grace period, `SHUTDOWN_GRACE_SECONDS`).
+    pub fn set_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+}
+
+/// Stops `tasks`: their polls get `grace` to finish, or until `interrupt`; then they are
+/// cancelled, and their leases released either way.
+async fn stop_tasks(
+    tasks: &mut [Running],
+    grace: Duration,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Stopped {
+    for r in tasks.iter() {
+        r.stop.cancel();
+    }
+    let how = tokio::select! {
+        () = wait_for(tasks) => return Stopped::Finished,
+        () = tokio::time::sleep(grace) => Stopped::GraceOver,
+        () = interrupt => Stopped::Interrupted,
+    };
+    for r in tasks.iter() {
+        r.abort.cancel();
+    }
+    if tokio::time::timeout(RELEASE_WAIT, wait_for(tasks))
+        .await
+        .is_err()
+    {
+        tracing::warn!("a lease could not be released in time; it lapses after its TTL");
+    }
+    how
 }
 
 /// Waits for every task; a task already finished is not polled again.

@@ -19,6 +19,8 @@ use tokio::time::Instant;
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(60);
 const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// How long children get to release their leases after a second signal.
+const CHILD_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// What the supervisor tells its children.
 #[derive(Debug, Clone, Copy)]
@@ -61,18 +63,25 @@ pub async fn supervise(children: Vec<ChildSpec>) -> Result<ExitCode> {
             }
         }
     }
-    let wait_all = async {
+    let all = async move {
         for t in tasks {
             let _ = t.await;
         }
     };
+    tokio::pin!(all);
     tokio::select! {
-        () = wait_all => {
+        () = &mut all => {
             tracing::info!("all children stopped");
             Ok(ExitCode::SUCCESS)
         }
         _ = signals.next() => {
-            tracing::warn!("second signal: exiting at once (children are killed)");
+            // A second SIGTERM is each child's own second signal: it cancels its polls,
+            // releases its leases and exits 130, so nothing is left held for a TTL.
+            tracing::warn!("second signal: telling every child to cancel its polls and release its leases");
+            let _ = orders.send(Order::Stop);
+            if tokio::time::timeout(CHILD_RELEASE_WAIT, &mut all).await.is_err() {
+                tracing::warn!("children still running after the release wait are killed");
+            }
             Ok(ExitCode::from(130))
         }
     }
@@ -132,7 +141,21 @@ async fn keep_running(
             }
         };
         if stopping {
-            match child.wait().await {
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    order = orders.recv() => {
+                        // Stop again (a second signal): forwarded, so the child cancels.
+                        if matches!(order, Ok(Order::Stop)) {
+                            send(&child, NixSignal::SIGTERM);
+                        }
+                        if order.is_err() {
+                            break child.wait().await;
+                        }
+                    }
+                }
+            };
+            match status {
                 Ok(s) => tracing::info!(connector = %spec.name, status = %s, "child stopped"),
                 Err(e) => {
                     tracing::warn!(connector = %spec.name, error = %e, "child stop not observed")

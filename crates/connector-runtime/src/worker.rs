@@ -4,7 +4,8 @@
 //! One task per connector. The task takes the lease (or waits for it), keeps it renewed,
 //! and polls on a ticker; a poll that overruns its interval delays the next tick rather
 //! than overlapping it. A lost lease cancels the poll in flight at once (its commit would
-//! be fenced anyway) and the task goes back to waiting for the lease. Shutdown stops
+//! be fenced anyway) and the task goes back to waiting for the lease; so does a fenced
+//! commit, which is how a process paused past its TTL learns it first. Shutdown stops
 //! scheduling but lets a poll in flight finish; the lease is then released. When the
 //! grace period runs out, `abort` cancels the poll in flight the same way a lost lease
 //! does (its commits are atomic, so nothing half-written stays) and the lease is still
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use connector_core::PollingConnector;
 use connector_core::lease::LeaseKeeper;
+use connector_core::pipeline::PollError;
 use connector_core::pipeline::now_ms;
 use connector_core::ports::Backends;
 use tokio::time::MissedTickBehavior;
@@ -67,7 +69,7 @@ pub async fn run_connector(
                 connector = %name,
                 token = lease.token,
                 previous,
-                "Redis lost its data: this connector's fence counter went back from {previous} to {} \
+                "Redis lost its data: this connector's fence counter did not advance past {previous} (now {}) \
                  (Redis restarted without persistence, was flushed, or failed over to an empty replica). \
                  Its state is gone, so every current item is published again and consumers see \
                  duplicates; enable Redis persistence (appendonly yes) to prevent this",
@@ -85,6 +87,7 @@ pub async fn run_connector(
         let first = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
         let mut ticker = tokio::time::interval_at(first, config.poll_interval());
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut fenced = false;
         loop {
             tokio::select! {
                 biased;
@@ -116,7 +119,9 @@ pub async fn run_connector(
                 () = keeper.lost().cancelled() => None,
                 () = abort.cancelled() => None,
             };
-            if abort.is_cancelled() {
+            // A poll that finished as the abort came is reported as what it was; the
+            // loop's next turn sees the shutdown and releases the lease.
+            if outcome.is_none() && abort.is_cancelled() {
                 keeper.release().await;
                 share.released();
                 metrics.lease_changed(&name, false);
@@ -154,6 +159,9 @@ pub async fn run_connector(
                 }
             }
             reached |= answered;
+            // A fenced commit is the surest sign the lease is gone (a pause past its TTL):
+            // stop polling now rather than at the next renewal.
+            fenced = matches!(outcome, Some(Err(PollError::Fenced { .. })));
             match outcome {
                 Some(Ok(s)) => tracing::info!(
                     fetched = s.fetched,
@@ -185,11 +193,18 @@ pub async fn run_connector(
                 }
                 None => tracing::warn!("lease lost during a poll; poll cancelled"),
             }
+            if fenced {
+                tracing::warn!(
+                    connector = %name,
+                    "another instance holds the lease now: this one stops polling and waits for it"
+                );
+                break;
+            }
             if share.try_shed() {
                 break;
             }
         }
-        if !keeper.lost().is_cancelled() {
+        if !keeper.lost().is_cancelled() && !fenced {
             // Shed: more leases than this worker's fair share. Give this one up and leave
             // it to another worker for a TTL before competing for leases again.
             tracing::info!(connector = %name, "handing the connector to another worker (fair share)");

@@ -962,12 +962,15 @@ async fn sigkill_during_polls_fifty_times_in_a_row_loses_and_repeats_nothing() {
     kill_loop(50).await;
 }
 
-/// An instance paused past its lease TTL while another takes over: once resumed, its
-/// commit is fenced, it stops polling and says so, and nothing is published twice.
+/// An instance paused inside a poll while another takes its lease over: once resumed, its
+/// commit is fenced (nothing written), it stops polling and says so, and nothing is
+/// published twice. The lease is taken over by `lease release` semantics (a forced
+/// release) so the TTL can be long enough that the resumed instance's renewal cannot come
+/// before its commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_instance_resumed_after_a_takeover_is_fenced() {
     let truth = Truth::new(12, Duration::from_millis(1500));
-    let (_server, config) = chaos_config(&truth, "zombie", 300, 1).await;
+    let (server, config) = chaos_config(&truth, "zombie", 300, 30).await;
     let dir = temp_dir("zombie");
     write_config(&dir, &config);
     let ns = Namespace::new(&redis_url(), "zombie");
@@ -980,17 +983,40 @@ async fn a_paused_instance_resumed_after_a_takeover_is_fenced() {
     first
         .wait_log("lease acquired", Duration::from_secs(20))
         .await;
-    // Inside its first (1.5 s) response: paused with the request in flight.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually(
+        "the first request in flight",
+        Duration::from_secs(20),
+        || async {
+            let n = server.received_requests().await.map_or(0, |r| r.len());
+            (n > 0).then_some(())
+        },
+    )
+    .await;
+    // Paused with its request in flight; its lease is taken from it meanwhile.
     first.signal(Signal::SIGSTOP);
+    let redis = redis(&ns.prefix).await;
+    assert!(
+        redis
+            .backends()
+            .leases
+            .force_release("zombie")
+            .await
+            .expect("redis")
+    );
     let mut second = Proc::start(&dir, &["run"], &env);
     second
         .wait_log("poll completed", Duration::from_secs(30))
         .await;
     truth.mutate(0);
     let polls = second.log().matches("poll completed").count();
+    // Resumed: its answer is waiting, so it commits before its next renewal is due.
     first.signal(Signal::SIGCONT);
-    first.wait_log("lease lost", Duration::from_secs(20)).await;
+    first
+        .wait_log(
+            "this one stops polling and waits for it",
+            Duration::from_secs(20),
+        )
+        .await;
     eventually(
         "a poll of the changed set",
         Duration::from_secs(30),
@@ -999,21 +1025,13 @@ async fn a_paused_instance_resumed_after_a_takeover_is_fenced() {
     .await;
     let log = first.log();
     assert!(
+        log.contains("commit refused"),
+        "the resumed commit was fenced:\n{log}"
+    );
+    assert!(
         !log.contains("poll completed"),
         "the resumed instance completed no poll:\n{log}"
     );
-    let said: Vec<&str> = log
-        .lines()
-        .filter_map(|l| {
-            if l.contains("commit refused") {
-                Some("commit fenced")
-            } else if l.contains("lease lost") {
-                Some("lease lost")
-            } else {
-                None
-            }
-        })
-        .collect();
     for p in [&mut first, &mut second] {
         p.signal(Signal::SIGTERM);
         assert!(p.wait_exit(Duration::from_secs(15)).await.success());
@@ -1023,7 +1041,7 @@ async fn a_paused_instance_resumed_after_a_takeover_is_fenced() {
     let (missing, duplicated, total) =
         missing_and_duplicated(&redis_url(), &stream, &required).await;
     println!(
-        "zombie: the resumed instance said {said:?}; {total} signals; missing {}; duplicated {}",
+        "zombie: the resumed instance's commit was fenced and it stopped polling; {total} signals; missing {}; duplicated {}",
         missing.len(),
         duplicated.len()
     );
@@ -1220,5 +1238,108 @@ async fn every_provider_fails_a_faulty_poll_cleanly_without_showing_its_credenti
                 .to_owned();
             println!("{what}: {said}");
         }
+    }
+}
+
+/// A provider failing with retryable errors and long backoffs: at SIGTERM the retries stop,
+/// so the poll ends at once and the process stops well inside its grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_the_retries_so_a_failing_provider_fits_the_grace_period() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let dir = temp_dir("stop-retries");
+    write_config(
+        &dir,
+        &config_with(&server, &[("retrying", 60_000)], |c| {
+            c["maxRetries"] = json!(3);
+            c["retryConfig"] = json!({"baseDelayMs": 8000, "jitterRatio": 0});
+        }),
+    );
+    let mut proc = Proc::start(
+        &dir,
+        &["run"],
+        &[
+            ("HTTP_PORT", "off".into()),
+            ("SHUTDOWN_GRACE_SECONDS", "25".into()),
+        ],
+    );
+    proc.wait_log("retrying", Duration::from_secs(20)).await;
+    let signalled = Instant::now();
+    proc.signal(Signal::SIGTERM);
+    let status = proc.wait_exit(Duration::from_secs(20)).await;
+    let took = signalled.elapsed();
+    let log = proc.log();
+    assert!(status.success(), "{status:?}\n{log}");
+    // Before: 8 + 16 + 24 s of backoff, past the grace period.
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped after {took:?}:\n{log}"
+    );
+    assert!(
+        log.contains("all connectors stopped; leases released"),
+        "{log}"
+    );
+    let requests = server.received_requests().await.map_or(0, |r| r.len());
+    assert!(
+        requests <= 2,
+        "{requests} requests: the one cut short is the last"
+    );
+}
+
+/// A second Ctrl-C under `connectors all`: every child cancels its poll and releases its
+/// lease before the supervisor exits 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_on_all_still_releases_every_lease() {
+    let server = mock_provider(Duration::from_secs(120)).await;
+    let dir = temp_dir("all-twice");
+    write_config(
+        &dir,
+        &config_with(&server, &[("a", 60_000), ("b", 60_000)], |c| {
+            c["leaseTtlSeconds"] = json!(300);
+        }),
+    );
+    let ns = Namespace::new(&redis_url(), "all-twice");
+    let mut sup = Proc::start_group(
+        &dir,
+        &["all"],
+        &[
+            ("HTTP_PORT", "off".into()),
+            ("REDIS_URL", redis_url()),
+            ("REDIS_KEY_PREFIX", ns.prefix.clone()),
+        ],
+    );
+    eventually("both hung requests", Duration::from_secs(20), || async {
+        let n = server.received_requests().await.map_or(0, |r| r.len());
+        (n >= 2).then_some(())
+    })
+    .await;
+    let group = Pid::from_raw(-sup.pid().as_raw());
+    kill(group, Signal::SIGINT).expect("first Ctrl-C");
+    eventually(
+        "both children shutting down",
+        Duration::from_secs(10),
+        || async { (sup.log().matches("shutting down").count() >= 2).then_some(()) },
+    )
+    .await;
+    kill(group, Signal::SIGINT).expect("second Ctrl-C");
+    let status = sup.wait_exit(Duration::from_secs(20)).await;
+    let log = sup.log();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert_eq!(
+        log.matches("stopped by a second signal; leases released")
+            .count(),
+        2,
+        "{log}"
+    );
+    let redis = redis(&ns.prefix).await;
+    for name in ["a", "b"] {
+        assert_eq!(
+            redis.backends().leases.holder(name).await.expect("redis"),
+            None,
+            "{name}'s lease released, not left to its 300 s TTL"
+        );
     }
 }

@@ -107,10 +107,13 @@ pub(crate) fn env_fields(
     let mut prefixes: Vec<(String, &String)> = names.iter().map(|n| (env_prefix(n), n)).collect();
     prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     let mut out: HashMap<String, Vec<EnvField>> = HashMap::new();
+    let supervised = env.get("CONNECTORS_SUPERVISED").is_some();
     for (var, raw) in env.iter() {
         let Some((prefix, name)) = prefixes.iter().find(|(p, _)| var.starts_with(p.as_str()))
         else {
-            warn_if_meant_for_a_connector(var, &prefixes);
+            if !supervised {
+                warn_if_meant_for_a_connector(var, &prefixes);
+            }
             continue;
         };
         let field = &var[prefix.len()..];
@@ -130,7 +133,8 @@ pub(crate) fn env_fields(
 /// in the name (`CONNECTOR_WEATHER_NOA_POLL_INTERVAL_MS`): ignored in silence, the setting
 /// it meant would never apply.
 fn warn_if_meant_for_a_connector(var: &str, prefixes: &[(String, &String)]) {
-    const NOT_A_CONNECTOR: [&str; 1] = ["CONNECTOR_NAME"];
+    // (Not called in the children of `connectors all`: the supervisor said it once.)
+    const NOT_A_CONNECTOR: [&str; 2] = ["CONNECTOR_NAME", "CONNECTOR_BENCH_WORKER"];
     if !var.starts_with("CONNECTOR_") || NOT_A_CONNECTOR.contains(&var) {
         return;
     }

@@ -171,8 +171,8 @@ pub mod defaults {
     pub fn poll_interval_ms() -> u64 {
         60_000
     }
-    /// Ten seconds per request: with a retry and its backoff, one slow request fits in
-    /// the runtime's default 25 s shutdown grace period, so a stop rarely cancels a poll.
+    /// Ten seconds per request: at a stop no request is retried, so the one in flight ends
+    /// well inside the runtime's default 25 s shutdown grace period.
     pub fn request_timeout_ms() -> u64 {
         10_000
     }

@@ -78,6 +78,10 @@ pub fn records_at(json: &[u8], pointer: &str, keyed: bool) -> Result<Vec<Range<u
     match locate(json, pointer)? {
         Some(list) => match (keyed, json.get(list.start)) {
             (false, Some(b'[')) | (true, Some(b'{')) => split(json, list),
+            // APIs that key records by id often send `[]` for none.
+            (true, Some(b'[')) if json.get(skip_ws(json, list.start + 1)) == Some(&b']') => {
+                Ok(Vec::new())
+            }
             (false, _) => fail("an array of records", list.start),
             (true, _) => fail("an object of records", list.start),
         },
@@ -319,6 +323,11 @@ mod tests {
         assert!(split(json, locate(json, "/meta/n").expect("s").expect("p")).is_err());
         assert_eq!(records_at(json, "/data", false).map(|r| r.len()), Ok(3));
         assert_eq!(records_at(json, "/by~1id", true).map(|r| r.len()), Ok(2));
+        assert_eq!(
+            records_at(br#"{"by": [ ]}"#, "/by", true),
+            Ok(Vec::new()),
+            "an empty keyed collection sent as an array is no records"
+        );
         assert!(
             records_at(json, "/by~1id", false).is_err() && records_at(json, "/data", true).is_err(),
             "a list of the other shape is a document of the wrong shape"
