@@ -26,11 +26,14 @@ use crate::config::ConnectorConfig;
 use crate::ports::Cursor;
 use crate::retry::{RetryPolicy, Retryable};
 
-/// What this framework calls itself on the wire.
+/// What this framework calls itself on the wire: its version and its home, the workspace's
+/// `repository` (one place to change it).
 pub const DEFAULT_USER_AGENT: &str = concat!(
     "connectors/",
     env!("CARGO_PKG_VERSION"),
-    " (+https://github.com/connectors/connectors)"
+    " (+",
+    env!("CARGO_PKG_REPOSITORY"),
+    ")"
 );
 
 /// Default cap on one response body: large enough for a nationwide NOAA snapshot many times

@@ -858,6 +858,31 @@ async fn chaos_config(
     (server, config)
 }
 
+/// [`chaos_config`] written to a folder of its own, a Redis namespace, and the environment
+/// that points a process at both.
+async fn chaos_setup(
+    truth: &Truth,
+    name: &str,
+    interval_ms: u64,
+    ttl_s: u64,
+) -> (
+    MockServer,
+    std::path::PathBuf,
+    Namespace,
+    [(&'static str, String); 3],
+) {
+    let (server, config) = chaos_config(truth, name, interval_ms, ttl_s).await;
+    let dir = temp_dir(name);
+    write_config(&dir, &config);
+    let ns = Namespace::new(&redis_url(), name);
+    let env = [
+        ("HTTP_PORT", "off".to_owned()),
+        ("REDIS_URL", redis_url()),
+        ("REDIS_KEY_PREFIX", ns.prefix.clone()),
+    ];
+    (server, dir, ns, env)
+}
+
 /// Signals the stream lacks (of `required`), and (id, version) pairs it holds more than once.
 async fn missing_and_duplicated(
     url: &str,
@@ -897,15 +922,7 @@ async fn missing_and_duplicated(
 async fn kill_loop(kills: usize) {
     // Responses slower than the interval keep a poll running nearly all the time.
     let truth = Truth::new(40, Duration::from_millis(250));
-    let (server, config) = chaos_config(&truth, "kills", 200, 1).await;
-    let dir = temp_dir("kills");
-    write_config(&dir, &config);
-    let ns = Namespace::new(&redis_url(), "kills");
-    let env = [
-        ("HTTP_PORT", "off".to_owned()),
-        ("REDIS_URL", redis_url()),
-        ("REDIS_KEY_PREFIX", ns.prefix.clone()),
-    ];
+    let (server, dir, ns, env) = chaos_setup(&truth, "kills", 200, 1).await;
     let mut required = std::collections::BTreeSet::new();
     let (mut completed_runs, mut mid_poll) = (0, 0);
     let requests = || async { server.received_requests().await.map_or(0, |r| r.len()) };
@@ -970,15 +987,7 @@ async fn sigkill_during_polls_fifty_times_in_a_row_loses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_instance_resumed_after_a_takeover_is_fenced() {
     let truth = Truth::new(12, Duration::from_millis(1500));
-    let (server, config) = chaos_config(&truth, "zombie", 300, 30).await;
-    let dir = temp_dir("zombie");
-    write_config(&dir, &config);
-    let ns = Namespace::new(&redis_url(), "zombie");
-    let env = [
-        ("HTTP_PORT", "off".to_owned()),
-        ("REDIS_URL", redis_url()),
-        ("REDIS_KEY_PREFIX", ns.prefix.clone()),
-    ];
+    let (server, dir, ns, env) = chaos_setup(&truth, "zombie", 300, 30).await;
     let mut first = Proc::start(&dir, &["run"], &env);
     first
         .wait_log("lease acquired", Duration::from_secs(20))
