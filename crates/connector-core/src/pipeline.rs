@@ -923,22 +923,20 @@ impl<'a, P: Provider> Poll<'a, P> {
     ) -> Result<(), PollError> {
         let config = &self.enc.config;
         let recorded = state.stream(&stream.name);
-        if !complete {
-            // Nothing is pruned or counted missing after a partial read, but an item it
-            // saw is no longer missing: "in a row" starts again.
-            let back: Vec<(String, Option<Absence>)> = recorded
+        let absent = recorded.map(|r| &r.absent);
+        // Seen again, in any read: no longer missing, so "in a row" starts again.
+        let mut tail = Tail {
+            absences: absent
                 .into_iter()
-                .flat_map(|r| r.absent.keys())
+                .flat_map(|a| a.keys())
                 .filter(|id| seen.contains(id.as_str()))
                 .map(|id| (id.clone(), None))
-                .collect();
-            if !back.is_empty() {
-                let tail = Tail {
-                    absences: back,
-                    ..Tail::default()
-                };
-                self.commit_work(stream, state, &[], tail, None).await?;
-            }
+                .collect(),
+            ..Tail::default()
+        };
+        if !complete {
+            // Nothing is pruned or counted missing after a partial read.
+            self.commit_work(stream, state, &[], tail, None).await?;
             return Ok(());
         }
         // Counting while reading keeps the common case (nothing vanished, nothing missing
@@ -954,16 +952,6 @@ impl<'a, P: Provider> Poll<'a, P> {
             })
             .unwrap_or_default();
         vanished.sort();
-        let absent = recorded.map(|r| &r.absent);
-        let mut tail = Tail::default();
-        // Back within the grace: no longer missing.
-        tail.absences.extend(
-            absent
-                .into_iter()
-                .flat_map(|a| a.keys())
-                .filter(|id| seen.contains(id.as_str()))
-                .map(|id| (id.clone(), None)),
-        );
         let now = now_ms();
         let mut gone = Vec::new();
         for (id, version) in vanished {

@@ -316,7 +316,7 @@ impl HttpJsonProvider {
             _ => None,
         };
         let fail = c.fail.clone();
-        let (path, shape) = (c.records.path.clone(), c.records.records_as);
+        // The list's presence and shape are the core reader's to check (`keyed`).
         let check = move |body: &[u8]| -> Result<(), String> {
             // Only the values the predicates name are parsed: one odd record must fail
             // alone, not the page.
@@ -332,15 +332,7 @@ impl HttpJsonProvider {
                     ));
                 }
             }
-            let list = locate(body, &path)
-                .ok()
-                .flatten()
-                .ok_or_else(|| format!("no records at {path:?}"))?;
-            match (shape, body.get(list.start)) {
-                (RecordsAs::Array, Some(b'[')) | (RecordsAs::Values, Some(b'{')) => Ok(()),
-                (RecordsAs::Array, _) => Err(format!("the records at {path:?} are not an array")),
-                (RecordsAs::Values, _) => Err(format!("the records at {path:?} are not an object")),
-            }
+            Ok(())
         };
         let (id, version, skip) = (
             c.records.id.clone(),
@@ -395,8 +387,8 @@ impl HttpJsonProvider {
             resume: (c.order == Order::Desc && !c.snapshot).then_some(Duration::from_secs(3600)),
             stop_when,
             more_when,
-            keyed: shape == RecordsAs::Values,
-            check: Some(Box::new(check)),
+            keyed: c.records.records_as == RecordsAs::Values,
+            check: (!c.fail.is_empty()).then(|| Box::new(check) as Box<_>),
             parse: Box::new(parse),
         }
     }

@@ -115,7 +115,7 @@ async fn connectors_health(State(api): State<Api>) -> Response {
                 all_ok &= healthy;
                 json!({
                     "healthy": healthy,
-                    "lastSuccessTime": last.map(crate::rfc3339),
+                    "lastSuccessTime": last.map(connector_core::signal::rfc3339_millis),
                     "ageMs": last.map(|t| now.saturating_sub(t)),
                     "maxAgeMs": max_age.as_millis() as u64,
                 })

@@ -271,15 +271,6 @@ fn find<'a>(registry: &'a ConnectorRegistry, name: &str) -> Result<&'a Arc<Conne
     })
 }
 
-/// UNIX milliseconds as RFC 3339 (UTC), the way the CLI and the HTTP API show times.
-pub(crate) fn rfc3339(ms: u64) -> String {
-    use connector_core::source::time::{TimeFormat, format_millis};
-    i64::try_from(ms)
-        .ok()
-        .and_then(|ms| format_millis(ms, &TimeFormat::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
-
 /// A connector's metrics as the CLI and the HTTP API show them: the metrics hash's fields
 /// (camelCase), with its two times in RFC 3339 instead of the hash's UNIX milliseconds.
 pub(crate) fn metrics_json(m: &connector_core::ports::ConnectorMetrics) -> serde_json::Value {
@@ -288,7 +279,9 @@ pub(crate) fn metrics_json(m: &connector_core::ports::ConnectorMetrics) -> serde
         ("lastPollTime", m.last_poll_time),
         ("lastSuccessTime", m.last_success_time),
     ] {
-        shown[field] = at.map_or(serde_json::Value::Null, |ms| rfc3339(ms).into());
+        shown[field] = at.map_or(serde_json::Value::Null, |ms| {
+            connector_core::signal::rfc3339_millis(ms).into()
+        });
     }
     shown
 }
@@ -378,8 +371,8 @@ async fn run(
         metrics.clone(),
         source,
         only,
+        settings.grace,
     );
-    manager.set_grace(settings.grace);
     if manager.selected(&registry).is_empty() {
         bail!(
             "no enabled connector of a type this binary runs ({}); check \"enabled\" and \"type\" in the configuration",
@@ -401,9 +394,7 @@ async fn run(
     let api = serve_api(settings.http, backends.clone(), metrics, manager.status()).await?;
     if let Err(e) = manager.apply(registry).await {
         // Whatever was started before the failure gives its leases back.
-        manager
-            .shutdown(settings.grace, std::future::pending())
-            .await;
+        manager.shutdown(std::future::pending()).await;
         return Err(e);
     }
     let stop_heartbeat = tokio_util::sync::CancellationToken::new();
@@ -430,7 +421,7 @@ async fn run(
         signals.next().await;
         tracing::warn!("second signal: cancelling the polls in flight");
     };
-    let code = match manager.shutdown(grace, second_signal).await {
+    let code = match manager.shutdown(second_signal).await {
         manager::Stopped::Finished => {
             tracing::info!("all connectors stopped; leases released");
             ExitCode::SUCCESS
@@ -524,10 +515,10 @@ enum Signal {
     Stop,
 }
 
-/// Set by `all` in its children's environment: a child ignores SIGINT, because Ctrl-C in
-/// a terminal reaches the whole process group and the supervisor forwards it as SIGTERM;
-/// taking both would count as a second signal and skip the grace period.
-pub(crate) const SUPERVISED_VAR: &str = "CONNECTORS_SUPERVISED";
+/// A child of `all` ignores SIGINT: Ctrl-C in a terminal reaches the whole process group
+/// and the supervisor forwards it as SIGTERM; taking both would count as a second signal
+/// and skip the grace period.
+pub(crate) use connector_core::config::SUPERVISED_VAR;
 
 /// SIGHUP, SIGTERM and SIGINT as one stream of events.
 struct Signals {

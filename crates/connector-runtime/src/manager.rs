@@ -81,6 +81,8 @@ pub struct Manager {
     running: BTreeMap<String, Running>,
     status: Arc<RwLock<Status>>,
     share: Arc<Share>,
+    /// How long polls get to finish when their connector stops (SHUTDOWN_GRACE_SECONDS),
+    /// at a reload as at shutdown.
     grace: Duration,
 }
 
@@ -93,6 +95,7 @@ impl Manager {
         metrics: Arc<Metrics>,
         source: ConfigSource,
         only: Option<String>,
+        grace: Duration,
     ) -> Self {
         Self {
             factories,
@@ -104,7 +107,7 @@ impl Manager {
             running: BTreeMap::new(),
             status: Arc::default(),
             share: Share::new(0),
-            grace: Duration::from_secs(25),
+            grace,
         }
     }
 
@@ -243,28 +246,19 @@ impl Manager {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         status.reloads += 1;
         status.last_reload = Some(ReloadStatus {
-            at: crate::rfc3339(now_ms()),
+            at: connector_core::signal::rfc3339_millis(now_ms()),
             ok,
             errors,
         });
     }
 
-    /// Stops every connector: polls in flight get `grace` to finish; when it runs out, or
-    /// `interrupt` completes first (a second signal), they are cancelled. Either way every
-    /// lease is released before this returns, so no exit path leaves one held for a TTL.
-    pub async fn shutdown(
-        &mut self,
-        grace: Duration,
-        interrupt: impl std::future::Future<Output = ()>,
-    ) -> Stopped {
+    /// Stops every connector: polls in flight get the grace period to finish; when it runs
+    /// out, or `interrupt` completes first (a second signal), they are cancelled. Either
+    /// way every lease is released before this returns, so no exit path leaves one held
+    /// for a TTL.
+    pub async fn shutdown(&mut self, interrupt: impl std::future::Future<Output = ()>) -> Stopped {
         let mut all: Vec<Running> = std::mem::take(&mut self.running).into_values().collect();
-        stop_tasks(&mut all, grace, interrupt).await
-    }
-
-    /// How long a connector stopped by a reload gets to finish its poll (the shutdown
-    /// grace period, `SHUTDOWN_GRACE_SECONDS`).
-    pub fn set_grace(&mut self, grace: Duration) {
-        self.grace = grace;
+        stop_tasks(&mut all, self.grace, interrupt).await
     }
 }
 

@@ -240,7 +240,7 @@ impl Metrics {
         }
         fences.lost = Some(DataLoss {
             connector: connector.to_owned(),
-            detected_at: crate::rfc3339(connector_core::pipeline::now_ms()),
+            detected_at: connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms()),
             previous_token: previous,
             token,
         });

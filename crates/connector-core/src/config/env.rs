@@ -10,6 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 pub const CONFIG_PATH_VAR: &str = "CONNECTORS_CONFIG_PATH";
 /// The variable listing the connectors that are enabled.
 pub const ENABLED_VAR: &str = "ENABLED_CONNECTORS";
+/// Set by `connectors all` in its children's environment: a child ignores the terminal's
+/// SIGINT (the supervisor forwards the stop as SIGTERM) and leaves to the supervisor what
+/// it already said about the environment.
+pub const SUPERVISED_VAR: &str = "CONNECTORS_SUPERVISED";
 
 /// A snapshot of environment variables.
 #[derive(Clone, Default)]
@@ -107,7 +111,7 @@ pub(crate) fn env_fields(
     let mut prefixes: Vec<(String, &String)> = names.iter().map(|n| (env_prefix(n), n)).collect();
     prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     let mut out: HashMap<String, Vec<EnvField>> = HashMap::new();
-    let supervised = env.get("CONNECTORS_SUPERVISED").is_some();
+    let supervised = env.get(SUPERVISED_VAR).is_some();
     for (var, raw) in env.iter() {
         let Some((prefix, name)) = prefixes.iter().find(|(p, _)| var.starts_with(p.as_str()))
         else {

@@ -29,7 +29,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use env::{CONFIG_PATH_VAR, ENABLED_VAR, Environment, env_prefix};
+pub use env::{CONFIG_PATH_VAR, ENABLED_VAR, Environment, SUPERVISED_VAR, env_prefix};
 pub use errors::{
     ConfigError, ConfigErrors, FieldError, Location, PathSegment, render_field_path, write_problems,
 };
