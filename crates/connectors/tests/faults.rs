@@ -104,17 +104,12 @@ async fn the_grace_period_running_out_cancels_the_poll_and_releases_the_lease() 
         &dir,
         &["run"],
         &[
-            ("HTTP_PORT", "off".into()),
-            ("REDIS_URL", redis_url()),
-            ("REDIS_KEY_PREFIX", ns.prefix.clone()),
-            ("SHUTDOWN_GRACE_SECONDS", "1".into()),
-        ],
+            redis_env(&ns.prefix),
+            vec![("SHUTDOWN_GRACE_SECONDS", "1".into())],
+        ]
+        .concat(),
     );
-    eventually("the request to hang", Duration::from_secs(20), || async {
-        let n = server.received_requests().await.map_or(0, |r| r.len());
-        (n > 0).then_some(())
-    })
-    .await;
+    wait_requests(&server, 1, "the request to hang").await;
     let redis = redis(&ns.prefix).await;
     assert!(
         redis
@@ -149,11 +144,7 @@ async fn ctrl_c_on_all_gives_each_child_its_grace_period() {
     let dir = temp_dir("all-ctrl-c");
     write_config(&dir, &config(&server, &[("a", 60_000), ("b", 60_000)]));
     let mut sup = Proc::start_group(&dir, &["all"], &[("HTTP_PORT", "off".into())]);
-    eventually("both slow requests", Duration::from_secs(20), || async {
-        let n = server.received_requests().await.map_or(0, |r| r.len());
-        (n >= 2).then_some(())
-    })
-    .await;
+    wait_requests(&server, 2, "both slow requests").await;
     // What the terminal does on Ctrl-C: SIGINT to the whole foreground process group.
     let group = Pid::from_raw(-sup.pid().as_raw());
     kill(group, Signal::SIGINT).expect("SIGINT to the group");
@@ -320,7 +311,7 @@ async fn a_long_retry_after_sends_nothing_more_and_shows_in_health() {
         (proc.log().matches("poll failed").count() >= log_len + 10).then_some(())
     })
     .await;
-    assert_eq!(server.received_requests().await.map_or(0, |r| r.len()), 1);
+    assert_eq!(requests(&server).await, 1);
     proc.signal(Signal::SIGTERM);
     assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
 }
@@ -869,17 +860,13 @@ async fn chaos_setup(
     MockServer,
     std::path::PathBuf,
     Namespace,
-    [(&'static str, String); 3],
+    Vec<(&'static str, String)>,
 ) {
     let (server, config) = chaos_config(truth, name, interval_ms, ttl_s).await;
     let dir = temp_dir(name);
     write_config(&dir, &config);
     let ns = Namespace::new(&redis_url(), name);
-    let env = [
-        ("HTTP_PORT", "off".to_owned()),
-        ("REDIS_URL", redis_url()),
-        ("REDIS_KEY_PREFIX", ns.prefix.clone()),
-    ];
+    let env = redis_env(&ns.prefix);
     (server, dir, ns, env)
 }
 
@@ -925,10 +912,9 @@ async fn kill_loop(kills: usize) {
     let (server, dir, ns, env) = chaos_setup(&truth, "kills", 200, 1).await;
     let mut required = std::collections::BTreeSet::new();
     let (mut completed_runs, mut mid_poll) = (0, 0);
-    let requests = || async { server.received_requests().await.map_or(0, |r| r.len()) };
     for round in 0..kills {
         let served = truth.current();
-        let asked_before = requests().await;
+        let asked_before = requests(&server).await;
         let mut proc = Proc::start(&dir, &["run"], &env);
         proc.wait_log("lease acquired", Duration::from_secs(20))
             .await;
@@ -941,7 +927,7 @@ async fn kill_loop(kills: usize) {
             required.extend(served);
         }
         // A request without its completed poll: the kill came inside that poll.
-        if requests().await - asked_before > polls {
+        if requests(&server).await - asked_before > polls {
             mid_poll += 1;
         }
         truth.mutate(round);
@@ -992,15 +978,7 @@ async fn a_paused_instance_resumed_after_a_takeover_is_fenced() {
     first
         .wait_log("lease acquired", Duration::from_secs(20))
         .await;
-    eventually(
-        "the first request in flight",
-        Duration::from_secs(20),
-        || async {
-            let n = server.received_requests().await.map_or(0, |r| r.len());
-            (n > 0).then_some(())
-        },
-    )
-    .await;
+    wait_requests(&server, 1, "the first request in flight").await;
     // Paused with its request in flight; its lease is taken from it meanwhile.
     first.signal(Signal::SIGSTOP);
     let redis = redis(&ns.prefix).await;
@@ -1026,12 +1004,9 @@ async fn a_paused_instance_resumed_after_a_takeover_is_fenced() {
             Duration::from_secs(20),
         )
         .await;
-    eventually(
-        "a poll of the changed set",
-        Duration::from_secs(30),
-        || async { (second.log().matches("poll completed").count() > polls).then_some(()) },
-    )
-    .await;
+    second
+        .wait_count("poll completed", polls, Duration::from_secs(30))
+        .await;
     let log = first.log();
     assert!(
         log.contains("commit refused"),
@@ -1102,12 +1077,8 @@ async fn redis_outage(outage: Duration) {
     )
     .await;
     let completed = proc.log().matches("poll completed").count();
-    eventually(
-        "a poll after the outage",
-        Duration::from_secs(30),
-        || async { (proc.log().matches("poll completed").count() > completed).then_some(()) },
-    )
-    .await;
+    proc.wait_count("poll completed", completed, Duration::from_secs(30))
+        .await;
     proc.signal(Signal::SIGTERM);
     assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
     let required = truth.current().into_iter().collect();
@@ -1291,7 +1262,7 @@ async fn a_stop_ends_the_retries_so_a_failing_provider_fits_the_grace_period() {
         log.contains("all connectors stopped; leases released"),
         "{log}"
     );
-    let requests = server.received_requests().await.map_or(0, |r| r.len());
+    let requests = requests(&server).await;
     assert!(
         requests <= 2,
         "{requests} requests: the one cut short is the last"
@@ -1311,20 +1282,8 @@ async fn a_second_ctrl_c_on_all_still_releases_every_lease() {
         }),
     );
     let ns = Namespace::new(&redis_url(), "all-twice");
-    let mut sup = Proc::start_group(
-        &dir,
-        &["all"],
-        &[
-            ("HTTP_PORT", "off".into()),
-            ("REDIS_URL", redis_url()),
-            ("REDIS_KEY_PREFIX", ns.prefix.clone()),
-        ],
-    );
-    eventually("both hung requests", Duration::from_secs(20), || async {
-        let n = server.received_requests().await.map_or(0, |r| r.len());
-        (n >= 2).then_some(())
-    })
-    .await;
+    let mut sup = Proc::start_group(&dir, &["all"], &redis_env(&ns.prefix));
+    wait_requests(&server, 2, "both hung requests").await;
     let group = Pid::from_raw(-sup.pid().as_raw());
     kill(group, Signal::SIGINT).expect("first Ctrl-C");
     eventually(

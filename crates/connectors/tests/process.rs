@@ -82,24 +82,8 @@ async fn sigterm_lets_a_slow_poll_finish_and_releases_the_lease() {
     )
     .expect("write");
     let prefix = connector_redis::testing::Namespace::new(&redis_url(), "term");
-    let mut proc = Proc::start(
-        &dir,
-        &["run", "slow"],
-        &[
-            ("HTTP_PORT", "off".into()),
-            ("REDIS_URL", redis_url()),
-            ("REDIS_KEY_PREFIX", prefix.to_string()),
-        ],
-    );
-    eventually(
-        "the slow request to arrive",
-        Duration::from_secs(20),
-        || async {
-            let n = server.received_requests().await.map_or(0, |r| r.len());
-            (n > 0).then_some(())
-        },
-    )
-    .await;
+    let mut proc = Proc::start(&dir, &["run", "slow"], &redis_env(&prefix));
+    wait_requests(&server, 1, "the slow request to arrive").await;
     proc.signal(Signal::SIGTERM);
     let status = proc.wait_exit(Duration::from_secs(15)).await;
     assert!(

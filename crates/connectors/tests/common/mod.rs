@@ -167,6 +167,15 @@ impl Proc {
         );
     }
 
+    /// Waits until the log holds `needle` more than `than` times.
+    pub async fn wait_count(&self, needle: &str, than: usize, within: Duration) {
+        let what = format!("more than {than} {needle:?} in the log");
+        eventually(&what, within, || async {
+            (self.log().matches(needle).count() > than).then_some(())
+        })
+        .await;
+    }
+
     pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         match tokio::time::timeout(within, self.child.wait()).await {
             Ok(Ok(status)) => status,
@@ -249,4 +258,26 @@ pub async fn redis(prefix: &str) -> Arc<RedisBackend> {
             redis_url()
         )
     })
+}
+
+/// How many requests `server` has received.
+pub async fn requests(server: &MockServer) -> usize {
+    server.received_requests().await.map_or(0, |r| r.len())
+}
+
+/// Waits until `server` has received at least `n` requests.
+pub async fn wait_requests(server: &MockServer, n: usize, what: &str) {
+    eventually(what, Duration::from_secs(20), || async {
+        (requests(server).await >= n).then_some(())
+    })
+    .await;
+}
+
+/// The environment of a process on the test Redis under `prefix`, without the HTTP API.
+pub fn redis_env(prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("HTTP_PORT", "off".to_owned()),
+        ("REDIS_URL", redis_url()),
+        ("REDIS_KEY_PREFIX", prefix.to_owned()),
+    ]
 }
