@@ -611,7 +611,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         .sum::<usize>() as f64
         / entries.len().max(1) as f64;
 
-    let chunks: Vec<CommitChunk> = entries
+    let mut chunks: Vec<CommitChunk> = entries
         .chunks(500)
         .map(|c| CommitChunk {
             stream: STREAM.into(),
@@ -624,6 +624,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
                     .collect(),
                 ..StateDelta::default()
             },
+            seq: 0,
         })
         .collect();
     drop(entries);
@@ -644,6 +645,12 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     let mut state_load = None;
     for _round in 0..2 {
         let before = probe::info(&client).await?;
+        // Each commit expects the state's write count the one before it left.
+        let mut seq = backends.state.header("micro").await?.seq;
+        for chunk in &mut chunks {
+            chunk.seq = seq;
+            seq += 1;
+        }
         let started = Instant::now();
         for chunk in &chunks {
             if backends.publisher.commit(&lease, chunk).await? != CommitOutcome::Committed {

@@ -23,7 +23,8 @@ use serde::Serialize;
 use crate::ports::Membership;
 use crate::ports::{
     BackendError, BoxFuture, CommitChunk, CommitOutcome, ConnectorMetrics, ConnectorState, Lease,
-    LeaseInfo, LeaseManager, MetricsStore, PollRecord, Publisher, StateDelta, StateStore,
+    LeaseInfo, LeaseManager, MetricsStore, PollRecord, Publisher, Renewal, STATE_FORMAT,
+    StateDelta, StateHeader, StateStore,
 };
 use crate::signal::StreamEntry;
 
@@ -103,6 +104,12 @@ impl EmbeddedBackend {
             .get(connector)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Puts `state` in place as it is, header included, as a Redis failing over to a
+    /// lagging replica (or restarting empty) would: for data-loss tests.
+    pub fn replace_state(&self, connector: &str, state: ConnectorState) {
+        lock(&self.inner).states.insert(connector.to_owned(), state);
     }
 
     /// Takes another instance's view: forces the lease to a new holder, as if this one had
@@ -262,17 +269,19 @@ impl LeaseManager for EmbeddedBackend {
         &'a self,
         lease: &'a Lease,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+    ) -> BoxFuture<'a, Result<Renewal, BackendError>> {
         let mut inner = lock(&self.inner);
         let now = Instant::now();
-        let ok = match inner.leases.get_mut(&lease.connector) {
-            Some(h) if h.token == lease.token && h.expires > now => {
+        let renewal = match inner.leases.get_mut(&lease.connector) {
+            Some(h) if h.expires <= now => Renewal::Vanished,
+            Some(h) if h.token == lease.token => {
                 h.expires = now + ttl;
-                true
+                Renewal::Renewed
             }
-            _ => false,
+            Some(_) => Renewal::Taken,
+            None => Renewal::Vanished,
         };
-        ready(Ok(ok))
+        ready(Ok(renewal))
     }
 
     fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), BackendError>> {
@@ -314,21 +323,41 @@ impl LeaseManager for EmbeddedBackend {
     }
 }
 
+impl EmbeddedBackend {
+    /// A connector's state from memory, else from its file (then kept in memory).
+    fn current_state(&self, connector: &str) -> Result<ConnectorState, BackendError> {
+        if let Some(state) = lock(&self.inner).states.get(connector).cloned() {
+            return Ok(state);
+        }
+        let state = self.read_state_file(connector)?;
+        lock(&self.inner)
+            .states
+            .insert(connector.to_owned(), state.clone());
+        Ok(state)
+    }
+
+    /// Replaces a connector's state in memory and in its file.
+    fn store_state(&self, connector: &str, state: ConnectorState) -> Result<(), BackendError> {
+        lock(&self.inner)
+            .states
+            .insert(connector.to_owned(), state.clone());
+        self.write_state_file(connector, &state)
+    }
+}
+
 impl StateStore for EmbeddedBackend {
     fn load<'a>(
         &'a self,
         connector: &'a str,
     ) -> BoxFuture<'a, Result<ConnectorState, BackendError>> {
-        let cached = lock(&self.inner).states.get(connector).cloned();
-        let result = match cached {
-            Some(state) => Ok(state),
-            None => self.read_state_file(connector).inspect(|state| {
-                lock(&self.inner)
-                    .states
-                    .insert(connector.to_owned(), state.clone());
-            }),
-        };
-        ready(result)
+        ready(self.current_state(connector))
+    }
+
+    fn header<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<StateHeader, BackendError>> {
+        ready(self.current_state(connector).map(|s| s.header))
     }
 
     fn apply<'a>(
@@ -336,35 +365,33 @@ impl StateStore for EmbeddedBackend {
         connector: &'a str,
         delta: &'a StateDelta,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
-        let loaded = match lock(&self.inner).states.get(connector).cloned() {
-            Some(state) => Ok(state),
-            None => self.read_state_file(connector),
-        };
-        let result = loaded.and_then(|mut state| {
+        let result = self.current_state(connector).and_then(|mut state| {
             delta.apply_to(&mut state);
-            lock(&self.inner)
-                .states
-                .insert(connector.to_owned(), state.clone());
-            match self.state_dir {
-                Some(_) => self.write_state_file(connector, &state),
-                None => Ok(()),
-            }
+            state.header = StateHeader {
+                format: STATE_FORMAT,
+                seq: state.header.seq + 1,
+            };
+            self.store_state(connector, state)
         });
         ready(result)
     }
 
     fn reset<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        lock(&self.inner).states.remove(connector);
-        let result = match self.state_file(connector) {
-            Some(path) => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackendError::new(
-                    "reset state",
-                    format!("{}: {e}", path.display()),
-                )),
-                _ => Ok(()),
-            },
-            None => Ok(()),
-        };
+        // Everything goes but the write count, which advances, so a holder's next poll sees
+        // the change and reads state again.
+        let result = self.current_state(connector).and_then(|state| {
+            let header = StateHeader {
+                format: STATE_FORMAT,
+                seq: state.header.seq + 1,
+            };
+            self.store_state(
+                connector,
+                ConnectorState {
+                    header,
+                    ..ConnectorState::default()
+                },
+            )
+        });
         ready(result)
     }
 }
@@ -386,11 +413,22 @@ impl Publisher for EmbeddedBackend {
         if !held {
             return ready(Ok(CommitOutcome::Fenced));
         }
+        let stored = inner
+            .states
+            .get(&lease.connector)
+            .map_or(0, |s| s.header.seq);
+        if stored != chunk.seq {
+            return ready(Ok(CommitOutcome::RolledBack { stored }));
+        }
         if let Err(e) = self.emit(&chunk.stream, &chunk.entries) {
             return ready(Err(e));
         }
         let state = inner.states.entry(lease.connector.clone()).or_default();
         chunk.delta.apply_to(state);
+        state.header = StateHeader {
+            format: STATE_FORMAT,
+            seq: stored + 1,
+        };
         let snapshot = self.state_dir.is_some().then(|| state.clone());
         drop(inner);
         if let Some(state) = snapshot

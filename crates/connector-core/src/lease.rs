@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::ports::{Lease, LeaseManager};
+use crate::ports::{Lease, LeaseManager, Renewal};
 
 /// A held lease with its renewal task.
 pub struct LeaseKeeper {
@@ -83,9 +83,19 @@ async fn renew_loop(
             () = tokio::time::sleep(every) => {}
         }
         match leases.renew(&lease, ttl).await {
-            Ok(true) => last_ok = Instant::now(),
-            Ok(false) => {
+            Ok(Renewal::Renewed) => last_ok = Instant::now(),
+            Ok(Renewal::Taken) => {
                 tracing::warn!(connector = %lease.connector, token = lease.token, "lease lost to another instance");
+                lost.cancel();
+                return;
+            }
+            Ok(Renewal::Vanished) => {
+                tracing::warn!(
+                    connector = %lease.connector,
+                    token = lease.token,
+                    "lease gone: it lapsed (this process stalled past its TTL) or Redis lost it; \
+                     polling stops and the lease is taken again"
+                );
                 lost.cancel();
                 return;
             }

@@ -44,7 +44,8 @@ use crate::config::{ConnectorConfig, FieldError};
 use crate::http::HttpError;
 use crate::ports::{
     Absence, BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor,
-    Lease, PollRecord, PollSummary, StateDelta,
+    Lease, PollRecord, PollSummary, STATE_FORMAT, StateDelta, StateHeader, StateLayoutError,
+    StateLoss,
 };
 use crate::signal::{
     Change, Envelope, ItemError, ItemSignal, Severity, StreamEntry, rfc3339_millis,
@@ -340,6 +341,23 @@ pub enum PollError {
         /// The connector.
         connector: String,
     },
+    /// The stored state's write count was not the one this writer expected: Redis lost
+    /// writes (or an operator changed state). Nothing was written; state is read again.
+    #[error(
+        "commit refused: the state of {connector} has {stored} writes where this instance made \
+         {expected}; it is read again and what it lacks is published again"
+    )]
+    RolledBack {
+        /// The connector.
+        connector: String,
+        /// The write count found.
+        stored: u64,
+        /// The write count expected.
+        expected: u64,
+    },
+    /// The stored state was written by a later release: the connector stops.
+    #[error(transparent)]
+    StateLayout(#[from] StateLayoutError),
     /// The backend failed (Redis down…).
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -392,6 +410,15 @@ pub trait PollingConnector: Send {
     fn gauges(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+    /// Drops the cached state and every HTTP validator, so the next poll reads state again
+    /// and fetches every page in full: the runtime calls it when Redis may have lost
+    /// writes (a fence token that did not advance, a lease that vanished).
+    fn forget_state(&mut self) {}
+    /// A loss of writes the last polls noticed (the stored write count behind the one
+    /// written), once: the runtime counts and shows it.
+    fn take_state_loss(&mut self) -> Option<StateLoss> {
+        None
+    }
     /// Reads the first page of each stream against stored state, writing nothing, and
     /// says what became of each record: its id, version and time, new, changed or
     /// unchanged, or why it was skipped or failed; and the request that would come next.
@@ -406,6 +433,10 @@ pub struct UniversalPollingConnector<P: Provider> {
     backends: Backends,
     /// State as committed, with the lease token it was loaded under.
     state: Option<(u64, ConnectorState)>,
+    /// The next load forgets the HTTP validators (after a loss of writes).
+    forget_validators: bool,
+    /// A loss noticed and not yet taken by the runtime.
+    loss: Option<StateLoss>,
 }
 
 /// Milliseconds since the UNIX epoch, the one wall-clock read of a poll.
@@ -423,6 +454,8 @@ impl<P: Provider> UniversalPollingConnector<P> {
             config,
             backends,
             state: None,
+            forget_validators: false,
+            loss: None,
         }
     }
 
@@ -436,8 +469,20 @@ impl<P: Provider> UniversalPollingConnector<P> {
     pub async fn poll_once(&mut self, lease: &Lease) -> Result<PollSummary, PollError> {
         let started = Instant::now();
         let started_at_ms = now_ms();
-        let result = self.run(lease, started_at_ms).await;
-        if matches!(result, Err(PollError::Backend(_))) {
+        let mut result = self.run(lease, started_at_ms).await;
+        if let Err(PollError::RolledBack {
+            stored, expected, ..
+        }) = result
+        {
+            // State changed under this writer: read it again and detect again at once, so
+            // what a lossy Redis lacks is published in this poll.
+            self.lost_writes(stored, expected);
+            result = self.run(lease, started_at_ms).await;
+        }
+        if matches!(
+            result,
+            Err(PollError::Backend(_) | PollError::RolledBack { .. })
+        ) {
             // A failed round trip may or may not have been applied: reload next time.
             self.state = None;
         }
@@ -457,17 +502,60 @@ impl<P: Provider> UniversalPollingConnector<P> {
         result
     }
 
+    /// The state changed under this writer (`stored` writes found, `expected` made): the
+    /// cache and the validators go; fewer writes than made is a loss, said loudly.
+    fn lost_writes(&mut self, stored: u64, expected: u64) {
+        self.state = None;
+        self.forget_validators = true;
+        if stored < expected {
+            tracing::error!(
+                connector = %self.config.name,
+                stored,
+                written = expected,
+                "Redis lost writes: the connector's state holds {stored} writes where this instance \
+                 made {expected} (a restart without persistence, a FLUSHALL, or a failover to a \
+                 lagging replica). State is read again and every current item the state lacks is \
+                 published again, once"
+            );
+            self.loss = Some(StateLoss {
+                stored,
+                written: expected,
+            });
+        }
+    }
+
+    /// The cached state, when the stored header says it is still current; else state read
+    /// again.
+    async fn current_state(&mut self, lease: &Lease) -> Result<(), PollError> {
+        let header = self.backends.state.header(&self.config.name).await?;
+        header.check_format()?;
+        match &self.state {
+            Some((token, cached)) if *token == lease.token && cached.header.seq == header.seq => {
+                return Ok(());
+            }
+            Some((_, cached)) if header.seq != cached.header.seq => {
+                self.lost_writes(header.seq, cached.header.seq);
+            }
+            _ => {}
+        }
+        let mut loaded = self.backends.state.load(&self.config.name).await?;
+        loaded.header.check_format()?;
+        if std::mem::take(&mut self.forget_validators) {
+            loaded.forget_validators();
+        }
+        self.state = Some((lease.token, loaded));
+        Ok(())
+    }
+
     async fn run(&mut self, lease: &Lease, now: u64) -> Result<PollSummary, PollError> {
+        self.current_state(lease).await?;
         let Self {
             provider,
             config,
             backends,
             state: slot,
+            ..
         } = self;
-        if slot.as_ref().map(|(t, _)| *t) != Some(lease.token) {
-            let loaded = backends.state.load(&config.name).await?;
-            *slot = Some((lease.token, loaded));
-        }
         let Some((_, state)) = slot.as_mut() else {
             return Err(PollError::Backend(BackendError::new(
                 "load state",
@@ -1007,19 +1095,15 @@ impl<'a, P: Provider> Poll<'a, P> {
             stream_max_len: self.enc.config.stream_max_len,
             entries: Vec::new(),
             delta,
+            seq: state.header.seq,
         };
         match &mut self.commit {
-            Commit::To { lease, backends } => match backends.publisher.commit(lease, &chunk).await?
-            {
-                CommitOutcome::Committed => {
-                    chunk.delta.apply_to(state);
-                    self.summary.commits += 1;
-                    Ok(())
-                }
-                CommitOutcome::Fenced => Err(PollError::Fenced {
-                    connector: self.enc.config.name.clone(),
-                }),
-            },
+            Commit::To { lease, backends } => {
+                let outcome = backends.publisher.commit(lease, &chunk).await?;
+                self.enc.committed(outcome, state, &chunk.delta)?;
+                self.summary.commits += 1;
+                Ok(())
+            }
             Commit::DryRun(_) => {
                 chunk.delta.apply_to(state);
                 Ok(())
@@ -1081,6 +1165,8 @@ impl<'a, P: Provider> Poll<'a, P> {
                     // poll aborts the commit as dropping its future would.
                     let publisher = Arc::clone(&backends.publisher);
                     let held = (*lease).clone();
+                    let mut chunk = chunk;
+                    chunk.seq = state.header.seq;
                     let in_flight = AbortOnDropHandle::new(tokio::spawn(
                         async move {
                             let outcome = publisher.commit(&held, &chunk).await;
@@ -1096,19 +1182,10 @@ impl<'a, P: Provider> Poll<'a, P> {
                             format!("the commit task ended abnormally: {e}"),
                         ))
                     })?;
-                    match outcome? {
-                        CommitOutcome::Committed => {
-                            chunk.delta.apply_to(state);
-                            self.summary.commits += 1;
-                            self.summary.published += published;
-                            self.summary.removed += removed;
-                        }
-                        CommitOutcome::Fenced => {
-                            return Err(PollError::Fenced {
-                                connector: self.enc.config.name.clone(),
-                            });
-                        }
-                    }
+                    self.enc.committed(outcome?, state, &chunk.delta)?;
+                    self.summary.commits += 1;
+                    self.summary.published += published;
+                    self.summary.removed += removed;
                     next = built_next?;
                 }
                 Commit::DryRun(entries) => {
@@ -1126,6 +1203,34 @@ impl<'a, P: Provider> Poll<'a, P> {
 }
 
 impl<P: Provider> Encoder<'_, P> {
+    /// Applies a commit's outcome to the in-memory state: the delta and the next write
+    /// count when it was committed, an error when it was refused.
+    fn committed(
+        &self,
+        outcome: CommitOutcome,
+        state: &mut ConnectorState,
+        delta: &StateDelta,
+    ) -> Result<(), PollError> {
+        match outcome {
+            CommitOutcome::Committed => {
+                delta.apply_to(state);
+                state.header = StateHeader {
+                    format: STATE_FORMAT,
+                    seq: state.header.seq + 1,
+                };
+                Ok(())
+            }
+            CommitOutcome::Fenced => Err(PollError::Fenced {
+                connector: self.config.name.clone(),
+            }),
+            CommitOutcome::RolledBack { stored } => Err(PollError::RolledBack {
+                connector: self.config.name.clone(),
+                stored,
+                expected: state.header.seq,
+            }),
+        }
+    }
+
     /// One chunk's entries and version updates; counts what failed to transform.
     fn build_chunk(
         &self,
@@ -1200,6 +1305,8 @@ impl<P: Provider> Encoder<'_, P> {
                 stream_max_len: self.config.stream_max_len,
                 entries,
                 delta,
+                // Set when the chunk is sent, after the chunks before it committed.
+                seq: 0,
             },
             removed,
         ))
@@ -1265,6 +1372,15 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
 
     fn gauges(&self) -> Vec<(&'static str, f64)> {
         self.provider.gauges()
+    }
+
+    fn forget_state(&mut self) {
+        self.state = None;
+        self.forget_validators = true;
+    }
+
+    fn take_state_loss(&mut self) -> Option<StateLoss> {
+        self.loss.take()
     }
 
     fn explain(&mut self) -> BoxFuture<'_, Result<String, PollError>> {

@@ -79,13 +79,13 @@ pub trait LeaseManager: Send + Sync {
         instance_id: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Option<Lease>, BackendError>>;
-    /// Extends the lease if it is still ours; `false` means it was lost and polling must
-    /// stop at once.
+    /// Extends the lease if it is still ours; anything but [`Renewal::Renewed`] means it
+    /// was lost and polling must stop at once.
     fn renew<'a>(
         &'a self,
         lease: &'a Lease,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, BackendError>>;
+    ) -> BoxFuture<'a, Result<Renewal, BackendError>>;
     /// Gives the lease up if it is still ours, so another instance can take over at once.
     fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), BackendError>>;
     /// The current holder, if any.
@@ -184,6 +184,61 @@ impl Absence {
     }
 }
 
+/// The state layout this release writes. Layout 1 is the one before the header existed
+/// (read as is); a state of a later layout stops the connector instead of being misread.
+pub const STATE_FORMAT: u32 = 2;
+
+/// A state's header: which layout wrote it, and how many writes it has seen.
+///
+/// Every write to a connector's state (each commit chunk, an operator's change, a reset)
+/// advances `seq`, and a commit is applied only when the stored `seq` is the one the
+/// writer last saw. A Redis that lost writes (restarted without persistence, flushed, or
+/// failed over to a lagging replica) has a lower `seq` than its writer remembers, which is
+/// how the loss is noticed even when the lease and its token survived it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateHeader {
+    /// The layout of the stored state (0: no header: nothing stored yet, or written
+    /// before headers existed, which is layout 1 and read as it is).
+    pub format: u32,
+    /// Writes applied to the state so far.
+    pub seq: u64,
+}
+
+impl StateHeader {
+    /// An error when the state was written by a later release, whose layout this one
+    /// could misread.
+    pub fn check_format(&self) -> Result<(), StateLayoutError> {
+        if self.format > STATE_FORMAT {
+            return Err(StateLayoutError { found: self.format });
+        }
+        Ok(())
+    }
+}
+
+/// A state written by a later release: the connector stops rather than misread it (and
+/// publish everything again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the stored state has layout {found}, written by a later release; this release reads \
+     layouts up to {STATE_FORMAT}. Run the later release, or `state reset` to start over \
+     (every current item is then published again)"
+)]
+pub struct StateLayoutError {
+    /// The layout found.
+    pub found: u32,
+}
+
+/// Writes the backend lost: its state holds fewer writes than this process made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateLoss {
+    /// The write count found.
+    pub stored: u64,
+    /// The write count this process had made.
+    pub written: u64,
+}
+
 /// Everything a connector remembers between polls: one [`StreamState`] per stream.
 ///
 /// The main stream (named `""`, the only one of a single-stream connector such as NOAA) is
@@ -191,6 +246,9 @@ impl Absence {
 /// streams, so state written then is read unchanged; named streams sit beside it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectorState {
+    /// Layout and write count (absent in states written before the header existed).
+    #[serde(default)]
+    pub header: StateHeader,
     /// The main stream's state.
     #[serde(flatten)]
     pub main: StreamState,
@@ -215,6 +273,17 @@ impl ConnectorState {
             &mut self.main
         } else {
             self.streams.entry(name.to_owned()).or_default()
+        }
+    }
+
+    /// Forgets every stream's HTTP validators (ETag, Last-Modified, per-page marks), so
+    /// the next read fetches every page in full: after a loss, a `304 Not Modified` would
+    /// hide exactly the items the backend lacks.
+    pub fn forget_validators(&mut self) {
+        for stream in std::iter::once(&mut self.main).chain(self.streams.values_mut()) {
+            stream.cursor.etag = None;
+            stream.cursor.last_modified = None;
+            stream.cursor.pages = None;
         }
     }
 
@@ -293,6 +362,9 @@ pub struct CommitChunk {
     pub entries: Vec<StreamEntry>,
     /// State changes to apply with them.
     pub delta: StateDelta,
+    /// The state's write count the writer expects stored ([`StateHeader::seq`]); the
+    /// commit advances it by one, or is refused as [`CommitOutcome::RolledBack`].
+    pub seq: u64,
 }
 
 /// Result of a commit that reached the backend.
@@ -302,6 +374,23 @@ pub enum CommitOutcome {
     Committed,
     /// The lease no longer carries this token: nothing was written.
     Fenced,
+    /// The stored state's write count is not the one expected: the backend lost writes
+    /// (or someone else wrote). Nothing was written; the writer reloads state.
+    RolledBack {
+        /// The write count found.
+        stored: u64,
+    },
+}
+
+/// Whether a renewal kept the lease, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still ours, for another TTL.
+    Renewed,
+    /// Another instance holds it now.
+    Taken,
+    /// Nobody holds it: it lapsed (a pause past the TTL) or the backend lost it.
+    Vanished,
 }
 
 /// The fenced, atomic write of signals plus state.
@@ -322,10 +411,16 @@ pub trait StateStore: Send + Sync {
         &'a self,
         connector: &'a str,
     ) -> BoxFuture<'a, Result<ConnectorState, BackendError>>;
-    /// Forgets everything: the next poll publishes every current item again.
+    /// The stored state's header alone: one cheap round trip per poll, so a holder learns
+    /// that the state changed under it (lost writes, an operator's reset) before it
+    /// trusts its cached copy.
+    fn header<'a>(&'a self, connector: &'a str)
+    -> BoxFuture<'a, Result<StateHeader, BackendError>>;
+    /// Forgets everything but the write count, which advances: the next poll publishes
+    /// every current item again.
     fn reset<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
-    /// Applies `delta` without a lease: an operator's change (`state reset --stream`),
-    /// followed by ending the lease so the holder reads state again.
+    /// Applies `delta` without a lease, advancing the write count: an operator's change
+    /// (`state reset --stream`), which the holder notices at its next poll.
     fn apply<'a>(
         &'a self,
         connector: &'a str,

@@ -361,3 +361,150 @@ async fn a_missing_item_is_forgotten_once_its_removal_grace_has_passed() {
     let state = h.backend.load("expiry").await.expect("state");
     assert!(!state.main.versions.contains_key("c") && state.main.absent.is_empty());
 }
+
+/// Polls once and returns the external ids it published, sorted.
+async fn published_by(h: &mut Harness) -> Vec<String> {
+    let before = h.published().len();
+    h.connector.poll(&h.lease).await.expect("poll");
+    let mut ids: Vec<String> = h.published()[before..]
+        .iter()
+        .map(|e| format!("{}@{}", e.external_id, e.version))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_state_that_lost_writes_republishes_exactly_what_it_lacks() {
+    let server = MockServer::start().await;
+    let mut cfg = config_for("lossy", &server.uri());
+    cfg.commit_batch_size = 1;
+    let mut h = Harness::new::<ItemsProvider>(cfg).await;
+    serve(&server, items_body(&IDS, &[])).await;
+    assert_eq!(published_by(&mut h).await.len(), 3);
+    // What a replica k commits behind holds.
+    let older = h.backend.load_state("lossy");
+    server.reset().await;
+    serve(&server, items_body(&["a", "b", "c", "d", "e"], &["b"])).await;
+    assert_eq!(
+        published_by(&mut h).await,
+        ["b@2", "d@1", "e@1"],
+        "three more commits"
+    );
+    assert!(h.connector.take_state_loss().is_none());
+    // The replica is promoted: the three commits are gone, the lease and token survive.
+    h.backend.replace_state("lossy", older.clone());
+    assert_eq!(
+        published_by(&mut h).await,
+        ["b@2", "d@1", "e@1"],
+        "exactly what the promoted state lacks, nothing else"
+    );
+    let loss = h.connector.take_state_loss().expect("the loss is reported");
+    assert_eq!(loss.stored, older.header.seq);
+    assert!(loss.written > loss.stored, "{loss:?}");
+    assert_eq!(published_by(&mut h).await, Vec::<String>::new(), "once");
+}
+
+#[tokio::test]
+async fn after_a_loss_no_stored_validator_hides_what_was_lost() {
+    let server = MockServer::start().await;
+    // Whoever sends the validator gets a 304 and would see nothing.
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .and(header("if-none-match", "\"v1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"v1\"")
+                .set_body_string(items_body(&IDS, &[])),
+        )
+        .mount(&server)
+        .await;
+    let mut h = Harness::new::<ItemsProvider>(config_for("stale", &server.uri())).await;
+    assert_eq!(published_by(&mut h).await.len(), 3);
+    assert!(published_by(&mut h).await.is_empty(), "a 304");
+    // A lagging replica kept the validator but not the version of "c", and its write
+    // count is behind.
+    let mut lagging = h.backend.load_state("stale");
+    lagging.main.versions.remove("c");
+    lagging.header.seq -= 1;
+    h.backend.replace_state("stale", lagging);
+    assert_eq!(published_by(&mut h).await, ["c@1"]);
+    assert!(h.connector.take_state_loss().is_some());
+}
+
+#[tokio::test]
+async fn a_forgotten_state_is_read_again_without_its_validators() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .and(header("if-none-match", "\"v1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"v1\"")
+                .set_body_string(items_body(&IDS, &[])),
+        )
+        .mount(&server)
+        .await;
+    let mut h = Harness::new::<ItemsProvider>(config_for("forget", &server.uri())).await;
+    assert_eq!(published_by(&mut h).await.len(), 3);
+    // Redis emptied with the fence counter (the runtime saw the token not advance).
+    h.backend
+        .replace_state("forget", connector_core::ports::ConnectorState::default());
+    h.connector.forget_state();
+    assert_eq!(published_by(&mut h).await.len(), 3, "everything, once");
+    assert!(published_by(&mut h).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_state_written_by_a_later_release_stops_the_connector() {
+    let server = MockServer::start().await;
+    serve(&server, items_body(&IDS, &[])).await;
+    let mut h = Harness::new::<ItemsProvider>(config_for("future", &server.uri())).await;
+    let mut later = connector_core::ports::ConnectorState::default();
+    later.header.format = connector_core::ports::STATE_FORMAT + 1;
+    h.backend.replace_state("future", later);
+    let result = h.connector.poll(&h.lease).await;
+    let Err(e @ PollError::StateLayout(_)) = result else {
+        panic!("{result:?}");
+    };
+    assert!(e.to_string().contains("written by a later release"), "{e}");
+    assert!(h.published().is_empty(), "nothing published again");
+}
+
+#[tokio::test]
+async fn a_state_folder_written_before_the_header_existed_is_read_as_it_is() {
+    let server = MockServer::start().await;
+    serve(&server, items_body(&["a", "b", "c", "d"], &[])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A state file as the previous release wrote it (no header).
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/state-layout-1.json"
+        ),
+        dir.path().join("legacy.state.json"),
+    )
+    .expect("fixture");
+    let backend = Arc::new(EmbeddedBackend::stdout(Some(dir.path().to_owned())));
+    let mut h =
+        Harness::on::<ItemsProvider>(config_for("legacy", &server.uri()), backend.clone(), None)
+            .await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.published, s.skipped_unchanged), (1, 3), "only d is new");
+    let state = backend.load_state("legacy");
+    assert_eq!(state.header.format, connector_core::ports::STATE_FORMAT);
+    assert_eq!(state.header.seq, 1);
+    assert_eq!(state.main.versions.len(), 4);
+}

@@ -12,18 +12,26 @@
 -- ARGV[4]  n: entries
 -- ARGV[5]  h: state fields to set
 -- ARGV[6]  d: state fields to delete
--- ARGV[7 .. 6+f]   the f field names, in stream order (sent once, not per entry)
+-- ARGV[7]  the state's write count the writer expects stored (field h:seq, 0 when absent)
+-- ARGV[8]  the state layout this writer writes (field h:format)
+-- ARGV[9 .. 8+f]   the f field names, in stream order (sent once, not per entry)
 -- then n*f values  the entries' values, entry after entry
 -- then 2*h         field, value pairs for HSET on the state hash
 -- then d           fields for HDEL on the state hash (applied before the HSET)
 --
--- Returns 1 when committed, 0 when fenced: the lease no longer holds this token, and
--- nothing was written.
+-- Returns { 1, new write count } when committed; { 0, 0 } when fenced: the lease no
+-- longer holds this token; { -1, stored write count } when rolled back: the state's write
+-- count is not the expected one (Redis lost writes: a restart without persistence, a
+-- FLUSHALL, a failover to a lagging replica). Fenced or rolled back, nothing was written.
 --
 -- Redis does not roll a script back when a command fails half-way, so every check that can
--- fail (fence, key types) runs before the first write.
+-- fail (fence, write count, key types) runs before the first write.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return 0
+  return { 0, 0 }
+end
+local stored = tonumber(redis.call('HGET', KEYS[2], 'h:seq') or '0') or 0
+if stored ~= tonumber(ARGV[7]) then
+  return { -1, stored }
 end
 
 local maxlen = ARGV[2]
@@ -50,8 +58,8 @@ if n > 0 and f ~= 6 then
   return redis.error_reply('commit.lua writes six-field entries, got ' .. f)
 end
 local stream = KEYS[3]
-local k1, k2, k3, k4, k5, k6 = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local values = 7 + f
+local k1, k2, k3, k4, k5, k6 = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local values = 9 + f
 local i = values
 if maxlen == '' then
   for _ = 1, n do
@@ -79,4 +87,5 @@ for first = 0, h - 1, slice do
   local last = math.min(first + slice, h) - 1
   redis.call('HSET', KEYS[2], unpack(ARGV, sets + 2 * first, sets + 2 * last + 1))
 end
-return 1
+redis.call('HSET', KEYS[2], 'h:seq', stored + 1, 'h:format', ARGV[8])
+return { 1, stored + 1 }

@@ -17,12 +17,10 @@ use std::time::Duration;
 use connector_core::Backends;
 use connector_core::ports::{
     BackendError, BoxFuture, ConnectorMetrics, ConnectorState, Membership, MetricsStore,
-    PollRecord, StateDelta, StateStore,
+    PollRecord, STATE_FORMAT, StateDelta, StateHeader, StateStore,
 };
 use fred::clients::Client;
-use fred::interfaces::{
-    ClientLike, EventInterface, HashesInterface, KeysInterface, SortedSetsInterface,
-};
+use fred::interfaces::{ClientLike, EventInterface, HashesInterface, SortedSetsInterface};
 use fred::types::config::{ReconnectPolicy, UnresponsiveConfig};
 use fred::types::{Builder, ClusterHash, CustomCommand};
 
@@ -274,42 +272,65 @@ impl StateStore for RedisBackend {
         })
     }
 
+    fn header<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<StateHeader, BackendError>> {
+        Box::pin(async move {
+            let (format, seq): (Option<String>, Option<String>) = self
+                .client
+                .hmget(
+                    self.keys.state(connector),
+                    vec![crate::state::HEADER_FORMAT, crate::state::HEADER_SEQ],
+                )
+                .await
+                .map_err(fail("read state header"))?;
+            Ok(crate::state::header_from(format, seq))
+        })
+    }
+
     fn apply<'a>(
         &'a self,
         connector: &'a str,
         delta: &'a StateDelta,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            // Unfenced on purpose: an operator's change, followed by ending the lease.
-            let key = self.keys.state(connector);
+            // Unfenced on purpose: an operator's change; the holder sees the write count
+            // move and reads state again.
             let writes = crate::state::writes_for(delta);
-            if !writes.deletes.is_empty() {
-                let _: i64 = self
-                    .client
-                    .hdel(key.clone(), writes.deletes)
-                    .await
-                    .map_err(fail("change state"))?;
-            }
-            if !writes.sets.is_empty() {
-                let _: i64 = self
-                    .client
-                    .hset(key, writes.sets)
-                    .await
-                    .map_err(fail("change state"))?;
-            }
-            Ok(())
+            let mut args = vec![
+                "change".to_owned(),
+                STATE_FORMAT.to_string(),
+                writes.deletes.len().to_string(),
+            ];
+            args.extend(writes.deletes);
+            args.extend(writes.sets.into_iter().flat_map(|(f, v)| [f, v]));
+            self.change_state(connector, args, "change state").await
         })
     }
 
     fn reset<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let _deleted: i64 = self
-                .client
-                .del(self.keys.state(connector))
-                .await
-                .map_err(fail("reset state"))?;
-            Ok(())
+            let args = vec!["reset".to_owned(), STATE_FORMAT.to_string(), "0".to_owned()];
+            self.change_state(connector, args, "reset state").await
         })
+    }
+}
+
+impl RedisBackend {
+    async fn change_state(
+        &self,
+        connector: &str,
+        args: Vec<String>,
+        operation: &'static str,
+    ) -> Result<(), BackendError> {
+        let _seq: i64 = self
+            .scripts
+            .state_change
+            .evalsha_with_reload(&self.client, self.keys.state(connector), args)
+            .await
+            .map_err(fail(operation))?;
+        Ok(())
     }
 }
 

@@ -17,9 +17,9 @@
 //! state from Redis, and whatever did commit is not published twice.
 
 use connector_core::ports::{
-    BackendError, BoxFuture, CommitChunk, CommitOutcome, Lease, Publisher,
+    BackendError, BoxFuture, CommitChunk, CommitOutcome, Lease, Publisher, STATE_FORMAT,
 };
-use fred::interfaces::{KeysInterface, StreamsInterface};
+use fred::interfaces::{HashesInterface, KeysInterface, StreamsInterface};
 use fred::types::Value;
 use fred::types::streams::XCap;
 
@@ -40,7 +40,7 @@ pub(crate) fn commit_args(
     let names = entries.first().map(|e| e.fields().map(|(name, _)| name));
     let field_count = names.as_ref().map_or(0, |n| n.len());
     let mut args: Vec<Value> = Vec::with_capacity(
-        6 + field_count * (entries.len() + 1) + 2 * writes.sets.len() + writes.deletes.len(),
+        8 + field_count * (entries.len() + 1) + 2 * writes.sets.len() + writes.deletes.len(),
     );
     args.push(expected_lease.into());
     args.push(
@@ -58,6 +58,8 @@ pub(crate) fn commit_args(
     ] {
         args.push((count as i64).into());
     }
+    args.push(chunk.seq.to_string().into());
+    args.push(i64::from(STATE_FORMAT).into());
     args.extend(names.into_iter().flatten().map(Value::from));
     for entry in entries {
         args.extend(
@@ -76,20 +78,32 @@ pub(crate) fn commit_args(
 }
 
 impl RedisBackend {
-    /// The cluster path's first half: append the entries, fenced on a best-effort basis.
+    /// The cluster path's first half: append the entries, fenced on a best-effort basis
+    /// (the lease and the write count are checked first, one round trip, as the script
+    /// checks them again). `Some(outcome)` when nothing was appended.
     async fn append_unfenced(
         &self,
         lease: &Lease,
         chunk: &CommitChunk,
         expected: &str,
-    ) -> Result<bool, BackendError> {
-        let holder: Option<String> = self
-            .client
+    ) -> Result<Option<CommitOutcome>, BackendError> {
+        let checks = self.client.pipeline();
+        let () = checks
             .get(self.keys.lease(&lease.connector))
             .await
             .map_err(fail("commit"))?;
+        let () = checks
+            .hget(self.keys.state(&lease.connector), crate::state::HEADER_SEQ)
+            .await
+            .map_err(fail("commit"))?;
+        let (holder, stored): (Option<String>, Option<String>) =
+            checks.all().await.map_err(fail("commit"))?;
         if holder.as_deref() != Some(expected) {
-            return Ok(false);
+            return Ok(Some(CommitOutcome::Fenced));
+        }
+        let stored = stored.and_then(|s| s.parse().ok()).unwrap_or(0);
+        if stored != chunk.seq {
+            return Ok(Some(CommitOutcome::RolledBack { stored }));
         }
         let stream = self.keys.stream(&chunk.stream);
         let cap = |max: Option<u64>| -> Result<XCap, BackendError> {
@@ -114,7 +128,7 @@ impl RedisBackend {
                 .map_err(fail("commit"))?;
         }
         let _ids: Vec<Value> = pipeline.all().await.map_err(fail("commit"))?;
-        Ok(true)
+        Ok(None)
     }
 }
 
@@ -131,24 +145,26 @@ impl Publisher for RedisBackend {
             let mut keys = vec![self.keys.lease(name), self.keys.state(name)];
             if clustered {
                 if !chunk.entries.is_empty()
-                    && !self.append_unfenced(lease, chunk, &expected).await?
+                    && let Some(refused) = self.append_unfenced(lease, chunk, &expected).await?
                 {
-                    return Ok(CommitOutcome::Fenced);
+                    return Ok(refused);
                 }
             } else {
                 keys.push(self.keys.stream(&chunk.stream));
             }
             let args = commit_args(&expected, chunk, !clustered);
-            let committed: i64 = self
+            let (code, count): (i64, i64) = self
                 .scripts
                 .commit
                 .evalsha_with_reload(&self.client, keys, args)
                 .await
                 .map_err(fail("commit"))?;
-            Ok(if committed == 1 {
-                CommitOutcome::Committed
-            } else {
-                CommitOutcome::Fenced
+            Ok(match code {
+                1 => CommitOutcome::Committed,
+                -1 => CommitOutcome::RolledBack {
+                    stored: u64::try_from(count).unwrap_or(0),
+                },
+                _ => CommitOutcome::Fenced,
             })
         })
     }
@@ -194,11 +210,12 @@ mod tests {
                     ..Cursor::default()
                 }),
             },
+            seq: 41,
         };
         let args = strings(&commit_args("me:7", &chunk, true));
-        assert_eq!(&args[..6], ["me:7", "1000", "6", "2", "3", "8"]);
+        assert_eq!(&args[..8], ["me:7", "1000", "6", "2", "3", "8", "41", "2"]);
         assert_eq!(
-            &args[6..12],
+            &args[8..14],
             [
                 "connector",
                 "type",
@@ -208,10 +225,10 @@ mod tests {
                 "signal"
             ]
         );
-        assert_eq!(&args[12..18], ["c", "T", "a", "1", "d-a", "{}"]);
-        assert_eq!(&args[24..30], ["v:a", "1", "v:b", "1", "cursor:etag", "e"]);
+        assert_eq!(&args[14..20], ["c", "T", "a", "1", "d-a", "{}"]);
+        assert_eq!(&args[26..32], ["v:a", "1", "v:b", "1", "cursor:etag", "e"]);
         assert_eq!(
-            &args[30..],
+            &args[32..],
             [
                 "v:z",
                 "a:z",
@@ -235,8 +252,9 @@ mod tests {
                 upserts: vec![("a".into(), "1".into())],
                 ..StateDelta::default()
             },
+            seq: 0,
         };
         let args = strings(&commit_args("me:7", &chunk, false));
-        assert_eq!(args, ["me:7", "", "0", "0", "1", "0", "v:a", "1"]);
+        assert_eq!(args, ["me:7", "", "0", "0", "1", "0", "0", "2", "v:a", "1"]);
     }
 }

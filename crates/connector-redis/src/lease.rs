@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use connector_core::ports::{BackendError, BoxFuture, Lease, LeaseInfo, LeaseManager};
+use connector_core::ports::{BackendError, BoxFuture, Lease, LeaseInfo, LeaseManager, Renewal};
 use fred::interfaces::KeysInterface;
 
 use crate::backend::{RedisBackend, fail};
@@ -59,7 +59,7 @@ impl LeaseManager for RedisBackend {
         &'a self,
         lease: &'a Lease,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+    ) -> BoxFuture<'a, Result<Renewal, BackendError>> {
         Box::pin(async move {
             let renewed: i64 = self
                 .scripts
@@ -74,7 +74,11 @@ impl LeaseManager for RedisBackend {
                 )
                 .await
                 .map_err(fail("renew lease"))?;
-            Ok(renewed == 1)
+            Ok(match renewed {
+                1 => Renewal::Renewed,
+                -1 => Renewal::Vanished,
+                _ => Renewal::Taken,
+            })
         })
     }
 

@@ -25,6 +25,8 @@ pub(crate) struct Scripts {
     pub record_metrics: Script,
     /// Marks a worker alive and counts the live ones.
     pub heartbeat: Script,
+    /// An operator's reset or change of state, advancing its write count.
+    pub state_change: Script,
 }
 
 impl Scripts {
@@ -37,6 +39,7 @@ impl Scripts {
             commit: Script::from_lua(include_str!("../lua/commit.lua")),
             record_metrics: Script::from_lua(include_str!("../lua/metrics_record.lua")),
             heartbeat: Script::from_lua(include_str!("../lua/workers_heartbeat.lua")),
+            state_change: Script::from_lua(include_str!("../lua/state_change.lua")),
         }
     }
 
@@ -51,6 +54,7 @@ impl Scripts {
             &self.commit,
             &self.record_metrics,
             &self.heartbeat,
+            &self.state_change,
         ] {
             script.load(client).await?;
         }

@@ -11,12 +11,20 @@
 //! - `a:<external id>` → `since_ms:polls`: a snapshot item missing from the latest complete
 //!   reads, whose version is kept for `removalGraceMs` / `removalGracePolls`.
 //!
+//! - `h:seq`, `h:format` → the state's header: writes applied so far and the layout
+//!   ([`StateHeader`]); absent in a state written before the header existed (layout 1).
+//!
 //! Those are the main stream's fields (the only stream of a single-stream connector, so
 //! state written before connectors had several streams reads unchanged). A named stream's
 //! fields carry the prefix `s:<stream>|`, e.g. `s:octo/repo/issues|v:<id>`; stream names
 //! never contain `|`.
 
-use connector_core::ports::{ConnectorState, StateDelta, StreamState};
+use connector_core::ports::{ConnectorState, StateDelta, StateHeader, StreamState};
+
+/// The header's write count.
+pub const HEADER_SEQ: &str = "h:seq";
+/// The header's layout.
+pub const HEADER_FORMAT: &str = "h:format";
 
 /// Prefix of a named stream's fields; the name ends at [`STREAM_END`].
 pub const STREAM_PREFIX: &str = "s:";
@@ -125,6 +133,17 @@ fn stream_prefix(stream: &str) -> String {
 pub fn state_from_fields(fields: impl IntoIterator<Item = (String, String)>) -> ConnectorState {
     let mut state = ConnectorState::default();
     for (field, value) in fields {
+        match field.as_str() {
+            HEADER_SEQ => {
+                state.header.seq = value.parse().unwrap_or(0);
+                continue;
+            }
+            HEADER_FORMAT => {
+                state.header.format = value.parse().unwrap_or(u32::MAX);
+                continue;
+            }
+            _ => {}
+        }
         let (stream, field) = match field
             .strip_prefix(STREAM_PREFIX)
             .and_then(|rest| rest.split_once(STREAM_END))
@@ -135,6 +154,14 @@ pub fn state_from_fields(fields: impl IntoIterator<Item = (String, String)>) -> 
         read_field(stream, field, value);
     }
     state
+}
+
+/// The header from `HMGET h:format h:seq`'s answer.
+pub fn header_from(format: Option<String>, seq: Option<String>) -> StateHeader {
+    StateHeader {
+        format: format.map_or(0, |f| f.parse().unwrap_or(u32::MAX)),
+        seq: seq.and_then(|s| s.parse().ok()).unwrap_or(0),
+    }
 }
 
 fn read_field(stream: &mut StreamState, field: &str, value: String) {

@@ -10,9 +10,10 @@ use common::{
 };
 use connector_core::ports::{
     CommitChunk, CommitOutcome, ConnectorState, LeaseManager, MetricsStore, PollRecord, Publisher,
-    StateDelta, StateStore,
+    Renewal, STATE_FORMAT, StateDelta, StateHeader, StateStore,
 };
-use connector_core::{Cursor, PollSummary};
+use connector_core::{Cursor, Lease, PollSummary};
+use connector_redis::RedisBackend;
 use fred::prelude::{HashesInterface, LuaInterface};
 
 const STREAM: &str = "raw-input-signals";
@@ -33,7 +34,16 @@ fn chunk(connector: &str, ids: &[&str], version: &str, cursor: Option<Cursor>) -
             cursor,
             absences: Vec::new(),
         },
+        seq: 0,
     }
+}
+
+/// Commits `c` as the next write of the connector's state: the write count it expects is
+/// read first, as the pipeline keeps it.
+async fn next_commit(a: &RedisBackend, lease: &Lease, c: &CommitChunk) -> CommitOutcome {
+    let mut c = c.clone();
+    c.seq = a.header(&lease.connector).await.expect("header").seq;
+    a.commit(lease, &c).await.expect("commit")
 }
 
 #[tokio::test]
@@ -44,7 +54,7 @@ async fn a_zombie_commit_after_its_lease_lapsed_writes_nothing() {
     let lease_a = a.acquire("z", "a", ttl).await.expect("a").expect("free");
     let first = chunk("z", &["x1", "x2"], "1", None);
     assert_eq!(
-        a.commit(&lease_a, &first).await.expect("commit"),
+        next_commit(&a, &lease_a, &first).await,
         CommitOutcome::Committed
     );
 
@@ -70,7 +80,7 @@ async fn a_zombie_commit_after_its_lease_lapsed_writes_nothing() {
         }),
     );
     assert_eq!(
-        a.commit(&lease_a, &late).await.expect("commit"),
+        next_commit(&a, &lease_a, &late).await,
         CommitOutcome::Fenced
     );
     assert_eq!(
@@ -87,7 +97,7 @@ async fn a_zombie_commit_after_its_lease_lapsed_writes_nothing() {
 
     // B, the rightful holder, commits fine.
     assert_eq!(
-        b.commit(&lease_b, &late).await.expect("commit"),
+        next_commit(&b, &lease_b, &late).await,
         CommitOutcome::Committed
     );
     assert_eq!(stream_len(&redis, &stream).await, before_len + 1);
@@ -103,10 +113,7 @@ async fn a_commit_without_any_lease_is_fenced() {
         token: 1,
     };
     let c = chunk("n", &["x"], "1", None);
-    assert_eq!(
-        a.commit(&lease, &c).await.expect("commit"),
-        CommitOutcome::Fenced
-    );
+    assert_eq!(next_commit(&a, &lease, &c).await, CommitOutcome::Fenced);
     assert_eq!(
         keys_under(&inspector().await, &prefix).await,
         Vec::<String>::new()
@@ -123,24 +130,21 @@ async fn commits_survive_a_script_flush() {
         .expect("a")
         .expect("free");
     assert_eq!(
-        a.commit(&lease, &chunk("f", &["x1"], "1", None))
-            .await
-            .expect("commit"),
+        next_commit(&a, &lease, &chunk("f", &["x1"], "1", None)).await,
         CommitOutcome::Committed
     );
     let redis = inspector().await;
     redis.script_flush(false).await.expect("SCRIPT FLUSH");
     assert_eq!(
-        a.commit(&lease, &chunk("f", &["x2"], "1", None))
-            .await
-            .expect("commit after flush"),
+        next_commit(&a, &lease, &chunk("f", &["x2"], "1", None)).await,
         CommitOutcome::Committed
     );
     redis.script_flush(false).await.expect("SCRIPT FLUSH");
-    assert!(
+    assert_eq!(
         a.renew(&lease, Duration::from_secs(60))
             .await
-            .expect("renew after flush")
+            .expect("renew after flush"),
+        Renewal::Renewed
     );
     redis.script_flush(false).await.expect("SCRIPT FLUSH");
     assert!(a.holder("f").await.expect("holder after flush").is_some());
@@ -201,6 +205,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
                     ..Cursor::default()
                 }),
             },
+            seq: 0,
         },
         // A later cursor without an ETag drops the stored one.
         CommitChunk {
@@ -216,14 +221,16 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
                 }),
                 ..StateDelta::default()
             },
+            seq: 0,
         },
     ];
     for c in &chunks {
-        assert_eq!(
-            a.commit(&lease, c).await.expect("commit"),
-            CommitOutcome::Committed
-        );
+        assert_eq!(next_commit(&a, &lease, c).await, CommitOutcome::Committed);
         c.delta.apply_to(&mut expected);
+        expected.header = StateHeader {
+            format: STATE_FORMAT,
+            seq: expected.header.seq + 1,
+        };
         assert_eq!(a.load("s").await.expect("load"), expected);
     }
     assert_eq!(expected.main.versions.len(), 2);
@@ -231,7 +238,17 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
     assert_eq!(expected.main.cursor.etag, None);
 
     a.reset("s").await.expect("reset");
-    assert_eq!(a.load("s").await.expect("load"), ConnectorState::default());
+    assert_eq!(
+        a.load("s").await.expect("load"),
+        ConnectorState {
+            header: StateHeader {
+                format: STATE_FORMAT,
+                seq: 4,
+            },
+            ..ConnectorState::default()
+        },
+        "everything forgotten but the write count, which a reset advances"
+    );
     assert_eq!(
         stream_len(&inspector().await, &common::layout(&a).stream(STREAM)).await,
         4,
@@ -260,9 +277,10 @@ async fn a_large_state_loads_completely() {
             upserts: upserts.clone(),
             ..StateDelta::default()
         },
+        seq: 0,
     };
     assert_eq!(
-        a.commit(&lease, &big).await.expect("commit"),
+        next_commit(&a, &lease, &big).await,
         CommitOutcome::Committed
     );
     let removals: Vec<String> = (0..1200).map(|i| format!("item-{i}")).collect();
@@ -274,9 +292,10 @@ async fn a_large_state_loads_completely() {
             removals,
             ..StateDelta::default()
         },
+        seq: 0,
     };
     assert_eq!(
-        a.commit(&lease, &prune).await.expect("commit"),
+        next_commit(&a, &lease, &prune).await,
         CommitOutcome::Committed
     );
     let state = a.load("big").await.expect("load");
@@ -302,10 +321,7 @@ async fn keys_follow_the_documented_layout_with_prefix_and_hash_tag() {
             ..Cursor::default()
         }),
     );
-    assert_eq!(
-        a.commit(&lease, &c).await.expect("commit"),
-        CommitOutcome::Committed
-    );
+    assert_eq!(next_commit(&a, &lease, &c).await, CommitOutcome::Committed);
     let record = PollRecord {
         started_at_ms: 1_000,
         latency: Duration::from_millis(5),
@@ -336,8 +352,60 @@ async fn keys_follow_the_documented_layout_with_prefix_and_hash_tag() {
     let state: HashMap<String, String> = redis.hgetall(&names[0]).await.expect("HGETALL");
     let mut fields: Vec<&str> = state.keys().map(String::as_str).collect();
     fields.sort_unstable();
-    assert_eq!(fields, ["cursor:etag", "v:alert-1"]);
+    assert_eq!(fields, ["cursor:etag", "h:format", "h:seq", "v:alert-1"]);
 
     let entries = stream_entries(&redis, &names[4]).await;
     assert_eq!(entries, c.entries, "entries carry every field, in order");
+}
+
+#[tokio::test]
+async fn a_commit_on_a_state_that_lost_writes_writes_nothing_and_says_rolled_back() {
+    let prefix = unique_prefix("rollback");
+    let a = backend(&prefix).await;
+    let lease = a
+        .acquire("r", "a", Duration::from_secs(60))
+        .await
+        .expect("a")
+        .expect("free");
+    for ids in [["x1"], ["x2"], ["x3"]] {
+        assert_eq!(
+            next_commit(&a, &lease, &chunk("r", &ids, "1", None)).await,
+            CommitOutcome::Committed
+        );
+    }
+    assert_eq!(a.header("r").await.expect("header").seq, 3);
+    let redis = inspector().await;
+    let stream = common::layout(&a).stream(STREAM);
+    let len = stream_len(&redis, &stream).await;
+    // The writer believes 3 writes are stored; Redis lost the state (as a restart without
+    // persistence or a FLUSHALL would, the lease surviving).
+    let state_key = common::layout(&a).state("r");
+    let _: i64 = fred::prelude::KeysInterface::del(&redis, &state_key)
+        .await
+        .expect("DEL");
+    let mut late = chunk("r", &["x4"], "1", None);
+    late.seq = 3;
+    assert_eq!(
+        a.commit(&lease, &late).await.expect("commit"),
+        CommitOutcome::RolledBack { stored: 0 }
+    );
+    assert_eq!(stream_len(&redis, &stream).await, len, "nothing appended");
+    assert_eq!(
+        a.load("r").await.expect("load"),
+        ConnectorState::default(),
+        "nothing written"
+    );
+    // An operator's change advances the count too, so a writer that did not see it is
+    // refused as well.
+    a.apply("r", &StateDelta::default()).await.expect("apply");
+    late.seq = 0;
+    assert_eq!(
+        a.commit(&lease, &late).await.expect("commit"),
+        CommitOutcome::RolledBack { stored: 1 }
+    );
+    late.seq = 1;
+    assert_eq!(
+        a.commit(&lease, &late).await.expect("commit"),
+        CommitOutcome::Committed
+    );
 }

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{backend, inspector, key_type, unique_prefix};
-use connector_core::ports::LeaseManager;
+use connector_core::ports::{LeaseManager, Renewal};
 use fred::prelude::KeysInterface;
 
 const TTL: Duration = Duration::from_millis(300);
@@ -65,7 +65,11 @@ async fn the_loser_acquires_once_the_winners_ttl_lapses_without_renewal() {
         second.token > first.token,
         "tokens only grow: {first:?} then {second:?}"
     );
-    assert!(!a.renew(&first, TTL).await.expect("renew"), "a lost it");
+    assert_eq!(
+        a.renew(&first, TTL).await.expect("renew"),
+        Renewal::Taken,
+        "a lost it"
+    );
 }
 
 #[tokio::test]
@@ -96,15 +100,25 @@ async fn renewal_fails_once_another_instance_took_the_lease() {
     let prefix = unique_prefix("renew");
     let (a, b) = (backend(&prefix).await, backend(&prefix).await);
     let lease = a.acquire("ren", "a", TTL).await.expect("a").expect("free");
-    assert!(a.renew(&lease, TTL).await.expect("renew"), "still ours");
+    assert_eq!(
+        a.renew(&lease, TTL).await.expect("renew"),
+        Renewal::Renewed,
+        "still ours"
+    );
     let_lapse(TTL).await;
+    assert_eq!(
+        a.renew(&lease, TTL).await.expect("renew"),
+        Renewal::Vanished,
+        "lapsed, and nobody holds it: not said to be another's"
+    );
     let taken = b
         .acquire("ren", "b", Duration::from_secs(60))
         .await
         .expect("b")
         .expect("lapsed");
-    assert!(
-        !a.renew(&lease, TTL).await.expect("renew"),
+    assert_eq!(
+        a.renew(&lease, TTL).await.expect("renew"),
+        Renewal::Taken,
         "b holds it now"
     );
     // Same instance id, old token: still not ours.
@@ -112,8 +126,11 @@ async fn renewal_fails_once_another_instance_took_the_lease() {
         instance_id: "b".into(),
         ..lease.clone()
     };
-    assert!(!a.renew(&same_name, TTL).await.expect("renew"));
-    assert!(b.renew(&taken, TTL).await.expect("renew"));
+    assert_eq!(
+        a.renew(&same_name, TTL).await.expect("renew"),
+        Renewal::Taken
+    );
+    assert_eq!(b.renew(&taken, TTL).await.expect("renew"), Renewal::Renewed);
 }
 
 #[tokio::test]
@@ -121,10 +138,11 @@ async fn renewal_extends_the_ttl() {
     let prefix = unique_prefix("extend");
     let a = backend(&prefix).await;
     let lease = a.acquire("ext", "a", TTL).await.expect("a").expect("free");
-    assert!(
+    assert_eq!(
         a.renew(&lease, Duration::from_secs(60))
             .await
-            .expect("renew")
+            .expect("renew"),
+        Renewal::Renewed
     );
     let holder = a.holder("ext").await.expect("holder").expect("held");
     assert!(holder.ttl_ms.is_some_and(|t| t > 50_000), "{holder:?}");

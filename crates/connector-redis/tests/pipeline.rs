@@ -365,3 +365,106 @@ async fn a_failing_connector_is_unhealthy_and_counted() {
             .expect("health")
     );
 }
+
+/// The ids (`id@version`) a poll published, sorted.
+async fn poll_ids(
+    connector: &mut Box<dyn connector_core::PollingConnector>,
+    lease: &Lease,
+    redis: &fred::clients::Client,
+    stream: &str,
+) -> Vec<String> {
+    let before = stream_entries(redis, stream).await.len();
+    connector.poll(lease).await.expect("poll");
+    let mut ids: Vec<String> = stream_entries(redis, stream).await[before..]
+        .iter()
+        .map(|e| format!("{}@{}", e.external_id, e.version))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_redis_that_lost_commits_gets_exactly_those_again() {
+    use fred::prelude::{KeysInterface, StreamsInterface};
+    let prefix = unique_prefix("lost-commits");
+    let name = "lost-commits";
+    let server = MockServer::start().await;
+    let redis_backend = backend(&prefix).await;
+    let backends = redis_backend.backends();
+    let mut cfg = config_for(name, &server.uri());
+    cfg.commit_batch_size = 1;
+    let mut factories = Factories::new();
+    factories.register::<ItemsProvider>();
+    let mut connector = factories
+        .create(Arc::new(cfg), backends.clone())
+        .expect("create");
+    let acquire = || async {
+        backends
+            .leases
+            .acquire(name, "me", Duration::from_secs(60))
+            .await
+            .expect("backend")
+            .expect("free")
+    };
+    let lease = acquire().await;
+    let redis = inspector().await;
+    let layout = common::layout(&redis_backend);
+    let (state_key, stream) = (layout.state(name), layout.stream("raw-input-signals"));
+
+    serve(&server, items_body(&["a", "b", "c"], &[])).await;
+    assert_eq!(
+        poll_ids(&mut connector, &lease, &redis, &stream)
+            .await
+            .len(),
+        3
+    );
+    // What a replica that stopped here holds.
+    let older: fred::types::Value = redis.dump(&state_key).await.expect("DUMP");
+    let older_len = stream_entries(&redis, &stream).await.len();
+
+    serve(&server, items_body(&["a", "b", "c", "d"], &["b"])).await;
+    assert_eq!(
+        poll_ids(&mut connector, &lease, &redis, &stream).await,
+        ["b@2", "d@1"]
+    );
+    // The replica is promoted: its state and stream lack those two commits; the lease,
+    // held through the failover, keeps its token.
+    let () = redis
+        .restore(&state_key, 0, older, true, false, None, None)
+        .await
+        .expect("RESTORE");
+    let newer: Vec<String> = stream_entries_ids(&redis, &stream).await[older_len..].to_vec();
+    let _: i64 = redis.xdel(&stream, newer).await.expect("XDEL");
+    assert_eq!(
+        poll_ids(&mut connector, &lease, &redis, &stream).await,
+        ["b@2", "d@1"],
+        "exactly what the promoted node lacks"
+    );
+    assert!(connector.take_state_loss().is_some(), "and said so");
+    assert!(
+        poll_ids(&mut connector, &lease, &redis, &stream)
+            .await
+            .is_empty()
+    );
+
+    // Redis restarted empty (every key of this namespace gone, the fence counter too):
+    // the next lease has the same token, and every current item is published once.
+    let keys: Vec<String> = common::keys_under(&redis, &prefix).await;
+    let _: i64 = redis.del(keys).await.expect("DEL");
+    let again = acquire().await;
+    assert_eq!(again.token, lease.token, "the same token, handed out again");
+    let republished = poll_ids(&mut connector, &again, &redis, &stream).await;
+    assert_eq!(republished, ["a@1", "b@2", "c@1", "d@1"]);
+    assert!(
+        poll_ids(&mut connector, &again, &redis, &stream)
+            .await
+            .is_empty()
+    );
+}
+
+async fn stream_entries_ids(redis: &fred::clients::Client, stream: &str) -> Vec<String> {
+    use fred::prelude::StreamsInterface;
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> =
+        redis.xrange(stream, "-", "+", None).await.expect("XRANGE");
+    entries.into_iter().map(|(id, _)| id).collect()
+}

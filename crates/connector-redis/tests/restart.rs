@@ -149,7 +149,7 @@ async fn a_commit_whose_reply_is_lost_is_never_resent() {
         .await
         .expect("backend")
         .expect("free");
-    let chunk = |ids: &[&str]| CommitChunk {
+    let chunk = |ids: &[&str], seq: u64| CommitChunk {
         stream: "raw-input-signals".into(),
         stream_max_len: None,
         entries: ids.iter().map(|id| entry("cut", id, "1")).collect(),
@@ -160,15 +160,17 @@ async fn a_commit_whose_reply_is_lost_is_never_resent() {
                 .collect(),
             ..StateDelta::default()
         },
+        seq,
     };
 
     proxy.arm();
-    let lost = backend.commit(&lease, &chunk(&["a", "b"])).await;
+    let lost = backend.commit(&lease, &chunk(&["a", "b"], 0)).await;
     assert!(lost.is_err(), "the reply never came: {lost:?}");
     // Anything fred would resend goes out on reconnection, before this next commit.
     assert_eq!(
         backend
-            .commit(&lease, &chunk(&["c"]))
+            // The write count after the lost-reply commit, as the pipeline reloads it.
+            .commit(&lease, &chunk(&["c"], 1))
             .await
             .expect("next commit"),
         CommitOutcome::Committed

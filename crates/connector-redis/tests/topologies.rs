@@ -11,7 +11,7 @@ use common::{RedisServer, entry, inspector_at, settings, stream_entries, unique_
 use connector_core::Cursor;
 use connector_core::ports::{
     CommitChunk, CommitOutcome, ConnectorState, LeaseManager, MetricsStore, PollRecord, Publisher,
-    StateDelta, StateStore,
+    STATE_FORMAT, StateDelta, StateHeader, StateStore,
 };
 use connector_redis::{RedisBackend, Topology};
 use fred::prelude::LuaInterface;
@@ -145,6 +145,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
                 ..Cursor::default()
             }),
         },
+        seq: 0,
     };
     assert_eq!(
         a.commit(&lease, &first).await.expect("commit"),
@@ -152,6 +153,10 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
     );
     let mut expected = ConnectorState::default();
     first.delta.apply_to(&mut expected);
+    expected.header = StateHeader {
+        format: STATE_FORMAT,
+        seq: 1,
+    };
     assert_eq!(a.load(name).await.expect("load"), expected);
     assert_eq!(stream_entries(&redis, &stream).await, first.entries);
 
@@ -166,6 +171,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
             upserts: vec![("x4".into(), "1".into())],
             ..StateDelta::default()
         },
+        seq: 1,
         ..first.clone()
     };
     assert_eq!(
@@ -173,6 +179,17 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
         CommitOutcome::Committed
     );
     second.delta.apply_to(&mut expected);
+    expected.header.seq = 2;
+    // A writer whose state lost writes appends nothing, on the cluster path too.
+    let stale = CommitChunk {
+        seq: 1,
+        ..second.clone()
+    };
+    assert_eq!(
+        a.commit(&lease, &stale).await.expect("commit"),
+        CommitOutcome::RolledBack { stored: 2 }
+    );
+    assert_eq!(stream_entries(&redis, &stream).await.len(), 4);
 
     // Another instance takes over: the old holder appends nothing and writes no state.
     assert!(b.force_release(name).await.expect("force"));
@@ -188,6 +205,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
             upserts: vec![("x5".into(), "1".into())],
             ..StateDelta::default()
         },
+        seq: 2,
         ..first.clone()
     };
     assert_eq!(
@@ -213,7 +231,15 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
     let holder = a.holder(name).await.expect("holder").expect("held");
     assert_eq!(holder.instance_id, "b");
     a.reset(name).await.expect("reset");
-    assert_eq!(a.load(name).await.expect("load"), ConnectorState::default());
+    let reset = a.load(name).await.expect("load");
+    assert_eq!(reset.header.seq, 4, "a reset is a write");
+    assert_eq!(
+        reset,
+        ConnectorState {
+            header: reset.header,
+            ..ConnectorState::default()
+        }
+    );
     a.close().await;
     b.close().await;
 }
@@ -245,6 +271,7 @@ async fn through_sentinel_the_backend_finds_the_primary_and_commits_atomically()
             upserts: vec![("alert".into(), "1".into())],
             ..StateDelta::default()
         },
+        seq: 0,
     };
     assert_eq!(
         a.commit(&lease, &chunk).await.expect("commit"),

@@ -107,18 +107,27 @@ struct Fences {
     lost: Option<DataLoss>,
 }
 
-/// Redis lost its data: a connector's fence counter went back.
+/// Redis lost its data: a connector's fence counter went back, or its state holds fewer
+/// writes than this process made.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataLoss {
-    /// The connector whose lease showed it.
+    /// The connector whose lease or state showed it.
     pub connector: String,
     /// When it was seen (RFC 3339).
     pub detected_at: String,
-    /// The token before.
-    pub previous_token: u64,
-    /// The token after.
-    pub token: u64,
+    /// The token before (when the fence showed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_token: Option<u64>,
+    /// The token after (when the fence showed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
+    /// The state's write count found (when the state showed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_writes: Option<u64>,
+    /// The write count this process had made (when the state showed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_writes: Option<u64>,
 }
 
 /// A provider gauge's labels: the connector and the gauge's name (from the provider's
@@ -175,7 +184,7 @@ impl Metrics {
         let data_loss = Family::<ConnectorLabel, Counter>::default();
         registry.register(
             "connector_redis_data_loss",
-            "Times a connector's fence counter went back: Redis lost its data and the connector's items are published again",
+            "Times Redis was seen to have lost a connector's data (its fence counter went back, or its state holds fewer writes than were made); what it lacks is published again",
             data_loss.clone(),
         );
         registry.register(
@@ -241,15 +250,39 @@ impl Metrics {
         fences.lost = Some(DataLoss {
             connector: connector.to_owned(),
             detected_at: connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms()),
-            previous_token: previous,
-            token,
+            previous_token: Some(previous),
+            token: Some(token),
+            stored_writes: None,
+            written_writes: None,
         });
+        drop(fences);
+        self.count_data_loss(connector);
+        Some(previous)
+    }
+
+    /// A connector's state held fewer writes than this process made (the pipeline said
+    /// it, and republishes what was lost).
+    pub fn state_loss_observed(&self, connector: &str, loss: connector_core::ports::StateLoss) {
+        self.fences
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lost = Some(DataLoss {
+            connector: connector.to_owned(),
+            detected_at: connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms()),
+            previous_token: None,
+            token: None,
+            stored_writes: Some(loss.stored),
+            written_writes: Some(loss.written),
+        });
+        self.count_data_loss(connector);
+    }
+
+    fn count_data_loss(&self, connector: &str) {
         self.data_loss
             .get_or_create(&ConnectorLabel {
                 connector: connector.to_owned(),
             })
             .inc();
-        Some(previous)
     }
 
     /// The last sign that Redis lost its data, if any since this process started.

@@ -70,11 +70,12 @@ pub async fn run_connector(
                 token = lease.token,
                 previous,
                 "Redis lost its data: this connector's fence counter did not advance past {previous} (now {}) \
-                 (Redis restarted without persistence, was flushed, or failed over to an empty replica). \
-                 Its state is gone, so every current item is published again and consumers see \
-                 duplicates; enable Redis persistence (appendonly yes) to prevent this",
+                 (Redis restarted without persistence, was flushed, or failed over to a replica without it). \
+                 State is read again and what Redis lacks is published again; enable Redis persistence \
+                 (appendonly yes) to prevent this",
                 lease.token
             );
+            connector.forget_state();
         }
         share.acquired();
         metrics.lease_changed(&name, true);
@@ -132,6 +133,16 @@ pub async fn run_connector(
                 return;
             }
             let _enter = span.enter();
+            if let Some(loss) = connector.take_state_loss() {
+                metrics.state_loss_observed(&name, loss);
+            }
+            if let Some(Err(e @ PollError::StateLayout(_))) = &outcome {
+                tracing::error!(connector = %name, error = %e, "connector stopped: its state cannot be read");
+                keeper.release().await;
+                share.released();
+                metrics.lease_changed(&name, false);
+                return;
+            }
             let took = started.elapsed();
             metrics.poll_finished(&name, outcome.as_ref(), took, (now_ms() / 1000) as i64);
             let answered = match &outcome {
@@ -220,5 +231,8 @@ pub async fn run_connector(
         tracing::warn!(connector = %name, "lease lost; waiting to re-acquire it");
         metrics.lease_changed(&name, false);
         keeper.release().await;
+        // Whoever wrote meanwhile (or whatever Redis lost) is read afresh under the next
+        // lease, validators included.
+        connector.forget_state();
     }
 }

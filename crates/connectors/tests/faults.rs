@@ -165,13 +165,53 @@ async fn ctrl_c_on_all_gives_each_child_its_grace_period() {
     );
 }
 
+/// NOAA's active alerts, with a `Last-Modified`, answering a conditional request with a 304:
+/// a connector that kept its validators through a Redis loss would never see the alerts
+/// again.
+async fn conditional_provider() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .and(wiremock::matchers::header_exists("if-modified-since"))
+        .respond_with(ResponseTemplate::new(304))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/alerts/active"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("last-modified", "Sun, 06 Dec 2026 10:00:00 GMT")
+                .set_body_string(ALERTS),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Entries in `stream` by (external id, version), with how often each was published.
+async fn published_counts(
+    url: &str,
+    stream: &str,
+) -> std::collections::BTreeMap<(String, String), usize> {
+    let client = connector_redis::testing::inspector_at(url).await;
+    let mut counts = std::collections::BTreeMap::new();
+    for e in connector_redis::testing::stream_entries(&client, stream).await {
+        *counts.entry((e.external_id, e.version)).or_insert(0) += 1;
+    }
+    counts
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_restarting_empty_is_reported_in_the_log_readiness_and_metrics() {
+async fn redis_restarting_empty_is_reported_and_every_current_item_is_published_again_once() {
     let dir = temp_dir("data-loss");
     // No persistence: a restart empties it.
     let mut own = RedisServer::start_with(&dir, None, &[]).await;
-    let server = mock_provider(Duration::ZERO).await;
+    let server = conditional_provider().await;
     write_config(&dir, &config(&server, &[("lossy", 300)]));
+    let alerts = serde_json::from_str::<Value>(ALERTS).expect("fixture")["features"]
+        .as_array()
+        .map_or(0, Vec::len);
     let port = free_port();
     let mut proc = Proc::start(
         &dir,
@@ -190,21 +230,46 @@ async fn redis_restarting_empty_is_reported_in_the_log_readiness_and_metrics() {
         "the first connection is not a reconnect:\n{}",
         proc.log()
     );
+    let before = published_counts(&own.url(), "raw-input-signals").await;
+    assert_eq!(before.len(), alerts, "{before:?}");
     own.restart().await;
     proc.wait_log("reconnected to Redis", Duration::from_secs(30))
         .await;
-    proc.wait_log("Redis lost its data", Duration::from_secs(30))
-        .await;
-    let (_, ready) = eventually("readiness to show it", Duration::from_secs(10), || async {
+    let (_, ready) = eventually("readiness to show it", Duration::from_secs(30), || async {
         get_json(port, "/health/ready")
             .await
             .filter(|(_, r)| r.get("redisDataLoss").is_some())
     })
     .await;
     assert_eq!(ready["redisDataLoss"]["connector"], "lossy", "{ready}");
+    assert!(proc.log().contains("Redis lost"), "{}", proc.log());
+    // Every current alert is in the emptied Redis again, once, despite the stored
+    // Last-Modified (the 304 it would get).
+    let url = own.url();
+    let after = eventually(
+        "every alert published again",
+        Duration::from_secs(30),
+        || {
+            let url = url.clone();
+            async move {
+                let counts = published_counts(&url, "raw-input-signals").await;
+                (counts.len() == alerts).then_some(counts)
+            }
+        },
+    )
+    .await;
+    proc.wait_count(
+        "poll completed",
+        proc.log().matches("poll completed").count() + 2,
+        Duration::from_secs(20),
+    )
+    .await;
+    let settled = published_counts(&own.url(), "raw-input-signals").await;
+    assert_eq!(settled, after, "nothing more after that");
+    assert!(settled.values().all(|n| *n == 1), "once each: {settled:?}");
     let (_, prometheus) = get(port, "/metrics").await.expect("metrics");
     assert!(
-        prometheus.contains("connector_redis_data_loss_total{connector=\"lossy\"} 1"),
+        prometheus.contains("connector_redis_data_loss_total{connector=\"lossy\"}"),
         "{prometheus}"
     );
     proc.signal(Signal::SIGTERM);

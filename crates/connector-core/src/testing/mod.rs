@@ -174,7 +174,6 @@ pub async fn run_incremental_contract<P: Provider>(
     let n = scenario.serve_pages(server).await;
     assert!(n >= 3, "a multi-page sync needs at least three items");
     let backend = Arc::new(EmbeddedBackend::in_memory());
-    let lease = backend.steal_lease(&config.name, "setup", Duration::from_secs(60));
     for stream in &streams {
         let delta = StateDelta {
             stream: stream.clone(),
@@ -184,19 +183,9 @@ pub async fn run_incremental_contract<P: Provider>(
             }),
             ..StateDelta::default()
         };
-        let chunk = CommitChunk {
-            stream: config.output_stream.clone(),
-            stream_max_len: None,
-            entries: Vec::new(),
-            delta,
-        };
-        let written = backend.commit(&lease, &chunk).await;
-        assert!(
-            matches!(written, Ok(CommitOutcome::Committed)),
-            "setup: {written:?}"
-        );
+        let written = crate::ports::StateStore::apply(backend.as_ref(), &config.name, &delta).await;
+        assert!(written.is_ok(), "setup: {written:?}");
     }
-    let _ = crate::ports::LeaseManager::release(backend.as_ref(), &lease).await;
     let mut h = Harness::on::<P>(config.clone(), backend, None).await;
     let far = poll_once(&mut h)
         .await
