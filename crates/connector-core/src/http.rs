@@ -344,6 +344,8 @@ pub struct HttpClient {
     limit_phrases: Arc<[String]>,
     /// The quota left as the last response said (`u64::MAX`: not said yet).
     remaining: Arc<std::sync::atomic::AtomicU64>,
+    /// Every credential this client sends, to mask wherever a server echoes one.
+    redactor: crate::redact::Redactor,
 }
 
 /// How the process reaches providers: proxies and extra CA certificates, read once from the
@@ -605,6 +607,7 @@ pub struct HttpClientBuilder {
     connector: Arc<str>,
     limit_key: Option<String>,
     limit_phrases: Vec<String>,
+    redactor: crate::redact::Redactor,
 }
 
 impl HttpClientBuilder {
@@ -623,6 +626,21 @@ impl HttpClientBuilder {
     /// Credentials, sent only to the base URL's origin.
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = Some(auth);
+        self
+    }
+
+    /// Shares `redactor` with other clients of the same connector (a token endpoint's
+    /// client and the API's), so a credential one of them learns is masked by all.
+    pub fn shared_redactor(mut self, redactor: &crate::redact::Redactor) -> Self {
+        redactor.add_all(self.redactor.values().iter().map(String::as_str));
+        self.redactor = redactor.clone();
+        self
+    }
+
+    /// Masks `secrets` wherever a server echoes them in an error this client reports, as it
+    /// masks its own credentials (values a provider sends in a path, query or body).
+    pub fn redacting<'a>(self, secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        self.redactor.add_all(secrets);
         self
     }
 
@@ -648,6 +666,7 @@ impl HttpClientBuilder {
     /// the connector's name.
     pub fn connector_settings(mut self, config: &ConnectorConfig) -> Self {
         self.connector = config.name.as_str().into();
+        self.redactor.add_all(config.secret_values());
         self.timeout(config.request_timeout())
             .retry(RetryPolicy::from_config(config))
     }
@@ -692,6 +711,9 @@ impl HttpClientBuilder {
             url: display_url(&self.base),
             message,
         })?;
+        if let Some(auth) = &self.auth {
+            register_auth(&self.redactor, auth);
+        }
         Ok(HttpClient {
             client,
             user_agent,
@@ -705,11 +727,36 @@ impl HttpClientBuilder {
             limit_phrases: self.limit_phrases.into(),
             remaining: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             connector: self.connector,
+            redactor: self.redactor,
         })
     }
 }
 
+/// Registers what `auth` sends, derived forms included (a Basic pair's base64).
+fn register_auth(redactor: &crate::redact::Redactor, auth: &Auth) {
+    match auth {
+        Auth::Bearer(token) => redactor.add(token.expose_secret()),
+        Auth::Basic { username, password } => {
+            redactor.add(password.expose_secret());
+            redactor.add(&crate::redact::basic_pair(
+                username,
+                password.expose_secret(),
+            ));
+        }
+        Auth::Headers(headers) => {
+            redactor.add_all(headers.iter().map(|(_, v)| v.expose_secret()));
+        }
+        Auth::Query { value, .. } => redactor.add(value.expose_secret()),
+    }
+}
+
 impl HttpClient {
+    /// The client's redactor: a provider registers a credential it obtains at run time (an
+    /// OAuth access token) so that an echo of it is masked too.
+    pub fn redactor(&self) -> &crate::redact::Redactor {
+        &self.redactor
+    }
+
     /// A builder for a client of the API at `base`.
     pub fn builder(base: Url) -> HttpClientBuilder {
         HttpClientBuilder {
@@ -723,6 +770,7 @@ impl HttpClient {
             connector: "unnamed".into(),
             limit_key: None,
             limit_phrases: Vec::new(),
+            redactor: crate::redact::Redactor::new(),
         }
     }
 
@@ -803,7 +851,7 @@ impl HttpClient {
                 url: shown(),
                 retry_after: None,
                 rate_limited: false,
-                detail: snippet(&body),
+                detail: snippet(&self.redactor, &body),
             });
         }
         Ok(Response {
@@ -996,7 +1044,7 @@ impl HttpClient {
                 url: shown(),
                 retry_after: limit.wait,
                 rate_limited: limit.limited,
-                detail: snippet(&body),
+                detail: snippet(&self.redactor, &body),
             });
         }
         Ok(Conditional::Modified(Box::new(Response {
@@ -1019,14 +1067,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The first line or so of an error body, printable, for the operator.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+/// The first line or so of an error body, printable, for the operator. Every credential
+/// the client sends is masked first, so a cut never leaves a secret's prefix behind.
+fn snippet(redactor: &crate::redact::Redactor, body: &[u8]) -> String {
+    // Enough of the body that a secret straddling the cut is still whole when masked.
+    let head = &body[..body.len().min(64 * 1024)];
+    let text = redactor.scrub_bytes(head);
     let flat: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    flat.split_whitespace().collect::<Vec<_>>().join(" ")
+    let words = flat.split_whitespace().collect::<Vec<_>>().join(" ");
+    match words.char_indices().nth(300) {
+        Some((cut, _)) => words[..cut].to_owned(),
+        None => words,
+    }
 }
 
 #[cfg(test)]
@@ -1037,6 +1092,18 @@ mod tests {
     fn urls_are_shown_without_query_or_credentials() {
         let url = Url::parse("https://user:pw@api.example.com/x?api_key=secret#f").expect("url");
         assert_eq!(display_url(&url), "https://api.example.com/x");
+    }
+
+    #[test]
+    fn an_echoed_secret_straddling_the_cut_leaves_no_prefix() {
+        let redactor = crate::redact::Redactor::new();
+        redactor.add("straddling-secret-value");
+        for pad in 280..300 {
+            let body = format!("{}straddling-secret-value tail", "x".repeat(pad));
+            let shown = snippet(&redactor, body.as_bytes());
+            assert!(!shown.contains("straddl"), "{pad}: {shown}");
+            assert!(shown.chars().count() <= 300, "{pad}");
+        }
     }
 
     #[test]

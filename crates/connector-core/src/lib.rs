@@ -8,6 +8,7 @@ pub mod lease;
 pub mod pipeline;
 pub mod ports;
 pub mod ratelimit;
+pub mod redact;
 pub mod registry;
 pub mod retry;
 pub mod signal;

@@ -87,6 +87,7 @@ impl OAuth {
         })?;
         // A minute's margin, so a token never expires between this check and its use.
         let life = Duration::from_secs(token.expires_in.unwrap_or(3600).saturating_sub(60));
+        self.client.redactor().add(&token.access_token);
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((token.access_token.clone(), Instant::now() + life));
         }
@@ -436,7 +437,12 @@ impl Provider for HttpJsonProvider {
         let mut root = base.clone();
         root.set_path("/");
         root.set_query(None);
-        let mut http = HttpClient::builder(root).connector_settings(common);
+        // One redactor for the API's client and the token endpoint's: the access token
+        // fetched by one is masked in the other's errors too.
+        let redactor = connector_core::redact::Redactor::new();
+        let mut http = HttpClient::builder(root)
+            .connector_settings(common)
+            .shared_redactor(&redactor);
         if let Some(cap) = config.limits.max_body_bytes {
             http = http.max_body_bytes(usize::try_from(cap).unwrap_or(usize::MAX));
         }
@@ -467,6 +473,7 @@ impl Provider for HttpJsonProvider {
             } => {
                 let client = HttpClient::builder(token_url.clone())
                     .connector_settings(common)
+                    .shared_redactor(&redactor)
                     .build()
                     .map_err(|e| CreateError(e.to_string()))?;
                 let mut form = vec![

@@ -151,6 +151,7 @@ async fn execute_with(
             return Ok(ExitCode::FAILURE);
         }
     };
+    learn_secrets(&settings.redactor, &registry);
     if let Command::Validate = command {
         return validate(&registry, &factories, &source);
     }
@@ -181,6 +182,29 @@ async fn execute_with(
         Command::Lease { action } => lease(&registry, backends, action).await,
         Command::Metrics { name } => metrics(&registry, backends, name).await,
         Command::Schema | Command::Validate | Command::List | Command::All => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Registers every credential of `registry` with the log writer's redactor, warning about
+/// one so short that masking it would mask ordinary text too.
+pub(crate) fn learn_secrets(
+    redactor: &connector_core::redact::Redactor,
+    registry: &ConnectorRegistry,
+) {
+    for config in registry.all() {
+        let short = config
+            .secret_values()
+            .filter(|s| s.len() < connector_core::redact::MIN_SECRET_LEN)
+            .count();
+        if short > 0 {
+            tracing::warn!(
+                connector = %config.name,
+                "{short} credential(s) shorter than {} characters: check they are the real \
+                 value; they are masked wherever they appear in logs, which may hide other text",
+                connector_core::redact::MIN_SECRET_LEN
+            );
+        }
+        redactor.add_all(config.secret_values());
     }
 }
 
@@ -372,7 +396,8 @@ async fn run(
         source,
         only,
         settings.grace,
-    );
+    )
+    .redacting(settings.redactor.clone());
     if manager.selected(&registry).is_empty() {
         bail!(
             "no enabled connector of a type this binary runs ({}); check \"enabled\" and \"type\" in the configuration",

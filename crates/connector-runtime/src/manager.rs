@@ -84,6 +84,8 @@ pub struct Manager {
     /// How long polls get to finish when their connector stops (SHUTDOWN_GRACE_SECONDS),
     /// at a reload as at shutdown.
     grace: Duration,
+    /// Learns the credentials of every configuration applied, reloads included.
+    redactor: connector_core::redact::Redactor,
 }
 
 impl Manager {
@@ -108,6 +110,7 @@ impl Manager {
             status: Arc::default(),
             share: Share::new(0),
             grace,
+            redactor: connector_core::redact::Redactor::new(),
         }
     }
 
@@ -136,8 +139,16 @@ impl Manager {
             .collect()
     }
 
+    /// Masks the credentials of every configuration applied with `redactor` (the log
+    /// writer's).
+    pub fn redacting(mut self, redactor: connector_core::redact::Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
     /// Makes the running set match `registry`.
     pub async fn apply(&mut self, registry: ConnectorRegistry) -> anyhow::Result<()> {
+        crate::learn_secrets(&self.redactor, &registry);
         let wanted: BTreeMap<String, Arc<ConnectorConfig>> = self
             .selected(&registry)
             .into_iter()

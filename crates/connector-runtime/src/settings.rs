@@ -68,6 +68,10 @@ pub struct Settings {
     pub service_name: Option<String>,
     /// `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, `SSL_CERT_FILE`.
     pub client: ClientSettings,
+    /// The process's redactor: every credential of the loaded configuration, masked in
+    /// every log line (not a setting: carried here because every sink is set up from
+    /// these settings).
+    pub redactor: connector_core::redact::Redactor,
 }
 
 /// Every bad setting at once.
@@ -233,6 +237,7 @@ impl Settings {
             otlp,
             service_name,
             client,
+            redactor: connector_core::redact::Redactor::new(),
         })
     }
 }

@@ -433,6 +433,47 @@ impl Telemetry {
     }
 }
 
+/// Standard error, with every credential the process knows masked in each line: an API
+/// that echoes a token back must not get it into the logs.
+struct Scrubbed(connector_core::redact::Redactor);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Scrubbed {
+    type Writer = ScrubbedLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbedLine {
+            redactor: self.0.clone(),
+            line: Vec::with_capacity(256),
+        }
+    }
+}
+
+/// One event's text, collected whole (a secret split across two writes would escape a
+/// per-write scrub) and written scrubbed when the event is done.
+struct ScrubbedLine {
+    redactor: connector_core::redact::Redactor,
+    line: Vec<u8>,
+}
+
+impl std::io::Write for ScrubbedLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        use std::io::Write as _;
+        let text = self.redactor.scrub_bytes(&self.line);
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
 /// Logs go to standard error, so standard output carries only signals and command output.
 /// `LOG_FORMAT=json` for machine-readable lines; `RUST_LOG` sets levels (default `info`).
 /// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans and the poll metrics are also exported
@@ -448,16 +489,18 @@ pub fn init(service: &str, settings: &crate::settings::Settings) -> Telemetry {
     let json = settings.log_format == crate::settings::LogFormat::Json;
     let service = settings.service_name.as_deref().unwrap_or(service);
     let otlp = settings.otlp.is_some();
+    // Every line passes the redactor on its way out, whatever its level or format.
+    let writer = Scrubbed(settings.redactor.clone());
     let fmt_layer = if json {
         tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
             .with_ansi(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed()
     };
     let (otel_layer, tracer_provider) = match otlp.then(|| otlp_tracer(service)).flatten() {

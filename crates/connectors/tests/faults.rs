@@ -1376,3 +1376,136 @@ async fn a_second_ctrl_c_on_all_still_releases_every_lease() {
         );
     }
 }
+
+/// Answers 401 quoting everything the request carried: its headers, its query and its
+/// body, raw and in the forms servers use (percent-encoded query, JSON-escaped).
+struct Echo;
+
+impl Respond for Echo {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if request.url.path() == "/token" {
+            return ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": "fetched-access-token-0042",
+                "expires_in": 3600
+            }));
+        }
+        let headers: Vec<String> = request
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or_default()))
+            .collect();
+        let body = json!({
+            "message": format!(
+                "bad credentials: {} query={} body={}",
+                headers.join(" "),
+                request.url.query().unwrap_or_default(),
+                String::from_utf8_lossy(&request.body)
+            ),
+            "echo": headers,
+        });
+        ResponseTemplate::new(401).set_body_json(body)
+    }
+}
+
+/// Every credential an HTTP_JSON connector can send, each echoed back in a 401: no form of
+/// any of them reaches any output, at any log level, in text or JSON logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_an_api_echoes_back_reach_no_output() {
+    let api = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Echo)
+        .mount(&api)
+        .await;
+    let token_url = format!("{}/token", api.uri());
+    let kinds = [
+        (
+            "bearer",
+            json!({"type": "bearer", "token": "bearer-s3cret-0001"}),
+        ),
+        (
+            "basic",
+            json!({"type": "basic", "username": "me@example.com", "password": "basic-s3cret-0002"}),
+        ),
+        (
+            "headers",
+            json!({"type": "headers", "headers": {"X-Api-Key": "header-s3cret-0003"}}),
+        ),
+        (
+            "query",
+            json!({"type": "query", "name": "api_key", "value": "query s3cret/0004+"}),
+        ),
+        (
+            "oauth",
+            json!({"type": "oauth2ClientCredentials", "tokenUrl": token_url, "clientId": "me", "clientSecret": "client-s3cret-0005"}),
+        ),
+    ];
+    let secrets = [
+        "bearer-s3cret-0001",
+        "basic-s3cret-0002",
+        // The Basic header's pair, as sent.
+        "bWVAZXhhbXBsZS5jb206YmFzaWMtczNjcmV0LTAwMDI",
+        "header-s3cret-0003",
+        "query s3cret/0004+",
+        "query+s3cret%2F0004%2B",
+        "query%20s3cret%2F0004%2B",
+        "client-s3cret-0005",
+        "fetched-access-token-0042",
+        "s3cret",
+    ];
+    let connectors: Vec<Value> = kinds
+        .iter()
+        .map(|(name, auth)| {
+            json!({
+                "name": name,
+                "type": "HTTP_JSON",
+                "maxRetries": 0,
+                "providerConfig": {
+                    // A ${VAR} value in the query is a credential too.
+                    "request": {"url": format!("{}/items", api.uri()), "query": {"sig": "${ECHO_SIG}"}},
+                    "auth": auth,
+                    "records": {"path": "/items", "id": "/id", "version": "/v"},
+                    "signal": {"kind": "item", "title": "{{/id}}"},
+                    "snapshot": true
+                }
+            })
+        })
+        .collect();
+    let dir = temp_dir("echo");
+    write_config(&dir, &json!({ "connectors": connectors }).to_string());
+    for (level, format) in [("trace", "text"), ("debug", "json"), ("info", "text")] {
+        for (name, _) in &kinds {
+            for extra in [&[][..], &["--dry-run"][..], &["--explain"][..]] {
+                let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_connectors"))
+                    .arg("poll")
+                    .arg(name)
+                    .args(extra)
+                    .current_dir(&dir)
+                    .env_remove("CONNECTORS_CONFIG_PATH")
+                    .env_remove("REDIS_URL")
+                    .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    .env("ECHO_SIG", "sig-s3cret-0006")
+                    .env("RUST_LOG", level)
+                    .env("LOG_FORMAT", format)
+                    .env("HTTP_PORT", "off")
+                    .output()
+                    .await
+                    .expect("the binary runs");
+                let all = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(
+                    all.contains("401"),
+                    "{name} {extra:?} at {level}: the echo was met:\n{all}"
+                );
+                for secret in secrets.iter().chain(&["sig-s3cret-0006"]) {
+                    assert!(
+                        !all.contains(secret),
+                        "{name} {extra:?} at {level}/{format}: {secret} shown:\n{all}"
+                    );
+                }
+            }
+        }
+    }
+}

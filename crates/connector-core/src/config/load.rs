@@ -285,8 +285,9 @@ impl Loader<'_> {
             if self.errors.len() == before {
                 match serde_json::from_value::<ConnectorConfig>(cand.value.clone()) {
                     Ok(mut cfg) => {
-                        cfg.provider_config =
-                            provider_settings.unwrap_or_else(|| ProviderSettings::raw(settings));
+                        cfg.provider_config = provider_settings
+                            .unwrap_or_else(|| ProviderSettings::raw(settings))
+                            .with_references(&references);
                         configs.push(cfg);
                     }
                     Err(e) => self.report(cand, &[], e.to_string()),

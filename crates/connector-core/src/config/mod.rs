@@ -244,6 +244,12 @@ impl ConnectorConfig {
         Duration::from_secs(self.lease_ttl_seconds)
     }
 
+    /// Every value this connector sends as a credential (typed secrets, values from
+    /// `${VAR}` and `${file:…}`), for the redactor that masks them where echoed.
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.provider_config.secrets()
+    }
+
     /// The config as JSON with every secret hidden (by type: see [`Secret`]): the only
     /// form in which a config may be printed or logged.
     pub fn redacted(&self) -> Value {

@@ -70,17 +70,23 @@ pub struct ProviderSettings {
     /// A hash of the resolved settings, secrets included, so a reload notices a rotated
     /// secret without the secret being kept anywhere else.
     fingerprint: u64,
+    /// Every value sent as a credential: typed secrets and the values `${VAR}` and
+    /// `${file:…}` stood for; the redactor masks them wherever they are echoed.
+    secrets: Arc<Vec<crate::config::Secret>>,
 }
 
 impl ProviderSettings {
     /// Settings of the typed config `T`.
     pub fn typed<T: Serialize + Send + Sync + 'static>(value: T, resolved: &Value) -> Self {
         let shown = serde_json::to_value(&value).unwrap_or(Value::Null);
+        let mut secrets = Vec::new();
+        hidden_values(resolved, &shown, &mut secrets);
         Self {
             typed: Some(Arc::new(value)),
             raw: None,
             shown: Arc::new(shown),
             fingerprint: fingerprint(resolved),
+            secrets: Arc::new(secrets),
         }
     }
 
@@ -95,7 +101,27 @@ impl ProviderSettings {
             raw: Some(Arc::new(settings)),
             shown: Arc::new(shown),
             fingerprint,
+            secrets: Arc::default(),
         }
+    }
+
+    /// Adds the values `${VAR}` and `${file:…}` references stood for to the secrets: a
+    /// value taken from the environment is treated as a credential wherever it is sent.
+    pub fn with_references(mut self, references: &References) -> Self {
+        let mut secrets: Vec<crate::config::Secret> = self.secrets.as_ref().clone();
+        secrets.extend(
+            references
+                .values()
+                .flatten()
+                .map(|r| crate::config::Secret::new(r.value())),
+        );
+        self.secrets = Arc::new(secrets);
+        self
+    }
+
+    /// Every value sent as a credential (typed secrets, substituted values).
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(crate::config::Secret::expose)
     }
 
     /// The typed config, when these settings were parsed as `T`.
@@ -159,6 +185,30 @@ impl JsonSchema for ProviderSettings {
 
 fn fingerprint(value: &Value) -> u64 {
     xxhash_rust::xxh3::xxh3_64(value.to_string().as_bytes())
+}
+
+/// Collects the strings of `resolved` that the typed config shows as `****` at the same
+/// place: the values its types hide (a `Secret`, a header value), whatever the field is
+/// called.
+fn hidden_values(resolved: &Value, shown: &Value, out: &mut Vec<crate::config::Secret>) {
+    match (resolved, shown) {
+        (Value::String(value), Value::String(mask)) if mask == REDACTED && value != REDACTED => {
+            out.push(crate::config::Secret::new(value.clone()));
+        }
+        (Value::Object(r), Value::Object(s)) => {
+            for (key, value) in r {
+                if let Some(hidden) = s.get(key) {
+                    hidden_values(value, hidden, out);
+                }
+            }
+        }
+        (Value::Array(r), Value::Array(s)) => {
+            for (value, hidden) in r.iter().zip(s) {
+                hidden_values(value, hidden, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn hide_all(value: &mut Value) {

@@ -49,6 +49,11 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// The text the reference stood for: a credential, for the redactor only.
+    pub(crate) fn value(&self) -> &str {
+        &self.value
+    }
+
     /// `message` with this reference's text replaced by the reference as written.
     pub fn mask(&self, message: &str) -> String {
         if self.value.is_empty() {

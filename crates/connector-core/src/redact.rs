@@ -1,0 +1,218 @@
+//! Scrubbing every secret value the process sends from everything it prints.
+//!
+//! Typed secrets print as `****` by themselves, but an API can echo a credential back (a
+//! 401 body quoting the `Authorization` header, an error naming the `api_key` it got),
+//! and that text reaches error messages, logs and CLI output. A [`Redactor`] knows every
+//! value the process sends as a credential (typed secrets, values substituted from
+//! `${VAR}`, derived forms such as a Basic pair's base64, tokens fetched at run time) and
+//! replaces each occurrence, in every encoding a server may echo it in, by `****`.
+//!
+//! It is cheap to clone (one shared set) and cheap to run: one Aho-Corasick pass over the
+//! text, which is far below the cost of formatting a log line.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use aho_corasick::AhoCorasick;
+use base64::Engine as _;
+
+/// What a scrubbed value is replaced with.
+pub const MASK: &str = "****";
+
+/// Secrets shorter than this are warned about at load: masking a short value masks every
+/// innocent occurrence of it too.
+pub const MIN_SECRET_LEN: usize = 8;
+
+/// Values that are never registered: too short to mean anything, they would mask ordinary
+/// text (a one-letter password is still a mistake the load warns about).
+const NEVER_BELOW: usize = 4;
+
+/// The set of secret values and the automaton that finds them.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    inner: Arc<RwLock<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    values: BTreeSet<String>,
+    finder: Option<AhoCorasick>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The values are the secrets: only how many.
+        write!(f, "Redactor({} forms)", self.read().values.len())
+    }
+}
+
+impl PartialEq for Redactor {
+    /// Every redactor is as good as another for comparing configs.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Redactor {
+    /// An empty redactor.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers `secret` in every form a server may echo it in: as sent, percent-encoded
+    /// (`%20` and `+` for spaces), JSON-escaped, and base64 (standard and URL-safe, with
+    /// and without padding).
+    pub fn add(&self, secret: &str) {
+        self.add_all([secret]);
+    }
+
+    /// [`Redactor::add`] for several values, rebuilding the automaton once.
+    pub fn add_all<'a>(&self, secrets: impl IntoIterator<Item = &'a str>) {
+        let forms: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| s.len() >= NEVER_BELOW)
+            .flat_map(forms_of)
+            .collect();
+        if forms.is_empty() {
+            return;
+        }
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = inner.values.len();
+        inner.values.extend(forms);
+        if inner.values.len() == before {
+            return;
+        }
+        // Longest first, so a secret containing another is masked whole.
+        let mut patterns: Vec<&String> = inner.values.iter().collect();
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        inner.finder = AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(patterns)
+            .ok();
+    }
+
+    /// `text` with every registered form replaced by [`MASK`].
+    pub fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let inner = self.read();
+        let Some(finder) = &inner.finder else {
+            return Cow::Borrowed(text);
+        };
+        if !finder.is_match(text) {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        finder.replace_all_with(text, &mut out, |_, _, dst| {
+            dst.push_str(MASK);
+            true
+        });
+        Cow::Owned(out)
+    }
+
+    /// Scrubs bytes that may not be UTF-8 (an error body), lossily.
+    pub fn scrub_bytes(&self, bytes: &[u8]) -> String {
+        self.scrub(&String::from_utf8_lossy(bytes)).into_owned()
+    }
+
+    /// The registered forms, to merge one redactor into another.
+    pub(crate) fn values(&self) -> Vec<String> {
+        self.read().values.iter().cloned().collect()
+    }
+
+    /// True when nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.read().values.is_empty()
+    }
+}
+
+/// Every encoding of `secret` a server may echo.
+fn forms_of(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_owned()];
+    let percent: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    forms.push(percent.clone());
+    forms.push(percent.replace('+', "%20"));
+    if let Ok(json) = serde_json::to_string(secret) {
+        forms.push(json[1..json.len() - 1].to_owned());
+    }
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    for engine in engines {
+        forms.push(engine.encode(secret));
+    }
+    forms.retain(|f| f.len() >= NEVER_BELOW);
+    forms
+}
+
+/// The base64 a Basic `Authorization` header carries for `user:password`: a derived form
+/// of the password that no single-value encoding matches.
+pub fn basic_pair(user: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_encoding_of_a_secret_is_masked() {
+        let r = Redactor::new();
+        r.add("s3cr3t/t0ken+x y");
+        for echoed in [
+            "bad token s3cr3t/t0ken+x y here",
+            "q=s3cr3t%2Ft0ken%2Bx+y&",
+            "q=s3cr3t%2Ft0ken%2Bx%20y&",
+            "{\"t\":\"s3cr3t/t0ken+x y\"}",
+            "czNjcjN0L3Qwa2VuK3ggeQ==",
+        ] {
+            let shown = r.scrub(echoed);
+            assert!(shown.contains(MASK), "{echoed} -> {shown}");
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(!shown.contains("czNjcjN0"), "{shown}");
+        }
+        assert_eq!(r.scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn json_escapes_are_matched() {
+        let r = Redactor::new();
+        r.add("pa\"ss\\word");
+        assert_eq!(r.scrub(r#"{"p":"pa\"ss\\word"}"#), r#"{"p":"****"}"#);
+    }
+
+    #[test]
+    fn a_basic_pair_is_masked_as_sent() {
+        let r = Redactor::new();
+        let pair = basic_pair("me@example.com", "api-token-123");
+        r.add(&pair);
+        let header = format!("authorization=Basic {pair}");
+        assert_eq!(r.scrub(&header), "authorization=Basic ****");
+    }
+
+    #[test]
+    fn tiny_values_are_not_registered() {
+        let r = Redactor::new();
+        r.add("a");
+        assert!(r.is_empty());
+        assert_eq!(r.scrub("a cat"), "a cat");
+    }
+
+    #[test]
+    fn the_longer_of_two_overlapping_secrets_is_masked_whole() {
+        let r = Redactor::new();
+        r.add_all(["token-abc", "token-abcdef"]);
+        assert_eq!(r.scrub("x token-abcdef y"), "x **** y");
+    }
+}
