@@ -310,6 +310,19 @@ impl Response {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     }
+
+    /// Every field of a list-valued header (`Link`, `WWW-Authenticate`), joined with
+    /// `, ` as RFC 9110 §5.3 makes equivalent: a server may send each item as a field of
+    /// its own.
+    pub fn header_list(&self, name: &str) -> Option<String> {
+        let values: Vec<&str> = self
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
 }
 
 fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<String> {

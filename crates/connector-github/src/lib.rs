@@ -283,7 +283,10 @@ impl GithubProvider {
         let include_pull_requests = target.include_pull_requests;
         Ok(Read {
             request,
-            paging: Paging::LinkHeader { keep_query: false },
+            paging: Paging::LinkHeader {
+                keep_query: false,
+                stop_on_empty: false,
+            },
             records: String::new(),
             max_pages: MAX_PAGES,
             conditional: Revalidate::EachPage,

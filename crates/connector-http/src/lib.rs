@@ -265,7 +265,10 @@ impl HttpJsonProvider {
         let c = &self.config;
         let paging = match &c.pagination {
             PaginationSpec::None => Paging::None,
-            PaginationSpec::LinkHeader => Paging::LinkHeader { keep_query: false },
+            PaginationSpec::LinkHeader => Paging::LinkHeader {
+                keep_query: false,
+                stop_on_empty: true,
+            },
             PaginationSpec::NextUrl { path } => Paging::NextUrl {
                 pointer: path.clone(),
                 keep_query: false,

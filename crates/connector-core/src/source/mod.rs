@@ -345,7 +345,7 @@ pub fn read<'a, I: Send + 'a>(
             last_modified: single_validators.last_modified.clone(),
             next: None,
         };
-        let link = response.header("link");
+        let link = response.header_list("link");
         let url = response.url.clone();
         let body: Body = Arc::new(response.body);
         if let Some(check) = &at.read.check {

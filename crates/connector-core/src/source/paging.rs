@@ -30,10 +30,15 @@ pub enum TokenIn {
 pub enum Paging {
     /// One page is the whole answer.
     None,
-    /// RFC 8288 `Link: <url>; rel="next"` (GitHub).
+    /// RFC 8288 `Link: <url>; rel="next"` (GitHub), read from every `Link` field of the
+    /// response (Okta sends `self` and `next` as two fields). A next link with
+    /// `results="false"` (Sentry's "nothing beyond this page") ends the read.
     LinkHeader {
         /// Query parameters of the first request that a next link drops are added back.
         keep_query: bool,
+        /// A page with no records ends the read even when it still links to a next one
+        /// (Sentry's past-the-end page links to itself).
+        stop_on_empty: bool,
     },
     /// A next URL in the body at this JSON pointer; a relative URL is resolved against the
     /// response's URL (NOAA's `pagination.next`).
@@ -183,7 +188,13 @@ impl Pager {
         self.pages += 1;
         let next = match &self.paging {
             Paging::None => return Ok(Next::Done),
-            Paging::LinkHeader { keep_query } => {
+            Paging::LinkHeader {
+                keep_query,
+                stop_on_empty,
+            } => {
+                if *stop_on_empty && seen.records == 0 {
+                    return Ok(Next::Done);
+                }
                 let Some(link) = seen.link.and_then(next_link) else {
                     return Ok(Next::Done);
                 };
@@ -375,10 +386,16 @@ pub fn fingerprint(request: &Request) -> String {
     }
 }
 
-/// The `rel="next"` target of a `Link` header.
+/// The `rel="next"` target of a `Link` header (its fields joined, as RFC 9110 §5.3 allows),
+/// unless it says `results="false"`.
 fn next_link(header: &str) -> Option<String> {
     let links = parse_link_header::parse_with_rel(header).ok()?;
-    links.get("next").map(|l| l.raw_uri.clone())
+    let next = links.get("next")?;
+    let empty = next
+        .params
+        .get("results")
+        .is_some_and(|r| r.trim_matches('"').eq_ignore_ascii_case("false"));
+    (!empty).then(|| next.raw_uri.clone())
 }
 
 /// A non-empty string (or a number, as text) at `pointer` of the body.
@@ -471,7 +488,14 @@ mod tests {
     #[test]
     fn link_headers_are_followed_until_there_is_no_next() {
         let first = Request::get(url("https://api.example/issues?since=x&per_page=100"));
-        let mut p = Pager::new(Paging::LinkHeader { keep_query: false }, first.clone(), 10);
+        let mut p = Pager::new(
+            Paging::LinkHeader {
+                keep_query: false,
+                stop_on_empty: false,
+            },
+            first.clone(),
+            10,
+        );
         let link = r#"<https://api.example/issues?page=2&since=x>; rel="next", <https://api.example/issues?page=5>; rel="last""#;
         let n = p.next(&seen(&first, "[]", 100, Some(link))).expect("next");
         assert_eq!(next_url(n), "https://api.example/issues?page=2&since=x");
@@ -614,8 +638,15 @@ mod tests {
             format: super::super::time::TimeFormat::Rfc3339,
             template: None,
         };
-        let mut p = Pager::new(Paging::LinkHeader { keep_query: false }, first.clone(), 10)
-            .anchored(Some(anchor));
+        let mut p = Pager::new(
+            Paging::LinkHeader {
+                keep_query: false,
+                stop_on_empty: false,
+            },
+            first.clone(),
+            10,
+        )
+        .anchored(Some(anchor));
         let link = r#"<https://api.example/issues?sort=updated&per_page=2&page=2>; rel="next""#;
         let mut page = seen(&first, "[1,2]", 2, Some(link));
         page.max_time = Some(1_767_225_660_000);

@@ -128,7 +128,10 @@ impl Provider for PagedProvider {
                 format: TimeFormat::Rfc3339,
                 template: None,
             };
-            let paging = Paging::LinkHeader { keep_query: false };
+            let paging = Paging::LinkHeader {
+                keep_query: false,
+                stop_on_empty: false,
+            };
             (paging, Revalidate::EachPage, Some(anchor))
         } else {
             let paging = Paging::Cursor {
