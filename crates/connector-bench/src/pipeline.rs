@@ -176,9 +176,15 @@ pub struct ScenarioResult {
 /// The real Redis backend under the run's key prefix, with a command timeout long enough
 /// for the largest commits and state loads.
 pub async fn backend(target: &Target) -> Result<(Arc<RedisBackend>, Backends)> {
+    // REDIS_WAIT_REPLICAS as the worker reads it, so its cost can be measured.
+    let wait: u32 = std::env::var("REDIS_WAIT_REPLICAS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let settings = RedisSettings::from_url(&target.redis_url)?
         .with_key_prefix(&target.prefix)?
-        .with_command_timeout(Duration::from_secs(120));
+        .with_command_timeout(Duration::from_secs(120))
+        .with_wait_replicas(wait);
     let redis = RedisBackend::connect(settings).await?;
     let backends = redis.backends();
     Ok((redis, backends))

@@ -124,6 +124,13 @@ pub struct Page<I> {
     /// This page does not carry everything it should (a skipped record, a page limit, a
     /// guard that stopped paging): a partial read of a snapshot prunes nothing.
     pub partial: bool,
+    /// Records kept whose watermark time could not be read.
+    pub unreadable: Option<crate::ports::UnreadableTimes>,
+    /// Why paging stopped early, when it did.
+    pub partial_reason: Option<crate::ports::PartialReason>,
+    /// Something suspicious about how the read ended that does not make it partial (a
+    /// full page without a next link).
+    pub suspect: Option<crate::ports::PartialReason>,
     /// The stream's validators once this page is durable. Incremental streams commit them
     /// with the page; a snapshot's are kept only after a complete read.
     pub cursor: Option<Cursor>,
@@ -147,6 +154,9 @@ impl<I> Page<I> {
             failed: 0,
             failures: Vec::new(),
             partial: false,
+            partial_reason: None,
+            suspect: None,
+            unreadable: None,
             cursor: None,
             watermark: None,
             resume: None,
@@ -355,6 +365,18 @@ pub enum PollError {
         /// The write count expected.
         expected: u64,
     },
+    /// A commit was acknowledged by fewer replicas than asked (`REDIS_WAIT_REPLICAS`): it
+    /// stays committed, and the poll stops before its next page.
+    #[error(
+        "commit acknowledged by {acked} of the {wanted} replicas asked for (REDIS_WAIT_REPLICAS): \
+         it is kept, but a failover now could lose it; the poll stops here and the next one goes on"
+    )]
+    UnderReplicated {
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// Replicas asked for.
+        wanted: u32,
+    },
     /// The stored state was written by a later release: the connector stops.
     #[error(transparent)]
     StateLayout(#[from] StateLayoutError),
@@ -387,6 +409,16 @@ impl From<serde_json::Error> for PollError {
     fn from(e: serde_json::Error) -> Self {
         Self::Encode(e)
     }
+}
+
+/// What `poll NAME --explain` found: the report, and what makes the config unusable as it
+/// is (the command then exits 1).
+#[derive(Debug, Default)]
+pub struct Explanation {
+    /// The report, line by line.
+    pub text: String,
+    /// Problems that need a change of config.
+    pub problems: Vec<String>,
 }
 
 /// What a dry run would have published.
@@ -423,7 +455,7 @@ pub trait PollingConnector: Send {
     /// says what became of each record: its id, version and time, new, changed or
     /// unchanged, or why it was skipped or failed; and the request that would come next.
     /// How a config is built for `HTTP_JSON`: `poll NAME --explain`.
-    fn explain(&mut self) -> BoxFuture<'_, Result<String, PollError>>;
+    fn explain(&mut self) -> BoxFuture<'_, Result<Explanation, PollError>>;
 }
 
 /// The generic pipeline over one provider.
@@ -564,6 +596,21 @@ impl<P: Provider> UniversalPollingConnector<P> {
         };
         let mut poll = Poll::new(provider, config, now, Commit::To { lease, backends });
         poll.read_all(state).await?;
+        if let Some(u) = &poll.summary.unreadable_times {
+            // Once per poll: the records are published, but an incremental read cannot
+            // move past them, so every poll reads them again.
+            tracing::warn!(
+                connector = %config.name,
+                pointer = %u.pointer,
+                first = u.first.as_deref().unwrap_or("(absent)"),
+                records = u.count,
+                "watermark unreadable: {} record(s) have no time this connector can read at {}; \
+                 they are published, but the watermark cannot move on them (use a field such as \
+                 updated_at in RFC 3339 or epoch seconds)",
+                u.count,
+                u.pointer
+            );
+        }
         Ok(poll.summary)
     }
 }
@@ -744,6 +791,18 @@ impl<'a, P: Provider> Poll<'a, P> {
             }
             // Failures without an identity are held like those not yet poisoned.
             let holding = page.failed.saturating_sub(poisoned);
+            if let Some(reason) = page.partial_reason.or(page.suspect) {
+                *self.summary.partial_reads.entry(reason).or_default() += 1;
+            }
+            if let Some(u) = &page.unreadable {
+                let total = self.summary.unreadable_times.get_or_insert_with(|| {
+                    crate::ports::UnreadableTimes {
+                        count: 0,
+                        ..u.clone()
+                    }
+                });
+                total.count += u.count;
+            }
             if page.partial || holding > 0 {
                 read.complete = false;
             }
@@ -806,6 +865,17 @@ impl<'a, P: Provider> Poll<'a, P> {
                 snapshot_cursor = Some(c.clone());
             }
             if outcome.capped {
+                tracing::warn!(
+                    connector = %self.enc.config.name,
+                    stream = %stream.name,
+                    reason = crate::ports::PartialReason::ItemCap.label(),
+                    "partial read: the per-poll cap of new or changed items was reached; the next poll goes on from here"
+                );
+                *self
+                    .summary
+                    .partial_reads
+                    .entry(crate::ports::PartialReason::ItemCap)
+                    .or_default() += 1;
                 read.complete = false;
                 read.capped = true;
                 return Ok(read);
@@ -1220,6 +1290,10 @@ impl<P: Provider> Encoder<'_, P> {
                 };
                 Ok(())
             }
+            CommitOutcome::UnderReplicated { acked, wanted } => {
+                self.committed(CommitOutcome::Committed, state, delta)?;
+                Err(PollError::UnderReplicated { acked, wanted })
+            }
             CommitOutcome::Fenced => Err(PollError::Fenced {
                 connector: self.config.name.clone(),
             }),
@@ -1383,9 +1457,10 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
         self.loss.take()
     }
 
-    fn explain(&mut self) -> BoxFuture<'_, Result<String, PollError>> {
+    fn explain(&mut self) -> BoxFuture<'_, Result<Explanation, PollError>> {
         Box::pin(async move {
             use std::fmt::Write as _;
+            let mut problems = Vec::new();
             let state = self.backends.state.load(&self.config.name).await?;
             let mut out = String::new();
             for stream in self.provider.streams() {
@@ -1436,12 +1511,28 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
                     "  {} records on the first page",
                     page.notes.records.len()
                 );
+                let watermarked = page.unreadable.is_some()
+                    || page.notes.records.iter().any(|n| n.time.is_some());
+                let mut readable = 0usize;
                 for (i, note) in page.notes.records.iter().enumerate() {
-                    let time = note
+                    let parsed = note
                         .time
                         .as_deref()
-                        .map(|t| format!(", time {t}"))
-                        .unwrap_or_default();
+                        .and_then(crate::source::time::parse_millis);
+                    readable += usize::from(parsed.is_some());
+                    let time = match (&note.time, parsed) {
+                        (Some(t), Some(_)) => format!(", time {t}"),
+                        (Some(t), None) => {
+                            format!(", time {t} (unreadable: the watermark cannot move on it)")
+                        }
+                        (None, _)
+                            if watermarked
+                                && matches!(note.outcome, crate::source::Outcome::Item(_)) =>
+                        {
+                            ", time absent (unreadable: the watermark cannot move on it)".to_owned()
+                        }
+                        (None, _) => String::new(),
+                    };
                     let what = match &note.outcome {
                         crate::source::Outcome::Item(k) => match page.items.get(*k) {
                             Some(item) => {
@@ -1461,24 +1552,45 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
                     };
                     let _ = writeln!(out, "  record {}: {what}", i + 1);
                 }
+                if let Some(u) = page
+                    .unreadable
+                    .as_ref()
+                    .filter(|_| readable == 0 && !page.items.is_empty())
+                {
+                    let problem = format!(
+                        "no record on the first page has a readable time at {}: the watermark could never move",
+                        u.pointer
+                    );
+                    let _ = writeln!(out, "  {problem}");
+                    problems.push(problem);
+                }
                 match &page.notes.next {
                     Some(next) => {
                         let _ = writeln!(out, "  next request: {next}");
                     }
                     None => {
-                        let _ = writeln!(
-                            out,
-                            "  no next page{}",
-                            if page.partial {
-                                " (paging stopped early: the read is partial)"
-                            } else {
-                                ""
+                        let why = match (page.partial_reason, page.suspect) {
+                            (Some(r), _) => format!(
+                                " (paging stopped early: the read is partial, reason {})",
+                                r.label()
+                            ),
+                            (None, Some(s)) => format!(
+                                " (a page as full as the page size without a next link: {})",
+                                s.label()
+                            ),
+                            (None, None) if page.partial => {
+                                " (paging stopped early: the read is partial)".to_owned()
                             }
-                        );
+                            (None, None) => String::new(),
+                        };
+                        let _ = writeln!(out, "  no next page{why}");
                     }
                 }
             }
-            Ok(out)
+            Ok(Explanation {
+                text: out,
+                problems,
+            })
         })
     }
 

@@ -374,6 +374,14 @@ pub enum CommitOutcome {
     Committed,
     /// The lease no longer carries this token: nothing was written.
     Fenced,
+    /// Committed, but fewer replicas acknowledged it than `REDIS_WAIT_REPLICAS` asks: a
+    /// failover now could lose it. The poll stops before its next page.
+    UnderReplicated {
+        /// Replicas that acknowledged the commit.
+        acked: u32,
+        /// Replicas asked for.
+        wanted: u32,
+    },
     /// The stored state's write count is not the one expected: the backend lost writes
     /// (or someone else wrote). Nothing was written; the writer reloads state.
     RolledBack {
@@ -428,6 +436,38 @@ pub trait StateStore: Send + Sync {
     ) -> BoxFuture<'a, Result<(), BackendError>>;
 }
 
+/// Why a read ended before its documented end: each is a partial read, said in the log,
+/// counted in `connector_partial_reads_total{reason}` and shown in `/health/connectors`,
+/// and a partial snapshot read prunes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartialReason {
+    /// `maxPages` was reached; the next poll goes on from there.
+    PageCap,
+    /// `maxItemsPerPoll` was reached; the next poll goes on from there.
+    ItemCap,
+    /// A next link to another origin was not followed (credentials stay home).
+    ForeignLink,
+    /// A next link could not be resolved to a URL.
+    LinkUnresolvable,
+    /// Not a partial read but a suspicion: a page as full as the configured page size
+    /// came without a next link.
+    FullPageNoNext,
+}
+
+impl PartialReason {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PageCap => "page_cap",
+            Self::ItemCap => "item_cap",
+            Self::ForeignLink => "foreign_link",
+            Self::LinkUnresolvable => "link_unresolvable",
+            Self::FullPageNoNext => "full_page_no_next",
+        }
+    }
+}
+
 /// Per-poll figures, as the pipeline reports them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -451,9 +491,29 @@ pub struct PollSummary {
     pub not_modified: bool,
     /// Commit round trips made.
     pub commits: u64,
+    /// Reads of this poll that ended early, by reason (and full pages without a next
+    /// link, which are only suspicious).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub partial_reads: std::collections::BTreeMap<PartialReason, u64>,
+    /// Records whose time could not be read: the first pointer and value met, and how
+    /// many (the records are published; the watermark cannot move on them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable_times: Option<UnreadableTimes>,
     /// Provider-specific counters (e.g. `keepaliveDropped`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub extras: std::collections::BTreeMap<String, u64>,
+}
+
+/// Records of a poll whose time (the watermark field) could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadableTimes {
+    /// The pointer looked up.
+    pub pointer: String,
+    /// The first value that could not be read (`null` when the field was absent).
+    pub first: Option<String>,
+    /// How many records.
+    pub count: u64,
 }
 
 /// The outcome of one poll as metrics see it.

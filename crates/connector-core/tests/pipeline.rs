@@ -508,3 +508,65 @@ async fn a_state_folder_written_before_the_header_existed_is_read_as_it_is() {
     assert_eq!(state.header.seq, 1);
     assert_eq!(state.main.versions.len(), 4);
 }
+
+/// Commits through the embedded backend and reports every commit as acknowledged by no
+/// replica (`REDIS_WAIT_REPLICAS=1` with the replica gone).
+struct Unreplicated(Arc<EmbeddedBackend>);
+
+impl Publisher for Unreplicated {
+    fn commit<'a>(
+        &'a self,
+        lease: &'a Lease,
+        chunk: &'a CommitChunk,
+    ) -> BoxFuture<'a, Result<CommitOutcome, BackendError>> {
+        Box::pin(async move {
+            match self.0.commit(lease, chunk).await? {
+                CommitOutcome::Committed => Ok(CommitOutcome::UnderReplicated {
+                    acked: 0,
+                    wanted: 1,
+                }),
+                other => Ok(other),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_commit_short_of_replicas_is_kept_and_the_poll_stops_there() {
+    let server = MockServer::start().await;
+    serve(&server, items_body(&IDS, &[])).await;
+    let mut cfg = config_for("unreplicated", &server.uri());
+    cfg.commit_batch_size = 1;
+    let backend = Arc::new(EmbeddedBackend::in_memory());
+    let mut backends = Backends::from_one(backend.clone());
+    backends.publisher = Arc::new(Unreplicated(backend.clone()));
+    let mut factories = Factories::new();
+    factories.register::<ItemsProvider>();
+    let mut connector = factories
+        .create(Arc::new(cfg.clone()), backends.clone())
+        .expect("create");
+    let lease = backends
+        .leases
+        .acquire("unreplicated", "me", Duration::from_secs(60))
+        .await
+        .expect("backend")
+        .expect("free");
+    let first = connector.poll(&lease).await;
+    assert!(
+        matches!(
+            first,
+            Err(PollError::UnderReplicated {
+                acked: 0,
+                wanted: 1
+            })
+        ),
+        "{first:?}"
+    );
+    assert_eq!(backend.published().len(), 1, "kept, and nothing after it");
+    // With the replicas back, the next poll goes on from there: each item once.
+    let mut healthy = factories
+        .create(Arc::new(cfg), Backends::from_one(backend.clone()))
+        .expect("create");
+    let s = healthy.poll(&lease).await.expect("poll");
+    assert_eq!((s.published, s.skipped_unchanged), (2, 1));
+}

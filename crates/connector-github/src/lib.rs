@@ -303,6 +303,8 @@ impl GithubProvider {
             resume: None,
             stop_when: None,
             more_when: None,
+            link_base: None,
+            page_size: None,
             keyed: false,
             check: None,
             parse: Box::new(move |body, span, text| {

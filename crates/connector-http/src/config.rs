@@ -242,7 +242,9 @@ fn info() -> Severity {
     Severity::Info
 }
 
-/// How pages follow one another.
+/// How pages follow one another. Every kind takes `stopPath` (a flag that is `true` on the
+/// last page) and `morePath` (a flag whose `false` ends the read), so a read ends on the
+/// API's own word instead of one wasted request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum PaginationSpec {
@@ -250,11 +252,44 @@ pub enum PaginationSpec {
     #[default]
     None,
     /// RFC 8288 `Link: <...>; rel="next"`.
-    LinkHeader,
+    #[serde(rename_all = "camelCase")]
+    LinkHeader {
+        /// What relative links resolve against (see `NextUrl`'s `linkBase`).
+        #[serde(default)]
+        link_base: Option<Url>,
+        /// Pointer to a flag that is `true` on the last page.
+        #[serde(default)]
+        stop_path: Option<String>,
+        /// Pointer to a flag whose `false` ends the read.
+        #[serde(default)]
+        more_path: Option<String>,
+        /// The page size the request asks for: a page this full without a next link is
+        /// warned about.
+        #[serde(default)]
+        #[schemars(range(min = 1))]
+        page_size: Option<u64>,
+    },
     /// A next URL in the body.
+    #[serde(rename_all = "camelCase")]
     NextUrl {
         /// Pointer to it.
         path: String,
+        /// What relative links resolve against, for an API whose links drop its base path
+        /// (Snyk's `links.next` is `/orgs/…` under `https://api.snyk.io/rest`): a link
+        /// starting with `/` is appended to this URL's path; other relative links resolve
+        /// by RFC 3986; absolute links are used as given. Default: the response's URL.
+        #[serde(default)]
+        link_base: Option<Url>,
+        /// Pointer to a flag that is `true` on the last page.
+        #[serde(default)]
+        stop_path: Option<String>,
+        /// Pointer to a flag whose `false` ends the read.
+        #[serde(default)]
+        more_path: Option<String>,
+        /// The page size the request asks for (see `LinkHeader`).
+        #[serde(default)]
+        #[schemars(range(min = 1))]
+        page_size: Option<u64>,
     },
     /// A token in the body, sent back as `param`.
     #[serde(rename_all = "camelCase")]
@@ -266,9 +301,18 @@ pub enum PaginationSpec {
         /// `query` (default) or `body`.
         #[serde(default, rename = "in")]
         place: TokenPlace,
-        /// Pointer to a flag that is `true` on the last page (Jira's `/isLast`).
+        /// Pointer to a flag that is `true` on the last page (Jira's `/isLast`, Zendesk's
+        /// `/end_of_stream`).
         #[serde(default)]
         stop_path: Option<String>,
+        /// Pointer to a flag whose `false` ends the read (Linear's
+        /// `/data/issues/pageInfo/hasNextPage`).
+        #[serde(default)]
+        more_path: Option<String>,
+        /// The page size the request asks for (see `LinkHeader`).
+        #[serde(default)]
+        #[schemars(range(min = 1))]
+        page_size: Option<u64>,
     },
     /// Offset and limit parameters.
     #[serde(rename_all = "camelCase")]
@@ -285,6 +329,9 @@ pub enum PaginationSpec {
         /// Pointer to the total number of records, if the API gives it.
         #[serde(default)]
         total_path: Option<String>,
+        /// Pointer to a flag that is `true` on the last page.
+        #[serde(default)]
+        stop_path: Option<String>,
         /// Pointer to a flag that says more pages follow (PagerDuty's `/more`): `false`
         /// ends the read there.
         #[serde(default)]
@@ -303,10 +350,60 @@ pub enum PaginationSpec {
         /// The first page's number.
         #[serde(default = "one")]
         start: u64,
+        /// Pointer to a flag that is `true` on the last page.
+        #[serde(default)]
+        stop_path: Option<String>,
         /// Pointer to a flag that says more pages follow: `false` ends the read there.
         #[serde(default)]
         more_path: Option<String>,
     },
+}
+
+impl PaginationSpec {
+    /// The last-page flag, whatever the kind.
+    pub fn stop_path(&self) -> Option<&str> {
+        match self {
+            Self::None => None,
+            Self::LinkHeader { stop_path, .. }
+            | Self::NextUrl { stop_path, .. }
+            | Self::Cursor { stop_path, .. }
+            | Self::Offset { stop_path, .. }
+            | Self::Page { stop_path, .. } => stop_path.as_deref(),
+        }
+    }
+
+    /// The more-pages flag, whatever the kind.
+    pub fn more_path(&self) -> Option<&str> {
+        match self {
+            Self::None => None,
+            Self::LinkHeader { more_path, .. }
+            | Self::NextUrl { more_path, .. }
+            | Self::Cursor { more_path, .. }
+            | Self::Offset { more_path, .. }
+            | Self::Page { more_path, .. } => more_path.as_deref(),
+        }
+    }
+
+    /// What next links resolve against, for the kinds that follow links.
+    pub fn link_base(&self) -> Option<&Url> {
+        match self {
+            Self::LinkHeader { link_base, .. } | Self::NextUrl { link_base, .. } => {
+                link_base.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The page size a link or token read asks for, when given (offset and page reads go
+    /// on after every full page by themselves).
+    pub fn page_size(&self) -> Option<u64> {
+        match self {
+            Self::LinkHeader { page_size, .. }
+            | Self::NextUrl { page_size, .. }
+            | Self::Cursor { page_size, .. } => *page_size,
+            _ => None,
+        }
+    }
 }
 
 fn one() -> u64 {
@@ -491,18 +588,18 @@ impl HttpJsonConfig {
         if let Some(p) = &self.signal.occurred_at {
             pointers.push((&["signal", "occurredAt"], p));
         }
+        if let Some(s) = self.pagination.stop_path() {
+            pointers.push((&["pagination", "stopPath"], s));
+        }
+        if let Some(m) = self.pagination.more_path() {
+            pointers.push((&["pagination", "morePath"], m));
+        }
         match &self.pagination {
-            PaginationSpec::NextUrl { path } => pointers.push((&["pagination", "path"], path)),
+            PaginationSpec::NextUrl { path, .. } => pointers.push((&["pagination", "path"], path)),
             PaginationSpec::Cursor {
-                path,
-                param,
-                place,
-                stop_path,
+                path, param, place, ..
             } => {
                 pointers.push((&["pagination", "path"], path));
-                if let Some(s) = stop_path {
-                    pointers.push((&["pagination", "stopPath"], s));
-                }
                 if *place == TokenPlace::Body {
                     pointers.push((&["pagination", "param"], param));
                     if self.request.method == Method::Get {
@@ -514,26 +611,9 @@ impl HttpJsonConfig {
                 }
             }
             PaginationSpec::Offset {
-                total_path,
-                more_path,
+                total_path: Some(t),
                 ..
-            } => {
-                for (field, p) in [("totalPath", total_path), ("morePath", more_path)] {
-                    if let Some(p) = p {
-                        pointers.push((
-                            if field == "totalPath" {
-                                &["pagination", "totalPath"]
-                            } else {
-                                &["pagination", "morePath"]
-                            },
-                            p,
-                        ));
-                    }
-                }
-            }
-            PaginationSpec::Page {
-                more_path: Some(m), ..
-            } => pointers.push((&["pagination", "morePath"], m)),
+            } => pointers.push((&["pagination", "totalPath"], t)),
             _ => {}
         }
         if let Some(inc) = &self.incremental {

@@ -232,7 +232,7 @@ impl HttpJsonProvider {
         if c.order != Order::Asc
             || !matches!(
                 c.pagination,
-                PaginationSpec::LinkHeader
+                PaginationSpec::LinkHeader { .. }
                     | PaginationSpec::Offset { .. }
                     | PaginationSpec::Page { .. }
             )
@@ -265,11 +265,11 @@ impl HttpJsonProvider {
         let c = &self.config;
         let paging = match &c.pagination {
             PaginationSpec::None => Paging::None,
-            PaginationSpec::LinkHeader => Paging::LinkHeader {
+            PaginationSpec::LinkHeader { .. } => Paging::LinkHeader {
                 keep_query: false,
                 stop_on_empty: true,
             },
-            PaginationSpec::NextUrl { path } => Paging::NextUrl {
+            PaginationSpec::NextUrl { path, .. } => Paging::NextUrl {
                 pointer: path.clone(),
                 keep_query: false,
                 stop_on_empty: true,
@@ -309,16 +309,8 @@ impl HttpJsonProvider {
                 size: *size,
             },
         };
-        let stop_when = match &c.pagination {
-            PaginationSpec::Cursor { stop_path, .. } => stop_path.clone(),
-            _ => None,
-        };
-        let more_when = match &c.pagination {
-            PaginationSpec::Offset { more_path, .. } | PaginationSpec::Page { more_path, .. } => {
-                more_path.clone()
-            }
-            _ => None,
-        };
+        let stop_when = c.pagination.stop_path().map(str::to_owned);
+        let more_when = c.pagination.more_path().map(str::to_owned);
         let fail = c.fail.clone();
         // The list's presence and shape are the core reader's to check (`keyed`).
         let check = move |body: &[u8]| -> Result<(), String> {
@@ -391,6 +383,8 @@ impl HttpJsonProvider {
             resume: (c.order == Order::Desc && !c.snapshot).then_some(Duration::from_secs(3600)),
             stop_when,
             more_when,
+            link_base: c.pagination.link_base().cloned(),
+            page_size: c.pagination.page_size(),
             keyed: c.records.records_as == RecordsAs::Values,
             check: (!c.fail.is_empty()).then(|| Box::new(check) as Box<_>),
             parse: Box::new(parse),

@@ -202,6 +202,8 @@ pub fn read(
         // Cloud marks its last page; Data Center ends at its total.
         stop_when: (search.deployment == Deployment::Cloud).then(|| "/isLast".into()),
         more_when: None,
+        link_base: None,
+        page_size: None,
         keyed: false,
         check: None,
         parse: Box::new(|body, span, text| Issue::of_text(body, span, text).map(Kept::Item)),

@@ -72,6 +72,8 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
         resume: query.history.then_some(RESUME_FOR),
         stop_when: None,
         more_when: None,
+        link_base: None,
+        page_size: None,
         keyed: false,
         check: None,
         parse: Box::new(move |body, span, text| {

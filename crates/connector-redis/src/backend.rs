@@ -55,6 +55,9 @@ pub struct RedisBackend {
     pub(crate) keys: Keys,
     pub(crate) scripts: Scripts,
     pub(crate) topology: Topology,
+    /// Replicas each commit waits for (`REDIS_WAIT_REPLICAS`), and for how long.
+    pub(crate) wait_replicas: u32,
+    pub(crate) wait_timeout: Duration,
     url: String,
 }
 
@@ -134,6 +137,10 @@ impl RedisBackend {
             keys: settings.keys().clone(),
             scripts,
             topology,
+            wait_replicas: settings.wait_replicas(),
+            // Inside the command timeout, so a WAIT that gets no answer is a shortfall,
+            // not a failed command.
+            wait_timeout: command_timeout / 2,
             url,
         }))
     }

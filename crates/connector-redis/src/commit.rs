@@ -132,6 +132,27 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// `WAIT n` after a commit: the client keeps one connection per server, so the WAIT
+    /// goes on the connection that took the commit and counts the replicas that have it.
+    async fn replicated(&self) -> Result<CommitOutcome, BackendError> {
+        use fred::interfaces::ServerInterface;
+        let wanted = self.wait_replicas;
+        let timeout = i64::try_from(self.wait_timeout.as_millis()).unwrap_or(i64::MAX);
+        let acked: i64 = self
+            .client
+            .wait(i64::from(wanted), timeout.max(1))
+            .await
+            .map_err(fail("commit"))?;
+        let acked = u32::try_from(acked).unwrap_or(0);
+        Ok(if acked >= wanted {
+            CommitOutcome::Committed
+        } else {
+            CommitOutcome::UnderReplicated { acked, wanted }
+        })
+    }
+}
+
 impl Publisher for RedisBackend {
     fn commit<'a>(
         &'a self,
@@ -160,6 +181,7 @@ impl Publisher for RedisBackend {
                 .await
                 .map_err(fail("commit"))?;
             Ok(match code {
+                1 if self.wait_replicas > 0 => self.replicated().await?,
                 1 => CommitOutcome::Committed,
                 -1 => CommitOutcome::RolledBack {
                     stored: u64::try_from(count).unwrap_or(0),

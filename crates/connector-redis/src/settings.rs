@@ -22,6 +22,11 @@ pub const KEY_PREFIX_VAR: &str = "REDIS_KEY_PREFIX";
 pub const COMMAND_TIMEOUT_VAR: &str = "REDIS_COMMAND_TIMEOUT_MS";
 /// Variable holding the connection (and TLS handshake) timeout in milliseconds.
 pub const CONNECT_TIMEOUT_VAR: &str = "REDIS_CONNECT_TIMEOUT_MS";
+/// Variable holding how many replicas must acknowledge each commit (`WAIT N`).
+pub const WAIT_REPLICAS_VAR: &str = "REDIS_WAIT_REPLICAS";
+
+/// The most replicas a commit may wait for.
+const MAX_WAIT_REPLICAS: u32 = 16;
 
 /// URL schemes fred understands (TCP or TLS; standalone, Sentinel or Cluster).
 const SCHEMES: [&str; 12] = [
@@ -80,6 +85,14 @@ pub enum SettingsError {
     /// The key prefix would break the hash-tag layout.
     #[error(transparent)]
     Prefix(#[from] InvalidPrefix),
+    /// `REDIS_WAIT_REPLICAS` is not a small whole number, or is set for a Cluster.
+    #[error("invalid {WAIT_REPLICAS_VAR}={value:?}: {reason}")]
+    WaitReplicas {
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A timeout variable is not a positive number of milliseconds.
     #[error("invalid {var}={value:?}: expected a positive number of milliseconds")]
     Timeout {
@@ -102,6 +115,7 @@ pub struct RedisSettings {
     connect_timeout: Duration,
     reconnect_min: Duration,
     reconnect_max: Duration,
+    wait_replicas: u32,
 }
 
 impl fmt::Debug for RedisSettings {
@@ -113,6 +127,7 @@ impl fmt::Debug for RedisSettings {
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect", &(self.reconnect_min, self.reconnect_max))
+            .field("wait_replicas", &self.wait_replicas)
             .finish()
     }
 }
@@ -134,6 +149,24 @@ impl RedisSettings {
         }
         if let Some(ms) = env.get(CONNECT_TIMEOUT_VAR) {
             settings.connect_timeout = millis(CONNECT_TIMEOUT_VAR, ms)?;
+        }
+        if let Some(n) = env.get(WAIT_REPLICAS_VAR).filter(|n| !n.trim().is_empty()) {
+            let fail = |reason| SettingsError::WaitReplicas {
+                value: n.to_owned(),
+                reason,
+            };
+            let n: u32 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_WAIT_REPLICAS)
+                .ok_or_else(|| fail("expected a number of replicas from 0 to 16"))?;
+            if n > 0 && settings.topology == Topology::Cluster {
+                return Err(fail(
+                    "not offered on Redis Cluster, whose commits are at-least-once already",
+                ));
+            }
+            settings.wait_replicas = n;
         }
         Ok(Some(settings))
     }
@@ -178,6 +211,7 @@ impl RedisSettings {
             connect_timeout: Duration::from_secs(10),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
+            wait_replicas: 0,
         })
     }
 
@@ -226,6 +260,17 @@ impl RedisSettings {
     /// Per-command timeout.
     pub fn command_timeout(&self) -> Duration {
         self.command_timeout
+    }
+
+    /// Makes every commit wait (`WAIT n`) for `n` replicas to acknowledge it (0: none).
+    pub fn with_wait_replicas(mut self, n: u32) -> Self {
+        self.wait_replicas = n.min(MAX_WAIT_REPLICAS);
+        self
+    }
+
+    /// How many replicas each commit waits for (0: none).
+    pub fn wait_replicas(&self) -> u32 {
+        self.wait_replicas
     }
 
     /// Connection timeout.

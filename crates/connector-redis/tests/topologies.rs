@@ -290,3 +290,235 @@ async fn through_sentinel_the_backend_finds_the_primary_and_commits_atomically()
     assert_eq!(a.load("noaa").await.expect("load").main.versions.len(), 1);
     a.close().await;
 }
+
+/// A command to one server, for the test's own look at it.
+async fn command(url: &str, args: &[&str]) -> fred::types::Value {
+    use fred::interfaces::ClientLike;
+    let client = inspector_at(url).await;
+    let cmd = fred::types::CustomCommand::new(
+        args[0].to_owned(),
+        fred::types::ClusterHash::FirstKey,
+        false,
+    );
+    let value = client
+        .custom(
+            cmd,
+            args[1..]
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let _ = client.quit().await;
+    value
+}
+
+async fn wait_until<F, Fut>(what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !probe().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `(external id, version)` of every entry of `stream` on the server at `url`, with how
+/// often each is there.
+async fn counts(url: &str, stream: &str) -> std::collections::BTreeMap<(String, String), usize> {
+    let client = inspector_at(url).await;
+    let mut out = std::collections::BTreeMap::new();
+    for e in stream_entries(&client, stream).await {
+        *out.entry((e.external_id, e.version)).or_insert(0) += 1;
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_sentinel_failover_to_a_lagging_replica_republishes_exactly_what_it_lacks() {
+    use common::{Gate, ItemsProvider, config_for, items_body};
+    use connector_core::Factories;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdir, rdir) = (dir.path().join("p"), dir.path().join("r"));
+    std::fs::create_dir_all(&pdir).expect("dir");
+    std::fs::create_dir_all(&rdir).expect("dir");
+    let primary = RedisServer::start_with(&pdir, None, &["--appendonly", "no"]).await;
+    // The replica reaches its primary through a gate the test can hold.
+    let gate = Gate::start(([127, 0, 0, 1], primary.port).into()).await;
+    let gate_port = gate.port.to_string();
+    let replica = RedisServer::start_with(
+        &rdir,
+        None,
+        &["--appendonly", "no", "--replicaof", "127.0.0.1", &gate_port],
+    )
+    .await;
+    let sentinel = RedisServer::start_sentinel(dir.path(), primary.port, "main").await;
+    let sentinel_url = sentinel.url();
+    let replica_port = replica.port.to_string();
+    wait_until("Sentinel to know the replica", || async {
+        let replicas = command(&sentinel_url, &["SENTINEL", "REPLICAS", "main"]).await;
+        format!("{replicas:?}").contains(&replica_port)
+    })
+    .await;
+
+    let url = format!(
+        "redis-sentinel://127.0.0.1:{}/0?sentinelServiceName=main",
+        sentinel.port
+    );
+    let prefix = unique_prefix("failover");
+    let backend = RedisBackend::connect(settings(&url, &prefix))
+        .await
+        .expect("connect");
+    let server = MockServer::start().await;
+    let serve = |ids: &'static [&'static str], changed: &'static [&'static str]| {
+        let server = &server;
+        async move {
+            server.reset().await;
+            Mock::given(method("GET"))
+                .and(path("/items"))
+                .respond_with(ResponseTemplate::new(200).set_body_string(items_body(ids, changed)))
+                .mount(server)
+                .await;
+        }
+    };
+    let mut cfg = config_for("failover", &server.uri());
+    cfg.commit_batch_size = 1;
+    let mut factories = Factories::new();
+    factories.register::<ItemsProvider>();
+    let backends = backend.backends();
+    let mut connector = factories
+        .create(std::sync::Arc::new(cfg), backends.clone())
+        .expect("create");
+    let lease = backends
+        .leases
+        .acquire("failover", "me", Duration::from_secs(120))
+        .await
+        .expect("backend")
+        .expect("free");
+
+    serve(&["a", "b", "c"], &[]).await;
+    assert_eq!(connector.poll(&lease).await.expect("first").published, 3);
+    let layout = common::layout(&backend);
+    let (state_key, stream) = (layout.state("failover"), layout.stream("raw-input-signals"));
+    let (purl, rurl) = (primary.url(), replica.url());
+    wait_until("the replica to hold the first poll", || async {
+        command(&rurl, &["HGET", &state_key, "h:seq"]).await
+            == command(&purl, &["HGET", &state_key, "h:seq"]).await
+    })
+    .await;
+
+    // The link lags from here: the next poll's commits reach the primary only.
+    gate.hold();
+    serve(&["a", "b", "c", "d"], &["b"]).await;
+    assert_eq!(connector.poll(&lease).await.expect("second").published, 2);
+    assert_eq!(counts(&purl, &stream).await.len(), 5);
+
+    command(&sentinel_url, &["SENTINEL", "FAILOVER", "main"]).await;
+    wait_until("the replica to be promoted", || async {
+        let master = command(
+            &sentinel_url,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "main"],
+        )
+        .await;
+        format!("{master:?}").contains(&replica_port)
+    })
+    .await;
+    // The worker goes on polling through Sentinel, as it would on its ticker: a poll may
+    // fail while the switch is made, or still reach the demoted node until Sentinel
+    // reconfigures it and drops its clients.
+    let expected: std::collections::BTreeMap<(String, String), usize> =
+        [("a", "1"), ("b", "1"), ("c", "1"), ("b", "2"), ("d", "1")]
+            .into_iter()
+            .map(|(id, v)| ((id.to_owned(), v.to_owned()), 1))
+            .collect();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut promoted = counts(&rurl, &stream).await;
+    while promoted != expected {
+        assert!(
+            Instant::now() < deadline,
+            "the promoted node never got what it lacked: {promoted:?}"
+        );
+        let _ = connector.poll(&lease).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        promoted = counts(&rurl, &stream).await;
+    }
+    for _ in 0..3 {
+        let _ = connector.poll(&lease).await;
+    }
+    assert_eq!(
+        counts(&rurl, &stream).await,
+        expected,
+        "every current version on the promoted node, once: nothing missing, nothing twice"
+    );
+    assert!(connector.take_state_loss().is_some(), "the loss was seen");
+    assert_eq!(connector.poll(&lease).await.expect("settled").published, 0);
+    backend.close().await;
+    drop(gate);
+}
+
+#[tokio::test]
+async fn with_wait_replicas_a_commit_no_replica_acknowledged_is_kept_and_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdir, rdir) = (dir.path().join("p"), dir.path().join("r"));
+    std::fs::create_dir_all(&pdir).expect("dir");
+    std::fs::create_dir_all(&rdir).expect("dir");
+    let primary = RedisServer::start_with(&pdir, None, &["--appendonly", "no"]).await;
+    let prefix = unique_prefix("wait");
+    let backend = RedisBackend::connect(settings(&primary.url(), &prefix).with_wait_replicas(1))
+        .await
+        .expect("connect");
+    let lease = backend
+        .acquire("w", "a", Duration::from_secs(60))
+        .await
+        .expect("acquire")
+        .expect("free");
+    let chunk = |id: &str, seq: u64| CommitChunk {
+        stream: "raw-input-signals".into(),
+        stream_max_len: None,
+        entries: vec![entry("w", id, "1")],
+        delta: StateDelta {
+            upserts: vec![(id.to_owned(), "1".to_owned())],
+            ..StateDelta::default()
+        },
+        seq,
+    };
+    // No replica yet: nobody acknowledges within the wait.
+    assert_eq!(
+        backend
+            .commit(&lease, &chunk("x", 0))
+            .await
+            .expect("commit"),
+        CommitOutcome::UnderReplicated {
+            acked: 0,
+            wanted: 1
+        }
+    );
+    assert_eq!(backend.load("w").await.expect("load").header.seq, 1, "kept");
+    // A replica joins: the next commit is acknowledged.
+    let port = primary.port.to_string();
+    let _replica = RedisServer::start_with(
+        &rdir,
+        None,
+        &["--appendonly", "no", "--replicaof", "127.0.0.1", &port],
+    )
+    .await;
+    let purl = primary.url();
+    wait_until("the replica to be in sync", || async {
+        format!("{:?}", command(&purl, &["INFO", "replication"]).await).contains("state=online")
+    })
+    .await;
+    assert_eq!(
+        backend
+            .commit(&lease, &chunk("y", 1))
+            .await
+            .expect("commit"),
+        CommitOutcome::Committed
+    );
+    backend.close().await;
+}

@@ -128,6 +128,18 @@ async fn connectors_health(State(api): State<Api>) -> Response {
         if let Some(until) = held {
             entry["rateLimitedUntil"] = json!(until);
         }
+        if let Some(reads) = api.metrics.read_health(&c.name) {
+            if reads.stalled_polls >= crate::telemetry::STALLED_PARTIAL_POLLS {
+                // Reads that keep ending early without getting anywhere.
+                entry["healthy"] = json!(false);
+                all_ok = false;
+            }
+            if let (Value::Object(entry), Ok(Value::Object(reads))) =
+                (&mut entry, serde_json::to_value(&reads))
+            {
+                entry.extend(reads);
+            }
+        }
         out.insert(c.name.clone(), entry);
     }
     let code = if all_ok {

@@ -652,8 +652,14 @@ async fn explain_poll(
     runnable(factories, &config)?;
     let mut connector = factories.create(config, backends)?;
     let report = connector.explain().await?;
-    std::io::stdout().lock().write_all(report.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
+    std::io::stdout().lock().write_all(report.text.as_bytes())?;
+    if report.problems.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &report.problems {
+        eprintln!("{name}: {problem}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 async fn poll(

@@ -173,6 +173,9 @@ impl Settings {
                     SettingsError::Url { .. } => connector_redis::settings::URL_VAR,
                     SettingsError::Prefix(_) => connector_redis::settings::KEY_PREFIX_VAR,
                     SettingsError::Timeout { var, .. } => var,
+                    SettingsError::WaitReplicas { .. } => {
+                        connector_redis::settings::WAIT_REPLICAS_VAR
+                    }
                 };
                 // The Redis messages name their variable already.
                 let message = e.to_string();

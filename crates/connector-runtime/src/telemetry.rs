@@ -69,6 +69,31 @@ struct ConnectorLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    connector: String,
+    reason: String,
+}
+
+/// Polls in a row whose reads ended early without publishing anything, after which a
+/// connector counts as unhealthy (a deliberate `maxItemsPerPoll` throttle publishes, so it
+/// is progress).
+pub const STALLED_PARTIAL_POLLS: u32 = 3;
+
+/// How a connector's reads ended lately, for `/health/connectors`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadHealth {
+    /// The last poll's partial reads (and full pages without a next link), by reason.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub partial_reads: std::collections::BTreeMap<&'static str, u64>,
+    /// Polls in a row with a partial read and nothing published.
+    pub stalled_polls: u32,
+    /// The last poll's records whose time could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable_times: Option<connector_core::ports::UnreadableTimes>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     connector: String,
     status: String,
@@ -96,6 +121,10 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     provider: Family<GaugeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     data_loss: Family<ConnectorLabel, Counter>,
+    wait_shortfalls: Family<ConnectorLabel, Counter>,
+    partial_reads: Family<ReasonLabels, Counter>,
+    unreadable_times: Family<ConnectorLabel, Counter>,
+    reads: std::sync::Mutex<std::collections::HashMap<String, ReadHealth>>,
     /// The last fence token seen per connector, and the last time the counter went back.
     fences: std::sync::Mutex<Fences>,
     otel: OtelInstruments,
@@ -182,6 +211,24 @@ impl Metrics {
         let reloads = Family::<ReloadLabels, Counter>::default();
         let provider = Family::<GaugeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let data_loss = Family::<ConnectorLabel, Counter>::default();
+        let wait_shortfalls = Family::<ConnectorLabel, Counter>::default();
+        let partial_reads = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connector_partial_reads",
+            "Reads that ended before their documented end, by reason (page_cap, item_cap, foreign_link, link_unresolvable), and full pages without a next link (full_page_no_next)",
+            partial_reads.clone(),
+        );
+        let unreadable_times = Family::<ConnectorLabel, Counter>::default();
+        registry.register(
+            "connector_unreadable_times",
+            "Records published whose time field could not be read (the watermark cannot move on them)",
+            unreadable_times.clone(),
+        );
+        registry.register(
+            "connector_redis_wait_shortfalls",
+            "Commits acknowledged by fewer replicas than REDIS_WAIT_REPLICAS asks (the poll stopped there)",
+            wait_shortfalls.clone(),
+        );
         registry.register(
             "connector_redis_data_loss",
             "Times Redis was seen to have lost a connector's data (its fence counter went back, or its state holds fewer writes than were made); what it lacks is published again",
@@ -230,6 +277,10 @@ impl Metrics {
             reloads,
             provider,
             data_loss,
+            wait_shortfalls,
+            partial_reads,
+            unreadable_times,
+            reads: std::sync::Mutex::default(),
             fences: std::sync::Mutex::default(),
             otel: OtelInstruments::new(),
         })
@@ -275,6 +326,65 @@ impl Metrics {
             written_writes: Some(loss.written),
         });
         self.count_data_loss(connector);
+    }
+
+    /// Records how a successful poll's reads ended: partial reads by reason, unreadable
+    /// times, and whether the connector is stalled on partial reads.
+    fn reads_finished(&self, connector: &str, summary: &PollSummary) {
+        use connector_core::ports::PartialReason;
+        for (reason, n) in &summary.partial_reads {
+            self.partial_reads
+                .get_or_create(&ReasonLabels {
+                    connector: connector.to_owned(),
+                    reason: reason.label().to_owned(),
+                })
+                .inc_by(*n);
+        }
+        if let Some(u) = &summary.unreadable_times {
+            self.unreadable_times
+                .get_or_create(&ConnectorLabel {
+                    connector: connector.to_owned(),
+                })
+                .inc_by(u.count);
+        }
+        let partial = summary
+            .partial_reads
+            .keys()
+            .any(|r| *r != PartialReason::FullPageNoNext);
+        let mut reads = self
+            .reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let health = reads.entry(connector.to_owned()).or_default();
+        health.stalled_polls = if partial && summary.published == 0 {
+            health.stalled_polls + 1
+        } else {
+            0
+        };
+        health.partial_reads = summary
+            .partial_reads
+            .iter()
+            .map(|(r, n)| (r.label(), *n))
+            .collect();
+        health.unreadable_times = summary.unreadable_times.clone();
+    }
+
+    /// How a connector's reads ended lately, when this process ran it.
+    pub fn read_health(&self, connector: &str) -> Option<ReadHealth> {
+        self.reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(connector)
+            .cloned()
+    }
+
+    /// A commit had fewer replica acknowledgements than asked.
+    pub fn wait_shortfall(&self, connector: &str) {
+        self.wait_shortfalls
+            .get_or_create(&ConnectorLabel {
+                connector: connector.to_owned(),
+            })
+            .inc();
     }
 
     fn count_data_loss(&self, connector: &str) {
@@ -336,6 +446,7 @@ impl Metrics {
             ],
         );
         if let Some(Ok(s)) = result {
+            self.reads_finished(connector, s);
             let label = ConnectorLabel {
                 connector: connector.to_owned(),
             };

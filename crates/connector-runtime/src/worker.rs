@@ -136,6 +136,9 @@ pub async fn run_connector(
             if let Some(loss) = connector.take_state_loss() {
                 metrics.state_loss_observed(&name, loss);
             }
+            if let Some(Err(PollError::UnderReplicated { .. })) = &outcome {
+                metrics.wait_shortfall(&name);
+            }
             if let Some(Err(e @ PollError::StateLayout(_))) = &outcome {
                 tracing::error!(connector = %name, error = %e, "connector stopped: its state cannot be read");
                 keeper.release().await;

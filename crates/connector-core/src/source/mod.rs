@@ -182,6 +182,12 @@ pub struct Read<'a, I> {
     /// JSON pointer to a flag that says more pages follow (PagerDuty's `/more`): `false`
     /// or absent ends the read there.
     pub more_when: Option<String>,
+    /// What relative next links resolve against instead of the response's URL (an API
+    /// whose links drop its base path: Snyk's `/rest`); see [`paging::resolve_link`].
+    pub link_base: Option<url::Url>,
+    /// The page size the read asks for, when it is known: a page this full without a next
+    /// link is said (it may be a read that ended early without saying so).
+    pub page_size: Option<u64>,
     /// A check of each whole response before its records are read: an error fails the
     /// read (APIs that answer errors with 200, such as Slack's `{"ok": false}`).
     pub check: Option<Box<CheckPage<'a>>>,
@@ -258,6 +264,7 @@ pub fn read<'a, I: Send + 'a>(
     cursor: &'a Cursor,
 ) -> Pages<'a, I> {
     let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages)
+        .link_base(read.link_base.clone())
         .anchored(read.anchor.clone());
     let fingerprint = fingerprint_of(&read.request);
     let resumed = resume_from(cursor, &read, &fingerprint);
@@ -365,11 +372,22 @@ pub fn read<'a, I: Send + 'a>(
                 Err(e) => Err(ItemError::new(format!("not UTF-8: {e}"))),
             };
             if let (Ok(Kept::Item(_)), Some(pointer)) = (&parsed, &at.read.watermark) {
-                let time = records::locate_in(&body, span.clone(), pointer)
+                let raw = records::locate_in(&body, span.clone(), pointer)
                     .ok()
                     .flatten()
-                    .and_then(|t| records::scalar(&body, t))
-                    .and_then(|t| time::parse_millis(&t));
+                    .and_then(|t| records::scalar(&body, t));
+                let time = raw.as_deref().and_then(time::parse_millis);
+                if time.is_none() {
+                    // Published all the same; the watermark cannot move on it, so say so.
+                    let u = page
+                        .unreadable
+                        .get_or_insert_with(|| crate::ports::UnreadableTimes {
+                            pointer: pointer.clone(),
+                            first: raw.map(|r| r.into_owned()),
+                            count: 0,
+                        });
+                    u.count += 1;
+                }
                 page.watermark = page.watermark.max(time);
             }
             if explain {
@@ -424,6 +442,21 @@ pub fn read<'a, I: Send + 'a>(
             })?
         };
         match next {
+            Next::Done
+                if !last
+                    && at
+                        .read
+                        .page_size
+                        .is_some_and(|n| n > 0 && spans.len() as u64 >= n) =>
+            {
+                tracing::warn!(
+                    url = %display_url(&url),
+                    records = spans.len(),
+                    "a page as full as the page size came without a next page: if the API has more, \
+                     check the pagination settings (the read is taken as complete)"
+                );
+                page.suspect = Some(crate::ports::PartialReason::FullPageNoNext);
+            }
             Next::Done => {}
             Next::Page(next) => {
                 page.resume = resume_point(&at, &next);
@@ -433,9 +466,18 @@ pub fn read<'a, I: Send + 'a>(
                 }
                 at.next = Some(next);
             }
-            Next::Stop { reason, next } => {
-                tracing::warn!(url = %display_url(&url), %reason, "paging stopped early; the read is partial");
+            Next::Stop {
+                reason,
+                message,
+                next,
+            } => {
+                tracing::warn!(
+                    url = %display_url(&url),
+                    reason = reason.label(),
+                    "partial read: {message}"
+                );
                 page.partial = true;
+                page.partial_reason = Some(reason);
                 // At the page limit the read goes on from here next time, instead of
                 // reading the same first pages forever.
                 page.resume = next.and_then(|next| resume_point(&at, &next));
@@ -475,9 +517,14 @@ fn skipped<I>(mut at: At<'_, I>, mark: Mark) -> Result<(Page<I>, At<'_, I>), Fet
             page.resume = resume_point(&at, &next);
             at.next = Some(next);
         }
-        Next::Stop { reason, next } => {
-            tracing::warn!(%reason, "paging stopped early; the read is partial");
+        Next::Stop {
+            reason,
+            message,
+            next,
+        } => {
+            tracing::warn!(reason = reason.label(), "partial read: {message}");
             page.partial = true;
+            page.partial_reason = Some(reason);
             page.resume = next.and_then(|next| resume_point(&at, &next));
         }
     }

@@ -95,8 +95,10 @@ pub enum Next {
     /// The read stops early, incomplete: why, and where it would have gone on (at the page
     /// limit; not for a link to another host).
     Stop {
-        /// Why.
-        reason: String,
+        /// Why, from the fixed set the metric counts.
+        reason: crate::ports::PartialReason,
+        /// Why, in words.
+        message: String,
         /// The request that would have come next.
         next: Option<Request>,
     },
@@ -145,6 +147,7 @@ pub struct Pager {
     pages: u64,
     made: HashSet<String>,
     anchor: Option<Anchor>,
+    link_base: Option<Url>,
 }
 
 impl Pager {
@@ -159,7 +162,15 @@ impl Pager {
             pages: 0,
             made,
             anchor: None,
+            link_base: None,
         }
+    }
+
+    /// Resolves next links against `base` instead of the response's URL (see
+    /// [`resolve_link`]).
+    pub fn link_base(mut self, base: Option<Url>) -> Self {
+        self.link_base = base;
+        self
     }
 
     /// Re-anchors each next page on the last page's greatest time (see [`Anchor`]).
@@ -200,7 +211,13 @@ impl Pager {
                 };
                 match self.follow(seen.url, &link, *keep_query) {
                     Ok(request) => request,
-                    Err(reason) => return Ok(Next::Stop { reason, next: None }),
+                    Err((reason, message)) => {
+                        return Ok(Next::Stop {
+                            reason,
+                            message,
+                            next: None,
+                        });
+                    }
                 }
             }
             Paging::NextUrl {
@@ -216,7 +233,13 @@ impl Pager {
                 };
                 match self.follow(seen.url, &link, *keep_query) {
                     Ok(request) => request,
-                    Err(reason) => return Ok(Next::Stop { reason, next: None }),
+                    Err((reason, message)) => {
+                        return Ok(Next::Stop {
+                            reason,
+                            message,
+                            next: None,
+                        });
+                    }
                 }
             }
             Paging::Cursor {
@@ -328,12 +351,13 @@ impl Pager {
             return Err(format!(
                 "the server sent page {} again ({}): a pagination loop; the read stops",
                 self.pages + 1,
-                display_url(&next.url)
+                shown_with_query(&next.url)
             ));
         }
         if self.pages >= self.max_pages {
             return Ok(Next::Stop {
-                reason: format!(
+                reason: crate::ports::PartialReason::PageCap,
+                message: format!(
                     "page limit of {} reached; the next poll goes on from here",
                     self.max_pages
                 ),
@@ -344,14 +368,31 @@ impl Pager {
     }
 
     /// The request for a followed link, or why the read stops instead.
-    fn follow(&self, base: &Url, link: &str, keep_query: bool) -> Result<Request, String> {
-        let Ok(mut url) = base.join(link) else {
-            return Err("a next link that is not a URL".into());
+    fn follow(
+        &self,
+        base: &Url,
+        link: &str,
+        keep_query: bool,
+    ) -> Result<Request, (crate::ports::PartialReason, String)> {
+        use crate::ports::PartialReason;
+        let Some(mut url) = resolve_link(self.link_base.as_ref(), base, link) else {
+            return Err((
+                PartialReason::LinkUnresolvable,
+                format!(
+                    "the next link {:?} could not be resolved to a URL against {}",
+                    shown_link(link),
+                    display_url(self.link_base.as_ref().unwrap_or(base))
+                ),
+            ));
         };
         if url.origin() != self.first.url.origin() {
-            return Err(format!(
-                "a next link to another host ({}) is not followed",
-                display_url(&url)
+            return Err((
+                PartialReason::ForeignLink,
+                format!(
+                    "a next link to another host ({}, built from the link {:?}) is not followed",
+                    display_url(&url),
+                    shown_link(link)
+                ),
             ));
         }
         if keep_query {
@@ -383,6 +424,67 @@ pub fn fingerprint(request: &Request) -> String {
     match &request.body {
         Some(body) => format!("{} {body}", request.url),
         None => request.url.to_string(),
+    }
+}
+
+/// Resolves a next link: against `link_base` when given (a link starting with `/` is
+/// appended to its path, so `…/rest` + `/orgs/x` is `…/rest/orgs/x`; other relative links
+/// resolve by RFC 3986), else against the response's URL; absolute links as given.
+pub fn resolve_link(link_base: Option<&Url>, response: &Url, link: &str) -> Option<Url> {
+    let Some(base) = link_base else {
+        return response.join(link).ok();
+    };
+    if link.starts_with('/') && !link.starts_with("//") {
+        let mut joined = base.clone();
+        let (path, query) = match link.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (link, None),
+        };
+        let prefix = base.path().trim_end_matches('/');
+        joined.set_path(&format!("{prefix}{path}"));
+        joined.set_query(query);
+        joined.set_fragment(None);
+        return Some(joined);
+    }
+    base.join(link).ok()
+}
+
+/// A link as it may be shown: its query's credential-like values masked.
+fn shown_link(link: &str) -> String {
+    match link.split_once('?') {
+        Some((path, query)) => format!("{path}?{}", masked_query(query)),
+        None => link.to_owned(),
+    }
+}
+
+/// Whether a query parameter's name says it holds a credential.
+pub fn credential_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["key", "token", "secret", "password", "auth"]
+        .iter()
+        .any(|w| lower.contains(w))
+        || lower.starts_with("sig")
+}
+
+/// A query string with the values of credential-named parameters as `****`.
+pub fn masked_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if credential_name(k) => format!("{k}=****"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A URL as a loop message shows it: whole, query included (the repeated cursor is what
+/// the reader needs to see), with credential-named parameters masked and no user info.
+pub fn shown_with_query(url: &Url) -> String {
+    let shown = display_url(url);
+    match url.query() {
+        Some(q) => format!("{shown}?{}", masked_query(q)),
+        None => shown,
     }
 }
 
@@ -695,7 +797,7 @@ mod tests {
             None,
         ));
         assert!(
-            matches!(n, Ok(Next::Stop { reason, next: None }) if reason.contains("another host"))
+            matches!(n, Ok(Next::Stop { message, next: None, .. }) if message.contains("another host"))
         );
     }
 }

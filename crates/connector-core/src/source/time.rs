@@ -29,6 +29,18 @@ pub enum TimeFormat {
     },
 }
 
+/// A decimal or exponent number (`1512085950.000216`, `1.79E9`), not a date.
+fn epoch_number(t: &str) -> Option<f64> {
+    let first = t.bytes().next()?;
+    let numeric = t
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    if !numeric || !(first.is_ascii_digit() || first == b'.') {
+        return None;
+    }
+    t.parse::<f64>().ok().filter(|n| *n >= 0.0)
+}
+
 /// A time zone by IANA name, from the compiled-in database.
 pub fn zone(name: &str) -> Result<TimeZone, String> {
     if name.eq_ignore_ascii_case("utc") || name == "Z" {
@@ -54,14 +66,18 @@ pub fn zone(name: &str) -> Result<TimeZone, String> {
 }
 
 /// A time as UNIX milliseconds, read leniently from text: RFC 3339, ISO 8601 with `+hhmm`
-/// or `+hh:mm`, a date and time without offset (taken as UTC), or whole epoch seconds or
-/// milliseconds (told apart by size: anything past the year 2286 in seconds is
-/// milliseconds).
+/// or `+hh:mm`, a date and time without offset (taken as UTC), or epoch seconds or
+/// milliseconds, whole, decimal (Slack's `1512085950.000216`) or with an exponent
+/// (`1.79E9`), told apart by size: anything past the year 2286 in seconds is milliseconds.
 pub fn parse_millis(text: &str) -> Option<i64> {
     let t = text.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         let n: i64 = t.parse().ok()?;
         return Some(if n >= 10_000_000_000 { n } else { n * 1000 });
+    }
+    if let Some(n) = epoch_number(t) {
+        let millis = if n >= 1e10 { n } else { n * 1000.0 };
+        return (millis.is_finite() && millis.abs() < 9e15).then(|| millis.round() as i64);
     }
     if let Ok(ts) = t.parse::<Timestamp>() {
         return Some(ts.as_millisecond());
@@ -136,8 +152,16 @@ mod tests {
             "2024-01-09 13:03:00",
             "1704805380",
             "1704805380000",
+            "1704805380.000",
+            "1.70480538E9",
+            "1.70480538e12",
         ] {
             assert_eq!(parse_millis(text), Some(at), "{text}");
+        }
+        // Slack's ts: seconds with microseconds.
+        assert_eq!(parse_millis("1512085950.000216"), Some(1_512_085_950_000));
+        for odd in ["", "soon", "-5", "1e999", "12.5.1"] {
+            assert_eq!(parse_millis(odd), None, "{odd}");
         }
         assert_eq!(parse_millis("2024-01-09T13:03:00.250Z"), Some(at + 250));
         assert_eq!(parse_millis("yesterday"), None);

@@ -152,6 +152,8 @@ impl Provider for PagedProvider {
             resume: Some(Duration::from_secs(7 * 24 * 3600)),
             stop_when: None,
             more_when: None,
+            link_base: None,
+            page_size: None,
             keyed: false,
             check: None,
             parse: Box::new(|body, span, text| {
