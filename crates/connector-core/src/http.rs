@@ -864,7 +864,7 @@ impl HttpClient {
                 url: shown(),
                 retry_after: None,
                 rate_limited: false,
-                detail: snippet(&self.redactor, &body),
+                detail: reason(&self.redactor, &headers, &body),
             });
         }
         Ok(Response {
@@ -1057,7 +1057,7 @@ impl HttpClient {
                 url: shown(),
                 retry_after: limit.wait,
                 rate_limited: limit.limited,
-                detail: snippet(&self.redactor, &body),
+                detail: reason(&self.redactor, &headers, &body),
             });
         }
         Ok(Conditional::Modified(Box::new(Response {
@@ -1078,6 +1078,61 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// Where APIs put the reason of an error in a JSON body, most specific first (RFC 6749's
+/// `error_description`, Jira's `errorMessages`, JSON:API's `errors[].detail`, RFC 9457's
+/// `detail` and `title`).
+const REASON_POINTERS: [&str; 10] = [
+    "/message",
+    "/error_description",
+    "/error/message",
+    "/errors/0/message",
+    "/errors/0/detail",
+    "/errorMessages/0",
+    "/detail",
+    "/title",
+    "/error",
+    "/errors/0",
+];
+
+/// The reason of an error response as the API gives it: a message field of its JSON body
+/// and a `message` header (NVD's), else the start of the body; every credential masked
+/// before anything is cut.
+fn reason(redactor: &crate::redact::Redactor, headers: &HeaderMap, body: &[u8]) -> String {
+    let said = serde_json::from_slice::<serde_json::Value>(&body[..body.len().min(1 << 20)])
+        .ok()
+        .and_then(|doc| {
+            let text = |p: &str| match doc.pointer(p) {
+                Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+                _ => None,
+            };
+            // RFC 6749 §5.2: a code and its description.
+            if let (Some(code), Some(description)) = (text("/error"), text("/error_description")) {
+                return Some(format!("{code}: {description}"));
+            }
+            REASON_POINTERS.iter().find_map(|p| text(p))
+        });
+    let header = headers
+        .get("message")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
+    match (said, header) {
+        (Some(said), Some(h)) => {
+            snippet(redactor, format!("{said} (message header: {h})").as_bytes())
+        }
+        (Some(said), None) => snippet(redactor, said.as_bytes()),
+        (None, Some(h)) => {
+            let body = snippet(redactor, body);
+            let h = snippet(redactor, h.as_bytes());
+            if body.is_empty() {
+                h
+            } else {
+                format!("{h}; {body}")
+            }
+        }
+        (None, None) => snippet(redactor, body),
+    }
 }
 
 /// The first line or so of an error body, printable, for the operator. Every credential
@@ -1105,6 +1160,16 @@ mod tests {
     fn urls_are_shown_without_query_or_credentials() {
         let url = Url::parse("https://user:pw@api.example.com/x?api_key=secret#f").expect("url");
         assert_eq!(display_url(&url), "https://api.example.com/x");
+        // A loop message shows the query (the repeated cursor is the point), with
+        // credential-named parameters masked.
+        let looped = Url::parse(
+            "https://user:pw@api.example.com/x?cursor=c2&api_key=secret&access_token=t&sig=s&page=3",
+        )
+        .expect("url");
+        assert_eq!(
+            crate::source::paging::shown_with_query(&looped),
+            "https://api.example.com/x?cursor=c2&api_key=****&access_token=****&sig=****&page=3"
+        );
     }
 
     #[test]

@@ -305,6 +305,7 @@ impl GithubProvider {
             more_when: None,
             link_base: None,
             page_size: None,
+            absent_means_empty: false,
             keyed: false,
             check: None,
             parse: Box::new(move |body, span, text| {

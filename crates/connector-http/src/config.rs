@@ -155,6 +155,22 @@ pub struct RecordsSpec {
     /// Records left out (counted as `skipped` in the poll summary).
     #[serde(default)]
     pub skip: Vec<Predicate>,
+    /// What a body without the list at `path` means: `error` (default: the poll fails
+    /// and says which keys the body has) or `empty` (no records: Google's reports API
+    /// leaves `items` out when nothing matched).
+    #[serde(default)]
+    pub absent_means: AbsentMeans,
+}
+
+/// What a missing records list means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AbsentMeans {
+    /// The response is not what was documented: the poll fails.
+    #[default]
+    Error,
+    /// No records.
+    Empty,
 }
 
 /// How the records sit at `path`.
@@ -445,12 +461,26 @@ pub struct Incremental {
     /// The zone a strftime format is written in: `UTC` (default), `+hh:mm`, or an IANA name.
     #[serde(default)]
     pub time_zone: Option<String>,
-    /// Where the first poll starts (read leniently); left out, it has no lower bound.
+    /// Where the first poll starts: a time (read leniently), or a span before now such
+    /// as `-30d`; left out, it has no lower bound.
     #[serde(default)]
     pub initial: Option<String>,
     /// How far before the watermark every later poll starts, in milliseconds.
     #[serde(default)]
     pub lookback_ms: u64,
+    /// The longest span `{{cursor}}`..`{{now}}` the API allows (NVD: `120d`), as a number
+    /// and a unit (`s`, `m`, `h`, `d`, `w`): a longer gap is read window by window, each
+    /// window's end standing in for `{{now}}`.
+    #[serde(default)]
+    pub max_window: Option<String>,
+    /// Most windows one poll reads; the next poll goes on (default 10).
+    #[serde(default = "ten")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_windows_per_poll: u32,
+}
+
+fn ten() -> u32 {
+    10
 }
 
 fn rfc3339() -> String {
@@ -487,6 +517,20 @@ fn hundred() -> u64 {
 }
 
 impl Incremental {
+    /// Where the first poll starts, at `now_ms`.
+    pub fn initial_ms(&self, now_ms: i64) -> Option<i64> {
+        self.initial
+            .as_deref()
+            .and_then(|i| connector_core::source::time::parse_start(i, now_ms))
+    }
+
+    /// The longest span one read may cover, in milliseconds.
+    pub fn max_window_ms(&self) -> Option<i64> {
+        self.max_window
+            .as_deref()
+            .and_then(connector_core::source::time::parse_span_ms)
+    }
+
     /// The core's time format for `format`.
     pub fn time_format(&self) -> connector_core::source::time::TimeFormat {
         use connector_core::source::time::TimeFormat;
@@ -663,12 +707,27 @@ impl HttpJsonConfig {
                 ));
             }
             if let Some(initial) = &inc.initial
-                && connector_core::source::time::parse_millis(initial).is_none()
+                && connector_core::source::time::parse_start(initial, 0).is_none()
             {
                 out.push(FieldError::new(
                     &["incremental", "initial"],
-                    "expected a time such as 2024-01-01T00:00:00Z or epoch seconds",
+                    "expected a time such as 2024-01-01T00:00:00Z, epoch seconds, or a span before now such as -30d",
                 ));
+            }
+            if let Some(window) = &inc.max_window {
+                match inc.max_window_ms() {
+                    None => out.push(FieldError::new(
+                        &["incremental", "maxWindow"],
+                        format!("{window:?} is not a span: expected a number and a unit (s, m, h, d, w), such as 120d"),
+                    )),
+                    Some(ms) if ms <= i64::try_from(inc.lookback_ms).unwrap_or(i64::MAX) => {
+                        out.push(FieldError::new(
+                            &["incremental", "maxWindow"],
+                            "must be longer than lookbackMs, or a window would never move the watermark",
+                        ));
+                    }
+                    Some(_) => {}
+                }
             }
         }
         out

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use connector_core::config::FieldError;
 use connector_core::detect::content_version;
 use connector_core::http::{Auth, HeaderName, HeaderValue, HttpClient, HttpError, Request};
-use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, now_ms};
+use connector_core::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec, now_ms};
 use connector_core::source::paging::{set_pointer, set_query};
 use connector_core::source::records::{locate, locate_in, scalar};
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
@@ -66,13 +66,37 @@ impl OAuth {
             return Ok(token.clone());
         }
         let pairs: Vec<(&str, &str)> = self.form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = self.client.post_form(&self.token_url, &pairs).await.map_err(|e| match e {
-            HttpError::Status { status, url, .. } => FetchError::Refused {
-                url,
-                message: format!("the token endpoint refused the client credentials (HTTP {status}): check clientId and clientSecret"),
-            },
-            other => FetchError::Http(other),
-        })?;
+        let response = self
+            .client
+            .post_form(&self.token_url, &pairs)
+            .await
+            .map_err(|e| match e {
+                HttpError::Status {
+                    status,
+                    url,
+                    detail,
+                    ..
+                } => {
+                    // RFC 6749 §5.2: only `invalid_client` is about the client's credentials.
+                    let hint = if detail.starts_with("invalid_client") || detail.is_empty() {
+                        "; check clientId and clientSecret"
+                    } else {
+                        ""
+                    };
+                    let said = if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    };
+                    FetchError::Refused {
+                        url,
+                        message: format!(
+                            "the token endpoint refused the request (HTTP {status}){said}{hint}"
+                        ),
+                    }
+                }
+                other => FetchError::Http(other),
+            })?;
         #[derive(serde::Deserialize)]
         struct Token {
             access_token: String,
@@ -101,6 +125,36 @@ impl OAuth {
     }
 }
 
+/// The span of time one read covers (UNIX milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    /// `{{cursor}}`: none on a first sync without `initial`.
+    start: Option<i64>,
+    /// `{{now}}`.
+    end: i64,
+}
+
+/// A read walking a long gap window by window (see [`HttpJsonProvider::windows`]).
+struct Walk<'a> {
+    /// The pages of the window being read.
+    inner: Option<Pages<'a, Record>>,
+    /// The cursor as stored, for the first window (validators, resume point).
+    cursor: &'a Cursor,
+    /// The watermark the next window starts from.
+    from: Option<i64>,
+    /// The end of the window being read.
+    end: i64,
+    /// When the poll began: no window ends later.
+    poll_now: i64,
+    /// Windows started.
+    started: u32,
+    /// A page of this window was partial: the window moves nothing.
+    partial: bool,
+    /// Nothing more to read this poll.
+    over: bool,
+    token: Option<String>,
+}
+
 /// The `HTTP_JSON` provider.
 pub struct HttpJsonProvider {
     http: HttpClient,
@@ -119,26 +173,52 @@ pub struct HttpJsonProvider {
 impl HttpJsonProvider {
     /// The values of `{{cursor}}` and `{{now}}` for a poll from `cursor`.
     fn placeholders(&self, cursor: &Cursor) -> (Option<String>, String) {
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let watermark = cursor.watermark.as_deref().and_then(parse_millis);
+        self.rendered(&self.window(watermark, now))
+    }
+
+    /// The span a read from `watermark` covers at `now`: from the watermark less the
+    /// lookback (or the initial time) to now, or to `maxWindow` after its start.
+    fn window(&self, watermark: Option<i64>, now: i64) -> Window {
+        let Some(inc) = &self.config.incremental else {
+            return Window {
+                start: None,
+                end: now,
+            };
+        };
+        let lookback = i64::try_from(inc.lookback_ms).unwrap_or(i64::MAX);
+        let start = read_from(watermark, lookback, inc.initial_ms(now));
+        let end = match (start, inc.max_window_ms()) {
+            (Some(s), Some(w)) => s.saturating_add(w).min(now),
+            _ => now,
+        };
+        Window { start, end }
+    }
+
+    /// `{{cursor}}` and `{{now}}` for a window: its start (none on a first sync without
+    /// `initial`) and its end.
+    fn rendered(&self, window: &Window) -> (Option<String>, String) {
         let format = self
             .config
             .incremental
             .as_ref()
             .map_or(TimeFormat::Rfc3339, |i| i.time_format());
-        let now =
-            format_millis(i64::try_from(now_ms()).unwrap_or(i64::MAX), &format).unwrap_or_default();
-        let value = self.config.incremental.as_ref().and_then(|inc| {
-            let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-            let initial = inc.initial.as_deref().and_then(parse_millis);
-            let lookback = i64::try_from(inc.lookback_ms).unwrap_or(i64::MAX);
-            let from = read_from(watermark, lookback, initial)?;
-            format_millis(from, &format).ok()
-        });
+        let now = format_millis(window.end, &format).unwrap_or_default();
+        let value = window.start.and_then(|s| format_millis(s, &format).ok());
         (value, now)
     }
 
     /// The first request of a poll from `cursor`.
     fn first_request(&self, cursor: &Cursor, token: Option<&str>) -> Result<Request, String> {
-        let (value, now) = self.placeholders(cursor);
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let watermark = cursor.watermark.as_deref().and_then(parse_millis);
+        self.request_for(&self.window(watermark, now), token)
+    }
+
+    /// The first request of a read over `window`.
+    fn request_for(&self, window: &Window, token: Option<&str>) -> Result<Request, String> {
+        let (value, now) = self.rendered(window);
         let fill = |p: &Part| match p {
             Part::Cursor => value.clone(),
             Part::Now => Some(now.clone()),
@@ -189,7 +269,14 @@ impl HttpJsonProvider {
                 let mut body = body
                     .clone()
                     .unwrap_or_else(|| Value::Object(Default::default()));
-                fill_body(&mut body, &fill)?;
+                let numeric = self.config.incremental.as_ref().is_some_and(|i| {
+                    matches!(
+                        i.time_format(),
+                        connector_core::source::time::TimeFormat::EpochSeconds
+                            | connector_core::source::time::TimeFormat::EpochMillis
+                    )
+                });
+                fill_body(&mut body, &fill, numeric)?;
                 if let PaginationSpec::Cursor {
                     param,
                     place: TokenPlace::Body,
@@ -385,6 +472,7 @@ impl HttpJsonProvider {
             more_when,
             link_base: c.pagination.link_base().cloned(),
             page_size: c.pagination.page_size(),
+            absent_means_empty: c.records.absent_means == config::AbsentMeans::Empty,
             keyed: c.records.records_as == RecordsAs::Values,
             check: (!c.fail.is_empty()).then(|| Box::new(check) as Box<_>),
             parse: Box::new(parse),
@@ -394,20 +482,142 @@ impl HttpJsonProvider {
 
 /// Fills the placeholders of every string in `body`; a whole-value one without a value
 /// becomes `null`.
-fn fill_body(body: &mut Value, fill: &impl Fn(&Part) -> Option<String>) -> Result<(), String> {
+/// Fills the placeholders of a JSON body. A field whose whole value is one placeholder
+/// takes the type of the time format: with `epochSeconds` or `epochMillis` a JSON number
+/// (AWS refuses `"1790000000"` where it wants `1790000000`), unless written
+/// `{{cursor|string}}`.
+impl HttpJsonProvider {
+    /// A read of the gap from the watermark to now in windows of at most `maxWindow`:
+    /// each window's pages, then (when every page of it arrived and none was partial) an
+    /// empty page carrying the window's end as its time, so the watermark becomes
+    /// min(window end, poll start) even when the window held nothing. A partial window
+    /// moves nothing and ends the poll's walk; at most `maxWindowsPerPoll` windows a poll.
+    fn windows<'a>(&'a self, cursor: &'a Cursor) -> Pages<'a, Record> {
+        let poll_now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let walk = Walk {
+            inner: None,
+            cursor,
+            from: cursor.watermark.as_deref().and_then(parse_millis),
+            end: poll_now,
+            poll_now,
+            started: 0,
+            partial: false,
+            over: false,
+            token: None,
+        };
+        stream::unfold(walk, move |mut walk| async move {
+            loop {
+                if walk.over {
+                    return None;
+                }
+                let Some(inner) = walk.inner.as_mut() else {
+                    if let Err(e) = self.next_window(&mut walk).await {
+                        walk.over = true;
+                        return Some((Err(e), walk));
+                    }
+                    continue;
+                };
+                match inner.next().await {
+                    Some(Ok(PageEvent::Page(page))) => {
+                        walk.partial |= page.partial;
+                        return Some((Ok(PageEvent::Page(page)), walk));
+                    }
+                    Some(Err(e)) => {
+                        if let Some(o) = &self.oauth
+                            && e.status() == Some(401)
+                        {
+                            o.forget();
+                        }
+                        walk.over = true;
+                        return Some((Err(e), walk));
+                    }
+                    Some(Ok(other)) => return Some((Ok(other), walk)),
+                    None => {
+                        walk.inner = None;
+                        if walk.partial {
+                            return None;
+                        }
+                        let reached = walk.end.min(walk.poll_now);
+                        walk.from = Some(reached);
+                        let budget = self
+                            .config
+                            .incremental
+                            .as_ref()
+                            .map_or(1, |i| i.max_windows_per_poll);
+                        walk.over = reached >= walk.poll_now || walk.started >= budget;
+                        let mut done = connector_core::pipeline::Page::of(Vec::new());
+                        done.watermark = Some(reached);
+                        return Some((Ok(PageEvent::Page(done)), walk));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// Starts the next window of `walk`.
+    async fn next_window<'a>(&'a self, walk: &mut Walk<'a>) -> Result<(), FetchError> {
+        if walk.token.is_none()
+            && let Some(o) = &self.oauth
+        {
+            walk.token = Some(o.token().await?);
+        }
+        let window = self.window(walk.from, walk.poll_now);
+        let request = self
+            .request_for(&window, walk.token.as_deref())
+            .map_err(|e| FetchError::refused(self.http.base(), e))?;
+        walk.end = window.end;
+        walk.partial = false;
+        // The first window reads with the stored cursor (its validators and resume point
+        // belong to this first request); later ones start afresh.
+        let cursor = if walk.started == 0 {
+            walk.cursor
+        } else {
+            &EMPTY_CURSOR
+        };
+        walk.started += 1;
+        walk.inner = Some(source::read(&self.http, self.read(request), cursor));
+        Ok(())
+    }
+}
+
+/// The cursor of a window after the first: nothing stored for it.
+static EMPTY_CURSOR: Cursor = Cursor {
+    position: None,
+    etag: None,
+    last_modified: None,
+    watermark: None,
+    resume: None,
+    pending: None,
+    pages: None,
+};
+
+fn fill_body(
+    body: &mut Value,
+    fill: &impl Fn(&Part) -> Option<String>,
+    numeric: bool,
+) -> Result<(), String> {
     match body {
         Value::String(s) => {
+            let as_string = s.trim().ends_with("|string}}");
             let t = Template::parse(s, Context::Request)?;
-            *body = t.render(fill).map_or(Value::Null, Value::String);
+            let whole = t.is_one_placeholder();
+            *body = match t.render(fill) {
+                None => Value::Null,
+                Some(text) if numeric && whole && !as_string => text
+                    .parse::<i64>()
+                    .map_or(Value::String(text), |n| Value::Number(n.into())),
+                Some(text) => Value::String(text),
+            };
         }
         Value::Array(items) => {
             for v in items {
-                fill_body(v, fill)?;
+                fill_body(v, fill, numeric)?;
             }
         }
         Value::Object(map) => {
             for v in map.values_mut() {
-                fill_body(v, fill)?;
+                fill_body(v, fill, numeric)?;
             }
         }
         _ => {}
@@ -530,6 +740,14 @@ impl Provider for HttpJsonProvider {
     }
 
     fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        let windowed = self
+            .config
+            .incremental
+            .as_ref()
+            .is_some_and(|i| i.max_window_ms().is_some());
+        if windowed {
+            return self.windows(cursor);
+        }
         let start = async move {
             let token = match &self.oauth {
                 Some(o) => Some(o.token().await?),

@@ -58,8 +58,10 @@ impl Template {
                 .ok_or_else(|| format!("\"{{{{\" without \"}}}}\" in {text:?}"))?;
             let name = after[..close].trim();
             let part = match (name, context) {
-                ("cursor", Context::Request) => Part::Cursor,
-                ("now", Context::Request) => Part::Now,
+                // `|string` keeps a whole-value placeholder in a JSON body a string when the
+                // time format is a number (see `fill_body`).
+                ("cursor" | "cursor|string", Context::Request) => Part::Cursor,
+                ("now" | "now|string", Context::Request) => Part::Now,
                 (p, Context::Record) if p.starts_with('/') => {
                     if !is_pointer(p) {
                         return Err(format!("{{{{{p}}}}} is not a JSON pointer (RFC 6901)"));

@@ -192,3 +192,99 @@ async fn an_oauth2_token_is_fetched_cached_and_fetched_again_after_a_401() {
     let asked = server.received_requests().await.unwrap_or_default();
     assert_eq!(tokens(&asked), 2, "fetched again after the 401");
 }
+
+/// Every alternative of every enum in the contract loads: the config checker picks the
+/// branch the value names (a tag field, or the one key of an externally tagged enum), as
+/// the JSON Schema does.
+#[test]
+fn every_alternative_of_every_enum_loads() {
+    let variants: Vec<(&str, Value)> = vec![
+        (
+            "skip present",
+            json!({"records": {"path": "/data", "id": "/id", "skip": [{"present": "/pr"}]}}),
+        ),
+        (
+            "skip absent",
+            json!({"records": {"path": "/data", "id": "/id", "skip": [{"absent": "/pr"}]}}),
+        ),
+        (
+            "skip equals",
+            json!({"records": {"path": "/data", "id": "/id", "skip": [{"equals": {"pointer": "/state", "value": "closed"}}]}}),
+        ),
+        ("fail present", json!({"fail": [{"present": "/error"}]})),
+        ("fail absent", json!({"fail": [{"absent": "/data"}]})),
+        (
+            "fail equals",
+            json!({"fail": [{"equals": {"pointer": "/ok", "value": false}}]}),
+        ),
+        (
+            "records as values",
+            json!({"records": {"path": "/data", "id": "/id", "recordsAs": "values"}}),
+        ),
+        ("pagination none", json!({"pagination": {"type": "none"}})),
+        (
+            "pagination linkHeader",
+            json!({"pagination": {"type": "linkHeader", "linkBase": "https://api.example.test/rest", "stopPath": "/last", "morePath": "/more", "pageSize": 100}}),
+        ),
+        (
+            "pagination nextUrl",
+            json!({"pagination": {"type": "nextUrl", "path": "/next", "linkBase": "https://api.example.test/rest"}}),
+        ),
+        (
+            "pagination cursor query",
+            json!({"pagination": {"type": "cursor", "path": "/next", "param": "after", "in": "query", "morePath": "/more"}}),
+        ),
+        (
+            "pagination offset",
+            json!({"pagination": {"type": "offset", "param": "offset", "limit": 50, "limitParam": "limit", "stopPath": "/done"}}),
+        ),
+        (
+            "pagination page",
+            json!({"pagination": {"type": "page", "param": "page", "size": 50, "stopPath": "/done"}}),
+        ),
+        (
+            "order desc",
+            json!({"order": "desc", "incremental": {"field": "/updated"}}),
+        ),
+        (
+            "auth bearer",
+            json!({"auth": {"type": "bearer", "token": "t0ken-value-1"}}),
+        ),
+        (
+            "auth basic",
+            json!({"auth": {"type": "basic", "username": "u", "password": "passw0rd-1"}}),
+        ),
+        (
+            "auth headers",
+            json!({"auth": {"type": "headers", "headers": {"X-Api-Key": "k3y-value-1"}}}),
+        ),
+        (
+            "auth query",
+            json!({"auth": {"type": "query", "name": "api_key", "value": "k3y-value-1"}}),
+        ),
+        (
+            "auth oauth2",
+            json!({"auth": {"type": "oauth2ClientCredentials", "tokenUrl": "https://api.example.test/token", "clientId": "c", "clientSecret": "s3cret-value-1"}}),
+        ),
+        (
+            "format epochSeconds",
+            json!({"incremental": {"field": "/t", "format": "epochSeconds"}}),
+        ),
+        (
+            "format epochMillis",
+            json!({"incremental": {"field": "/t", "format": "epochMillis"}}),
+        ),
+        (
+            "format rfc3339",
+            json!({"incremental": {"field": "/t", "format": "rfc3339"}}),
+        ),
+    ];
+    for (what, extra) in variants {
+        let pc = provider(|p| {
+            if let (Some(p), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+                p.extend(e.clone());
+            }
+        });
+        assert_eq!(problems(pc), Vec::<String>::new(), "{what}");
+    }
+}

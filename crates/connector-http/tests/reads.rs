@@ -399,3 +399,303 @@ async fn decimal_epoch_times_move_the_watermark_and_unreadable_ones_are_said() {
         ("/changed", Some("last tuesday"), 2)
     );
 }
+
+#[tokio::test]
+async fn an_absent_list_is_none_when_configured_and_otherwise_says_what_the_body_holds() {
+    // Google Workspace's reports API leaves `items` out when nothing matched.
+    let server = MockServer::start().await;
+    serve_at(
+        &server,
+        "/activity",
+        None,
+        json!({
+            "kind": "admin#reports#activities",
+            "etag": "\"abc\""
+        }),
+    )
+    .await;
+    let provider = |absent: Option<&str>| {
+        let mut records =
+            json!({"path": "/items", "id": "/id/uniqueQualifier", "version": "/id/time"});
+        if let Some(a) = absent {
+            records["absentMeans"] = json!(a);
+        }
+        json!({
+            "request": {"url": format!("{}/activity", server.uri())},
+            "records": records,
+            "signal": {"kind": "activity", "title": "{{/id/uniqueQualifier}}"},
+            "snapshot": true
+        })
+    };
+    let mut h = Harness::new::<HttpJsonProvider>(config("google", provider(Some("empty")))).await;
+    let s = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .expect("no records is fine");
+    assert_eq!((s.pages, s.fetched, s.published), (1, 0, 0));
+    let mut h = Harness::new::<HttpJsonProvider>(config("google-strict", provider(None))).await;
+    let e = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .expect_err("undocumented shape");
+    let message = e.to_string();
+    assert!(
+        message.contains("no list of records at /items; the body's top-level keys are etag, kind"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_http_error_shows_the_reason_where_the_api_puts_it() {
+    let server = MockServer::start().await;
+    // NVD: 403 with the reason in a `message` header and an empty body.
+    Mock::given(method("GET"))
+        .and(path("/nvd"))
+        .respond_with(ResponseTemplate::new(403).insert_header("message", "Invalid apiKey"))
+        .mount(&server)
+        .await;
+    // A JSON body whose reason sits after 300 bytes of other fields.
+    let padding = "x".repeat(400);
+    Mock::given(method("GET"))
+        .and(path("/json"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "padding": padding,
+            "errors": [{"message": "filter[from] must be a timestamp"}]
+        })))
+        .mount(&server)
+        .await;
+    // An OAuth2 token endpoint refusing the grant (RFC 6749 §5.2).
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_scope",
+            "error_description": "scope read:alerts is not granted to this client"
+        })))
+        .mount(&server)
+        .await;
+    let provider = |route: &str, auth: Value| {
+        json!({
+            "request": {"url": format!("{}{route}", server.uri())},
+            "records": {"path": "/items", "id": "/id"},
+            "signal": {"kind": "item", "title": "{{/id}}"},
+            "auth": auth,
+            "snapshot": true
+        })
+    };
+    let none = json!({"type": "none"});
+    let oauth = json!({"type": "oauth2ClientCredentials", "tokenUrl": format!("{}/token", server.uri()),
+                       "clientId": "me", "clientSecret": "client-secret-123"});
+    for (name, route, auth, says, not) in [
+        (
+            "nvd",
+            "/nvd",
+            none.clone(),
+            "HTTP 403 from",
+            "Invalid apiKey",
+        ),
+        (
+            "json",
+            "/json",
+            none,
+            "filter[from] must be a timestamp",
+            "xxxxxxxx",
+        ),
+        (
+            "oauth",
+            "/items",
+            oauth,
+            "invalid_scope: scope read:alerts is not granted to this client",
+            "check clientId",
+        ),
+    ] {
+        let mut h = Harness::new::<HttpJsonProvider>(config(name, provider(route, auth))).await;
+        let message = h
+            .connector
+            .poll(&h.lease)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(message.contains(says), "{name}: {message}");
+        if name == "nvd" {
+            assert!(message.contains(not), "{name}: {message}");
+        } else {
+            assert!(!message.contains(not), "{name}: {message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_whole_value_placeholder_in_a_body_is_a_number_for_epoch_formats() {
+    // AWS Health's DescribeEvents takes times as JSON numbers of epoch seconds.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/health"))
+        .and(wiremock::matchers::body_partial_json(json!({
+            "filter": {"lastUpdatedTimes": [{"from": 1790000000}]},
+            "asText": "1790000000"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"events": [
+            {"arn": "e1", "lastUpdatedTime": 1790000100.5}
+        ]})))
+        .mount(&server)
+        .await;
+    let provider = json!({
+        "request": {
+            "url": format!("{}/health", server.uri()),
+            "method": "POST",
+            "body": {
+                "filter": {"lastUpdatedTimes": [{"from": "{{cursor}}"}]},
+                "asText": "{{cursor|string}}"
+            }
+        },
+        "records": {"path": "/events", "id": "/arn", "version": "/lastUpdatedTime"},
+        "signal": {"kind": "event", "title": "{{/arn}}"},
+        "incremental": {"field": "/lastUpdatedTime", "format": "epochSeconds", "initial": "2026-09-21T14:13:20Z"}
+    });
+    let mut h = Harness::new::<HttpJsonProvider>(config("aws", provider)).await;
+    let result = h.connector.poll(&h.lease).await;
+    let bodies: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    let s = result.unwrap_or_else(|e| panic!("{e}: sent {bodies:?}"));
+    assert_eq!(s.published, 1);
+}
+
+/// NVD-like: answers with the records whose time lies in `[startDate, endDate]`, and
+/// refuses a span longer than `max_days` (as NVD refuses more than 120 days).
+struct Ranged {
+    records: Vec<(String, i64)>,
+    max_ms: i64,
+}
+
+impl wiremock::Respond for Ranged {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let param = |name: &str| {
+            request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| connector_core::source::time::parse_millis(&v))
+        };
+        let (Some(start), Some(end)) = (param("startDate"), param("endDate")) else {
+            return ResponseTemplate::new(400).insert_header("message", "both dates are required");
+        };
+        if end - start > self.max_ms {
+            return ResponseTemplate::new(404)
+                .insert_header("message", "The date range must not exceed the maximum");
+        }
+        let hits: Vec<Value> = self
+            .records
+            .iter()
+            .filter(|(_, t)| *t >= start && *t <= end)
+            .map(|(id, t)| {
+                json!({"cve": {"id": id, "lastModified": connector_core::signal::rfc3339_millis(u64::try_from(*t).unwrap_or(0))}})
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({"vulnerabilities": hits}))
+    }
+}
+
+#[tokio::test]
+async fn a_gap_longer_than_the_max_window_is_read_window_by_window() {
+    let hour = 3_600_000i64;
+    let now = i64::try_from(connector_core::pipeline::now_ms()).unwrap_or(0);
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/cves"))
+        .respond_with(Ranged {
+            // A record in the first day, none in the second, two in the third.
+            records: vec![
+                ("CVE-1".into(), now - 70 * hour),
+                ("CVE-3".into(), now - 20 * hour),
+                ("CVE-4".into(), now - 2 * hour),
+            ],
+            max_ms: 24 * hour,
+        })
+        .mount(&server)
+        .await;
+    let provider = json!({
+        "request": {"url": format!("{}/cves", server.uri()),
+                    "query": {"startDate": "{{cursor}}", "endDate": "{{now}}"}},
+        "records": {"path": "/vulnerabilities", "id": "/cve/id", "version": "/cve/lastModified"},
+        "signal": {"kind": "cve", "title": "{{/cve/id}}"},
+        "incremental": {"field": "/cve/lastModified", "initial": "-3d", "maxWindow": "1d"}
+    });
+    let mut h = Harness::new::<HttpJsonProvider>(config("nvd", provider)).await;
+    // The outage is three windows long: one poll walks them all, empty one included.
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!(s.published, 3, "{s:?}");
+    let spans: Vec<i64> = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let at = |n: &str| {
+                r.url
+                    .query_pairs()
+                    .find(|(k, _)| k == n)
+                    .and_then(|(_, v)| connector_core::source::time::parse_millis(&v))
+                    .unwrap_or(0)
+            };
+            at("endDate") - at("startDate")
+        })
+        .collect();
+    assert_eq!(spans.len(), 3, "{spans:?}");
+    assert!(spans.iter().all(|s| *s <= 24 * hour), "{spans:?}");
+    let watermark = h
+        .backend
+        .load_state("nvd")
+        .main
+        .cursor
+        .watermark
+        .as_deref()
+        .and_then(connector_core::source::time::parse_millis)
+        .expect("a watermark");
+    assert!(
+        watermark >= now,
+        "the empty window moved it too: {watermark} < {now}"
+    );
+
+    // A poll budget of one window: an outage of three windows never stalls; each poll
+    // moves one window on.
+    server.reset().await;
+    let provider = json!({
+        "request": {"url": format!("{}/cves", server.uri()),
+                    "query": {"startDate": "{{cursor}}", "endDate": "{{now}}"}},
+        "records": {"path": "/vulnerabilities", "id": "/cve/id", "version": "/cve/lastModified"},
+        "signal": {"kind": "cve", "title": "{{/cve/id}}"},
+        "incremental": {"field": "/cve/lastModified", "initial": "-3d", "maxWindow": "1d",
+                        "maxWindowsPerPoll": 1}
+    });
+    Mock::given(method("GET"))
+        .and(path("/cves"))
+        .respond_with(Ranged {
+            records: vec![
+                ("CVE-1".into(), now - 70 * hour),
+                ("CVE-4".into(), now - 2 * hour),
+            ],
+            max_ms: 24 * hour,
+        })
+        .mount(&server)
+        .await;
+    let mut h = Harness::new::<HttpJsonProvider>(config("nvd-slow", provider)).await;
+    let published: Vec<u64> = {
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            out.push(h.connector.poll(&h.lease).await.expect("poll").published);
+        }
+        out
+    };
+    assert_eq!(
+        published,
+        [1, 0, 1, 0],
+        "one window a poll, the empty one included"
+    );
+}

@@ -204,6 +204,7 @@ pub fn read(
         more_when: None,
         link_base: None,
         page_size: None,
+        absent_means_empty: false,
         keyed: false,
         check: None,
         parse: Box::new(|body, span, text| Issue::of_text(body, span, text).map(Kept::Item)),

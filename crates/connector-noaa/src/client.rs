@@ -74,6 +74,7 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
         more_when: None,
         link_base: None,
         page_size: None,
+        absent_means_empty: false,
         keyed: false,
         check: None,
         parse: Box::new(move |body, span, text| {

@@ -94,6 +94,27 @@ impl<'a> Schema<'a> {
         if let Some(b) = tagged {
             return b;
         }
+        // An externally tagged enum (`{"absent": "/x"}`) is a oneOf of objects with one
+        // required key each: the branch is the one whose required keys the value has and
+        // which declares every key the value has.
+        let keyed = value.as_object().and_then(|object| {
+            resolved.iter().find(|b| {
+                let required: Vec<&str> = b
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let declared = b.get("properties").and_then(Value::as_object);
+                !required.is_empty()
+                    && required.iter().all(|k| object.contains_key(*k))
+                    && declared.is_some_and(|d| object.keys().all(|k| d.contains_key(k)))
+            })
+        });
+        if let Some(b) = keyed {
+            return b;
+        }
         resolved
             .iter()
             .find(|b| types(b).is_some_and(|t| t.iter().any(|t| fits(t, value))))

@@ -188,6 +188,9 @@ pub struct Read<'a, I> {
     /// The page size the read asks for, when it is known: a page this full without a next
     /// link is said (it may be a read that ended early without saying so).
     pub page_size: Option<u64>,
+    /// A body without the list of records means no records (Google's reports API leaves
+    /// `items` out when nothing matched); otherwise it fails the page.
+    pub absent_means_empty: bool,
     /// A check of each whole response before its records are read: an error fails the
     /// read (APIs that answer errors with 200, such as Slack's `{"ok": false}`).
     pub check: Option<Box<CheckPage<'a>>>,
@@ -358,9 +361,24 @@ pub fn read<'a, I: Send + 'a>(
         if let Some(check) = &at.read.check {
             check(&body).map_err(|e| FetchError::malformed(&url, e))?;
         }
-        let spans = records::records_at(&body, &at.read.records, at.read.keyed).map_err(|e| {
-            FetchError::malformed(&url, format!("not the documented list of records: {e}"))
-        })?;
+        let spans = match records::records_at(&body, &at.read.records, at.read.keyed) {
+            Ok(spans) => spans,
+            Err(e) if e.what == records::NO_LIST => {
+                if !at.read.absent_means_empty {
+                    return Err(FetchError::malformed(
+                        &url,
+                        missing_list(&body, &at.read.records),
+                    ));
+                }
+                Vec::new()
+            }
+            Err(e) => {
+                return Err(FetchError::malformed(
+                    &url,
+                    format!("not the documented list of records: {e}"),
+                ));
+            }
+        };
         let mut page = Page::of(Vec::with_capacity(spans.len()));
         let explain = is_explaining();
         if explain {
@@ -496,6 +514,30 @@ pub fn read<'a, I: Send + 'a>(
         });
         Ok(Some((PageEvent::Page(page), at)))
     })
+}
+
+/// Says which pointer found no list, and what the body has at its top level instead, so
+/// the pointer can be fixed from the message alone.
+fn missing_list(body: &[u8], pointer: &str) -> String {
+    let keys: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>> =
+        serde_json::from_slice(body).ok();
+    let shown = if pointer.is_empty() { "\"\"" } else { pointer };
+    match keys {
+        Some(keys) if !keys.is_empty() => {
+            let mut names: Vec<&str> = keys.keys().map(String::as_str).take(20).collect();
+            if keys.len() > 20 {
+                names.push("…");
+            }
+            format!(
+                "no list of records at {shown}; the body's top-level keys are {} \
+                 (set records.path to the list's pointer, or records.absentMeans: \"empty\" \
+                 if the API leaves the list out when nothing matched)",
+                names.join(", ")
+            )
+        }
+        Some(_) => format!("no list of records at {shown}; the body is an empty object"),
+        None => format!("no list of records at {shown}"),
+    }
 }
 
 /// The page a 304 stands for: nothing new on it, and the read goes on at its stored next.

@@ -21,6 +21,9 @@ pub struct ScanError {
     pub at: usize,
 }
 
+/// What [`records_at`] says when the pointer names nothing.
+pub const NO_LIST: &str = "the list of records";
+
 fn fail<T>(what: &'static str, at: usize) -> Result<T, ScanError> {
     Err(ScanError { what, at })
 }
@@ -85,7 +88,7 @@ pub fn records_at(json: &[u8], pointer: &str, keyed: bool) -> Result<Vec<Range<u
             (false, _) => fail("an array of records", list.start),
             (true, _) => fail("an object of records", list.start),
         },
-        None => fail("the list of records", 0),
+        None => fail(NO_LIST, 0),
     }
 }
 

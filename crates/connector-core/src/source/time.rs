@@ -129,6 +129,35 @@ pub fn format_millis(millis: i64, format: &TimeFormat) -> Result<String, String>
     })
 }
 
+/// A span written as a number and a unit: `45s`, `90m`, `12h`, `30d`, `2w`; in
+/// milliseconds.
+pub fn parse_span_ms(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let unit_at = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(unit_at);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let scale: i64 = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 604_800_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// A start time as configured: a time (read leniently), or a span before `now_ms`
+/// (`-30d`).
+pub fn parse_start(text: &str, now_ms: i64) -> Option<i64> {
+    match text.trim().strip_prefix('-') {
+        Some(span) if span.ends_with(|c: char| c.is_ascii_alphabetic()) => {
+            parse_span_ms(span).map(|s| now_ms - s)
+        }
+        _ => parse_millis(text),
+    }
+}
+
 /// Where the next incremental read starts: the watermark minus the lookback (records
 /// updated while the last read ran, or with clocks a little apart, are read again; their
 /// versions keep them from being published twice), or the initial time when there is no
@@ -158,6 +187,16 @@ mod tests {
         ] {
             assert_eq!(parse_millis(text), Some(at), "{text}");
         }
+        assert_eq!(parse_span_ms("120d"), Some(120 * 86_400_000));
+        assert_eq!(parse_span_ms("90m"), Some(5_400_000));
+        for odd in ["", "d", "5", "5y", "-5d", "0d"] {
+            assert_eq!(parse_span_ms(odd), None, "{odd}");
+        }
+        assert_eq!(
+            parse_start("-1d", 100_000_000),
+            Some(100_000_000 - 86_400_000)
+        );
+        assert_eq!(parse_start("2024-01-09T13:03:00Z", 0), Some(at));
         // Slack's ts: seconds with microseconds.
         assert_eq!(parse_millis("1512085950.000216"), Some(1_512_085_950_000));
         for odd in ["", "soon", "-5", "1e999", "12.5.1"] {

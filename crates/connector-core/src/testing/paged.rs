@@ -154,6 +154,7 @@ impl Provider for PagedProvider {
             more_when: None,
             link_base: None,
             page_size: None,
+            absent_means_empty: false,
             keyed: false,
             check: None,
             parse: Box::new(|body, span, text| {
