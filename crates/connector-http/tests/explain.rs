@@ -74,3 +74,100 @@ async fn explain_shows_each_record_and_the_next_request() {
         1
     );
 }
+
+/// Runs the binary on `config` in a folder of its own.
+fn run_binary(
+    tag: &str,
+    config: &serde_json::Value,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("connector-http-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("connectors.json");
+    std::fs::write(&file, config.to_string()).expect("write");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_connector-http"));
+    cmd.args(args)
+        .env("CONNECTORS_CONFIG_PATH", &file)
+        .env_remove("REDIS_URL")
+        .env_remove("STATE_DIR")
+        .env("HTTP_PORT", "off")
+        .env("RUST_LOG", "error");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+#[test]
+fn validate_masks_a_variable_inside_the_url_or_query() {
+    let config = json!({"connectors": [{
+        "name": "keyed",
+        "type": "HTTP_JSON",
+        "providerConfig": {
+            "request": {"url": "https://api.example.test/bot${BOT_TOKEN}/items", "query": {"sig": "${SIG}"}},
+            "records": {"path": "", "id": "/id"},
+            "signal": {"kind": "item", "title": "{{/id}}"}
+        }
+    }]});
+    let out = run_binary(
+        "validate-vars",
+        &config,
+        &["validate"],
+        &[
+            ("BOT_TOKEN", "bot-t0ken-123456"),
+            ("SIG", "sig-value-123456"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("bot-t0ken-123456"), "{stdout}");
+    assert!(!stdout.contains("sig-value-123456"), "{stdout}");
+    assert!(
+        stdout.contains("https://api.example.test/bot****/items"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn explain_marks_unreadable_times_and_fails_when_none_is_readable() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": "a", "changed": "yesterday"},
+            {"id": "b"}
+        ])))
+        .mount(&server)
+        .await;
+    let config = json!({"connectors": [{
+        "name": "times",
+        "type": "HTTP_JSON",
+        "providerConfig": {
+            "request": {"url": format!("{}/items", server.uri())},
+            "records": {"path": "", "id": "/id"},
+            "signal": {"kind": "item", "title": "{{/id}}"},
+            "incremental": {"field": "/changed", "initial": "-1d"}
+        }
+    }]});
+    let out = run_binary(
+        "explain-times",
+        &config,
+        &["poll", "times", "--explain"],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("record 1: id a, version ")
+            && stdout.contains("time yesterday (unreadable: the watermark cannot move on it)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("time absent (unreadable"), "{stdout}");
+    assert!(
+        stderr.contains("no record on the first page has a readable time at /changed"),
+        "{stderr}"
+    );
+}

@@ -699,3 +699,128 @@ async fn a_gap_longer_than_the_max_window_is_read_window_by_window() {
         "one window a poll, the empty one included"
     );
 }
+
+/// A paged API for the provider contract, in one of the new paging shapes.
+#[derive(Clone, Copy)]
+enum Paged {
+    /// Snyk: `links.next` relative to the `/rest` base (`linkBase`), and a last page that
+    /// still links on but says so in a flag (`stopPath`).
+    LinkBase,
+    /// Linear: a GraphQL connection's end cursor with `hasNextPage` (`morePath`).
+    More,
+    /// Okta: `self` and `next` in two `Link` fields, `results="false"` on the last.
+    TwoLinks,
+}
+
+impl Paged {
+    async fn mount(self, server: &MockServer, changed: bool, removed: bool) -> usize {
+        server.reset().await;
+        let version = |id: &str| if changed && id == "b" { "2" } else { "1" };
+        let item = |id: &str| json!({"id": id, "v": version(id)});
+        let mut pages: Vec<Vec<Value>> = vec![vec![item("a"), item("b")], vec![item("c")]];
+        if removed {
+            // "c" left the set; the last page is empty now.
+            pages[1].clear();
+        }
+        let count = pages.iter().map(Vec::len).sum();
+        let base = format!("{}/rest/items", server.uri());
+        for (i, records) in pages.into_iter().enumerate() {
+            let last = i == 1;
+            let (body, link) = match self {
+                Paged::LinkBase => (
+                    json!({"data": records, "links": {"next": format!("/items?after={}", i + 1)},
+                           "meta": {"last": last}}),
+                    None,
+                ),
+                Paged::More => (
+                    json!({"data": records, "pageInfo": {"endCursor": format!("c{}", i + 1),
+                                                         "hasNextPage": !last}}),
+                    None,
+                ),
+                Paged::TwoLinks => {
+                    let next = if last {
+                        format!("<{base}?after=2>; rel=\"next\"; results=\"false\"")
+                    } else {
+                        format!("<{base}?after={}>; rel=\"next\"", i + 1)
+                    };
+                    (json!({"data": records}), Some(next))
+                }
+            };
+            let mut mock = Mock::given(method("GET")).and(path("/rest/items"));
+            if i > 0 {
+                // The cursor kind sends the token back; the link kinds follow `?after=i`.
+                let token = match self {
+                    Paged::More => format!("c{i}"),
+                    _ => i.to_string(),
+                };
+                mock = mock.and(query_param("after", token));
+            }
+            let mut answer = ResponseTemplate::new(200).set_body_json(body);
+            if let Some(next) = link {
+                answer = answer
+                    .append_header("link", format!("<{base}>; rel=\"self\"").as_str())
+                    .append_header("link", next.as_str());
+            }
+            mock.respond_with(answer)
+                .with_priority(if i == 0 { 5 } else { 1 })
+                .mount(server)
+                .await;
+        }
+        count
+    }
+
+    fn config(self, server: &MockServer) -> ConnectorConfig {
+        let pagination = match self {
+            Paged::LinkBase => json!({"type": "nextUrl", "path": "/links/next",
+                                      "linkBase": format!("{}/rest", server.uri()),
+                                      "stopPath": "/meta/last"}),
+            Paged::More => {
+                json!({"type": "cursor", "path": "/pageInfo/endCursor", "param": "after",
+                                  "morePath": "/pageInfo/hasNextPage"})
+            }
+            Paged::TwoLinks => json!({"type": "linkHeader"}),
+        };
+        config(
+            "paged",
+            json!({
+                "request": {"url": format!("{}/rest/items", server.uri())},
+                "records": {"path": "/data", "id": "/id", "version": "/v"},
+                "signal": {"kind": "item", "title": "{{/id}}"},
+                "pagination": pagination,
+                "snapshot": true
+            }),
+        )
+    }
+}
+
+impl connector_core::testing::Scenario for Paged {
+    async fn serve_baseline(&self, server: &MockServer) -> usize {
+        self.mount(server, false, false).await
+    }
+    async fn serve_one_changed(&self, server: &MockServer) {
+        self.mount(server, true, false).await;
+    }
+    async fn serve_failure(&self, server: &MockServer) {
+        server.reset().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("<html>unavailable</html>"))
+            .mount(server)
+            .await;
+    }
+    async fn serve_one_removed(&self, server: &MockServer) {
+        self.mount(server, true, true).await;
+    }
+}
+
+#[tokio::test]
+async fn each_new_paging_option_meets_the_provider_contract() {
+    for paged in [Paged::LinkBase, Paged::More, Paged::TwoLinks] {
+        let server = MockServer::start().await;
+        connector_core::testing::run_contract::<HttpJsonProvider>(
+            paged.config(&server),
+            &server,
+            &paged,
+        )
+        .await;
+    }
+}

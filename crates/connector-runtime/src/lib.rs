@@ -153,7 +153,7 @@ async fn execute_with(
     };
     learn_secrets(&settings.redactor, &registry);
     if let Command::Validate = command {
-        return validate(&registry, &factories, &source);
+        return validate(&registry, &factories, &source, &settings.redactor);
     }
     if let Command::List = command {
         return list(&registry, &factories);
@@ -174,7 +174,8 @@ async fn execute_with(
             ..
         } => {
             if explain {
-                return explain_poll(&registry, &factories, backends, &name).await;
+                return explain_poll(&registry, &factories, backends, &name, &settings.redactor)
+                    .await;
             }
             poll(&registry, &factories, backends, &name, dry_run).await
         }
@@ -600,8 +601,12 @@ fn validate(
     registry: &ConnectorRegistry,
     factories: &Factories,
     source: &ConfigSource,
+    redactor: &connector_core::redact::Redactor,
 ) -> Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(&registry.redacted())?);
+    // Typed secrets print as ****; a ${VAR} value in a plain field (a URL, a query
+    // parameter) is masked here.
+    let shown = serde_json::to_string_pretty(&registry.redacted())?;
+    println!("{}", redactor.scrub(&shown));
     let here = registry
         .all()
         .iter()
@@ -647,17 +652,21 @@ async fn explain_poll(
     factories: &Factories,
     backends: Backends,
     name: &str,
+    redactor: &connector_core::redact::Redactor,
 ) -> Result<ExitCode> {
     let config = find(registry, name)?.clone();
     runnable(factories, &config)?;
     let mut connector = factories.create(config, backends)?;
     let report = connector.explain().await?;
-    std::io::stdout().lock().write_all(report.text.as_bytes())?;
+    // The requests it shows may carry values from ${VAR}: masked like the logs.
+    std::io::stdout()
+        .lock()
+        .write_all(redactor.scrub(&report.text).as_bytes())?;
     if report.problems.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     for problem in &report.problems {
-        eprintln!("{name}: {problem}");
+        eprintln!("{name}: {}", redactor.scrub(problem));
     }
     Ok(ExitCode::FAILURE)
 }

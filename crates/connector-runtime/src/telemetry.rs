@@ -614,7 +614,10 @@ pub fn init(service: &str, settings: &crate::settings::Settings) -> Telemetry {
             .with_writer(writer)
             .boxed()
     };
-    let (otel_layer, tracer_provider) = match otlp.then(|| otlp_tracer(service)).flatten() {
+    let (otel_layer, tracer_provider) = match otlp
+        .then(|| otlp_tracer(service, settings.redactor.clone()))
+        .flatten()
+    {
         Some((layer, provider)) => (Some(layer), Some(provider)),
         None => (None, None),
     };
@@ -665,7 +668,82 @@ type OtelLayer = tracing_opentelemetry::OpenTelemetryLayer<
     opentelemetry_sdk::trace::Tracer,
 >;
 
-fn otlp_tracer(service: &str) -> Option<(OtelLayer, opentelemetry_sdk::trace::SdkTracerProvider)> {
+/// The OTLP span exporter with every credential the process knows masked in span names,
+/// attributes, event names and attributes, and status descriptions, on their way out.
+#[derive(Debug)]
+struct ScrubbedSpans<E> {
+    inner: E,
+    redactor: connector_core::redact::Redactor,
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
+    for ScrubbedSpans<E>
+{
+    fn export(
+        &self,
+        mut batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        for span in &mut batch {
+            scrub_span(&self.redactor, span);
+        }
+        self.inner.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+fn scrub_text(
+    redactor: &connector_core::redact::Redactor,
+    text: &mut std::borrow::Cow<'static, str>,
+) {
+    if let std::borrow::Cow::Owned(clean) = redactor.scrub(text) {
+        *text = std::borrow::Cow::Owned(clean);
+    }
+}
+
+fn scrub_attributes(
+    redactor: &connector_core::redact::Redactor,
+    attributes: &mut [opentelemetry::KeyValue],
+) {
+    for kv in attributes {
+        if let opentelemetry::Value::String(s) = &kv.value
+            && let std::borrow::Cow::Owned(clean) = redactor.scrub(s.as_str())
+        {
+            kv.value = opentelemetry::Value::String(clean.into());
+        }
+    }
+}
+
+/// Masks every credential in one span before it is exported.
+fn scrub_span(
+    redactor: &connector_core::redact::Redactor,
+    span: &mut opentelemetry_sdk::trace::SpanData,
+) {
+    scrub_text(redactor, &mut span.name);
+    scrub_attributes(redactor, &mut span.attributes);
+    for event in &mut span.events.events {
+        scrub_text(redactor, &mut event.name);
+        scrub_attributes(redactor, &mut event.attributes);
+    }
+    if let opentelemetry::trace::Status::Error { description } = &mut span.status {
+        scrub_text(redactor, description);
+    }
+}
+
+fn otlp_tracer(
+    service: &str,
+    redactor: connector_core::redact::Redactor,
+) -> Option<(OtelLayer, opentelemetry_sdk::trace::SdkTracerProvider)> {
     use opentelemetry::trace::TracerProvider as _;
     // The exporter's HTTP client is reqwest without a bundled crypto provider, like ours.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -681,6 +759,10 @@ fn otlp_tracer(service: &str) -> Option<(OtelLayer, opentelemetry_sdk::trace::Sd
             return None;
         }
     };
+    let exporter = ScrubbedSpans {
+        inner: exporter,
+        redactor,
+    };
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(otel_resource(service))
@@ -694,6 +776,44 @@ use tracing_subscriber::Layer as _;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exported_span_is_scrubbed_everywhere_a_credential_can_sit() {
+        use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
+        let redactor = connector_core::redact::Redactor::new();
+        redactor.add("otlp-s3cret-0008");
+        let secret = |what: &str| format!("{what}: token otlp-s3cret-0008 echoed");
+        let mut span = opentelemetry_sdk::trace::SpanData {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: secret("name").into(),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: vec![opentelemetry::KeyValue::new("error", secret("attribute"))],
+            dropped_attributes_count: 0,
+            events: opentelemetry_sdk::trace::SpanEvents::default(),
+            links: opentelemetry_sdk::trace::SpanLinks::default(),
+            status: Status::Error {
+                description: secret("status").into(),
+            },
+            instrumentation_scope: opentelemetry::InstrumentationScope::builder("t").build(),
+        };
+        span.events.events.push(opentelemetry::trace::Event::new(
+            secret("event"),
+            std::time::SystemTime::UNIX_EPOCH,
+            vec![opentelemetry::KeyValue::new(
+                "message",
+                secret("event attribute"),
+            )],
+            0,
+        ));
+        scrub_span(&redactor, &mut span);
+        let shown = format!("{span:?}");
+        assert!(!shown.contains("otlp-s3cret"), "{shown}");
+        assert_eq!(shown.matches("****").count(), 5, "{shown}");
+    }
 
     #[test]
     fn metrics_render_as_prometheus_text() {

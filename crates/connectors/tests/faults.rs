@@ -1509,3 +1509,64 @@ async fn credentials_an_api_echoes_back_reach_no_output() {
         }
     }
 }
+
+/// The spans exported over OTLP carry the poll's failure (its message quotes the echo):
+/// the exporter masks every credential too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_span_carries_no_echoed_credential() {
+    let api = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Echo)
+        .mount(&api)
+        .await;
+    let collector = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&collector)
+        .await;
+    let dir = temp_dir("echo-otlp");
+    write_config(
+        &dir,
+        &json!({"connectors": [{
+            "name": "spans",
+            "type": "HTTP_JSON",
+            "maxRetries": 0,
+            "pollIntervalMs": 60000,
+            "providerConfig": {
+                "request": {"url": format!("{}/items", api.uri())},
+                "auth": {"type": "bearer", "token": "span-s3cret-0007"},
+                "records": {"path": "/items", "id": "/id", "version": "/v"},
+                "signal": {"kind": "item", "title": "{{/id}}"},
+                "snapshot": true
+            }
+        }]})
+        .to_string(),
+    );
+    let mut proc = Proc::start(
+        &dir,
+        &["run"],
+        &[
+            ("HTTP_PORT", "off".into()),
+            ("RUST_LOG", "debug".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.uri()),
+        ],
+    );
+    proc.wait_log("poll failed", Duration::from_secs(20)).await;
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
+    let traces: Vec<u8> = collector
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/traces")
+        .flat_map(|r| r.body.clone())
+        .collect();
+    let has = |needle: &str| traces.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has("401"), "the failure is in the exported span");
+    assert!(
+        !has("span-s3cret-0007"),
+        "no credential in any exported span"
+    );
+    assert!(!proc.log().contains("span-s3cret-0007"), "{}", proc.log());
+}
