@@ -1138,9 +1138,9 @@ fn reason(redactor: &crate::redact::Redactor, headers: &HeaderMap, body: &[u8]) 
 /// The first line or so of an error body, printable, for the operator. Every credential
 /// the client sends is masked first, so a cut never leaves a secret's prefix behind.
 fn snippet(redactor: &crate::redact::Redactor, body: &[u8]) -> String {
-    // Enough of the body that a secret straddling the cut is still whole when masked.
-    let head = &body[..body.len().min(64 * 1024)];
-    let text = redactor.scrub_bytes(head);
+    // The whole body is masked before anything is collapsed or cut (an error body, capped
+    // by maxBodyBytes), so no cut can leave part of a secret behind.
+    let text = redactor.scrub_bytes(body);
     let flat: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

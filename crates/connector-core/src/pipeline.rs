@@ -469,6 +469,9 @@ pub struct UniversalPollingConnector<P: Provider> {
     forget_validators: bool,
     /// A loss noticed and not yet taken by the runtime.
     loss: Option<StateLoss>,
+    /// The write count of a cache dropped without a loss being seen (a lease lost or
+    /// lapsed, a failed round trip): the state read next must not hold fewer writes.
+    last_seq: Option<u64>,
 }
 
 /// Milliseconds since the UNIX epoch, the one wall-clock read of a poll.
@@ -488,6 +491,14 @@ impl<P: Provider> UniversalPollingConnector<P> {
             state: None,
             forget_validators: false,
             loss: None,
+            last_seq: None,
+        }
+    }
+
+    /// Drops the cached state, remembering its write count.
+    fn drop_cache(&mut self) {
+        if let Some((_, state)) = self.state.take() {
+            self.last_seq = Some(state.header.seq);
         }
     }
 
@@ -516,7 +527,7 @@ impl<P: Provider> UniversalPollingConnector<P> {
             Err(PollError::Backend(_) | PollError::RolledBack { .. })
         ) {
             // A failed round trip may or may not have been applied: reload next time.
-            self.state = None;
+            self.drop_cache();
         }
         let record = PollRecord {
             started_at_ms,
@@ -538,6 +549,7 @@ impl<P: Provider> UniversalPollingConnector<P> {
     /// cache and the validators go; fewer writes than made is a loss, said loudly.
     fn lost_writes(&mut self, stored: u64, expected: u64) {
         self.state = None;
+        self.last_seq = None;
         self.forget_validators = true;
         if stored < expected {
             tracing::error!(
@@ -572,6 +584,11 @@ impl<P: Provider> UniversalPollingConnector<P> {
         }
         let mut loaded = self.backends.state.load(&self.config.name).await?;
         loaded.header.check_format()?;
+        if let Some(written) = self.last_seq.take()
+            && loaded.header.seq < written
+        {
+            self.lost_writes(loaded.header.seq, written);
+        }
         if std::mem::take(&mut self.forget_validators) {
             loaded.forget_validators();
         }
@@ -856,6 +873,12 @@ impl<'a, P: Provider> Poll<'a, P> {
                 read.complete = false;
             }
             if let Some(c) = outcome.committed {
+                // A moved watermark or resume point is progress, even with nothing new.
+                if (&c.watermark, &c.resume, &c.pending)
+                    != (&committed.watermark, &committed.resume, &committed.pending)
+                {
+                    self.summary.progressed = true;
+                }
                 committed = c;
             }
             if stream.snapshot
@@ -1449,7 +1472,7 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
     }
 
     fn forget_state(&mut self) {
-        self.state = None;
+        self.drop_cache();
         self.forget_validators = true;
     }
 

@@ -495,6 +495,10 @@ pub struct PollSummary {
     /// link, which are only suspicious).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub partial_reads: std::collections::BTreeMap<PartialReason, u64>,
+    /// A stream's watermark or resume point moved: the poll got somewhere even when it
+    /// published nothing (a partial read that does not stall).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub progressed: bool,
     /// Records whose time could not be read: the first pointer and value met, and how
     /// many (the records are published; the watermark cannot move on them).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -101,6 +101,43 @@ impl Redactor {
             .ok();
     }
 
+    /// Replaces a credential that rotates (an OAuth2 access token): `old`'s forms go, so a
+    /// long-running process does not collect every token it ever fetched.
+    pub fn replace(&self, old: Option<&str>, new: &str) {
+        if let Some(old) = old.filter(|o| *o != new) {
+            let gone: Vec<String> = forms_of(old);
+            let mut inner = self
+                .inner
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for form in &gone {
+                inner.values.remove(form);
+            }
+        }
+        // Rebuilds the automaton with the new token's forms.
+        self.rebuild_with(new);
+    }
+
+    fn rebuild_with(&self, secret: &str) {
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if secret.len() >= NEVER_BELOW {
+            inner.values.extend(forms_of(secret));
+        }
+        let mut patterns: Vec<&String> = inner.values.iter().collect();
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        inner.finder = if patterns.is_empty() {
+            None
+        } else {
+            AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(patterns)
+                .ok()
+        };
+    }
+
     /// `text` with every registered form replaced by [`MASK`].
     pub fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let inner = self.read();
@@ -138,10 +175,16 @@ impl Redactor {
 fn forms_of(secret: &str) -> Vec<String> {
     let mut forms = vec![secret.to_owned()];
     let percent: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    forms.push(percent.clone());
-    forms.push(percent.replace('+', "%20"));
+    let spaces = percent.replace('+', "%20");
+    // Servers echo percent-encodings with lowercase hex digits too (`%2f`).
+    forms.extend([lower_hex(&percent), lower_hex(&spaces)]);
+    forms.push(percent);
+    forms.push(spaces);
     if let Ok(json) = serde_json::to_string(secret) {
-        forms.push(json[1..json.len() - 1].to_owned());
+        let escaped = &json[1..json.len() - 1];
+        // PHP and others escape `/` in JSON strings.
+        forms.push(escaped.replace('/', "\\/"));
+        forms.push(escaped.to_owned());
     }
     let engines = [
         &base64::engine::general_purpose::STANDARD,
@@ -154,6 +197,19 @@ fn forms_of(secret: &str) -> Vec<String> {
     }
     forms.retain(|f| f.len() >= NEVER_BELOW);
     forms
+}
+
+/// `text` with the hex digits of its `%XX` escapes in lowercase.
+fn lower_hex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '%' {
+            out.extend(chars.by_ref().take(2).map(|h| h.to_ascii_lowercase()));
+        }
+    }
+    out
 }
 
 /// The base64 a Basic `Authorization` header carries for `user:password`: a derived form
@@ -174,6 +230,8 @@ mod tests {
             "bad token s3cr3t/t0ken+x y here",
             "q=s3cr3t%2Ft0ken%2Bx+y&",
             "q=s3cr3t%2Ft0ken%2Bx%20y&",
+            "q=s3cr3t%2ft0ken%2bx+y&",
+            "{\"t\":\"s3cr3t\\/t0ken+x y\"}",
             "{\"t\":\"s3cr3t/t0ken+x y\"}",
             "czNjcjN0L3Qwa2VuK3ggeQ==",
         ] {

@@ -570,3 +570,24 @@ async fn a_commit_short_of_replicas_is_kept_and_the_poll_stops_there() {
     let s = healthy.poll(&lease).await.expect("poll");
     assert_eq!((s.published, s.skipped_unchanged), (2, 1));
 }
+
+#[tokio::test]
+async fn a_loss_met_after_the_cache_was_dropped_is_still_said() {
+    let server = MockServer::start().await;
+    serve(&server, items_body(&IDS, &[])).await;
+    let mut cfg = config_for("dropped", &server.uri());
+    cfg.commit_batch_size = 1;
+    let mut h = Harness::new::<ItemsProvider>(cfg).await;
+    assert_eq!(published_by(&mut h).await.len(), 3);
+    let mut older = h.backend.load_state("dropped");
+    // The lease was lost (the cache goes), and the state came back older.
+    h.connector.forget_state();
+    older.main.versions.remove("c");
+    older.header.seq -= 1;
+    h.backend.replace_state("dropped", older);
+    assert_eq!(published_by(&mut h).await, ["c@1"]);
+    assert!(
+        h.connector.take_state_loss().is_some(),
+        "said, though no cached state was there to compare"
+    );
+}

@@ -550,6 +550,21 @@ impl HttpJsonConfig {
     /// Every mistake, with the field it is in.
     pub fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
+        if let Some(base) = self.pagination.link_base() {
+            let first = Url::parse(
+                &self
+                    .request
+                    .url
+                    .replace("{{cursor}}", "x")
+                    .replace("{{now}}", "x"),
+            );
+            if first.is_ok_and(|first| first.origin() != base.origin()) {
+                out.push(FieldError::new(
+                    &["pagination", "linkBase"],
+                    "must be on request.url's origin: links to another origin are never followed",
+                ));
+            }
+        }
         // Request templates: which use the cursor, and whether inside a longer value.
         let mut request_texts: Vec<(Vec<String>, &str)> = vec![(
             vec!["request".into(), "url".into()],
@@ -712,6 +727,12 @@ impl HttpJsonConfig {
                 out.push(FieldError::new(
                     &["incremental", "initial"],
                     "expected a time such as 2024-01-01T00:00:00Z, epoch seconds, or a span before now such as -30d",
+                ));
+            }
+            if inc.max_window.is_some() && self.order == Order::Desc {
+                out.push(FieldError::new(
+                    &["incremental", "maxWindow"],
+                    "windows need order asc: a descending read moves its watermark only when the whole walk completes, so a capped later window would stall it",
                 ));
             }
             if let Some(window) = &inc.max_window {

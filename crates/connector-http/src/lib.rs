@@ -55,6 +55,8 @@ struct OAuth {
     token_url: Url,
     form: Vec<(&'static str, String)>,
     cached: Mutex<Option<(String, Instant)>>,
+    /// The last token fetched, whose forms the redactor masks until the next replaces it.
+    issued: Mutex<Option<String>>,
 }
 
 impl OAuth {
@@ -111,7 +113,12 @@ impl OAuth {
         })?;
         // A minute's margin, so a token never expires between this check and its use.
         let life = Duration::from_secs(token.expires_in.unwrap_or(3600).saturating_sub(60));
-        self.client.redactor().add(&token.access_token);
+        if let Ok(mut issued) = self.issued.lock() {
+            let previous = issued.replace(token.access_token.clone());
+            self.client
+                .redactor()
+                .replace(previous.as_deref(), &token.access_token);
+        }
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((token.access_token.clone(), Instant::now() + life));
         }
@@ -207,6 +214,38 @@ impl HttpJsonProvider {
         let now = format_millis(window.end, &format).unwrap_or_default();
         let value = window.start.and_then(|s| format_millis(s, &format).ok());
         (value, now)
+    }
+
+    /// The page size a link or token read asks for: `pagination.pageSize`, else a fixed
+    /// `limit`-like query parameter (`limit`, `per_page`, `page_size`, `pageSize`, `size`,
+    /// `count`, `maxResults`), so a full page without a next link can be said.
+    fn page_size(&self) -> Option<u64> {
+        if !matches!(
+            self.config.pagination,
+            PaginationSpec::LinkHeader { .. }
+                | PaginationSpec::NextUrl { .. }
+                | PaginationSpec::Cursor { .. }
+        ) {
+            return None;
+        }
+        const NAMES: [&str; 8] = [
+            "limit",
+            "per_page",
+            "perPage",
+            "page_size",
+            "pageSize",
+            "size",
+            "count",
+            "maxResults",
+        ];
+        self.config.pagination.page_size().or_else(|| {
+            self.query.iter().find_map(|(name, t)| {
+                if !NAMES.contains(&name.as_str()) {
+                    return None;
+                }
+                t.render(|_| None)?.parse().ok().filter(|n: &u64| *n > 0)
+            })
+        })
     }
 
     /// The first request of a poll from `cursor`.
@@ -471,7 +510,7 @@ impl HttpJsonProvider {
             stop_when,
             more_when,
             link_base: c.pagination.link_base().cloned(),
-            page_size: c.pagination.page_size(),
+            page_size: self.page_size(),
             absent_means_empty: c.records.absent_means == config::AbsentMeans::Empty,
             keyed: c.records.records_as == RecordsAs::Values,
             check: (!c.fail.is_empty()).then(|| Box::new(check) as Box<_>),
@@ -599,7 +638,8 @@ fn fill_body(
 ) -> Result<(), String> {
     match body {
         Value::String(s) => {
-            let as_string = s.trim().ends_with("|string}}");
+            let squeezed: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+            let as_string = squeezed.ends_with("|string}}");
             let t = Template::parse(s, Context::Request)?;
             let whole = t.is_one_placeholder();
             *body = match t.render(fill) {
@@ -695,6 +735,7 @@ impl Provider for HttpJsonProvider {
                     token_url: token_url.clone(),
                     form,
                     cached: Mutex::new(None),
+                    issued: Mutex::new(None),
                 });
             }
         }

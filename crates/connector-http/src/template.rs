@@ -56,8 +56,13 @@ impl Template {
             let close = after
                 .find("}}")
                 .ok_or_else(|| format!("\"{{{{\" without \"}}}}\" in {text:?}"))?;
-            let name = after[..close].trim();
-            let part = match (name, context) {
+            // `{{ cursor | string }}` reads as `{{cursor|string}}`.
+            let name: String = after[..close]
+                .split('|')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("|");
+            let part = match (name.as_str(), context) {
                 // `|string` keeps a whole-value placeholder in a JSON body a string when the
                 // time format is a number (see `fill_body`).
                 ("cursor" | "cursor|string", Context::Request) => Part::Cursor,

@@ -9,8 +9,13 @@
 -- ARGV[4 .. 3+d]  the fields to delete
 -- then    field, value pairs to set
 --
--- Returns the new write count (field h:seq).
+-- Returns the new write count (field h:seq). A change to a state of a later layout is
+-- refused (this release could misread what it changes); a reset starts over and may.
 local seq = tonumber(redis.call('HGET', KEYS[1], 'h:seq') or '0') or 0
+local format = tonumber(redis.call('HGET', KEYS[1], 'h:format') or '0') or 0
+if ARGV[1] ~= 'reset' and format > tonumber(ARGV[2]) then
+  return redis.error_reply('the state has layout ' .. format .. ', written by a later release; this release writes layout ' .. ARGV[2])
+end
 if ARGV[1] == 'reset' then
   redis.call('DEL', KEYS[1])
 end

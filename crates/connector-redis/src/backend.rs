@@ -52,6 +52,10 @@ pub struct ConnectError {
 /// the inner client uses the same connection.
 pub struct RedisBackend {
     pub(crate) client: Client,
+    /// The connection commits go on: the shared client, or with `REDIS_WAIT_REPLICAS` a
+    /// connection of their own, since `WAIT` blocks the connection it runs on and lease
+    /// renewals must not queue behind it while a replica is away.
+    pub(crate) committer: Client,
     pub(crate) keys: Keys,
     pub(crate) scripts: Scripts,
     pub(crate) topology: Topology,
@@ -126,6 +130,16 @@ impl RedisBackend {
             let _ = client.quit().await;
             return Err(error(format!("loading the Lua scripts failed: {e}")));
         }
+        let committer = if settings.wait_replicas() > 0 {
+            let own = client.clone_new();
+            if let Err(e) = own.init().await {
+                let _ = client.quit().await;
+                return Err(error(format!("opening the commit connection failed: {e}")));
+            }
+            own
+        } else {
+            client.clone()
+        };
         tracing::info!(
             url = %url,
             topology = topology.as_str(),
@@ -134,6 +148,7 @@ impl RedisBackend {
         );
         Ok(Arc::new(Self {
             client,
+            committer,
             keys: settings.keys().clone(),
             scripts,
             topology,
@@ -206,6 +221,9 @@ impl RedisBackend {
 
     /// Closes the connection (after in-flight commands finish) and stops reconnecting.
     pub async fn close(&self) {
+        if self.wait_replicas > 0 {
+            let _ = self.committer.quit().await;
+        }
         if let Err(e) = self.client.quit().await {
             tracing::debug!(error = %e, "closing the Redis connection");
         }

@@ -133,14 +133,14 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
-    /// `WAIT n` after a commit: the client keeps one connection per server, so the WAIT
-    /// goes on the connection that took the commit and counts the replicas that have it.
+    /// `WAIT n` after a commit, on the commit connection (one connection per server), so
+    /// it counts the replicas that have this commit; it blocks only that connection.
     async fn replicated(&self) -> Result<CommitOutcome, BackendError> {
         use fred::interfaces::ServerInterface;
         let wanted = self.wait_replicas;
         let timeout = i64::try_from(self.wait_timeout.as_millis()).unwrap_or(i64::MAX);
         let acked: i64 = self
-            .client
+            .committer
             .wait(i64::from(wanted), timeout.max(1))
             .await
             .map_err(fail("commit"))?;
@@ -177,7 +177,7 @@ impl Publisher for RedisBackend {
             let (code, count): (i64, i64) = self
                 .scripts
                 .commit
-                .evalsha_with_reload(&self.client, keys, args)
+                .evalsha_with_reload(&self.committer, keys, args)
                 .await
                 .map_err(fail("commit"))?;
             Ok(match code {

@@ -468,3 +468,39 @@ async fn stream_entries_ids(redis: &fred::clients::Client, stream: &str) -> Vec<
         redis.xrange(stream, "-", "+", None).await.expect("XRANGE");
     entries.into_iter().map(|(id, _)| id).collect()
 }
+
+#[tokio::test]
+async fn a_state_written_before_the_header_existed_is_read_as_it_is() {
+    let prefix = unique_prefix("layout1");
+    let name = "layout1";
+    let server = MockServer::start().await;
+    let redis_backend = backend(&prefix).await;
+    let backends = redis_backend.backends();
+    // The state hash as the previous release wrote it: versions, no h:* fields.
+    let redis = inspector().await;
+    let state_key = common::layout(&redis_backend).state(name);
+    let _: i64 = redis
+        .hset(&state_key, vec![("v:a", "1"), ("v:b", "1"), ("v:c", "1")])
+        .await
+        .expect("HSET");
+    let mut factories = Factories::new();
+    factories.register::<ItemsProvider>();
+    let mut connector = factories
+        .create(Arc::new(config_for(name, &server.uri())), backends.clone())
+        .expect("create");
+    let lease = backends
+        .leases
+        .acquire(name, "me", Duration::from_secs(60))
+        .await
+        .expect("backend")
+        .expect("free");
+    serve(&server, items_body(&["a", "b", "c", "d"], &[])).await;
+    let s = connector.poll(&lease).await.expect("poll");
+    assert_eq!((s.published, s.skipped_unchanged), (1, 3), "only d is new");
+    let state = redis_backend.load(name).await.expect("load");
+    assert_eq!(
+        state.header.seq, 1,
+        "the header starts with the first commit"
+    );
+    assert_eq!(state.main.versions.len(), 4);
+}

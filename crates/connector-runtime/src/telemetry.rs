@@ -86,7 +86,8 @@ pub struct ReadHealth {
     /// The last poll's partial reads (and full pages without a next link), by reason.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub partial_reads: std::collections::BTreeMap<&'static str, u64>,
-    /// Polls in a row with a partial read and nothing published.
+    /// Polls in a row with a partial read, nothing published and no watermark or resume
+    /// point moved.
     pub stalled_polls: u32,
     /// The last poll's records whose time could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -356,7 +357,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let health = reads.entry(connector.to_owned()).or_default();
-        health.stalled_polls = if partial && summary.published == 0 {
+        health.stalled_polls = if partial && summary.published == 0 && !summary.progressed {
             health.stalled_polls + 1
         } else {
             0
@@ -776,6 +777,22 @@ use tracing_subscriber::Layer as _;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_line_is_scrubbed_whole_though_written_in_pieces() {
+        use std::io::Write as _;
+        use tracing_subscriber::fmt::MakeWriter as _;
+        let redactor = connector_core::redact::Redactor::new();
+        redactor.add("line-s3cret-0010");
+        let scrubbed = Scrubbed(redactor);
+        let mut line = scrubbed.make_writer();
+        // The formatter writes a line in several pieces; a secret may straddle two.
+        line.write_all(b"WARN poll failed: token line-s3")
+            .expect("write");
+        line.write_all(b"cret-0010 echoed\n").expect("write");
+        let text = line.redactor.scrub_bytes(&line.line);
+        assert_eq!(text, "WARN poll failed: token **** echoed\n");
+    }
 
     #[test]
     fn an_exported_span_is_scrubbed_everywhere_a_credential_can_sit() {

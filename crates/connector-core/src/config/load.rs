@@ -285,9 +285,10 @@ impl Loader<'_> {
             if self.errors.len() == before {
                 match serde_json::from_value::<ConnectorConfig>(cand.value.clone()) {
                     Ok(mut cfg) => {
+                        let resolved = Value::Object(settings.clone());
                         cfg.provider_config = provider_settings
                             .unwrap_or_else(|| ProviderSettings::raw(settings))
-                            .with_references(&references);
+                            .with_references(&references, &resolved);
                         configs.push(cfg);
                     }
                     Err(e) => self.report(cand, &[], e.to_string()),

@@ -106,15 +106,21 @@ impl ProviderSettings {
     }
 
     /// Adds the values `${VAR}` and `${file:…}` references stood for to the secrets: a
-    /// value taken from the environment is treated as a credential wherever it is sent.
-    pub fn with_references(mut self, references: &References) -> Self {
+    /// value taken from the environment is treated as a credential wherever it is sent,
+    /// except what only forms a URL's origin (a host is no secret, and messages keep it)
+    /// and bare numbers and booleans (masking `60000` would mask ordinary text).
+    pub fn with_references(mut self, references: &References, resolved: &Value) -> Self {
         let mut secrets: Vec<crate::config::Secret> = self.secrets.as_ref().clone();
-        secrets.extend(
-            references
-                .values()
-                .flatten()
-                .map(|r| crate::config::Secret::new(r.value())),
-        );
+        for (path, refs) in references {
+            let text = value_at(resolved, path).and_then(Value::as_str);
+            for r in refs {
+                let value = r.value();
+                let plain = value.parse::<f64>().is_ok() || value == "true" || value == "false";
+                if !plain && !text.is_some_and(|t| only_in_origin(t, value)) {
+                    secrets.push(crate::config::Secret::new(value));
+                }
+            }
+        }
         self.secrets = Arc::new(secrets);
         self
     }
@@ -185,6 +191,25 @@ impl JsonSchema for ProviderSettings {
 
 fn fingerprint(value: &Value) -> u64 {
     xxhash_rust::xxh3::xxh3_64(value.to_string().as_bytes())
+}
+
+/// The value at `path` below `root`.
+fn value_at<'v>(root: &'v Value, path: &[super::errors::PathSegment]) -> Option<&'v Value> {
+    use super::errors::PathSegment;
+    path.iter().try_fold(root, |node, seg| match seg {
+        PathSegment::Key(k) => node.get(k),
+        PathSegment::Index(i) => node.get(i),
+    })
+}
+
+/// Whether `value` appears in the URL `text` only inside its origin (scheme, host, port).
+fn only_in_origin(text: &str, value: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    let origin = url.origin().ascii_serialization();
+    let rest = &text[text.find(&origin).map_or(0, |at| at + origin.len())..];
+    origin.contains(value) && !rest.contains(value)
 }
 
 /// Collects the strings of `resolved` that the typed config shows as `****` at the same

@@ -180,7 +180,8 @@ pub struct Read<'a, I> {
     /// `/isLast`): the read ends there whatever the paginator would do next.
     pub stop_when: Option<String>,
     /// JSON pointer to a flag that says more pages follow (PagerDuty's `/more`): `false`
-    /// or absent ends the read there.
+    /// ends the read there; a page without it fails (a wrong pointer must not end a read
+    /// silently).
     pub more_when: Option<String>,
     /// What relative next links resolve against instead of the response's URL (an API
     /// whose links drop its base path: Snyk's `/rest`); see [`paging::resolve_link`].
@@ -449,6 +450,24 @@ pub fn read<'a, I: Send + 'a>(
                 .flatten()
                 .is_some_and(|at| body.get(at) == Some(b"true".as_slice()))
         };
+        // A more-pages flag that is not in the page is a wrong pointer, not the last page:
+        // ending there would be a silent partial read.
+        if let Some(more) = at.read.more_when.as_deref()
+            && !matches!(
+                records::locate(&body, more)
+                    .ok()
+                    .flatten()
+                    .and_then(|at| body.get(at)),
+                Some(b"true" | b"false")
+            )
+        {
+            return Err(FetchError::malformed(
+                &url,
+                format!(
+                    "no true or false at the more-pages flag {more} (morePath): check the pointer"
+                ),
+            ));
+        }
         let last = at.read.stop_when.as_deref().is_some_and(flag)
             || at.read.more_when.as_deref().is_some_and(|more| !flag(more));
         let next = if last {

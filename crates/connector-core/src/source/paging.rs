@@ -431,6 +431,8 @@ pub fn fingerprint(request: &Request) -> String {
 /// appended to its path, so `…/rest` + `/orgs/x` is `…/rest/orgs/x`; other relative links
 /// resolve by RFC 3986), else against the response's URL; absolute links as given.
 pub fn resolve_link(link_base: Option<&Url>, response: &Url, link: &str) -> Option<Url> {
+    // A fragment never goes to the server.
+    let link = link.split_once('#').map_or(link, |(before, _)| before);
     let Some(base) = link_base else {
         return response.join(link).ok();
     };
