@@ -598,7 +598,20 @@ impl wiremock::Respond for Ranged {
                 json!({"cve": {"id": id, "lastModified": connector_core::signal::rfc3339_millis(u64::try_from(*t).unwrap_or(0))}})
             })
             .collect();
-        ResponseTemplate::new(200).set_body_json(json!({"vulnerabilities": hits}))
+        // NVD pages with startIndex and resultsPerPage, and says totalResults.
+        let number = |name: &str| {
+            request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+        };
+        let total = hits.len();
+        let from = number("startIndex").unwrap_or(0).min(total);
+        let size = number("resultsPerPage").unwrap_or(total.max(1));
+        let page: Vec<Value> = hits.into_iter().skip(from).take(size).collect();
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"vulnerabilities": page, "totalResults": total}))
     }
 }
 
@@ -823,4 +836,54 @@ async fn each_new_paging_option_meets_the_provider_contract() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn a_capped_window_moves_by_its_records_and_the_walk_never_stalls() {
+    let hour = 3_600_000i64;
+    let now = i64::try_from(connector_core::pipeline::now_ms()).unwrap_or(0);
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/cves"))
+        .respond_with(Ranged {
+            // A full first day (two pages of two), an empty second, one in the third.
+            records: vec![
+                ("CVE-1".into(), now - 70 * hour),
+                ("CVE-2".into(), now - 66 * hour),
+                ("CVE-3".into(), now - 62 * hour),
+                ("CVE-4".into(), now - 58 * hour),
+                ("CVE-5".into(), now - 2 * hour),
+            ],
+            max_ms: 24 * hour,
+        })
+        .mount(&server)
+        .await;
+    let provider = json!({
+        "request": {"url": format!("{}/cves", server.uri()),
+                    "query": {"startDate": "{{cursor}}", "endDate": "{{now}}"}},
+        "records": {"path": "/vulnerabilities", "id": "/cve/id", "version": "/cve/lastModified"},
+        "signal": {"kind": "cve", "title": "{{/cve/id}}"},
+        "pagination": {"type": "offset", "param": "startIndex", "limit": 2,
+                       "limitParam": "resultsPerPage", "totalPath": "/totalResults"},
+        "limits": {"maxPages": 1},
+        "incremental": {"field": "/cve/lastModified", "initial": "-3d", "maxWindow": "1d"}
+    });
+    let mut h = Harness::new::<HttpJsonProvider>(config("nvd-capped", provider)).await;
+    let mut published = Vec::new();
+    for _ in 0..6 {
+        published.push(h.connector.poll(&h.lease).await.expect("poll").published);
+    }
+    assert_eq!(
+        published.iter().sum::<u64>(),
+        5,
+        "every record once: {published:?}"
+    );
+    assert_eq!(
+        published[0], 2,
+        "the capped first window publishes its first page"
+    );
+    assert!(
+        published[..3].iter().sum::<u64>() == 5,
+        "and the walk goes on from the records' times: {published:?}"
+    );
 }

@@ -24,8 +24,14 @@ struct Api {
     status: Arc<RwLock<Status>>,
 }
 
-/// The router, ready to serve.
-pub fn router(backends: Backends, metrics: Arc<Metrics>, status: Arc<RwLock<Status>>) -> Router {
+/// The router, ready to serve. Every answer passes the redactor: an error text the API
+/// shows may quote what a provider echoed.
+pub fn router(
+    backends: Backends,
+    metrics: Arc<Metrics>,
+    status: Arc<RwLock<Status>>,
+    redactor: connector_core::redact::Redactor,
+) -> Router {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
@@ -38,6 +44,25 @@ pub fn router(backends: Backends, metrics: Arc<Metrics>, status: Arc<RwLock<Stat
             metrics,
             status,
         })
+        .layer(axum::middleware::map_response(move |response: Response| {
+            let redactor = redactor.clone();
+            async move { scrubbed(&redactor, response).await }
+        }))
+}
+
+/// `response` with every credential in its body masked (bodies here are small JSON or
+/// Prometheus text).
+async fn scrubbed(redactor: &connector_core::redact::Redactor, response: Response) -> Response {
+    if redactor.is_empty() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "response too large").into_response();
+    };
+    let text = redactor.scrub_bytes(&bytes);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(text))
 }
 
 fn snapshot(api: &Api) -> Status {
@@ -204,4 +229,29 @@ async fn prometheus(State(api): State<Api>) -> Response {
         api.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_api_answer_is_masked() {
+        let redactor = connector_core::redact::Redactor::new();
+        redactor.add("api-s3cret-0011");
+        let answer = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "HTTP 401: bad token api-s3cret-0011"})),
+        )
+            .into_response();
+        let shown = scrubbed(&redactor, answer).await;
+        assert_eq!(shown.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(shown.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            r#"{"error":"HTTP 401: bad token ****"}"#
+        );
+    }
 }
