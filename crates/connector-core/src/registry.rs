@@ -18,11 +18,6 @@ use crate::config::{
 use crate::pipeline::{CreateError, PollingConnector, Provider, UniversalPollingConnector};
 use crate::ports::Backends;
 
-/// Connector types of the product, whether or not the running binary includes them. A
-/// config naming one of these that this binary was not built with is skipped (another
-/// binary runs it); any other unknown type is a mistake.
-pub const BUILTIN_TYPES: [&str; 5] = ["DATADOG", "GITHUB", "HTTP_JSON", "JIRA", "NOAA_WEATHER"];
-
 /// Builds connectors of one type.
 pub trait ConnectorFactory: Send + Sync {
     /// The type name it builds.
@@ -120,10 +115,14 @@ pub fn typed_config<P: Provider>(config: &ConnectorConfig) -> Result<P::Config, 
     }
 }
 
-/// Connector types this binary can build.
+/// Connector types this binary can build, and the types of the product it belongs to.
 #[derive(Clone, Default)]
 pub struct Factories {
     map: BTreeMap<&'static str, Arc<dyn ConnectorFactory>>,
+    /// Types of the product, whether or not this binary includes them (the binaries say
+    /// which: the core names no provider). A config naming one this binary was not built
+    /// with is skipped (another binary runs it); any other unknown type is a mistake.
+    product: Vec<&'static str>,
 }
 
 impl Factories {
@@ -140,6 +139,25 @@ impl Factories {
     ) -> &mut Self {
         self.map.insert(connector_type, Arc::new(factory));
         self
+    }
+
+    /// Declares the product's types (see the field's docs); the registered ones count
+    /// anyway.
+    pub fn with_product_types(mut self, types: &[&'static str]) -> Self {
+        self.product = types.to_vec();
+        self
+    }
+
+    /// The product's types, registered or not.
+    pub fn product_types(&self) -> Vec<&'static str> {
+        let mut all = self.product.clone();
+        for t in self.map.keys() {
+            if !all.contains(t) {
+                all.push(t);
+            }
+        }
+        all.sort_unstable();
+        all
     }
 
     /// Registers a provider through the generic pipeline.
@@ -180,7 +198,7 @@ impl Factories {
             .iter()
             .map(|(t, f)| (*t, f.provider_schema()))
             .collect();
-        config::json_schema(&providers, &BUILTIN_TYPES)
+        config::json_schema(&providers, &self.product)
     }
 }
 
@@ -201,7 +219,7 @@ impl ProviderCatalog for Factories {
     }
 
     fn product_types(&self) -> &[&'static str] {
-        &BUILTIN_TYPES
+        &self.product
     }
 }
 

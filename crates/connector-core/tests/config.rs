@@ -7,10 +7,14 @@ use connector_core::config::{ConfigErrors, ConfigSource, Environment, json_schem
 use connector_core::testing::items::{ItemsConfig, ItemsProvider};
 use connector_core::{ConnectorConfig, ConnectorRegistry, Factories};
 
+/// The product these tests pretend to be part of (its other types are skipped, not
+/// refused), as a binary declares it.
+const PRODUCT: [&str; 5] = ["DATADOG", "GITHUB", "HTTP_JSON", "JIRA", "NOAA_WEATHER"];
+
 fn factories() -> Factories {
     let mut f = Factories::new();
     f.register::<ItemsProvider>();
-    f
+    f.with_product_types(&PRODUCT)
 }
 
 fn text(json: &str) -> ConfigSource {

@@ -18,7 +18,6 @@ use anyhow::{Context, Result, bail};
 use connector_core::config::ConfigSource;
 use connector_core::embedded::EmbeddedBackend;
 use connector_core::ports::Backends;
-use connector_core::registry::BUILTIN_TYPES;
 use connector_core::{ConnectorConfig, ConnectorRegistry, Environment, Factories};
 use connector_redis::{RedisBackend, RedisSettings};
 
@@ -40,6 +39,7 @@ pub fn main(factories: Factories) -> ExitCode {
 /// logs and messages say `connector-noaa` even when the file is started under another
 /// name (a container image's fixed entry point).
 pub fn main_named(name: &str, factories: Factories) -> ExitCode {
+    let factories = with_product(factories);
     // Each binary names itself in --help and --version, not the library it is built on.
     NAME.get_or_init(|| name.to_owned());
     let name = name.to_owned();
@@ -95,6 +95,7 @@ pub fn init_tracing() {
 /// Runs one parsed command line; `main` is this plus tracing and a tokio runtime. Public so
 /// examples and tests can drive a binary's behaviour in-process.
 pub async fn execute(cli: Cli, factories: Factories) -> Result<ExitCode> {
+    let factories = with_product(factories);
     let env = Environment::from_process();
     let Some(settings) = settings_or_report(&env, &cli) else {
         return Ok(ExitCode::FAILURE);
@@ -329,25 +330,36 @@ fn binary_name() -> String {
         .unwrap_or_else(|| "connectors".into())
 }
 
+/// The product's connector types and the binary that runs each (besides the universal
+/// `connectors`): the one list every binary shares, so a binary skips the types another
+/// binary runs and names that binary. The core names no provider.
+pub const PRODUCT: [(&str, &str); 5] = [
+    ("DATADOG", "connector-datadog"),
+    ("GITHUB", "connector-github"),
+    ("HTTP_JSON", "connector-http"),
+    ("JIRA", "connector-jira"),
+    ("NOAA_WEATHER", "connector-noaa"),
+];
+
+/// `factories` knowing the product's other types.
+pub fn with_product(factories: Factories) -> Factories {
+    let types: Vec<&'static str> = PRODUCT.iter().map(|(t, _)| *t).collect();
+    factories.with_product_types(&types)
+}
+
 /// The binary of the product that runs connectors of `connector_type`.
 fn binary_for(connector_type: &str) -> Option<&'static str> {
-    Some(match connector_type {
-        "NOAA_WEATHER" => "connector-noaa",
-        "JIRA" => "connector-jira",
-        "GITHUB" => "connector-github",
-        "DATADOG" => "connector-datadog",
-        "HTTP_JSON" => "connector-http",
-        _ => return None,
-    })
+    PRODUCT
+        .iter()
+        .find(|(t, _)| *t == connector_type)
+        .map(|(_, b)| *b)
 }
 
 fn runnable(factories: &Factories, config: &ConnectorConfig) -> Result<()> {
     if factories.get(&config.connector_type).is_some() {
         return Ok(());
     }
-    let binary = if let Some(binary) = binary_for(&config.connector_type)
-        .filter(|_| BUILTIN_TYPES.contains(&config.connector_type.as_str()))
-    {
+    let binary = if let Some(binary) = binary_for(&config.connector_type) {
         if binary_name() == "connectors" {
             format!("; run it with {binary}")
         } else {
