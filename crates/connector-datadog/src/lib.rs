@@ -9,7 +9,7 @@ use connector_core::config::{FieldError, Secret};
 use connector_core::http::{Auth, HttpClient, HttpError, Request};
 use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, single_page};
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use connector_core::source::{self, Kept, Paging, Read, Revalidate, TokenIn};
+use connector_core::source::{self, Kept, Paging, Read, TokenIn};
 use connector_core::{
     ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider,
 };
@@ -332,7 +332,6 @@ impl DatadogProvider {
                         .append_pair("page[limit]", &target.page_size.to_string());
                 }
                 Read {
-                    request: Request::get(url),
                     // The last page with events still names a next cursor; the empty page
                     // after it ends the read.
                     paging: Paging::Cursor {
@@ -342,18 +341,8 @@ impl DatadogProvider {
                     },
                     records: "/data".into(),
                     max_pages: MAX_PAGES,
-                    conditional: Revalidate::Never,
-                    anchor: None,
                     watermark: Some("/attributes/timestamp".into()),
-                    resume: None,
-                    stop_when: None,
-                    more_when: None,
-                    link_base: None,
-                    page_size: None,
-                    absent_means_empty: false,
-                    keyed: false,
-                    check: None,
-                    parse,
+                    ..Read::new(Request::get(url), parse)
                 }
             }
             Resource::Incidents => {
@@ -366,7 +355,6 @@ impl DatadogProvider {
                 );
                 source::paging::set_query(&mut request.url, "page[offset]", "0");
                 Read {
-                    request,
                     // `next_offset` is not to be trusted: a short or empty page ends it.
                     paging: Paging::Offset {
                         param: "page[offset]".into(),
@@ -376,18 +364,8 @@ impl DatadogProvider {
                     },
                     records: "/data".into(),
                     max_pages: MAX_PAGES,
-                    conditional: Revalidate::Never,
-                    anchor: None,
                     watermark: Some("/attributes/modified".into()),
-                    resume: None,
-                    stop_when: None,
-                    more_when: None,
-                    link_base: None,
-                    page_size: None,
-                    absent_means_empty: false,
-                    keyed: false,
-                    check: None,
-                    parse,
+                    ..Read::new(request, parse)
                 }
             }
             Resource::Monitors => {
@@ -400,7 +378,6 @@ impl DatadogProvider {
                         .append_pair("monitor_tags", &target.tags.join(","));
                 }
                 Read {
-                    request: Request::get(url),
                     paging: Paging::PageNumber {
                         param: "page".into(),
                         start: 0,
@@ -409,18 +386,7 @@ impl DatadogProvider {
                     },
                     records: String::new(),
                     max_pages: MAX_PAGES,
-                    conditional: Revalidate::Never,
-                    anchor: None,
-                    watermark: None,
-                    resume: None,
-                    stop_when: None,
-                    more_when: None,
-                    link_base: None,
-                    page_size: None,
-                    absent_means_empty: false,
-                    keyed: false,
-                    check: None,
-                    parse,
+                    ..Read::new(Request::get(url), parse)
                 }
             }
         })

@@ -282,7 +282,6 @@ impl GithubProvider {
         let labels = &self.label_severity;
         let include_pull_requests = target.include_pull_requests;
         Ok(Read {
-            request,
             paging: Paging::LinkHeader {
                 keep_query: false,
                 stop_on_empty: false,
@@ -300,22 +299,14 @@ impl GithubProvider {
             watermark: Some("/updated_at".into()),
             // Issues go on from their watermark; full listings always start over (their
             // versions keep anything unchanged from being published again).
-            resume: None,
-            stop_when: None,
-            more_when: None,
-            link_base: None,
-            page_size: None,
-            absent_means_empty: false,
-            keyed: false,
-            check: None,
-            parse: Box::new(move |body, span, text| {
+            ..Read::new(request, move |body, span, text| {
                 let item = Item::of_text(resource, &place, labels, body, span, text)?;
                 Ok(if item.is_pull_request && !include_pull_requests {
                     Kept::Dropped("pullRequestsSkipped")
                 } else {
                     Kept::Item(item)
                 })
-            }),
+            })
         })
     }
 }

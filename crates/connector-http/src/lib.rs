@@ -495,7 +495,6 @@ impl HttpJsonProvider {
                 }))
             };
         Read {
-            request,
             paging,
             records: c.records.path.clone(),
             max_pages: c.limits.max_pages,
@@ -514,7 +513,7 @@ impl HttpJsonProvider {
             absent_means_empty: c.records.absent_means == config::AbsentMeans::Empty,
             keyed: c.records.records_as == RecordsAs::Values,
             check: (!c.fail.is_empty()).then(|| Box::new(check) as Box<_>),
-            parse: Box::new(parse),
+            ..Read::new(request, parse)
         }
     }
 }

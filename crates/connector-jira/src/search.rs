@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use connector_core::http::Request;
 use connector_core::source::time::parse_millis;
-use connector_core::source::{Body, Kept, Paging, Read, Revalidate, TokenIn};
+use connector_core::source::{Body, Kept, Paging, Read, TokenIn};
 use connector_core::{ItemError, ItemKey};
 use serde::Deserialize;
 use url::Url;
@@ -187,26 +187,19 @@ pub fn read(
         }
     };
     Ok(Read {
-        request,
         paging,
         records: "/issues".into(),
         max_pages: MAX_PAGES,
         // Search answers carry no validators.
-        conditional: Revalidate::Never,
         // Offsets over a set ordered by `updated` shift when an issue is updated mid-read
         // (it jumps to the end): each page is asked for from the last one's newest time.
         anchor: anchor.filter(|_| search.deployment == Deployment::DataCenter),
         watermark: Some("/fields/updated".into()),
         // Ascending: a stopped read goes on from its watermark, saved with each page.
-        resume: None,
         // Cloud marks its last page; Data Center ends at its total.
         stop_when: (search.deployment == Deployment::Cloud).then(|| "/isLast".into()),
-        more_when: None,
-        link_base: None,
-        page_size: None,
-        absent_means_empty: false,
-        keyed: false,
-        check: None,
-        parse: Box::new(|body, span, text| Issue::of_text(body, span, text).map(Kept::Item)),
+        ..Read::new(request, |body, span, text| {
+            Issue::of_text(body, span, text).map(Kept::Item)
+        })
     })
 }

@@ -54,7 +54,6 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
     }
     let actual_only = query.actual_only;
     let read = Read {
-        request: Request::get(first),
         paging: Paging::NextUrl {
             pointer: "/pagination/next".into(),
             keep_query: true,
@@ -67,24 +66,16 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
         } else {
             Revalidate::Whole
         },
-        anchor: None,
         watermark: query.history.then(|| "/properties/sent".into()),
         resume: query.history.then_some(RESUME_FOR),
-        stop_when: None,
-        more_when: None,
-        link_base: None,
-        page_size: None,
-        absent_means_empty: false,
-        keyed: false,
-        check: None,
-        parse: Box::new(move |body, span, text| {
+        ..Read::new(Request::get(first), move |body, span, text| {
             let alert = Alert::of_text(body, span, text).map_err(ItemError::new)?;
             Ok(if actual_only && !alert.is_actual() {
                 Kept::Dropped("nonActualDropped")
             } else {
                 Kept::Item(alert)
             })
-        }),
+        })
     };
     source::read(http, read, cursor)
 }

@@ -199,6 +199,37 @@ pub struct Read<'a, I> {
     pub parse: Box<ParseRecord<'a, I>>,
 }
 
+impl<'a, I> Read<'a, I> {
+    /// A read of `request` whose records `parse` turns into items, with every option at
+    /// its default: one page, the body itself is the list (an array), 100 pages at most,
+    /// no validators sent, no watermark, no resume point, no flags, no check. A provider
+    /// sets what its API needs with struct update syntax:
+    /// `Read { paging, records: "/data".into(), ..Read::new(request, parse) }`.
+    pub fn new(
+        request: Request,
+        parse: impl Fn(&Body, Range<usize>, &str) -> Result<Kept<I>, ItemError> + Send + Sync + 'a,
+    ) -> Self {
+        Self {
+            request,
+            paging: Paging::None,
+            records: String::new(),
+            keyed: false,
+            max_pages: 100,
+            conditional: Revalidate::Never,
+            anchor: None,
+            watermark: None,
+            resume: None,
+            stop_when: None,
+            more_when: None,
+            link_base: None,
+            page_size: None,
+            absent_means_empty: false,
+            check: None,
+            parse: Box::new(parse),
+        }
+    }
+}
+
 /// A check of one whole response body; the error says what it found.
 pub type CheckPage<'a> = dyn Fn(&[u8]) -> Result<(), String> + Send + Sync + 'a;
 

@@ -142,7 +142,6 @@ impl Provider for PagedProvider {
             (paging, Revalidate::Never, None)
         };
         let read = Read {
-            request: Request::get(url),
             paging,
             records: "/records".into(),
             max_pages: 1000,
@@ -150,14 +149,7 @@ impl Provider for PagedProvider {
             anchor,
             watermark: Some("/updated".into()),
             resume: Some(Duration::from_secs(7 * 24 * 3600)),
-            stop_when: None,
-            more_when: None,
-            link_base: None,
-            page_size: None,
-            absent_means_empty: false,
-            keyed: false,
-            check: None,
-            parse: Box::new(|body, span, text| {
+            ..Read::new(Request::get(url), |body, span, text| {
                 let f: Fields = serde_json::from_str(text).map_err(ItemError::new)?;
                 if parse_millis(&f.updated).is_none() {
                     return Err(ItemError::new(format!(
@@ -172,7 +164,7 @@ impl Provider for PagedProvider {
                     updated: f.updated,
                     title: f.title,
                 }))
-            }),
+            })
         };
         source::read(&self.http, read, cursor)
     }
