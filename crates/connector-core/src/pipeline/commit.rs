@@ -1,0 +1,239 @@
+//! The committer: a poll's changes encoded as signals in chunks of `commitBatchSize` and
+//! written fenced, each chunk's outcome applied to the in-memory state.
+
+use super::poll::{Commit, Encoder, Poll, Tail, Work};
+use super::*;
+
+impl<P: Provider> Poll<'_, P> {
+    /// Commits a state change that carries no signal.
+    pub(super) async fn commit_delta(
+        &mut self,
+        state: &mut ConnectorState,
+        delta: StateDelta,
+    ) -> Result<(), PollError> {
+        let chunk = CommitChunk {
+            stream: self.enc.config.output_stream.clone(),
+            stream_max_len: self.enc.config.stream_max_len,
+            entries: Vec::new(),
+            delta,
+            seq: state.header.seq,
+        };
+        match &mut self.commit {
+            Commit::To { lease, backends } => {
+                let outcome = backends.publisher.commit(lease, &chunk).await?;
+                self.enc.committed(outcome, state, &chunk.delta)?;
+                self.summary.commits += 1;
+                Ok(())
+            }
+            Commit::DryRun(_) => {
+                chunk.delta.apply_to(state);
+                Ok(())
+            }
+        }
+    }
+
+    /// Encodes `work` in chunks of `commitBatchSize` and commits them in order; `tail` and
+    /// the cursor go with the last chunk. Returns how many items failed.
+    pub(super) async fn commit_work(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        work: &[Work<'_, P::Item>],
+        mut tail: Tail,
+        mut cursor: Option<Cursor>,
+    ) -> Result<u64, PollError> {
+        if work.is_empty() && tail.is_empty() && cursor.is_none() {
+            return Ok(0);
+        }
+        let batch = self.enc.config.commit_batch_size.max(1) as usize;
+        let mut chunks = work.chunks(batch);
+        let mut left = work.len().div_ceil(batch).max(1);
+        let mut failed = 0u64;
+        let enc = &self.enc;
+        let mut build = |failed: &mut u64,
+                         left: &mut usize,
+                         tail: &mut Tail,
+                         cursor: &mut Option<Cursor>|
+         -> Result<Option<(CommitChunk, u64)>, PollError> {
+            let Some(rest) = left.checked_sub(1) else {
+                return Ok(None);
+            };
+            *left = rest;
+            let slice = chunks.next().unwrap_or(&[]);
+            let (chunk, removed) = enc.build_chunk(stream, slice, failed)?;
+            let mut chunk = chunk;
+            if *left == 0 {
+                chunk.delta.removals.append(&mut tail.prunes);
+                chunk.delta.absences.append(&mut tail.absences);
+                // An item that failed must be seen again: the old cursor stays.
+                if *failed == 0 {
+                    chunk.delta.cursor = cursor.take();
+                }
+            }
+            Ok(Some((chunk, removed)))
+        };
+        let mut next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
+        while let Some((chunk, removed)) = next.take() {
+            if chunk.entries.is_empty() && chunk.delta.is_empty() {
+                next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
+                continue;
+            }
+            let published = chunk.entries.len() as u64;
+            match &mut self.commit {
+                Commit::To { lease, backends } => {
+                    // The commit runs on its own task while this one encodes the next
+                    // chunk, so Redis and the encoder work at the same time. Dropping the
+                    // poll aborts the commit as dropping its future would.
+                    let publisher = Arc::clone(&backends.publisher);
+                    let held = (*lease).clone();
+                    let mut chunk = chunk;
+                    chunk.seq = state.header.seq;
+                    let in_flight = AbortOnDropHandle::new(tokio::spawn(
+                        async move {
+                            let outcome = publisher.commit(&held, &chunk).await;
+                            (outcome, chunk)
+                        }
+                        // The backend's log lines stay inside the poll's span.
+                        .in_current_span(),
+                    ));
+                    let built_next = build(&mut failed, &mut left, &mut tail, &mut cursor);
+                    let (outcome, chunk) = in_flight.await.map_err(|e| {
+                        PollError::Backend(BackendError::new(
+                            "commit",
+                            format!("the commit task ended abnormally: {e}"),
+                        ))
+                    })?;
+                    self.enc.committed(outcome?, state, &chunk.delta)?;
+                    self.summary.commits += 1;
+                    self.summary.published += published;
+                    self.summary.removed += removed;
+                    next = built_next?;
+                }
+                Commit::DryRun(entries) => {
+                    chunk.delta.apply_to(state);
+                    self.summary.published += published;
+                    self.summary.removed += removed;
+                    entries.extend(chunk.entries);
+                    next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
+                }
+            }
+        }
+        self.summary.failed += failed;
+        Ok(failed)
+    }
+}
+
+impl<P: Provider> Encoder<'_, P> {
+    /// Applies a commit's outcome to the in-memory state: the delta and the next write
+    /// count when it was committed, an error when it was refused.
+    pub(super) fn committed(
+        &self,
+        outcome: CommitOutcome,
+        state: &mut ConnectorState,
+        delta: &StateDelta,
+    ) -> Result<(), PollError> {
+        match outcome {
+            CommitOutcome::Committed => {
+                delta.apply_to(state);
+                state.header = StateHeader {
+                    format: STATE_FORMAT,
+                    seq: state.header.seq + 1,
+                };
+                Ok(())
+            }
+            CommitOutcome::UnderReplicated { acked, wanted } => {
+                self.committed(CommitOutcome::Committed, state, delta)?;
+                Err(PollError::UnderReplicated { acked, wanted })
+            }
+            CommitOutcome::Fenced => Err(PollError::Fenced {
+                connector: self.config.name.clone(),
+            }),
+            CommitOutcome::RolledBack { stored } => Err(PollError::RolledBack {
+                connector: self.config.name.clone(),
+                stored,
+                expected: state.header.seq,
+            }),
+        }
+    }
+
+    /// One chunk's entries and version updates; counts what failed to transform.
+    pub(super) fn build_chunk(
+        &self,
+        stream: &StreamSpec,
+        work: &[Work<'_, P::Item>],
+        failed: &mut u64,
+    ) -> Result<(CommitChunk, u64), PollError> {
+        let mut entries = Vec::with_capacity(work.len());
+        let mut delta = StateDelta {
+            stream: stream.name.clone(),
+            ..StateDelta::default()
+        };
+        let mut removed = 0;
+        let envelope = |external_id, version, change| Envelope {
+            source: self.provider.source(),
+            connector: &self.config.name,
+            connector_type: &self.config.connector_type,
+            observed_at: &self.observed_at,
+            external_id,
+            version,
+            change,
+        };
+        for w in work {
+            match *w {
+                Work::Item { item, key, change } => match self.provider.signal(stream, item) {
+                    Ok(mut parts) => {
+                        parts.occurred_at = parts.occurred_at.and_then(crate::signal::rfc3339_time);
+                        let env = envelope(&key.id, &key.version, change);
+                        entries.push(StreamEntry::from_signal(&env.signal(&parts))?);
+                        delta
+                            .upserts
+                            .push((key.id.to_string(), key.version.to_string()));
+                    }
+                    Err(reason) => {
+                        *failed += 1;
+                        tracing::warn!(
+                            connector = %self.config.name,
+                            stream = %stream.name,
+                            external_id = %key.id,
+                            %reason,
+                            "item skipped: cannot build its signal"
+                        );
+                    }
+                },
+                Work::Quiet { key } => {
+                    delta
+                        .upserts
+                        .push((key.id.to_string(), key.version.to_string()));
+                }
+                Work::Removal { id, version } => {
+                    let payload = serde_json::json!({ "externalId": id, "lastVersion": version });
+                    let payload = RawValue::from_string(payload.to_string())?;
+                    let title = format!("{} {id} is no longer active", stream.kind);
+                    let parts = ItemSignal {
+                        kind: Cow::Borrowed(&stream.kind),
+                        title: Cow::Owned(title),
+                        severity: Severity::Info,
+                        occurred_at: Some(Cow::Borrowed(&self.observed_at)),
+                        url: None,
+                        payload: Cow::Owned(payload),
+                    };
+                    let env = envelope(id, version, Change::Removed);
+                    entries.push(StreamEntry::from_signal(&env.signal(&parts))?);
+                    delta.removals.push(id.to_owned());
+                    removed += 1;
+                }
+            }
+        }
+        Ok((
+            CommitChunk {
+                stream: self.config.output_stream.clone(),
+                stream_max_len: self.config.stream_max_len,
+                entries,
+                delta,
+                // Set when the chunk is sent, after the chunks before it committed.
+                seq: 0,
+            },
+            removed,
+        ))
+    }
+}

@@ -1,0 +1,169 @@
+//! `poll NAME --explain`: the first page of each stream read against stored state, writing
+//! nothing, and what became of each record: how a config is built for `HTTP_JSON`.
+
+use std::fmt::Write as _;
+
+use super::*;
+use crate::ports::StreamState;
+use crate::source::{Note, Outcome};
+
+/// Said of a time the watermark cannot move on.
+const UNREADABLE: &str = "(unreadable: the watermark cannot move on it)";
+
+/// The report for every stream of `provider`.
+pub(super) async fn explain<P: Provider>(
+    provider: &P,
+    config: &ConnectorConfig,
+    backends: &Backends,
+) -> Result<Explanation, PollError> {
+    let state = backends.state.load(&config.name).await?;
+    let mut report = Explanation::default();
+    for stream in provider.streams() {
+        explain_stream(provider, stream, state.stream(&stream.name), &mut report).await;
+    }
+    Ok(report)
+}
+
+/// One stream: its kind and watermark, then its first page.
+async fn explain_stream<P: Provider>(
+    provider: &P,
+    stream: &StreamSpec,
+    stored: Option<&StreamState>,
+    report: &mut Explanation,
+) {
+    let out = &mut report.text;
+    let cursor = stored.map(|s| s.cursor.clone()).unwrap_or_default();
+    let shown = if stream.name.is_empty() {
+        "(main)"
+    } else {
+        &stream.name
+    };
+    let how = if stream.snapshot {
+        "snapshot"
+    } else {
+        "incremental"
+    };
+    let _ = writeln!(out, "stream {shown}: kind {}, {how}", stream.kind);
+    if let Some(w) = &cursor.watermark {
+        let _ = writeln!(out, "  watermark {w}");
+    }
+    let mut pages = provider.pages(stream, &cursor);
+    match crate::source::explaining(pages.next()).await {
+        None => {
+            let _ = writeln!(out, "  no pages");
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(out, "  the first page failed: {e}");
+        }
+        Some(Ok(PageEvent::NotModified)) => {
+            let _ = writeln!(
+                out,
+                "  304 Not Modified: nothing changed since the last read"
+            );
+        }
+        Some(Ok(PageEvent::Page(page))) => explain_page(provider, &page, stored, report),
+    }
+}
+
+/// The first page: its request, each record, an unreadable watermark, the next request.
+fn explain_page<P: Provider>(
+    provider: &P,
+    page: &Page<P::Item>,
+    stored: Option<&StreamState>,
+    report: &mut Explanation,
+) {
+    let out = &mut report.text;
+    if let Some(request) = &page.notes.request {
+        let _ = writeln!(out, "  request: {request}");
+    }
+    let _ = writeln!(
+        out,
+        "  {} records on the first page",
+        page.notes.records.len()
+    );
+    let watermarked =
+        page.unreadable.is_some() || page.notes.records.iter().any(|n| n.time.is_some());
+    let mut readable = 0usize;
+    for (i, note) in page.notes.records.iter().enumerate() {
+        let parsed = note
+            .time
+            .as_deref()
+            .and_then(crate::source::time::parse_millis);
+        readable += usize::from(parsed.is_some());
+        let what = record_line(provider, page, note, stored, parsed.is_some(), watermarked);
+        let _ = writeln!(out, "  record {}: {what}", i + 1);
+    }
+    if let Some(u) = page
+        .unreadable
+        .as_ref()
+        .filter(|_| readable == 0 && !page.items.is_empty())
+    {
+        let problem = format!(
+            "no record on the first page has a readable time at {}: the watermark could never move",
+            u.pointer
+        );
+        let _ = writeln!(out, "  {problem}");
+        report.problems.push(problem);
+    }
+    let out = &mut report.text;
+    match &page.notes.next {
+        Some(next) => {
+            let _ = writeln!(out, "  next request: {next}");
+        }
+        None => {
+            let _ = writeln!(out, "  no next page{}", why_no_next(page));
+        }
+    }
+}
+
+/// What became of one record: its id and version, new, changed or unchanged, or why it
+/// was left out or failed, with its time.
+fn record_line<P: Provider>(
+    provider: &P,
+    page: &Page<P::Item>,
+    note: &Note,
+    stored: Option<&StreamState>,
+    readable: bool,
+    watermarked: bool,
+) -> String {
+    let time = match (&note.time, readable) {
+        (Some(t), true) => format!(", time {t}"),
+        (Some(t), false) => format!(", time {t} {UNREADABLE}"),
+        (None, _) if watermarked && matches!(note.outcome, Outcome::Item(_)) => {
+            format!(", time absent {UNREADABLE}")
+        }
+        (None, _) => String::new(),
+    };
+    match &note.outcome {
+        Outcome::Item(k) => match page.items.get(*k) {
+            Some(item) => {
+                let key = provider.key(item);
+                let change = match stored.and_then(|s| s.versions.get(key.id.as_ref())) {
+                    None => "new",
+                    Some(v) if *v == key.version => "unchanged",
+                    Some(_) => "changed",
+                };
+                format!("id {}, version {}{time}: {change}", key.id, key.version)
+            }
+            None => "kept".to_owned(),
+        },
+        Outcome::Dropped(why) => format!("left out ({why}){time}"),
+        Outcome::Failed(why) => format!("fails: {why}"),
+    }
+}
+
+/// Why the first page has no next request, when that is not a documented end.
+fn why_no_next<I>(page: &Page<I>) -> String {
+    match (page.partial_reason, page.suspect) {
+        (Some(r), _) => format!(
+            " (paging stopped early: the read is partial, reason {})",
+            r.label()
+        ),
+        (None, Some(s)) => format!(
+            " (a page as full as the page size without a next link: {})",
+            s.label()
+        ),
+        (None, None) if page.partial => " (paging stopped early: the read is partial)".to_owned(),
+        (None, None) => String::new(),
+    }
+}

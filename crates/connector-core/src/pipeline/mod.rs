@@ -1,0 +1,711 @@
+//! The poll pipeline every connector runs: for each stream, pages → detect → transform →
+//! commit → record.
+//!
+//! A provider supplies a [`Provider`]: its streams, how to read a stream as a stream of
+//! pages, how to identify and version one item, and what a signal says about it
+//! ([`ItemSignal`]). [`UniversalPollingConnector`] does the rest, the same way for every
+//! provider:
+//!
+//! 1. **state** is loaded once per lease (this instance is then the only writer) and kept
+//!    in memory, updated only with what a commit made durable;
+//! 2. **pages** arrive one at a time; while one page is detected, transformed and
+//!    committed, the next is being fetched (one page ahead, no more), so memory follows
+//!    the page size, not the source's size;
+//! 3. **detect** compares ids and versions with the stream's state; unchanged items cost
+//!    nothing;
+//! 4. **transform** runs only for changed items, and the pipeline builds the envelope
+//!    (source, connector, type, id, version, change, times, dedup id) around what the
+//!    provider says of the item;
+//! 5. **commit** writes each page's signals with its version updates and the stream's new
+//!    cursor, in chunks of `commitBatchSize`, atomically and fenced. A crash between pages
+//!    resumes after the last committed page; a fenced chunk ends the poll;
+//! 6. after a **complete** read of a snapshot stream, recorded items that were not seen are
+//!    pruned (and published as `removed` with `emitRemovals`);
+//! 7. **record** folds the outcome into the connector's metrics.
+//!
+//! A stream whose read fails keeps what its committed pages wrote, and the streams after it
+//! are still read; the poll then fails with the first stream's error, so metrics and health
+//! show the failure while no stream loses progress.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
+
+mod commit;
+mod explain;
+mod poll;
+
+use poll::{Commit, Poll};
+
+use crate::config::{ConnectorConfig, FieldError};
+use crate::http::HttpError;
+use crate::ports::{
+    Absence, BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor,
+    Lease, PollRecord, PollSummary, STATE_FORMAT, StateDelta, StateHeader, StateLayoutError,
+    StateLoss,
+};
+use crate::signal::{
+    Change, Envelope, ItemError, ItemSignal, Severity, StreamEntry, rfc3339_millis,
+};
+
+/// An item's identity for change detection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemKey<'a> {
+    /// The provider's stable id.
+    pub id: Cow<'a, str>,
+    /// The version: the API's version field, or [`crate::detect::content_version`].
+    pub version: Cow<'a, str>,
+}
+
+impl<'a> ItemKey<'a> {
+    /// A key borrowing its id and version from the item.
+    pub fn of(id: &'a str, version: &'a str) -> Self {
+        Self {
+            id: Cow::Borrowed(id),
+            version: Cow::Borrowed(version),
+        }
+    }
+}
+
+/// One stream of a connector: what is read, in what order, with its own state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// `""` for a connector's only (main) stream; else a name unique within the connector,
+    /// e.g. `octo/repo/issues`, without `|`.
+    pub name: String,
+    /// The kind of its items, e.g. `weather_alert` (also the kind of a `removed` signal).
+    pub kind: String,
+    /// Every complete read returns the whole current set (NOAA's active alerts), so an
+    /// item's absence means it is gone. A snapshot is always read from its first page.
+    pub snapshot: bool,
+    /// The read is ordered ascending on the watermark's field, so the watermark may be
+    /// committed with each page; in any other order it is committed at the end of a
+    /// complete read.
+    pub ascending: bool,
+}
+
+impl StreamSpec {
+    /// The only stream of a single-stream connector.
+    pub fn main(kind: impl Into<String>, snapshot: bool) -> Self {
+        Self::named("", kind, snapshot)
+    }
+
+    /// A named stream of a connector with several.
+    pub fn named(name: impl Into<String>, kind: impl Into<String>, snapshot: bool) -> Self {
+        Self {
+            name: name.into(),
+            kind: kind.into(),
+            snapshot,
+            ascending: false,
+        }
+    }
+
+    /// The same stream, read in ascending order of its watermark's field.
+    pub fn ascending(mut self) -> Self {
+        self.ascending = true;
+        self
+    }
+}
+
+/// One page of a stream's read, as the pipeline receives it.
+#[derive(Debug)]
+pub struct Page<I> {
+    /// The page's items, in the provider's order.
+    pub items: Vec<I>,
+    /// Records of the page that could not be read at all: counted as failed, and the read
+    /// is partial.
+    pub failed: u64,
+    /// Identities of the records that failed (a hash of their bytes), so one that keeps
+    /// failing is skipped after `poisonAfterPolls` polls instead of holding the stream.
+    pub failures: Vec<String>,
+    /// This page does not carry everything it should (a skipped record, a page limit, a
+    /// guard that stopped paging): a partial read of a snapshot prunes nothing.
+    pub partial: bool,
+    /// Records kept whose watermark time could not be read.
+    pub unreadable: Option<crate::ports::UnreadableTimes>,
+    /// Why paging stopped early, when it did.
+    pub partial_reason: Option<crate::ports::PartialReason>,
+    /// Something suspicious about how the read ended that does not make it partial (a
+    /// full page without a next link).
+    pub suspect: Option<crate::ports::PartialReason>,
+    /// The stream's validators once this page is durable. Incremental streams commit them
+    /// with the page; a snapshot's are kept only after a complete read.
+    pub cursor: Option<Cursor>,
+    /// The latest record time on the page (UNIX ms), for the stream's watermark.
+    pub watermark: Option<i64>,
+    /// Where the read continues after this page, if it does and the stream keeps resume
+    /// points (see [`crate::source::Read::resume`]).
+    pub resume: Option<String>,
+    /// Provider-specific counters for the poll summary.
+    pub extras: BTreeMap<String, u64>,
+    /// What became of each record and which requests made and follow the page, only
+    /// while a read is explained (`poll --explain`); empty otherwise.
+    pub notes: crate::source::Notes,
+}
+
+impl<I> Page<I> {
+    /// A page of items with nothing else to say.
+    pub fn of(items: Vec<I>) -> Self {
+        Self {
+            items,
+            failed: 0,
+            failures: Vec::new(),
+            partial: false,
+            partial_reason: None,
+            suspect: None,
+            unreadable: None,
+            cursor: None,
+            watermark: None,
+            resume: None,
+            extras: BTreeMap::new(),
+            notes: crate::source::Notes::default(),
+        }
+    }
+}
+
+/// What a stream's read yields: pages, or the server's word that nothing changed.
+// One event per page, moved once: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum PageEvent<I> {
+    /// A page.
+    Page(Page<I>),
+    /// 304 Not Modified: the stream is as it was; nothing more follows.
+    NotModified,
+}
+
+/// A stream's read: pages as they arrive. It ends after the last page.
+pub type Pages<'a, I> = BoxStream<'a, Result<PageEvent<I>, FetchError>>;
+
+/// A read of one page (a whole list in one response).
+pub fn single_page<'a, I: Send + 'a>(
+    fetch: impl Future<Output = Result<PageEvent<I>, FetchError>> + Send + 'a,
+) -> Pages<'a, I> {
+    Box::pin(futures_util::stream::once(fetch))
+}
+
+/// A read of several pages: `step` fetches the page `at` describes and returns it with
+/// where the read goes on, or `None` when the read is over.
+pub fn paged<'a, S, I, F, Fut>(start: S, step: F) -> Pages<'a, I>
+where
+    S: Send + 'a,
+    I: Send + 'a,
+    F: FnMut(S) -> Fut + Send + 'a,
+    Fut: Future<Output = Result<Option<(PageEvent<I>, S)>, FetchError>> + Send + 'a,
+{
+    Box::pin(futures_util::stream::try_unfold(start, step))
+}
+
+/// Why a fetch failed. Any of these fails the stream's read; what earlier pages committed
+/// stays, and the next poll tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The HTTP layer gave up (after its retries, or at once for a non-retryable status).
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The server handed out a page it handed out before in the same read.
+    #[error("{message} ({url})")]
+    Loop {
+        /// The URL without its query.
+        url: String,
+        /// What repeated.
+        message: String,
+    },
+    /// The API refused the read for a reason the provider knows how to explain (bad
+    /// credentials, a removed endpoint), said in its words.
+    #[error("{message} ({url})")]
+    Refused {
+        /// The URL without its query.
+        url: String,
+        /// What went wrong and what to do about it; never a credential.
+        message: String,
+    },
+    /// The server answered 2xx with something that is not what the API documents.
+    #[error("unexpected response from {url}: {message}")]
+    Malformed {
+        /// The URL without its query.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl FetchError {
+    /// A refusal explained: `message` says why and what to change.
+    pub fn refused(url: &url::Url, message: impl std::fmt::Display) -> Self {
+        FetchError::Refused {
+            url: crate::http::display_url(url),
+            message: message.to_string(),
+        }
+    }
+
+    /// The HTTP status the server answered with, when it answered with an error status.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Http(HttpError::Status { status, .. }) => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A body that did not parse as the API's documented shape.
+    pub fn malformed(url: &url::Url, message: impl std::fmt::Display) -> Self {
+        FetchError::Malformed {
+            url: crate::http::display_url(url),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Why building a connector failed (after validation passed, so rare: a bad URL join…).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create connector: {0}")]
+pub struct CreateError(pub String);
+
+/// One provider: everything that differs between NOAA, Jira, GitHub, Datadog…
+///
+/// The associated types make the pipeline generic over the provider's config and raw
+/// item; the provider value itself is the client.
+pub trait Provider: Send + Sync + Sized + 'static {
+    /// Type name in config, e.g. `NOAA_WEATHER`.
+    const TYPE: &'static str;
+
+    /// `providerConfig`, typed. Its JSON Schema is what `schema` prints and what the
+    /// loader checks field names against. Secrets in it are [`crate::config::Secret`]s,
+    /// so its serialised form (what `validate` prints) hides them by type.
+    type Config: DeserializeOwned
+        + serde::Serialize
+        + schemars::JsonSchema
+        + Clone
+        + Send
+        + Sync
+        + 'static;
+    /// One raw item as the API returned it.
+    type Item: Send + Sync;
+
+    /// Checks beyond types (known codes, URL shapes); paths are relative to
+    /// `providerConfig`.
+    fn check(config: &Self::Config) -> Vec<FieldError> {
+        let _ = config;
+        Vec::new()
+    }
+
+    /// Builds the provider (and its HTTP client) from valid settings.
+    fn new(config: Self::Config, common: &ConnectorConfig) -> Result<Self, CreateError>;
+
+    /// The signal's `source`, e.g. `noaa`: data, so a connector configured by JSON alone
+    /// can set it.
+    fn source(&self) -> &str;
+
+    /// The streams, read in this order at every poll.
+    fn streams(&self) -> &[StreamSpec];
+
+    /// Reads one stream, from its stored cursor, as pages.
+    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Self::Item>;
+
+    /// The item's id and version.
+    fn key<'a>(&self, item: &'a Self::Item) -> ItemKey<'a>;
+
+    /// What the signal for a new or changed item says. An error skips the item for this
+    /// poll (it is counted as failed and seen again next time).
+    fn signal<'a>(
+        &'a self,
+        stream: &StreamSpec,
+        item: &'a Self::Item,
+    ) -> Result<ItemSignal<'a>, ItemError>;
+
+    /// The provider's own name for the per-poll cap, when it has one (NOAA's
+    /// `maxAlertsPerPoll`); the universal `maxItemsPerPoll` otherwise.
+    fn max_items_per_poll(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether a new or changed item is published, given the version recorded before it
+    /// (`None` for a new item). One not published still has its version recorded, so it
+    /// is not looked at again until it changes (Datadog's monitor `states`: a monitor is
+    /// published when it enters, changes within or leaves those states).
+    fn publishes(&self, stream: &StreamSpec, item: &Self::Item, previous: Option<&str>) -> bool {
+        let _ = (stream, item, previous);
+        true
+    }
+
+    /// The provider's own gauges (GitHub's remaining quota), read after each poll and
+    /// shown in `/metrics` as `connector_provider_gauge{connector, name}`.
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+}
+
+/// Why a poll failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// Fetching failed; nothing was written. (Not a `source`: the message already holds
+    /// it, and a chain printer would say it twice.)
+    #[error("fetch failed: {0}")]
+    Fetch(FetchError),
+    /// The lease moved to another instance; chunks committed before it stay committed.
+    #[error("commit refused: the lease on {connector} is no longer held by this instance")]
+    Fenced {
+        /// The connector.
+        connector: String,
+    },
+    /// The stored state's write count was not the one this writer expected: Redis lost
+    /// writes (or an operator changed state). Nothing was written; state is read again.
+    #[error(
+        "commit refused: the state of {connector} has {stored} writes where this instance made \
+         {expected}; it is read again and what it lacks is published again"
+    )]
+    RolledBack {
+        /// The connector.
+        connector: String,
+        /// The write count found.
+        stored: u64,
+        /// The write count expected.
+        expected: u64,
+    },
+    /// A commit was acknowledged by fewer replicas than asked (`REDIS_WAIT_REPLICAS`): it
+    /// stays committed, and the poll stops before its next page.
+    #[error(
+        "commit acknowledged by {acked} of the {wanted} replicas asked for (REDIS_WAIT_REPLICAS): \
+         it is kept, but a failover now could lose it; the poll stops here and the next one goes on"
+    )]
+    UnderReplicated {
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// Replicas asked for.
+        wanted: u32,
+    },
+    /// The stored state was written by a later release: the connector stops.
+    #[error(transparent)]
+    StateLayout(#[from] StateLayoutError),
+    /// The backend failed (Redis down…).
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A signal could not be encoded (a bug, not bad input).
+    #[error("cannot encode signal: {0}")]
+    Encode(serde_json::Error),
+}
+
+impl PollError {
+    /// The provider could not be reached at all (DNS, refused connection, TLS, proxy): a
+    /// network or address problem rather than an answer.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            PollError::Fetch(FetchError::Http(HttpError::Transport { .. }))
+        )
+    }
+}
+
+impl From<FetchError> for PollError {
+    fn from(e: FetchError) -> Self {
+        Self::Fetch(e)
+    }
+}
+
+impl From<serde_json::Error> for PollError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Encode(e)
+    }
+}
+
+/// What `poll NAME --explain` found: the report, and what makes the config unusable as it
+/// is (the command then exits 1).
+#[derive(Debug, Default)]
+pub struct Explanation {
+    /// The report, line by line.
+    pub text: String,
+    /// Problems that need a change of config.
+    pub problems: Vec<String>,
+}
+
+/// What a dry run would have published.
+#[derive(Debug)]
+pub struct Preview {
+    /// Figures as a real poll would report them (with `published` = would publish).
+    pub summary: PollSummary,
+    /// The entries, in order.
+    pub entries: Vec<StreamEntry>,
+}
+
+/// A connector the runtime can schedule without knowing its provider.
+pub trait PollingConnector: Send {
+    /// Its validated config.
+    fn config(&self) -> &ConnectorConfig;
+    /// One poll under `lease`, with metrics recorded.
+    fn poll<'a>(&'a mut self, lease: &'a Lease) -> BoxFuture<'a, Result<PollSummary, PollError>>;
+    /// Fetch, detect and transform against stored state, writing nothing.
+    fn preview(&mut self) -> BoxFuture<'_, Result<Preview, PollError>>;
+    /// The provider's gauges after the last poll (see [`Provider::gauges`]).
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+    /// Drops the cached state and every HTTP validator, so the next poll reads state again
+    /// and fetches every page in full: the runtime calls it when Redis may have lost
+    /// writes (a fence token that did not advance, a lease that vanished).
+    fn forget_state(&mut self) {}
+    /// A loss of writes the last polls noticed (the stored write count behind the one
+    /// written), once: the runtime counts and shows it.
+    fn take_state_loss(&mut self) -> Option<StateLoss> {
+        None
+    }
+    /// Reads the first page of each stream against stored state, writing nothing, and
+    /// says what became of each record: its id, version and time, new, changed or
+    /// unchanged, or why it was skipped or failed; and the request that would come next.
+    /// How a config is built for `HTTP_JSON`: `poll NAME --explain`.
+    fn explain(&mut self) -> BoxFuture<'_, Result<Explanation, PollError>>;
+}
+
+/// The generic pipeline over one provider.
+pub struct UniversalPollingConnector<P: Provider> {
+    provider: P,
+    config: Arc<ConnectorConfig>,
+    backends: Backends,
+    /// State as committed, with the lease token it was loaded under.
+    state: Option<(u64, ConnectorState)>,
+    /// The next load forgets the HTTP validators (after a loss of writes).
+    forget_validators: bool,
+    /// A loss noticed and not yet taken by the runtime.
+    loss: Option<StateLoss>,
+    /// The write count of a cache dropped without a loss being seen (a lease lost or
+    /// lapsed, a failed round trip): the state read next must not hold fewer writes.
+    last_seq: Option<u64>,
+}
+
+/// Milliseconds since the UNIX epoch, the one wall-clock read of a poll.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl<P: Provider> UniversalPollingConnector<P> {
+    /// Wraps a provider with the pipeline.
+    pub fn new(provider: P, config: Arc<ConnectorConfig>, backends: Backends) -> Self {
+        Self {
+            provider,
+            config,
+            backends,
+            state: None,
+            forget_validators: false,
+            loss: None,
+            last_seq: None,
+        }
+    }
+
+    /// Drops the cached state, remembering its write count.
+    fn drop_cache(&mut self) {
+        if let Some((_, state)) = self.state.take() {
+            self.last_seq = Some(state.header.seq);
+        }
+    }
+
+    /// The provider, for provider-specific inspection in tests.
+    pub fn provider(&self) -> &P {
+        &self.provider
+    }
+
+    /// One poll: every stream's pages, detected, transformed and committed in fenced
+    /// chunks; metrics recorded.
+    pub async fn poll_once(&mut self, lease: &Lease) -> Result<PollSummary, PollError> {
+        let started = Instant::now();
+        let started_at_ms = now_ms();
+        let mut result = self.run(lease, started_at_ms).await;
+        if let Err(PollError::RolledBack {
+            stored, expected, ..
+        }) = result
+        {
+            // State changed under this writer: read it again and detect again at once, so
+            // what a lossy Redis lacks is published in this poll.
+            self.lost_writes(stored, expected);
+            result = self.run(lease, started_at_ms).await;
+        }
+        if matches!(
+            result,
+            Err(PollError::Backend(_) | PollError::RolledBack { .. })
+        ) {
+            // A failed round trip may or may not have been applied: reload next time.
+            self.drop_cache();
+        }
+        let record = PollRecord {
+            started_at_ms,
+            latency: started.elapsed(),
+            summary: result.as_ref().ok().cloned(),
+        };
+        if let Err(e) = self
+            .backends
+            .metrics
+            .record(&self.config.name, &record)
+            .await
+        {
+            tracing::warn!(connector = %self.config.name, error = %e, "could not record metrics");
+        }
+        result
+    }
+
+    /// The state changed under this writer (`stored` writes found, `expected` made): the
+    /// cache and the validators go; fewer writes than made is a loss, said loudly.
+    fn lost_writes(&mut self, stored: u64, expected: u64) {
+        self.state = None;
+        self.last_seq = None;
+        self.forget_validators = true;
+        if stored < expected {
+            tracing::error!(
+                connector = %self.config.name,
+                stored,
+                written = expected,
+                "Redis lost writes: the connector's state holds {stored} writes where this instance \
+                 made {expected} (a restart without persistence, a FLUSHALL, or a failover to a \
+                 lagging replica). State is read again and every current item the state lacks is \
+                 published again, once"
+            );
+            self.loss = Some(StateLoss {
+                stored,
+                written: expected,
+            });
+        }
+    }
+
+    /// The cached state, when the stored header says it is still current; else state read
+    /// again.
+    async fn current_state(&mut self, lease: &Lease) -> Result<(), PollError> {
+        let header = self.backends.state.header(&self.config.name).await?;
+        header.check_format()?;
+        match &self.state {
+            Some((token, cached)) if *token == lease.token && cached.header.seq == header.seq => {
+                return Ok(());
+            }
+            Some((_, cached)) if header.seq != cached.header.seq => {
+                self.lost_writes(header.seq, cached.header.seq);
+            }
+            _ => {}
+        }
+        let mut loaded = self.backends.state.load(&self.config.name).await?;
+        loaded.header.check_format()?;
+        if let Some(written) = self.last_seq.take()
+            && loaded.header.seq < written
+        {
+            self.lost_writes(loaded.header.seq, written);
+        }
+        if std::mem::take(&mut self.forget_validators) {
+            loaded.forget_validators();
+        }
+        self.state = Some((lease.token, loaded));
+        Ok(())
+    }
+
+    async fn run(&mut self, lease: &Lease, now: u64) -> Result<PollSummary, PollError> {
+        self.current_state(lease).await?;
+        let Self {
+            provider,
+            config,
+            backends,
+            state: slot,
+            ..
+        } = self;
+        let Some((_, state)) = slot.as_mut() else {
+            return Err(PollError::Backend(BackendError::new(
+                "load state",
+                "state missing",
+            )));
+        };
+        let mut poll = Poll::new(provider, config, now, Commit::To { lease, backends });
+        poll.read_all(state).await?;
+        if let Some(u) = &poll.summary.unreadable_times {
+            // Once per poll: the records are published, but an incremental read cannot
+            // move past them, so every poll reads them again.
+            tracing::warn!(
+                connector = %config.name,
+                pointer = %u.pointer,
+                first = u.first.as_deref().unwrap_or("(absent)"),
+                records = u.count,
+                "watermark unreadable: {} record(s) have no time this connector can read at {}; \
+                 they are published, but the watermark cannot move on them (use a field such as \
+                 updated_at in RFC 3339 or epoch seconds)",
+                u.count,
+                u.pointer
+            );
+        }
+        Ok(poll.summary)
+    }
+}
+
+impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
+    fn config(&self) -> &ConnectorConfig {
+        &self.config
+    }
+
+    fn poll<'a>(&'a mut self, lease: &'a Lease) -> BoxFuture<'a, Result<PollSummary, PollError>> {
+        Box::pin(self.poll_once(lease))
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        self.provider.gauges()
+    }
+
+    fn forget_state(&mut self) {
+        self.drop_cache();
+        self.forget_validators = true;
+    }
+
+    fn take_state_loss(&mut self) -> Option<StateLoss> {
+        self.loss.take()
+    }
+
+    fn explain(&mut self) -> BoxFuture<'_, Result<Explanation, PollError>> {
+        Box::pin(explain::explain(
+            &self.provider,
+            &self.config,
+            &self.backends,
+        ))
+    }
+
+    fn preview(&mut self) -> BoxFuture<'_, Result<Preview, PollError>> {
+        Box::pin(async move {
+            let mut state = self.backends.state.load(&self.config.name).await?;
+            let mut poll = Poll::new(
+                &self.provider,
+                &self.config,
+                now_ms(),
+                Commit::DryRun(Vec::new()),
+            );
+            poll.read_all(&mut state).await?;
+            let entries = match poll.commit {
+                Commit::DryRun(entries) => entries,
+                Commit::To { .. } => Vec::new(),
+            };
+            Ok(Preview {
+                summary: poll.summary,
+                entries,
+            })
+        })
+    }
+}
+
+/// Why `id` cannot be an external id, if it cannot: consumers key on it, dedup ids are
+/// made from it, and state stores it as a field name.
+pub fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id.len() > 1024 {
+        Some("is longer than 1,024 bytes")
+    } else if id.chars().any(char::is_control) {
+        Some("holds control characters")
+    } else {
+        None
+    }
+}
+
+/// How long a connector may go without a successful poll before it counts as unhealthy:
+/// three intervals, and never less than a minute.
+pub fn health_max_age(config: &ConnectorConfig) -> Duration {
+    (config.poll_interval() * 3).max(Duration::from_secs(60))
+}

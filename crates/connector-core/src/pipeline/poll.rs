@@ -1,0 +1,603 @@
+//! One poll in progress: every stream read page by page, detected, and handed to the
+//! committer; snapshots pruned after a complete read.
+
+use super::*;
+
+/// Where a poll's chunks go.
+pub(super) enum Commit<'a> {
+    To {
+        lease: &'a Lease,
+        backends: &'a Backends,
+    },
+    /// Nowhere: the entries are kept for the caller to show.
+    DryRun(Vec<StreamEntry>),
+}
+
+/// What building a signal needs, apart from the poll's mutable parts.
+pub(super) struct Encoder<'a, P: Provider> {
+    pub(super) provider: &'a P,
+    pub(super) config: &'a ConnectorConfig,
+    pub(super) observed_at: String,
+}
+
+/// One poll in progress: its figures, its cap and where it commits.
+pub(super) struct Poll<'a, P: Provider> {
+    pub(super) enc: Encoder<'a, P>,
+    pub(super) commit: Commit<'a>,
+    pub(super) summary: PollSummary,
+    /// New or changed items this poll may still publish.
+    pub(super) remaining: Option<usize>,
+    pub(super) streams_not_modified: usize,
+    /// Records whose id was already read in this poll (said once, at the end).
+    pub(super) repeated_ids: u64,
+    /// When the poll began (UNIX ms): no watermark moves past it, since records written
+    /// while the read ran may not have been seen.
+    pub(super) started_ms: i64,
+}
+
+/// How one stream's read ended.
+pub(super) struct StreamRead {
+    /// Every page arrived and every item was published: a snapshot may be pruned.
+    pub(super) complete: bool,
+    /// The per-poll cap stopped the read: no later stream is read either.
+    pub(super) capped: bool,
+}
+
+impl<'a, P: Provider> Poll<'a, P> {
+    pub(super) fn new(
+        provider: &'a P,
+        config: &'a ConnectorConfig,
+        now: u64,
+        commit: Commit<'a>,
+    ) -> Self {
+        let remaining = provider
+            .max_items_per_poll()
+            .or(config.max_items_per_poll.map(|m| m as usize));
+        Self {
+            enc: Encoder {
+                provider,
+                config,
+                observed_at: rfc3339_millis(now),
+            },
+            commit,
+            summary: PollSummary::default(),
+            remaining,
+            streams_not_modified: 0,
+            repeated_ids: 0,
+            started_ms: i64::try_from(now).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Reads every stream in order. A stream's fetch error is kept until the others have
+    /// been read; a fence or a backend error ends the poll at once.
+    pub(super) async fn read_all(&mut self, state: &mut ConnectorState) -> Result<(), PollError> {
+        let streams = self.enc.provider.streams();
+        let mut first_error: Option<FetchError> = None;
+        for stream in streams {
+            match self.read_stream(stream, state).await {
+                Ok(read) if read.capped => break,
+                Ok(_) => {}
+                Err(PollError::Fetch(e)) => {
+                    tracing::warn!(
+                        connector = %self.enc.config.name,
+                        stream = %stream.name,
+                        error = %e,
+                        "stream read failed; its committed pages stay, the next poll resumes it"
+                    );
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.summary.not_modified =
+            !streams.is_empty() && self.streams_not_modified == streams.len();
+        if self.repeated_ids > 0 {
+            tracing::info!(
+                connector = %self.enc.config.name,
+                records = self.repeated_ids,
+                "records repeated an id already read in this poll (a page overlap, or the API listing one item twice); each id counts once"
+            );
+        }
+        match first_error {
+            Some(e) => Err(PollError::Fetch(e)),
+            None => Ok(()),
+        }
+    }
+
+    async fn read_stream(
+        &mut self,
+        stream: &'a StreamSpec,
+        state: &mut ConnectorState,
+    ) -> Result<StreamRead, PollError> {
+        let cursor = state
+            .stream(&stream.name)
+            .map(|s| s.cursor.clone())
+            .unwrap_or_default();
+        let parse = |t: &Option<String>| t.as_deref().and_then(crate::source::time::parse_millis);
+        let stored_watermark = parse(&cursor.watermark);
+        // What an unfinished read of another order committed before it stopped.
+        let pending = parse(&cursor.pending);
+        let mut pages = self.enc.provider.pages(stream, &cursor);
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut read = StreamRead {
+            complete: true,
+            capped: false,
+        };
+        // A snapshot's validators describe the whole read: kept only once it completed.
+        let mut snapshot_cursor: Option<Cursor> = None;
+        // Once an item failed, later pages' cursors would move past it: they are not saved.
+        let mut hold_cursor = false;
+        // The stream's cursor as committed so far in this read.
+        let mut committed = cursor.clone();
+        let mut read_max: Option<i64> = None;
+        let mut seen_failures: HashSet<String> = HashSet::new();
+        let mut recorded_seen = 0usize;
+        let mut next = pages.next().await;
+        loop {
+            let page = match next.take() {
+                None => break,
+                Some(Err(e)) => {
+                    // A loop would come back at the same resume point: start over next time.
+                    if matches!(e, FetchError::Loop { .. }) && committed.resume.is_some() {
+                        let mut fresh = committed.clone();
+                        fresh.resume = None;
+                        self.commit_work(stream, state, &[], Tail::default(), Some(fresh))
+                            .await?;
+                    }
+                    return Err(PollError::Fetch(e));
+                }
+                Some(Ok(PageEvent::NotModified)) => {
+                    self.streams_not_modified += 1;
+                    return Ok(StreamRead {
+                        complete: false,
+                        capped: false,
+                    });
+                }
+                Some(Ok(PageEvent::Page(page))) => page,
+            };
+            let mut page = page;
+            self.drop_bad_ids(stream, &mut page);
+            self.summary.pages += 1;
+            for (k, v) in &page.extras {
+                *self.summary.extras.entry(k.clone()).or_insert(0) += v;
+            }
+            // A record that failed in too many polls in a row is poisoned: skipped with an
+            // error, so it no longer holds the watermark; the others are counted and held.
+            let limit = self.enc.config.poison_after_polls;
+            let counts = state.stream(&stream.name).map(|s| &s.failures);
+            let mut failures = Vec::new();
+            let mut poisoned = 0u64;
+            for id in &page.failures {
+                seen_failures.insert(id.clone());
+                let polls = counts.and_then(|c| c.get(id)).copied().unwrap_or(0) + 1;
+                if polls >= limit {
+                    poisoned += 1;
+                    tracing::error!(
+                        connector = %self.enc.config.name,
+                        stream = %stream.name,
+                        record = %id,
+                        polls,
+                        "record skipped for good: it failed to parse in each of the last polls"
+                    );
+                }
+                failures.push((id.clone(), polls));
+            }
+            // Failures without an identity are held like those not yet poisoned.
+            let holding = page.failed.saturating_sub(poisoned);
+            if let Some(reason) = page.partial_reason.or(page.suspect) {
+                *self.summary.partial_reads.entry(reason).or_default() += 1;
+            }
+            if let Some(u) = &page.unreadable {
+                let total = self.summary.unreadable_times.get_or_insert_with(|| {
+                    crate::ports::UnreadableTimes {
+                        count: 0,
+                        ..u.clone()
+                    }
+                });
+                total.count += u.count;
+            }
+            if page.partial || holding > 0 {
+                read.complete = false;
+            }
+            if holding > 0 {
+                hold_cursor = true;
+            }
+            self.summary.failed += holding;
+            self.summary.poisoned += poisoned;
+            if !failures.is_empty() {
+                let delta_only = StateDelta {
+                    stream: stream.name.clone(),
+                    failures: std::mem::take(&mut failures),
+                    ..StateDelta::default()
+                };
+                self.commit_delta(state, delta_only).await?;
+            }
+            let page_max = page.watermark.map(|w| w.min(self.started_ms));
+            read_max = read_max.max(page_max);
+            // The cursor to commit with this page, for an incremental stream.
+            let mut after = page.cursor.clone().unwrap_or_else(|| committed.clone());
+            // An ascending read resumes from its watermark, which moves with each page; a
+            // resume point would belong to a first request that no longer exists.
+            after.resume = page.resume.clone().filter(|_| !stream.ascending);
+            if stream.ascending {
+                after.watermark = stored_watermark.max(read_max).map(format_watermark);
+            } else {
+                after.watermark = committed.watermark.clone();
+                after.pending = pending.max(read_max).map(format_watermark);
+            }
+            let page_cursor = (!stream.snapshot && !hold_cursor).then_some(after);
+            // The next page is fetched while this one is committed, unless this page may
+            // reach the per-poll cap (the read would stop here, and the fetch be wasted).
+            let may_cap = self.remaining.is_some_and(|left| page.items.len() >= left);
+            let (outcome, following) = if may_cap {
+                let outcome = self
+                    .commit_page(stream, state, &mut seen, &page, page_cursor)
+                    .await;
+                let capped = outcome.as_ref().is_ok_and(|o| o.capped);
+                let following = if capped { None } else { pages.next().await };
+                (outcome, following)
+            } else {
+                tokio::join!(
+                    self.commit_page(stream, state, &mut seen, &page, page_cursor),
+                    pages.next()
+                )
+            };
+            let outcome = outcome?;
+            recorded_seen += outcome.recorded_seen;
+            if outcome.failed {
+                hold_cursor = true;
+                read.complete = false;
+            }
+            if let Some(c) = outcome.committed {
+                // A moved watermark or resume point is progress, even with nothing new.
+                if (&c.watermark, &c.resume, &c.pending)
+                    != (&committed.watermark, &committed.resume, &committed.pending)
+                {
+                    self.summary.progressed = true;
+                }
+                committed = c;
+            }
+            if stream.snapshot
+                && !hold_cursor
+                && let Some(c) = &page.cursor
+            {
+                snapshot_cursor = Some(c.clone());
+            }
+            if outcome.capped {
+                tracing::warn!(
+                    connector = %self.enc.config.name,
+                    stream = %stream.name,
+                    reason = crate::ports::PartialReason::ItemCap.label(),
+                    "partial read: the per-poll cap of new or changed items was reached; the next poll goes on from here"
+                );
+                *self
+                    .summary
+                    .partial_reads
+                    .entry(crate::ports::PartialReason::ItemCap)
+                    .or_default() += 1;
+                read.complete = false;
+                read.capped = true;
+                return Ok(read);
+            }
+            next = following;
+        }
+        if read.complete && !hold_cursor {
+            // Records that failed before and were not met failing now: forget them.
+            let stale: Vec<(String, u32)> = state
+                .stream(&stream.name)
+                .map(|s| {
+                    s.failures
+                        .keys()
+                        .filter(|k| !seen_failures.contains(*k))
+                        .map(|k| (k.clone(), 0))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !stale.is_empty() {
+                let delta = StateDelta {
+                    stream: stream.name.clone(),
+                    failures: stale,
+                    ..StateDelta::default()
+                };
+                self.commit_delta(state, delta).await?;
+            }
+        }
+        if stream.snapshot {
+            self.finish_snapshot(
+                stream,
+                state,
+                &seen,
+                recorded_seen,
+                read.complete,
+                snapshot_cursor,
+            )
+            .await?;
+        } else if read.complete && !hold_cursor {
+            // The read is over: no resume point, and (for any order) the watermark of
+            // everything read.
+            let mut last = committed.clone();
+            last.resume = None;
+            last.pending = None;
+            last.watermark = stored_watermark
+                .max(read_max)
+                .max(pending.filter(|_| cursor.resume.is_some()))
+                .map(format_watermark);
+            if last != committed {
+                self.commit_work(stream, state, &[], Tail::default(), Some(last))
+                    .await?;
+            }
+        }
+        Ok(read)
+    }
+
+    /// Fails the items whose id cannot be an external id (empty, over 1,024 bytes, or
+    /// holding control characters): each is counted as failed, under an identity of its
+    /// own so it is poisoned like a record that does not parse, and the read is partial.
+    /// Kept, an empty id would be published, and the real item pruned as vanished.
+    fn drop_bad_ids(&self, stream: &StreamSpec, page: &mut Page<P::Item>) {
+        let provider = self.enc.provider;
+        let mut bad = Vec::new();
+        page.items.retain(|item| {
+            let key = provider.key(item);
+            match id_problem(&key.id) {
+                None => true,
+                Some(why) => {
+                    let shown: String = key.id.chars().take(64).collect();
+                    tracing::warn!(
+                        connector = %self.enc.config.name,
+                        stream = %stream.name,
+                        id = ?shown,
+                        "record skipped: its id {why}"
+                    );
+                    bad.push(format!(
+                        "id-{:016x}",
+                        xxhash_rust::xxh3::xxh3_64(key.id.as_bytes())
+                    ));
+                    false
+                }
+            }
+        });
+        page.failed += bad.len() as u64;
+        page.failures.extend(bad);
+    }
+
+    /// Detects, transforms and commits one page.
+    async fn commit_page(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        seen: &mut HashSet<String>,
+        page: &Page<P::Item>,
+        cursor: Option<Cursor>,
+    ) -> Result<PageOutcome, PollError> {
+        let provider = self.enc.provider;
+        let keys: Vec<ItemKey<'_>> = page.items.iter().map(|i| provider.key(i)).collect();
+        // Sized up front: rehashing a 100,000-entry set while filling it is most of its cost.
+        seen.reserve(keys.len());
+        let recorded = state.stream(&stream.name);
+        let mut work: Vec<(usize, Change)> = Vec::new();
+        let mut recorded_seen = 0usize;
+        for (i, key) in keys.iter().enumerate() {
+            let version = recorded.and_then(|r| r.versions.get(key.id.as_ref()));
+            if !seen.insert(key.id.to_string()) {
+                self.repeated_ids += 1;
+                // Met again in this read: a page overlap (nothing new) or, when its version
+                // moved on since, an item updated while the read was under way.
+                if let Some(v) = version
+                    && *v != key.version
+                {
+                    work.push((i, Change::Updated));
+                }
+                continue;
+            }
+            self.summary.fetched += 1;
+            match version {
+                Some(v) if *v == key.version => {
+                    self.summary.skipped_unchanged += 1;
+                    recorded_seen += 1;
+                }
+                Some(_) => {
+                    work.push((i, Change::Updated));
+                    recorded_seen += 1;
+                }
+                None => work.push((i, Change::Created)),
+            }
+        }
+        let mut capped = false;
+        if let Some(left) = self.remaining.as_mut() {
+            if work.len() > *left {
+                let held = (work.len() - *left) as u64;
+                *self
+                    .summary
+                    .extras
+                    .entry("heldBack".to_owned())
+                    .or_insert(0) += held;
+                work.truncate(*left);
+                capped = true;
+            }
+            *left -= work.len();
+        }
+        // A capped page is not fully published: its cursor would skip the rest.
+        let cursor = cursor
+            .filter(|_| !capped)
+            .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
+        let committing = cursor.clone();
+        let items: Vec<Work<'_, P::Item>> = work
+            .iter()
+            .map(|&(i, change)| {
+                let previous = recorded
+                    .and_then(|r| r.versions.get(keys[i].id.as_ref()))
+                    .map(String::as_str);
+                if provider.publishes(stream, &page.items[i], previous) {
+                    Work::Item {
+                        item: &page.items[i],
+                        key: &keys[i],
+                        change,
+                    }
+                } else {
+                    Work::Quiet { key: &keys[i] }
+                }
+            })
+            .collect();
+        let quiet = items
+            .iter()
+            .filter(|w| matches!(w, Work::Quiet { .. }))
+            .count() as u64;
+        if quiet > 0 {
+            *self
+                .summary
+                .extras
+                .entry("notPublished".to_owned())
+                .or_insert(0) += quiet;
+        }
+        let failed = self
+            .commit_work(stream, state, &items, Tail::default(), cursor)
+            .await?;
+        Ok(PageOutcome {
+            failed: failed > 0,
+            capped,
+            committed: committing.filter(|_| failed == 0),
+            recorded_seen,
+        })
+    }
+
+    /// After a snapshot's read: forgets what was missing long enough (only after a
+    /// complete read), and keeps the read's validators.
+    ///
+    /// A missing item's version is kept as an absence first, since public APIs drop items
+    /// from single responses: with `emitRemovals` it is published as `removed` once
+    /// `removalGracePolls` complete reads in a row missed it, otherwise pruned silently
+    /// once `removalGraceMs` passed. An item back within its grace is unchanged (or
+    /// updated), not created again.
+    async fn finish_snapshot(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        seen: &HashSet<String>,
+        recorded_seen: usize,
+        complete: bool,
+        cursor: Option<Cursor>,
+    ) -> Result<(), PollError> {
+        let config = &self.enc.config;
+        let recorded = state.stream(&stream.name);
+        let absent = recorded.map(|r| &r.absent);
+        // Seen again, in any read: no longer missing, so "in a row" starts again.
+        let mut tail = Tail {
+            absences: absent
+                .into_iter()
+                .flat_map(|a| a.keys())
+                .filter(|id| seen.contains(id.as_str()))
+                .map(|id| (id.clone(), None))
+                .collect(),
+            ..Tail::default()
+        };
+        if !complete {
+            // Nothing is pruned or counted missing after a partial read.
+            self.commit_work(stream, state, &[], tail, None).await?;
+            return Ok(());
+        }
+        // Counting while reading keeps the common case (nothing vanished, nothing missing
+        // before) free of a pass over state.
+        let mut vanished: Vec<(String, String)> = recorded
+            .filter(|r| recorded_seen < r.versions.len())
+            .map(|r| {
+                r.versions
+                    .iter()
+                    .filter(|(id, _)| !seen.contains(id.as_str()))
+                    .map(|(id, v)| (id.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        vanished.sort();
+        let now = now_ms();
+        let mut gone = Vec::new();
+        for (id, version) in vanished {
+            let before = absent.and_then(|a| a.get(&id)).copied();
+            let missing = Absence {
+                since_ms: before.map_or(now, |b| b.since_ms),
+                polls: before.map_or(1, |b| b.polls.saturating_add(1)),
+            };
+            let due = if config.emit_removals {
+                missing.polls >= config.removal_grace_polls
+            } else {
+                now.saturating_sub(missing.since_ms) >= config.removal_grace_ms
+            };
+            if due {
+                gone.push((id, version));
+            } else if config.emit_removals || before.is_none() {
+                // Without emitRemovals only the start counts: nothing to write each poll.
+                tail.absences.push((id, Some(missing)));
+            }
+        }
+        if !tail.absences.is_empty() {
+            tracing::debug!(
+                connector = %config.name,
+                stream = %stream.name,
+                changes = tail.absences.len(),
+                "snapshot items missing or back within their removal grace"
+            );
+        }
+        let cursor = cursor
+            .or_else(|| Some(Cursor::default()))
+            .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
+        let work: Vec<Work<'_, P::Item>> = if config.emit_removals {
+            gone.iter()
+                .map(|(id, v)| Work::Removal { id, version: v })
+                .collect()
+        } else {
+            self.summary.removed += gone.len() as u64;
+            tail.prunes = gone.iter().map(|(id, _)| id.clone()).collect();
+            Vec::new()
+        };
+        self.commit_work(stream, state, &work, tail, cursor).await?;
+        Ok(())
+    }
+}
+
+/// State changes that go with the last chunk of a commit and carry no signal.
+#[derive(Default)]
+pub(super) struct Tail {
+    /// Versions forgotten without a signal (left a snapshot, `emitRemovals` off).
+    pub(super) prunes: Vec<String>,
+    /// Snapshot items missing, or back.
+    pub(super) absences: Vec<(String, Option<Absence>)>,
+}
+
+impl Tail {
+    pub(super) fn is_empty(&self) -> bool {
+        self.prunes.is_empty() && self.absences.is_empty()
+    }
+}
+
+/// How one page's commit went.
+pub(super) struct PageOutcome {
+    pub(super) failed: bool,
+    pub(super) capped: bool,
+    /// The stream cursor the page committed, if it committed one.
+    pub(super) committed: Option<Cursor>,
+    /// Items of the page whose id state had recorded (first sightings in this read).
+    pub(super) recorded_seen: usize,
+}
+
+/// A watermark as state keeps it: RFC 3339, readable in `state show`.
+pub(super) fn format_watermark(millis: i64) -> String {
+    crate::source::time::format_millis(millis, &crate::source::time::TimeFormat::Rfc3339)
+        .unwrap_or_else(|_| millis.to_string())
+}
+
+/// One signal to build.
+pub(super) enum Work<'a, I> {
+    Item {
+        item: &'a I,
+        key: &'a ItemKey<'a>,
+        change: Change,
+    },
+    Removal {
+        id: &'a str,
+        version: &'a str,
+    },
+    /// A new version recorded without a signal (the provider does not publish it).
+    Quiet {
+        key: &'a ItemKey<'a>,
+    },
+}
