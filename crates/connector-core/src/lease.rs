@@ -55,6 +55,17 @@ impl LeaseKeeper {
         &self.lost
     }
 
+    /// [`LeaseKeeper::release`] through a borrow, for a holder that ends its task while the
+    /// keeper is still lent out: renewals stop and the lease is given up (if still ours).
+    pub async fn release_now(&self) {
+        self.stop.cancel();
+        if !self.lost.is_cancelled()
+            && let Err(e) = self.leases.release(&self.lease).await
+        {
+            tracing::warn!(connector = %self.lease.connector, error = %e, "could not release lease; it will lapse after its TTL");
+        }
+    }
+
     /// Stops renewing and gives the lease up (if still ours) so another instance can take
     /// over without waiting for the TTL.
     pub async fn release(self) {

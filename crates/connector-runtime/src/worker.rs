@@ -14,11 +14,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use connector_core::PollSummary;
 use connector_core::PollingConnector;
 use connector_core::lease::LeaseKeeper;
 use connector_core::pipeline::PollError;
 use connector_core::pipeline::now_ms;
-use connector_core::ports::Backends;
+use connector_core::ports::{Backends, Lease};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -33,7 +34,7 @@ const MAX_START_SPREAD: Duration = Duration::from_secs(5);
 
 /// Runs one connector until `shutdown` is cancelled.
 pub async fn run_connector(
-    mut connector: Box<dyn PollingConnector>,
+    connector: Box<dyn PollingConnector>,
     backends: Backends,
     instance_id: Arc<str>,
     metrics: Arc<Metrics>,
@@ -42,29 +43,123 @@ pub async fn run_connector(
     abort: CancellationToken,
 ) {
     let config = connector.config().clone();
-    let name = config.name.clone();
-    let ttl = config.lease_ttl();
-    // Whether a poll ever got an answer, so the offline hint is given only at the start.
-    let mut reached = false;
-    loop {
-        let lease = loop {
-            let attempt = if share.may_acquire() {
-                backends.leases.acquire(&name, &instance_id, ttl).await
+    let worker = Worker {
+        name: config.name.clone(),
+        ttl: config.lease_ttl(),
+        config,
+        connector,
+        backends,
+        instance_id,
+        metrics,
+        share,
+        shutdown,
+        abort,
+        reached: false,
+    };
+    worker.run().await;
+}
+
+/// One connector's task: what it needs, and whether a poll ever got an answer (so the
+/// offline hint is given only at the start). Its async methods take `&mut self`: the
+/// connector is `Send` but not `Sync`, so a shared borrow could not be held across an await
+/// in a spawned task.
+struct Worker {
+    connector: Box<dyn PollingConnector>,
+    config: connector_core::ConnectorConfig,
+    name: String,
+    ttl: Duration,
+    backends: Backends,
+    instance_id: Arc<str>,
+    metrics: Arc<Metrics>,
+    share: Arc<Share>,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+    reached: bool,
+}
+
+/// How holding a lease ended.
+enum Held {
+    /// Shutdown, the grace period over, or a state this release cannot read: the task
+    /// ends (the lease was released).
+    Stop,
+    /// The lease is gone (lost, lapsed, or a fenced commit showed another holder).
+    Lost,
+    /// More leases than this worker's fair share: this one is handed on.
+    Shed,
+}
+
+/// What one tick's poll asks of the loop.
+enum Step {
+    /// Poll again at the next tick.
+    Go,
+    /// Stop holding the lease, for this reason.
+    End(Held),
+}
+
+impl Worker {
+    async fn run(mut self) {
+        loop {
+            let Some(lease) = self.acquire().await else {
+                return;
+            };
+            let keeper = self.took(lease);
+            match self.hold(&keeper).await {
+                Held::Stop => return,
+                Held::Shed => {
+                    // Leave it to another worker for a TTL before competing again.
+                    tracing::info!(connector = %self.name, "handing the connector to another worker (fair share)");
+                    self.metrics.lease_changed(&self.name, false);
+                    keeper.release().await;
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(self.ttl) => {}
+                    }
+                }
+                Held::Lost => {
+                    self.share.released();
+                    tracing::warn!(connector = %self.name, "lease lost; waiting to re-acquire it");
+                    self.metrics.lease_changed(&self.name, false);
+                    keeper.release().await;
+                    // Whoever wrote meanwhile (or whatever Redis lost) is read afresh
+                    // under the next lease, validators included.
+                    self.connector.forget_state();
+                }
+            }
+        }
+    }
+
+    /// Waits for the lease (or shutdown: `None`).
+    async fn acquire(&mut self) -> Option<Lease> {
+        loop {
+            let attempt = if self.share.may_acquire() {
+                self.backends
+                    .leases
+                    .acquire(&self.name, &self.instance_id, self.ttl)
+                    .await
             } else {
                 Ok(None)
             };
             match attempt {
-                Ok(Some(lease)) => break lease,
-                Ok(None) => tracing::debug!(connector = %name, "lease held by another instance"),
-                Err(e) => tracing::warn!(connector = %name, error = %e, "cannot acquire lease"),
+                Ok(Some(lease)) => return Some(lease),
+                Ok(None) => {
+                    tracing::debug!(connector = %self.name, "lease held by another instance")
+                }
+                Err(e) => {
+                    tracing::warn!(connector = %self.name, error = %e, "cannot acquire lease")
+                }
             }
             tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(ttl / 3) => {}
+                () = self.shutdown.cancelled() => return None,
+                () = tokio::time::sleep(self.ttl / 3) => {}
             }
-        };
+        }
+    }
+
+    /// A lease was taken: a fence token that did not advance means Redis lost its data.
+    fn took(&mut self, lease: Lease) -> LeaseKeeper {
+        let name = &self.name;
         tracing::info!(connector = %name, token = lease.token, "lease acquired; polling");
-        if let Some(previous) = metrics.fence_observed(&name, lease.token) {
+        if let Some(previous) = self.metrics.fence_observed(name, lease.token) {
             tracing::error!(
                 connector = %name,
                 token = lease.token,
@@ -75,109 +170,128 @@ pub async fn run_connector(
                  (appendonly yes) to prevent this",
                 lease.token
             );
-            connector.forget_state();
+            self.connector.forget_state();
         }
-        share.acquired();
-        metrics.lease_changed(&name, true);
-        let keeper = LeaseKeeper::start(backends.leases.clone(), lease, ttl);
+        self.share.acquired();
+        self.metrics.lease_changed(name, true);
+        LeaseKeeper::start(self.backends.leases.clone(), lease, self.ttl)
+    }
 
-        let spread = config
-            .poll_interval()
-            .mul_f64(START_SPREAD)
-            .min(MAX_START_SPREAD);
+    /// Polls on the ticker while the lease holds.
+    async fn hold(&mut self, keeper: &LeaseKeeper) -> Held {
+        let interval = self.config.poll_interval();
+        let spread = interval.mul_f64(START_SPREAD).min(MAX_START_SPREAD);
         let first = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
-        let mut ticker = tokio::time::interval_at(first, config.poll_interval());
+        let mut ticker = tokio::time::interval_at(first, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut fenced = false;
         loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => {
-                    keeper.release().await;
-                    share.released();
-                    metrics.lease_changed(&name, false);
-                    tracing::info!(connector = %name, "stopped; lease released");
-                    return;
+                () = self.shutdown.cancelled() => {
+                    self.stop(keeper, "stopped; lease released").await;
+                    return Held::Stop;
                 }
-                () = keeper.lost().cancelled() => break,
+                () = keeper.lost().cancelled() => return Held::Lost,
                 _ = ticker.tick() => {}
             }
-            let span = tracing::info_span!(
-                "poll",
-                connector = %name,
-                r#type = %config.connector_type,
-                outcome = tracing::field::Empty,
-                fetched = tracing::field::Empty,
-                published = tracing::field::Empty,
-                skipped_unchanged = tracing::field::Empty,
-                removed = tracing::field::Empty,
-                failed = tracing::field::Empty,
+            if let Step::End(held) = self.tick(keeper).await {
+                return held;
+            }
+            if self.share.try_shed() {
+                return Held::Shed;
+            }
+        }
+    }
+
+    /// Releases the lease at the end of this task.
+    async fn stop(&mut self, keeper: &LeaseKeeper, said: &str) {
+        keeper.release_now().await;
+        self.share.released();
+        self.metrics.lease_changed(&self.name, false);
+        tracing::info!(connector = %self.name, "{said}");
+    }
+
+    /// One poll under the lease, cancelled when the lease goes or the grace runs out.
+    async fn tick(&mut self, keeper: &LeaseKeeper) -> Step {
+        let span = tracing::info_span!(
+            "poll",
+            connector = %self.name,
+            r#type = %self.config.connector_type,
+            outcome = tracing::field::Empty,
+            fetched = tracing::field::Empty,
+            published = tracing::field::Empty,
+            skipped_unchanged = tracing::field::Empty,
+            removed = tracing::field::Empty,
+            failed = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let lease = keeper.lease().clone();
+        let outcome = tokio::select! {
+            r = self.connector.poll(&lease).instrument(span.clone()) => Some(r),
+            () = keeper.lost().cancelled() => None,
+            () = self.abort.cancelled() => None,
+        };
+        // A poll that finished as the abort came is reported as what it was; the loop's
+        // next turn sees the shutdown and releases the lease.
+        if outcome.is_none() && self.abort.is_cancelled() {
+            keeper.release_now().await;
+            self.share.released();
+            self.metrics.lease_changed(&self.name, false);
+            tracing::warn!(
+                connector = %self.name,
+                "grace period over: poll cancelled (what it committed stays; the rest is read again by the next holder); lease released"
             );
-            let started = Instant::now();
-            let lease = keeper.lease().clone();
-            let outcome = tokio::select! {
-                r = connector.poll(&lease).instrument(span.clone()) => Some(r),
-                () = keeper.lost().cancelled() => None,
-                () = abort.cancelled() => None,
-            };
-            // A poll that finished as the abort came is reported as what it was; the
-            // loop's next turn sees the shutdown and releases the lease.
-            if outcome.is_none() && abort.is_cancelled() {
-                keeper.release().await;
-                share.released();
-                metrics.lease_changed(&name, false);
-                tracing::warn!(
-                    connector = %name,
-                    "grace period over: poll cancelled (what it committed stays; the rest is read again by the next holder); lease released"
-                );
-                return;
-            }
-            let _enter = span.enter();
-            if let Some(loss) = connector.take_state_loss() {
-                metrics.state_loss_observed(&name, loss);
-            }
-            if let Some(Err(PollError::UnderReplicated { .. })) = &outcome {
-                metrics.wait_shortfall(&name);
-            }
-            if let Some(Err(e @ PollError::StateLayout(_))) = &outcome {
-                tracing::error!(connector = %name, error = %e, "connector stopped: its state cannot be read");
-                keeper.release().await;
-                share.released();
-                metrics.lease_changed(&name, false);
-                return;
-            }
-            let took = started.elapsed();
-            metrics.poll_finished(&name, outcome.as_ref(), took, (now_ms() / 1000) as i64);
-            let answered = match &outcome {
-                Some(Ok(_)) => true,
-                Some(Err(e)) => !e.is_unreachable(),
-                None => false,
-            };
-            metrics.provider_gauges(&name, &connector.gauges());
-            let ms = took.as_millis() as u64;
-            // The summary goes on the span too, so a trace backend shows it per poll.
-            match &outcome {
-                Some(Ok(s)) => {
-                    span.record("outcome", "success");
-                    span.record("fetched", s.fetched);
-                    span.record("published", s.published);
-                    span.record("skipped_unchanged", s.skipped_unchanged);
-                    span.record("removed", s.removed);
-                    span.record("failed", s.failed);
-                }
-                Some(Err(_)) => {
-                    span.record("outcome", "failure");
-                }
-                None => {
-                    span.record("outcome", "cancelled");
-                }
-            }
-            reached |= answered;
-            // A fenced commit is the surest sign the lease is gone (a pause past its TTL):
-            // stop polling now rather than at the next renewal.
-            fenced = matches!(outcome, Some(Err(PollError::Fenced { .. })));
-            match outcome {
-                Some(Ok(s)) => tracing::info!(
+            return Step::End(Held::Stop);
+        }
+        let _enter = span.enter();
+        if let Some(Err(e @ PollError::StateLayout(_))) = &outcome {
+            tracing::error!(connector = %self.name, error = %e, "connector stopped: its state cannot be read");
+            self.stop(keeper, "lease released").await;
+            return Step::End(Held::Stop);
+        }
+        self.report(&span, outcome.as_ref(), started.elapsed());
+        // A fenced commit is the surest sign the lease is gone (a pause past its TTL):
+        // stop polling now rather than at the next renewal.
+        if matches!(outcome, Some(Err(PollError::Fenced { .. }))) {
+            tracing::warn!(
+                connector = %self.name,
+                "another instance holds the lease now: this one stops polling and waits for it"
+            );
+            return Step::End(Held::Lost);
+        }
+        Step::Go
+    }
+
+    /// One poll's outcome, written from this one place to its log line, its span, the
+    /// metrics (Prometheus, OTLP, health) and the data-loss and replica signals.
+    fn report(
+        &mut self,
+        span: &tracing::Span,
+        outcome: Option<&Result<PollSummary, PollError>>,
+        took: Duration,
+    ) {
+        let name = &self.name;
+        if let Some(loss) = self.connector.take_state_loss() {
+            self.metrics.state_loss_observed(name, loss);
+        }
+        if let Some(Err(PollError::UnderReplicated { .. })) = outcome {
+            self.metrics.wait_shortfall(name);
+        }
+        self.metrics
+            .poll_finished(name, outcome, took, (now_ms() / 1000) as i64);
+        self.metrics.provider_gauges(name, &self.connector.gauges());
+        let ms = took.as_millis() as u64;
+        match outcome {
+            Some(Ok(s)) => {
+                // The summary goes on the span too, so a trace backend shows it per poll.
+                span.record("outcome", "success");
+                span.record("fetched", s.fetched);
+                span.record("published", s.published);
+                span.record("skipped_unchanged", s.skipped_unchanged);
+                span.record("removed", s.removed);
+                span.record("failed", s.failed);
+                self.reached = true;
+                tracing::info!(
                     fetched = s.fetched,
                     published = s.published,
                     skipped_unchanged = s.skipped_unchanged,
@@ -186,56 +300,39 @@ pub async fn run_connector(
                     not_modified = s.not_modified,
                     duration_ms = ms,
                     "poll completed"
-                ),
-                Some(Err(e)) => {
-                    let next_s = config.poll_interval().as_secs_f64().max(0.1);
-                    tracing::warn!(
-                        error = %e,
-                        duration_ms = ms,
-                        next_poll_in_s = next_s,
-                        "poll failed; the next poll is in {next_s} s"
-                    );
-                    if e.is_unreachable() && !reached {
-                        // Said once: later failures are an outage, not a first run offline.
-                        reached = true;
-                        tracing::warn!(
-                            "the provider cannot be reached: check the network, HTTPS_PROXY and the base URL. \
-                             Without internet, the offline demo runs the whole pipeline against recorded alerts: \
-                             cargo run -p connector-noaa --example demo"
-                        );
-                    }
-                }
-                None => tracing::warn!("lease lost during a poll; poll cancelled"),
-            }
-            if fenced {
-                tracing::warn!(
-                    connector = %name,
-                    "another instance holds the lease now: this one stops polling and waits for it"
                 );
-                break;
             }
-            if share.try_shed() {
-                break;
+            Some(Err(e)) => {
+                span.record("outcome", "failure");
+                self.failed(e, ms);
+            }
+            None => {
+                span.record("outcome", "cancelled");
+                tracing::warn!("lease lost during a poll; poll cancelled");
             }
         }
-        if !keeper.lost().is_cancelled() && !fenced {
-            // Shed: more leases than this worker's fair share. Give this one up and leave
-            // it to another worker for a TTL before competing for leases again.
-            tracing::info!(connector = %name, "handing the connector to another worker (fair share)");
-            metrics.lease_changed(&name, false);
-            keeper.release().await;
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(ttl) => {}
-            }
-            continue;
+    }
+
+    /// A failed poll's log line, and the offline hint the first time a provider cannot
+    /// be reached at all.
+    fn failed(&mut self, e: &PollError, ms: u64) {
+        let next_s = self.config.poll_interval().as_secs_f64().max(0.1);
+        tracing::warn!(
+            error = %e,
+            duration_ms = ms,
+            next_poll_in_s = next_s,
+            "poll failed; the next poll is in {next_s} s"
+        );
+        if !e.is_unreachable() {
+            self.reached = true;
+        } else if !self.reached {
+            // Said once: later failures are an outage, not a first run offline.
+            self.reached = true;
+            tracing::warn!(
+                "the provider cannot be reached: check the network, HTTPS_PROXY and the base URL. \
+                 Without internet, the offline demo runs the whole pipeline against recorded alerts: \
+                 cargo run -p connector-noaa --example demo"
+            );
         }
-        share.released();
-        tracing::warn!(connector = %name, "lease lost; waiting to re-acquire it");
-        metrics.lease_changed(&name, false);
-        keeper.release().await;
-        // Whoever wrote meanwhile (or whatever Redis lost) is read afresh under the next
-        // lease, validators included.
-        connector.forget_state();
     }
 }
