@@ -35,6 +35,97 @@ pub(super) struct Poll<'a, P: Provider> {
     pub(super) started_ms: i64,
 }
 
+/// Where one stream's read is: what it has seen and committed so far.
+pub(super) struct Progress {
+    /// The stream's cursor as stored when the read began.
+    pub(super) start: Cursor,
+    /// Its watermark, read.
+    pub(super) stored_watermark: Option<i64>,
+    /// What an unfinished read of another order committed before it stopped.
+    pub(super) pending: Option<i64>,
+    /// Ids read so far (a snapshot prunes the others).
+    pub(super) seen: HashSet<String>,
+    /// How the read is going.
+    pub(super) read: StreamRead,
+    /// A snapshot's validators describe the whole read: kept only once it completed.
+    pub(super) snapshot_cursor: Option<Cursor>,
+    /// Once an item failed, later pages' cursors would move past it: they are not saved.
+    pub(super) hold_cursor: bool,
+    /// The stream's cursor as committed so far in this read.
+    pub(super) committed: Cursor,
+    /// The newest record time read so far (no later than the poll's start).
+    pub(super) read_max: Option<i64>,
+    /// Records that failed to parse in this read.
+    pub(super) seen_failures: HashSet<String>,
+    /// Recorded items met again (for a snapshot's removal count).
+    pub(super) recorded_seen: usize,
+}
+
+impl Progress {
+    fn new(start: Cursor) -> Self {
+        let time = |t: &Option<String>| t.as_deref().and_then(crate::source::time::parse_millis);
+        Self {
+            stored_watermark: time(&start.watermark),
+            pending: time(&start.pending),
+            seen: HashSet::new(),
+            read: StreamRead {
+                complete: true,
+                capped: false,
+            },
+            snapshot_cursor: None,
+            hold_cursor: false,
+            committed: start.clone(),
+            read_max: None,
+            seen_failures: HashSet::new(),
+            recorded_seen: 0,
+            start,
+        }
+    }
+
+    /// The cursor to commit with `page`, for an incremental stream whose cursor is not
+    /// held: an ascending read's watermark moves with each page (and needs no resume
+    /// point, which would belong to a first request that no longer exists); another
+    /// order's progress waits as `pending` until the read completes.
+    fn page_cursor<I>(
+        &mut self,
+        stream: &StreamSpec,
+        page: &Page<I>,
+        started_ms: i64,
+    ) -> Option<Cursor> {
+        let page_max = page.watermark.map(|w| w.min(started_ms));
+        self.read_max = self.read_max.max(page_max);
+        let mut after = page
+            .cursor
+            .clone()
+            .unwrap_or_else(|| self.committed.clone());
+        after.resume = page.resume.clone().filter(|_| !stream.ascending);
+        if stream.ascending {
+            after.watermark = self
+                .stored_watermark
+                .max(self.read_max)
+                .map(format_watermark);
+        } else {
+            after.watermark = self.committed.watermark.clone();
+            after.pending = self.pending.max(self.read_max).map(format_watermark);
+        }
+        (!stream.snapshot && !self.hold_cursor).then_some(after)
+    }
+
+    /// A complete read's cursor: no resume point, and (for any order) the watermark of
+    /// everything read.
+    fn final_cursor(&self) -> Cursor {
+        let mut last = self.committed.clone();
+        last.resume = None;
+        last.pending = None;
+        last.watermark = self
+            .stored_watermark
+            .max(self.read_max)
+            .max(self.pending.filter(|_| self.start.resume.is_some()))
+            .map(format_watermark);
+        last
+    }
+}
+
 /// How one stream's read ended.
 pub(super) struct StreamRead {
     /// Every page arrived and every item was published: a snapshot may be pruned.
@@ -104,6 +195,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         }
     }
 
+    /// Reads one stream page by page, each page committed while the next is fetched.
     async fn read_stream(
         &mut self,
         stream: &'a StreamSpec,
@@ -113,33 +205,16 @@ impl<'a, P: Provider> Poll<'a, P> {
             .stream(&stream.name)
             .map(|s| s.cursor.clone())
             .unwrap_or_default();
-        let parse = |t: &Option<String>| t.as_deref().and_then(crate::source::time::parse_millis);
-        let stored_watermark = parse(&cursor.watermark);
-        // What an unfinished read of another order committed before it stopped.
-        let pending = parse(&cursor.pending);
         let mut pages = self.enc.provider.pages(stream, &cursor);
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut read = StreamRead {
-            complete: true,
-            capped: false,
-        };
-        // A snapshot's validators describe the whole read: kept only once it completed.
-        let mut snapshot_cursor: Option<Cursor> = None;
-        // Once an item failed, later pages' cursors would move past it: they are not saved.
-        let mut hold_cursor = false;
-        // The stream's cursor as committed so far in this read.
-        let mut committed = cursor.clone();
-        let mut read_max: Option<i64> = None;
-        let mut seen_failures: HashSet<String> = HashSet::new();
-        let mut recorded_seen = 0usize;
+        let mut at = Progress::new(cursor.clone());
         let mut next = pages.next().await;
         loop {
             let page = match next.take() {
                 None => break,
                 Some(Err(e)) => {
                     // A loop would come back at the same resume point: start over next time.
-                    if matches!(e, FetchError::Loop { .. }) && committed.resume.is_some() {
-                        let mut fresh = committed.clone();
+                    if matches!(e, FetchError::Loop { .. }) && at.committed.resume.is_some() {
+                        let mut fresh = at.committed.clone();
                         fresh.resume = None;
                         self.commit_work(stream, state, &[], Tail::default(), Some(fresh))
                             .await?;
@@ -157,138 +232,172 @@ impl<'a, P: Provider> Poll<'a, P> {
             };
             let mut page = page;
             self.drop_bad_ids(stream, &mut page);
-            self.summary.pages += 1;
-            for (k, v) in &page.extras {
-                *self.summary.extras.entry(k.clone()).or_insert(0) += v;
-            }
-            // A record that failed in too many polls in a row is poisoned: skipped with an
-            // error, so it no longer holds the watermark; the others are counted and held.
-            let limit = self.enc.config.poison_after_polls;
-            let counts = state.stream(&stream.name).map(|s| &s.failures);
-            let mut failures = Vec::new();
-            let mut poisoned = 0u64;
-            for id in &page.failures {
-                seen_failures.insert(id.clone());
-                let polls = counts.and_then(|c| c.get(id)).copied().unwrap_or(0) + 1;
-                if polls >= limit {
-                    poisoned += 1;
-                    tracing::error!(
-                        connector = %self.enc.config.name,
-                        stream = %stream.name,
-                        record = %id,
-                        polls,
-                        "record skipped for good: it failed to parse in each of the last polls"
-                    );
-                }
-                failures.push((id.clone(), polls));
-            }
-            // Failures without an identity are held like those not yet poisoned.
-            let holding = page.failed.saturating_sub(poisoned);
-            if let Some(reason) = page.partial_reason.or(page.suspect) {
-                *self.summary.partial_reads.entry(reason).or_default() += 1;
-            }
-            if let Some(u) = &page.unreadable {
-                let total = self.summary.unreadable_times.get_or_insert_with(|| {
-                    crate::ports::UnreadableTimes {
-                        count: 0,
-                        ..u.clone()
-                    }
-                });
-                total.count += u.count;
-            }
-            if page.partial || holding > 0 {
-                read.complete = false;
-            }
-            if holding > 0 {
-                hold_cursor = true;
-            }
-            self.summary.failed += holding;
-            self.summary.poisoned += poisoned;
-            if !failures.is_empty() {
-                let delta_only = StateDelta {
-                    stream: stream.name.clone(),
-                    failures: std::mem::take(&mut failures),
-                    ..StateDelta::default()
-                };
-                self.commit_delta(state, delta_only).await?;
-            }
-            let page_max = page.watermark.map(|w| w.min(self.started_ms));
-            read_max = read_max.max(page_max);
-            // The cursor to commit with this page, for an incremental stream.
-            let mut after = page.cursor.clone().unwrap_or_else(|| committed.clone());
-            // An ascending read resumes from its watermark, which moves with each page; a
-            // resume point would belong to a first request that no longer exists.
-            after.resume = page.resume.clone().filter(|_| !stream.ascending);
-            if stream.ascending {
-                after.watermark = stored_watermark.max(read_max).map(format_watermark);
-            } else {
-                after.watermark = committed.watermark.clone();
-                after.pending = pending.max(read_max).map(format_watermark);
-            }
-            let page_cursor = (!stream.snapshot && !hold_cursor).then_some(after);
+            self.note_page(&page);
+            self.page_failures(stream, state, &mut at, &page).await?;
+            let page_cursor = at.page_cursor(stream, &page, self.started_ms);
             // The next page is fetched while this one is committed, unless this page may
             // reach the per-poll cap (the read would stop here, and the fetch be wasted).
             let may_cap = self.remaining.is_some_and(|left| page.items.len() >= left);
             let (outcome, following) = if may_cap {
                 let outcome = self
-                    .commit_page(stream, state, &mut seen, &page, page_cursor)
+                    .commit_page(stream, state, &mut at.seen, &page, page_cursor)
                     .await;
                 let capped = outcome.as_ref().is_ok_and(|o| o.capped);
                 let following = if capped { None } else { pages.next().await };
                 (outcome, following)
             } else {
                 tokio::join!(
-                    self.commit_page(stream, state, &mut seen, &page, page_cursor),
+                    self.commit_page(stream, state, &mut at.seen, &page, page_cursor),
                     pages.next()
                 )
             };
-            let outcome = outcome?;
-            recorded_seen += outcome.recorded_seen;
-            if outcome.failed {
-                hold_cursor = true;
-                read.complete = false;
-            }
-            if let Some(c) = outcome.committed {
-                // A moved watermark or resume point is progress, even with nothing new.
-                if (&c.watermark, &c.resume, &c.pending)
-                    != (&committed.watermark, &committed.resume, &committed.pending)
-                {
-                    self.summary.progressed = true;
-                }
-                committed = c;
-            }
-            if stream.snapshot
-                && !hold_cursor
-                && let Some(c) = &page.cursor
-            {
-                snapshot_cursor = Some(c.clone());
-            }
-            if outcome.capped {
-                tracing::warn!(
-                    connector = %self.enc.config.name,
-                    stream = %stream.name,
-                    reason = crate::ports::PartialReason::ItemCap.label(),
-                    "partial read: the per-poll cap of new or changed items was reached; the next poll goes on from here"
-                );
-                *self
-                    .summary
-                    .partial_reads
-                    .entry(crate::ports::PartialReason::ItemCap)
-                    .or_default() += 1;
-                read.complete = false;
-                read.capped = true;
-                return Ok(read);
+            if self.page_committed(stream, &mut at, &page, outcome?) {
+                return Ok(at.read);
             }
             next = following;
         }
-        if read.complete && !hold_cursor {
+        self.finish_stream(stream, state, at).await
+    }
+
+    /// A page's figures into the poll's summary: pages, provider counters, why a read
+    /// ended early, unreadable times.
+    fn note_page(&mut self, page: &Page<P::Item>) {
+        self.summary.pages += 1;
+        for (k, v) in &page.extras {
+            *self.summary.extras.entry(k.clone()).or_insert(0) += v;
+        }
+        if let Some(reason) = page.partial_reason.or(page.suspect) {
+            *self.summary.partial_reads.entry(reason).or_default() += 1;
+        }
+        if let Some(u) = &page.unreadable {
+            let total = self.summary.unreadable_times.get_or_insert_with(|| {
+                crate::ports::UnreadableTimes {
+                    count: 0,
+                    ..u.clone()
+                }
+            });
+            total.count += u.count;
+        }
+    }
+
+    /// The page's records that failed to parse: a record that failed in too many polls in
+    /// a row is poisoned (skipped with an error, so it no longer holds the watermark); the
+    /// others are counted and hold the cursor. Their counts are committed at once.
+    async fn page_failures(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        at: &mut Progress,
+        page: &Page<P::Item>,
+    ) -> Result<(), PollError> {
+        let limit = self.enc.config.poison_after_polls;
+        let counts = state.stream(&stream.name).map(|s| &s.failures);
+        let mut failures = Vec::new();
+        let mut poisoned = 0u64;
+        for id in &page.failures {
+            at.seen_failures.insert(id.clone());
+            let polls = counts.and_then(|c| c.get(id)).copied().unwrap_or(0) + 1;
+            if polls >= limit {
+                poisoned += 1;
+                tracing::error!(
+                    connector = %self.enc.config.name,
+                    stream = %stream.name,
+                    record = %id,
+                    polls,
+                    "record skipped for good: it failed to parse in each of the last polls"
+                );
+            }
+            failures.push((id.clone(), polls));
+        }
+        // Failures without an identity are held like those not yet poisoned.
+        let holding = page.failed.saturating_sub(poisoned);
+        if page.partial || holding > 0 {
+            at.read.complete = false;
+        }
+        if holding > 0 {
+            at.hold_cursor = true;
+        }
+        self.summary.failed += holding;
+        self.summary.poisoned += poisoned;
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let delta_only = StateDelta {
+            stream: stream.name.clone(),
+            failures,
+            ..StateDelta::default()
+        };
+        self.commit_delta(state, delta_only).await
+    }
+
+    /// Takes in what a page's commit made durable; true when the per-poll cap ended the
+    /// read there.
+    fn page_committed(
+        &mut self,
+        stream: &StreamSpec,
+        at: &mut Progress,
+        page: &Page<P::Item>,
+        outcome: PageOutcome,
+    ) -> bool {
+        at.recorded_seen += outcome.recorded_seen;
+        if outcome.failed {
+            at.hold_cursor = true;
+            at.read.complete = false;
+        }
+        if let Some(c) = outcome.committed {
+            // A moved watermark or resume point is progress, even with nothing new.
+            if (&c.watermark, &c.resume, &c.pending)
+                != (
+                    &at.committed.watermark,
+                    &at.committed.resume,
+                    &at.committed.pending,
+                )
+            {
+                self.summary.progressed = true;
+            }
+            at.committed = c;
+        }
+        if stream.snapshot
+            && !at.hold_cursor
+            && let Some(c) = &page.cursor
+        {
+            at.snapshot_cursor = Some(c.clone());
+        }
+        if !outcome.capped {
+            return false;
+        }
+        tracing::warn!(
+            connector = %self.enc.config.name,
+            stream = %stream.name,
+            reason = crate::ports::PartialReason::ItemCap.label(),
+            "partial read: the per-poll cap of new or changed items was reached; the next poll goes on from here"
+        );
+        *self
+            .summary
+            .partial_reads
+            .entry(crate::ports::PartialReason::ItemCap)
+            .or_default() += 1;
+        at.read.complete = false;
+        at.read.capped = true;
+        true
+    }
+
+    /// After the last page: stale failure counts forgotten, a snapshot pruned, or an
+    /// incremental stream's final cursor committed.
+    async fn finish_stream(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        at: Progress,
+    ) -> Result<StreamRead, PollError> {
+        if at.read.complete && !at.hold_cursor {
             // Records that failed before and were not met failing now: forget them.
             let stale: Vec<(String, u32)> = state
                 .stream(&stream.name)
                 .map(|s| {
                     s.failures
                         .keys()
-                        .filter(|k| !seen_failures.contains(*k))
+                        .filter(|k| !at.seen_failures.contains(*k))
                         .map(|k| (k.clone(), 0))
                         .collect()
                 })
@@ -306,28 +415,20 @@ impl<'a, P: Provider> Poll<'a, P> {
             self.finish_snapshot(
                 stream,
                 state,
-                &seen,
-                recorded_seen,
-                read.complete,
-                snapshot_cursor,
+                &at.seen,
+                at.recorded_seen,
+                at.read.complete,
+                at.snapshot_cursor.clone(),
             )
             .await?;
-        } else if read.complete && !hold_cursor {
-            // The read is over: no resume point, and (for any order) the watermark of
-            // everything read.
-            let mut last = committed.clone();
-            last.resume = None;
-            last.pending = None;
-            last.watermark = stored_watermark
-                .max(read_max)
-                .max(pending.filter(|_| cursor.resume.is_some()))
-                .map(format_watermark);
-            if last != committed {
+        } else if at.read.complete && !at.hold_cursor {
+            let last = at.final_cursor();
+            if last != at.committed {
                 self.commit_work(stream, state, &[], Tail::default(), Some(last))
                     .await?;
             }
         }
-        Ok(read)
+        Ok(at.read)
     }
 
     /// Fails the items whose id cannot be an external id (empty, over 1,024 bytes, or
