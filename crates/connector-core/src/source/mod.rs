@@ -318,252 +318,313 @@ pub fn read<'a, I: Send + 'a>(
         pages: 0,
         fingerprint,
     };
-    paged(start, move |mut at| async move {
-        let Some(mut request) = at.next.take() else {
-            return Ok(None);
-        };
-        let index = usize::try_from(at.pages).unwrap_or(usize::MAX);
-        let mark = at
-            .marks
-            .get(index)
-            .filter(|m| !at.partial_start && m.fingerprint == fingerprint_of(&request))
-            .cloned();
-        let validators = match at.read.conditional {
-            Revalidate::Whole if at.pages == 0 && !at.resumed => cursor.clone(),
-            Revalidate::EachPage => Cursor {
-                etag: mark.as_ref().and_then(|m| m.etag.clone()),
-                last_modified: mark.as_ref().and_then(|m| m.last_modified.clone()),
-                ..Cursor::default()
-            },
-            _ => Cursor::default(),
-        };
-        let sent = match http.send(&request, &validators).await {
-            // The server no longer knows the resume point (an expired or invalid token):
-            // start over. Other 4xx (auth, rate limits) say nothing about the point.
-            Err(crate::http::HttpError::Status { status, .. })
-                if at.resumed && matches!(status, 400 | 404 | 410 | 422) =>
-            {
-                tracing::warn!(
-                    status,
-                    "resume point refused; the read starts over from its first page"
-                );
-                at.resumed = false;
-                request = at.read.request.clone();
-                http.send(&request, &Cursor::default()).await
-            }
-            other => other,
-        };
-        let response = match sent? {
-            Conditional::NotModified if at.read.conditional == Revalidate::EachPage => {
-                let Some(mark) = mark else {
-                    return Err(FetchError::malformed(
-                        &request.url,
-                        "304 for a page fetched without validators",
-                    ));
-                };
-                return skipped(at, mark).map(|(page, at)| Some((PageEvent::Page(page), at)));
-            }
-            Conditional::NotModified if at.pages == 0 => {
-                return Ok(Some((PageEvent::NotModified, at)));
-            }
-            Conditional::NotModified => {
-                return Err(FetchError::malformed(
-                    &request.url,
-                    "304 for a page fetched without validators",
-                ));
-            }
-            Conditional::Modified(r) => r,
-        };
-        at.pages += 1;
-        let single_validators = Cursor {
-            position: None,
-            etag: response.etag(),
-            last_modified: response.last_modified(),
+    paged(start, move |at| next_page(http, cursor, at))
+}
+
+/// What fetching a page gave: a response to read, or the event the page already is.
+enum Fetched<I> {
+    /// A full response to the request that was sent.
+    Response(Request, Box<crate::http::Response>),
+    /// A 304 or a skipped page.
+    Event(Box<PageEvent<I>>),
+}
+
+/// The next page of a read, or `None` when the read is over.
+async fn next_page<'a, I: Send + 'a>(
+    http: &'a HttpClient,
+    cursor: &'a Cursor,
+    mut at: At<'a, I>,
+) -> Result<Option<(PageEvent<I>, At<'a, I>)>, FetchError> {
+    let Some(request) = at.next.take() else {
+        return Ok(None);
+    };
+    let (fetched, mut at) = fetch(http, cursor, at, request).await?;
+    let (request, response) = match fetched {
+        Fetched::Response(request, response) => (request, response),
+        Fetched::Event(event) => return Ok(Some((*event, at))),
+    };
+    at.pages += 1;
+    let single_validators = Cursor {
+        position: None,
+        etag: response.etag(),
+        last_modified: response.last_modified(),
+        ..Cursor::default()
+    };
+    let mut new_mark = Mark {
+        fingerprint: fingerprint_of(&request),
+        etag: single_validators.etag.clone(),
+        last_modified: single_validators.last_modified.clone(),
+        next: None,
+    };
+    let link = response.header_list("link");
+    let url = response.url.clone();
+    let body: Body = Arc::new(response.body);
+    if let Some(check) = &at.read.check {
+        check(&body).map_err(|e| FetchError::malformed(&url, e))?;
+    }
+    let spans = spans_of(&at.read, &body, &url)?;
+    let explain = is_explaining();
+    let mut page = parse_records(&at.read, &body, &url, &spans, explain);
+    if explain {
+        page.notes.request = Some(shown(&request));
+    }
+    let seen = Seen {
+        request: &request,
+        url: &url,
+        link: link.as_deref(),
+        body: &body,
+        records: spans.len(),
+        max_time: page.watermark,
+    };
+    at.resumed = false;
+    let last = last_by_flags(&at.read, &body, &url)?;
+    let next = if last {
+        Next::Done
+    } else {
+        at.pager.next(&seen).map_err(|message| FetchError::Loop {
+            url: display_url(&url),
+            message,
+        })?
+    };
+    let full = !last
+        && at
+            .read
+            .page_size
+            .is_some_and(|n| n > 0 && spans.len() as u64 >= n);
+    go_on(&mut at, &mut page, &mut new_mark, next, full, &url, explain);
+    // One complete page is the whole answer: its validators describe it. A paged or
+    // partial answer has none, and keeping old ones would turn the next poll into a
+    // 304 that hides what this one could not read.
+    at.new_marks.push(new_mark);
+    page.cursor = Some(match at.read.conditional {
+        Revalidate::Whole if at.pages == 1 && at.next.is_none() && !page.partial => {
+            single_validators
+        }
+        Revalidate::EachPage => marks_cursor(&at, page.partial),
+        _ => Cursor::default(),
+    });
+    Ok(Some((PageEvent::Page(page), at)))
+}
+
+/// Sends a page's request with the validators it may carry; a refused resume point starts
+/// the read over; a 304 is the page's event. The read comes back with what was fetched.
+async fn fetch<'a, I>(
+    http: &'a HttpClient,
+    cursor: &'a Cursor,
+    mut at: At<'a, I>,
+    mut request: Request,
+) -> Result<(Fetched<I>, At<'a, I>), FetchError> {
+    let index = usize::try_from(at.pages).unwrap_or(usize::MAX);
+    let mark = at
+        .marks
+        .get(index)
+        .filter(|m| !at.partial_start && m.fingerprint == fingerprint_of(&request))
+        .cloned();
+    let validators = match at.read.conditional {
+        Revalidate::Whole if at.pages == 0 && !at.resumed => cursor.clone(),
+        Revalidate::EachPage => Cursor {
+            etag: mark.as_ref().and_then(|m| m.etag.clone()),
+            last_modified: mark.as_ref().and_then(|m| m.last_modified.clone()),
             ..Cursor::default()
-        };
-        let mut new_mark = Mark {
-            fingerprint: fingerprint_of(&request),
-            etag: single_validators.etag.clone(),
-            last_modified: single_validators.last_modified.clone(),
-            next: None,
-        };
-        let link = response.header_list("link");
-        let url = response.url.clone();
-        let body: Body = Arc::new(response.body);
-        if let Some(check) = &at.read.check {
-            check(&body).map_err(|e| FetchError::malformed(&url, e))?;
+        },
+        _ => Cursor::default(),
+    };
+    let sent = match http.send(&request, &validators).await {
+        // The server no longer knows the resume point (an expired or invalid token):
+        // start over. Other 4xx (auth, rate limits) say nothing about the point.
+        Err(crate::http::HttpError::Status { status, .. })
+            if at.resumed && matches!(status, 400 | 404 | 410 | 422) =>
+        {
+            tracing::warn!(
+                status,
+                "resume point refused; the read starts over from its first page"
+            );
+            at.resumed = false;
+            request = at.read.request.clone();
+            http.send(&request, &Cursor::default()).await
         }
-        let spans = match records::records_at(&body, &at.read.records, at.read.keyed) {
-            Ok(spans) => spans,
-            Err(e) if e.what == records::NO_LIST => {
-                if !at.read.absent_means_empty {
-                    return Err(FetchError::malformed(
-                        &url,
-                        missing_list(&body, &at.read.records),
-                    ));
-                }
-                Vec::new()
+        other => other,
+    };
+    let without =
+        || FetchError::malformed(&request.url, "304 for a page fetched without validators");
+    match sent? {
+        Conditional::NotModified if at.read.conditional == Revalidate::EachPage => {
+            let mark = mark.ok_or_else(without)?;
+            let (page, at) = skipped(at, mark)?;
+            Ok((Fetched::Event(Box::new(PageEvent::Page(page))), at))
+        }
+        Conditional::NotModified if at.pages == 0 => {
+            Ok((Fetched::Event(Box::new(PageEvent::NotModified)), at))
+        }
+        Conditional::NotModified => Err(without()),
+        Conditional::Modified(r) => Ok((Fetched::Response(request, r), at)),
+    }
+}
+
+/// The byte ranges of the page's records; a missing list is none (`absentMeans:
+/// empty`) or an error that names the pointer and what the body holds instead.
+fn spans_of<I>(
+    read: &Read<'_, I>,
+    body: &[u8],
+    url: &url::Url,
+) -> Result<Vec<Range<usize>>, FetchError> {
+    match records::records_at(body, &read.records, read.keyed) {
+        Ok(spans) => Ok(spans),
+        Err(e) if e.what == records::NO_LIST => {
+            if read.absent_means_empty {
+                Ok(Vec::new())
+            } else {
+                Err(FetchError::malformed(
+                    url,
+                    missing_list(body, &read.records),
+                ))
             }
+        }
+        Err(e) => Err(FetchError::malformed(
+            url,
+            format!("not the documented list of records: {e}"),
+        )),
+    }
+}
+
+/// The page of `spans`: each record parsed into an item, left out, or failed (under its
+/// bytes' hash as identity), with the page's newest readable time.
+fn parse_records<I>(
+    read: &Read<'_, I>,
+    body: &Body,
+    url: &url::Url,
+    spans: &[Range<usize>],
+    explain: bool,
+) -> Page<I> {
+    let mut page = Page::of(Vec::with_capacity(spans.len()));
+    for span in spans {
+        let parsed = match std::str::from_utf8(&body[span.clone()]) {
+            Ok(text) => (read.parse)(body, span.clone(), text),
+            Err(e) => Err(ItemError::new(format!("not UTF-8: {e}"))),
+        };
+        if let (Ok(Kept::Item(_)), Some(pointer)) = (&parsed, &read.watermark) {
+            record_time(&mut page, body, span, pointer);
+        }
+        if explain {
+            let time = read.watermark.as_deref().and_then(|pointer| {
+                let at = records::locate_in(body, span.clone(), pointer).ok()??;
+                records::scalar(body, at).map(|t| t.into_owned())
+            });
+            let outcome = match &parsed {
+                Ok(Kept::Item(_)) => Outcome::Item(page.items.len()),
+                Ok(Kept::Dropped(why)) => Outcome::Dropped(why),
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
+            page.notes.records.push(Note { outcome, time });
+        }
+        match parsed {
+            Ok(Kept::Item(item)) => page.items.push(item),
+            Ok(Kept::Dropped(why)) => *page.extras.entry(why.to_owned()).or_insert(0) += 1,
             Err(e) => {
-                return Err(FetchError::malformed(
-                    &url,
-                    format!("not the documented list of records: {e}"),
+                tracing::warn!(url = %display_url(url), error = %e, "record skipped: it does not parse");
+                page.failed += 1;
+                // Its bytes are its identity: the same broken record fails the same way.
+                page.failures.push(format!(
+                    "{:016x}",
+                    xxhash_rust::xxh3::xxh3_64(&body[span.clone()])
                 ));
             }
-        };
-        let mut page = Page::of(Vec::with_capacity(spans.len()));
-        let explain = is_explaining();
-        if explain {
-            page.notes.request = Some(shown(&request));
         }
-        for span in &spans {
-            let parsed = match std::str::from_utf8(&body[span.clone()]) {
-                Ok(text) => (at.read.parse)(&body, span.clone(), text),
-                Err(e) => Err(ItemError::new(format!("not UTF-8: {e}"))),
-            };
-            if let (Ok(Kept::Item(_)), Some(pointer)) = (&parsed, &at.read.watermark) {
-                let raw = records::locate_in(&body, span.clone(), pointer)
-                    .ok()
-                    .flatten()
-                    .and_then(|t| records::scalar(&body, t));
-                let time = raw.as_deref().and_then(time::parse_millis);
-                if time.is_none() {
-                    // Published all the same; the watermark cannot move on it, so say so.
-                    let u = page
-                        .unreadable
-                        .get_or_insert_with(|| crate::ports::UnreadableTimes {
-                            pointer: pointer.clone(),
-                            first: raw.map(|r| r.into_owned()),
-                            count: 0,
-                        });
-                    u.count += 1;
-                }
-                page.watermark = page.watermark.max(time);
-            }
+    }
+    page
+}
+
+/// A kept record's time into the page's watermark; a time that cannot be read is
+/// counted (the record is published all the same, but the watermark cannot move on it).
+fn record_time<I>(page: &mut Page<I>, body: &Body, span: &Range<usize>, pointer: &str) {
+    let raw = records::locate_in(body, span.clone(), pointer)
+        .ok()
+        .flatten()
+        .and_then(|t| records::scalar(body, t));
+    let time = raw.as_deref().and_then(time::parse_millis);
+    if time.is_none() {
+        let u = page
+            .unreadable
+            .get_or_insert_with(|| crate::ports::UnreadableTimes {
+                pointer: pointer.to_owned(),
+                first: raw.map(|r| r.into_owned()),
+                count: 0,
+            });
+        u.count += 1;
+    }
+    page.watermark = page.watermark.max(time);
+}
+
+/// Whether the page's own flags end the read (`stopPath` true, `morePath` false). A
+/// more-pages flag that is not in the page is a wrong pointer, not the last page: ending
+/// there would be a silent partial read.
+fn last_by_flags<I>(read: &Read<'_, I>, body: &[u8], url: &url::Url) -> Result<bool, FetchError> {
+    let value = |pointer: &str| {
+        records::locate(body, pointer)
+            .ok()
+            .flatten()
+            .and_then(|at| body.get(at))
+    };
+    if let Some(more) = read.more_when.as_deref()
+        && !matches!(value(more), Some(b"true" | b"false"))
+    {
+        return Err(FetchError::malformed(
+            url,
+            format!("no true or false at the more-pages flag {more} (morePath): check the pointer"),
+        ));
+    }
+    let flag = |pointer: &str| value(pointer) == Some(b"true".as_slice());
+    Ok(read.stop_when.as_deref().is_some_and(flag)
+        || read.more_when.as_deref().is_some_and(|more| !flag(more)))
+}
+
+/// Where the read goes after `page`: done (said when a full page came without a next
+/// link), the next request (with its resume point and mark), or a partial end.
+fn go_on<I>(
+    at: &mut At<'_, I>,
+    page: &mut Page<I>,
+    new_mark: &mut Mark,
+    next: Next,
+    full: bool,
+    url: &url::Url,
+    explain: bool,
+) {
+    match next {
+        Next::Done if full => {
+            tracing::warn!(
+                url = %display_url(url),
+                records = page.items.len(),
+                "a page as full as the page size came without a next page: if the API has more, \
+                 check the pagination settings (the read is taken as complete)"
+            );
+            page.suspect = Some(crate::ports::PartialReason::FullPageNoNext);
+        }
+        Next::Done => {}
+        Next::Page(next) => {
+            page.resume = resume_point(at, &next);
+            new_mark.next = Some(Stored::of(&next));
             if explain {
-                let time = at.read.watermark.as_deref().and_then(|pointer| {
-                    let at = records::locate_in(&body, span.clone(), pointer).ok()??;
-                    records::scalar(&body, at).map(|t| t.into_owned())
-                });
-                let outcome = match &parsed {
-                    Ok(Kept::Item(_)) => Outcome::Item(page.items.len()),
-                    Ok(Kept::Dropped(why)) => Outcome::Dropped(why),
-                    Err(e) => Outcome::Failed(e.to_string()),
-                };
-                page.notes.records.push(Note { outcome, time });
+                page.notes.next = Some(shown(&next));
             }
-            match parsed {
-                Ok(Kept::Item(item)) => page.items.push(item),
-                Ok(Kept::Dropped(why)) => *page.extras.entry(why.to_owned()).or_insert(0) += 1,
-                Err(e) => {
-                    tracing::warn!(url = %display_url(&url), error = %e, "record skipped: it does not parse");
-                    page.failed += 1;
-                    // Its bytes are its identity: the same broken record fails the same way.
-                    page.failures.push(format!(
-                        "{:016x}",
-                        xxhash_rust::xxh3::xxh3_64(&body[span.clone()])
-                    ));
-                }
-            }
+            at.next = Some(next);
         }
-        let seen = Seen {
-            request: &request,
-            url: &url,
-            link: link.as_deref(),
-            body: &body,
-            records: spans.len(),
-            max_time: page.watermark,
-        };
-        at.resumed = false;
-        let flag = |pointer: &str| {
-            records::locate(&body, pointer)
-                .ok()
-                .flatten()
-                .is_some_and(|at| body.get(at) == Some(b"true".as_slice()))
-        };
-        // A more-pages flag that is not in the page is a wrong pointer, not the last page:
-        // ending there would be a silent partial read.
-        if let Some(more) = at.read.more_when.as_deref()
-            && !matches!(
-                records::locate(&body, more)
-                    .ok()
-                    .flatten()
-                    .and_then(|at| body.get(at)),
-                Some(b"true" | b"false")
-            )
-        {
-            return Err(FetchError::malformed(
-                &url,
-                format!(
-                    "no true or false at the more-pages flag {more} (morePath): check the pointer"
-                ),
-            ));
+        Next::Stop {
+            reason,
+            message,
+            next,
+        } => {
+            tracing::warn!(
+                url = %display_url(url),
+                reason = reason.label(),
+                "partial read: {message}"
+            );
+            page.partial = true;
+            page.partial_reason = Some(reason);
+            // At the page limit the read goes on from here next time, instead of reading
+            // the same first pages forever.
+            page.resume = next.and_then(|next| resume_point(at, &next));
         }
-        let last = at.read.stop_when.as_deref().is_some_and(flag)
-            || at.read.more_when.as_deref().is_some_and(|more| !flag(more));
-        let next = if last {
-            Next::Done
-        } else {
-            at.pager.next(&seen).map_err(|message| FetchError::Loop {
-                url: display_url(&url),
-                message,
-            })?
-        };
-        match next {
-            Next::Done
-                if !last
-                    && at
-                        .read
-                        .page_size
-                        .is_some_and(|n| n > 0 && spans.len() as u64 >= n) =>
-            {
-                tracing::warn!(
-                    url = %display_url(&url),
-                    records = spans.len(),
-                    "a page as full as the page size came without a next page: if the API has more, \
-                     check the pagination settings (the read is taken as complete)"
-                );
-                page.suspect = Some(crate::ports::PartialReason::FullPageNoNext);
-            }
-            Next::Done => {}
-            Next::Page(next) => {
-                page.resume = resume_point(&at, &next);
-                new_mark.next = Some(Stored::of(&next));
-                if explain {
-                    page.notes.next = Some(shown(&next));
-                }
-                at.next = Some(next);
-            }
-            Next::Stop {
-                reason,
-                message,
-                next,
-            } => {
-                tracing::warn!(
-                    url = %display_url(&url),
-                    reason = reason.label(),
-                    "partial read: {message}"
-                );
-                page.partial = true;
-                page.partial_reason = Some(reason);
-                // At the page limit the read goes on from here next time, instead of
-                // reading the same first pages forever.
-                page.resume = next.and_then(|next| resume_point(&at, &next));
-            }
-        }
-        // One complete page is the whole answer: its validators describe it. A paged or
-        // partial answer has none, and keeping old ones would turn the next poll into a
-        // 304 that hides what this one could not read.
-        at.new_marks.push(new_mark);
-        page.cursor = Some(match at.read.conditional {
-            Revalidate::Whole if at.pages == 1 && at.next.is_none() && !page.partial => {
-                single_validators
-            }
-            Revalidate::EachPage => marks_cursor(&at, page.partial),
-            _ => Cursor::default(),
-        });
-        Ok(Some((PageEvent::Page(page), at)))
-    })
+    }
 }
 
 /// Says which pointer found no list, and what the body has at its top level instead, so
