@@ -473,51 +473,18 @@ impl<'a, P: Provider> Poll<'a, P> {
     ) -> Result<PageOutcome, PollError> {
         let provider = self.enc.provider;
         let keys: Vec<ItemKey<'_>> = page.items.iter().map(|i| provider.key(i)).collect();
-        // Sized up front: rehashing a 100,000-entry set while filling it is most of its cost.
-        seen.reserve(keys.len());
         let recorded = state.stream(&stream.name);
-        let mut work: Vec<(usize, Change)> = Vec::new();
-        let mut recorded_seen = 0usize;
-        for (i, key) in keys.iter().enumerate() {
-            let version = recorded.and_then(|r| r.versions.get(key.id.as_ref()));
-            if !seen.insert(key.id.to_string()) {
-                self.repeated_ids += 1;
-                // Met again in this read: a page overlap (nothing new) or, when its version
-                // moved on since, an item updated while the read was under way.
-                if let Some(v) = version
-                    && *v != key.version
-                {
-                    work.push((i, Change::Updated));
-                }
-                continue;
-            }
-            self.summary.fetched += 1;
-            match version {
-                Some(v) if *v == key.version => {
-                    self.summary.skipped_unchanged += 1;
-                    recorded_seen += 1;
-                }
-                Some(_) => {
-                    work.push((i, Change::Updated));
-                    recorded_seen += 1;
-                }
-                None => work.push((i, Change::Created)),
-            }
-        }
-        let mut capped = false;
-        if let Some(left) = self.remaining.as_mut() {
-            if work.len() > *left {
-                let held = (work.len() - *left) as u64;
-                *self
-                    .summary
-                    .extras
-                    .entry("heldBack".to_owned())
-                    .or_insert(0) += held;
-                work.truncate(*left);
-                capped = true;
-            }
-            *left -= work.len();
-        }
+        let found = crate::detect::page(
+            recorded.map(|r| &r.versions),
+            keys.iter().map(|k| (k.id.as_ref(), k.version.as_ref())),
+            seen,
+        );
+        self.repeated_ids += found.repeated;
+        self.summary.fetched += found.fetched;
+        self.summary.skipped_unchanged += found.unchanged;
+        let recorded_seen = found.recorded_seen;
+        let mut work = found.changes;
+        let capped = self.cap(&mut work);
         // A capped page is not fully published: its cursor would skip the rest.
         let cursor = cursor
             .filter(|_| !capped)
@@ -560,6 +527,25 @@ impl<'a, P: Provider> Poll<'a, P> {
             committed: committing.filter(|_| failed == 0),
             recorded_seen,
         })
+    }
+
+    /// Holds back what the per-poll cap does not allow; true when it cut `work`.
+    fn cap(&mut self, work: &mut Vec<(usize, Change)>) -> bool {
+        let Some(left) = self.remaining.as_mut() else {
+            return false;
+        };
+        let capped = work.len() > *left;
+        if capped {
+            let held = (work.len() - *left) as u64;
+            *self
+                .summary
+                .extras
+                .entry("heldBack".to_owned())
+                .or_insert(0) += held;
+            work.truncate(*left);
+        }
+        *left -= work.len();
+        capped
     }
 
     /// After a snapshot's read: forgets what was missing long enough (only after a
