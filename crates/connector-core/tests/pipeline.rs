@@ -405,10 +405,9 @@ async fn a_state_that_lost_writes_republishes_exactly_what_it_lacks() {
     assert_eq!(published_by(&mut h).await, Vec::<String>::new(), "once");
 }
 
-#[tokio::test]
-async fn after_a_loss_no_stored_validator_hides_what_was_lost() {
+/// The items with an ETag; whoever sends that validator back gets a 304 and sees nothing.
+async fn conditional_items() -> MockServer {
     let server = MockServer::start().await;
-    // Whoever sends the validator gets a 304 and would see nothing.
     Mock::given(method("GET"))
         .and(path("/items"))
         .and(header("if-none-match", "\"v1\""))
@@ -425,6 +424,12 @@ async fn after_a_loss_no_stored_validator_hides_what_was_lost() {
         )
         .mount(&server)
         .await;
+    server
+}
+
+#[tokio::test]
+async fn after_a_loss_no_stored_validator_hides_what_was_lost() {
+    let server = conditional_items().await;
     let mut h = Harness::new::<ItemsProvider>(config_for("stale", &server.uri())).await;
     assert_eq!(published_by(&mut h).await.len(), 3);
     assert!(published_by(&mut h).await.is_empty(), "a 304");
@@ -440,23 +445,7 @@ async fn after_a_loss_no_stored_validator_hides_what_was_lost() {
 
 #[tokio::test]
 async fn a_forgotten_state_is_read_again_without_its_validators() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/items"))
-        .and(header("if-none-match", "\"v1\""))
-        .respond_with(ResponseTemplate::new(304))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/items"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("etag", "\"v1\"")
-                .set_body_string(items_body(&IDS, &[])),
-        )
-        .mount(&server)
-        .await;
+    let server = conditional_items().await;
     let mut h = Harness::new::<ItemsProvider>(config_for("forget", &server.uri())).await;
     assert_eq!(published_by(&mut h).await.len(), 3);
     // Redis emptied with the fence counter (the runtime saw the token not advance).

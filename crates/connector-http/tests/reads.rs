@@ -615,53 +615,81 @@ impl wiremock::Respond for Ranged {
     }
 }
 
-#[tokio::test]
-async fn a_gap_longer_than_the_max_window_is_read_window_by_window() {
-    let hour = 3_600_000i64;
-    let now = i64::try_from(connector_core::pipeline::now_ms()).unwrap_or(0);
+const HOUR: i64 = 3_600_000;
+
+/// An NVD-like server holding `records` at these hours before `now`.
+async fn nvd_server(now: i64, records: &[(&str, i64)]) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/cves"))
         .respond_with(Ranged {
-            // A record in the first day, none in the second, two in the third.
-            records: vec![
-                ("CVE-1".into(), now - 70 * hour),
-                ("CVE-3".into(), now - 20 * hour),
-                ("CVE-4".into(), now - 2 * hour),
-            ],
-            max_ms: 24 * hour,
+            records: records
+                .iter()
+                .map(|(id, hours)| ((*id).to_owned(), now - hours * HOUR))
+                .collect(),
+            max_ms: 24 * HOUR,
         })
         .mount(&server)
         .await;
-    let provider = json!({
+    server
+}
+
+/// An NVD-like connector: three days back, a day a window, with `extra` settings.
+fn nvd_config(name: &str, server: &MockServer, extra: Value) -> ConnectorConfig {
+    let mut provider = json!({
         "request": {"url": format!("{}/cves", server.uri()),
                     "query": {"startDate": "{{cursor}}", "endDate": "{{now}}"}},
         "records": {"path": "/vulnerabilities", "id": "/cve/id", "version": "/cve/lastModified"},
         "signal": {"kind": "cve", "title": "{{/cve/id}}"},
         "incremental": {"field": "/cve/lastModified", "initial": "-3d", "maxWindow": "1d"}
     });
-    let mut h = Harness::new::<HttpJsonProvider>(config("nvd", provider)).await;
-    // The outage is three windows long: one poll walks them all, empty one included.
-    let s = h.connector.poll(&h.lease).await.expect("poll");
-    assert_eq!(s.published, 3, "{s:?}");
-    let spans: Vec<i64> = server
+    if let (Some(p), Some(e)) = (provider.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            match (p.get_mut(k), v) {
+                (Some(Value::Object(have)), Value::Object(more)) => have.extend(more.clone()),
+                _ => {
+                    p.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    config(name, provider)
+}
+
+/// The span (end minus start) of every request the server got.
+async fn spans(server: &MockServer) -> Vec<i64> {
+    let at = |r: &wiremock::Request, n: &str| {
+        r.url
+            .query_pairs()
+            .find(|(k, _)| k == n)
+            .and_then(|(_, v)| connector_core::source::time::parse_millis(&v))
+            .unwrap_or(0)
+    };
+    server
         .received_requests()
         .await
         .unwrap_or_default()
         .iter()
-        .map(|r| {
-            let at = |n: &str| {
-                r.url
-                    .query_pairs()
-                    .find(|(k, _)| k == n)
-                    .and_then(|(_, v)| connector_core::source::time::parse_millis(&v))
-                    .unwrap_or(0)
-            };
-            at("endDate") - at("startDate")
-        })
-        .collect();
+        .map(|r| at(r, "endDate") - at(r, "startDate"))
+        .collect()
+}
+
+fn now() -> i64 {
+    i64::try_from(connector_core::pipeline::now_ms()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_gap_longer_than_the_max_window_is_read_window_by_window() {
+    let now = now();
+    // A record in the first day, none in the second, two in the third.
+    let server = nvd_server(now, &[("CVE-1", 70), ("CVE-3", 20), ("CVE-4", 2)]).await;
+    let mut h = Harness::new::<HttpJsonProvider>(nvd_config("nvd", &server, json!({}))).await;
+    // The outage is three windows long: one poll walks them all, empty one included.
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!(s.published, 3, "{s:?}");
+    let spans = spans(&server).await;
     assert_eq!(spans.len(), 3, "{spans:?}");
-    assert!(spans.iter().all(|s| *s <= 24 * hour), "{spans:?}");
+    assert!(spans.iter().all(|s| *s <= 24 * HOUR), "{spans:?}");
     let watermark = h
         .backend
         .load_state("nvd")
@@ -675,41 +703,21 @@ async fn a_gap_longer_than_the_max_window_is_read_window_by_window() {
         watermark >= now,
         "the empty window moved it too: {watermark} < {now}"
     );
+}
 
-    // A poll budget of one window: an outage of three windows never stalls; each poll
-    // moves one window on.
-    server.reset().await;
-    let provider = json!({
-        "request": {"url": format!("{}/cves", server.uri()),
-                    "query": {"startDate": "{{cursor}}", "endDate": "{{now}}"}},
-        "records": {"path": "/vulnerabilities", "id": "/cve/id", "version": "/cve/lastModified"},
-        "signal": {"kind": "cve", "title": "{{/cve/id}}"},
-        "incremental": {"field": "/cve/lastModified", "initial": "-3d", "maxWindow": "1d",
-                        "maxWindowsPerPoll": 1}
-    });
-    Mock::given(method("GET"))
-        .and(path("/cves"))
-        .respond_with(Ranged {
-            records: vec![
-                ("CVE-1".into(), now - 70 * hour),
-                ("CVE-4".into(), now - 2 * hour),
-            ],
-            max_ms: 24 * hour,
-        })
-        .mount(&server)
-        .await;
-    let mut h = Harness::new::<HttpJsonProvider>(config("nvd-slow", provider)).await;
-    let published: Vec<u64> = {
-        let mut out = Vec::new();
-        for _ in 0..4 {
-            out.push(h.connector.poll(&h.lease).await.expect("poll").published);
-        }
-        out
-    };
+#[tokio::test]
+async fn with_one_window_a_poll_each_poll_moves_one_window_on() {
+    let server = nvd_server(now(), &[("CVE-1", 70), ("CVE-4", 2)]).await;
+    let budget = json!({"incremental": {"maxWindowsPerPoll": 1}});
+    let mut h = Harness::new::<HttpJsonProvider>(nvd_config("nvd-slow", &server, budget)).await;
+    let mut published = Vec::new();
+    for _ in 0..4 {
+        published.push(h.connector.poll(&h.lease).await.expect("poll").published);
+    }
     assert_eq!(
         published,
         [1, 0, 1, 0],
-        "one window a poll, the empty one included"
+        "one window a poll, the empty one included: an outage never stalls"
     );
 }
 
@@ -840,35 +848,24 @@ async fn each_new_paging_option_meets_the_provider_contract() {
 
 #[tokio::test]
 async fn a_capped_window_moves_by_its_records_and_the_walk_never_stalls() {
-    let hour = 3_600_000i64;
-    let now = i64::try_from(connector_core::pipeline::now_ms()).unwrap_or(0);
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/cves"))
-        .respond_with(Ranged {
-            // A full first day (two pages of two), an empty second, one in the third.
-            records: vec![
-                ("CVE-1".into(), now - 70 * hour),
-                ("CVE-2".into(), now - 66 * hour),
-                ("CVE-3".into(), now - 62 * hour),
-                ("CVE-4".into(), now - 58 * hour),
-                ("CVE-5".into(), now - 2 * hour),
-            ],
-            max_ms: 24 * hour,
-        })
-        .mount(&server)
-        .await;
-    let provider = json!({
-        "request": {"url": format!("{}/cves", server.uri()),
-                    "query": {"startDate": "{{cursor}}", "endDate": "{{now}}"}},
-        "records": {"path": "/vulnerabilities", "id": "/cve/id", "version": "/cve/lastModified"},
-        "signal": {"kind": "cve", "title": "{{/cve/id}}"},
+    // A full first day (two pages of two), an empty second, one in the third.
+    let server = nvd_server(
+        now(),
+        &[
+            ("CVE-1", 70),
+            ("CVE-2", 66),
+            ("CVE-3", 62),
+            ("CVE-4", 58),
+            ("CVE-5", 2),
+        ],
+    )
+    .await;
+    let paged = json!({
         "pagination": {"type": "offset", "param": "startIndex", "limit": 2,
                        "limitParam": "resultsPerPage", "totalPath": "/totalResults"},
-        "limits": {"maxPages": 1},
-        "incremental": {"field": "/cve/lastModified", "initial": "-3d", "maxWindow": "1d"}
+        "limits": {"maxPages": 1}
     });
-    let mut h = Harness::new::<HttpJsonProvider>(config("nvd-capped", provider)).await;
+    let mut h = Harness::new::<HttpJsonProvider>(nvd_config("nvd-capped", &server, paged)).await;
     let mut published = Vec::new();
     for _ in 0..6 {
         published.push(h.connector.poll(&h.lease).await.expect("poll").published);
