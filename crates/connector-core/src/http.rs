@@ -920,6 +920,47 @@ impl HttpClient {
     ) -> Result<Conditional, HttpError> {
         let url = &request.url;
         let shown = || display_url(url);
+        let mut resp = match self.build(request, validators).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                observe(&self.connector, None);
+                return Err(self.failed(url, e));
+            }
+        };
+        let status = resp.status();
+        observe(&self.connector, Some(status.as_u16()));
+        tracing::debug!(url = %shown(), status = status.as_u16(), "http response");
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Conditional::NotModified);
+        }
+        if let Some(stopped) = redirected(&resp, url) {
+            return Err(stopped);
+        }
+        let body = self.read_body(&mut resp, url).await?;
+        let headers = resp.headers().clone();
+        let limit = self.rate_limit(status, &headers, &body);
+        if !status.is_success() {
+            return Err(HttpError::Status {
+                status: status.as_u16(),
+                url: shown(),
+                retry_after: limit.wait,
+                rate_limited: limit.limited,
+                detail: reason(&self.redactor, &headers, &body),
+            });
+        }
+        Ok(Conditional::Modified(Box::new(Response {
+            status,
+            headers,
+            body,
+            url: resp.url().clone(),
+        })))
+    }
+
+    /// The request as sent: the query auth parameter (on the API's own origin, unless the
+    /// link carries it), the fixed headers, the request's, the credentials and the
+    /// validators.
+    fn build(&self, request: &Request, validators: &Cursor) -> reqwest::RequestBuilder {
+        let url = &request.url;
         let mut sent = url.clone();
         if let Some(Auth::Query { name, value }) = &self.auth
             && self.is_trusted(url)
@@ -949,62 +990,39 @@ impl HttpClient {
         if let Some(lm) = &validators.last_modified {
             req = req.header(header::IF_MODIFIED_SINCE, lm.as_str());
         }
-        let map_err = |e: reqwest::Error| {
-            if e.is_timeout() {
-                HttpError::Timeout {
-                    url: shown(),
-                    timeout: self.timeout,
-                }
-            } else {
-                HttpError::Transport {
-                    url: shown(),
-                    message: error_chain(&e.without_url()),
-                }
+        req
+    }
+
+    /// A request that got no answer: timed out, or the connection failed.
+    fn failed(&self, url: &Url, e: reqwest::Error) -> HttpError {
+        if e.is_timeout() {
+            HttpError::Timeout {
+                url: display_url(url),
+                timeout: self.timeout,
             }
-        };
-        let mut resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                observe(&self.connector, None);
-                return Err(map_err(e));
+        } else {
+            HttpError::Transport {
+                url: display_url(url),
+                message: error_chain(&e.without_url()),
             }
+        }
+    }
+
+    /// The body, read chunk by chunk up to `maxBodyBytes`; a body cut off says so.
+    async fn read_body(
+        &self,
+        resp: &mut reqwest::Response,
+        url: &Url,
+    ) -> Result<Vec<u8>, HttpError> {
+        let too_large = || HttpError::TooLarge {
+            url: display_url(url),
+            limit: self.max_body_bytes,
         };
-        let status = resp.status();
-        observe(&self.connector, Some(status.as_u16()));
-        tracing::debug!(url = %shown(), status = status.as_u16(), "http response");
-        if status == StatusCode::NOT_MODIFIED {
-            return Ok(Conditional::NotModified);
-        }
-        if status.is_redirection()
-            && let Some(to) = resp
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| resp.url().join(l).ok())
+        if resp
+            .content_length()
+            .is_some_and(|len| len > self.max_body_bytes as u64)
         {
-            // The redirect policy stopped here.
-            let other_host = to.origin() != resp.url().origin();
-            return Err(HttpError::Redirected {
-                url: shown(),
-                location: if other_host {
-                    format!("another host ({})", to.origin().ascii_serialization())
-                } else {
-                    display_url(&to)
-                },
-                why: if other_host {
-                    "credentials are sent to the configured host only; if the API moved, set its base URL to the new address"
-                } else {
-                    "more than 5 redirects in a row, or a redirect status that is not followed"
-                },
-            });
-        }
-        if let Some(len) = resp.content_length()
-            && len > self.max_body_bytes as u64
-        {
-            return Err(HttpError::TooLarge {
-                url: shown(),
-                limit: self.max_body_bytes,
-            });
+            return Err(too_large());
         }
         let mut body = Vec::with_capacity(
             resp.content_length()
@@ -1014,27 +1032,35 @@ impl HttpClient {
         loop {
             let chunk = match resp.chunk().await {
                 Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => return Err(map_err(e)),
+                Ok(None) => return Ok(body),
+                Err(e) if e.is_timeout() => return Err(self.failed(url, e)),
                 Err(e) => {
                     return Err(HttpError::Truncated {
-                        url: shown(),
+                        url: display_url(url),
                         received: body.len(),
                         message: error_chain(&e.without_url()),
                     });
                 }
             };
             if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(HttpError::TooLarge {
-                    url: shown(),
-                    limit: self.max_body_bytes,
-                });
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        let headers = resp.headers().clone();
+    }
+
+    /// What the response says of the rate limit: the quota left (for the gauge), and a
+    /// wait the server asks for, held for later requests and polls too. A 403 or 429 whose
+    /// body names a limit (GitHub's secondary limits) is one, for a minute when no time is
+    /// given.
+    fn rate_limit(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> crate::ratelimit::Limit {
         let now = SystemTime::now();
-        let mut limit = crate::ratelimit::parse(&headers, now);
+        let mut limit = crate::ratelimit::parse(headers, now);
         if let Some(left) = limit.remaining {
             self.remaining
                 .store(left, std::sync::atomic::Ordering::Relaxed);
@@ -1047,26 +1073,38 @@ impl HttpClient {
                 limit.wait = limit.wait.or(Some(Duration::from_secs(60)));
             }
         }
-        // A wait the server asks for holds for later requests and polls too.
         if let Some(wait) = limit.wait.filter(|_| limit.limited) {
             crate::ratelimit::hold(&self.limit_key, &self.connector, now, wait);
         }
-        if !status.is_success() {
-            return Err(HttpError::Status {
-                status: status.as_u16(),
-                url: shown(),
-                retry_after: limit.wait,
-                rate_limited: limit.limited,
-                detail: reason(&self.redactor, &headers, &body),
-            });
-        }
-        Ok(Conditional::Modified(Box::new(Response {
-            status,
-            headers,
-            body,
-            url: resp.url().clone(),
-        })))
+        limit
     }
+}
+
+/// A redirect the policy stopped at: to another host (credentials stay home), or too
+/// many in a row.
+fn redirected(resp: &reqwest::Response, url: &Url) -> Option<HttpError> {
+    if !resp.status().is_redirection() {
+        return None;
+    }
+    let to = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| resp.url().join(l).ok())?;
+    let other_host = to.origin() != resp.url().origin();
+    Some(HttpError::Redirected {
+        url: display_url(url),
+        location: if other_host {
+            format!("another host ({})", to.origin().ascii_serialization())
+        } else {
+            display_url(&to)
+        },
+        why: if other_host {
+            "credentials are sent to the configured host only; if the API moved, set its base URL to the new address"
+        } else {
+            "more than 5 redirects in a row, or a redirect status that is not followed"
+        },
+    })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
