@@ -197,116 +197,53 @@ impl Pager {
     /// The next step after a page; `Err` when the server repeats a request of this read.
     pub fn next(&mut self, seen: &Seen<'_>) -> Result<Next, String> {
         self.pages += 1;
-        let next = match &self.paging {
-            Paging::None => return Ok(Next::Done),
+        let followed = match &self.paging {
+            Paging::None => None,
             Paging::LinkHeader {
                 keep_query,
                 stop_on_empty,
-            } => {
-                if *stop_on_empty && seen.records == 0 {
-                    return Ok(Next::Done);
-                }
-                let Some(link) = seen.link.and_then(next_link) else {
-                    return Ok(Next::Done);
-                };
-                match self.follow(seen.url, &link, *keep_query) {
-                    Ok(request) => request,
-                    Err((reason, message)) => {
-                        return Ok(Next::Stop {
-                            reason,
-                            message,
-                            next: None,
-                        });
-                    }
-                }
-            }
+            } => (!*stop_on_empty || seen.records > 0)
+                .then(|| seen.link.and_then(next_link))
+                .flatten()
+                .map(|link| self.follow(seen.url, &link, *keep_query)),
             Paging::NextUrl {
                 pointer,
                 keep_query,
                 stop_on_empty,
-            } => {
-                if *stop_on_empty && seen.records == 0 {
-                    return Ok(Next::Done);
-                }
-                let Some(link) = text_at(seen.body, pointer) else {
-                    return Ok(Next::Done);
-                };
-                match self.follow(seen.url, &link, *keep_query) {
-                    Ok(request) => request,
-                    Err((reason, message)) => {
-                        return Ok(Next::Stop {
-                            reason,
-                            message,
-                            next: None,
-                        });
-                    }
-                }
-            }
+            } => (!*stop_on_empty || seen.records > 0)
+                .then(|| text_at(seen.body, pointer))
+                .flatten()
+                .map(|link| self.follow(seen.url, &link, *keep_query)),
             Paging::Cursor {
                 pointer,
                 into,
                 stop_on_empty,
-            } => {
-                if *stop_on_empty && seen.records == 0 {
-                    return Ok(Next::Done);
-                }
-                let Some(token) = text_at(seen.body, pointer) else {
-                    return Ok(Next::Done);
-                };
-                let mut request = seen.request.clone();
-                match into {
-                    TokenIn::Query(name) => set_query(&mut request.url, name, &token),
-                    TokenIn::Body(at) => {
-                        let body = request
-                            .body
-                            .get_or_insert_with(|| Value::Object(Default::default()));
-                        set_pointer(body, at, Value::String(token));
-                    }
-                }
-                request
-            }
+            } => (!*stop_on_empty || seen.records > 0)
+                .then(|| text_at(seen.body, pointer))
+                .flatten()
+                .map(|token| Ok(with_token(seen.request, into, token))),
             Paging::Offset {
                 param,
                 limit_param,
                 limit,
                 total_pointer,
-            } => {
-                let offset =
-                    query_number(&seen.request.url, param).unwrap_or(0) + seen.records as u64;
-                let total = total_pointer
-                    .as_deref()
-                    .and_then(|p| text_at(seen.body, p))
-                    .and_then(|t| t.parse::<u64>().ok());
-                // With a total, only the total or an empty page ends the read: a server
-                // that caps its page below `limit` would otherwise look done after one.
-                let done = match total {
-                    Some(t) => offset >= t || seen.records == 0,
-                    None => (seen.records as u64) < *limit,
-                };
-                if done {
-                    return Ok(Next::Done);
-                }
-                let mut request = seen.request.clone();
-                set_query(&mut request.url, param, &offset.to_string());
-                set_query(&mut request.url, limit_param, &limit.to_string());
-                request
-            }
+            } => next_offset(seen, param, limit_param, *limit, total_pointer.as_deref()).map(Ok),
             Paging::PageNumber {
                 param,
                 start,
                 size_param,
                 size,
-            } => {
-                if seen.records == 0 || (seen.records as u64) < *size {
-                    return Ok(Next::Done);
-                }
-                let page = query_number(&seen.request.url, param).unwrap_or(*start) + 1;
-                let mut request = seen.request.clone();
-                set_query(&mut request.url, param, &page.to_string());
-                if let Some(size_param) = size_param {
-                    set_query(&mut request.url, size_param, &size.to_string());
-                }
-                request
+            } => next_page_number(seen, param, *start, size_param.as_deref(), *size).map(Ok),
+        };
+        let next = match followed {
+            None => return Ok(Next::Done),
+            Some(Ok(request)) => request,
+            Some(Err((reason, message))) => {
+                return Ok(Next::Stop {
+                    reason,
+                    message,
+                    next: None,
+                });
             }
         };
         let next = self.reanchor(seen, next)?;
@@ -425,6 +362,68 @@ pub fn fingerprint(request: &Request) -> String {
         Some(body) => format!("{} {body}", request.url),
         None => request.url.to_string(),
     }
+}
+
+/// The request again with a page token where the API wants it (query or body).
+fn with_token(request: &Request, into: &TokenIn, token: String) -> Request {
+    let mut request = request.clone();
+    match into {
+        TokenIn::Query(name) => set_query(&mut request.url, name, &token),
+        TokenIn::Body(at) => {
+            let body = request
+                .body
+                .get_or_insert_with(|| Value::Object(Default::default()));
+            set_pointer(body, at, Value::String(token));
+        }
+    }
+    request
+}
+
+/// The next offset page, or `None` when the read is over. With a total, only the total or
+/// an empty page ends the read: a server that caps its page below `limit` would otherwise
+/// look done after one.
+fn next_offset(
+    seen: &Seen<'_>,
+    param: &str,
+    limit_param: &str,
+    limit: u64,
+    total_pointer: Option<&str>,
+) -> Option<Request> {
+    let offset = query_number(&seen.request.url, param).unwrap_or(0) + seen.records as u64;
+    let total = total_pointer
+        .and_then(|p| text_at(seen.body, p))
+        .and_then(|t| t.parse::<u64>().ok());
+    let done = match total {
+        Some(t) => offset >= t || seen.records == 0,
+        None => (seen.records as u64) < limit,
+    };
+    if done {
+        return None;
+    }
+    let mut request = seen.request.clone();
+    set_query(&mut request.url, param, &offset.to_string());
+    set_query(&mut request.url, limit_param, &limit.to_string());
+    Some(request)
+}
+
+/// The next numbered page, or `None` after a short or empty page.
+fn next_page_number(
+    seen: &Seen<'_>,
+    param: &str,
+    start: u64,
+    size_param: Option<&str>,
+    size: u64,
+) -> Option<Request> {
+    if seen.records == 0 || (seen.records as u64) < size {
+        return None;
+    }
+    let page = query_number(&seen.request.url, param).unwrap_or(start) + 1;
+    let mut request = seen.request.clone();
+    set_query(&mut request.url, param, &page.to_string());
+    if let Some(size_param) = size_param {
+        set_query(&mut request.url, size_param, &size.to_string());
+    }
+    Some(request)
 }
 
 /// Resolves a next link: against `link_base` when given (a link starting with `/` is
