@@ -384,18 +384,7 @@ async fn run(
     only: Option<String>,
     settings: &Settings,
 ) -> Result<ExitCode> {
-    if let Some(name) = &only {
-        let config = find(&registry, name)?;
-        runnable(&factories, config)?;
-        if !config.enabled {
-            bail!("connector \"{name}\" is disabled in the configuration (\"enabled\": false)");
-        }
-    }
-    for c in registry.enabled() {
-        if factories.get(&c.connector_type).is_none() {
-            tracing::info!(connector = %c.name, r#type = %c.connector_type, "not included in this binary; skipped");
-        }
-    }
+    check_runnable(&registry, &factories, only.as_deref())?;
     let metrics = Metrics::new();
     let observer = metrics.clone();
     connector_core::http::observe_responses(move |connector, status| {
@@ -455,8 +444,41 @@ async fn run(
         tracing::info!("SIGHUP: reloading the configuration");
         manager.reload().await;
     }
-    let grace = settings.grace;
-    // No more retries or backoff waits: a poll in flight ends within one request timeout.
+    let code = stop(&mut manager, &mut signals, settings.grace).await;
+    stop_heartbeat.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
+    if let Some(api) = api {
+        api.abort();
+    }
+    Ok(code)
+}
+
+/// Whether `run` can start: the named connector exists, this binary runs its type, and it
+/// is enabled; connectors of types another binary runs are said to be skipped.
+fn check_runnable(
+    registry: &ConnectorRegistry,
+    factories: &Factories,
+    only: Option<&str>,
+) -> Result<()> {
+    if let Some(name) = only {
+        let config = find(registry, name)?;
+        runnable(factories, config)?;
+        if !config.enabled {
+            bail!("connector \"{name}\" is disabled in the configuration (\"enabled\": false)");
+        }
+    }
+    for c in registry.enabled() {
+        if factories.get(&c.connector_type).is_none() {
+            tracing::info!(connector = %c.name, r#type = %c.connector_type, "not included in this binary; skipped");
+        }
+    }
+    Ok(())
+}
+
+/// Shutdown: no more retries or backoff waits (a poll in flight ends within one request
+/// timeout), the polls get `grace` to finish, a second signal cancels them; every lease is
+/// released either way. The exit code says which.
+async fn stop(manager: &mut Manager, signals: &mut Signals, grace: Duration) -> ExitCode {
     connector_core::retry::stop_retrying();
     tracing::info!(
         grace_s = grace.as_secs(),
@@ -466,7 +488,7 @@ async fn run(
         signals.next().await;
         tracing::warn!("second signal: cancelling the polls in flight");
     };
-    let code = match manager.shutdown(second_signal).await {
+    match manager.shutdown(second_signal).await {
         manager::Stopped::Finished => {
             tracing::info!("all connectors stopped; leases released");
             ExitCode::SUCCESS
@@ -482,13 +504,7 @@ async fn run(
             tracing::warn!("stopped by a second signal; leases released");
             ExitCode::from(130)
         }
-    };
-    stop_heartbeat.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
-    if let Some(api) = api {
-        api.abort();
     }
-    Ok(code)
 }
 
 async fn all(
