@@ -583,39 +583,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             self.commit_work(stream, state, &[], tail, None).await?;
             return Ok(());
         }
-        // Counting while reading keeps the common case (nothing vanished, nothing missing
-        // before) free of a pass over state.
-        let mut vanished: Vec<(String, String)> = recorded
-            .filter(|r| recorded_seen < r.versions.len())
-            .map(|r| {
-                r.versions
-                    .iter()
-                    .filter(|(id, _)| !seen.contains(id.as_str()))
-                    .map(|(id, v)| (id.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        vanished.sort();
-        let now = now_ms();
-        let mut gone = Vec::new();
-        for (id, version) in vanished {
-            let before = absent.and_then(|a| a.get(&id)).copied();
-            let missing = Absence {
-                since_ms: before.map_or(now, |b| b.since_ms),
-                polls: before.map_or(1, |b| b.polls.saturating_add(1)),
-            };
-            let due = if config.emit_removals {
-                missing.polls >= config.removal_grace_polls
-            } else {
-                now.saturating_sub(missing.since_ms) >= config.removal_grace_ms
-            };
-            if due {
-                gone.push((id, version));
-            } else if config.emit_removals || before.is_none() {
-                // Without emitRemovals only the start counts: nothing to write each poll.
-                tail.absences.push((id, Some(missing)));
-            }
-        }
+        let gone = removals(config, recorded, seen, recorded_seen, now_ms(), &mut tail);
         if !tail.absences.is_empty() {
             tracing::debug!(
                 connector = %config.name,
@@ -639,6 +607,52 @@ impl<'a, P: Provider> Poll<'a, P> {
         self.commit_work(stream, state, &work, tail, cursor).await?;
         Ok(())
     }
+}
+
+/// What a complete snapshot read says of the recorded items it did not see: those whose
+/// removal grace ran out (returned, with their version), and the absences to record in
+/// `tail` (with `emitRemovals` each missing read counts; without, only when it began).
+fn removals(
+    config: &ConnectorConfig,
+    recorded: Option<&crate::ports::StreamState>,
+    seen: &HashSet<String>,
+    recorded_seen: usize,
+    now: u64,
+    tail: &mut Tail,
+) -> Vec<(String, String)> {
+    // Counting while reading keeps the common case (nothing vanished, nothing missing
+    // before) free of a pass over state.
+    let mut vanished: Vec<(String, String)> = recorded
+        .filter(|r| recorded_seen < r.versions.len())
+        .map(|r| {
+            r.versions
+                .iter()
+                .filter(|(id, _)| !seen.contains(id.as_str()))
+                .map(|(id, v)| (id.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    vanished.sort();
+    let absent = recorded.map(|r| &r.absent);
+    let mut gone = Vec::new();
+    for (id, version) in vanished {
+        let before = absent.and_then(|a| a.get(&id)).copied();
+        let missing = Absence {
+            since_ms: before.map_or(now, |b| b.since_ms),
+            polls: before.map_or(1, |b| b.polls.saturating_add(1)),
+        };
+        let due = if config.emit_removals {
+            missing.polls >= config.removal_grace_polls
+        } else {
+            now.saturating_sub(missing.since_ms) >= config.removal_grace_ms
+        };
+        if due {
+            gone.push((id, version));
+        } else if config.emit_removals || before.is_none() {
+            tail.absences.push((id, Some(missing)));
+        }
+    }
+    gone
 }
 
 /// State changes that go with the last chunk of a commit and carry no signal.
