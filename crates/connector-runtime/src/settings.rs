@@ -95,143 +95,31 @@ impl Settings {
     /// which wins over `STATE_DIR`.
     pub fn from_env(env: &Environment, state_dir: Option<PathBuf>) -> Result<Self, SettingErrors> {
         let mut errors = Vec::new();
-
-        let port = match env.get("HTTP_PORT").map(str::trim) {
-            None | Some("") => Some(DEFAULT_HTTP_PORT),
-            Some(v) if v.eq_ignore_ascii_case("off") => None,
-            Some(v) => match v.parse::<u16>() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    bad(
-                        &mut errors,
-                        "HTTP_PORT",
-                        Some(v),
-                        "a port number from 0 to 65535, or \"off\"",
-                    );
-                    None
-                }
-            },
-        };
-        let bind = match env.get("HTTP_BIND").map(str::trim) {
-            None | Some("") => IpAddr::from([0, 0, 0, 0]),
-            Some("localhost") => IpAddr::from([127, 0, 0, 1]),
-            Some(v) => v.parse::<IpAddr>().unwrap_or_else(|_| {
-                bad(
-                    &mut errors,
-                    "HTTP_BIND",
-                    Some(v),
-                    "an IP address such as 0.0.0.0, 127.0.0.1 or ::",
-                );
-                IpAddr::from([0, 0, 0, 0])
-            }),
-        };
-
-        let grace = match env.get("SHUTDOWN_GRACE_SECONDS").map(str::trim) {
-            None | Some("") => DEFAULT_GRACE,
-            Some(v) => match v.parse::<u64>() {
-                Ok(s) if s <= MAX_GRACE_SECONDS => Duration::from_secs(s),
-                _ => {
-                    bad(
-                        &mut errors,
-                        "SHUTDOWN_GRACE_SECONDS",
-                        Some(v),
-                        &format!("a whole number of seconds from 0 to {MAX_GRACE_SECONDS}"),
-                    );
-                    DEFAULT_GRACE
-                }
-            },
-        };
-
-        let log_format = match env.get("LOG_FORMAT").map(str::trim) {
-            None | Some("") => LogFormat::Text,
-            Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
-            Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
-            Some(v) => {
-                bad(&mut errors, "LOG_FORMAT", Some(v), "\"text\" or \"json\"");
-                LogFormat::Text
-            }
-        };
-
-        let log_filter = env
-            .get("RUST_LOG")
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or("info")
-            .to_owned();
-        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
-            bad(
-                &mut errors,
-                "RUST_LOG",
-                Some(&log_filter),
-                "a level (error, warn, info, debug, trace) or directives such as info,connector_core=debug",
-            );
-        }
-
-        let redis = match RedisSettings::from_env(env) {
-            Ok(r) => r,
-            Err(e) => {
-                let var = match &e {
-                    SettingsError::Url { .. } => connector_redis::settings::URL_VAR,
-                    SettingsError::Prefix(_) => connector_redis::settings::KEY_PREFIX_VAR,
-                    SettingsError::Timeout { var, .. } => var,
-                    SettingsError::WaitReplicas { .. } => {
-                        connector_redis::settings::WAIT_REPLICAS_VAR
-                    }
-                };
-                // The Redis messages name their variable already.
-                let message = e.to_string();
-                let message = message
-                    .strip_prefix(&format!("invalid {var}"))
-                    .map_or(message.clone(), |rest| format!("invalid value{rest}"));
-                errors.push(SettingError {
-                    var: var.to_owned(),
-                    message,
-                });
-                None
-            }
-        };
-
+        let e = &mut errors;
+        let http = http_addr(env, e);
+        let grace = grace(env, e);
+        let log_format = log_format(env, e);
+        let log_filter = log_filter(env, e);
+        let redis = redis(env, e);
         let state_dir = state_dir.or_else(|| {
             env.get("STATE_DIR")
                 .filter(|v| !v.trim().is_empty())
                 .map(PathBuf::from)
         });
-
-        let otlp = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::trim) {
-            None | Some("") => None,
-            Some(v) => match Url::parse(v) {
-                Ok(endpoint) if matches!(endpoint.scheme(), "http" | "https") => {
-                    Some(Otlp { endpoint })
-                }
-                _ => {
-                    // Collector URLs can carry tokens: the value is not repeated.
-                    bad(
-                        &mut errors,
-                        "OTEL_EXPORTER_OTLP_ENDPOINT",
-                        None,
-                        "an http:// or https:// URL such as http://otel-collector:4318",
-                    );
-                    None
-                }
-            },
-        };
+        let otlp = otlp(env, e);
         let service_name = env
             .get("OTEL_SERVICE_NAME")
             .filter(|v| !v.trim().is_empty())
             .map(str::to_owned);
-
-        let client = match ClientSettings::from_env(env) {
-            Ok(c) => c,
-            Err(list) => {
-                errors.extend(list);
-                ClientSettings::default()
-            }
-        };
-
+        let client = ClientSettings::from_env(env).unwrap_or_else(|list| {
+            e.extend(list);
+            ClientSettings::default()
+        });
         if !errors.is_empty() {
             return Err(SettingErrors(errors));
         }
         Ok(Self {
-            http: port.map(|p| SocketAddr::new(bind, p)),
+            http,
             grace,
             log_format,
             log_filter,
@@ -242,6 +130,131 @@ impl Settings {
             client,
             redactor: connector_core::redact::Redactor::new(),
         })
+    }
+}
+
+/// `HTTP_PORT` (`off`: no API) and `HTTP_BIND`.
+fn http_addr(env: &Environment, errors: &mut Vec<SettingError>) -> Option<SocketAddr> {
+    let port = match env.get("HTTP_PORT").map(str::trim) {
+        None | Some("") => Some(DEFAULT_HTTP_PORT),
+        Some(v) if v.eq_ignore_ascii_case("off") => None,
+        Some(v) => v.parse::<u16>().map(Some).unwrap_or_else(|_| {
+            bad(
+                errors,
+                "HTTP_PORT",
+                Some(v),
+                "a port number from 0 to 65535, or \"off\"",
+            );
+            None
+        }),
+    };
+    let bind = match env.get("HTTP_BIND").map(str::trim) {
+        None | Some("") => IpAddr::from([0, 0, 0, 0]),
+        Some("localhost") => IpAddr::from([127, 0, 0, 1]),
+        Some(v) => v.parse::<IpAddr>().unwrap_or_else(|_| {
+            bad(
+                errors,
+                "HTTP_BIND",
+                Some(v),
+                "an IP address such as 0.0.0.0, 127.0.0.1 or ::",
+            );
+            IpAddr::from([0, 0, 0, 0])
+        }),
+    };
+    port.map(|p| SocketAddr::new(bind, p))
+}
+
+/// `SHUTDOWN_GRACE_SECONDS`.
+fn grace(env: &Environment, errors: &mut Vec<SettingError>) -> Duration {
+    match env.get("SHUTDOWN_GRACE_SECONDS").map(str::trim) {
+        None | Some("") => DEFAULT_GRACE,
+        Some(v) => match v.parse::<u64>() {
+            Ok(s) if s <= MAX_GRACE_SECONDS => Duration::from_secs(s),
+            _ => {
+                bad(
+                    errors,
+                    "SHUTDOWN_GRACE_SECONDS",
+                    Some(v),
+                    &format!("a whole number of seconds from 0 to {MAX_GRACE_SECONDS}"),
+                );
+                DEFAULT_GRACE
+            }
+        },
+    }
+}
+
+/// `LOG_FORMAT`.
+fn log_format(env: &Environment, errors: &mut Vec<SettingError>) -> LogFormat {
+    match env.get("LOG_FORMAT").map(str::trim) {
+        None | Some("") => LogFormat::Text,
+        Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
+        Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+        Some(v) => {
+            bad(errors, "LOG_FORMAT", Some(v), "\"text\" or \"json\"");
+            LogFormat::Text
+        }
+    }
+}
+
+/// `RUST_LOG`, checked.
+fn log_filter(env: &Environment, errors: &mut Vec<SettingError>) -> String {
+    let log_filter = env
+        .get("RUST_LOG")
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or("info")
+        .to_owned();
+    if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+        bad(
+            errors,
+            "RUST_LOG",
+            Some(&log_filter),
+            "a level (error, warn, info, debug, trace) or directives such as info,connector_core=debug",
+        );
+    }
+    log_filter
+}
+
+/// `REDIS_URL` and its companions, each error blamed on its variable.
+fn redis(env: &Environment, errors: &mut Vec<SettingError>) -> Option<RedisSettings> {
+    RedisSettings::from_env(env).unwrap_or_else(|e| {
+        let var = match &e {
+            SettingsError::Url { .. } => connector_redis::settings::URL_VAR,
+            SettingsError::Prefix(_) => connector_redis::settings::KEY_PREFIX_VAR,
+            SettingsError::Timeout { var, .. } => var,
+            SettingsError::WaitReplicas { .. } => connector_redis::settings::WAIT_REPLICAS_VAR,
+        };
+        // The Redis messages name their variable already.
+        let message = e.to_string();
+        let message = message
+            .strip_prefix(&format!("invalid {var}"))
+            .map_or(message.clone(), |rest| format!("invalid value{rest}"));
+        errors.push(SettingError {
+            var: var.to_owned(),
+            message,
+        });
+        None
+    })
+}
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn otlp(env: &Environment, errors: &mut Vec<SettingError>) -> Option<Otlp> {
+    match env.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::trim) {
+        None | Some("") => None,
+        Some(v) => match Url::parse(v) {
+            Ok(endpoint) if matches!(endpoint.scheme(), "http" | "https") => {
+                Some(Otlp { endpoint })
+            }
+            _ => {
+                // Collector URLs can carry tokens: the value is not repeated.
+                bad(
+                    errors,
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    None,
+                    "an http:// or https:// URL such as http://otel-collector:4318",
+                );
+                None
+            }
+        },
     }
 }
 
