@@ -298,11 +298,33 @@ pub async fn run_contract<P: Provider>(
     config.max_retries = 0;
     let provider = provider_under_test::<P>(&config);
     let snapshot = provider.streams().iter().any(|s| s.snapshot);
-    let kinds: Vec<&str> = provider.streams().iter().map(|s| s.kind.as_str()).collect();
     config.emit_removals = snapshot;
     let mut h = Harness::new::<P>(config.clone()).await;
-
     // 1. First poll: everything, once, as created.
+    let (n, entries) = contract_first::<P>(&mut h, &config, server, scenario, &provider).await;
+    // 2. Repeat poll: nothing new.
+    contract_repeat(&mut h, server, scenario, n).await;
+    // 3. One changed item: published once, as updated.
+    contract_change(&mut h, server, scenario, &entries).await;
+    // 4. A failed fetch: nothing published, state untouched.
+    contract_failure(&mut h, &config, server, scenario).await;
+    // 5. Snapshot sources: a flap publishes nothing; a vanished item is published once as
+    // removed, after the grace.
+    if snapshot {
+        contract_removal(&mut h, &config, server, scenario, n).await;
+    }
+}
+
+/// Contract step 1: the first poll publishes every item once, as created, with the
+/// envelope the contract promises. Returns how many items and their entries.
+async fn contract_first<P: Provider>(
+    h: &mut Harness,
+    config: &ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl Scenario,
+    provider: &P,
+) -> (usize, Vec<StreamEntry>) {
+    let kinds: Vec<&str> = provider.streams().iter().map(|s| s.kind.as_str()).collect();
     server.reset().await;
     let n = scenario.serve_baseline(server).await;
     assert!(n >= 2, "the baseline must hold at least two items");
@@ -342,8 +364,11 @@ pub async fn run_contract<P: Provider>(
         assert!(!s["payload"].is_null(), "the payload is the item");
         assert_eq!(e.connector_type, P::TYPE);
     }
+    (n, entries)
+}
 
-    // 2. Repeat poll: nothing new.
+/// Contract step 2: a repeat poll publishes nothing.
+async fn contract_repeat(h: &mut Harness, server: &MockServer, scenario: &impl Scenario, n: usize) {
     server.reset().await;
     scenario.serve_baseline(server).await;
     let repeat = h
@@ -357,8 +382,16 @@ pub async fn run_contract<P: Provider>(
     );
     assert_eq!(repeat.skipped_unchanged as usize, n);
     assert_eq!(h.published().len(), n);
+}
 
-    // 3. One changed item: published once, as updated.
+/// Contract step 3: one changed item is published once, as updated, with a new version
+/// and dedup id.
+async fn contract_change(
+    h: &mut Harness,
+    server: &MockServer,
+    scenario: &impl Scenario,
+    entries: &[StreamEntry],
+) {
     server.reset().await;
     scenario.serve_one_changed(server).await;
     let changed = h
@@ -393,8 +426,16 @@ pub async fn run_contract<P: Provider>(
         .await
         .unwrap_or_else(|e| panic!("repeat poll after a change failed: {e}"));
     assert_eq!(again.published, 0, "a change is published once");
+}
 
-    // 4. A failed fetch: nothing published, state untouched.
+/// Contract step 4: a failed fetch fails the poll, publishes nothing and leaves state
+/// untouched.
+async fn contract_failure(
+    h: &mut Harness,
+    config: &ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl Scenario,
+) {
     let before = h
         .backend
         .load(&config.name)
@@ -416,77 +457,83 @@ pub async fn run_contract<P: Provider>(
         count_before,
         "a failed poll publishes nothing"
     );
+}
 
-    // 5. Snapshot sources: a flap publishes nothing; a vanished item is published once as
-    // removed, after the grace.
-    if snapshot {
-        assert_eq!(
-            config.removal_grace_polls, 2,
-            "the contract runs with the default removalGracePolls"
-        );
-        let mut poll_serving = async |serve_removed: bool, what: &str| {
-            server.reset().await;
-            if serve_removed {
-                scenario.serve_one_removed(server).await;
-            } else {
-                scenario.serve_one_changed(server).await;
-            }
-            h.connector
-                .poll(&h.lease)
-                .await
-                .unwrap_or_else(|e| panic!("poll {what} failed: {e}"))
-        };
-        let missing = poll_serving(true, "with one item missing").await;
-        assert_eq!(
-            missing.published, 0,
-            "missing once is not removed: {missing:?}"
-        );
-        let back = poll_serving(false, "with the item back").await;
-        assert_eq!(
-            back.published, 0,
-            "an item back with its version is not published again: {back:?}"
-        );
-        let missing = poll_serving(true, "with one item missing again").await;
-        assert_eq!(missing.published, 0, "the count started again: {missing:?}");
+/// Contract step 5 (snapshots): a flap publishes nothing; a vanished item is published
+/// once as removed, after the grace, and its version pruned.
+async fn contract_removal(
+    h: &mut Harness,
+    config: &ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl Scenario,
+    n: usize,
+) {
+    assert_eq!(
+        config.removal_grace_polls, 2,
+        "the contract runs with the default removalGracePolls"
+    );
+    let mut poll_serving = async |serve_removed: bool, what: &str| {
         server.reset().await;
-        scenario.serve_one_removed(server).await;
-        let removed = h
-            .connector
+        if serve_removed {
+            scenario.serve_one_removed(server).await;
+        } else {
+            scenario.serve_one_changed(server).await;
+        }
+        h.connector
             .poll(&h.lease)
             .await
-            .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
-        assert_eq!(removed.published, 1, "one removal signal: {removed:?}");
-        let all = h.published();
-        let gone = all.last().unwrap_or_else(|| panic!("an entry"));
-        assert_eq!(signal_json(gone)["change"], "removed");
-        assert!(
-            all[..all.len() - 1]
-                .iter()
-                .filter(|e| e.external_id == gone.external_id)
-                .all(|e| e.dedup_id != gone.dedup_id),
-            "a removal's dedup_id differs from the item's earlier signals"
-        );
-        let state = h
-            .backend
-            .load(&config.name)
-            .await
-            .unwrap_or_else(|e| panic!("state: {e}"));
-        assert_eq!(
-            state.main.versions.len(),
-            n - 1,
-            "the removed item's version is pruned"
-        );
-        assert!(
-            !state.main.versions.contains_key(&gone.external_id),
-            "the removed item is the one forgotten"
-        );
-        server.reset().await;
-        scenario.serve_one_removed(server).await;
-        let quiet = h
-            .connector
-            .poll(&h.lease)
-            .await
-            .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
-        assert_eq!(quiet.published, 0, "a removal is published once");
-    }
+            .unwrap_or_else(|e| panic!("poll {what} failed: {e}"))
+    };
+    let missing = poll_serving(true, "with one item missing").await;
+    assert_eq!(
+        missing.published, 0,
+        "missing once is not removed: {missing:?}"
+    );
+    let back = poll_serving(false, "with the item back").await;
+    assert_eq!(
+        back.published, 0,
+        "an item back with its version is not published again: {back:?}"
+    );
+    let missing = poll_serving(true, "with one item missing again").await;
+    assert_eq!(missing.published, 0, "the count started again: {missing:?}");
+    server.reset().await;
+    scenario.serve_one_removed(server).await;
+    let removed = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
+    assert_eq!(removed.published, 1, "one removal signal: {removed:?}");
+    let all = h.published();
+    let gone = all.last().unwrap_or_else(|| panic!("an entry"));
+    assert_eq!(signal_json(gone)["change"], "removed");
+    assert!(
+        all[..all.len() - 1]
+            .iter()
+            .filter(|e| e.external_id == gone.external_id)
+            .all(|e| e.dedup_id != gone.dedup_id),
+        "a removal's dedup_id differs from the item's earlier signals"
+    );
+    let state = h
+        .backend
+        .load(&config.name)
+        .await
+        .unwrap_or_else(|e| panic!("state: {e}"));
+    assert_eq!(
+        state.main.versions.len(),
+        n - 1,
+        "the removed item's version is pruned"
+    );
+    assert!(
+        !state.main.versions.contains_key(&gone.external_id),
+        "the removed item is the one forgotten"
+    );
+    server.reset().await;
+    scenario.serve_one_removed(server).await;
+    let quiet = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
+    assert_eq!(quiet.published, 0, "a removal is published once");
 }
