@@ -168,13 +168,28 @@ pub async fn run_incremental_contract<P: Provider>(
     config.max_retries = 0;
     let provider = provider_under_test::<P>(&config);
     let streams: Vec<String> = provider.streams().iter().map(|s| s.name.clone()).collect();
-
     // 1. A far-future watermark: nothing is newer.
+    incremental_far_future::<P>(&config, server, scenario, &streams).await;
+    // 2. Stopped between two pages, then resumed by the next process.
+    incremental_stop_between_pages::<P>(&config, server, scenario).await;
+    // 3. A repeated page token: the poll fails, no page after it is committed.
+    incremental_repeated_token::<P>(&config, server, scenario).await;
+    // 4. A record that does not parse: counted, skipped, published once it parses.
+    incremental_broken_record::<P>(&config, server, scenario).await;
+}
+
+/// Incremental step 1: with a far-future watermark a poll publishes nothing.
+async fn incremental_far_future<P: Provider>(
+    config: &ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl IncrementalScenario,
+    streams: &[String],
+) {
     server.reset().await;
     let n = scenario.serve_pages(server).await;
     assert!(n >= 3, "a multi-page sync needs at least three items");
     let backend = Arc::new(EmbeddedBackend::in_memory());
-    for stream in &streams {
+    for stream in streams {
         let delta = StateDelta {
             stream: stream.clone(),
             cursor: Some(Cursor {
@@ -194,8 +209,15 @@ pub async fn run_incremental_contract<P: Provider>(
         far.published, 0,
         "a far-future watermark yields nothing: {far:?}"
     );
+}
 
-    // 2. Stopped between two pages, then resumed by the next process.
+/// Incremental step 2: a process stopped between two pages loses nothing and republishes
+/// nothing when the next process goes on.
+async fn incremental_stop_between_pages<P: Provider>(
+    config: &ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl IncrementalScenario,
+) {
     server.reset().await;
     let n = scenario.serve_pages(server).await;
     let backend = Arc::new(EmbeddedBackend::in_memory());
@@ -223,8 +245,14 @@ pub async fn run_incremental_contract<P: Provider>(
         "nothing republished after the stop: {resumed:?}"
     );
     assert_eq!(ids.len(), n, "nothing lost after the stop");
+}
 
-    // 3. A repeated page token: the poll fails, no page after it is committed.
+/// Incremental step 3: a repeated page token fails the poll; no page after it commits.
+async fn incremental_repeated_token<P: Provider>(
+    config: &ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl IncrementalScenario,
+) {
     server.reset().await;
     let n = scenario.serve_pages(server).await;
     scenario.serve_repeated_token(server).await;
@@ -239,8 +267,15 @@ pub async fn run_incremental_contract<P: Provider>(
         committed < n,
         "no page after the repeated token is committed ({committed} of {n})"
     );
+}
 
-    // 4. A record that does not parse: counted, skipped, published once it parses.
+/// Incremental step 4: a record that fails to parse is counted, and published once it
+/// parses.
+async fn incremental_broken_record<P: Provider>(
+    config: &ConnectorConfig,
+    server: &MockServer,
+    scenario: &impl IncrementalScenario,
+) {
     server.reset().await;
     scenario.serve_pages(server).await;
     let broken = scenario.break_one(server).await;
