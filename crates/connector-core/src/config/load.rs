@@ -215,17 +215,7 @@ impl Loader<'_> {
             let runs_here = !disabled
                 && ty.as_deref().is_some_and(|t| catalog.types().contains(&t))
                 && only.is_none_or(|only| name.as_deref() == Some(only));
-            let mut references = References::new();
-            let mut unresolved = Vec::new();
-            if let Some(Value::Object(provider)) = obj.get_mut("providerConfig") {
-                let mut resolver = Resolver {
-                    lookup: &lookup,
-                    who: name.as_deref().unwrap_or("?"),
-                    references: &mut references,
-                    problems: &mut unresolved,
-                };
-                resolver.all(provider, &mut Vec::new());
-            }
+            let (references, unresolved) = resolve(obj, &lookup, name.as_deref());
             let unresolved_elsewhere = !runs_here && !unresolved.is_empty();
             if runs_here {
                 problems.extend(unresolved);
@@ -258,27 +248,12 @@ impl Loader<'_> {
                 None => (Map::new(), true),
                 Some(_) => (Map::new(), false),
             };
-            let mut provider_settings = None;
-            let included = ty.as_deref().is_some_and(|t| catalog.types().contains(&t));
-            match &ty {
-                // Settings still holding `${...}` text cannot be judged; this process does
-                // not run the connector, so they need not be.
-                Some(_) if included && (unresolved_elsewhere || !parseable) => {}
-                Some(ty) if included => match catalog.parse(ty, settings.clone(), &references) {
-                    Some(Ok(parsed)) => provider_settings = Some(parsed),
-                    Some(Err(errors)) => {
-                        problems.extend(errors.into_iter().map(|mut e| {
-                            e.path.insert(0, PathSegment::Key("providerConfig".into()));
-                            e
-                        }));
-                    }
-                    None => {}
-                },
-                // Run by another binary of the product, which checks its settings.
-                Some(ty) if catalog.product_types().contains(&ty.as_str()) => {}
-                Some(ty) => problems.push(unknown_type(ty, catalog)),
-                None => {}
-            }
+            // Settings still holding `${...}` text cannot be judged; this process does
+            // not run the connector, so they need not be.
+            let judged = parseable && !unresolved_elsewhere;
+            let provider_settings = ty.as_deref().and_then(|ty| {
+                parse_settings(catalog, ty, &settings, &references, judged, &mut problems)
+            });
             for p in problems {
                 self.report(cand, &p.path, p.message);
             }
@@ -541,6 +516,59 @@ fn read_secret_file(path: &std::path::Path) -> std::io::Result<String> {
         ));
     }
     std::fs::read_to_string(path)
+}
+
+/// Resolves every `${...}` in a connector's `providerConfig`: the references made (to mask
+/// their values) and the ones that could not be resolved.
+fn resolve(
+    obj: &mut Map<String, Value>,
+    lookup: &Lookup<'_>,
+    name: Option<&str>,
+) -> (References, Vec<FieldError>) {
+    let mut references = References::new();
+    let mut unresolved = Vec::new();
+    if let Some(Value::Object(provider)) = obj.get_mut("providerConfig") {
+        let mut resolver = Resolver {
+            lookup,
+            who: name.unwrap_or("?"),
+            references: &mut references,
+            problems: &mut unresolved,
+        };
+        resolver.all(provider, &mut Vec::new());
+    }
+    (references, unresolved)
+}
+
+/// The provider's typed settings, when this binary includes type `ty` and the settings
+/// can be judged; the provider's own problems go to `problems` (under `providerConfig`).
+/// A type another binary of the product runs is left to it; any other is unknown.
+fn parse_settings(
+    catalog: &dyn ProviderCatalog,
+    ty: &str,
+    settings: &Map<String, Value>,
+    references: &References,
+    judged: bool,
+    problems: &mut Vec<FieldError>,
+) -> Option<ProviderSettings> {
+    if !catalog.types().contains(&ty) {
+        if !catalog.product_types().contains(&ty) {
+            problems.push(unknown_type(ty, catalog));
+        }
+        return None;
+    }
+    if !judged {
+        return None;
+    }
+    match catalog.parse(ty, settings.clone(), references)? {
+        Ok(parsed) => Some(parsed),
+        Err(errors) => {
+            problems.extend(errors.into_iter().map(|mut e| {
+                e.path.insert(0, PathSegment::Key("providerConfig".into()));
+                e
+            }));
+            None
+        }
+    }
 }
 
 fn unknown_type(ty: &str, catalog: &dyn ProviderCatalog) -> FieldError {
