@@ -197,6 +197,11 @@ impl Worker {
             if let Step::End(held) = self.tick(keeper).await {
                 return held;
             }
+            // A lease lost during the poll goes the lost way (its cache is forgotten), never
+            // the fair-share way.
+            if keeper.lost().is_cancelled() {
+                return Held::Lost;
+            }
             if self.share.try_shed() {
                 return Held::Shed;
             }
@@ -244,6 +249,9 @@ impl Worker {
             return Step::End(Held::Stop);
         }
         let _enter = span.enter();
+        if let Some(loss) = self.connector.take_state_loss() {
+            self.metrics.state_loss_observed(&self.name, loss);
+        }
         if let Some(Err(e @ PollError::StateLayout(_))) = &outcome {
             tracing::error!(connector = %self.name, error = %e, "connector stopped: its state cannot be read");
             self.stop(keeper, "lease released").await;
@@ -263,7 +271,8 @@ impl Worker {
     }
 
     /// One poll's outcome, written from this one place to its log line, its span, the
-    /// metrics (Prometheus, OTLP, health) and the data-loss and replica signals.
+    /// metrics (Prometheus, OTLP, health) and the replica signal (a data loss is taken
+    /// before, so a poll that stops the connector still counts it).
     fn report(
         &mut self,
         span: &tracing::Span,
@@ -271,9 +280,6 @@ impl Worker {
         took: Duration,
     ) {
         let name = &self.name;
-        if let Some(loss) = self.connector.take_state_loss() {
-            self.metrics.state_loss_observed(name, loss);
-        }
         if let Some(Err(PollError::UnderReplicated { .. })) = outcome {
             self.metrics.wait_shortfall(name);
         }
