@@ -40,6 +40,23 @@ struct Inner {
     finder: Option<AhoCorasick>,
 }
 
+impl Inner {
+    /// The automaton over every form, longest first so a secret containing another is
+    /// masked whole; none when nothing is registered.
+    fn rebuild(&mut self) {
+        let mut patterns: Vec<&String> = self.values.iter().collect();
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        self.finder = (!patterns.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                    .build(patterns)
+                    .ok()
+            })
+            .flatten();
+    }
+}
+
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The values are the secrets: only how many.
@@ -73,69 +90,43 @@ impl Redactor {
         self.add_all([secret]);
     }
 
-    /// [`Redactor::add`] for several values, rebuilding the automaton once.
-    pub fn add_all<'a>(&self, secrets: impl IntoIterator<Item = &'a str>) {
+    /// [`Redactor::add`] for several values, rebuilding the automaton once; true when any
+    /// of them was new.
+    pub fn add_all<'a>(&self, secrets: impl IntoIterator<Item = &'a str>) -> bool {
         let forms: Vec<String> = secrets
             .into_iter()
             .filter(|s| s.len() >= NEVER_BELOW)
             .flat_map(forms_of)
             .collect();
-        if forms.is_empty() {
-            return;
-        }
-        let mut inner = self
-            .inner
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self.write();
         let before = inner.values.len();
         inner.values.extend(forms);
-        if inner.values.len() == before {
-            return;
+        let added = inner.values.len() != before;
+        if added {
+            inner.rebuild();
         }
-        // Longest first, so a secret containing another is masked whole.
-        let mut patterns: Vec<&String> = inner.values.iter().collect();
-        patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        inner.finder = AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-            .build(patterns)
-            .ok();
+        added
     }
 
     /// Replaces a credential that rotates (an OAuth2 access token): `old`'s forms go, so a
     /// long-running process does not collect every token it ever fetched.
     pub fn replace(&self, old: Option<&str>, new: &str) {
+        let mut inner = self.write();
         if let Some(old) = old.filter(|o| *o != new) {
-            let gone: Vec<String> = forms_of(old);
-            let mut inner = self
-                .inner
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for form in &gone {
-                inner.values.remove(form);
+            for form in forms_of(old) {
+                inner.values.remove(&form);
             }
         }
-        // Rebuilds the automaton with the new token's forms.
-        self.rebuild_with(new);
+        if new.len() >= NEVER_BELOW {
+            inner.values.extend(forms_of(new));
+        }
+        inner.rebuild();
     }
 
-    fn rebuild_with(&self, secret: &str) {
-        let mut inner = self
-            .inner
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if secret.len() >= NEVER_BELOW {
-            inner.values.extend(forms_of(secret));
-        }
-        let mut patterns: Vec<&String> = inner.values.iter().collect();
-        patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        inner.finder = if patterns.is_empty() {
-            None
-        } else {
-            AhoCorasick::builder()
-                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-                .build(patterns)
-                .ok()
-        };
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `text` with every registered form replaced by [`MASK`].

@@ -194,6 +194,11 @@ pub(crate) fn learn_secrets(
     registry: &ConnectorRegistry,
 ) {
     for config in registry.all() {
+        // Said once, when the credentials are first learnt (start-up and reloads both
+        // register them).
+        if !redactor.add_all(config.secret_values()) {
+            continue;
+        }
         let short = config
             .secret_values()
             .filter(|s| s.len() < connector_core::redact::MIN_SECRET_LEN)
@@ -206,7 +211,6 @@ pub(crate) fn learn_secrets(
                 connector_core::redact::MIN_SECRET_LEN
             );
         }
-        redactor.add_all(config.secret_values());
     }
 }
 

@@ -612,19 +612,25 @@ fn go_on<I>(
             reason,
             message,
             next,
-        } => {
-            tracing::warn!(
-                url = %display_url(url),
-                reason = reason.label(),
-                "partial read: {message}"
-            );
-            page.partial = true;
-            page.partial_reason = Some(reason);
-            // At the page limit the read goes on from here next time, instead of reading
-            // the same first pages forever.
-            page.resume = next.and_then(|next| resume_point(at, &next));
-        }
+        } => stopped(at, page, reason, &message, next, &display_url(url)),
     }
+}
+
+/// A read that ended before its documented end: said with its reason, the page marked
+/// partial, and at the page limit a resume point, so the next poll goes on from here
+/// instead of reading the same first pages forever.
+fn stopped<I>(
+    at: &At<'_, I>,
+    page: &mut Page<I>,
+    reason: crate::ports::PartialReason,
+    message: &str,
+    next: Option<Request>,
+    url: &str,
+) {
+    tracing::warn!(url, reason = reason.label(), "partial read: {message}");
+    page.partial = true;
+    page.partial_reason = Some(reason);
+    page.resume = next.and_then(|next| resume_point(at, &next));
 }
 
 /// Says which pointer found no list, and what the body has at its top level instead, so
@@ -660,11 +666,10 @@ fn skipped<I>(mut at: At<'_, I>, mark: Mark) -> Result<(Page<I>, At<'_, I>), Fet
         .map(|n| display_url(&n.url))
         .unwrap_or_default();
     let mut page = Page::of(Vec::new());
-    match at
-        .pager
-        .skip(next)
-        .map_err(|message| FetchError::Loop { url, message })?
-    {
+    match at.pager.skip(next).map_err(|message| FetchError::Loop {
+        url: url.clone(),
+        message,
+    })? {
         Next::Done => {}
         Next::Page(next) => {
             page.resume = resume_point(&at, &next);
@@ -674,12 +679,7 @@ fn skipped<I>(mut at: At<'_, I>, mark: Mark) -> Result<(Page<I>, At<'_, I>), Fet
             reason,
             message,
             next,
-        } => {
-            tracing::warn!(reason = reason.label(), "partial read: {message}");
-            page.partial = true;
-            page.partial_reason = Some(reason);
-            page.resume = next.and_then(|next| resume_point(&at, &next));
-        }
+        } => stopped(&at, &mut page, reason, &message, next, &url),
     }
     at.new_marks.push(mark);
     page.cursor = Some(marks_cursor(&at, page.partial));
