@@ -19,9 +19,10 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{self, HeaderMap};
 pub use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{StatusCode, redirect};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use url::Url;
 
+pub use crate::auth::Auth;
 use crate::config::ConnectorConfig;
 use crate::ports::Cursor;
 use crate::retry::{RetryPolicy, Retryable};
@@ -55,96 +56,6 @@ pub fn observe_responses(hook: impl Fn(&str, Option<u16>) + Send + Sync + 'stati
 fn observe(connector: &str, status: Option<u16>) {
     if let Some(hook) = OBSERVER.get() {
         hook(connector, status);
-    }
-}
-
-/// Credentials for one API. Values are secrets: they are never formatted, logged or sent to
-/// another origin.
-#[derive(Clone)]
-pub enum Auth {
-    /// `Authorization: Bearer <token>`.
-    Bearer(SecretString),
-    /// `Authorization: Basic base64(user:password)` (Jira Cloud: e-mail and API token).
-    Basic {
-        /// User name or e-mail; not secret.
-        username: String,
-        /// Password or API token.
-        password: SecretString,
-    },
-    /// Custom headers, e.g. Datadog's `DD-API-KEY` and `DD-APPLICATION-KEY`.
-    Headers(Vec<(HeaderName, SecretString)>),
-    /// A query parameter (`?api_key=...`), added to every request on the API's origin,
-    /// followed links included, unless the link already carries it.
-    Query {
-        /// The parameter's name; not secret.
-        name: String,
-        /// Its value.
-        value: SecretString,
-    },
-}
-
-impl Auth {
-    /// `Authorization: Bearer` with a token from the config.
-    pub fn bearer(token: &crate::config::Secret) -> Self {
-        Auth::Bearer(SecretString::from(token.expose().to_owned()))
-    }
-
-    /// Credentials in headers of their own (Datadog's `DD-API-KEY`), from the config.
-    pub fn headers(headers: &[(&str, &crate::config::Secret)]) -> Self {
-        Auth::Headers(
-            headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    let name = HeaderName::try_from(name.to_ascii_lowercase()).ok()?;
-                    Some((name, SecretString::from(value.expose().to_owned())))
-                })
-                .collect(),
-        )
-    }
-
-    /// `Authorization: Basic` with a user name and a password or token from the config.
-    pub fn basic(username: impl Into<String>, password: &crate::config::Secret) -> Self {
-        Auth::Basic {
-            username: username.into(),
-            password: SecretString::from(password.expose().to_owned()),
-        }
-    }
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Auth::Bearer(_) => "Auth::Bearer(****)",
-            Auth::Basic { .. } => "Auth::Basic(****)",
-            Auth::Headers(_) => "Auth::Headers(****)",
-            Auth::Query { .. } => "Auth::Query(****)",
-        })
-    }
-}
-
-impl Auth {
-    /// Adds the credentials to a request (reqwest marks them sensitive, so they are not
-    /// printed by its Debug output either).
-    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match self {
-            // Goes into the URL: see `HttpClient::attempt`.
-            Auth::Query { .. } => req,
-            Auth::Bearer(token) => req.bearer_auth(token.expose_secret()),
-            Auth::Basic { username, password } => {
-                req.basic_auth(username, Some(password.expose_secret()))
-            }
-            Auth::Headers(list) => list.iter().fold(req, |req, (name, value)| {
-                match HeaderValue::try_from(value.expose_secret()) {
-                    Ok(mut v) => {
-                        v.set_sensitive(true);
-                        req.header(name.clone(), v)
-                    }
-                    // Left out; the server answers 401/403, which names the problem
-                    // without echoing the value.
-                    Err(_) => req,
-                }
-            }),
-        }
     }
 }
 
@@ -219,6 +130,14 @@ pub enum HttpError {
         /// The end of the wait, as an HTTP date.
         until: String,
     },
+    /// A token endpoint refused to issue a token, or answered without one.
+    #[error("{message} ({url})")]
+    Credentials {
+        /// The token endpoint, without its query.
+        url: String,
+        /// What it said, and what to check.
+        message: String,
+    },
     /// A URL pointed outside the configured origin while credentials are configured.
     #[error("refusing to send credentials to {url}: only {allowed} is trusted")]
     ForeignOrigin {
@@ -257,6 +176,7 @@ impl Retryable for HttpError {
             HttpError::TooLarge { .. }
             | HttpError::Redirected { .. }
             | HttpError::ForeignOrigin { .. }
+            | HttpError::Credentials { .. }
             | HttpError::Held { .. } => false,
         }
     }
@@ -725,7 +645,7 @@ impl HttpClientBuilder {
             message,
         })?;
         if let Some(auth) = &self.auth {
-            register_auth(&self.redactor, auth);
+            auth.register(&self.redactor);
         }
         Ok(HttpClient {
             client,
@@ -742,24 +662,6 @@ impl HttpClientBuilder {
             connector: self.connector,
             redactor: self.redactor,
         })
-    }
-}
-
-/// Registers what `auth` sends, derived forms included (a Basic pair's base64).
-fn register_auth(redactor: &crate::redact::Redactor, auth: &Auth) {
-    match auth {
-        Auth::Bearer(token) => redactor.add(token.expose_secret()),
-        Auth::Basic { username, password } => {
-            redactor.add(password.expose_secret());
-            redactor.add(&crate::redact::basic_pair(
-                username,
-                password.expose_secret(),
-            ));
-        }
-        Auth::Headers(headers) => {
-            redactor.add_all(headers.iter().map(|(_, v)| v.expose_secret()));
-        }
-        Auth::Query { value, .. } => redactor.add(value.expose_secret()),
     }
 }
 
@@ -908,19 +810,34 @@ impl HttpClient {
                 until: httpdate::fmt_http_date(until),
             });
         }
-        self.retry
-            .run(url.path(), || self.attempt(request, validators))
-            .await
+        let token = match &self.auth {
+            Some(Auth::Token(source)) if self.is_trusted(url) => Some(source.token().await?),
+            _ => None,
+        };
+        let sent = self
+            .retry
+            .run(url.path(), || {
+                self.attempt(request, validators, token.as_deref())
+            })
+            .await;
+        // A refused token is fetched again for the next request.
+        if let (Some(Auth::Token(source)), Err(HttpError::Status { status: 401, .. })) =
+            (&self.auth, &sent)
+        {
+            source.forget();
+        }
+        sent
     }
 
     async fn attempt(
         &self,
         request: &Request,
         validators: &Cursor,
+        token: Option<&str>,
     ) -> Result<Conditional, HttpError> {
         let url = &request.url;
         let shown = || display_url(url);
-        let mut resp = match self.build(request, validators).send().await {
+        let mut resp = match self.build(request, validators, token).send().await {
             Ok(r) => r,
             Err(e) => {
                 observe(&self.connector, None);
@@ -959,7 +876,12 @@ impl HttpClient {
     /// The request as sent: the query auth parameter (on the API's own origin, unless the
     /// link carries it), the fixed headers, the request's, the credentials and the
     /// validators.
-    fn build(&self, request: &Request, validators: &Cursor) -> reqwest::RequestBuilder {
+    fn build(
+        &self,
+        request: &Request,
+        validators: &Cursor,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let url = &request.url;
         let mut sent = url.clone();
         if let Some(Auth::Query { name, value }) = &self.auth
@@ -982,7 +904,7 @@ impl HttpClient {
         if let Some(auth) = &self.auth
             && self.is_trusted(url)
         {
-            req = auth.apply(req);
+            req = auth.apply(req, token);
         }
         if let Some(etag) = &validators.etag {
             req = req.header(header::IF_NONE_MATCH, etag.as_str());
@@ -1193,6 +1115,7 @@ fn snippet(redactor: &crate::redact::Redactor, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     #[test]
     fn urls_are_shown_without_query_or_credentials() {

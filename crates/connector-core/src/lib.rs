@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod auth;
 pub mod config;
 pub mod detect;
 pub mod embedded;

@@ -314,3 +314,61 @@ async fn a_rate_limit_wait_holds_for_the_next_polls_and_is_not_hammered() {
     assert!(connector_core::ratelimit::held_for("held", std::time::SystemTime::now()).is_some());
     // `expect(1)`: the second poll sent nothing.
 }
+
+/// An OAuth2 token source is a credential like any other: the client fetches the token
+/// on its first request, sends it only to the API's origin, keeps it across requests,
+/// fetches another after a 401, and masks it in what the API echoes.
+#[tokio::test]
+async fn a_token_from_a_token_endpoint_is_sent_kept_and_renewed_after_a_401() {
+    use connector_core::auth::AuthSpec;
+    use connector_core::redact::Redactor;
+    use wiremock::matchers::path;
+    let api = MockServer::start().await;
+    let issuer = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"access_token": "at-77", "expires_in": 600})),
+        )
+        .expect(2)
+        .mount(&issuer)
+        .await;
+    Mock::given(path("/ok"))
+        .and(header("authorization", "Bearer at-77"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+        .expect(2)
+        .mount(&api)
+        .await;
+    Mock::given(path("/echo"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("bad token at-77"))
+        .mount(&api)
+        .await;
+    let spec: AuthSpec = serde_json::from_value(serde_json::json!({
+        "type": "oauth2ClientCredentials", "tokenUrl": format!("{}/token", issuer.uri()),
+        "clientId": "me", "clientSecret": "cs-secret-1"
+    }))
+    .expect("spec");
+    let common = connector_core::ConnectorConfig::new("tokens", "HTTP_JSON");
+    let redactor = Redactor::new();
+    let auth = spec.auth(&common, &redactor).expect("auth").expect("some");
+    assert!(!format!("{auth:?}").contains("cs-secret-1"));
+    let c = HttpClient::builder(Url::parse(&api.uri()).expect("base"))
+        .shared_redactor(&redactor)
+        .auth(auth)
+        .build()
+        .expect("client");
+    c.get(&url(&api, "/ok"))
+        .await
+        .expect("first, with a new token");
+    let err = c.get(&url(&api, "/echo")).await.expect_err("401");
+    assert!(!err.to_string().contains("at-77"), "{err}");
+    c.get(&url(&api, "/ok"))
+        .await
+        .expect("a token fetched again");
+    let err = c
+        .get(&url(&issuer, "/elsewhere"))
+        .await
+        .expect_err("the token stays with the API's origin");
+    assert!(matches!(err, HttpError::ForeignOrigin { .. }), "{err}");
+}

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use connector_core::Severity;
-use connector_core::config::{FieldError, Headers, Secret};
+pub use connector_core::auth::AuthSpec;
+use connector_core::config::{FieldError, Headers};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -85,57 +86,6 @@ pub enum Method {
     /// POST with a JSON body.
     #[serde(rename = "POST")]
     Post,
-}
-
-/// Authentication.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
-pub enum AuthSpec {
-    /// No credentials.
-    #[default]
-    None,
-    /// `Authorization: Bearer <token>`.
-    Bearer {
-        /// The token.
-        token: Secret,
-    },
-    /// HTTP Basic.
-    Basic {
-        /// User name.
-        username: String,
-        /// Password or token.
-        password: Secret,
-    },
-    /// Headers of their own.
-    #[serde(rename_all = "camelCase")]
-    Headers {
-        /// Header name to value.
-        headers: BTreeMap<String, Secret>,
-    },
-    /// A query parameter, added to every request (followed links included).
-    Query {
-        /// The parameter.
-        name: String,
-        /// Its value.
-        value: Secret,
-    },
-    /// OAuth2 client credentials: a token from `tokenUrl`, cached until shortly before it
-    /// expires and fetched again after a 401.
-    #[serde(rename_all = "camelCase")]
-    Oauth2ClientCredentials {
-        /// The token endpoint.
-        token_url: Url,
-        /// The client id.
-        client_id: String,
-        /// The client secret.
-        client_secret: Secret,
-        /// Scopes, space-separated.
-        #[serde(default)]
-        scope: Option<String>,
-        /// The audience (Auth0 and others).
-        #[serde(default)]
-        audience: Option<String>,
-    },
 }
 
 /// Where the records are.

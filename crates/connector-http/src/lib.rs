@@ -5,12 +5,12 @@ pub mod template;
 
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use connector_core::config::FieldError;
 use connector_core::detect::content_version;
-use connector_core::http::{Auth, HeaderName, HeaderValue, HttpClient, HttpError, Request};
+use connector_core::http::{HeaderName, HeaderValue, HttpClient, Request};
 use connector_core::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec, now_ms};
 use connector_core::source::paging::{set_pointer, set_query};
 use connector_core::source::records::{locate, locate_in, scalar};
@@ -19,13 +19,13 @@ use connector_core::source::{self, Body, Kept, Paging, Read, Revalidate, TokenIn
 use connector_core::{
     ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider, Severity,
 };
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use url::Url;
 
 pub use crate::config::HttpJsonConfig;
-use crate::config::{AuthSpec, Method, Order, PaginationSpec, RecordsAs, TokenPlace};
+use crate::config::{Method, Order, PaginationSpec, RecordsAs, TokenPlace};
 use crate::template::{Context, Part, Template};
 
 /// One record: where it is in the page body, its id and version.
@@ -46,89 +46,6 @@ impl Record {
     fn text(&self, pointer: &str) -> Option<Cow<'_, str>> {
         let at = locate_in(&self.body, self.span.clone(), pointer).ok()??;
         scalar(&self.body, at)
-    }
-}
-
-/// An OAuth2 token, cached until shortly before it expires.
-struct OAuth {
-    client: HttpClient,
-    token_url: Url,
-    form: Vec<(&'static str, String)>,
-    cached: Mutex<Option<(String, Instant)>>,
-    /// The last token fetched, whose forms the redactor masks until the next replaces it.
-    issued: Mutex<Option<String>>,
-}
-
-impl OAuth {
-    async fn token(&self) -> Result<String, FetchError> {
-        if let Ok(cached) = self.cached.lock()
-            && let Some((token, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(token.clone());
-        }
-        let pairs: Vec<(&str, &str)> = self.form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = self
-            .client
-            .post_form(&self.token_url, &pairs)
-            .await
-            .map_err(|e| match e {
-                HttpError::Status {
-                    status,
-                    url,
-                    detail,
-                    ..
-                } => {
-                    // RFC 6749 §5.2: only `invalid_client` is about the client's credentials.
-                    let hint = if detail.starts_with("invalid_client") || detail.is_empty() {
-                        "; check clientId and clientSecret"
-                    } else {
-                        ""
-                    };
-                    let said = if detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {detail}")
-                    };
-                    FetchError::Refused {
-                        url,
-                        message: format!(
-                            "the token endpoint refused the request (HTTP {status}){said}{hint}"
-                        ),
-                    }
-                }
-                other => FetchError::Http(other),
-            })?;
-        #[derive(serde::Deserialize)]
-        struct Token {
-            access_token: String,
-            #[serde(default)]
-            expires_in: Option<u64>,
-        }
-        let token: Token = serde_json::from_slice(&response.body).map_err(|_| {
-            FetchError::malformed(
-                &self.token_url,
-                "the token endpoint's answer has no access_token",
-            )
-        })?;
-        // A minute's margin, so a token never expires between this check and its use.
-        let life = Duration::from_secs(token.expires_in.unwrap_or(3600).saturating_sub(60));
-        if let Ok(mut issued) = self.issued.lock() {
-            let previous = issued.replace(token.access_token.clone());
-            self.client
-                .redactor()
-                .replace(previous.as_deref(), &token.access_token);
-        }
-        if let Ok(mut cached) = self.cached.lock() {
-            *cached = Some((token.access_token.clone(), Instant::now() + life));
-        }
-        Ok(token.access_token)
-    }
-
-    fn forget(&self) {
-        if let Ok(mut cached) = self.cached.lock() {
-            *cached = None;
-        }
     }
 }
 
@@ -159,7 +76,6 @@ struct Walk<'a> {
     partial: bool,
     /// Nothing more to read this poll.
     over: bool,
-    token: Option<String>,
 }
 
 /// The `HTTP_JSON` provider.
@@ -167,7 +83,6 @@ pub struct HttpJsonProvider {
     http: HttpClient,
     config: HttpJsonConfig,
     streams: [StreamSpec; 1],
-    oauth: Option<OAuth>,
     url: Template,
     /// The request's query and the signal's templates, parsed once (the config was
     /// checked at load, so they parse).
@@ -249,14 +164,14 @@ impl HttpJsonProvider {
     }
 
     /// The first request of a poll from `cursor`.
-    fn first_request(&self, cursor: &Cursor, token: Option<&str>) -> Result<Request, String> {
+    fn first_request(&self, cursor: &Cursor) -> Result<Request, String> {
         let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
         let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-        self.request_for(&self.window(watermark, now), token)
+        self.request_for(&self.window(watermark, now))
     }
 
     /// The first request of a read over `window`.
-    fn request_for(&self, window: &Window, token: Option<&str>) -> Result<Request, String> {
+    fn request_for(&self, window: &Window) -> Result<Request, String> {
         let (value, now) = self.rendered(window);
         let fill = |p: &Part| match p {
             Part::Cursor => value.clone(),
@@ -338,12 +253,6 @@ impl HttpJsonProvider {
                 value.set_sensitive(true);
             }
             headers.push((name, value));
-        }
-        if let Some(token) = token {
-            let mut value = HeaderValue::try_from(format!("Bearer {token}"))
-                .map_err(|_| "the OAuth2 token is not a header value".to_owned())?;
-            value.set_sensitive(true);
-            headers.push((HeaderName::from_static("authorization"), value));
         }
         Ok(Request { url, body, headers })
     }
@@ -541,7 +450,6 @@ impl HttpJsonProvider {
             started: 0,
             partial: false,
             over: false,
-            token: None,
         };
         stream::unfold(walk, move |mut walk| async move {
             loop {
@@ -561,11 +469,6 @@ impl HttpJsonProvider {
                         return Some((Ok(PageEvent::Page(page)), walk));
                     }
                     Some(Err(e)) => {
-                        if let Some(o) = &self.oauth
-                            && e.status() == Some(401)
-                        {
-                            o.forget();
-                        }
                         walk.over = true;
                         return Some((Err(e), walk));
                     }
@@ -595,14 +498,9 @@ impl HttpJsonProvider {
 
     /// Starts the next window of `walk`.
     async fn next_window<'a>(&'a self, walk: &mut Walk<'a>) -> Result<(), FetchError> {
-        if walk.token.is_none()
-            && let Some(o) = &self.oauth
-        {
-            walk.token = Some(o.token().await?);
-        }
         let window = self.window(walk.from, walk.poll_now);
         let request = self
-            .request_for(&window, walk.token.as_deref())
+            .request_for(&window)
             .map_err(|e| FetchError::refused(self.http.base(), e))?;
         walk.end = window.end;
         walk.partial = false;
@@ -692,51 +590,12 @@ impl Provider for HttpJsonProvider {
         if let Some(cap) = config.limits.max_body_bytes {
             http = http.max_body_bytes(usize::try_from(cap).unwrap_or(usize::MAX));
         }
-        let mut oauth = None;
-        match &config.auth {
-            AuthSpec::None => {}
-            AuthSpec::Bearer { token } => http = http.auth(Auth::bearer(token)),
-            AuthSpec::Basic { username, password } => {
-                http = http.auth(Auth::basic(username.clone(), password))
-            }
-            AuthSpec::Headers { headers } => {
-                let named: Vec<(&str, &connector_core::config::Secret)> =
-                    headers.iter().map(|(k, v)| (k.as_str(), v)).collect();
-                http = http.auth(Auth::headers(&named));
-            }
-            AuthSpec::Query { name, value } => {
-                http = http.auth(Auth::Query {
-                    name: name.clone(),
-                    value: value.expose().to_owned().into(),
-                });
-            }
-            AuthSpec::Oauth2ClientCredentials {
-                token_url,
-                client_id,
-                client_secret,
-                scope,
-                audience,
-            } => {
-                let client = HttpClient::builder(token_url.clone())
-                    .connector_settings(common)
-                    .shared_redactor(&redactor)
-                    .build()
-                    .map_err(|e| CreateError(e.to_string()))?;
-                let mut form = vec![
-                    ("grant_type", "client_credentials".to_owned()),
-                    ("client_id", client_id.clone()),
-                    ("client_secret", client_secret.expose().to_owned()),
-                ];
-                form.extend(scope.iter().map(|s| ("scope", s.clone())));
-                form.extend(audience.iter().map(|a| ("audience", a.clone())));
-                oauth = Some(OAuth {
-                    client,
-                    token_url: token_url.clone(),
-                    form,
-                    cached: Mutex::new(None),
-                    issued: Mutex::new(None),
-                });
-            }
+        if let Some(auth) = config
+            .auth
+            .auth(common, &redactor)
+            .map_err(|e| CreateError(e.to_string()))?
+        {
+            http = http.auth(auth);
         }
         let http = http.build().map_err(|e| CreateError(e.to_string()))?;
         let stream = StreamSpec::main(config.signal.kind.clone(), config.snapshot);
@@ -763,7 +622,6 @@ impl Provider for HttpJsonProvider {
             http,
             config,
             streams: [stream],
-            oauth,
             url,
             query,
             title,
@@ -788,28 +646,12 @@ impl Provider for HttpJsonProvider {
         if windowed {
             return self.windows(cursor);
         }
-        let start = async move {
-            let token = match &self.oauth {
-                Some(o) => Some(o.token().await?),
-                None => None,
-            };
-            let request = self
-                .first_request(cursor, token.as_deref())
-                .map_err(|e| FetchError::refused(self.http.base(), e))?;
-            Ok::<_, FetchError>(source::read(&self.http, self.read(request), cursor))
-        };
-        stream::once(start)
-            .try_flatten()
-            .map(move |event| {
-                // A refused token is fetched again for the next poll.
-                if let (Err(e), Some(o)) = (&event, &self.oauth)
-                    && e.status() == Some(401)
-                {
-                    o.forget();
-                }
-                event
-            })
-            .boxed()
+        match self.first_request(cursor) {
+            Ok(request) => source::read(&self.http, self.read(request), cursor),
+            Err(e) => {
+                stream::once(async move { Err(FetchError::refused(self.http.base(), e)) }).boxed()
+            }
+        }
     }
 
     fn key<'a>(&self, item: &'a Record) -> ItemKey<'a> {

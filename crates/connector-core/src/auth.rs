@@ -1,0 +1,333 @@
+//! How a connector proves who it is, for every provider: the credentials a client sends
+//! ([`Auth`]) and their description in config ([`AuthSpec`], what `HTTP_JSON`'s `auth`
+//! deserializes into and any provider may embed).
+//!
+//! Credentials are secrets: they are never formatted, logged or sent to another origin,
+//! and every form of them the client sends (a Basic pair's base64, an access token it
+//! fetched) is registered with the client's redactor, so an API echoing one is masked.
+//! A token-based kind (OAuth2 client credentials) fetches its token on the first request,
+//! keeps it until shortly before it expires, and drops it when the API answers 401, so the
+//! next request fetches a new one.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{ConnectorConfig, Secret};
+use crate::http::{HeaderName, HeaderValue, HttpClient, HttpError};
+use crate::redact::Redactor;
+
+/// Credentials for one API, as a client sends them.
+#[derive(Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(SecretString),
+    /// `Authorization: Basic base64(user:password)` (Jira Cloud: e-mail and API token).
+    Basic {
+        /// User name or e-mail; not secret.
+        username: String,
+        /// Password or API token.
+        password: SecretString,
+    },
+    /// Custom headers, e.g. Datadog's `DD-API-KEY` and `DD-APPLICATION-KEY`.
+    Headers(Vec<(HeaderName, SecretString)>),
+    /// A query parameter (`?api_key=...`), added to every request on the API's origin,
+    /// followed links included, unless the link already carries it.
+    Query {
+        /// The parameter's name; not secret.
+        name: String,
+        /// Its value.
+        value: SecretString,
+    },
+    /// `Authorization: Bearer` with a token a token endpoint issues (OAuth2).
+    Token(Arc<TokenSource>),
+}
+
+impl Auth {
+    /// `Authorization: Bearer` with a token from the config.
+    pub fn bearer(token: &Secret) -> Self {
+        Auth::Bearer(SecretString::from(token.expose().to_owned()))
+    }
+
+    /// Credentials in headers of their own (Datadog's `DD-API-KEY`), from the config.
+    pub fn headers(headers: &[(&str, &Secret)]) -> Self {
+        Auth::Headers(
+            headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    let name = HeaderName::try_from(name.to_ascii_lowercase()).ok()?;
+                    Some((name, SecretString::from(value.expose().to_owned())))
+                })
+                .collect(),
+        )
+    }
+
+    /// `Authorization: Basic` with a user name and a password or token from the config.
+    pub fn basic(username: impl Into<String>, password: &Secret) -> Self {
+        Auth::Basic {
+            username: username.into(),
+            password: SecretString::from(password.expose().to_owned()),
+        }
+    }
+
+    /// Adds the credentials to a request (reqwest marks them sensitive, so they are not
+    /// printed by its Debug output either); `token` is what a token source issued.
+    pub(crate) fn apply(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        match self {
+            // Goes into the URL: see `HttpClient::build`.
+            Auth::Query { .. } => req,
+            Auth::Bearer(token) => req.bearer_auth(token.expose_secret()),
+            Auth::Token(_) => match token {
+                Some(token) => req.bearer_auth(token),
+                None => req,
+            },
+            Auth::Basic { username, password } => {
+                req.basic_auth(username, Some(password.expose_secret()))
+            }
+            Auth::Headers(list) => list.iter().fold(req, |req, (name, value)| {
+                match HeaderValue::try_from(value.expose_secret()) {
+                    Ok(mut v) => {
+                        v.set_sensitive(true);
+                        req.header(name.clone(), v)
+                    }
+                    // Left out; the server answers 401/403, which names the problem
+                    // without echoing the value.
+                    Err(_) => req,
+                }
+            }),
+        }
+    }
+
+    /// Registers what the credentials send, derived forms included (a Basic pair's
+    /// base64); a token source registers each token as it is issued.
+    pub(crate) fn register(&self, redactor: &Redactor) {
+        match self {
+            Auth::Bearer(token) => redactor.add(token.expose_secret()),
+            Auth::Basic { username, password } => {
+                redactor.add(password.expose_secret());
+                redactor.add(&crate::redact::basic_pair(
+                    username,
+                    password.expose_secret(),
+                ));
+            }
+            Auth::Headers(headers) => {
+                redactor.add_all(headers.iter().map(|(_, v)| v.expose_secret()));
+            }
+            Auth::Query { value, .. } => redactor.add(value.expose_secret()),
+            Auth::Token(source) => {
+                redactor.add_all(
+                    source
+                        .form
+                        .iter()
+                        .filter(|(k, _)| *k == "client_secret")
+                        .map(|(_, v)| v.as_str()),
+                );
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::Bearer(_) => "Auth::Bearer(****)",
+            Auth::Basic { .. } => "Auth::Basic(****)",
+            Auth::Headers(_) => "Auth::Headers(****)",
+            Auth::Query { .. } => "Auth::Query(****)",
+            Auth::Token(_) => "Auth::Token(****)",
+        })
+    }
+}
+
+/// Access tokens from an OAuth2 token endpoint (RFC 6749 §4.4, client credentials), each
+/// kept until a minute before it expires.
+pub struct TokenSource {
+    client: HttpClient,
+    token_url: Url,
+    form: Vec<(&'static str, String)>,
+    cached: Mutex<Option<(String, Instant)>>,
+    /// The last token issued, whose forms the redactor masks until the next replaces it.
+    issued: Mutex<Option<String>>,
+}
+
+impl TokenSource {
+    /// The current token: the cached one while it lasts, else a new one.
+    pub async fn token(&self) -> Result<String, HttpError> {
+        if let Ok(cached) = self.cached.lock()
+            && let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let pairs: Vec<(&str, &str)> = self.form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = self
+            .client
+            .post_form(&self.token_url, &pairs)
+            .await
+            .map_err(|e| self.refused(e))?;
+        #[derive(serde::Deserialize)]
+        struct Token {
+            access_token: String,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        let token: Token =
+            serde_json::from_slice(&response.body).map_err(|_| HttpError::Credentials {
+                url: crate::http::display_url(&self.token_url),
+                message: "unexpected response from the token endpoint: it has no access_token"
+                    .into(),
+            })?;
+        // A minute's margin, so a token never expires between this check and its use.
+        let life = Duration::from_secs(token.expires_in.unwrap_or(3600).saturating_sub(60));
+        if let Ok(mut issued) = self.issued.lock() {
+            let previous = issued.replace(token.access_token.clone());
+            self.client
+                .redactor()
+                .replace(previous.as_deref(), &token.access_token);
+        }
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = Some((token.access_token.clone(), Instant::now() + life));
+        }
+        Ok(token.access_token)
+    }
+
+    /// Drops the cached token (the API refused it), so the next request fetches another.
+    pub fn forget(&self) {
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = None;
+        }
+    }
+
+    /// The token endpoint's refusal in the operator's terms.
+    fn refused(&self, e: HttpError) -> HttpError {
+        let HttpError::Status { status, detail, .. } = e else {
+            return e;
+        };
+        // RFC 6749 §5.2: only `invalid_client` is about the client's credentials.
+        let hint = if detail.starts_with("invalid_client") || detail.is_empty() {
+            "; check clientId and clientSecret"
+        } else {
+            ""
+        };
+        let said = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        };
+        HttpError::Credentials {
+            url: crate::http::display_url(&self.token_url),
+            message: format!("the token endpoint refused the request (HTTP {status}){said}{hint}"),
+        }
+    }
+}
+
+/// Authentication.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum AuthSpec {
+    /// No credentials.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+    /// HTTP Basic.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password or token.
+        password: Secret,
+    },
+    /// Headers of their own.
+    #[serde(rename_all = "camelCase")]
+    Headers {
+        /// Header name to value.
+        headers: BTreeMap<String, Secret>,
+    },
+    /// A query parameter, added to every request (followed links included).
+    Query {
+        /// The parameter.
+        name: String,
+        /// Its value.
+        value: Secret,
+    },
+    /// OAuth2 client credentials: a token from `tokenUrl`, cached until shortly before it
+    /// expires and fetched again after a 401.
+    #[serde(rename_all = "camelCase")]
+    Oauth2ClientCredentials {
+        /// The token endpoint.
+        token_url: Url,
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        client_secret: Secret,
+        /// Scopes, space-separated.
+        #[serde(default)]
+        scope: Option<String>,
+        /// The audience (Auth0 and others).
+        #[serde(default)]
+        audience: Option<String>,
+    },
+}
+
+impl AuthSpec {
+    /// The credentials a client of connector `common` sends; a token endpoint's client
+    /// shares `redactor`, so a token it fetches is masked in the API client's errors too.
+    pub fn auth(
+        &self,
+        common: &ConnectorConfig,
+        redactor: &Redactor,
+    ) -> Result<Option<Auth>, HttpError> {
+        Ok(Some(match self {
+            AuthSpec::None => return Ok(None),
+            AuthSpec::Bearer { token } => Auth::bearer(token),
+            AuthSpec::Basic { username, password } => Auth::basic(username.clone(), password),
+            AuthSpec::Headers { headers } => {
+                let named: Vec<(&str, &Secret)> =
+                    headers.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                Auth::headers(&named)
+            }
+            AuthSpec::Query { name, value } => Auth::Query {
+                name: name.clone(),
+                value: value.expose().to_owned().into(),
+            },
+            AuthSpec::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                audience,
+            } => {
+                let client = HttpClient::builder(token_url.clone())
+                    .connector_settings(common)
+                    .shared_redactor(redactor)
+                    .build()?;
+                let mut form = vec![
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", client_secret.expose().to_owned()),
+                ];
+                form.extend(scope.iter().map(|s| ("scope", s.clone())));
+                form.extend(audience.iter().map(|a| ("audience", a.clone())));
+                Auth::Token(Arc::new(TokenSource {
+                    client,
+                    token_url: token_url.clone(),
+                    form,
+                    cached: Mutex::new(None),
+                    issued: Mutex::new(None),
+                }))
+            }
+        }))
+    }
+}
