@@ -9,7 +9,7 @@ use connector_core::config::{FieldError, Secret};
 use connector_core::http::{Auth, HttpClient, HttpError, Request};
 use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, single_page};
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use connector_core::source::{self, Kept, Paging, Read, TokenIn};
+use connector_core::source::{self, Kept, Paging, Read, TokenPlace};
 use connector_core::{
     ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider,
 };
@@ -334,11 +334,7 @@ impl DatadogProvider {
                 Read {
                     // The last page with events still names a next cursor; the empty page
                     // after it ends the read.
-                    paging: Paging::Cursor {
-                        pointer: "/meta/page/after".into(),
-                        into: TokenIn::Query("page[cursor]".into()),
-                        stop_on_empty: true,
-                    },
+                    paging: Paging::cursor("/meta/page/after", TokenPlace::Query, "page[cursor]"),
                     records: "/data".into(),
                     max_pages: MAX_PAGES,
                     watermark: Some("/attributes/timestamp".into()),
@@ -356,12 +352,11 @@ impl DatadogProvider {
                 source::paging::set_query(&mut request.url, "page[offset]", "0");
                 Read {
                     // `next_offset` is not to be trusted: a short or empty page ends it.
-                    paging: Paging::Offset {
-                        param: "page[offset]".into(),
-                        limit_param: "page[size]".into(),
-                        limit: u64::from(target.page_size),
-                        total_pointer: None,
-                    },
+                    paging: Paging::offset(
+                        "page[offset]",
+                        "page[size]",
+                        u64::from(target.page_size),
+                    ),
                     records: "/data".into(),
                     max_pages: MAX_PAGES,
                     watermark: Some("/attributes/modified".into()),
@@ -378,12 +373,8 @@ impl DatadogProvider {
                         .append_pair("monitor_tags", &target.tags.join(","));
                 }
                 Read {
-                    paging: Paging::PageNumber {
-                        param: "page".into(),
-                        start: 0,
-                        size_param: Some("page_size".into()),
-                        size: u64::from(target.page_size),
-                    },
+                    paging: Paging::page_number("page", 0, u64::from(target.page_size))
+                        .size_param("page_size"),
                     records: String::new(),
                     max_pages: MAX_PAGES,
                     ..Read::new(Request::get(url), parse)

@@ -282,10 +282,7 @@ impl GithubProvider {
         let labels = &self.label_severity;
         let include_pull_requests = target.include_pull_requests;
         Ok(Read {
-            paging: Paging::LinkHeader {
-                keep_query: false,
-                stop_on_empty: false,
-            },
+            paging: Paging::link_header().stop_on_empty(false),
             records: String::new(),
             max_pages: MAX_PAGES,
             conditional: Revalidate::EachPage,

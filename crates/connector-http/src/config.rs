@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use connector_core::Severity;
 pub use connector_core::auth::AuthSpec;
 use connector_core::config::{FieldError, Headers};
+pub use connector_core::source::{Paging, TokenPlace};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,7 +35,7 @@ pub struct HttpJsonConfig {
     pub signal: SignalSpec,
     /// How pages follow one another (default none: one page).
     #[serde(default)]
-    pub pagination: PaginationSpec,
+    pub pagination: Paging,
     /// How records come, by the incremental field: `asc` (the watermark is saved with each
     /// page) or `desc` (saved when a read completes).
     #[serde(default)]
@@ -206,185 +207,6 @@ pub struct SeveritySpec {
 
 fn info() -> Severity {
     Severity::Info
-}
-
-/// How pages follow one another. Every kind takes `stopPath` (a flag that is `true` on the
-/// last page) and `morePath` (a flag whose `false` ends the read), so a read ends on the
-/// API's own word instead of one wasted request.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
-pub enum PaginationSpec {
-    /// One page.
-    #[default]
-    None,
-    /// RFC 8288 `Link: <...>; rel="next"`.
-    #[serde(rename_all = "camelCase")]
-    LinkHeader {
-        /// What relative links resolve against (see `NextUrl`'s `linkBase`).
-        #[serde(default)]
-        link_base: Option<Url>,
-        /// Pointer to a flag that is `true` on the last page.
-        #[serde(default)]
-        stop_path: Option<String>,
-        /// Pointer to a flag whose `false` ends the read.
-        #[serde(default)]
-        more_path: Option<String>,
-        /// The page size the request asks for: a page this full without a next link is
-        /// warned about.
-        #[serde(default)]
-        #[schemars(range(min = 1))]
-        page_size: Option<u64>,
-    },
-    /// A next URL in the body.
-    #[serde(rename_all = "camelCase")]
-    NextUrl {
-        /// Pointer to it.
-        path: String,
-        /// What relative links resolve against, for an API whose links drop its base path
-        /// (Snyk's `links.next` is `/orgs/…` under `https://api.snyk.io/rest`): a link
-        /// starting with `/` is appended to this URL's path; other relative links resolve
-        /// by RFC 3986; absolute links are used as given. Default: the response's URL.
-        #[serde(default)]
-        link_base: Option<Url>,
-        /// Pointer to a flag that is `true` on the last page.
-        #[serde(default)]
-        stop_path: Option<String>,
-        /// Pointer to a flag whose `false` ends the read.
-        #[serde(default)]
-        more_path: Option<String>,
-        /// The page size the request asks for (see `LinkHeader`).
-        #[serde(default)]
-        #[schemars(range(min = 1))]
-        page_size: Option<u64>,
-    },
-    /// A token in the body, sent back as `param`.
-    #[serde(rename_all = "camelCase")]
-    Cursor {
-        /// Pointer to the token.
-        path: String,
-        /// The query parameter, or with `in: body` the body pointer, it goes back in.
-        param: String,
-        /// `query` (default) or `body`.
-        #[serde(default, rename = "in")]
-        place: TokenPlace,
-        /// Pointer to a flag that is `true` on the last page (Jira's `/isLast`, Zendesk's
-        /// `/end_of_stream`).
-        #[serde(default)]
-        stop_path: Option<String>,
-        /// Pointer to a flag whose `false` ends the read (Linear's
-        /// `/data/issues/pageInfo/hasNextPage`).
-        #[serde(default)]
-        more_path: Option<String>,
-        /// The page size the request asks for (see `LinkHeader`).
-        #[serde(default)]
-        #[schemars(range(min = 1))]
-        page_size: Option<u64>,
-    },
-    /// Offset and limit parameters.
-    #[serde(rename_all = "camelCase")]
-    Offset {
-        /// The offset parameter.
-        param: String,
-        /// Records per page.
-        limit: u64,
-        /// The limit parameter.
-        limit_param: String,
-        /// The first offset.
-        #[serde(default)]
-        start: u64,
-        /// Pointer to the total number of records, if the API gives it.
-        #[serde(default)]
-        total_path: Option<String>,
-        /// Pointer to a flag that is `true` on the last page.
-        #[serde(default)]
-        stop_path: Option<String>,
-        /// Pointer to a flag that says more pages follow (PagerDuty's `/more`): `false`
-        /// ends the read there.
-        #[serde(default)]
-        more_path: Option<String>,
-    },
-    /// A page number parameter.
-    #[serde(rename_all = "camelCase")]
-    Page {
-        /// The page parameter.
-        param: String,
-        /// Records per page.
-        size: u64,
-        /// The page-size parameter, if the API takes one.
-        #[serde(default)]
-        size_param: Option<String>,
-        /// The first page's number.
-        #[serde(default = "one")]
-        start: u64,
-        /// Pointer to a flag that is `true` on the last page.
-        #[serde(default)]
-        stop_path: Option<String>,
-        /// Pointer to a flag that says more pages follow: `false` ends the read there.
-        #[serde(default)]
-        more_path: Option<String>,
-    },
-}
-
-impl PaginationSpec {
-    /// The last-page flag, whatever the kind.
-    pub fn stop_path(&self) -> Option<&str> {
-        match self {
-            Self::None => None,
-            Self::LinkHeader { stop_path, .. }
-            | Self::NextUrl { stop_path, .. }
-            | Self::Cursor { stop_path, .. }
-            | Self::Offset { stop_path, .. }
-            | Self::Page { stop_path, .. } => stop_path.as_deref(),
-        }
-    }
-
-    /// The more-pages flag, whatever the kind.
-    pub fn more_path(&self) -> Option<&str> {
-        match self {
-            Self::None => None,
-            Self::LinkHeader { more_path, .. }
-            | Self::NextUrl { more_path, .. }
-            | Self::Cursor { more_path, .. }
-            | Self::Offset { more_path, .. }
-            | Self::Page { more_path, .. } => more_path.as_deref(),
-        }
-    }
-
-    /// What next links resolve against, for the kinds that follow links.
-    pub fn link_base(&self) -> Option<&Url> {
-        match self {
-            Self::LinkHeader { link_base, .. } | Self::NextUrl { link_base, .. } => {
-                link_base.as_ref()
-            }
-            _ => None,
-        }
-    }
-
-    /// The page size a link or token read asks for, when given (offset and page reads go
-    /// on after every full page by themselves).
-    pub fn page_size(&self) -> Option<u64> {
-        match self {
-            Self::LinkHeader { page_size, .. }
-            | Self::NextUrl { page_size, .. }
-            | Self::Cursor { page_size, .. } => *page_size,
-            _ => None,
-        }
-    }
-}
-
-fn one() -> u64 {
-    1
-}
-
-/// Where a cursor token goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum TokenPlace {
-    /// A query parameter.
-    #[default]
-    Query,
-    /// A field of the POST body (`null` on the first page).
-    Body,
 }
 
 /// The order records come in.
@@ -597,15 +419,15 @@ impl HttpJsonConfig {
         if let Some(p) = &self.signal.occurred_at {
             pointers.push((&["signal", "occurredAt"], p));
         }
-        if let Some(s) = self.pagination.stop_path() {
+        if let Some(s) = self.pagination.stop_when() {
             pointers.push((&["pagination", "stopPath"], s));
         }
-        if let Some(m) = self.pagination.more_path() {
+        if let Some(m) = self.pagination.more_when() {
             pointers.push((&["pagination", "morePath"], m));
         }
         match &self.pagination {
-            PaginationSpec::NextUrl { path, .. } => pointers.push((&["pagination", "path"], path)),
-            PaginationSpec::Cursor {
+            Paging::NextUrl { path, .. } => pointers.push((&["pagination", "path"], path)),
+            Paging::Cursor {
                 path, param, place, ..
             } => {
                 pointers.push((&["pagination", "path"], path));
@@ -619,7 +441,7 @@ impl HttpJsonConfig {
                     }
                 }
             }
-            PaginationSpec::Offset {
+            Paging::Offset {
                 total_path: Some(t),
                 ..
             } => pointers.push((&["pagination", "totalPath"], t)),

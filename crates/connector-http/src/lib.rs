@@ -15,7 +15,7 @@ use connector_core::pipeline::{CreateError, FetchError, PageEvent, Pages, Stream
 use connector_core::source::paging::{set_pointer, set_query};
 use connector_core::source::records::{locate, locate_in, scalar};
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use connector_core::source::{self, Body, Kept, Paging, Read, Revalidate, TokenIn};
+use connector_core::source::{self, Body, Kept, Paging, Read, Revalidate, TokenPlace};
 use connector_core::{
     ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider, Severity,
 };
@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 pub use crate::config::HttpJsonConfig;
-use crate::config::{Method, Order, PaginationSpec, RecordsAs, TokenPlace};
+use crate::config::{Method, Order, RecordsAs};
 use crate::template::{Context, Part, Template};
 
 /// One record: where it is in the page body, its id and version.
@@ -137,9 +137,7 @@ impl HttpJsonProvider {
     fn page_size(&self) -> Option<u64> {
         if !matches!(
             self.config.pagination,
-            PaginationSpec::LinkHeader { .. }
-                | PaginationSpec::NextUrl { .. }
-                | PaginationSpec::Cursor { .. }
+            Paging::LinkHeader { .. } | Paging::NextUrl { .. } | Paging::Cursor { .. }
         ) {
             return None;
         }
@@ -189,32 +187,7 @@ impl HttpJsonProvider {
                 url.query_pairs_mut().append_pair(name, &v);
             }
         }
-        let page_params = match &self.config.pagination {
-            PaginationSpec::Offset {
-                param,
-                limit,
-                limit_param,
-                start,
-                ..
-            } => {
-                vec![
-                    (param.clone(), start.to_string()),
-                    (limit_param.clone(), limit.to_string()),
-                ]
-            }
-            PaginationSpec::Page {
-                param,
-                size,
-                size_param,
-                start,
-                ..
-            } => {
-                let mut v = vec![(param.clone(), start.to_string())];
-                v.extend(size_param.iter().map(|s| (s.clone(), size.to_string())));
-                v
-            }
-            _ => Vec::new(),
-        };
+        let page_params = self.config.pagination.first_params();
         for (name, v) in page_params {
             set_query(&mut url, &name, &v);
         }
@@ -231,7 +204,7 @@ impl HttpJsonProvider {
                     )
                 });
                 fill_body(&mut body, &fill, numeric)?;
-                if let PaginationSpec::Cursor {
+                if let Paging::Cursor {
                     param,
                     place: TokenPlace::Body,
                     ..
@@ -267,9 +240,7 @@ impl HttpJsonProvider {
         if c.order != Order::Asc
             || !matches!(
                 c.pagination,
-                PaginationSpec::LinkHeader { .. }
-                    | PaginationSpec::Offset { .. }
-                    | PaginationSpec::Page { .. }
+                Paging::LinkHeader { .. } | Paging::Offset { .. } | Paging::PageNumber { .. }
             )
         {
             return None;
@@ -298,54 +269,7 @@ impl HttpJsonProvider {
 
     fn read(&self, request: Request) -> Read<'_, Record> {
         let c = &self.config;
-        let paging = match &c.pagination {
-            PaginationSpec::None => Paging::None,
-            PaginationSpec::LinkHeader { .. } => Paging::LinkHeader {
-                keep_query: false,
-                stop_on_empty: true,
-            },
-            PaginationSpec::NextUrl { path, .. } => Paging::NextUrl {
-                pointer: path.clone(),
-                keep_query: false,
-                stop_on_empty: true,
-            },
-            PaginationSpec::Cursor {
-                path, param, place, ..
-            } => Paging::Cursor {
-                pointer: path.clone(),
-                into: match place {
-                    TokenPlace::Query => TokenIn::Query(param.clone()),
-                    TokenPlace::Body => TokenIn::Body(param.clone()),
-                },
-                stop_on_empty: true,
-            },
-            PaginationSpec::Offset {
-                param,
-                limit,
-                limit_param,
-                total_path,
-                ..
-            } => Paging::Offset {
-                param: param.clone(),
-                limit_param: limit_param.clone(),
-                limit: *limit,
-                total_pointer: total_path.clone(),
-            },
-            PaginationSpec::Page {
-                param,
-                size,
-                size_param,
-                start,
-                ..
-            } => Paging::PageNumber {
-                param: param.clone(),
-                start: *start,
-                size_param: size_param.clone(),
-                size: *size,
-            },
-        };
-        let stop_when = c.pagination.stop_path().map(str::to_owned);
-        let more_when = c.pagination.more_path().map(str::to_owned);
+        let paging = c.pagination.clone().with_page_size(self.page_size());
         let fail = c.fail.clone();
         // The list's presence and shape are the core reader's to check (`keyed`).
         let check = move |body: &[u8]| -> Result<(), String> {
@@ -415,10 +339,6 @@ impl HttpJsonProvider {
             anchor: self.anchor(),
             watermark: c.incremental.as_ref().map(|i| i.field.clone()),
             resume: (c.order == Order::Desc && !c.snapshot).then_some(Duration::from_secs(3600)),
-            stop_when,
-            more_when,
-            link_base: c.pagination.link_base().cloned(),
-            page_size: self.page_size(),
             absent_means_empty: c.records.absent_means == config::AbsentMeans::Empty,
             keyed: c.records.records_as == RecordsAs::Values,
             check: (!c.fail.is_empty()).then(|| Box::new(check) as Box<_>),

@@ -884,3 +884,45 @@ async fn a_capped_window_moves_by_its_records_and_the_walk_never_stalls() {
         "and the walk goes on from the records' times: {published:?}"
     );
 }
+
+/// `keepQuery` adds back the filters a next link drops (NOAA's `pagination.next` keeps only
+/// its cursor), and `stopOnEmpty: false` follows a link from a page with no records (an
+/// API that filters after paging can answer an empty page mid-read).
+#[tokio::test]
+async fn keep_query_and_stop_on_empty_are_the_configs_to_choose() {
+    let server = MockServer::start().await;
+    serve_at(
+        &server,
+        "/alerts",
+        None,
+        json!({"features": [], "pagination": {"next": "/alerts?cursor=p2"}}),
+    )
+    .await;
+    serve_at(
+        &server,
+        "/alerts",
+        Some(("cursor", "p2")),
+        json!({"features": [{"id": "w1", "sent": "2026-12-01T00:00:00Z"}], "pagination": {}}),
+    )
+    .await;
+    let provider = |pagination: Value| {
+        json!({
+            "request": {"url": format!("{}/alerts", server.uri()), "query": {"area": "CA"}},
+            "records": {"path": "/features", "id": "/id", "version": "/sent"},
+            "signal": {"kind": "weather_alert", "title": "{{/id}}"},
+            "pagination": pagination,
+            "snapshot": true
+        })
+    };
+    let kept = json!({"type": "nextUrl", "path": "/pagination/next", "keepQuery": true, "stopOnEmpty": false});
+    let mut h = Harness::new::<HttpJsonProvider>(config("kept", provider(kept))).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.pages, s.published), (2, 1), "{s:?}");
+    let asked = requested(&server.received_requests().await.unwrap_or_default());
+    assert_eq!(asked[1], "/alerts?cursor=p2&area=CA", "{asked:?}");
+    // By default an empty page ends the read there.
+    let plain = json!({"type": "nextUrl", "path": "/pagination/next"});
+    let mut h = Harness::new::<HttpJsonProvider>(config("plain", provider(plain))).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.pages, s.published), (1, 0), "{s:?}");
+}

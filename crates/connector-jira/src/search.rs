@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use connector_core::http::Request;
 use connector_core::source::time::parse_millis;
-use connector_core::source::{Body, Kept, Paging, Read, TokenIn};
+use connector_core::source::{Body, Kept, Paging, Read, TokenPlace};
 use connector_core::{ItemError, ItemKey};
 use serde::Deserialize;
 use url::Url;
@@ -147,12 +147,8 @@ pub fn read(
                 .append_pair("fields", &fields)
                 .append_pair("maxResults", &limit)
                 .append_pair("startAt", "0");
-            let paging = Paging::Offset {
-                param: "startAt".into(),
-                limit_param: "maxResults".into(),
-                limit: u64::from(search.max_results),
-                total_pointer: Some("/total".into()),
-            };
+            let paging = Paging::offset("startAt", "maxResults", u64::from(search.max_results))
+                .total_path("/total");
             (Request::get(url), paging)
         }
         Deployment::Cloud => {
@@ -164,11 +160,9 @@ pub fn read(
                 .append_pair("fields", &fields)
                 .append_pair("maxResults", &limit);
             if get.query().map_or(0, str::len) <= LONGEST_GET_QUERY {
-                let paging = Paging::Cursor {
-                    pointer: "/nextPageToken".into(),
-                    into: TokenIn::Query("nextPageToken".into()),
-                    stop_on_empty: false,
-                };
+                let paging = Paging::cursor("/nextPageToken", TokenPlace::Query, "nextPageToken")
+                    .stop_on_empty(false)
+                    .stop_path("/isLast");
                 (Request::get(get), paging)
             } else {
                 url.set_query(None);
@@ -177,11 +171,9 @@ pub fn read(
                     "fields": search.fields,
                     "maxResults": search.max_results,
                 });
-                let paging = Paging::Cursor {
-                    pointer: "/nextPageToken".into(),
-                    into: TokenIn::Body("/nextPageToken".into()),
-                    stop_on_empty: false,
-                };
+                let paging = Paging::cursor("/nextPageToken", TokenPlace::Body, "/nextPageToken")
+                    .stop_on_empty(false)
+                    .stop_path("/isLast");
                 (Request::post(url, body), paging)
             }
         }
@@ -196,8 +188,7 @@ pub fn read(
         anchor: anchor.filter(|_| search.deployment == Deployment::DataCenter),
         watermark: Some("/fields/updated".into()),
         // Ascending: a stopped read goes on from its watermark, saved with each page.
-        // Cloud marks its last page; Data Center ends at its total.
-        stop_when: (search.deployment == Deployment::Cloud).then(|| "/isLast".into()),
+        // Cloud marks its last page (`/isLast`); Data Center ends at its total.
         ..Read::new(request, |body, span, text| {
             Issue::of_text(body, span, text).map(Kept::Item)
         })

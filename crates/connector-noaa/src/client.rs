@@ -54,11 +54,7 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
     }
     let actual_only = query.actual_only;
     let read = Read {
-        paging: Paging::NextUrl {
-            pointer: "/pagination/next".into(),
-            keep_query: true,
-            stop_on_empty: true,
-        },
+        paging: Paging::next_url("/pagination/next").keep_query(true),
         records: "/features".into(),
         max_pages: MAX_PAGES,
         conditional: if query.history {

@@ -15,7 +15,7 @@ pub mod time;
 use std::ops::Range;
 use std::sync::Arc;
 
-pub use paging::{Anchor, Next, Pager, Paging, Seen, TokenIn};
+pub use paging::{Anchor, Next, Pager, Paging, Seen, TokenPlace};
 
 use crate::http::{Conditional, HttpClient, Request, display_url};
 use crate::pipeline::{FetchError, Page, PageEvent, Pages, paged};
@@ -176,19 +176,6 @@ pub struct Read<'a, I> {
     /// days) and is dropped when the first request changes (a new watermark, a new config)
     /// or the server refuses it with a 4xx. `None` for snapshots, which always start over.
     pub resume: Option<std::time::Duration>,
-    /// JSON pointer to a flag in the page that, when `true`, says it is the last (Jira's
-    /// `/isLast`): the read ends there whatever the paginator would do next.
-    pub stop_when: Option<String>,
-    /// JSON pointer to a flag that says more pages follow (PagerDuty's `/more`): `false`
-    /// ends the read there; a page without it fails (a wrong pointer must not end a read
-    /// silently).
-    pub more_when: Option<String>,
-    /// What relative next links resolve against instead of the response's URL (an API
-    /// whose links drop its base path: Snyk's `/rest`); see [`paging::resolve_link`].
-    pub link_base: Option<url::Url>,
-    /// The page size the read asks for, when it is known: a page this full without a next
-    /// link is said (it may be a read that ended early without saying so).
-    pub page_size: Option<u64>,
     /// A body without the list of records means no records (Google's reports API leaves
     /// `items` out when nothing matched); otherwise it fails the page.
     pub absent_means_empty: bool,
@@ -219,10 +206,6 @@ impl<'a, I> Read<'a, I> {
             anchor: None,
             watermark: None,
             resume: None,
-            stop_when: None,
-            more_when: None,
-            link_base: None,
-            page_size: None,
             absent_means_empty: false,
             check: None,
             parse: Box::new(parse),
@@ -299,7 +282,6 @@ pub fn read<'a, I: Send + 'a>(
     cursor: &'a Cursor,
 ) -> Pages<'a, I> {
     let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages)
-        .link_base(read.link_base.clone())
         .anchored(read.anchor.clone());
     let fingerprint = fingerprint_of(&read.request);
     let resumed = resume_from(cursor, &read, &fingerprint);
@@ -389,7 +371,8 @@ async fn next_page<'a, I: Send + 'a>(
     let full = !last
         && at
             .read
-            .page_size
+            .paging
+            .page_size()
             .is_some_and(|n| n > 0 && spans.len() as u64 >= n);
     go_on(&mut at, &mut page, &mut new_mark, next, full, &url, explain);
     // One complete page is the whole answer: its validators describe it. A paged or
@@ -565,7 +548,7 @@ fn last_by_flags<I>(read: &Read<'_, I>, body: &[u8], url: &url::Url) -> Result<b
             .flatten()
             .and_then(|at| body.get(at))
     };
-    if let Some(more) = read.more_when.as_deref()
+    if let Some(more) = read.paging.more_when()
         && !matches!(value(more), Some(b"true" | b"false"))
     {
         return Err(FetchError::malformed(
@@ -574,8 +557,8 @@ fn last_by_flags<I>(read: &Read<'_, I>, body: &[u8], url: &url::Url) -> Result<b
         ));
     }
     let flag = |pointer: &str| value(pointer) == Some(b"true".as_slice());
-    Ok(read.stop_when.as_deref().is_some_and(flag)
-        || read.more_when.as_deref().is_some_and(|more| !flag(more)))
+    Ok(read.paging.stop_when().is_some_and(flag)
+        || read.paging.more_when().is_some_and(|more| !flag(more)))
 }
 
 /// Where the read goes after `page`: done (said when a full page came without a next

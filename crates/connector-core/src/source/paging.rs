@@ -9,6 +9,8 @@
 
 use std::collections::HashSet;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
@@ -16,73 +18,373 @@ use super::records;
 use crate::http::{Request, display_url};
 
 /// Where a cursor token goes on the next request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenIn {
-    /// As this query parameter.
-    Query(String),
-    /// At this JSON pointer of the POST body (e.g. `/nextPageToken`), `null` on the first
-    /// page when the body says so.
-    Body(String),
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TokenPlace {
+    /// A query parameter.
+    #[default]
+    Query,
+    /// A field of the POST body (`null` on the first page).
+    Body,
 }
 
-/// How a stream's pages follow one another.
-#[derive(Debug, Clone, PartialEq, Eq)]
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// How pages follow one another. Every kind takes `stopPath` (a flag that is `true` on the
+/// last page) and `morePath` (a flag whose `false` ends the read), so a read ends on the
+/// API's own word instead of one wasted request.
+// This is what `HTTP_JSON`'s `pagination` deserializes into and what a typed provider
+// builds with `Paging::link_header`, `next_url`, `cursor`, `offset` or `page_number` and
+// the setters after them (the doc comment above is the config schema's description).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(rename = "PaginationSpec")]
 pub enum Paging {
-    /// One page is the whole answer.
+    /// One page.
+    #[default]
     None,
-    /// RFC 8288 `Link: <url>; rel="next"` (GitHub), read from every `Link` field of the
-    /// response (Okta sends `self` and `next` as two fields). A next link with
-    /// `results="false"` (Sentry's "nothing beyond this page") ends the read.
+    /// RFC 8288 `Link: <...>; rel="next"`.
+    #[serde(rename_all = "camelCase")]
     LinkHeader {
-        /// Query parameters of the first request that a next link drops are added back.
+        /// What relative links resolve against (see `NextUrl`'s `linkBase`).
+        #[serde(default)]
+        link_base: Option<Url>,
+        /// Pointer to a flag that is `true` on the last page.
+        #[serde(default)]
+        stop_path: Option<String>,
+        /// Pointer to a flag whose `false` ends the read.
+        #[serde(default)]
+        more_path: Option<String>,
+        /// The page size the request asks for: a page this full without a next link is
+        /// warned about.
+        #[serde(default)]
+        #[schemars(range(min = 1))]
+        page_size: Option<u64>,
+        /// Query parameters of the first request that a next link drops are added back
+        /// (default false).
+        #[serde(default)]
         keep_query: bool,
         /// A page with no records ends the read even when it still links to a next one
-        /// (Sentry's past-the-end page links to itself).
+        /// (default true: Sentry's past-the-end page links to itself).
+        #[serde(default = "yes")]
         stop_on_empty: bool,
     },
-    /// A next URL in the body at this JSON pointer; a relative URL is resolved against the
-    /// response's URL (NOAA's `pagination.next`).
+    /// A next URL in the body.
+    #[serde(rename_all = "camelCase")]
     NextUrl {
-        /// Where the URL is.
-        pointer: String,
-        /// Query parameters of the first request that a next link drops are added back.
+        /// Pointer to it.
+        path: String,
+        /// What relative links resolve against, for an API whose links drop its base path
+        /// (Snyk's `links.next` is `/orgs/…` under `https://api.snyk.io/rest`): a link
+        /// starting with `/` is appended to this URL's path; other relative links resolve
+        /// by RFC 3986; absolute links are used as given. Default: the response's URL.
+        #[serde(default)]
+        link_base: Option<Url>,
+        /// Pointer to a flag that is `true` on the last page.
+        #[serde(default)]
+        stop_path: Option<String>,
+        /// Pointer to a flag whose `false` ends the read.
+        #[serde(default)]
+        more_path: Option<String>,
+        /// The page size the request asks for (see `LinkHeader`).
+        #[serde(default)]
+        #[schemars(range(min = 1))]
+        page_size: Option<u64>,
+        /// Query parameters of the first request that a next link drops are added back
+        /// (default false; NOAA's links drop the filters).
+        #[serde(default)]
         keep_query: bool,
-        /// An empty page ends the read even when it still links to a next one.
+        /// An empty page ends the read even when it still links to a next one (default
+        /// true).
+        #[serde(default = "yes")]
         stop_on_empty: bool,
     },
-    /// A token in the body, sent back on the next request (Jira's `nextPageToken`, Datadog's
-    /// `meta.page.after`).
+    /// A token in the body, sent back as `param`.
+    #[serde(rename_all = "camelCase")]
     Cursor {
-        /// Where the token is; absent, `null` or `""` ends the read.
-        pointer: String,
-        /// Where it goes.
-        into: TokenIn,
-        /// An empty page ends the read even when it still carries a token (Datadog's last
-        /// non-empty page advertises one more).
+        /// Pointer to the token.
+        path: String,
+        /// The query parameter, or with `in: body` the body pointer, it goes back in.
+        param: String,
+        /// `query` (default) or `body`.
+        #[serde(default, rename = "in")]
+        place: TokenPlace,
+        /// Pointer to a flag that is `true` on the last page (Jira's `/isLast`, Zendesk's
+        /// `/end_of_stream`).
+        #[serde(default)]
+        stop_path: Option<String>,
+        /// Pointer to a flag whose `false` ends the read (Linear's
+        /// `/data/issues/pageInfo/hasNextPage`).
+        #[serde(default)]
+        more_path: Option<String>,
+        /// The page size the request asks for (see `LinkHeader`).
+        #[serde(default)]
+        #[schemars(range(min = 1))]
+        page_size: Option<u64>,
+        /// An empty page ends the read even when it still carries a token (default true:
+        /// Datadog's last non-empty page advertises one more).
+        #[serde(default = "yes")]
         stop_on_empty: bool,
     },
-    /// `offset` + `limit` query parameters; a short page or the total ends the read.
+    /// Offset and limit parameters.
+    #[serde(rename_all = "camelCase")]
     Offset {
-        /// The offset parameter, e.g. `startAt`.
+        /// The offset parameter.
         param: String,
-        /// The limit parameter, e.g. `maxResults`.
-        limit_param: String,
-        /// The page size asked for.
+        /// Records per page.
         limit: u64,
-        /// Where the body says how many records there are in all, if it does.
-        total_pointer: Option<String>,
-    },
-    /// A page number parameter; a short or empty page ends the read.
-    PageNumber {
-        /// The page parameter, e.g. `page`.
-        param: String,
-        /// The first page's number (0 or 1).
+        /// The limit parameter.
+        limit_param: String,
+        /// The first offset.
+        #[serde(default)]
         start: u64,
-        /// The size parameter, e.g. `per_page`, if the API takes one.
-        size_param: Option<String>,
-        /// The page size asked for.
-        size: u64,
+        /// Pointer to the total number of records, if the API gives it.
+        #[serde(default)]
+        total_path: Option<String>,
+        /// Pointer to a flag that is `true` on the last page.
+        #[serde(default)]
+        stop_path: Option<String>,
+        /// Pointer to a flag that says more pages follow (PagerDuty's `/more`): `false`
+        /// ends the read there.
+        #[serde(default)]
+        more_path: Option<String>,
     },
+    /// A page number parameter.
+    #[serde(rename = "page", rename_all = "camelCase")]
+    PageNumber {
+        /// The page parameter.
+        param: String,
+        /// Records per page.
+        size: u64,
+        /// The page-size parameter, if the API takes one.
+        #[serde(default)]
+        size_param: Option<String>,
+        /// The first page's number.
+        #[serde(default = "one")]
+        start: u64,
+        /// Pointer to a flag that is `true` on the last page.
+        #[serde(default)]
+        stop_path: Option<String>,
+        /// Pointer to a flag that says more pages follow: `false` ends the read there.
+        #[serde(default)]
+        more_path: Option<String>,
+    },
+}
+
+impl Paging {
+    /// RFC 8288 link headers; an empty page ends the read.
+    pub fn link_header() -> Self {
+        Paging::LinkHeader {
+            link_base: None,
+            stop_path: None,
+            more_path: None,
+            page_size: None,
+            keep_query: false,
+            stop_on_empty: true,
+        }
+    }
+
+    /// A next URL at `path` in the body; an empty page ends the read.
+    pub fn next_url(path: impl Into<String>) -> Self {
+        Paging::NextUrl {
+            path: path.into(),
+            link_base: None,
+            stop_path: None,
+            more_path: None,
+            page_size: None,
+            keep_query: false,
+            stop_on_empty: true,
+        }
+    }
+
+    /// A token at `path` in the body, sent back as `param` in `place`; an empty page
+    /// ends the read.
+    pub fn cursor(path: impl Into<String>, place: TokenPlace, param: impl Into<String>) -> Self {
+        Paging::Cursor {
+            path: path.into(),
+            param: param.into(),
+            place,
+            stop_path: None,
+            more_path: None,
+            page_size: None,
+            stop_on_empty: true,
+        }
+    }
+
+    /// `param` (from 0) and `limit_param` = `limit`; a short page ends the read.
+    pub fn offset(param: impl Into<String>, limit_param: impl Into<String>, limit: u64) -> Self {
+        Paging::Offset {
+            param: param.into(),
+            limit,
+            limit_param: limit_param.into(),
+            start: 0,
+            total_path: None,
+            stop_path: None,
+            more_path: None,
+        }
+    }
+
+    /// Page numbers in `param` from `start`, `size` records a page; a short page ends the
+    /// read.
+    pub fn page_number(param: impl Into<String>, start: u64, size: u64) -> Self {
+        Paging::PageNumber {
+            param: param.into(),
+            size,
+            size_param: None,
+            start,
+            stop_path: None,
+            more_path: None,
+        }
+    }
+
+    /// Whether first-request query parameters a next link drops are added back (link kinds).
+    pub fn keep_query(mut self, keep: bool) -> Self {
+        if let Paging::LinkHeader { keep_query, .. } | Paging::NextUrl { keep_query, .. } =
+            &mut self
+        {
+            *keep_query = keep;
+        }
+        self
+    }
+
+    /// Whether an empty page ends the read whatever the paginator would do next (link and
+    /// token kinds; offset and page-number reads always end there).
+    pub fn stop_on_empty(mut self, stop: bool) -> Self {
+        if let Paging::LinkHeader { stop_on_empty, .. }
+        | Paging::NextUrl { stop_on_empty, .. }
+        | Paging::Cursor { stop_on_empty, .. } = &mut self
+        {
+            *stop_on_empty = stop;
+        }
+        self
+    }
+
+    /// A flag at `pointer` that is `true` on the last page (Jira Cloud's `/isLast`).
+    pub fn stop_path(mut self, pointer: impl Into<String>) -> Self {
+        if let Some(slot) = self.stop_slot() {
+            *slot = Some(pointer.into());
+        }
+        self
+    }
+
+    /// The page-size parameter of a page-number read.
+    pub fn size_param(mut self, name: impl Into<String>) -> Self {
+        if let Paging::PageNumber { size_param, .. } = &mut self {
+            *size_param = Some(name.into());
+        }
+        self
+    }
+
+    /// Where an offset read finds the total number of records.
+    pub fn total_path(mut self, pointer: impl Into<String>) -> Self {
+        if let Paging::Offset { total_path, .. } = &mut self {
+            *total_path = Some(pointer.into());
+        }
+        self
+    }
+
+    /// The page size a link or token read asks for, when it is not already said.
+    pub fn with_page_size(mut self, size: Option<u64>) -> Self {
+        if let Paging::LinkHeader { page_size, .. }
+        | Paging::NextUrl { page_size, .. }
+        | Paging::Cursor { page_size, .. } = &mut self
+            && page_size.is_none()
+        {
+            *page_size = size;
+        }
+        self
+    }
+
+    fn stop_slot(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Paging::None => None,
+            Paging::LinkHeader { stop_path, .. }
+            | Paging::NextUrl { stop_path, .. }
+            | Paging::Cursor { stop_path, .. }
+            | Paging::Offset { stop_path, .. }
+            | Paging::PageNumber { stop_path, .. } => Some(stop_path),
+        }
+    }
+
+    /// The last-page flag, whatever the kind.
+    pub fn stop_when(&self) -> Option<&str> {
+        match self {
+            Paging::None => None,
+            Paging::LinkHeader { stop_path, .. }
+            | Paging::NextUrl { stop_path, .. }
+            | Paging::Cursor { stop_path, .. }
+            | Paging::Offset { stop_path, .. }
+            | Paging::PageNumber { stop_path, .. } => stop_path.as_deref(),
+        }
+    }
+
+    /// The more-pages flag, whatever the kind.
+    pub fn more_when(&self) -> Option<&str> {
+        match self {
+            Paging::None => None,
+            Paging::LinkHeader { more_path, .. }
+            | Paging::NextUrl { more_path, .. }
+            | Paging::Cursor { more_path, .. }
+            | Paging::Offset { more_path, .. }
+            | Paging::PageNumber { more_path, .. } => more_path.as_deref(),
+        }
+    }
+
+    /// What next links resolve against, for the kinds that follow links.
+    pub fn link_base(&self) -> Option<&Url> {
+        match self {
+            Paging::LinkHeader { link_base, .. } | Paging::NextUrl { link_base, .. } => {
+                link_base.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The page size a link or token read asks for, when given (offset and page reads go
+    /// on after every full page by themselves).
+    pub fn page_size(&self) -> Option<u64> {
+        match self {
+            Paging::LinkHeader { page_size, .. }
+            | Paging::NextUrl { page_size, .. }
+            | Paging::Cursor { page_size, .. } => *page_size,
+            _ => None,
+        }
+    }
+
+    /// The query parameters the first request carries for this kind (an offset read's
+    /// start and limit, a page-number read's first page and size).
+    pub fn first_params(&self) -> Vec<(String, String)> {
+        match self {
+            Paging::Offset {
+                param,
+                limit,
+                limit_param,
+                start,
+                ..
+            } => vec![
+                (param.clone(), start.to_string()),
+                (limit_param.clone(), limit.to_string()),
+            ],
+            Paging::PageNumber {
+                param,
+                size,
+                size_param,
+                start,
+                ..
+            } => {
+                let mut v = vec![(param.clone(), start.to_string())];
+                v.extend(size_param.iter().map(|s| (s.clone(), size.to_string())));
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Where a read goes after a page.
@@ -147,7 +449,6 @@ pub struct Pager {
     pages: u64,
     made: HashSet<String>,
     anchor: Option<Anchor>,
-    link_base: Option<Url>,
 }
 
 impl Pager {
@@ -162,15 +463,7 @@ impl Pager {
             pages: 0,
             made,
             anchor: None,
-            link_base: None,
         }
-    }
-
-    /// Resolves next links against `base` instead of the response's URL (see
-    /// [`resolve_link`]).
-    pub fn link_base(mut self, base: Option<Url>) -> Self {
-        self.link_base = base;
-        self
     }
 
     /// Re-anchors each next page on the last page's greatest time (see [`Anchor`]).
@@ -202,37 +495,43 @@ impl Pager {
             Paging::LinkHeader {
                 keep_query,
                 stop_on_empty,
+                ..
             } => (!*stop_on_empty || seen.records > 0)
                 .then(|| seen.link.and_then(next_link))
                 .flatten()
                 .map(|link| self.follow(seen.url, &link, *keep_query)),
             Paging::NextUrl {
-                pointer,
+                path,
                 keep_query,
                 stop_on_empty,
+                ..
             } => (!*stop_on_empty || seen.records > 0)
-                .then(|| text_at(seen.body, pointer))
+                .then(|| text_at(seen.body, path))
                 .flatten()
                 .map(|link| self.follow(seen.url, &link, *keep_query)),
             Paging::Cursor {
-                pointer,
-                into,
+                path,
+                param,
+                place,
                 stop_on_empty,
+                ..
             } => (!*stop_on_empty || seen.records > 0)
-                .then(|| text_at(seen.body, pointer))
+                .then(|| text_at(seen.body, path))
                 .flatten()
-                .map(|token| Ok(with_token(seen.request, into, token))),
+                .map(|token| Ok(with_token(seen.request, *place, param, token))),
             Paging::Offset {
                 param,
                 limit_param,
                 limit,
-                total_pointer,
-            } => next_offset(seen, param, limit_param, *limit, total_pointer.as_deref()).map(Ok),
+                total_path,
+                ..
+            } => next_offset(seen, param, limit_param, *limit, total_path.as_deref()).map(Ok),
             Paging::PageNumber {
                 param,
                 start,
                 size_param,
                 size,
+                ..
             } => next_page_number(seen, param, *start, size_param.as_deref(), *size).map(Ok),
         };
         let next = match followed {
@@ -312,13 +611,13 @@ impl Pager {
         keep_query: bool,
     ) -> Result<Request, (crate::ports::PartialReason, String)> {
         use crate::ports::PartialReason;
-        let Some(mut url) = resolve_link(self.link_base.as_ref(), base, link) else {
+        let Some(mut url) = resolve_link(self.paging.link_base(), base, link) else {
             return Err((
                 PartialReason::LinkUnresolvable,
                 format!(
                     "the next link {:?} could not be resolved to a URL against {}",
                     shown_link(link),
-                    display_url(self.link_base.as_ref().unwrap_or(base))
+                    display_url(self.paging.link_base().unwrap_or(base))
                 ),
             ));
         };
@@ -365,15 +664,15 @@ pub fn fingerprint(request: &Request) -> String {
 }
 
 /// The request again with a page token where the API wants it (query or body).
-fn with_token(request: &Request, into: &TokenIn, token: String) -> Request {
+fn with_token(request: &Request, place: TokenPlace, param: &str, token: String) -> Request {
     let mut request = request.clone();
-    match into {
-        TokenIn::Query(name) => set_query(&mut request.url, name, &token),
-        TokenIn::Body(at) => {
+    match place {
+        TokenPlace::Query => set_query(&mut request.url, param, &token),
+        TokenPlace::Body => {
             let body = request
                 .body
                 .get_or_insert_with(|| Value::Object(Default::default()));
-            set_pointer(body, at, Value::String(token));
+            set_pointer(body, param, Value::String(token));
         }
     }
     request
@@ -592,10 +891,7 @@ mod tests {
     fn link_headers_are_followed_until_there_is_no_next() {
         let first = Request::get(url("https://api.example/issues?since=x&per_page=100"));
         let mut p = Pager::new(
-            Paging::LinkHeader {
-                keep_query: false,
-                stop_on_empty: false,
-            },
+            Paging::link_header().stop_on_empty(false),
             first.clone(),
             10,
         );
@@ -609,11 +905,7 @@ mod tests {
     #[test]
     fn relative_next_urls_resolve_and_keep_the_first_query() {
         let first = Request::get(url("https://api.example/v1/alerts?status=actual&area=CA"));
-        let paging = Paging::NextUrl {
-            pointer: "/pagination/next".into(),
-            keep_query: true,
-            stop_on_empty: true,
-        };
+        let paging = Paging::next_url("/pagination/next").keep_query(true);
         let mut p = Pager::new(paging, first.clone(), 10);
         let body = r#"{"pagination": {"next": "alerts?cursor=abc&area=CA"}, "features": [1]}"#;
         let n = p.next(&seen(&first, body, 1, None)).expect("next");
@@ -634,11 +926,8 @@ mod tests {
             url("https://x.atlassian.net/rest/api/3/search/jql"),
             serde_json::json!({"jql": "a", "nextPageToken": null}),
         );
-        let paging = Paging::Cursor {
-            pointer: "/nextPageToken".into(),
-            into: TokenIn::Body("/nextPageToken".into()),
-            stop_on_empty: false,
-        };
+        let paging = Paging::cursor("/nextPageToken", TokenPlace::Body, "/nextPageToken")
+            .stop_on_empty(false);
         let mut p = Pager::new(paging, first.clone(), 10);
         let Next::Page(second) = p
             .next(&seen(
@@ -663,11 +952,7 @@ mod tests {
         let first = Request::get(url(
             "https://api.datadoghq.com/api/v2/events?page%5Blimit%5D=2",
         ));
-        let paging = Paging::Cursor {
-            pointer: "/meta/page/after".into(),
-            into: TokenIn::Query("page[cursor]".into()),
-            stop_on_empty: true,
-        };
+        let paging = Paging::cursor("/meta/page/after", TokenPlace::Query, "page[cursor]");
         let mut p = Pager::new(paging, first.clone(), 10);
         let n = p
             .next(&seen(
@@ -695,12 +980,7 @@ mod tests {
     #[test]
     fn offsets_and_page_numbers_stop_on_a_short_page_or_the_total() {
         let first = Request::get(url("https://h/rest/api/2/search?startAt=0&maxResults=2"));
-        let paging = Paging::Offset {
-            param: "startAt".into(),
-            limit_param: "maxResults".into(),
-            limit: 2,
-            total_pointer: Some("/total".into()),
-        };
+        let paging = Paging::offset("startAt", "maxResults", 2).total_path("/total");
         let mut p = Pager::new(paging, first.clone(), 10);
         let n = p
             .next(&seen(&first, r#"{"total": 5}"#, 2, None))
@@ -717,12 +997,7 @@ mod tests {
         );
 
         let first = Request::get(url("https://h/items?page=1"));
-        let paging = Paging::PageNumber {
-            param: "page".into(),
-            start: 1,
-            size_param: Some("per_page".into()),
-            size: 2,
-        };
+        let paging = Paging::page_number("page", 1, 2).size_param("per_page");
         let mut p = Pager::new(paging, first.clone(), 10);
         let n = p.next(&seen(&first, "[1,2]", 2, None)).expect("next");
         assert_eq!(next_url(n), "https://h/items?page=2&per_page=2");
@@ -742,10 +1017,7 @@ mod tests {
             template: None,
         };
         let mut p = Pager::new(
-            Paging::LinkHeader {
-                keep_query: false,
-                stop_on_empty: false,
-            },
+            Paging::link_header().stop_on_empty(false),
             first.clone(),
             10,
         )
@@ -775,11 +1047,7 @@ mod tests {
     #[test]
     fn loops_fail_the_read_and_limits_and_foreign_hosts_stop_it() {
         let first = Request::get(url("https://h/a?p=1"));
-        let paging = Paging::NextUrl {
-            pointer: "/next".into(),
-            keep_query: false,
-            stop_on_empty: false,
-        };
+        let paging = Paging::next_url("/next").stop_on_empty(false);
         let mut p = Pager::new(paging.clone(), first.clone(), 10);
         let err = p.next(&seen(&first, r#"{"next": "https://h/a?p=1"}"#, 1, None));
         assert!(err.is_err_and(|e| e.contains("pagination loop")));

@@ -22,7 +22,7 @@ use crate::http::{HttpClient, Request};
 use crate::pipeline::{CreateError, ItemKey, Pages, StreamSpec};
 use crate::signal::{ItemError, ItemSignal};
 use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use crate::source::{self, Anchor, Body, Kept, Paging, Read, Revalidate, TokenIn};
+use crate::source::{self, Anchor, Body, Kept, Paging, Read, Revalidate, TokenPlace};
 use crate::{ConnectorConfig, Cursor, Provider, Severity};
 
 /// `providerConfig` of `TEST_PAGED`.
@@ -128,17 +128,10 @@ impl Provider for PagedProvider {
                 format: TimeFormat::Rfc3339,
                 template: None,
             };
-            let paging = Paging::LinkHeader {
-                keep_query: false,
-                stop_on_empty: false,
-            };
+            let paging = Paging::link_header().stop_on_empty(false);
             (paging, Revalidate::EachPage, Some(anchor))
         } else {
-            let paging = Paging::Cursor {
-                pointer: "/next".into(),
-                into: TokenIn::Query("cursor".into()),
-                stop_on_empty: false,
-            };
+            let paging = Paging::cursor("/next", TokenPlace::Query, "cursor").stop_on_empty(false);
             (paging, Revalidate::Never, None)
         };
         let read = Read {
