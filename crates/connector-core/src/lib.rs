@@ -14,6 +14,7 @@ pub mod registry;
 pub mod retry;
 pub mod signal;
 pub mod source;
+pub mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
 

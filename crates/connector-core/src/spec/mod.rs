@@ -1,22 +1,30 @@
-//! `providerConfig` of `HTTP_JSON`: the contract of the connector configured without code.
+//! The read description: one stream's request, auth, paging, records, identity pointers,
+//! incremental cursor and signal mapping, as data. `HTTP_JSON`'s `providerConfig`
+//! deserializes into [`ReadSpec`] directly, and a typed provider builds the same value in
+//! Rust; [`SpecReader`] reads it.
+
+mod engine;
+pub mod template;
 
 use std::collections::BTreeMap;
 
-use connector_core::Severity;
-pub use connector_core::auth::AuthSpec;
-use connector_core::config::{FieldError, Headers};
-pub use connector_core::source::{Paging, TokenPlace};
+use crate::Severity;
+pub use crate::auth::AuthSpec;
+use crate::config::{FieldError, Headers};
+pub use crate::source::{Paging, TokenPlace};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use crate::template::{Context, Template, is_pointer};
+pub use engine::{Record, SpecReader};
+use template::{Context, Template, is_pointer};
 
 /// `providerConfig` of an `HTTP_JSON` connector.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpJsonConfig {
+#[schemars(rename = "HttpJsonConfig")]
+pub struct ReadSpec {
     /// The signals' `source` (default `http`).
     #[serde(default = "default_source")]
     pub source: String,
@@ -293,19 +301,19 @@ impl Incremental {
     pub fn initial_ms(&self, now_ms: i64) -> Option<i64> {
         self.initial
             .as_deref()
-            .and_then(|i| connector_core::source::time::parse_start(i, now_ms))
+            .and_then(|i| crate::source::time::parse_start(i, now_ms))
     }
 
     /// The longest span one read may cover, in milliseconds.
     pub fn max_window_ms(&self) -> Option<i64> {
         self.max_window
             .as_deref()
-            .and_then(connector_core::source::time::parse_span_ms)
+            .and_then(crate::source::time::parse_span_ms)
     }
 
     /// The core's time format for `format`.
-    pub fn time_format(&self) -> connector_core::source::time::TimeFormat {
-        use connector_core::source::time::TimeFormat;
+    pub fn time_format(&self) -> crate::source::time::TimeFormat {
+        use crate::source::time::TimeFormat;
         match self.format.as_str() {
             "rfc3339" => TimeFormat::Rfc3339,
             "epochSeconds" => TimeFormat::EpochSeconds,
@@ -318,7 +326,7 @@ impl Incremental {
     }
 }
 
-impl HttpJsonConfig {
+impl ReadSpec {
     /// Every mistake, with the field it is in.
     pub fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
@@ -479,7 +487,7 @@ impl HttpJsonConfig {
         }
         if let Some(inc) = &self.incremental {
             if let Some(zone) = &inc.time_zone
-                && let Err(e) = connector_core::source::time::zone(zone)
+                && let Err(e) = crate::source::time::zone(zone)
             {
                 out.push(FieldError::new(&["incremental", "timeZone"], e));
             }
@@ -494,7 +502,7 @@ impl HttpJsonConfig {
                 ));
             }
             if let Some(initial) = &inc.initial
-                && connector_core::source::time::parse_start(initial, 0).is_none()
+                && crate::source::time::parse_start(initial, 0).is_none()
             {
                 out.push(FieldError::new(
                     &["incremental", "initial"],
