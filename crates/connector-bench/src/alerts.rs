@@ -216,9 +216,10 @@ impl PrintedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use connector_noaa::schema::{Alert, alerts_of};
+    use connector_core::Record;
+    use connector_noaa::schema::alerts_of;
 
-    fn parse(body: &str) -> Vec<Alert> {
+    fn parse(body: &str) -> Vec<Record> {
         alerts_of(&std::sync::Arc::new(body.as_bytes().to_vec()))
             .expect("collection parses")
             .into_iter()
@@ -240,7 +241,7 @@ mod tests {
         let ids: std::collections::HashSet<String> =
             alerts.iter().map(|x| x.key().id.into_owned()).collect();
         assert_eq!(ids.len(), 200);
-        assert!(alerts.iter().all(Alert::is_actual));
+        assert!(alerts.iter().all(connector_noaa::schema::is_actual));
     }
 
     #[test]

@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use connector_core::Record;
 use connector_core::detect;
 use connector_core::http::HttpClient;
 use connector_core::ports::{Backends, CommitChunk, CommitOutcome, StateDelta};
 use connector_core::signal::Envelope;
 use connector_core::{Change, ConnectorConfig, Factories, PollSummary, StreamEntry};
-use connector_noaa::schema::{Alert, alert_signal, alerts_of};
+use connector_noaa::schema::{alerts_of, describe};
 use connector_redis::{RedisBackend, RedisSettings};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -468,7 +469,7 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 /// Times each stage of a first poll of `n` alerts on its own (in the child).
 ///
 /// Every stage calls the product's own code (the HTTP client, the core's record reader
-/// and NOAA's parse, `detect::plan`, `alert_signal` + `Envelope`,
+/// and NOAA's parse, `detect::plan`, `describe` + `Envelope`,
 /// `StreamEntry::from_signal`, the backend's fenced commit and state load), so a stage's
 /// time is what that part of a real poll costs, without the rest around it. How the
 /// stages combine in a poll (the next page fetched while a page commits, chunk k+1 built
@@ -500,17 +501,17 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     let page = alerts_of(&Arc::new(resp.body))?;
     let parse = started.elapsed();
     stages.push(Stage::new(
-        "parse: core record reader (/features) + Alert::in_body (body shared)",
+        "parse: core record reader (/features) + NOAA identity (body shared)",
         page.len(),
         parse,
     ));
-    let alerts: Vec<Alert> = page.into_iter().collect::<Result<_, _>>()?;
+    let alerts: Vec<Record> = page.into_iter().collect::<Result<_, _>>()?;
     stages.push(Stage::new(
         "  the alerts alone (each holds the body, not a copy)",
         0,
         Duration::ZERO,
     ));
-    let (took, keys) = best(3, || alerts.iter().map(Alert::key).collect::<Vec<_>>());
+    let (took, keys) = best(3, || alerts.iter().map(Record::key).collect::<Vec<_>>());
     stages.push(Stage::new("keys (id, version borrow)", keys.len(), took));
     let empty = HashMap::new();
     let (took, plan) = best(3, || {
@@ -558,11 +559,14 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
 
     let observed_at = connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms());
     let started = Instant::now();
-    let parts: Vec<_> = alerts.iter().map(alert_signal).collect::<Result<_, _>>()?;
+    let parts: Vec<_> = alerts
+        .iter()
+        .map(|a| Ok::<_, anyhow::Error>((describe(a)?, a.payload()?)))
+        .collect::<Result<_, _>>()?;
     let signals: Vec<_> = parts
         .iter()
         .zip(&keys)
-        .map(|(p, k)| envelope(&observed_at, k).signal(p))
+        .map(|((p, payload), k)| envelope(&observed_at, k).signal(p, payload))
         .collect();
     let transform = started.elapsed();
     let started = Instant::now();
@@ -587,7 +591,7 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     drop(keys);
     drop(alerts);
     stages.push(Stage::new(
-        "transform (alert_signal: fields and payload copied from the body)",
+        "transform (describe + payload: fields borrowed from the body)",
         entries.len(),
         transform,
     ));

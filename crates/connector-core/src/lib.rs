@@ -9,6 +9,7 @@ pub mod lease;
 pub mod pipeline;
 pub mod ports;
 pub mod ratelimit;
+pub mod record;
 pub mod redact;
 pub mod registry;
 pub mod retry;
@@ -24,5 +25,6 @@ pub use pipeline::{
     UniversalPollingConnector,
 };
 pub use ports::{Backends, Cursor, Lease, PollSummary};
+pub use record::Record;
 pub use registry::{ConnectorRegistry, Factories};
-pub use signal::{Change, ItemError, ItemSignal, RawSignal, Severity, StreamEntry};
+pub use signal::{Change, Description, ItemError, RawSignal, Severity, StreamEntry};

@@ -108,12 +108,13 @@ fn is_rfc3339(t: &str) -> bool {
     }
 }
 
-/// What a provider says about one new or changed item: only what differs per item. The
-/// pipeline adds the rest of the envelope (schema version, source, connector, type, id,
-/// version, change, observation time, dedup id) from the config and the item's key.
+/// What a provider says about one new or changed record: only what differs per record.
+/// The pipeline adds the rest of the envelope (schema version, source, connector, type,
+/// id, version, change, observation time, dedup id) from the config and the record's key,
+/// and the payload: the record as received.
 #[derive(Debug, Clone)]
-pub struct ItemSignal<'a> {
-    /// What kind of thing the item is, e.g. `weather_alert`, `issue`.
+pub struct Description<'a> {
+    /// What kind of thing the record is, e.g. `weather_alert`, `issue`.
     pub kind: Cow<'a, str>,
     /// One line for humans.
     pub title: Cow<'a, str>,
@@ -121,10 +122,8 @@ pub struct ItemSignal<'a> {
     pub severity: Severity,
     /// When the thing happened, RFC 3339, as the provider states it.
     pub occurred_at: Option<Cow<'a, str>>,
-    /// A link to the item, when the API has one.
+    /// A link to the record, when the API has one.
     pub url: Option<Cow<'a, str>>,
-    /// The item as received.
-    pub payload: Cow<'a, RawValue>,
 }
 
 /// Why one item could not become a signal: it is counted as failed, skipped for this
@@ -141,7 +140,7 @@ impl ItemError {
 }
 
 /// One new, changed or removed item, normalised: the envelope the pipeline builds around
-/// an [`ItemSignal`]. Serialises to the signal JSON of DESIGN.md. It borrows everything,
+/// a [`Description`] and a payload. Serialises to the signal JSON of DESIGN.md. It borrows everything,
 /// since it lives only until it is encoded.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -199,8 +198,8 @@ pub struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
-    /// The whole signal: this envelope around what the provider said.
-    pub fn signal(&self, parts: &'a ItemSignal<'_>) -> RawSignal<'a> {
+    /// The whole signal: this envelope around what the provider said and the payload.
+    pub fn signal(&self, parts: &'a Description<'_>, payload: &'a RawValue) -> RawSignal<'a> {
         RawSignal {
             schema_version: SCHEMA_VERSION,
             source: self.source,
@@ -215,7 +214,7 @@ impl<'a> Envelope<'a> {
             occurred_at: parts.occurred_at.as_deref(),
             observed_at: self.observed_at,
             url: parts.url.as_deref(),
-            payload: &parts.payload,
+            payload,
         }
     }
 }

@@ -2,12 +2,9 @@
 //! what its signal says.
 
 use std::borrow::Cow;
-use std::ops::Range;
-use std::sync::Arc;
 
-use connector_core::source::Body;
 use connector_core::source::time::parse_millis;
-use connector_core::{ItemError, ItemKey, Severity};
+use connector_core::{ItemError, Severity};
 use serde::Deserialize;
 
 /// Which resource a stream reads.
@@ -21,12 +18,12 @@ pub enum Resource {
     Monitors,
 }
 
-/// One record, with the fields its signal needs.
+/// One record read: its identity and what its signal says.
 pub struct Item {
-    body: Body,
-    span: Range<usize>,
-    id: String,
-    version: String,
+    /// The record's id.
+    pub id: String,
+    /// Its version: the time for events and incidents, `<state>|<time>` for monitors.
+    pub version: String,
     /// `event`, `incident` or `monitor_alert`.
     pub kind: &'static str,
     /// The signal's title.
@@ -37,8 +34,6 @@ pub struct Item {
     pub app_path: String,
     /// When it happened or last changed.
     pub occurred_at: Option<String>,
-    /// A monitor's overall state.
-    pub state: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -153,20 +148,13 @@ pub fn state_of(version: &str) -> &str {
 
 impl Item {
     /// Reads one record of `resource`.
-    pub fn of_text(
-        resource: Resource,
-        body: &Body,
-        span: Range<usize>,
-        text: &str,
-    ) -> Result<Self, ItemError> {
+    pub fn of_text(resource: Resource, text: &str) -> Result<Self, ItemError> {
         let time = |t: &str| -> Result<(), ItemError> {
             parse_millis(t)
                 .map(|_| ())
                 .ok_or_else(|| ItemError::new(format!("{t:?} is not a time")))
         };
-        let item = |id: String, version: String, kind, title, severity, app_path, at, state| Self {
-            body: Arc::clone(body),
-            span: span.clone(),
+        let item = |id: String, version: String, kind, title, severity, app_path, at| Self {
             id,
             version,
             kind,
@@ -174,7 +162,6 @@ impl Item {
             severity,
             app_path,
             occurred_at: at,
-            state,
         };
         match resource {
             Resource::Events => {
@@ -201,7 +188,6 @@ impl Item {
                     severity,
                     app_path,
                     Some(at),
-                    None,
                 ))
             }
             Resource::Incidents => {
@@ -224,7 +210,6 @@ impl Item {
                     severity,
                     app_path,
                     Some(modified),
-                    None,
                 ))
             }
             Resource::Monitors => {
@@ -241,19 +226,8 @@ impl Item {
                     severity,
                     format!("/monitors/{}", m.id),
                     changed.map(Cow::into_owned),
-                    Some(m.overall_state.into_owned()),
                 ))
             }
         }
-    }
-
-    /// Id and version for change detection.
-    pub fn key(&self) -> ItemKey<'_> {
-        ItemKey::of(&self.id, &self.version)
-    }
-
-    /// The record as received: a slice of the page body.
-    pub fn raw(&self) -> &str {
-        connector_core::source::records::text_of(&self.body, self.span.clone())
     }
 }

@@ -11,12 +11,11 @@ use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, singl
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use connector_core::source::{self, Kept, Paging, Read, TokenPlace};
 use connector_core::{
-    ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider,
+    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use url::Url;
 
 use crate::item::{Item, Resource, state_of};
@@ -303,7 +302,7 @@ fn explain(e: FetchError) -> FetchError {
 }
 
 impl DatadogProvider {
-    fn read(&self, target: &Target, cursor: &Cursor) -> Result<Read<'static, Item>, FetchError> {
+    fn read(&self, target: &Target, cursor: &Cursor) -> Result<Read<'static, Record>, FetchError> {
         let http = &target.http;
         let url = |path: &str| {
             http.url(path)
@@ -311,7 +310,8 @@ impl DatadogProvider {
         };
         let resource = target.resource;
         let parse = Box::new(move |body: &_, span, text: &str| {
-            Item::of_text(resource, body, span, text).map(Kept::Item)
+            let item = Item::of_text(resource, text)?;
+            Ok(Kept::Item(Record::new(body, span, &item.id, item.version)))
         });
         Ok(match resource {
             Resource::Events => {
@@ -392,7 +392,6 @@ impl DatadogProvider {
 impl Provider for DatadogProvider {
     const TYPE: &'static str = "DATADOG";
     type Config = DatadogConfig;
-    type Item = Item;
 
     fn check(config: &DatadogConfig) -> Vec<FieldError> {
         config.problems()
@@ -471,7 +470,7 @@ impl Provider for DatadogProvider {
         &self.streams
     }
 
-    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Item> {
+    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
         let Some(target) = self.target(stream) else {
             let e = FetchError::Malformed {
                 url: String::new(),
@@ -487,30 +486,33 @@ impl Provider for DatadogProvider {
         }
     }
 
-    fn key<'a>(&self, item: &'a Item) -> ItemKey<'a> {
-        item.key()
-    }
-
-    fn publishes(&self, stream: &StreamSpec, item: &Item, previous: Option<&str>) -> bool {
+    fn publishes(&self, stream: &StreamSpec, record: &Record, previous: Option<&str>) -> bool {
         let Some(target) = self.target(stream) else {
             return true;
         };
-        if target.states.is_empty() {
+        if target.states.is_empty() || target.resource != Resource::Monitors {
             return true;
         }
         let watched = |state: &str| target.states.iter().any(|s| s.eq_ignore_ascii_case(state));
-        item.state.as_deref().is_some_and(watched) || previous.map(state_of).is_some_and(watched)
+        watched(state_of(record.version())) || previous.map(state_of).is_some_and(watched)
     }
 
-    fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Item) -> Result<ItemSignal<'a>, ItemError> {
-        let payload: &RawValue = serde_json::from_str(item.raw()).map_err(ItemError::new)?;
-        Ok(ItemSignal {
+    fn describe<'a>(
+        &'a self,
+        stream: &StreamSpec,
+        record: &'a Record,
+    ) -> Result<Description<'a>, ItemError> {
+        let resource = self
+            .target(stream)
+            .map(|t| t.resource)
+            .ok_or_else(|| ItemError::new(format!("no stream {}", stream.name)))?;
+        let item = Item::of_text(resource, record.raw())?;
+        Ok(Description {
             kind: Cow::Borrowed(item.kind),
-            title: Cow::Borrowed(&item.title),
+            title: Cow::Owned(item.title),
             severity: item.severity,
-            occurred_at: item.occurred_at.as_deref().map(Cow::Borrowed),
+            occurred_at: item.occurred_at.map(Cow::Owned),
             url: Some(Cow::Owned(format!("{}{}", self.app, item.app_path))),
-            payload: Cow::Borrowed(payload),
         })
     }
 }

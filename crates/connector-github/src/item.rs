@@ -1,16 +1,12 @@
 //! One GitHub record (an issue or pull request, a repository security advisory, a
 //! Dependabot alert) as an item: its id, version and what its signal says.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::ops::Range;
-use std::sync::Arc;
-
-use connector_core::source::Body;
 use connector_core::source::time::parse_millis;
-use connector_core::{ItemError, ItemKey, Severity};
+use connector_core::{ItemError, Severity};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// Which resource a stream reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +19,13 @@ pub enum Resource {
     DependabotAlerts,
 }
 
-/// One record, with the fields its signal needs.
-pub struct Item {
-    body: Body,
-    span: Range<usize>,
-    id: String,
-    version: String,
+/// One record read: its identity and what its signal says, borrowed from its text where
+/// it can be.
+pub struct Item<'a> {
+    /// `node_id`, `ghsa_id` or `html_url`, by resource.
+    pub id: Cow<'a, str>,
+    /// `updated_at` (with the state, for alerts).
+    pub version: String,
     /// `issue`, `pull_request`, `security_advisory` or `dependabot_alert`.
     pub kind: &'static str,
     /// What the signal's title says.
@@ -36,9 +33,9 @@ pub struct Item {
     /// Normalised severity.
     pub severity: Severity,
     /// `html_url`.
-    pub url: Option<String>,
+    pub url: Option<Cow<'a, str>>,
     /// `updated_at`.
-    pub updated: String,
+    pub updated: Cow<'a, str>,
     /// The record carries a `pull_request` object.
     pub is_pull_request: bool,
 }
@@ -111,18 +108,16 @@ pub fn severity(word: Option<&str>) -> Severity {
     }
 }
 
-impl Item {
+impl<'a> Item<'a> {
     /// Reads one record of `resource` read from `place` (`owner/name` or `org:<org>`).
     /// Issues get the most severe of their labels' mapped severities.
     pub fn of_text(
         resource: Resource,
         place: &str,
         labels: &BTreeMap<String, Severity>,
-        body: &Body,
-        span: Range<usize>,
-        text: &str,
+        text: &'a str,
     ) -> Result<Self, ItemError> {
-        let raw: Raw<'_> = serde_json::from_str(text).map_err(ItemError::new)?;
+        let raw: Raw<'a> = serde_json::from_str(text).map_err(ItemError::new)?;
         let updated = raw
             .updated_at
             .filter(|u| parse_millis(u).is_some())
@@ -194,26 +189,14 @@ impl Item {
             .filter(|i| !i.is_empty())
             .ok_or_else(|| ItemError::new("the record has no id (node_id, ghsa_id or html_url)"))?;
         Ok(Self {
-            body: Arc::clone(body),
-            span,
-            id: id.into_owned(),
+            id,
             version,
             kind,
             title,
             severity,
-            url: raw.html_url.map(Cow::into_owned),
-            updated: updated.into_owned(),
+            url: raw.html_url,
+            updated,
             is_pull_request: raw.pull_request.is_some(),
         })
-    }
-
-    /// Id and version for change detection.
-    pub fn key(&self) -> ItemKey<'_> {
-        ItemKey::of(&self.id, &self.version)
-    }
-
-    /// The record as received: a slice of the page body.
-    pub fn raw(&self) -> &str {
-        connector_core::source::records::text_of(&self.body, self.span.clone())
     }
 }

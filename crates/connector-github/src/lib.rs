@@ -12,11 +12,10 @@ use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, singl
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use connector_core::source::{self, Anchor, Kept, Paging, Read, Revalidate};
 use connector_core::{
-    ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider, Severity,
+    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use url::Url;
 
 use crate::item::{Item, Resource};
@@ -262,7 +261,15 @@ pub struct GithubProvider {
 const MAX_PAGES: u64 = 1000;
 
 impl GithubProvider {
-    fn read(&self, target: &Target, cursor: &Cursor) -> Result<Read<'_, Item>, FetchError> {
+    /// The target a stream reads.
+    fn target(&self, stream: &StreamSpec) -> Option<&Target> {
+        self.streams
+            .iter()
+            .position(|s| s.name == stream.name)
+            .and_then(|i| self.targets.get(i))
+    }
+
+    fn read(&self, target: &Target, cursor: &Cursor) -> Result<Read<'_, Record>, FetchError> {
         let mut url = self
             .http
             .url(&target.path)
@@ -297,11 +304,11 @@ impl GithubProvider {
             // Issues go on from their watermark; full listings always start over (their
             // versions keep anything unchanged from being published again).
             ..Read::new(request, move |body, span, text| {
-                let item = Item::of_text(resource, &place, labels, body, span, text)?;
+                let item = Item::of_text(resource, &place, labels, text)?;
                 Ok(if item.is_pull_request && !include_pull_requests {
                     Kept::Dropped("pullRequestsSkipped")
                 } else {
-                    Kept::Item(item)
+                    Kept::Item(Record::new(body, span, &item.id, item.version))
                 })
             })
         })
@@ -311,7 +318,6 @@ impl GithubProvider {
 impl Provider for GithubProvider {
     const TYPE: &'static str = "GITHUB";
     type Config = GithubConfig;
-    type Item = Item;
 
     fn check(config: &GithubConfig) -> Vec<FieldError> {
         config.problems()
@@ -438,12 +444,8 @@ impl Provider for GithubProvider {
         &self.streams
     }
 
-    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Item> {
-        let target = self
-            .streams
-            .iter()
-            .position(|s| s.name == stream.name)
-            .and_then(|i| self.targets.get(i));
+    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        let target = self.target(stream);
         let read = match target.map(|t| self.read(t, cursor)) {
             Some(Ok(read)) => read,
             Some(Err(e)) => return single_page(async { Err(e) }),
@@ -455,19 +457,26 @@ impl Provider for GithubProvider {
         source::read(&self.http, read, cursor)
     }
 
-    fn key<'a>(&self, item: &'a Item) -> ItemKey<'a> {
-        item.key()
-    }
-
-    fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Item) -> Result<ItemSignal<'a>, ItemError> {
-        let payload: &RawValue = serde_json::from_str(item.raw()).map_err(ItemError::new)?;
-        Ok(ItemSignal {
+    fn describe<'a>(
+        &'a self,
+        stream: &StreamSpec,
+        record: &'a Record,
+    ) -> Result<Description<'a>, ItemError> {
+        let target = self
+            .target(stream)
+            .ok_or_else(|| ItemError::new(format!("no stream {}", stream.name)))?;
+        let item = Item::of_text(
+            target.resource,
+            &target.place,
+            &self.label_severity,
+            record.raw(),
+        )?;
+        Ok(Description {
             kind: Cow::Borrowed(item.kind),
-            title: Cow::Borrowed(&item.title),
+            title: Cow::Owned(item.title),
             severity: item.severity,
-            occurred_at: Some(Cow::Borrowed(&item.updated)),
-            url: item.url.as_deref().map(Cow::Borrowed),
-            payload: Cow::Borrowed(payload),
+            occurred_at: Some(item.updated),
+            url: item.url,
         })
     }
 

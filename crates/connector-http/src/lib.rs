@@ -2,9 +2,9 @@
 
 use connector_core::config::FieldError;
 use connector_core::pipeline::{CreateError, Pages, StreamSpec};
-use connector_core::spec::{ReadSpec, Record, SpecReader};
+use connector_core::spec::{ReadSpec, SpecReader};
 use connector_core::{
-    ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider,
+    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record,
 };
 
 /// `providerConfig` of an `HTTP_JSON` connector: the core's read description, as is.
@@ -19,7 +19,6 @@ pub struct HttpJsonProvider {
 impl Provider for HttpJsonProvider {
     const TYPE: &'static str = "HTTP_JSON";
     type Config = ReadSpec;
-    type Item = Record;
 
     fn check(config: &ReadSpec) -> Vec<FieldError> {
         config.problems()
@@ -45,12 +44,12 @@ impl Provider for HttpJsonProvider {
         self.reader.pages(cursor)
     }
 
-    fn key<'a>(&self, item: &'a Record) -> ItemKey<'a> {
-        item.key()
-    }
-
-    fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Record) -> Result<ItemSignal<'a>, ItemError> {
-        self.reader.signal(item)
+    fn describe<'a>(
+        &'a self,
+        _: &StreamSpec,
+        record: &'a Record,
+    ) -> Result<Description<'a>, ItemError> {
+        self.reader.describe(record)
     }
 }
 

@@ -13,12 +13,11 @@ use connector_core::http::{Auth, HttpClient, HttpError};
 use connector_core::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec};
 use connector_core::source::{self, time};
 use connector_core::{
-    ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider, Severity,
+    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use url::Url;
 
 use crate::search::{Issue, Search};
@@ -270,7 +269,6 @@ fn explain(e: FetchError) -> FetchError {
 impl Provider for JiraProvider {
     const TYPE: &'static str = "JIRA";
     type Config = JiraConfig;
-    type Item = Issue;
 
     fn check(config: &JiraConfig) -> Vec<FieldError> {
         config.problems()
@@ -323,7 +321,7 @@ impl Provider for JiraProvider {
         &self.streams
     }
 
-    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Issue> {
+    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
         let start = async move {
             let zone = self.zone(false).await?;
             let since = cursor
@@ -368,20 +366,19 @@ impl Provider for JiraProvider {
             .boxed()
     }
 
-    fn key<'a>(&self, item: &'a Issue) -> ItemKey<'a> {
-        item.key()
-    }
-
-    fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Issue) -> Result<ItemSignal<'a>, ItemError> {
-        let payload: &RawValue = serde_json::from_str(item.raw()).map_err(ItemError::new)?;
+    fn describe<'a>(
+        &'a self,
+        _: &StreamSpec,
+        record: &'a Record,
+    ) -> Result<Description<'a>, ItemError> {
+        let issue = Issue::of_text(record.raw())?;
         let base = self.http.base().as_str().trim_end_matches('/');
-        Ok(ItemSignal {
+        Ok(Description {
             kind: Cow::Borrowed("issue"),
-            title: Cow::Owned(format!("{}: {}", item.issue_key(), item.summary())),
-            severity: self.severity(item.priority()),
-            occurred_at: Some(Cow::Borrowed(item.updated())),
-            url: Some(Cow::Owned(format!("{base}/browse/{}", item.issue_key()))),
-            payload: Cow::Borrowed(payload),
+            title: Cow::Owned(format!("{}: {}", issue.key, issue.summary)),
+            severity: self.severity(issue.priority.as_deref()),
+            occurred_at: Some(issue.updated),
+            url: Some(Cow::Owned(format!("{base}/browse/{}", issue.key))),
         })
     }
 }

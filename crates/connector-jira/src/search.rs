@@ -7,13 +7,11 @@
 //! `/issues`, and each issue's `fields.updated` is the watermark's time.
 
 use std::borrow::Cow;
-use std::ops::Range;
-use std::sync::Arc;
 
 use connector_core::http::Request;
 use connector_core::source::time::parse_millis;
-use connector_core::source::{Body, Kept, Paging, Read, TokenPlace};
-use connector_core::{ItemError, ItemKey};
+use connector_core::source::{Kept, Paging, Read, TokenPlace};
+use connector_core::{ItemError, Record};
 use serde::Deserialize;
 use url::Url;
 
@@ -35,15 +33,18 @@ pub struct Search {
     pub max_results: u32,
 }
 
-/// One issue: the fields the signal needs, and where the issue lies in the page body.
-pub struct Issue {
-    body: Body,
-    span: Range<usize>,
-    id: String,
-    key: String,
-    updated: String,
-    summary: String,
-    priority: Option<String>,
+/// One issue as read: the fields its identity and signal need, borrowed from its text.
+pub struct Issue<'a> {
+    /// Stable when the issue moves project.
+    pub id: Cow<'a, str>,
+    /// `JAVA-93`: changes when the issue moves, so it is shown, not keyed on.
+    pub key: Cow<'a, str>,
+    /// `fields.updated`, as Jira wrote it: the version.
+    pub updated: Cow<'a, str>,
+    /// The summary.
+    pub summary: Cow<'a, str>,
+    /// The priority's name, if the issue has one.
+    pub priority: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -72,10 +73,10 @@ struct Named<'a> {
     name: Cow<'a, str>,
 }
 
-impl Issue {
-    /// Reads one issue of a page; an issue without a readable `fields.updated` fails alone.
-    pub fn of_text(body: &Body, span: Range<usize>, text: &str) -> Result<Self, ItemError> {
-        let raw: RawIssue<'_> = serde_json::from_str(text).map_err(ItemError::new)?;
+impl<'a> Issue<'a> {
+    /// Reads one issue; one without a readable `fields.updated` fails alone.
+    pub fn of_text(text: &'a str) -> Result<Self, ItemError> {
+        let raw: RawIssue<'a> = serde_json::from_str(text).map_err(ItemError::new)?;
         let updated = raw.fields.updated.ok_or_else(|| {
             ItemError::new("the issue has no fields.updated (keep `updated` in `fields`)")
         })?;
@@ -86,44 +87,12 @@ impl Issue {
             return Err(ItemError::new("the issue has an empty id"));
         }
         Ok(Self {
-            body: Arc::clone(body),
-            span,
-            id: raw.id.into_owned(),
-            key: raw.key.into_owned(),
-            updated: updated.into_owned(),
-            summary: raw.fields.summary.map(Cow::into_owned).unwrap_or_default(),
-            priority: raw.fields.priority.map(|p| p.name.into_owned()),
+            id: raw.id,
+            key: raw.key,
+            updated,
+            summary: raw.fields.summary.unwrap_or_default(),
+            priority: raw.fields.priority.map(|p| p.name),
         })
-    }
-
-    /// Id (stable when the issue moves project) and version (`fields.updated`).
-    pub fn key(&self) -> ItemKey<'_> {
-        ItemKey::of(&self.id, &self.updated)
-    }
-
-    /// `JAVA-93`: changes when the issue moves, so it is shown, not keyed on.
-    pub fn issue_key(&self) -> &str {
-        &self.key
-    }
-
-    /// The summary.
-    pub fn summary(&self) -> &str {
-        &self.summary
-    }
-
-    /// `fields.updated`, as Jira wrote it.
-    pub fn updated(&self) -> &str {
-        &self.updated
-    }
-
-    /// The priority's name, if the issue has one.
-    pub fn priority(&self) -> Option<&str> {
-        self.priority.as_deref()
-    }
-
-    /// The issue as received: a slice of the page body.
-    pub fn raw(&self) -> &str {
-        connector_core::source::records::text_of(&self.body, self.span.clone())
     }
 }
 
@@ -134,7 +103,7 @@ pub fn read(
     search: &Search,
     jql: String,
     anchor: Option<connector_core::source::Anchor>,
-) -> Result<Read<'static, Issue>, String> {
+) -> Result<Read<'static, Record>, String> {
     let root = base.as_str().trim_end_matches('/');
     let fields = search.fields.join(",");
     let limit = search.max_results.to_string();
@@ -190,7 +159,13 @@ pub fn read(
         // Ascending: a stopped read goes on from its watermark, saved with each page.
         // Cloud marks its last page (`/isLast`); Data Center ends at its total.
         ..Read::new(request, |body, span, text| {
-            Issue::of_text(body, span, text).map(Kept::Item)
+            let issue = Issue::of_text(text)?;
+            Ok(Kept::Item(Record::new(
+                body,
+                span,
+                &issue.id,
+                issue.updated.into_owned(),
+            )))
         })
     })
 }

@@ -14,10 +14,8 @@ use connector_core::http::{HttpClient, Request};
 use connector_core::pipeline::Pages;
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use connector_core::source::{self, Kept, Paging, Read, Revalidate};
-use connector_core::{Cursor, ItemError};
+use connector_core::{Cursor, ItemError, Record};
 use url::Url;
-
-use crate::schema::Alert;
 
 /// Guard against a server that keeps handing out `next` links.
 const MAX_PAGES: u64 = 50;
@@ -44,7 +42,7 @@ pub struct Query {
 
 /// Reads the query page by page. A snapshot's first page is conditional; validators are
 /// kept only for one complete page.
-pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> Pages<'a, Alert> {
+pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> Pages<'a, Record> {
     let mut first = query.first.clone();
     let watermark = cursor.watermark.as_deref().and_then(parse_millis);
     let start = read_from(watermark, LOOKBACK_MS, None)
@@ -65,8 +63,8 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
         watermark: query.history.then(|| "/properties/sent".into()),
         resume: query.history.then_some(RESUME_FOR),
         ..Read::new(Request::get(first), move |body, span, text| {
-            let alert = Alert::of_text(body, span, text).map_err(ItemError::new)?;
-            Ok(if actual_only && !alert.is_actual() {
+            let (alert, actual) = crate::schema::alert(body, span, text).map_err(ItemError::new)?;
+            Ok(if actual_only && !actual {
                 Kept::Dropped("nonActualDropped")
             } else {
                 Kept::Item(alert)

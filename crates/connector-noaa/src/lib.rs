@@ -8,14 +8,13 @@ use connector_core::config::fields::{self, comma_list};
 use connector_core::http::{DEFAULT_USER_AGENT, HttpClient};
 use connector_core::pipeline::{CreateError, Pages, StreamSpec};
 use connector_core::{
-    ConnectorConfig, Cursor, Factories, ItemError, ItemKey, ItemSignal, Provider,
+    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::client::Query;
-use crate::schema::{Alert, alert_signal};
 
 /// State, territory and marine area codes `/alerts/active?area=` accepts.
 pub const AREA_CODES: [&str; 75] = [
@@ -242,7 +241,6 @@ pub struct NoaaProvider {
 impl Provider for NoaaProvider {
     const TYPE: &'static str = "NOAA_WEATHER";
     type Config = NoaaConfig;
-    type Item = Alert;
 
     fn check(config: &NoaaConfig) -> Vec<FieldError> {
         config.problems()
@@ -284,20 +282,16 @@ impl Provider for NoaaProvider {
         &self.streams
     }
 
-    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Alert> {
+    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
         client::pages(&self.http, &self.query, cursor)
     }
 
-    fn key<'a>(&self, item: &'a Alert) -> ItemKey<'a> {
-        item.key()
-    }
-
-    fn signal<'a>(
+    fn describe<'a>(
         &'a self,
         _stream: &StreamSpec,
-        item: &'a Alert,
-    ) -> Result<ItemSignal<'a>, ItemError> {
-        alert_signal(item)
+        alert: &'a Record,
+    ) -> Result<Description<'a>, ItemError> {
+        schema::describe(alert)
             .map_err(|e| ItemError::new(format!("the alert's feature no longer parses: {e}")))
     }
 

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use connector_core::Severity;
-use connector_noaa::schema::{Alert, alert_signal, alerts_of, severity};
+use connector_core::{Record, Severity};
+use connector_noaa::schema::{alerts_of, describe, details, is_actual, parse, severity};
 
 const SEVERE: &str = include_str!("fixtures/alerts-active-severe-trimmed.json");
 const MD: &str = include_str!("fixtures/alerts-active-area-MD.json");
 
-fn alerts(body: &str) -> Vec<Alert> {
+fn alerts(body: &str) -> Vec<Record> {
     alerts_of(&Arc::new(body.as_bytes().to_vec()))
         .expect("fixture parses")
         .into_iter()
@@ -24,7 +24,7 @@ fn recorded_alerts_parse_with_stable_versions() {
     assert_eq!(a.len(), 3);
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.version(), y.version());
-        assert!(x.is_actual());
+        assert!(is_actual(x));
     }
     assert_ne!(a[0].version(), a[1].version());
 }
@@ -32,7 +32,7 @@ fn recorded_alerts_parse_with_stable_versions() {
 #[test]
 fn the_signal_follows_the_contract() {
     let a = &alerts(SEVERE)[0];
-    let s = alert_signal(a).expect("signal");
+    let s = describe(a).expect("signal");
     assert_eq!(s.kind, "weather_alert");
     assert_eq!(s.severity, Severity::High);
     assert!(s.title.starts_with("Flood Warning issued September 21"));
@@ -44,8 +44,8 @@ fn the_signal_follows_the_contract() {
         )
     );
     assert_eq!(
-        s.payload.get(),
-        a.feature(),
+        a.payload().expect("payload").get(),
+        a.raw(),
         "payload is the feature as received"
     );
 }
@@ -53,10 +53,10 @@ fn the_signal_follows_the_contract() {
 #[test]
 fn a_missing_headline_falls_back_to_event_and_area() {
     let a = &alerts(MD)[0];
-    let title = a.details().expect("details").title;
+    let title = details(a).expect("details").title;
     assert!(title.starts_with("Test Message"), "no headline: {}", title);
-    assert!(!a.is_actual(), "the KEEPALIVE is a Test message");
-    let s = alert_signal(a).expect("signal");
+    assert!(!is_actual(a), "the KEEPALIVE is a Test message");
+    let s = describe(a).expect("signal");
     assert!(s.title.starts_with("Test Message"), "{}", s.title);
     assert_eq!(s.severity, Severity::Info);
 }
@@ -74,19 +74,19 @@ fn severities_map_onto_the_normalised_scale() {
 #[test]
 fn a_changed_description_changes_the_version_and_geometry_does_not() {
     let base = alerts(SEVERE).remove(0);
-    let mut v: serde_json::Value = serde_json::from_str(base.feature()).expect("json");
+    let mut v: serde_json::Value = serde_json::from_str(base.raw()).expect("json");
     v["geometry"] = serde_json::Value::Null;
-    let same = Alert::parse(&v.to_string()).expect("ok");
+    let same = parse(&v.to_string()).expect("ok");
     assert_eq!(same.version(), base.version());
     v["properties"]["description"] = "updated text".into();
-    let changed = Alert::parse(&v.to_string()).expect("ok");
+    let changed = parse(&v.to_string()).expect("ok");
     assert_ne!(changed.version(), base.version());
 }
 
 #[test]
 fn the_alerts_of_a_page_point_into_its_one_body() {
     let body = Arc::new(SEVERE.as_bytes().to_vec());
-    let alerts: Vec<Alert> = alerts_of(&body)
+    let alerts: Vec<Record> = alerts_of(&body)
         .expect("fixture parses")
         .into_iter()
         .map(|a| a.expect("feature parses"))
@@ -95,10 +95,10 @@ fn the_alerts_of_a_page_point_into_its_one_body() {
     let within = body.as_ptr().addr()..body.as_ptr().addr() + body.len();
     for a in &alerts {
         assert!(
-            within.contains(&a.feature().as_ptr().addr()),
+            within.contains(&a.raw().as_ptr().addr()),
             "the feature is a slice of the body, not a copy"
         );
-        assert!(SEVERE.contains(a.feature()), "the feature as received");
+        assert!(SEVERE.contains(a.raw()), "the feature as received");
         assert!(within.contains(&a.id().as_ptr().addr()), "so is the id");
     }
     assert_eq!(
@@ -113,7 +113,7 @@ fn stray_bytes_fail_only_the_feature_they_are_in() {
     let clean = alerts(SEVERE);
     let mut body = b"{\"note\": \"\xff\xfe\",".to_vec();
     body.extend_from_slice(&SEVERE.as_bytes()[1..]);
-    let read: Vec<Alert> = alerts_of(&Arc::new(body))
+    let read: Vec<Record> = alerts_of(&Arc::new(body))
         .expect("stray bytes in a field not read")
         .into_iter()
         .map(|a| a.expect("alert"))
@@ -121,8 +121,8 @@ fn stray_bytes_fail_only_the_feature_they_are_in() {
     assert_eq!(read.len(), clean.len());
     for (x, y) in read.iter().zip(&clean) {
         assert_eq!(
-            (x.id(), x.version(), x.feature()),
-            (y.id(), y.version(), y.feature())
+            (x.id(), x.version(), x.raw()),
+            (y.id(), y.version(), y.raw())
         );
     }
     let mut body = SEVERE.as_bytes().to_vec();
@@ -144,7 +144,7 @@ fn a_body_that_is_not_a_feature_collection_is_an_error() {
     }
     let odd = r#"{"features": [{"properties": {"id": "a\u0031"}}, 42, [{"id": "b"}]]}"#;
     let read = alerts_of(&Arc::new(odd.as_bytes().to_vec())).expect("a list");
-    assert_eq!(read[0].as_ref().map(Alert::id).ok(), Some("a1"));
+    assert_eq!(read[0].as_ref().map(Record::id).ok(), Some("a1"));
     assert!(read[1].is_err(), "a number is no feature");
     assert!(
         read[2].is_ok(),
@@ -154,13 +154,12 @@ fn a_body_that_is_not_a_feature_collection_is_an_error() {
 
 #[test]
 fn optional_strings_are_borrowed_unescaped_when_needed_and_type_checked_as_before() {
-    let a = Alert::parse(
-        r#"{"properties": {"id": "a\u0031", "headline": "Flood \"Warning\"", "@id": "u"}}"#,
-    )
-    .expect("alert");
+    let a =
+        parse(r#"{"properties": {"id": "a\u0031", "headline": "Flood \"Warning\"", "@id": "u"}}"#)
+            .expect("alert");
     assert_eq!(a.id(), "a1");
-    assert_eq!(a.details().expect("details").title, "Flood \"Warning\"");
-    let e = Alert::parse(r#"{"properties": {"id": "a", "headline": 5}}"#)
+    assert_eq!(details(&a).expect("details").title, "Flood \"Warning\"");
+    let e = parse(r#"{"properties": {"id": "a", "headline": 5}}"#)
         .expect_err("a number is not a headline");
     assert_eq!(
         e.to_string(),

@@ -38,7 +38,7 @@ impl<P: Provider> Poll<'_, P> {
         &mut self,
         stream: &StreamSpec,
         state: &mut ConnectorState,
-        work: &[Work<'_, P::Item>],
+        work: &[Work<'_, Record>],
         mut tail: Tail,
         mut cursor: Option<Cursor>,
     ) -> Result<u64, PollError> {
@@ -156,11 +156,20 @@ impl<P: Provider> Encoder<'_, P> {
         }
     }
 
+    /// What the provider says of a new or changed record, and the record as the payload.
+    fn signal_parts<'r>(
+        &'r self,
+        stream: &StreamSpec,
+        record: &'r Record,
+    ) -> Result<(Description<'r>, &'r RawValue), ItemError> {
+        Ok((self.provider.describe(stream, record)?, record.payload()?))
+    }
+
     /// One chunk's entries and version updates; counts what failed to transform.
     pub(super) fn build_chunk(
         &self,
         stream: &StreamSpec,
-        work: &[Work<'_, P::Item>],
+        work: &[Work<'_, Record>],
         failed: &mut u64,
     ) -> Result<(CommitChunk, u64), PollError> {
         let mut entries = Vec::with_capacity(work.len());
@@ -180,11 +189,11 @@ impl<P: Provider> Encoder<'_, P> {
         };
         for w in work {
             match *w {
-                Work::Item { item, key, change } => match self.provider.signal(stream, item) {
-                    Ok(mut parts) => {
+                Work::Item { item, key, change } => match self.signal_parts(stream, item) {
+                    Ok((mut parts, payload)) => {
                         parts.occurred_at = parts.occurred_at.and_then(crate::signal::rfc3339_time);
                         let env = envelope(&key.id, &key.version, change);
-                        entries.push(StreamEntry::from_signal(&env.signal(&parts))?);
+                        entries.push(StreamEntry::from_signal(&env.signal(&parts, payload))?);
                         delta
                             .upserts
                             .push((key.id.to_string(), key.version.to_string()));
@@ -209,16 +218,15 @@ impl<P: Provider> Encoder<'_, P> {
                     let payload = serde_json::json!({ "externalId": id, "lastVersion": version });
                     let payload = RawValue::from_string(payload.to_string())?;
                     let title = format!("{} {id} is no longer active", stream.kind);
-                    let parts = ItemSignal {
+                    let parts = Description {
                         kind: Cow::Borrowed(&stream.kind),
                         title: Cow::Owned(title),
                         severity: Severity::Info,
                         occurred_at: Some(Cow::Borrowed(&self.observed_at)),
                         url: None,
-                        payload: Cow::Owned(payload),
                     };
                     let env = envelope(id, version, Change::Removed);
-                    entries.push(StreamEntry::from_signal(&env.signal(&parts))?);
+                    entries.push(StreamEntry::from_signal(&env.signal(&parts, &payload))?);
                     delta.removals.push(id.to_owned());
                     removed += 1;
                 }

@@ -61,17 +61,12 @@ async fn explain_stream<P: Provider>(
                 "  304 Not Modified: nothing changed since the last read"
             );
         }
-        Some(Ok(PageEvent::Page(page))) => explain_page(provider, &page, stored, report),
+        Some(Ok(PageEvent::Page(page))) => explain_page(&page, stored, report),
     }
 }
 
 /// The first page: its request, each record, an unreadable watermark, the next request.
-fn explain_page<P: Provider>(
-    provider: &P,
-    page: &Page<P::Item>,
-    stored: Option<&StreamState>,
-    report: &mut Explanation,
-) {
+fn explain_page(page: &Page<Record>, stored: Option<&StreamState>, report: &mut Explanation) {
     let out = &mut report.text;
     if let Some(request) = &page.notes.request {
         let _ = writeln!(out, "  request: {request}");
@@ -90,7 +85,7 @@ fn explain_page<P: Provider>(
             .as_deref()
             .and_then(crate::source::time::parse_millis);
         readable += usize::from(parsed.is_some());
-        let what = record_line(provider, page, note, stored, parsed.is_some(), watermarked);
+        let what = record_line(page, note, stored, parsed.is_some(), watermarked);
         let _ = writeln!(out, "  record {}: {what}", i + 1);
     }
     if let Some(u) = page
@@ -118,9 +113,8 @@ fn explain_page<P: Provider>(
 
 /// What became of one record: its id and version, new, changed or unchanged, or why it
 /// was left out or failed, with its time.
-fn record_line<P: Provider>(
-    provider: &P,
-    page: &Page<P::Item>,
+fn record_line(
+    page: &Page<Record>,
     note: &Note,
     stored: Option<&StreamState>,
     readable: bool,
@@ -137,7 +131,7 @@ fn record_line<P: Provider>(
     match &note.outcome {
         Outcome::Item(k) => match page.items.get(*k) {
             Some(item) => {
-                let key = provider.key(item);
+                let key = item.key();
                 let change = match stored.and_then(|s| s.versions.get(key.id.as_ref())) {
                     None => "new",
                     Some(v) if *v == key.version => "unchanged",

@@ -1,9 +1,9 @@
 //! The poll pipeline every connector runs: for each stream, pages → detect → transform →
 //! commit → record.
 //!
-//! A provider supplies a [`Provider`]: its streams, how to read a stream as a stream of
-//! pages, how to identify and version one item, and what a signal says about it
-//! ([`ItemSignal`]). [`UniversalPollingConnector`] does the rest, the same way for every
+//! A provider supplies a [`Provider`]: its streams, how to read a stream as pages of
+//! [`Record`]s (each with its id and version), and what a signal says about a record
+//! ([`Description`]). [`UniversalPollingConnector`] does the rest, the same way for every
 //! provider:
 //!
 //! 1. **state** is loaded once per lease (this instance is then the only writer) and kept
@@ -53,8 +53,9 @@ use crate::ports::{
     Lease, PollRecord, PollSummary, STATE_FORMAT, StateDelta, StateHeader, StateLayoutError,
     StateLoss,
 };
+pub use crate::record::Record;
 use crate::signal::{
-    Change, Envelope, ItemError, ItemSignal, Severity, StreamEntry, rfc3339_millis,
+    Change, Description, Envelope, ItemError, Severity, StreamEntry, rfc3339_millis,
 };
 
 /// An item's identity for change detection.
@@ -288,9 +289,6 @@ pub trait Provider: Send + Sync + Sized + 'static {
         + Send
         + Sync
         + 'static;
-    /// One raw item as the API returned it.
-    type Item: Send + Sync;
-
     /// Checks beyond types (known codes, URL shapes); paths are relative to
     /// `providerConfig`.
     fn check(config: &Self::Config) -> Vec<FieldError> {
@@ -308,19 +306,18 @@ pub trait Provider: Send + Sync + Sized + 'static {
     /// The streams, read in this order at every poll.
     fn streams(&self) -> &[StreamSpec];
 
-    /// Reads one stream, from its stored cursor, as pages.
-    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Self::Item>;
+    /// Reads one stream, from its stored cursor, as pages of records, each with its id
+    /// and version.
+    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record>;
 
-    /// The item's id and version.
-    fn key<'a>(&self, item: &'a Self::Item) -> ItemKey<'a>;
-
-    /// What the signal for a new or changed item says. An error skips the item for this
-    /// poll (it is counted as failed and seen again next time).
-    fn signal<'a>(
+    /// What the signal for a new or changed record says; the pipeline adds the envelope
+    /// and the record itself as the payload. An error skips the record for this poll (it
+    /// is counted as failed and seen again next time).
+    fn describe<'a>(
         &'a self,
         stream: &StreamSpec,
-        item: &'a Self::Item,
-    ) -> Result<ItemSignal<'a>, ItemError>;
+        record: &'a Record,
+    ) -> Result<Description<'a>, ItemError>;
 
     /// The provider's own name for the per-poll cap, when it has one (NOAA's
     /// `maxAlertsPerPoll`); the universal `maxItemsPerPoll` otherwise.
@@ -332,8 +329,8 @@ pub trait Provider: Send + Sync + Sized + 'static {
     /// (`None` for a new item). One not published still has its version recorded, so it
     /// is not looked at again until it changes (Datadog's monitor `states`: a monitor is
     /// published when it enters, changes within or leaves those states).
-    fn publishes(&self, stream: &StreamSpec, item: &Self::Item, previous: Option<&str>) -> bool {
-        let _ = (stream, item, previous);
+    fn publishes(&self, stream: &StreamSpec, record: &Record, previous: Option<&str>) -> bool {
+        let _ = (stream, record, previous);
         true
     }
 

@@ -261,7 +261,7 @@ impl<'a, P: Provider> Poll<'a, P> {
 
     /// A page's figures into the poll's summary: pages, provider counters, why a read
     /// ended early, unreadable times.
-    fn note_page(&mut self, page: &Page<P::Item>) {
+    fn note_page(&mut self, page: &Page<Record>) {
         self.summary.pages += 1;
         for (k, v) in &page.extras {
             *self.summary.extras.entry(k.clone()).or_insert(0) += v;
@@ -288,7 +288,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         stream: &StreamSpec,
         state: &mut ConnectorState,
         at: &mut Progress,
-        page: &Page<P::Item>,
+        page: &Page<Record>,
     ) -> Result<(), PollError> {
         let limit = self.enc.config.poison_after_polls;
         let counts = state.stream(&stream.name).map(|s| &s.failures);
@@ -336,7 +336,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         &mut self,
         stream: &StreamSpec,
         at: &mut Progress,
-        page: &Page<P::Item>,
+        page: &Page<Record>,
         outcome: PageOutcome,
     ) -> bool {
         at.recorded_seen += outcome.recorded_seen;
@@ -435,11 +435,10 @@ impl<'a, P: Provider> Poll<'a, P> {
     /// holding control characters): each is counted as failed, under an identity of its
     /// own so it is poisoned like a record that does not parse, and the read is partial.
     /// Kept, an empty id would be published, and the real item pruned as vanished.
-    fn drop_bad_ids(&self, stream: &StreamSpec, page: &mut Page<P::Item>) {
-        let provider = self.enc.provider;
+    fn drop_bad_ids(&self, stream: &StreamSpec, page: &mut Page<Record>) {
         let mut bad = Vec::new();
         page.items.retain(|item| {
-            let key = provider.key(item);
+            let key = item.key();
             match id_problem(&key.id) {
                 None => true,
                 Some(why) => {
@@ -468,11 +467,11 @@ impl<'a, P: Provider> Poll<'a, P> {
         stream: &StreamSpec,
         state: &mut ConnectorState,
         seen: &mut HashSet<String>,
-        page: &Page<P::Item>,
+        page: &Page<Record>,
         cursor: Option<Cursor>,
     ) -> Result<PageOutcome, PollError> {
         let provider = self.enc.provider;
-        let keys: Vec<ItemKey<'_>> = page.items.iter().map(|i| provider.key(i)).collect();
+        let keys: Vec<ItemKey<'_>> = page.items.iter().map(|i| i.key()).collect();
         let recorded = state.stream(&stream.name);
         let found = crate::detect::page(
             recorded.map(|r| &r.versions),
@@ -490,7 +489,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             .filter(|_| !capped)
             .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
         let committing = cursor.clone();
-        let items: Vec<Work<'_, P::Item>> = work
+        let items: Vec<Work<'_, Record>> = work
             .iter()
             .map(|&(i, change)| {
                 let previous = recorded
@@ -595,7 +594,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         let cursor = cursor
             .or_else(|| Some(Cursor::default()))
             .filter(|c| Some(c) != recorded.map(|r| &r.cursor));
-        let work: Vec<Work<'_, P::Item>> = if config.emit_removals {
+        let work: Vec<Work<'_, Record>> = if config.emit_removals {
             gone.iter()
                 .map(|(id, v)| Work::Removal { id, version: v })
                 .collect()

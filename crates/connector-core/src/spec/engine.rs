@@ -10,17 +10,17 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::detect::content_version;
 use crate::http::{HeaderName, HeaderValue, HttpClient, Request};
 use crate::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec, now_ms};
+use crate::record::Record;
 use crate::source::paging::{set_pointer, set_query};
 use crate::source::records::{locate, locate_in, scalar};
 use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use crate::source::{self, Body, Kept, Paging, Read, Revalidate, TokenPlace};
-use crate::{ConnectorConfig, Cursor, ItemError, ItemKey, ItemSignal, Severity};
+use crate::{ConnectorConfig, Cursor, Description, ItemError, Severity};
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -28,32 +28,6 @@ use url::Url;
 
 use super::template::{Context, Part, Template};
 use super::{AbsentMeans, Method, Order, ReadSpec, RecordsAs};
-
-/// One record: where it is in the page body, its id and version.
-pub struct Record {
-    body: Body,
-    span: Range<usize>,
-    id: String,
-    version: String,
-}
-
-impl Record {
-    /// Its id and version, for change detection.
-    pub fn key(&self) -> ItemKey<'_> {
-        ItemKey::of(&self.id, &self.version)
-    }
-
-    /// The record as received.
-    pub fn raw(&self) -> &str {
-        crate::source::records::text_of(&self.body, self.span.clone())
-    }
-
-    /// The text of the scalar at `pointer` of the record.
-    pub fn text(&self, pointer: &str) -> Option<Cow<'_, str>> {
-        let at = locate_in(&self.body, self.span.clone(), pointer).ok()??;
-        scalar(&self.body, at)
-    }
-}
 
 /// The span of time one read covers (UNIX milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,12 +300,7 @@ impl SpecReader {
                         content_version(raw)
                     }
                 };
-                Ok(Kept::Item(Record {
-                    body: Arc::clone(body),
-                    span,
-                    id,
-                    version,
-                }))
+                Ok(Kept::Item(Record::new(body, span, &id, version)))
             };
         Read {
             paging,
@@ -583,7 +552,7 @@ impl SpecReader {
     }
 
     /// What a record's signal says, by the spec's `signal`.
-    pub fn signal<'a>(&'a self, item: &'a Record) -> Result<ItemSignal<'a>, ItemError> {
+    pub fn describe<'a>(&'a self, item: &'a Record) -> Result<Description<'a>, ItemError> {
         let s = &self.config.signal;
         let fill = |p: &Part| match p {
             Part::Pointer(ptr) => Some(item.text(ptr).map(Cow::into_owned).unwrap_or_default()),
@@ -607,8 +576,7 @@ impl SpecReader {
                 .as_ref()
                 .and_then(|u| item.text(u).map(Cow::into_owned)),
         };
-        let payload: &RawValue = serde_json::from_str(item.raw()).map_err(ItemError::new)?;
-        Ok(ItemSignal {
+        Ok(Description {
             kind: Cow::Borrowed(&s.kind),
             title: Cow::Owned(title),
             severity,
@@ -618,7 +586,6 @@ impl SpecReader {
                 .and_then(|p| item.text(p))
                 .map(|t| Cow::Owned(t.into_owned())),
             url: url.map(Cow::Owned),
-            payload: Cow::Borrowed(payload),
         })
     }
 }

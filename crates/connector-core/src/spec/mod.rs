@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-pub use engine::{Record, SpecReader};
+pub use engine::SpecReader;
 use template::{Context, Template, is_pointer};
 
 /// `providerConfig` of an `HTTP_JSON` connector.

@@ -7,11 +7,9 @@ use std::borrow::Cow;
 
 use crate::config::Secret;
 use crate::http::{Auth, Conditional, HttpClient};
-use crate::pipeline::{
-    CreateError, FetchError, ItemKey, Page, PageEvent, Pages, StreamSpec, single_page,
-};
-use crate::signal::{ItemError, ItemSignal};
-use crate::{ConnectorConfig, Cursor, Provider, Severity};
+use crate::pipeline::{CreateError, FetchError, Page, PageEvent, Pages, StreamSpec, single_page};
+use crate::signal::{Description, ItemError};
+use crate::{ConnectorConfig, Cursor, Provider, Record, Severity};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -53,18 +51,9 @@ struct Fields {
     title: String,
 }
 
-/// One item, with its raw JSON.
-pub struct Item {
-    raw: Box<RawValue>,
-    id: String,
-    rev: String,
-    title: String,
-}
-
 impl Provider for ItemsProvider {
     const TYPE: &'static str = "TEST_ITEMS";
     type Config = ItemsConfig;
-    type Item = Item;
 
     fn new(config: ItemsConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
         let mut builder = HttpClient::builder(config.base_url).connector_settings(common);
@@ -90,36 +79,29 @@ impl Provider for ItemsProvider {
         &self.streams
     }
 
-    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Item> {
+    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
         single_page(self.fetch(cursor))
     }
 
-    fn key<'a>(&self, item: &'a Item) -> ItemKey<'a> {
-        ItemKey {
-            id: Cow::Borrowed(&item.id),
-            version: Cow::Borrowed(&item.rev),
-        }
-    }
-
-    fn signal<'a>(
+    fn describe<'a>(
         &'a self,
         _stream: &StreamSpec,
-        item: &'a Item,
-    ) -> Result<ItemSignal<'a>, ItemError> {
-        Ok(ItemSignal {
+        record: &'a Record,
+    ) -> Result<Description<'a>, ItemError> {
+        let f: Fields = record.parse()?;
+        Ok(Description {
             kind: Cow::Borrowed("item"),
-            title: Cow::Borrowed(&item.title),
+            title: Cow::Owned(f.title),
             severity: Severity::Info,
             occurred_at: None,
             url: None,
-            payload: Cow::Borrowed(&item.raw),
         })
     }
 }
 
 impl ItemsProvider {
     /// The one page: the whole list, or 304 when the validators still match.
-    async fn fetch(&self, cursor: &Cursor) -> Result<PageEvent<Item>, FetchError> {
+    async fn fetch(&self, cursor: &Cursor) -> Result<PageEvent<Record>, FetchError> {
         let resp = match self.http.get_conditional(&self.url, cursor).await? {
             Conditional::NotModified => return Ok(PageEvent::NotModified),
             Conditional::Modified(r) => r,
@@ -130,12 +112,7 @@ impl ItemsProvider {
         for raw in raws {
             let f: Fields =
                 serde_json::from_str(raw.get()).map_err(|e| FetchError::malformed(&self.url, e))?;
-            items.push(Item {
-                raw,
-                id: f.id,
-                rev: f.rev.to_string(),
-                title: f.title,
-            });
+            items.push(Record::standalone(raw.get(), &f.id, f.rev.to_string()));
         }
         let next = Cursor {
             position: None,

@@ -14,16 +14,15 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use url::Url;
 use wiremock::{Request as MockRequest, Respond, ResponseTemplate};
 
 use crate::http::{HttpClient, Request};
-use crate::pipeline::{CreateError, ItemKey, Pages, StreamSpec};
-use crate::signal::{ItemError, ItemSignal};
+use crate::pipeline::{CreateError, Pages, StreamSpec};
+use crate::signal::{Description, ItemError};
 use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use crate::source::{self, Anchor, Body, Kept, Paging, Read, Revalidate, TokenPlace};
-use crate::{ConnectorConfig, Cursor, Provider, Severity};
+use crate::source::{self, Anchor, Kept, Paging, Read, Revalidate, TokenPlace};
+use crate::{ConnectorConfig, Cursor, Provider, Record, Severity};
 
 /// `providerConfig` of `TEST_PAGED`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -58,15 +57,6 @@ pub struct PagedProvider {
     streams: [StreamSpec; 1],
 }
 
-/// One record: its bytes in the shared page body, and its id and version.
-pub struct Record {
-    body: Body,
-    span: std::ops::Range<usize>,
-    id: String,
-    updated: String,
-    title: String,
-}
-
 #[derive(Deserialize)]
 struct Fields {
     id: String,
@@ -77,7 +67,6 @@ struct Fields {
 impl Provider for PagedProvider {
     const TYPE: &'static str = "TEST_PAGED";
     type Config = PagedConfig;
-    type Item = Record;
 
     fn new(config: PagedConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
         let http = HttpClient::builder(config.base_url.clone())
@@ -150,32 +139,24 @@ impl Provider for PagedProvider {
                         f.updated
                     )));
                 }
-                Ok(Kept::Item(Record {
-                    body: Arc::clone(body),
-                    span,
-                    id: f.id,
-                    updated: f.updated,
-                    title: f.title,
-                }))
+                Ok(Kept::Item(Record::new(body, span, &f.id, f.updated)))
             })
         };
         source::read(&self.http, read, cursor)
     }
 
-    fn key<'a>(&self, item: &'a Record) -> ItemKey<'a> {
-        ItemKey::of(&item.id, &item.updated)
-    }
-
-    fn signal<'a>(&'a self, _: &StreamSpec, item: &'a Record) -> Result<ItemSignal<'a>, ItemError> {
-        let text = std::str::from_utf8(&item.body[item.span.clone()]).map_err(ItemError::new)?;
-        let payload: &RawValue = serde_json::from_str(text).map_err(ItemError::new)?;
-        Ok(ItemSignal {
+    fn describe<'a>(
+        &'a self,
+        _: &StreamSpec,
+        item: &'a Record,
+    ) -> Result<Description<'a>, ItemError> {
+        let f: Fields = item.parse()?;
+        Ok(Description {
             kind: Cow::Borrowed("record"),
-            title: Cow::Borrowed(&item.title),
+            title: Cow::Owned(f.title),
             severity: Severity::Info,
-            occurred_at: Some(Cow::Borrowed(&item.updated)),
+            occurred_at: Some(Cow::Borrowed(item.version())),
             url: None,
-            payload: Cow::Borrowed(payload),
         })
     }
 }
