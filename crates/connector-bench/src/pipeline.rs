@@ -15,7 +15,7 @@
 //! parsing it, detection, transform, encode, fenced commits of prebuilt chunks and the
 //! state load.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -469,7 +469,7 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 /// Times each stage of a first poll of `n` alerts on its own (in the child).
 ///
 /// Every stage calls the product's own code (the HTTP client, the core's record reader
-/// and NOAA's parse, `detect::plan`, `describe` + `Envelope`,
+/// and NOAA's parse, `detect::page` (the poll's detection), `describe` + `Envelope`,
 /// `StreamEntry::from_signal`, the backend's fenced commit and state load), so a stage's
 /// time is what that part of a real poll costs, without the rest around it. How the
 /// stages combine in a poll (the next page fetched while a page commits, chunk k+1 built
@@ -513,18 +513,17 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
     ));
     let (took, keys) = best(3, || alerts.iter().map(Record::key).collect::<Vec<_>>());
     stages.push(Stage::new("keys (id, version borrow)", keys.len(), took));
-    let empty = HashMap::new();
-    let (took, plan) = best(3, || {
-        detect::plan(
-            &empty,
+    let (took, found) = best(3, || {
+        detect::page(
+            None,
             keys.iter().map(|k| (k.id.as_ref(), k.version.as_ref())),
-            true,
+            &mut HashSet::new(),
         )
     });
-    if plan.changes.len() != alerts.len() {
+    if found.changes.len() != alerts.len() {
         bail!(
             "detection against empty state found {} of {} new",
-            plan.changes.len(),
+            found.changes.len(),
             alerts.len()
         );
     }
@@ -537,17 +536,17 @@ pub async fn run_breakdown(target: &Target) -> Result<Breakdown> {
         .iter()
         .map(|k| (k.id.to_string(), k.version.to_string()))
         .collect();
-    let (took, plan) = best(5, || {
-        detect::plan(
-            &recorded,
+    let (took, found) = best(5, || {
+        detect::page(
+            Some(&recorded),
             keys.iter().map(|k| (k.id.as_ref(), k.version.as_ref())),
-            true,
+            &mut HashSet::new(),
         )
     });
-    if plan.unchanged != alerts.len() as u64 {
+    if found.unchanged != alerts.len() as u64 {
         bail!(
             "detection against full state found {} unchanged",
-            plan.unchanged
+            found.unchanged
         );
     }
     stages.push(Stage::new(

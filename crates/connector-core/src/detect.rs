@@ -12,64 +12,6 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::signal::Change;
 
-/// What detection decided for one poll.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// Indexes (into the fetched items) of new or changed items, in fetch order.
-    pub changes: Vec<(usize, Change)>,
-    /// Items whose version was already recorded.
-    pub unchanged: u64,
-    /// Items repeated within the poll (overlapping pages); only the first counts.
-    pub duplicates: u64,
-    /// Recorded ids absent from a complete snapshot, with their last version.
-    pub vanished: Vec<(String, String)>,
-}
-
-/// Compares fetched `(id, version)` pairs with the recorded versions.
-///
-/// `complete_snapshot` says the items are the provider's whole current set: only then may
-/// absence mean removal. A partial result (a failed page, a capped poll, an incremental
-/// source) never reports anything as vanished.
-pub fn plan<'a>(
-    recorded: &HashMap<String, String>,
-    items: impl IntoIterator<Item = (&'a str, &'a str)>,
-    complete_snapshot: bool,
-) -> Plan {
-    let items = items.into_iter();
-    let mut out = Plan::default();
-    // Sized up front: rehashing a 100,000-entry set while filling it is most of its cost.
-    let mut seen: HashSet<&str> = HashSet::with_capacity(items.size_hint().0);
-    let mut recorded_seen = 0usize;
-    for (index, (id, version)) in items.enumerate() {
-        if !seen.insert(id) {
-            out.duplicates += 1;
-            continue;
-        }
-        match recorded.get(id) {
-            Some(v) if v == version => {
-                recorded_seen += 1;
-                out.unchanged += 1;
-            }
-            Some(_) => {
-                recorded_seen += 1;
-                out.changes.push((index, Change::Updated));
-            }
-            None => out.changes.push((index, Change::Created)),
-        }
-    }
-    // Counting first keeps the common case (nothing vanished) free of a pass over state.
-    if complete_snapshot && recorded_seen < recorded.len() {
-        let mut vanished: Vec<(String, String)> = recorded
-            .iter()
-            .filter(|(id, _)| !seen.contains(id.as_str()))
-            .map(|(id, v)| (id.clone(), v.clone()))
-            .collect();
-        vanished.sort();
-        out.vanished = vanished;
-    }
-    out
-}
-
 /// What detection found on one page of a read.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PageChanges {
@@ -154,44 +96,6 @@ mod tests {
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect()
-    }
-
-    #[test]
-    fn new_items_are_created_and_known_ones_unchanged() {
-        let state = recorded(&[("a", "1")]);
-        let p = plan(&state, [("a", "1"), ("b", "1")], false);
-        assert_eq!(p.changes, vec![(1, Change::Created)]);
-        assert_eq!(p.unchanged, 1);
-        assert!(p.vanished.is_empty());
-    }
-
-    #[test]
-    fn a_new_version_is_an_update() {
-        let state = recorded(&[("a", "1")]);
-        let p = plan(&state, [("a", "2")], true);
-        assert_eq!(p.changes, vec![(0, Change::Updated)]);
-        assert_eq!(p.unchanged, 0);
-    }
-
-    #[test]
-    fn duplicates_within_a_poll_count_once() {
-        let p = plan(&HashMap::new(), [("a", "1"), ("a", "1"), ("a", "2")], false);
-        assert_eq!(p.changes, vec![(0, Change::Created)]);
-        assert_eq!(p.duplicates, 2);
-    }
-
-    #[test]
-    fn only_a_complete_snapshot_reports_vanished_items() {
-        let state = recorded(&[("a", "1"), ("b", "1"), ("c", "7")]);
-        let partial = plan(&state, [("a", "1")], false);
-        assert!(partial.vanished.is_empty());
-        let full = plan(&state, [("a", "1")], true);
-        assert_eq!(
-            full.vanished,
-            vec![("b".into(), "1".into()), ("c".into(), "7".into())]
-        );
-        let empty = plan(&state, std::iter::empty(), true);
-        assert_eq!(empty.vanished.len(), 3);
     }
 
     /// One page through [`page`], with the ids earlier pages met.
