@@ -49,14 +49,14 @@ pub async fn supervise(children: Vec<ChildSpec>) -> Result<ExitCode> {
         let rx = orders.subscribe();
         tasks.push(tokio::spawn(keep_running(exe.clone(), spec, rx)));
     }
-    let mut signals = crate::Signals::new()?;
+    let mut signals = crate::serve::Signals::new()?;
     loop {
         match signals.next().await {
-            crate::Signal::Reload => {
+            crate::serve::Signal::Reload => {
                 tracing::info!("SIGHUP: forwarding to every child");
                 let _ = orders.send(Order::Reload);
             }
-            crate::Signal::Stop => {
+            crate::serve::Signal::Stop => {
                 tracing::info!("stopping: forwarding SIGTERM to every child");
                 let _ = orders.send(Order::Stop);
                 break;

@@ -1,0 +1,285 @@
+//! The one-shot commands: `validate`, `list`, `poll` (and `--explain`), `state`, `lease`
+//! and `metrics`, each printing what it found and returning the exit code.
+
+use super::*;
+
+pub(super) fn validate(
+    registry: &ConnectorRegistry,
+    factories: &Factories,
+    source: &ConfigSource,
+    redactor: &connector_core::redact::Redactor,
+) -> Result<ExitCode> {
+    // Typed secrets print as ****; a ${VAR} value in a plain field (a URL, a query
+    // parameter) is masked here.
+    let shown = serde_json::to_string_pretty(&registry.redacted())?;
+    println!("{}", redactor.scrub(&shown));
+    let here = registry
+        .all()
+        .iter()
+        .filter(|c| factories.get(&c.connector_type).is_some())
+        .count();
+    eprintln!(
+        "{} is valid: {} connector(s), {} enabled, {here} of a type this binary runs ({})",
+        source.describe(),
+        registry.all().len(),
+        registry.enabled().count(),
+        factories.types().join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn list(registry: &ConnectorRegistry, factories: &Factories) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<24} {:<14} {:<8} {:>12}  RUNS HERE",
+        "NAME", "TYPE", "ENABLED", "INTERVAL_MS"
+    )?;
+    for c in registry.all() {
+        writeln!(
+            out,
+            "{:<24} {:<14} {:<8} {:>12}  {}",
+            c.name,
+            c.connector_type,
+            c.enabled,
+            c.poll_interval_ms,
+            if factories.get(&c.connector_type).is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn explain_poll(
+    registry: &ConnectorRegistry,
+    factories: &Factories,
+    backends: Backends,
+    name: &str,
+    redactor: &connector_core::redact::Redactor,
+) -> Result<ExitCode> {
+    let config = find(registry, name)?.clone();
+    runnable(factories, &config)?;
+    let mut connector = factories.create(config, backends)?;
+    let report = connector.explain().await?;
+    // The requests it shows may carry values from ${VAR}: masked like the logs.
+    std::io::stdout()
+        .lock()
+        .write_all(redactor.scrub(&report.text).as_bytes())?;
+    if report.problems.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &report.problems {
+        eprintln!("{name}: {}", redactor.scrub(problem));
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+pub(super) async fn poll(
+    registry: &ConnectorRegistry,
+    factories: &Factories,
+    backends: Backends,
+    name: &str,
+    dry_run: bool,
+) -> Result<ExitCode> {
+    let config = find(registry, name)?.clone();
+    runnable(factories, &config)?;
+    let mut connector = factories.create(config.clone(), backends.clone())?;
+    if dry_run {
+        let preview = connector.preview().await?;
+        // The lines a run in embedded mode prints, so a filter written on one reads both.
+        let lines = connector_core::embedded::json_lines(&config.output_stream, &preview.entries)?;
+        std::io::stdout().lock().write_all(&lines)?;
+        eprintln!(
+            "dry run, nothing committed: {}",
+            serde_json::to_string(&preview.summary)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let instance = instance_id();
+    let Some(lease) = backends
+        .leases
+        .acquire(name, &instance, config.lease_ttl())
+        .await?
+    else {
+        bail!(
+            "connector \"{name}\" is leased by another instance (see `lease show {name}`); not polling"
+        );
+    };
+    let result = connector.poll(&lease).await;
+    backends.leases.release(&lease).await?;
+    let summary = result?;
+    eprintln!("{}", serde_json::to_string(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn state(
+    registry: &ConnectorRegistry,
+    backends: Backends,
+    action: StateAction,
+) -> Result<ExitCode> {
+    match action {
+        StateAction::Show { name, versions } => {
+            find(registry, &name)?;
+            show_state(&backends, &name, versions).await?;
+        }
+        StateAction::Reset {
+            name,
+            stream,
+            since,
+        } => {
+            find(registry, &name)?;
+            let since = since.as_deref().map(rfc3339).transpose()?;
+            // The lease first: its holder's next commit is then fenced, so a poll in
+            // flight cannot write its in-memory state over the change.
+            backends.leases.force_release(&name).await?;
+            let done = match (stream, since) {
+                (None, None) => {
+                    backends.state.reset(&name).await?;
+                    "its next poll publishes every current item".to_owned()
+                }
+                (stream, since) => {
+                    reset_stream(&backends, &name, stream.unwrap_or_default(), since).await?
+                }
+            };
+            // The holder kept state in memory; with its lease ended it re-acquires and
+            // reads the changed state.
+            eprintln!("state of {name} changed and its lease ended: {done}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--since` as the RFC 3339 time a watermark holds.
+fn rfc3339(t: &str) -> Result<String> {
+    use connector_core::source::time::{TimeFormat, format_millis, parse_millis};
+    let ms = parse_millis(t).with_context(|| {
+        format!("--since {t:?} is not a time; expected RFC 3339 such as 2026-11-01T00:00:00Z")
+    })?;
+    format_millis(ms, &TimeFormat::Rfc3339).map_err(anyhow::Error::msg)
+}
+
+/// Prints each stream's cursor and version count (every version with `versions`).
+async fn show_state(backends: &Backends, name: &str, versions: bool) -> Result<()> {
+    let state = backends.state.load(name).await?;
+    let streams: Vec<serde_json::Value> = state
+        .all_streams()
+        .filter(|(n, s)| n.is_empty() || !s.versions.is_empty() || !s.cursor.is_empty())
+        .map(|(stream, s)| {
+            let mut shown = serde_json::json!({
+                "stream": stream,
+                "watermark": s.cursor.watermark,
+                "resumePoint": s.cursor.resume.is_some(),
+                "etag": s.cursor.etag,
+                "lastModified": s.cursor.last_modified,
+                "versionCount": s.versions.len(),
+            });
+            if versions {
+                let mut list: Vec<_> = s.versions.iter().collect();
+                list.sort();
+                shown["versions"] = serde_json::json!(list);
+            }
+            shown
+        })
+        .collect();
+    let shown = serde_json::json!({ "connector": name, "streams": streams });
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    Ok(())
+}
+
+/// Reads one stream again: from `since` keeping its versions (only what changed is
+/// published), or from scratch without them. Says what will happen.
+async fn reset_stream(
+    backends: &Backends,
+    name: &str,
+    stream: String,
+    since: Option<String>,
+) -> Result<String> {
+    let state = backends.state.load(name).await?;
+    let Some(current) = state.stream(&stream) else {
+        let known: Vec<&str> = state.all_streams().map(|(n, _)| n).collect();
+        bail!("connector \"{name}\" has no stream \"{stream}\"; its streams: {known:?}");
+    };
+    let delta = connector_core::ports::StateDelta {
+        stream: stream.clone(),
+        // A re-sync keeps the versions: only what changed is published.
+        removals: if since.is_some() {
+            Vec::new()
+        } else {
+            current.versions.keys().cloned().collect()
+        },
+        upserts: Vec::new(),
+        failures: Vec::new(),
+        absences: Vec::new(),
+        cursor: Some(connector_core::Cursor {
+            watermark: since.clone(),
+            ..connector_core::Cursor::default()
+        }),
+    };
+    backends.state.apply(name, &delta).await?;
+    Ok(match since {
+        Some(t) => format!("stream \"{stream}\" is read again from {t}"),
+        None => format!("stream \"{stream}\" publishes every current item again"),
+    })
+}
+
+pub(super) async fn lease(
+    registry: &ConnectorRegistry,
+    backends: Backends,
+    action: LeaseAction,
+) -> Result<ExitCode> {
+    match action {
+        LeaseAction::Show { name } => {
+            find(registry, &name)?;
+            let holder = backends.leases.holder(&name).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "connector": name, "holder": holder })
+                )?
+            );
+        }
+        LeaseAction::Release { name } => {
+            find(registry, &name)?;
+            let removed = backends.leases.force_release(&name).await?;
+            eprintln!(
+                "{}",
+                if removed {
+                    format!(
+                        "lease of {name} released; its former holder's next commit will be fenced"
+                    )
+                } else {
+                    format!("{name} had no lease")
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn metrics(
+    registry: &ConnectorRegistry,
+    backends: Backends,
+    name: Option<String>,
+) -> Result<ExitCode> {
+    let names: Vec<String> = match name {
+        Some(n) => {
+            find(registry, &n)?;
+            vec![n]
+        }
+        None => registry.all().iter().map(|c| c.name.clone()).collect(),
+    };
+    let mut all = serde_json::Map::new();
+    for n in names {
+        let m = backends.metrics.get(&n).await?;
+        all.insert(
+            n,
+            m.as_ref()
+                .map_or(serde_json::Value::Null, crate::metrics_json),
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&all)?);
+    Ok(ExitCode::SUCCESS)
+}
