@@ -9,7 +9,7 @@ use connector_core::pipeline::{CreateError, Pages, StreamSpec};
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use connector_core::source::{self, Kept, Paging, Read, TokenPlace};
 use connector_core::{
-    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
+    ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -57,7 +57,7 @@ impl Provider for MyProvider {
     const TYPE: &'static str = "MY_API";
     type Config = MyConfig;
 
-    fn new(config: MyConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    fn new(config: MyConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         let http = HttpClient::builder(config.base_url)
             .connector_settings(common) // timeouts, retries, masking of secrets
             .auth(Auth::bearer(&config.token)) // sent only to this origin

@@ -18,7 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{ConnectorConfig, Secret};
+use crate::config::Secret;
+use crate::context::ConnectorContext;
 use crate::http::{HeaderName, HeaderValue, HttpClient, HttpError};
 use crate::redact::Redactor;
 
@@ -286,7 +287,7 @@ impl AuthSpec {
     /// shares `redactor`, so a token it fetches is masked in the API client's errors too.
     pub fn auth(
         &self,
-        common: &ConnectorConfig,
+        common: &ConnectorContext,
         redactor: &Redactor,
     ) -> Result<Option<Auth>, HttpError> {
         Ok(Some(match self {

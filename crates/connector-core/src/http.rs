@@ -13,8 +13,8 @@
 //! Error messages name the URL without its query string, which is where an API key would
 //! be if an API insisted on one.
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap};
 pub use reqwest::header::{HeaderName, HeaderValue};
@@ -23,7 +23,7 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 pub use crate::auth::Auth;
-use crate::config::ConnectorConfig;
+use crate::context::{ConnectorContext, Context};
 use crate::ports::Cursor;
 use crate::retry::{RetryPolicy, Retryable};
 
@@ -40,24 +40,6 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 /// Default cap on one response body: large enough for a nationwide NOAA snapshot many times
 /// over, small enough that a misbehaving server cannot exhaust memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-/// A process-wide hook told of every HTTP attempt: the connector's name and the status
-/// (`None` for a timeout or connection error). One hook for the process rather than a
-/// handle threaded through every provider: the runtime counts requests by status with it.
-pub type ResponseObserver = dyn Fn(&str, Option<u16>) + Send + Sync;
-
-static OBSERVER: OnceLock<Box<ResponseObserver>> = OnceLock::new();
-
-/// Installs the response hook; only the first call takes effect (returns whether it did).
-pub fn observe_responses(hook: impl Fn(&str, Option<u16>) + Send + Sync + 'static) -> bool {
-    OBSERVER.set(Box::new(hook)).is_ok()
-}
-
-fn observe(connector: &str, status: Option<u16>) {
-    if let Some(hook) = OBSERVER.get() {
-        hook(connector, status);
-    }
-}
 
 /// Why a request failed, classified for the retry policy.
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +261,8 @@ pub struct HttpClient {
     remaining: Arc<std::sync::atomic::AtomicU64>,
     /// Every credential this client sends, to mask wherever a server echoes one.
     redactor: crate::redact::Redactor,
+    /// The pool, holds, stop signal and clock it shares with the process's connectors.
+    context: Context,
 }
 
 /// How the process reaches providers: proxies and extra CA certificates, read once from the
@@ -465,27 +449,6 @@ impl ClientSettings {
     }
 }
 
-static SHARED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-
-/// Sets the process's client settings; call once at start-up, before the first
-/// [`HttpClient`] is built. `Ok(false)` when a client existed already (a second call in
-/// one process), `Err` when the settings do not make a client.
-pub fn use_client_settings(settings: &ClientSettings) -> Result<bool, String> {
-    let built = settings.build_client()?;
-    Ok(SHARED.set(Ok(built)).is_ok())
-}
-
-/// One reqwest client (one connection pool, one TLS configuration with its root
-/// certificates) for the whole process: a worker with 1,000 connectors otherwise loads the
-/// roots 1,000 times (about 100 KB each). Everything that differs per connector (User-Agent,
-/// Accept, credentials, timeout) is set per request. Without [`use_client_settings`] (tests,
-/// library use) it has no proxy and the system's roots.
-fn shared_client() -> Result<reqwest::Client, String> {
-    SHARED
-        .get_or_init(|| ClientSettings::default().build_client())
-        .clone()
-}
-
 /// One request of a provider: GET, or POST with a JSON body (Jira's long JQL, Datadog's
 /// search endpoints), with headers of its own. The query is part of the URL.
 #[derive(Debug, Clone, PartialEq)]
@@ -541,6 +504,7 @@ pub struct HttpClientBuilder {
     limit_key: Option<String>,
     limit_phrases: Vec<String>,
     redactor: crate::redact::Redactor,
+    context: Option<Context>,
 }
 
 impl HttpClientBuilder {
@@ -595,13 +559,22 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Timeout and retries as the connector's config says; requests are counted under
-    /// the connector's name.
-    pub fn connector_settings(mut self, config: &ConnectorConfig) -> Self {
+    /// Timeout and retries as the connector's config says, in the process's context (its
+    /// connection pool, rate-limit holds, stop signal and clock); requests are counted
+    /// under the connector's name.
+    pub fn connector_settings(mut self, connector: &ConnectorContext) -> Self {
+        let config = connector.config();
         self.connector = config.name.as_str().into();
         self.redactor.add_all(config.secret_values());
+        self.context = Some(connector.context().clone());
         self.timeout(config.request_timeout())
             .retry(RetryPolicy::from_config(config))
+    }
+
+    /// The process's context (without a connector's settings: a tool's client).
+    pub fn context(mut self, context: &Context) -> Self {
+        self.context = Some(context.clone());
+        self
     }
 
     /// What a rate-limit wait is kept under (default: the connector and the API's
@@ -640,10 +613,9 @@ impl HttpClientBuilder {
                 self.base.origin().ascii_serialization()
             )
         });
-        let client = shared_client().map_err(|message| HttpError::Transport {
-            url: display_url(&self.base),
-            message,
-        })?;
+        // A client built outside a process's context (tests, tools) gets one of its own.
+        let context = self.context.unwrap_or_default();
+        let client = context.client().clone();
         if let Some(auth) = &self.auth {
             auth.register(&self.redactor);
         }
@@ -661,6 +633,7 @@ impl HttpClientBuilder {
             remaining: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             connector: self.connector,
             redactor: self.redactor,
+            context,
         })
     }
 }
@@ -686,6 +659,7 @@ impl HttpClient {
             limit_key: None,
             limit_phrases: Vec::new(),
             redactor: crate::redact::Redactor::new(),
+            context: None,
         }
     }
 
@@ -804,7 +778,11 @@ impl HttpClient {
                 allowed: self.base.origin().ascii_serialization(),
             });
         }
-        if let Some(until) = crate::ratelimit::held(&self.limit_key, SystemTime::now()) {
+        if let Some(until) = self
+            .context
+            .holds()
+            .held(&self.limit_key, self.context.clock().now())
+        {
             return Err(HttpError::Held {
                 url: display_url(url),
                 until: httpdate::fmt_http_date(until),
@@ -816,7 +794,7 @@ impl HttpClient {
         };
         let sent = self
             .retry
-            .run(url.path(), || {
+            .run(&self.context, url.path(), || {
                 self.attempt(request, validators, token.as_deref())
             })
             .await;
@@ -840,12 +818,12 @@ impl HttpClient {
         let mut resp = match self.build(request, validators, token).send().await {
             Ok(r) => r,
             Err(e) => {
-                observe(&self.connector, None);
+                self.context.observe(&self.connector, None);
                 return Err(self.failed(url, e));
             }
         };
         let status = resp.status();
-        observe(&self.connector, Some(status.as_u16()));
+        self.context.observe(&self.connector, Some(status.as_u16()));
         tracing::debug!(url = %shown(), status = status.as_u16(), "http response");
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Conditional::NotModified);
@@ -981,7 +959,7 @@ impl HttpClient {
         headers: &HeaderMap,
         body: &[u8],
     ) -> crate::ratelimit::Limit {
-        let now = SystemTime::now();
+        let now = self.context.clock().now();
         let mut limit = crate::ratelimit::parse(headers, now);
         if let Some(left) = limit.remaining {
             self.remaining
@@ -996,7 +974,9 @@ impl HttpClient {
             }
         }
         if let Some(wait) = limit.wait.filter(|_| limit.limited) {
-            crate::ratelimit::hold(&self.limit_key, &self.connector, now, wait);
+            self.context
+                .holds()
+                .hold(&self.limit_key, &self.connector, now, wait);
         }
         limit
     }

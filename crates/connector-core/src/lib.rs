@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod context;
 pub mod detect;
 pub mod embedded;
 pub mod http;
@@ -20,6 +21,7 @@ pub mod spec;
 pub mod testing;
 
 pub use config::{ConfigErrors, ConfigSource, ConnectorConfig, Environment};
+pub use context::ConnectorContext;
 pub use pipeline::{
     FetchError, ItemKey, Page, PageEvent, Pages, PollError, PollingConnector, Provider, StreamSpec,
     UniversalPollingConnector,

@@ -630,6 +630,9 @@ pub struct Backends {
     pub metrics: Arc<dyn MetricsStore>,
     /// Live workers.
     pub membership: Arc<dyn Membership>,
+    /// What the process's connectors share (connection pool, rate-limit holds, response
+    /// hook, stop signal, clock).
+    pub context: crate::context::Context,
 }
 
 impl Backends {
@@ -644,6 +647,7 @@ impl Backends {
             publisher: backend.clone(),
             metrics: backend.clone(),
             membership: backend,
+            context: crate::context::Context::isolated(),
         }
     }
 }

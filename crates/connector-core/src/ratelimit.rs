@@ -9,7 +9,7 @@
 //! connector for a day), logged once when set, and shown in `/health/connectors`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
@@ -90,46 +90,50 @@ struct Hold {
     connector: String,
 }
 
-fn holds() -> &'static Mutex<HashMap<String, Hold>> {
-    static HOLDS: OnceLock<Mutex<HashMap<String, Hold>>> = OnceLock::new();
-    HOLDS.get_or_init(Mutex::default)
+/// The holds of one process's connectors (its [`crate::context::Context`]): after a
+/// server said "wait until", nothing is sent under the same key before then.
+#[derive(Default)]
+pub struct Holds {
+    all: Mutex<HashMap<String, Hold>>,
 }
 
-/// Holds `key` until `now + wait` (at most [`MAX_HOLD`]); a later end replaces an earlier
-/// one.
-pub fn hold(key: &str, connector: &str, now: SystemTime, wait: Duration) {
-    let until = now + wait.min(MAX_HOLD);
-    let Ok(mut all) = holds().lock() else { return };
-    let longer = all.get(key).is_none_or(|h| h.until < until);
-    if longer {
-        tracing::warn!(
-            connector,
-            wait_s = wait.min(MAX_HOLD).as_secs(),
-            "rate limited: no request is sent before the server's reset"
-        );
-        all.insert(
-            key.to_owned(),
-            Hold {
-                until,
-                connector: connector.to_owned(),
-            },
-        );
+impl Holds {
+    /// Holds `key` until `now + wait` (at most [`MAX_HOLD`]); a later end replaces an
+    /// earlier one.
+    pub fn hold(&self, key: &str, connector: &str, now: SystemTime, wait: Duration) {
+        let until = now + wait.min(MAX_HOLD);
+        let Ok(mut all) = self.all.lock() else { return };
+        let longer = all.get(key).is_none_or(|h| h.until < until);
+        if longer {
+            tracing::warn!(
+                connector,
+                wait_s = wait.min(MAX_HOLD).as_secs(),
+                "rate limited: no request is sent before the server's reset"
+            );
+            all.insert(
+                key.to_owned(),
+                Hold {
+                    until,
+                    connector: connector.to_owned(),
+                },
+            );
+        }
     }
-}
 
-/// The end of the hold on `key`, if one is still running at `now`.
-pub fn held(key: &str, now: SystemTime) -> Option<SystemTime> {
-    let all = holds().lock().ok()?;
-    all.get(key).map(|h| h.until).filter(|u| *u > now)
-}
+    /// The end of the hold on `key`, if one is still running at `now`.
+    pub fn held(&self, key: &str, now: SystemTime) -> Option<SystemTime> {
+        let all = self.all.lock().ok()?;
+        all.get(key).map(|h| h.until).filter(|u| *u > now)
+    }
 
-/// The latest running hold of `connector`'s requests, for `/health/connectors`.
-pub fn held_for(connector: &str, now: SystemTime) -> Option<SystemTime> {
-    let all = holds().lock().ok()?;
-    all.values()
-        .filter(|h| h.connector == connector && h.until > now)
-        .map(|h| h.until)
-        .max()
+    /// The latest running hold of `connector`'s requests, for `/health/connectors`.
+    pub fn held_for(&self, connector: &str, now: SystemTime) -> Option<SystemTime> {
+        let all = self.all.lock().ok()?;
+        all.values()
+            .filter(|h| h.connector == connector && h.until > now)
+            .map(|h| h.until)
+            .max()
+    }
 }
 
 #[cfg(test)]
@@ -195,16 +199,20 @@ mod tests {
     #[test]
     fn a_hold_lasts_until_its_end_capped_and_is_kept_per_key() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
-        hold("test-key-a", "c1", now, Duration::from_secs(30));
-        hold("test-key-a", "c1", now, Duration::from_secs(10));
+        let holds = Holds::default();
+        holds.hold("test-key-a", "c1", now, Duration::from_secs(30));
+        holds.hold("test-key-a", "c1", now, Duration::from_secs(10));
         assert_eq!(
-            held("test-key-a", now),
+            holds.held("test-key-a", now),
             Some(now + Duration::from_secs(30)),
             "the longer stays"
         );
-        assert_eq!(held("test-key-a", now + Duration::from_secs(31)), None);
-        assert_eq!(held("test-key-b", now), None);
-        hold("test-key-c", "c2", now, Duration::from_secs(86_400));
-        assert_eq!(held_for("c2", now), Some(now + MAX_HOLD));
+        assert_eq!(
+            holds.held("test-key-a", now + Duration::from_secs(31)),
+            None
+        );
+        assert_eq!(holds.held("test-key-b", now), None);
+        holds.hold("test-key-c", "c2", now, Duration::from_secs(86_400));
+        assert_eq!(holds.held_for("c2", now), Some(now + MAX_HOLD));
     }
 }

@@ -5,6 +5,7 @@
 //! `factories.register::<NoaaProvider>()`. No linker tricks: what a binary can run is
 //! what its `main` lists.
 
+use crate::context::ConnectorContext;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -86,7 +87,8 @@ impl<P: Provider> ConnectorFactory for ProviderFactory<P> {
         backends: Backends,
     ) -> Result<Box<dyn PollingConnector>, CreateError> {
         let typed = typed_config::<P>(&config)?;
-        let provider = P::new(typed, &config)?;
+        let connector = ConnectorContext::new(config.clone(), backends.context.clone());
+        let provider = P::new(typed, &connector)?;
         Ok(Box::new(UniversalPollingConnector::new(
             provider, config, backends,
         )))

@@ -6,41 +6,32 @@
 //! asking for longer than that fails the request, and the poll is tried again at the next
 //! tick instead of holding a worker for minutes.
 //!
-//! Once the process is stopping ([`stop_retrying`]), a failed request is not retried and
-//! a backoff wait ends at once: a poll in flight then ends within one request timeout, well
-//! inside the shutdown grace period, instead of running through its whole retry schedule.
+//! Once the process is stopping (its context's [`Stop`]), a failed request is not retried
+//! and a backoff wait ends at once: a poll in flight then ends within one request timeout,
+//! well inside the shutdown grace period, instead of running through its whole retry
+//! schedule. Waits go through the context's [`crate::context::Clock`], so a test on a
+//! manual clock checks a schedule without waiting for it.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable as _};
 
 use crate::config::ConnectorConfig;
+use crate::context::Context;
 
-static STOPPING: AtomicBool = AtomicBool::new(false);
-static STOPPED: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-/// The process is shutting down: from now on no request is retried, and backoff waits
-/// in progress end (the attempt after a cut wait is the last).
-pub fn stop_retrying() {
-    STOPPING.store(true, Ordering::SeqCst);
-    STOPPED.notify_waiters();
+/// The waits between attempts: on the context's clock, cut short by its stop signal.
+struct Waits {
+    stop: std::sync::Arc<crate::context::Stop>,
+    clock: std::sync::Arc<dyn crate::context::Clock>,
 }
 
-fn stopping() -> bool {
-    STOPPING.load(Ordering::SeqCst)
-}
+impl backon::Sleeper for Waits {
+    type Sleep = crate::ports::BoxFuture<'static, ()>;
 
-/// A backoff wait that [`stop_retrying`] cuts short.
-async fn wait(delay: Duration) {
-    let stopped = STOPPED.notified();
-    if stopping() {
-        return;
-    }
-    tokio::select! {
-        () = tokio::time::sleep(delay) => {}
-        () = stopped => {}
+    fn sleep(&self, delay: Duration) -> Self::Sleep {
+        let (stop, sleep) = (self.stop.clone(), self.clock.sleep(delay));
+        Box::pin(async move { stop.wait(sleep).await })
     }
 }
 
@@ -93,16 +84,18 @@ impl RetryPolicy {
     }
 
     /// Runs `op` until it succeeds, fails with a non-retryable error, or retries run out.
-    pub async fn run<T, E, F, Fut>(&self, what: &str, op: F) -> Result<T, E>
+    pub async fn run<T, E, F, Fut>(&self, context: &Context, what: &str, op: F) -> Result<T, E>
     where
         E: Retryable + std::fmt::Display,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         let max_retry_after = self.max_retry_after;
+        let (stop, clock) = context.shared_stop_and_clock();
+        let stopping = stop.clone();
         op.retry(*self)
-            .sleep(wait)
-            .when(|e: &E| e.is_retryable() && !stopping())
+            .sleep(Waits { stop, clock })
+            .when(move |e: &E| e.is_retryable() && !stopping.stopping())
             .adjust(move |e: &E, planned: Option<Duration>| {
                 // `planned` is None once retries are used up: stop regardless.
                 let planned = planned?;
@@ -207,28 +200,25 @@ mod tests {
         }
     }
 
-    /// Fails `failures` times with `error`, then succeeds; returns (result, attempts, time).
+    /// Fails `failures` times with `error`, then succeeds, on a manual clock; returns
+    /// (result, attempts, the waits asked for).
     async fn run_failing(
         p: RetryPolicy,
         failures: u32,
         error: fn() -> TestError,
-    ) -> (Result<u32, TestError>, u32, Duration) {
+    ) -> (Result<u32, TestError>, u32, Vec<Duration>) {
+        let clock = std::sync::Arc::new(crate::context::ManualClock::at(
+            std::time::SystemTime::UNIX_EPOCH,
+        ));
+        let context = Context::isolated().with_clock(clock.clone());
         let calls = AtomicU32::new(0);
-        let start = tokio::time::Instant::now();
         let result = p
-            .run("test", || async {
+            .run(&context, "test", || async {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
                 if n < failures { Err(error()) } else { Ok(n) }
             })
             .await;
-        (result, calls.load(Ordering::SeqCst), start.elapsed())
-    }
-
-    fn assert_close(actual: Duration, expected: Duration) {
-        assert!(
-            actual >= expected && actual <= expected + Duration::from_millis(5),
-            "{actual:?} is not {expected:?}"
-        );
+        (result, calls.load(Ordering::SeqCst), clock.slept())
     }
 
     fn transient() -> TestError {
@@ -238,57 +228,77 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn backoff_doubles_up_to_the_ceiling() {
-        let (result, calls, elapsed) = run_failing(policy(3, 0.0), 3, transient).await;
+        let (result, calls, waits) = run_failing(policy(3, 0.0), 3, transient).await;
         assert!(result.is_ok());
         assert_eq!(calls, 4);
-        // 100 + 200 + 300 (capped) ms on the paused clock (the timer wheel rounds each
-        // sleep up to a whole millisecond).
-        assert_close(elapsed, Duration::from_millis(600));
+        // backon computes in floating point: 200.000003 ms is 200 ms.
+        let waits: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(waits, [100, 200, 300], "doubled, then capped");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn retries_stop_after_max_retries() {
         let (result, calls, _) = run_failing(policy(2, 0.0), 10, transient).await;
         assert!(result.is_err());
         assert_eq!(calls, 3, "one attempt plus two retries");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn non_retryable_errors_fail_fast() {
-        let (result, calls, elapsed) = run_failing(policy(5, 0.0), 1, || TestError {
+        let (result, calls, waits) = run_failing(policy(5, 0.0), 1, || TestError {
             retryable: false,
             after: None,
         })
         .await;
         assert!(result.is_err());
         assert_eq!(calls, 1);
-        assert_eq!(elapsed, Duration::ZERO);
+        assert!(waits.is_empty());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn retry_after_overrides_the_backoff() {
-        let (result, calls, elapsed) = run_failing(policy(3, 0.0), 1, || TestError {
+        let (result, calls, waits) = run_failing(policy(3, 0.0), 1, || TestError {
             retryable: true,
             after: Some(Duration::from_secs(7)),
         })
         .await;
         assert!(result.is_ok());
         assert_eq!(calls, 2);
-        assert_close(elapsed, Duration::from_secs(7));
+        assert_eq!(waits, vec![Duration::from_secs(7)]);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn retry_after_beyond_the_cap_gives_up_without_waiting() {
-        let (result, calls, elapsed) = run_failing(policy(3, 0.0), 1, || TestError {
+        let (result, calls, waits) = run_failing(policy(3, 0.0), 1, || TestError {
             retryable: true,
             after: Some(Duration::from_secs(3600)),
         })
         .await;
         assert!(result.is_err());
         assert_eq!(calls, 1);
-        assert_eq!(elapsed, Duration::ZERO);
+        assert!(waits.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_retrying_and_cuts_no_wait_short_twice() {
+        let clock = std::sync::Arc::new(crate::context::ManualClock::at(
+            std::time::SystemTime::UNIX_EPOCH,
+        ));
+        let context = Context::isolated().with_clock(clock.clone());
+        let calls = AtomicU32::new(0);
+        let result: Result<u32, TestError> = policy(5, 0.0)
+            .run(&context, "test", || async {
+                if calls.fetch_add(1, Ordering::SeqCst) == 1 {
+                    context.stop().stop();
+                }
+                Err(transient())
+            })
+            .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "no retry after the stop");
+        assert_eq!(clock.slept(), [Duration::from_millis(100)]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The shared HTTP rules against a real local server.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use connector_core::context::{Context, ManualClock};
 use connector_core::http::{Auth, Conditional, DEFAULT_USER_AGENT, HttpClient, HttpError};
 use connector_core::ports::Cursor;
 use connector_core::retry::RetryPolicy;
@@ -142,14 +143,15 @@ async fn a_429_waits_as_long_as_retry_after_says() {
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
         .mount(&server)
         .await;
-    let start = Instant::now();
-    client(&server).get(&url(&server, "/x")).await.expect("ok");
+    let clock = std::sync::Arc::new(ManualClock::at(std::time::SystemTime::now()));
+    let client = HttpClient::builder(Url::parse(&server.uri()).expect("base"))
+        .retry(quick_retries(3))
+        .context(&Context::isolated().with_clock(clock.clone()))
+        .build()
+        .expect("client");
+    client.get(&url(&server, "/x")).await.expect("ok");
     // The computed backoff would be 5 ms; the server asked for a second.
-    assert!(
-        start.elapsed() >= Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
-    );
+    assert_eq!(clock.slept(), [Duration::from_secs(1)]);
 }
 
 #[tokio::test]
@@ -311,7 +313,12 @@ async fn a_rate_limit_wait_holds_for_the_next_polls_and_is_not_hammered() {
         message.contains("rate limited") && message.contains("nothing is sent before then"),
         "{message}"
     );
-    assert!(connector_core::ratelimit::held_for("held", std::time::SystemTime::now()).is_some());
+    assert!(
+        h.context
+            .holds()
+            .held_for("held", std::time::SystemTime::now())
+            .is_some()
+    );
     // `expect(1)`: the second poll sent nothing.
 }
 
@@ -349,7 +356,10 @@ async fn a_token_from_a_token_endpoint_is_sent_kept_and_renewed_after_a_401() {
         "clientId": "me", "clientSecret": "cs-secret-1"
     }))
     .expect("spec");
-    let common = connector_core::ConnectorConfig::new("tokens", "HTTP_JSON");
+    let common = connector_core::ConnectorContext::isolated(connector_core::ConnectorConfig::new(
+        "tokens",
+        "HTTP_JSON",
+    ));
     let redactor = Redactor::new();
     let auth = spec.auth(&common, &redactor).expect("auth").expect("some");
     assert!(!format!("{auth:?}").contains("cs-secret-1"));

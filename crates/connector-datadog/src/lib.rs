@@ -11,7 +11,7 @@ use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, singl
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use connector_core::source::{self, Kept, Paging, Read, TokenPlace};
 use connector_core::{
-    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record,
+    ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
@@ -397,7 +397,7 @@ impl Provider for DatadogProvider {
         config.problems()
     }
 
-    fn new(config: DatadogConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    fn new(config: DatadogConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         let (api, app) = config
             .urls()
             .ok_or_else(|| CreateError("baseUrl needs appUrl".into()))?;

@@ -12,7 +12,7 @@ use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, singl
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use connector_core::source::{self, Anchor, Kept, Paging, Read, Revalidate};
 use connector_core::{
-    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
+    ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -323,7 +323,7 @@ impl Provider for GithubProvider {
         config.problems()
     }
 
-    fn new(config: GithubConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    fn new(config: GithubConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         // GitHub counts per token: connectors sharing one share its waits. The key holds a
         // hash of the token, never the token.
         let key = format!(

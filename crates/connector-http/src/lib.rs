@@ -4,7 +4,7 @@ use connector_core::config::FieldError;
 use connector_core::pipeline::{CreateError, Pages, StreamSpec};
 use connector_core::spec::{ReadSpec, SpecReader};
 use connector_core::{
-    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record,
+    ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
 
 /// `providerConfig` of an `HTTP_JSON` connector: the core's read description, as is.
@@ -24,7 +24,7 @@ impl Provider for HttpJsonProvider {
         config.problems()
     }
 
-    fn new(config: ReadSpec, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    fn new(config: ReadSpec, common: &ConnectorContext) -> Result<Self, CreateError> {
         let reader = SpecReader::new(config, common)?;
         Ok(Self {
             streams: [reader.stream()],

@@ -13,7 +13,7 @@ use connector_core::http::{Auth, HttpClient, HttpError};
 use connector_core::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec};
 use connector_core::source::{self, time};
 use connector_core::{
-    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
+    ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 use schemars::JsonSchema;
@@ -274,7 +274,7 @@ impl Provider for JiraProvider {
         config.problems()
     }
 
-    fn new(config: JiraConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    fn new(config: JiraConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         let auth = match (
             &config.email,
             &config.api_token,
@@ -292,7 +292,7 @@ impl Provider for JiraProvider {
         let (clause, order) = jql::split_order_by(&config.jql);
         if let Some(order) = order.filter(|o| !jql::is_updated_ascending(o)) {
             tracing::warn!(
-                connector = %common.name,
+                connector = %common.config().name,
                 %order,
                 "the JQL's own order is replaced by ORDER BY updated ASC: the incremental sync saves its position page by page, which needs that order"
             );

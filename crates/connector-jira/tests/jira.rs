@@ -384,14 +384,14 @@ async fn a_429_waits_for_retry_after_and_the_poll_succeeds() {
         .mount(&server)
         .await;
     jira.mount(&server).await;
-    let mut h = Harness::new::<JiraProvider>(config(&server, json!({}))).await;
-    let started = std::time::Instant::now();
+    let clock = std::sync::Arc::new(connector_core::context::ManualClock::at(
+        std::time::SystemTime::now(),
+    ));
+    let context = connector_core::context::Context::isolated().with_clock(clock.clone());
+    let mut h = Harness::in_context::<JiraProvider>(config(&server, json!({})), context).await;
     let s = h.connector.poll(&h.lease).await.expect("after the wait");
     assert_eq!(s.published, 2);
-    assert!(
-        started.elapsed() >= std::time::Duration::from_millis(900),
-        "waited"
-    );
+    assert_eq!(clock.slept(), [std::time::Duration::from_secs(1)], "waited");
 }
 
 #[tokio::test]

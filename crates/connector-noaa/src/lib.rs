@@ -8,7 +8,7 @@ use connector_core::config::fields::{self, comma_list};
 use connector_core::http::{DEFAULT_USER_AGENT, HttpClient};
 use connector_core::pipeline::{CreateError, Pages, StreamSpec};
 use connector_core::{
-    ConnectorConfig, Cursor, Description, Factories, ItemError, Provider, Record,
+    ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -246,7 +246,7 @@ impl Provider for NoaaProvider {
         config.problems()
     }
 
-    fn new(config: NoaaConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    fn new(config: NoaaConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         let mut http = HttpClient::builder(config.base_url.clone())
             .accept("application/geo+json")
             .user_agent(config.user_agent())

@@ -1,6 +1,6 @@
 //! The NOAA connector against a local server replaying recorded api.weather.gov responses.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use connector_core::config::{ConfigSource, Environment};
 use connector_core::http::DEFAULT_USER_AGENT;
@@ -459,10 +459,14 @@ async fn a_429_waits_for_retry_after() {
         .mount(&server)
         .await;
     serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
-    let mut h = Harness::new::<NoaaProvider>(config(&server, serde_json::json!({}))).await;
-    let start = Instant::now();
+    let clock = std::sync::Arc::new(connector_core::context::ManualClock::at(
+        std::time::SystemTime::now(),
+    ));
+    let context = connector_core::context::Context::isolated().with_clock(clock.clone());
+    let mut h =
+        Harness::in_context::<NoaaProvider>(config(&server, serde_json::json!({})), context).await;
     let s = h.connector.poll(&h.lease).await.expect("recovers");
-    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert_eq!(clock.slept(), [Duration::from_secs(1)], "waited as asked");
     assert_eq!(s.published, 3);
 }
 

@@ -131,7 +131,10 @@ async fn connectors_health(State(api): State<Api>) -> Response {
         let max_age = health_max_age(c);
         // A rate-limit wait this process keeps (the server asked; no request goes out
         // before its end).
-        let held = connector_core::ratelimit::held_for(&c.name, std::time::SystemTime::now())
+        let context = &api.backends.context;
+        let held = context
+            .holds()
+            .held_for(&c.name, context.clock().now())
             .map(httpdate::fmt_http_date);
         let mut entry = match api.backends.metrics.get(&c.name).await {
             Ok(m) => {

@@ -120,11 +120,6 @@ async fn execute_with(
     env: Environment,
     settings: Settings,
 ) -> Result<ExitCode> {
-    if !connector_core::http::use_client_settings(&settings.client)
-        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?
-    {
-        tracing::debug!("HTTP client already set up in this process; its settings stay");
-    }
     let source = match &cli.config {
         Some(path) => ConfigSource::File(path.clone()),
         None => ConfigSource::from_env(&env),
@@ -222,6 +217,16 @@ pub(crate) fn learn_secrets(
 /// cannot be reached at start-up is an error (a misconfigured deployment must not quietly
 /// run embedded); later outages are survived.
 async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
+    // One connection pool (proxies, extra CA certificates) for every connector.
+    let context = connector_core::context::Context::new(&settings.client)
+        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
+    let mut backends = open_backends(settings, serving).await?;
+    backends.context = context;
+    Ok(backends)
+}
+
+/// The ports: Redis when `REDIS_URL` is set, else the embedded backend.
+async fn open_backends(settings: &Settings, serving: bool) -> Result<Backends> {
     if let Some(redis) = settings.redis.clone() {
         let settings: RedisSettings = redis;
         let shown = settings.display_url().to_string();

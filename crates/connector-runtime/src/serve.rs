@@ -14,9 +14,11 @@ pub(super) async fn run(
     check_runnable(&registry, &factories, only.as_deref())?;
     let metrics = Metrics::new();
     let observer = metrics.clone();
-    connector_core::http::observe_responses(move |connector, status| {
-        observer.http_response(connector, status);
-    });
+    let mut backends = backends;
+    backends.context = backends
+        .context
+        .clone()
+        .observing(move |connector: &str, status| observer.http_response(connector, status));
     let mut manager = Manager::new(
         factories.clone(),
         backends.clone(),
@@ -71,7 +73,13 @@ pub(super) async fn run(
         tracing::info!("SIGHUP: reloading the configuration");
         manager.reload().await;
     }
-    let code = stop(&mut manager, &mut signals, settings.grace).await;
+    let code = stop(
+        &mut manager,
+        &mut signals,
+        &backends.context,
+        settings.grace,
+    )
+    .await;
     stop_heartbeat.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
     if let Some(api) = api {
@@ -105,8 +113,13 @@ fn check_runnable(
 /// Shutdown: no more retries or backoff waits (a poll in flight ends within one request
 /// timeout), the polls get `grace` to finish, a second signal cancels them; every lease is
 /// released either way. The exit code says which.
-async fn stop(manager: &mut Manager, signals: &mut Signals, grace: Duration) -> ExitCode {
-    connector_core::retry::stop_retrying();
+async fn stop(
+    manager: &mut Manager,
+    signals: &mut Signals,
+    context: &connector_core::context::Context,
+    grace: Duration,
+) -> ExitCode {
+    context.stop().stop();
     tracing::info!(
         grace_s = grace.as_secs(),
         "shutting down: letting polls in flight finish (their failed requests are not retried)"

@@ -47,6 +47,7 @@ mod poll;
 use poll::{Commit, Poll};
 
 use crate::config::{ConnectorConfig, FieldError};
+pub use crate::context::ConnectorContext;
 use crate::http::HttpError;
 use crate::ports::{
     Absence, BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor,
@@ -296,8 +297,9 @@ pub trait Provider: Send + Sync + Sized + 'static {
         Vec::new()
     }
 
-    /// Builds the provider (and its HTTP client) from valid settings.
-    fn new(config: Self::Config, common: &ConnectorConfig) -> Result<Self, CreateError>;
+    /// Builds the provider (and its HTTP client) from valid settings, in the connector's
+    /// context (`HttpClient::builder(..).connector_settings(common)` takes it).
+    fn new(config: Self::Config, common: &ConnectorContext) -> Result<Self, CreateError>;
 
     /// The signal's `source`, e.g. `noaa`: data, so a connector configured by JSON alone
     /// can set it.

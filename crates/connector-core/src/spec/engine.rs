@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::time::Duration;
 
+use crate::context::ConnectorContext;
 use crate::detect::content_version;
 use crate::http::{HeaderName, HeaderValue, HttpClient, Request};
 use crate::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec, now_ms};
@@ -20,7 +21,7 @@ use crate::source::paging::{set_pointer, set_query};
 use crate::source::records::{locate, locate_in, scalar};
 use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use crate::source::{self, Body, Kept, Paging, Read, Revalidate, TokenPlace};
-use crate::{ConnectorConfig, Cursor, Description, ItemError, Severity};
+use crate::{Cursor, Description, ItemError, Severity};
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -460,7 +461,7 @@ fn fill_body(
 impl SpecReader {
     /// The reader of `config` for connector `common`: its client on the request URL's
     /// origin, with the spec's auth and body cap.
-    pub fn new(config: ReadSpec, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    pub fn new(config: ReadSpec, common: &ConnectorContext) -> Result<Self, CreateError> {
         let url = Template::parse(&config.request.url, Context::Request).map_err(CreateError)?;
         let origin_of = |u: &str| {
             Url::parse(&u.replace("{{cursor}}", "x").replace("{{now}}", "x"))

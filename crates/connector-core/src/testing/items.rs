@@ -9,7 +9,7 @@ use crate::config::Secret;
 use crate::http::{Auth, Conditional, HttpClient};
 use crate::pipeline::{CreateError, FetchError, Page, PageEvent, Pages, StreamSpec, single_page};
 use crate::signal::{Description, ItemError};
-use crate::{ConnectorConfig, Cursor, Provider, Record, Severity};
+use crate::{ConnectorConfig, ConnectorContext, Cursor, Provider, Record, Severity};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -55,7 +55,7 @@ impl Provider for ItemsProvider {
     const TYPE: &'static str = "TEST_ITEMS";
     type Config = ItemsConfig;
 
-    fn new(config: ItemsConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    fn new(config: ItemsConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         let mut builder = HttpClient::builder(config.base_url).connector_settings(common);
         if let Some(token) = config.api_token {
             builder = builder.auth(Auth::Bearer(token.expose().into()));

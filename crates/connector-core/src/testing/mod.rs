@@ -56,6 +56,8 @@ pub struct Harness {
     pub connector: Box<dyn PollingConnector>,
     /// The lease it polls under.
     pub lease: Lease,
+    /// The context it runs in (its own: pool, holds, stop signal, clock).
+    pub context: crate::context::Context,
 }
 
 impl Harness {
@@ -63,6 +65,15 @@ impl Harness {
     pub async fn new<P: Provider>(config: ConnectorConfig) -> Self {
         let backend = Arc::new(EmbeddedBackend::in_memory());
         Self::on::<P>(config, backend, None).await
+    }
+
+    /// The same in `context` (a manual clock, a shared pool).
+    pub async fn in_context<P: Provider>(
+        config: ConnectorConfig,
+        context: crate::context::Context,
+    ) -> Self {
+        let backend = Arc::new(EmbeddedBackend::in_memory());
+        Self::build::<P>(config, backend, None, context).await
     }
 
     /// The same on `backend` (to pick up the state an earlier harness left), with a
@@ -73,7 +84,23 @@ impl Harness {
         backend: Arc<EmbeddedBackend>,
         crash_after: Option<usize>,
     ) -> Self {
+        Self::build::<P>(
+            config,
+            backend,
+            crash_after,
+            crate::context::Context::isolated(),
+        )
+        .await
+    }
+
+    async fn build<P: Provider>(
+        config: ConnectorConfig,
+        backend: Arc<EmbeddedBackend>,
+        crash_after: Option<usize>,
+        context: crate::context::Context,
+    ) -> Self {
         let mut backends = Backends::from_one(backend.clone());
+        backends.context = context.clone();
         if let Some(left) = crash_after {
             backends.publisher = Arc::new(Crashing {
                 inner: backend.clone(),
@@ -99,6 +126,7 @@ impl Harness {
             backend,
             connector,
             lease,
+            context,
         }
     }
 
@@ -306,7 +334,7 @@ async fn incremental_broken_record<P: Provider>(
 /// The provider itself, to ask it its streams and source.
 fn provider_under_test<P: Provider>(config: &ConnectorConfig) -> P {
     crate::registry::typed_config::<P>(config)
-        .and_then(|typed| P::new(typed, config))
+        .and_then(|typed| P::new(typed, &crate::ConnectorContext::isolated(config.clone())))
         .unwrap_or_else(|e| panic!("the provider under test could not be built: {e}"))
 }
 

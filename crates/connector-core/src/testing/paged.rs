@@ -22,7 +22,7 @@ use crate::pipeline::{CreateError, Pages, StreamSpec};
 use crate::signal::{Description, ItemError};
 use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use crate::source::{self, Anchor, Kept, Paging, Read, Revalidate, TokenPlace};
-use crate::{ConnectorConfig, Cursor, Provider, Record, Severity};
+use crate::{ConnectorContext, Cursor, Provider, Record, Severity};
 
 /// `providerConfig` of `TEST_PAGED`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -68,7 +68,7 @@ impl Provider for PagedProvider {
     const TYPE: &'static str = "TEST_PAGED";
     type Config = PagedConfig;
 
-    fn new(config: PagedConfig, common: &ConnectorConfig) -> Result<Self, CreateError> {
+    fn new(config: PagedConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         let http = HttpClient::builder(config.base_url.clone())
             .connector_settings(common)
             .build()

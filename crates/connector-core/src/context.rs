@@ -1,0 +1,252 @@
+//! What the connectors of one process share, handed to each explicitly: the HTTP
+//! connection pool, the rate-limit holds, the hook told of every response, the stop
+//! signal and the clock. Nothing of it is a process global, so two tests (or two
+//! embedded uses in one program) share nothing unless they share a [`Context`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::config::ConnectorConfig;
+use crate::http::ClientSettings;
+use crate::ports::BoxFuture;
+use crate::ratelimit::Holds;
+
+/// A hook told of every HTTP attempt: the connector's name and the status (`None` for a
+/// timeout or connection error). The runtime counts requests by status with it. (A trait
+/// rather than `dyn Fn(&str, ..)`: a higher-ranked closure type inside the client would
+/// keep the compiler from proving a request's future `Send`.)
+pub trait ResponseObserver: Send + Sync {
+    /// One attempt of `connector`'s ended with `status`.
+    fn observe(&self, connector: &str, status: Option<u16>);
+}
+
+impl<F: Fn(&str, Option<u16>) + Send + Sync> ResponseObserver for F {
+    fn observe(&self, connector: &str, status: Option<u16>) {
+        self(connector, status);
+    }
+}
+
+/// Time as the connectors see it: the wall clock, or in tests a clock they move.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> SystemTime;
+    /// Waits `delay` (a retry's backoff or a server's `Retry-After`).
+    fn sleep(&self, delay: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The wall clock and tokio's timer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, delay: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(delay))
+    }
+}
+
+/// A clock for tests: it stands still until moved, and a sleep moves it by the delay at
+/// once and is recorded, so a retry schedule or a `Retry-After` is checked without
+/// waiting for it.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<SystemTime>,
+    slept: Mutex<Vec<Duration>>,
+}
+
+impl ManualClock {
+    /// A clock standing at `now`.
+    pub fn at(now: SystemTime) -> Self {
+        Self {
+            now: Mutex::new(now),
+            slept: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Moves the clock on by `by`.
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut now) = self.now.lock() {
+            *now += by;
+        }
+    }
+
+    /// Every sleep asked of it, in order.
+    pub fn slept(&self) -> Vec<Duration> {
+        self.slept.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        self.now.lock().map_or(SystemTime::UNIX_EPOCH, |now| *now)
+    }
+
+    fn sleep(&self, delay: Duration) -> BoxFuture<'static, ()> {
+        if let Ok(mut slept) = self.slept.lock() {
+            slept.push(delay);
+        }
+        self.advance(delay);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// The process is stopping: no request is retried any more, and a backoff wait in
+/// progress ends at once (the attempt after a cut wait is the last).
+#[derive(Debug, Default)]
+pub struct Stop {
+    stopping: AtomicBool,
+    stopped: tokio::sync::Notify,
+}
+
+impl Stop {
+    /// Says stop to every connector of the context.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stopped.notify_waiters();
+    }
+
+    /// Whether stop was said.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Waits for `sleep` unless or until stop is said.
+    pub async fn wait(&self, sleep: BoxFuture<'static, ()>) {
+        let stopped = self.stopped.notified();
+        if self.stopping() {
+            return;
+        }
+        tokio::select! {
+            () = sleep => {}
+            () = stopped => {}
+        }
+    }
+}
+
+/// What the connectors of one process share. Cloning shares it.
+#[derive(Clone)]
+pub struct Context {
+    client: reqwest::Client,
+    holds: Arc<Holds>,
+    observer: Option<Arc<dyn ResponseObserver>>,
+    stop: Arc<Stop>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Context {
+    /// A context whose connections follow `settings` (proxies, extra CA certificates):
+    /// one pool and one TLS configuration for every connector of the process (a worker
+    /// with 1,000 connectors would otherwise load the roots 1,000 times).
+    pub fn new(settings: &ClientSettings) -> Result<Self, String> {
+        Ok(Self {
+            client: settings.build_client()?,
+            holds: Arc::default(),
+            observer: None,
+            stop: Arc::default(),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// A context of its own, without proxies and with the system's roots (tests, library
+    /// use).
+    pub fn isolated() -> Self {
+        Self::new(&ClientSettings::default()).unwrap_or_else(|_| Self {
+            client: reqwest::Client::new(),
+            holds: Arc::default(),
+            observer: None,
+            stop: Arc::default(),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The same, telling `hook` of every response.
+    pub fn observing(mut self, hook: impl Fn(&str, Option<u16>) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(hook));
+        self
+    }
+
+    /// The same, on `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The connection pool.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The rate-limit holds.
+    pub fn holds(&self) -> &Holds {
+        &self.holds
+    }
+
+    /// The stop signal.
+    pub fn stop(&self) -> &Stop {
+        &self.stop
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// The stop signal and the clock, owned (for waits that outlive a borrow).
+    pub(crate) fn shared_stop_and_clock(&self) -> (Arc<Stop>, Arc<dyn Clock>) {
+        (self.stop.clone(), self.clock.clone())
+    }
+
+    /// Tells the observer of one response.
+    pub fn observe(&self, connector: &str, status: Option<u16>) {
+        if let Some(hook) = &self.observer {
+            hook.observe(connector, status);
+        }
+    }
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self::isolated()
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("stopping", &self.stop.stopping())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One connector's config with the process's context: what a provider is built from.
+#[derive(Debug, Clone)]
+pub struct ConnectorContext {
+    config: Arc<ConnectorConfig>,
+    context: Context,
+}
+
+impl ConnectorContext {
+    /// Connector `config` in `context`.
+    pub fn new(config: Arc<ConnectorConfig>, context: Context) -> Self {
+        Self { config, context }
+    }
+
+    /// Connector `config` in a context of its own (tests, tools).
+    pub fn isolated(config: ConnectorConfig) -> Self {
+        Self::new(Arc::new(config), Context::isolated())
+    }
+
+    /// The connector's universal settings.
+    pub fn config(&self) -> &ConnectorConfig {
+        &self.config
+    }
+
+    /// What it shares with the process's other connectors.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+}
