@@ -265,6 +265,27 @@ pub struct HttpClient {
     context: Context,
 }
 
+/// The PEM certificates of the bundle at `path`, or what is wrong with it.
+fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    // A CA bundle is a few hundred KB; the cap keeps a mistake from filling memory.
+    let too_big = std::fs::metadata(path).is_ok_and(|m| !m.is_file() || m.len() > 16 << 20);
+    let pem = if too_big {
+        Err(std::io::Error::other(
+            "not a regular file of at most 16 MiB",
+        ))
+    } else {
+        std::fs::read(path)
+    }
+    .map_err(|e| format!("cannot read {} ({e})", path.display()))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        _ => Err(format!(
+            "{} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
+            path.display()
+        )),
+    }
+}
+
 /// How the process reaches providers: proxies and extra CA certificates, read once from the
 /// standard variables at start-up (Jira Data Center and GitHub Enterprise often sit behind
 /// both a proxy and a private CA).
@@ -351,41 +372,21 @@ impl ClientSettings {
         let no_proxy = ["NO_PROXY", "no_proxy"]
             .into_iter()
             .find_map(|v| env.get(v).map(str::to_owned));
-        let mut ca_certificates = Vec::new();
         let ca_file = env
             .get("SSL_CERT_FILE")
             .filter(|v| !v.is_empty())
             .map(std::path::PathBuf::from);
-        if let Some(path) = &ca_file {
-            // A CA bundle is a few hundred KB; the cap keeps a mistake from filling memory.
-            let too_big = std::fs::metadata(path).is_ok_and(|m| !m.is_file() || m.len() > 16 << 20);
-            let read = if too_big {
-                Err(std::io::Error::other(
-                    "not a regular file of at most 16 MiB",
-                ))
-            } else {
-                std::fs::read(path)
-            };
-            let problem = match read {
-                Err(e) => Some(format!("cannot read {} ({e})", path.display())),
-                Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
-                    Ok(certs) if !certs.is_empty() => {
-                        ca_certificates = certs;
-                        None
-                    }
-                    _ => Some(format!(
-                        "{} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
-                        path.display()
-                    )),
-                },
-            };
-            if let Some(message) = problem {
+        let ca_certificates = match ca_file.as_deref().map(read_ca_bundle) {
+            Some(Ok(certs)) => certs,
+            Some(Err(message)) => {
                 errors.push(SettingError {
                     var: "SSL_CERT_FILE".into(),
                     message,
                 });
+                Vec::new()
             }
-        }
+            None => Vec::new(),
+        };
         if errors.is_empty() {
             Ok(Self {
                 https_proxy,

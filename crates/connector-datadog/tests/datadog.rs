@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use connector_core::ConnectorConfig;
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis};
-use connector_core::testing::{Harness, IncrementalScenario, run_incremental_contract};
+use connector_core::testing::{
+    Harness, IncrementalScenario, Scenario, run_contract, run_incremental_contract,
+};
 use connector_datadog::{DatadogProvider, Site};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
@@ -296,6 +298,49 @@ async fn serve_monitors(server: &MockServer, monitors: Vec<Value>) {
         .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(monitors)))
         .mount(server)
         .await;
+}
+
+/// The general contract on monitors, a snapshot: three monitors; one changes state; a
+/// failure is a 500; a deleted monitor leaves the set.
+struct Monitors;
+
+const AT: &str = "2026-01-05T10:00:00.000000+00:00";
+const LATER: &str = "2026-01-05T10:07:00.000000+00:00";
+
+impl Scenario for Monitors {
+    async fn serve_baseline(&self, server: &MockServer) -> usize {
+        let all = vec![
+            monitor(1, "OK", AT),
+            monitor(2, "Alert", AT),
+            monitor(3, "Warn", AT),
+        ];
+        serve_monitors(server, all).await;
+        3
+    }
+    async fn serve_one_changed(&self, server: &MockServer) {
+        let all = vec![
+            monitor(1, "OK", AT),
+            monitor(2, "OK", LATER),
+            monitor(3, "Warn", AT),
+        ];
+        serve_monitors(server, all).await;
+    }
+    async fn serve_failure(&self, server: &MockServer) {
+        Mock::given(path("/api/v1/monitor"))
+            .respond_with(ResponseTemplate::new(500).set_body_string("internal error"))
+            .mount(server)
+            .await;
+    }
+    async fn serve_one_removed(&self, server: &MockServer) {
+        serve_monitors(server, vec![monitor(1, "OK", AT), monitor(2, "OK", LATER)]).await;
+    }
+}
+
+#[tokio::test]
+async fn datadog_monitors_meet_the_contract() {
+    let server = MockServer::start().await;
+    let cfg = config(&server, json!({"resources": ["monitors"]}));
+    run_contract::<DatadogProvider>(cfg, &server, &Monitors).await;
 }
 
 #[tokio::test]

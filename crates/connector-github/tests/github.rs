@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use connector_core::ConnectorConfig;
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis};
-use connector_core::testing::{Harness, IncrementalScenario, run_incremental_contract};
+use connector_core::testing::{
+    Harness, IncrementalScenario, Scenario, run_contract, run_incremental_contract,
+};
 use connector_github::GithubProvider;
 use serde_json::{Value, json};
 use wiremock::matchers::{path, path_regex};
@@ -23,7 +25,6 @@ fn fixture(name: &str) -> Value {
 const T0: i64 = 1_767_607_200_000;
 const MINUTE: i64 = 60_000;
 const TOKEN: &str = "ghp_SECRET0000000000000000000000000000";
-static NEXT_TOKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 #[derive(Clone)]
 struct GitHub {
@@ -252,9 +253,9 @@ impl GitHub {
 fn config(server: &MockServer, extra: Value) -> ConnectorConfig {
     let mut settings = json!({
         "baseUrl": server.uri(),
-        // A token of its own per connector: rate-limit waits are kept per token, process
-        // wide, and wiremock hands the same ports to later tests.
-        "token": format!("{TOKEN}-{}", NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        // Rate-limit waits are kept per token in the harness's own context: every test may
+        // use the same token.
+        "token": TOKEN,
         "repositories": ["octo/app"],
         "perPage": 2,
     });
@@ -301,6 +302,37 @@ impl IncrementalScenario for Contract {
     async fn fix_one(&self, _server: &MockServer) {
         self.api().with(|s| s.broken = None);
     }
+}
+
+/// The general contract on an incremental source: three issues, one of them updated
+/// after the others, a failure is a 502.
+struct Baseline(GitHub);
+
+impl Scenario for Baseline {
+    async fn serve_baseline(&self, server: &MockServer) -> usize {
+        self.0.mount(server).await;
+        3
+    }
+    async fn serve_one_changed(&self, server: &MockServer) {
+        self.0.set("octo/app", 2, T0 + 30 * MINUTE);
+        self.0.mount(server).await;
+    }
+    async fn serve_failure(&self, server: &MockServer) {
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+            .mount(server)
+            .await;
+    }
+    async fn serve_one_removed(&self, _server: &MockServer) {
+        unreachable!("issues are read incrementally, not as a snapshot")
+    }
+}
+
+#[tokio::test]
+async fn github_meets_the_contract() {
+    let server = MockServer::start().await;
+    let baseline = Baseline(GitHub::new(&server).repo("octo/app", 3));
+    run_contract::<GithubProvider>(config(&server, json!({})), &server, &baseline).await;
 }
 
 #[tokio::test]

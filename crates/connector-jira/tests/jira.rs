@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, zone};
-use connector_core::testing::{Harness, IncrementalScenario, run_incremental_contract};
+use connector_core::testing::{
+    Harness, IncrementalScenario, Scenario, run_contract, run_incremental_contract,
+};
 use connector_core::{ConnectorConfig, Severity};
 use connector_jira::JiraProvider;
 use serde_json::{Value, json};
@@ -215,6 +217,37 @@ impl IncrementalScenario for Jira {
     async fn fix_one(&self, _server: &MockServer) {
         self.with(|s| s.issues[2].4 = None);
     }
+}
+
+/// The general contract on an incremental source: the baseline is three issues, a change
+/// moves one issue's `updated` past the others, a failure is a 503.
+struct Baseline(Jira);
+
+impl Scenario for Baseline {
+    async fn serve_baseline(&self, server: &MockServer) -> usize {
+        self.0.mount(server).await;
+        self.0.with(|s| s.issues.len())
+    }
+    async fn serve_one_changed(&self, server: &MockServer) {
+        self.0.touch(1, T0 + 30 * MINUTE);
+        self.0.mount(server).await;
+    }
+    async fn serve_failure(&self, server: &MockServer) {
+        Mock::given(path_regex_any())
+            .respond_with(ResponseTemplate::new(503).set_body_string("maintenance"))
+            .mount(server)
+            .await;
+    }
+    async fn serve_one_removed(&self, _server: &MockServer) {
+        unreachable!("Jira's search is incremental, not a snapshot")
+    }
+}
+
+#[tokio::test]
+async fn jira_meets_the_contract() {
+    let server = MockServer::start().await;
+    let baseline = Baseline(Jira::new(3, "UTC"));
+    run_contract::<JiraProvider>(config(&server, json!({})), &server, &baseline).await;
 }
 
 #[tokio::test]

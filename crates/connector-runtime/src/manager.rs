@@ -146,6 +146,39 @@ impl Manager {
         self
     }
 
+    /// Builds connector `name` and starts its worker task.
+    fn start(
+        &mut self,
+        name: &str,
+        config: Arc<ConnectorConfig>,
+    ) -> Result<(), connector_core::pipeline::CreateError> {
+        let connector = self
+            .factories
+            .create(config.clone(), self.backends.clone())?;
+        tracing::info!(connector = %name, r#type = %config.connector_type, interval_ms = config.poll_interval_ms, "starting");
+        let stop = CancellationToken::new();
+        let abort = CancellationToken::new();
+        let task = tokio::spawn(worker::run_connector(
+            connector,
+            self.backends.clone(),
+            self.instance.clone(),
+            self.metrics.clone(),
+            self.share.clone(),
+            stop.clone(),
+            abort.clone(),
+        ));
+        self.running.insert(
+            name.to_owned(),
+            Running {
+                config,
+                stop,
+                abort,
+                task,
+            },
+        );
+        Ok(())
+    }
+
     /// Makes the running set match `registry`.
     pub async fn apply(&mut self, registry: ConnectorRegistry) -> anyhow::Result<()> {
         crate::learn_secrets(&self.redactor, &registry);
@@ -190,31 +223,8 @@ impl Manager {
             if self.running.contains_key(&name) {
                 continue;
             }
-            match self.factories.create(config.clone(), self.backends.clone()) {
-                Ok(connector) => {
-                    tracing::info!(connector = %name, r#type = %config.connector_type, interval_ms = config.poll_interval_ms, "starting");
-                    let stop = CancellationToken::new();
-                    let abort = CancellationToken::new();
-                    let task = tokio::spawn(worker::run_connector(
-                        connector,
-                        self.backends.clone(),
-                        self.instance.clone(),
-                        self.metrics.clone(),
-                        self.share.clone(),
-                        stop.clone(),
-                        abort.clone(),
-                    ));
-                    self.running.insert(
-                        name,
-                        Running {
-                            config,
-                            stop,
-                            abort,
-                            task,
-                        },
-                    );
-                }
-                Err(e) => errors.push(format!("connector \"{name}\": {e}")),
+            if let Err(e) = self.start(&name, config) {
+                errors.push(format!("connector \"{name}\": {e}"));
             }
         }
         let mut status = self

@@ -197,76 +197,75 @@ impl OtelInstruments {
     }
 }
 
+/// A metric of its own kind, registered under `name` with `help`.
+fn registered<M>(registry: &mut Registry, name: &str, help: &str) -> M
+where
+    M: prometheus_client::registry::Metric + Clone + Default,
+{
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// Registers every metric (documented in the README under "Metrics").
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::default();
-        let polls = Family::<PollLabels, Counter>::default();
-        let items = Family::<ItemLabels, Counter>::default();
+        let r = &mut registry;
+        let partial_reads: Family<ReasonLabels, Counter> = registered(
+            r,
+            "connector_partial_reads",
+            "Reads that ended before their documented end, by reason (page_cap, item_cap, foreign_link, link_unresolvable), and full pages without a next link (full_page_no_next)",
+        );
+        let unreadable_times: Family<ConnectorLabel, Counter> = registered(
+            r,
+            "connector_unreadable_times",
+            "Records published whose time field could not be read (the watermark cannot move on them)",
+        );
+        let wait_shortfalls: Family<ConnectorLabel, Counter> = registered(
+            r,
+            "connector_redis_wait_shortfalls",
+            "Commits acknowledged by fewer replicas than REDIS_WAIT_REPLICAS asks (the poll stopped there)",
+        );
+        let data_loss: Family<ConnectorLabel, Counter> = registered(
+            r,
+            "connector_redis_data_loss",
+            "Times Redis was seen to have lost a connector's data (its fence counter went back, or its state holds fewer writes than were made); what it lacks is published again",
+        );
+        let provider: Family<GaugeLabels, Gauge<f64, std::sync::atomic::AtomicU64>> = registered(
+            r,
+            "connector_provider_gauge",
+            "Gauges a provider reports after each poll (e.g. name=\"rate_limit_remaining\")",
+        );
+        let polls: Family<PollLabels, Counter> =
+            registered(r, "connector_polls", "Polls by outcome");
+        let items: Family<ItemLabels, Counter> =
+            registered(r, "connector_items", "Items by pipeline stage");
         let duration = Family::<ConnectorLabel, Histogram, fn() -> Histogram>::new_with_constructor(
             poll_histogram,
         );
-        let last_success = Family::<ConnectorLabel, Gauge>::default();
-        let lease_held = Family::<ConnectorLabel, Gauge>::default();
-        let http = Family::<HttpLabels, Counter>::default();
-        let reloads = Family::<ReloadLabels, Counter>::default();
-        let provider = Family::<GaugeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        let data_loss = Family::<ConnectorLabel, Counter>::default();
-        let wait_shortfalls = Family::<ConnectorLabel, Counter>::default();
-        let partial_reads = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "connector_partial_reads",
-            "Reads that ended before their documented end, by reason (page_cap, item_cap, foreign_link, link_unresolvable), and full pages without a next link (full_page_no_next)",
-            partial_reads.clone(),
-        );
-        let unreadable_times = Family::<ConnectorLabel, Counter>::default();
-        registry.register(
-            "connector_unreadable_times",
-            "Records published whose time field could not be read (the watermark cannot move on them)",
-            unreadable_times.clone(),
-        );
-        registry.register(
-            "connector_redis_wait_shortfalls",
-            "Commits acknowledged by fewer replicas than REDIS_WAIT_REPLICAS asks (the poll stopped there)",
-            wait_shortfalls.clone(),
-        );
-        registry.register(
-            "connector_redis_data_loss",
-            "Times Redis was seen to have lost a connector's data (its fence counter went back, or its state holds fewer writes than were made); what it lacks is published again",
-            data_loss.clone(),
-        );
-        registry.register(
-            "connector_provider_gauge",
-            "Gauges a provider reports after each poll (e.g. name=\"rate_limit_remaining\")",
-            provider.clone(),
-        );
-        registry.register("connector_polls", "Polls by outcome", polls.clone());
-        registry.register("connector_items", "Items by pipeline stage", items.clone());
-        registry.register(
+        r.register(
             "connector_poll_duration_seconds",
             "Duration of completed polls",
             duration.clone(),
         );
-        registry.register(
+        let last_success: Family<ConnectorLabel, Gauge> = registered(
+            r,
             "connector_last_success_timestamp_seconds",
             "UNIX time of the last successful poll",
-            last_success.clone(),
         );
-        registry.register(
+        let lease_held: Family<ConnectorLabel, Gauge> = registered(
+            r,
             "connector_lease_held",
             "1 while this process holds the connector's lease",
-            lease_held.clone(),
         );
-        registry.register(
+        let http: Family<HttpLabels, Counter> = registered(
+            r,
             "connector_http_requests",
             "HTTP requests to providers by status (\"error\" for timeouts and connection failures)",
-            http.clone(),
         );
-        registry.register(
-            "connector_config_reloads",
-            "Config reloads by outcome",
-            reloads.clone(),
-        );
+        let reloads: Family<ReloadLabels, Counter> =
+            registered(r, "connector_config_reloads", "Config reloads by outcome");
         Arc::new(Self {
             registry,
             polls,

@@ -439,62 +439,18 @@ pub(crate) fn is_connector_name(s: &str) -> bool {
 
 /// What a valid value of `schema` looks like, as "expected ...".
 pub(crate) fn describe(doc: &Schema<'_>, schema: &Value) -> String {
+    // `null` (or leaving the field out) is always allowed for an optional field: saying
+    // so in every message would only add noise.
     let schema = doc.non_null(schema);
-    let nullable = allows(schema, "null")
-        || schema
-            .get("anyOf")
-            .and_then(Value::as_array)
-            .is_some_and(|b| b.iter().any(|b| is_null_only(doc.resolve(b))));
-    let mut out = String::from("expected ");
     if let Some(text) = schema.get("x-expected").and_then(Value::as_str) {
-        out.push_str(text);
-        return out;
+        return format!("expected {text}");
     }
     let ty = types(schema)
         .and_then(|t| t.into_iter().find(|t| *t != "null"))
         .unwrap_or("");
-    let unit = schema.get("x-unit").and_then(Value::as_str);
-    let num = |f: f64| {
-        if f.fract() == 0.0 && f.abs() < 1e15 {
-            format!("{}", f as i64)
-        } else {
-            format!("{f}")
-        }
-    };
-    let explicit = (
-        schema.get("minimum").and_then(Value::as_f64),
-        schema.get("maximum").and_then(Value::as_f64),
-    );
-    match ty {
-        "boolean" => out.push_str("true or false"),
-        "integer" => {
-            out.push_str("a whole number");
-            if let Some(unit) = unit {
-                out.push_str(" of ");
-                out.push_str(unit);
-            }
-            let min = explicit.0.or(bounds(schema).0);
-            match (min, explicit.1) {
-                (Some(a), Some(b)) => out.push_str(&format!(" from {} to {}", num(a), num(b))),
-                (Some(1.0), None) => out.push_str(" greater than 0"),
-                (Some(a), None) if a != 0.0 => out.push_str(&format!(" of at least {}", num(a))),
-                (None, Some(b)) => out.push_str(&format!(" of at most {}", num(b))),
-                _ => {}
-            }
-        }
-        "number" => {
-            out.push_str("a number");
-            if let Some(unit) = unit {
-                out.push_str(" of ");
-                out.push_str(unit);
-            }
-            match explicit {
-                (Some(a), Some(b)) => out.push_str(&format!(" between {} and {}", num(a), num(b))),
-                (Some(a), None) => out.push_str(&format!(" of at least {}", num(a))),
-                (None, Some(b)) => out.push_str(&format!(" of at most {}", num(b))),
-                (None, None) => {}
-            }
-        }
+    let what = match ty {
+        "boolean" => "true or false".to_owned(),
+        "integer" | "number" => describe_number(schema, ty == "integer"),
         "string" => match schema.get("enum").and_then(Value::as_array) {
             Some(options) => {
                 let listed: Vec<String> = options
@@ -502,33 +458,67 @@ pub(crate) fn describe(doc: &Schema<'_>, schema: &Value) -> String {
                     .filter_map(Value::as_str)
                     .map(|o| format!("\"{o}\""))
                     .collect();
-                out.push_str(&format!("one of {}", listed.join(", ")));
+                format!("one of {}", listed.join(", "))
             }
             None if schema.get("format").and_then(Value::as_str) == Some("uri") => {
-                out.push_str("an absolute URL with its scheme, such as https://api.example.com")
+                "an absolute URL with its scheme, such as https://api.example.com".to_owned()
             }
-            None => out.push_str("a string"),
+            None => "a string".to_owned(),
         },
-        "array" => out.push_str("a list"),
+        "array" => "a list".to_owned(),
         "object" => {
-            out.push_str("an object");
             let fields: Vec<&str> = schema
                 .get("properties")
                 .and_then(Value::as_object)
                 .map(|p| p.keys().map(String::as_str).collect())
                 .unwrap_or_default();
-            if let Some((last, rest)) = fields.split_last()
-                && !rest.is_empty()
-            {
-                out.push_str(&format!(" with {} and {last}", rest.join(", ")));
+            match fields.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    format!("an object with {} and {last}", rest.join(", "))
+                }
+                _ => "an object".to_owned(),
             }
         }
-        _ => out.push_str("a valid value"),
+        _ => "a valid value".to_owned(),
+    };
+    format!("expected {what}")
+}
+
+/// A whole number or a number, with its unit and bounds.
+fn describe_number(schema: &Value, whole: bool) -> String {
+    let num = |f: f64| {
+        if f.fract() == 0.0 && f.abs() < 1e15 {
+            format!("{}", f as i64)
+        } else {
+            format!("{f}")
+        }
+    };
+    let mut out = String::from(if whole { "a whole number" } else { "a number" });
+    if let Some(unit) = schema.get("x-unit").and_then(Value::as_str) {
+        out.push_str(" of ");
+        out.push_str(unit);
     }
-    // `null` (or leaving the field out) is always allowed for an optional field: saying
-    // so in every message would only add noise.
-    let _ = nullable;
-    out
+    let explicit = (
+        schema.get("minimum").and_then(Value::as_f64),
+        schema.get("maximum").and_then(Value::as_f64),
+    );
+    let range = if whole {
+        match (explicit.0.or(bounds(schema).0), explicit.1) {
+            (Some(a), Some(b)) => format!(" from {} to {}", num(a), num(b)),
+            (Some(1.0), None) => " greater than 0".to_owned(),
+            (Some(a), None) if a != 0.0 => format!(" of at least {}", num(a)),
+            (None, Some(b)) => format!(" of at most {}", num(b)),
+            _ => String::new(),
+        }
+    } else {
+        match explicit {
+            (Some(a), Some(b)) => format!(" between {} and {}", num(a), num(b)),
+            (Some(a), None) => format!(" of at least {}", num(a)),
+            (None, Some(b)) => format!(" of at most {}", num(b)),
+            (None, None) => String::new(),
+        }
+    };
+    out + &range
 }
 
 /// The declared field names of an object schema (for env variable mapping and hints).

@@ -125,6 +125,16 @@ fn defaults_layer() -> Layer {
     }
 }
 
+/// What loading every connector needs: the universal schema, how `${...}` resolves,
+/// the provider types and the connector asked for.
+struct Run<'a> {
+    schema: &'a Value,
+    doc: &'a Schema<'a>,
+    lookup: Lookup<'a>,
+    catalog: &'a dyn ProviderCatalog,
+    only: Option<&'a str>,
+}
+
 /// One connector's layered value and where each part of it came from.
 struct Layered {
     origin: Origin,
@@ -190,87 +200,114 @@ impl Loader<'_> {
         let doc = Schema::new(schema);
         let lookup_var = |var: &str| env.get(var).map(str::to_owned);
         let read_file = |path: &std::path::Path| read_secret_file(path);
-        let lookup = Lookup {
-            var: &lookup_var,
-            file: &read_file,
+        let run = Run {
+            schema,
+            doc: &doc,
+            lookup: Lookup {
+                var: &lookup_var,
+                file: &read_file,
+            },
+            catalog,
+            only,
         };
         let mut seen_names: HashMap<String, String> = HashMap::new();
-        let mut configs = Vec::new();
-        for cand in &mut layered {
-            let before = self.errors.len();
-            let here = self.describe_origin(&cand.origin);
-            let Some(obj) = cand.value.as_object_mut() else {
-                self.report(cand, &[], "expected an object describing one connector");
-                continue;
-            };
-            let name = obj.get("name").and_then(Value::as_str).map(str::to_owned);
-            let ty = obj.get("type").and_then(Value::as_str).map(str::to_owned);
-            let mut problems = Vec::new();
-            // Credentials are needed only by connectors this process will run: a disabled
-            // connector, or one of a type another binary runs, may reference variables
-            // and files that are not there.
-            // `enabled` may still be text from CONNECTOR_<NAME>_ENABLED at this point.
-            let disabled = matches!(obj.get("enabled"), Some(Value::Bool(false)))
-                || obj.get("enabled").and_then(Value::as_str).map(str::trim) == Some("false");
-            let runs_here = !disabled
-                && ty.as_deref().is_some_and(|t| catalog.types().contains(&t))
-                && only.is_none_or(|only| name.as_deref() == Some(only));
-            let (references, unresolved) = resolve(obj, &lookup, name.as_deref());
-            let unresolved_elsewhere = !runs_here && !unresolved.is_empty();
-            if runs_here {
-                problems.extend(unresolved);
-            }
-            let mut checked = Value::Object(std::mem::take(obj));
-            doc.check(
-                schema,
-                &mut checked,
-                &mut Vec::new(),
-                Mode::Full,
+        layered
+            .iter_mut()
+            .filter_map(|cand| self.load_one(cand, &run, &mut seen_names))
+            .collect()
+    }
+
+    /// One connector: its references resolved, checked against the schema, its provider
+    /// settings parsed; `None` when it has a mistake (reported).
+    fn load_one(
+        &mut self,
+        cand: &mut Layered,
+        run: &Run<'_>,
+        seen_names: &mut HashMap<String, String>,
+    ) -> Option<ConnectorConfig> {
+        let before = self.errors.len();
+        let here = self.describe_origin(&cand.origin);
+        let Some(obj) = cand.value.as_object_mut() else {
+            self.report(cand, &[], "expected an object describing one connector");
+            return None;
+        };
+        let name = obj.get("name").and_then(Value::as_str).map(str::to_owned);
+        let ty = obj.get("type").and_then(Value::as_str).map(str::to_owned);
+        let mut problems = Vec::new();
+        // Credentials are needed only by connectors this process will run: a disabled
+        // connector, or one of a type another binary runs, may reference variables
+        // and files that are not there.
+        // `enabled` may still be text from CONNECTOR_<NAME>_ENABLED at this point.
+        let disabled = matches!(obj.get("enabled"), Some(Value::Bool(false)))
+            || obj.get("enabled").and_then(Value::as_str).map(str::trim) == Some("false");
+        let runs_here = !disabled
+            && ty
+                .as_deref()
+                .is_some_and(|t| run.catalog.types().contains(&t))
+            && run.only.is_none_or(|only| name.as_deref() == Some(only));
+        let (references, unresolved) = resolve(obj, &run.lookup, name.as_deref());
+        let unresolved_elsewhere = !runs_here && !unresolved.is_empty();
+        if runs_here {
+            problems.extend(unresolved);
+        }
+        let mut checked = Value::Object(std::mem::take(obj));
+        run.doc.check(
+            run.schema,
+            &mut checked,
+            &mut Vec::new(),
+            Mode::Full,
+            &mut problems,
+        );
+        cand.value = checked;
+        let obj = cand.value.as_object_mut()?;
+        check_retry(obj, &mut problems);
+        if let Some(name) = &name
+            && let Some(first) = seen_names.insert(name.clone(), here)
+        {
+            problems.push(FieldError::new(
+                &["name"],
+                format!("duplicate connector name \"{name}\" (first defined at {first}); names must be unique"),
+            ));
+        }
+        // Not an object: already reported, and parsing `{}` instead would only add
+        // "missing field" noise.
+        let (settings, parseable) = match obj.remove("providerConfig") {
+            Some(Value::Object(map)) => (map, true),
+            None => (Map::new(), true),
+            Some(_) => (Map::new(), false),
+        };
+        // Settings still holding `${...}` text cannot be judged; this process does
+        // not run the connector, so they need not be.
+        let judged = parseable && !unresolved_elsewhere;
+        let provider_settings = ty.as_deref().and_then(|ty| {
+            parse_settings(
+                run.catalog,
+                ty,
+                &settings,
+                &references,
+                judged,
                 &mut problems,
-            );
-            cand.value = checked;
-            let Some(obj) = cand.value.as_object_mut() else {
-                continue;
-            };
-            check_retry(obj, &mut problems);
-            if let Some(name) = &name
-                && let Some(first) = seen_names.insert(name.clone(), here)
-            {
-                problems.push(FieldError::new(
-                    &["name"],
-                    format!("duplicate connector name \"{name}\" (first defined at {first}); names must be unique"),
-                ));
+            )
+        });
+        for p in problems {
+            self.report(cand, &p.path, p.message);
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        match serde_json::from_value::<ConnectorConfig>(cand.value.clone()) {
+            Ok(mut cfg) => {
+                let resolved = Value::Object(settings.clone());
+                cfg.provider_config = provider_settings
+                    .unwrap_or_else(|| ProviderSettings::raw(settings))
+                    .with_references(&references, &resolved);
+                Some(cfg)
             }
-            // Not an object: already reported, and parsing `{}` instead would only add
-            // "missing field" noise.
-            let (settings, parseable) = match obj.remove("providerConfig") {
-                Some(Value::Object(map)) => (map, true),
-                None => (Map::new(), true),
-                Some(_) => (Map::new(), false),
-            };
-            // Settings still holding `${...}` text cannot be judged; this process does
-            // not run the connector, so they need not be.
-            let judged = parseable && !unresolved_elsewhere;
-            let provider_settings = ty.as_deref().and_then(|ty| {
-                parse_settings(catalog, ty, &settings, &references, judged, &mut problems)
-            });
-            for p in problems {
-                self.report(cand, &p.path, p.message);
-            }
-            if self.errors.len() == before {
-                match serde_json::from_value::<ConnectorConfig>(cand.value.clone()) {
-                    Ok(mut cfg) => {
-                        let resolved = Value::Object(settings.clone());
-                        cfg.provider_config = provider_settings
-                            .unwrap_or_else(|| ProviderSettings::raw(settings))
-                            .with_references(&references, &resolved);
-                        configs.push(cfg);
-                    }
-                    Err(e) => self.report(cand, &[], e.to_string()),
-                }
+            Err(e) => {
+                self.report(cand, &[], e.to_string());
+                None
             }
         }
-        configs
     }
 
     /// Parses the file; a syntax error or a wrong top-level shape ends the load here.
@@ -336,31 +373,13 @@ impl Loader<'_> {
             .map(|(i, v)| (Origin::File(i), v))
             .collect();
         for name in enabled.iter().flatten() {
-            if names.contains(name) {
-                continue;
+            if !names.contains(name) && self.env_only(env, name) {
+                names.push(name.clone());
+                origins.push((
+                    Origin::EnvOnly(name.clone()),
+                    serde_json::json!({ "name": name }),
+                ));
             }
-            let var = format!("{}TYPE", env_prefix(name));
-            if env.get(&var).is_none() {
-                let file = self
-                    .file
-                    .as_ref()
-                    .map_or("any config file".into(), |(p, _)| p.display().to_string());
-                self.errors.push(ConfigError {
-                    location: Location::Env {
-                        var: ENABLED_VAR.into(),
-                    },
-                    path: format!("connectors[{name}]"),
-                    message: format!(
-                        "\"{name}\" is listed in {ENABLED_VAR} but is not in {file} and {var} is not set"
-                    ),
-                });
-                continue;
-            }
-            names.push(name.clone());
-            origins.push((
-                Origin::EnvOnly(name.clone()),
-                serde_json::json!({ "name": name }),
-            ));
         }
         let schema = connector_schema();
         let doc = Schema::new(schema);
@@ -378,52 +397,88 @@ impl Loader<'_> {
             .into_iter()
             .map(|(origin, value)| {
                 let name = value.get("name").and_then(Value::as_str).map(str::to_owned);
-                if !value.is_object() {
-                    return Layered {
-                        origin,
-                        figment: Figment::new(),
-                        merged: None,
-                        value,
-                    };
-                }
-                let own = match (&origin, &self.file) {
-                    (Origin::File(i), Some((path, _))) => {
-                        Metadata::from(format!("connectors[{i}]"), Source::File(path.clone()))
-                    }
-                    _ => Metadata::from("the environment", Source::Custom(ENABLED_VAR.to_owned())),
+                let vars = name.as_ref().and_then(|n| by_name.remove(n));
+                let enabled = match (&enabled, &name) {
+                    (Some(list), Some(name)) => Some(list.contains(name)),
+                    _ => None,
                 };
-                let mut figment = Figment::new().merge(defaults_layer()).merge(Layer {
-                    metadata: own,
-                    value,
-                });
-                if let (Some(list), Some(name)) = (&enabled, &name) {
-                    figment = figment.merge(Layer::env(
-                        ENABLED_VAR,
-                        &["enabled".into()],
-                        Value::Bool(list.contains(name)),
-                    ));
-                }
-                let vars: Vec<EnvField> = name
-                    .as_ref()
-                    .and_then(|n| by_name.remove(n))
-                    .unwrap_or_default();
-                for field in vars {
-                    figment = figment.merge(Layer::env(
-                        &field.var,
-                        &field.path,
-                        Value::String(field.value),
-                    ));
-                }
-                let merged = figment.find_value("").ok();
-                let value = figment.extract::<Value>().unwrap_or(Value::Null);
-                Layered {
-                    origin,
-                    figment,
-                    merged,
-                    value,
-                }
+                self.layered(origin, value, enabled, vars.unwrap_or_default())
             })
             .collect()
+    }
+
+    /// Whether `name`, listed in `ENABLED_CONNECTORS` but not in the file, is configured by
+    /// the environment alone (its `CONNECTOR_<NAME>_TYPE` is set); an error says so if not.
+    fn env_only(&mut self, env: &Environment, name: &str) -> bool {
+        let var = format!("{}TYPE", env_prefix(name));
+        if env.get(&var).is_some() {
+            return true;
+        }
+        let file = self
+            .file
+            .as_ref()
+            .map_or("any config file".into(), |(p, _)| p.display().to_string());
+        self.errors.push(ConfigError {
+            location: Location::Env {
+                var: ENABLED_VAR.into(),
+            },
+            path: format!("connectors[{name}]"),
+            message: format!(
+                "\"{name}\" is listed in {ENABLED_VAR} but is not in {file} and {var} is not set"
+            ),
+        });
+        false
+    }
+
+    /// One connector's layers: the defaults, its own value, `enabled` from the list, and
+    /// its environment variables, each remembering where it came from.
+    fn layered(
+        &self,
+        origin: Origin,
+        value: Value,
+        enabled: Option<bool>,
+        vars: Vec<EnvField>,
+    ) -> Layered {
+        if !value.is_object() {
+            return Layered {
+                origin,
+                figment: Figment::new(),
+                merged: None,
+                value,
+            };
+        }
+        let own = match (&origin, &self.file) {
+            (Origin::File(i), Some((path, _))) => {
+                Metadata::from(format!("connectors[{i}]"), Source::File(path.clone()))
+            }
+            _ => Metadata::from("the environment", Source::Custom(ENABLED_VAR.to_owned())),
+        };
+        let mut figment = Figment::new().merge(defaults_layer()).merge(Layer {
+            metadata: own,
+            value,
+        });
+        if let Some(enabled) = enabled {
+            figment = figment.merge(Layer::env(
+                ENABLED_VAR,
+                &["enabled".into()],
+                Value::Bool(enabled),
+            ));
+        }
+        for field in vars {
+            figment = figment.merge(Layer::env(
+                &field.var,
+                &field.path,
+                Value::String(field.value),
+            ));
+        }
+        let merged = figment.find_value("").ok();
+        let value = figment.extract::<Value>().unwrap_or(Value::Null);
+        Layered {
+            origin,
+            figment,
+            merged,
+            value,
+        }
     }
 
     fn describe_origin(&mut self, origin: &Origin) -> String {

@@ -278,14 +278,13 @@ pub fn parse_provider<T: DeserializeOwned>(
     let Value::Object(mut map) = value else {
         return Err(errors);
     };
-    let mut removed: Vec<String> = Vec::new();
-    for e in &errors {
-        if let Some(PathSegment::Key(k)) = e.path.first()
-            && map.remove(k).is_some()
-        {
-            removed.push(k.clone());
-        }
-    }
+    let mut removed: Vec<String> = errors
+        .iter()
+        .filter_map(|e| match e.path.first() {
+            Some(PathSegment::Key(k)) => map.remove(k).map(|_| k.clone()),
+            _ => None,
+        })
+        .collect();
     let resolved = Value::Object(map.clone());
     // Each round reports one serde error and drops its top-level field, so the next round
     // can find the next one; bounded by the number of fields.
@@ -297,27 +296,12 @@ pub fn parse_provider<T: DeserializeOwned>(
                 if errors.is_empty() && problems.is_empty() {
                     return Ok((value, resolved));
                 }
-                // What the check says of fields already reported would say it twice.
-                let reported: Vec<Vec<PathSegment>> =
-                    errors.iter().map(|e| e.path.clone()).collect();
-                errors.extend(problems.into_iter().filter(|p| {
-                    !reported
-                        .iter()
-                        .any(|r| p.path.starts_with(r) && !r.is_empty())
-                }));
+                add_unreported(&mut errors, problems);
                 break;
             }
             Err(e) => e,
         };
-        let segs: Vec<PathSegment> = e
-            .path()
-            .iter()
-            .filter_map(|s| match s {
-                serde_path_to_error::Segment::Map { key } => Some(PathSegment::Key(key.clone())),
-                serde_path_to_error::Segment::Seq { index } => Some(PathSegment::Index(*index)),
-                _ => None,
-            })
-            .collect();
+        let segs = segments(e.path());
         let inner = e.into_inner().to_string();
         if let Some(missing) = inner
             .strip_prefix("missing field `")
@@ -345,6 +329,28 @@ pub fn parse_provider<T: DeserializeOwned>(
         }
     }
     Err(errors)
+}
+
+/// Adds the provider check's `problems` that are not about a field already reported (it
+/// would be said twice).
+fn add_unreported(errors: &mut Vec<FieldError>, problems: Vec<FieldError>) {
+    let reported: Vec<Vec<PathSegment>> = errors.iter().map(|e| e.path.clone()).collect();
+    errors.extend(problems.into_iter().filter(|p| {
+        !reported
+            .iter()
+            .any(|r| p.path.starts_with(r) && !r.is_empty())
+    }));
+}
+
+/// A serde path as the config's path segments.
+fn segments(path: &serde_path_to_error::Path) -> Vec<PathSegment> {
+    path.iter()
+        .filter_map(|s| match s {
+            serde_path_to_error::Segment::Map { key } => Some(PathSegment::Key(key.clone())),
+            serde_path_to_error::Segment::Seq { index } => Some(PathSegment::Index(*index)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The message for a problem at `path`, with the value kept out of it when it is a secret

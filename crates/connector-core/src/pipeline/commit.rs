@@ -39,43 +39,26 @@ impl<P: Provider> Poll<'_, P> {
         stream: &StreamSpec,
         state: &mut ConnectorState,
         work: &[Work<'_, Record>],
-        mut tail: Tail,
-        mut cursor: Option<Cursor>,
+        tail: Tail,
+        cursor: Option<Cursor>,
     ) -> Result<u64, PollError> {
         if work.is_empty() && tail.is_empty() && cursor.is_none() {
             return Ok(0);
         }
         let batch = self.enc.config.commit_batch_size.max(1) as usize;
-        let mut chunks = work.chunks(batch);
-        let mut left = work.len().div_ceil(batch).max(1);
-        let mut failed = 0u64;
-        let enc = &self.enc;
-        let mut build = |failed: &mut u64,
-                         left: &mut usize,
-                         tail: &mut Tail,
-                         cursor: &mut Option<Cursor>|
-         -> Result<Option<(CommitChunk, u64)>, PollError> {
-            let Some(rest) = left.checked_sub(1) else {
-                return Ok(None);
-            };
-            *left = rest;
-            let slice = chunks.next().unwrap_or(&[]);
-            let (chunk, removed) = enc.build_chunk(stream, slice, failed)?;
-            let mut chunk = chunk;
-            if *left == 0 {
-                chunk.delta.removals.append(&mut tail.prunes);
-                chunk.delta.absences.append(&mut tail.absences);
-                // An item that failed must be seen again: the old cursor stays.
-                if *failed == 0 {
-                    chunk.delta.cursor = cursor.take();
-                }
-            }
-            Ok(Some((chunk, removed)))
+        let mut chunker = Chunker {
+            enc: &self.enc,
+            stream,
+            chunks: work.chunks(batch),
+            left: work.len().div_ceil(batch).max(1),
+            failed: 0,
+            tail,
+            cursor,
         };
-        let mut next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
+        let mut next = chunker.next()?;
         while let Some((chunk, removed)) = next.take() {
             if chunk.entries.is_empty() && chunk.delta.is_empty() {
-                next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
+                next = chunker.next()?;
                 continue;
             }
             let published = chunk.entries.len() as u64;
@@ -96,7 +79,7 @@ impl<P: Provider> Poll<'_, P> {
                         // The backend's log lines stay inside the poll's span.
                         .in_current_span(),
                     ));
-                    let built_next = build(&mut failed, &mut left, &mut tail, &mut cursor);
+                    let built_next = chunker.next();
                     let (outcome, chunk) = in_flight.await.map_err(|e| {
                         PollError::Backend(BackendError::new(
                             "commit",
@@ -105,21 +88,52 @@ impl<P: Provider> Poll<'_, P> {
                     })?;
                     self.enc.committed(outcome?, state, &chunk.delta)?;
                     self.summary.commits += 1;
-                    self.summary.published += published;
-                    self.summary.removed += removed;
                     next = built_next?;
                 }
                 Commit::DryRun(entries) => {
                     chunk.delta.apply_to(state);
-                    self.summary.published += published;
-                    self.summary.removed += removed;
                     entries.extend(chunk.entries);
-                    next = build(&mut failed, &mut left, &mut tail, &mut cursor)?;
+                    next = chunker.next()?;
                 }
             }
+            self.summary.published += published;
+            self.summary.removed += removed;
         }
-        self.summary.failed += failed;
-        Ok(failed)
+        self.summary.failed += chunker.failed;
+        Ok(chunker.failed)
+    }
+}
+
+/// The chunks of one stream's work, encoded one at a time (the next while the previous
+/// commits); the last carries the prunes, absences and, when nothing failed, the cursor.
+struct Chunker<'e, 'w, 'r, P: Provider> {
+    enc: &'e Encoder<'e, P>,
+    stream: &'e StreamSpec,
+    chunks: std::slice::Chunks<'w, Work<'r, Record>>,
+    left: usize,
+    failed: u64,
+    tail: Tail,
+    cursor: Option<Cursor>,
+}
+
+impl<P: Provider> Chunker<'_, '_, '_, P> {
+    /// The next chunk and how many removals it holds; `None` after the last.
+    fn next(&mut self) -> Result<Option<(CommitChunk, u64)>, PollError> {
+        let Some(rest) = self.left.checked_sub(1) else {
+            return Ok(None);
+        };
+        self.left = rest;
+        let slice = self.chunks.next().unwrap_or(&[]);
+        let (mut chunk, removed) = self.enc.build_chunk(self.stream, slice, &mut self.failed)?;
+        if self.left == 0 {
+            chunk.delta.removals.append(&mut self.tail.prunes);
+            chunk.delta.absences.append(&mut self.tail.absences);
+            // An item that failed must be seen again: the old cursor stays.
+            if self.failed == 0 {
+                chunk.delta.cursor = self.cursor.take();
+            }
+        }
+        Ok(Some((chunk, removed)))
     }
 }
 

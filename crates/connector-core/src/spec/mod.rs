@@ -330,6 +330,15 @@ impl ReadSpec {
     /// Every mistake, with the field it is in.
     pub fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
+        self.request_problems(&mut out);
+        self.pointer_problems(&mut out);
+        self.signal_problems(&mut out);
+        self.incremental_problems(&mut out);
+        out
+    }
+
+    /// The request: its templates, URL, method and link base, and what `{{cursor}}` needs.
+    fn request_problems(&self, out: &mut Vec<FieldError>) {
         if let Some(base) = self.pagination.link_base() {
             let first = Url::parse(
                 &self
@@ -407,6 +416,10 @@ impl ReadSpec {
                 "a snapshot reads the whole set every poll; it cannot also be incremental",
             ));
         }
+    }
+
+    /// Every JSON pointer of the spec is one.
+    fn pointer_problems(&self, out: &mut Vec<FieldError>) {
         let mut pointers: Vec<(&[&str], &str)> = vec![
             (&["records", "path"], &self.records.path),
             (&["records", "id"], &self.records.id),
@@ -466,6 +479,10 @@ impl ReadSpec {
                 ));
             }
         }
+    }
+
+    /// The signal's templates and link.
+    fn signal_problems(&self, out: &mut Vec<FieldError>) {
         for (field, text) in [
             ("title", Some(&self.signal.title)),
             ("url", self.signal.url.as_ref()),
@@ -485,6 +502,10 @@ impl ReadSpec {
                 "expected a JSON pointer such as /html_url, or a template such as https://example.com/items/{{/id}}",
             ));
         }
+    }
+
+    /// The incremental cursor: zone, format, initial time and windows.
+    fn incremental_problems(&self, out: &mut Vec<FieldError>) {
         if let Some(inc) = &self.incremental {
             if let Some(zone) = &inc.time_zone
                 && let Err(e) = crate::source::time::zone(zone)
@@ -531,7 +552,6 @@ impl ReadSpec {
                 }
             }
         }
-        out
     }
 }
 
