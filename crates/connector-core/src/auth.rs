@@ -132,6 +132,7 @@ impl Auth {
                         .filter(|(k, _)| *k == "client_secret")
                         .map(|(_, v)| v.as_str()),
                 );
+                source.mask_in(redactor);
             }
         }
     }
@@ -156,8 +157,11 @@ pub struct TokenSource {
     token_url: Url,
     form: Vec<(&'static str, String)>,
     cached: Mutex<Option<(String, Instant)>>,
-    /// The last token issued, whose forms the redactor masks until the next replaces it.
+    /// The last token issued, which the redactors mask until the next replaces it.
     issued: Mutex<Option<String>>,
+    /// Every redactor a token joins besides the token endpoint client's: the API client's
+    /// and the process's (the log writer's), each added when a client takes this source.
+    maskers: Mutex<Vec<Redactor>>,
 }
 
 impl TokenSource {
@@ -194,11 +198,28 @@ impl TokenSource {
             self.client
                 .redactor()
                 .replace(previous.as_deref(), &token.access_token);
+            if let Ok(maskers) = self.maskers.lock() {
+                for redactor in maskers.iter() {
+                    redactor.replace(previous.as_deref(), &token.access_token);
+                }
+            }
         }
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((token.access_token.clone(), Instant::now() + life));
         }
         Ok(token.access_token)
+    }
+
+    /// Masks every token this source issues in `redactor` too.
+    pub fn mask_in(&self, redactor: &Redactor) {
+        if let Ok(mut maskers) = self.maskers.lock() {
+            maskers.push(redactor.clone());
+        }
+        if let Ok(issued) = self.issued.lock()
+            && let Some(token) = issued.as_deref()
+        {
+            redactor.add(token);
+        }
     }
 
     /// Drops the cached token (the API refused it), so the next request fetches another.
@@ -327,6 +348,7 @@ impl AuthSpec {
                     form,
                     cached: Mutex::new(None),
                     issued: Mutex::new(None),
+                    maskers: Mutex::new(Vec::new()),
                 }))
             }
         }))

@@ -11,6 +11,7 @@ use crate::config::ConnectorConfig;
 use crate::http::ClientSettings;
 use crate::ports::BoxFuture;
 use crate::ratelimit::Holds;
+use crate::redact::Redactor;
 
 /// A hook told of every HTTP attempt: the connector's name and the status (`None` for a
 /// timeout or connection error). The runtime counts requests by status with it. (A trait
@@ -135,6 +136,7 @@ pub struct Context {
     observer: Option<Arc<dyn ResponseObserver>>,
     stop: Arc<Stop>,
     clock: Arc<dyn Clock>,
+    redactor: Redactor,
 }
 
 impl Context {
@@ -148,19 +150,33 @@ impl Context {
             observer: None,
             stop: Arc::default(),
             clock: Arc::new(SystemClock),
+            redactor: Redactor::new(),
         })
     }
 
     /// A context of its own, without proxies and with the system's roots (tests, library
     /// use).
+    ///
+    /// # Panics
+    ///
+    /// When the TLS provider cannot be set up at all (no client with this framework's
+    /// redirect and credential rules could be built; a client without them is never handed
+    /// out).
     pub fn isolated() -> Self {
-        Self::new(&ClientSettings::default()).unwrap_or_else(|_| Self {
-            client: reqwest::Client::new(),
-            holds: Arc::default(),
-            observer: None,
-            stop: Arc::default(),
-            clock: Arc::new(SystemClock),
-        })
+        Self::new(&ClientSettings::default())
+            .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"))
+    }
+
+    /// The same, masking every credential learnt at run time (an OAuth access token) in
+    /// `redactor` too: the process's log writer's.
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// The process's redactor, which every token a connector obtains joins.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// The same, telling `hook` of every response.

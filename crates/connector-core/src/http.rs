@@ -615,10 +615,19 @@ impl HttpClientBuilder {
             )
         });
         // A client built outside a process's context (tests, tools) gets one of its own.
-        let context = self.context.unwrap_or_default();
+        let context = match self.context {
+            Some(context) => context,
+            None => Context::new(&ClientSettings::default()).map_err(|message| {
+                HttpError::Transport {
+                    url: display_url(&self.base),
+                    message,
+                }
+            })?,
+        };
         let client = context.client().clone();
         if let Some(auth) = &self.auth {
             auth.register(&self.redactor);
+            auth.register(context.redactor());
         }
         Ok(HttpClient {
             client,

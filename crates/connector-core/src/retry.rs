@@ -156,8 +156,10 @@ pub fn jitter(delay: Duration, ratio: f64, unit: f64) -> Duration {
 /// Parses `Retry-After`: delta-seconds or an HTTP date, relative to `now`.
 pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    // Delta-seconds too large for a number are a very long wait, not no wait: it holds for
+    // the longest hold rather than letting the next request go at once.
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -346,5 +348,10 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("99999999999999999999", now),
+            Some(Duration::MAX),
+            "beyond u64: the longest wait, never none"
+        );
     }
 }

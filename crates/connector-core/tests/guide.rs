@@ -37,6 +37,7 @@ async fn the_example_provider_reads_two_pages_then_only_what_changed() {
     Mock::given(method("GET"))
         .and(path("/v1/tickets"))
         .and(query_param("cursor", "p2"))
+        .and(header("authorization", "Bearer tok-1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"tickets": [ticket("t2", "2026-12-01T10:00:00Z")], "next": null}),
         ))

@@ -363,14 +363,18 @@ async fn a_token_from_a_token_endpoint_is_sent_kept_and_renewed_after_a_401() {
     let redactor = Redactor::new();
     let auth = spec.auth(&common, &redactor).expect("auth").expect("some");
     assert!(!format!("{auth:?}").contains("cs-secret-1"));
+    // The API client shares no redactor with the token endpoint's: a token joins its
+    // own and the process's (the log writer's, from its context) when it is issued.
+    let process = Redactor::new();
     let c = HttpClient::builder(Url::parse(&api.uri()).expect("base"))
-        .shared_redactor(&redactor)
+        .context(&Context::isolated().with_redactor(process.clone()))
         .auth(auth)
         .build()
         .expect("client");
     c.get(&url(&api, "/ok"))
         .await
         .expect("first, with a new token");
+    assert_eq!(process.scrub("echo: at-77"), "echo: ****", "the log writer masks it");
     let err = c.get(&url(&api, "/echo")).await.expect_err("401");
     assert!(!err.to_string().contains("at-77"), "{err}");
     c.get(&url(&api, "/ok"))
@@ -381,4 +385,33 @@ async fn a_token_from_a_token_endpoint_is_sent_kept_and_renewed_after_a_401() {
         .await
         .expect_err("the token stays with the API's origin");
     assert!(matches!(err, HttpError::ForeignOrigin { .. }), "{err}");
+}
+
+/// A `Retry-After` too large for a number is the longest wait, not none: the request is
+/// not retried, and the next one is held (capped at an hour) instead of sent at once.
+#[tokio::test]
+async fn an_absurd_retry_after_holds_for_the_longest_hold() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("retry-after", "99999999999999999999"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let clock = std::sync::Arc::new(ManualClock::at(std::time::SystemTime::now()));
+    let context = Context::isolated().with_clock(clock.clone());
+    let client = HttpClient::builder(Url::parse(&server.uri()).expect("base"))
+        .retry(quick_retries(3))
+        .context(&context)
+        .build()
+        .expect("client");
+    client.get(&url(&server, "/x")).await.expect_err("429");
+    let held = client.get(&url(&server, "/x")).await.expect_err("held");
+    assert!(matches!(held, HttpError::Held { .. }), "{held}");
+    assert!(clock.slept().is_empty(), "no wait inside the request");
+    let now = std::time::SystemTime::now();
+    let until = context.holds().held_for("unnamed", now).expect("a hold");
+    assert!(until <= now + connector_core::ratelimit::MAX_HOLD + Duration::from_secs(5));
+    assert!(until > now + Duration::from_secs(3000), "about an hour");
 }

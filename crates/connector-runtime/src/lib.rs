@@ -120,6 +120,11 @@ async fn execute_with(
     env: Environment,
     settings: Settings,
 ) -> Result<ExitCode> {
+    // Whatever the command, settings that make no client are a mistake to report (`validate`
+    // included); the commands that reach providers build theirs in `connect`.
+    if let Err(e) = settings.client.build_client() {
+        bail!("cannot set up the HTTP client: {e}");
+    }
     let source = match &cli.config {
         Some(path) => ConfigSource::File(path.clone()),
         None => ConfigSource::from_env(&env),
@@ -218,8 +223,10 @@ pub(crate) fn learn_secrets(
 /// run embedded); later outages are survived.
 async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
     // One connection pool (proxies, extra CA certificates) for every connector.
+    // Tokens the connectors obtain at run time join the log writer's redactor too.
     let context = connector_core::context::Context::new(&settings.client)
-        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?
+        .with_redactor(settings.redactor.clone());
     let mut backends = open_backends(settings, serving).await?;
     backends.context = context;
     Ok(backends)

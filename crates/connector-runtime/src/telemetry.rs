@@ -587,6 +587,17 @@ impl Drop for ScrubbedLine {
 
 /// Logs go to standard error, so standard output carries only signals and command output.
 /// `LOG_FORMAT=json` for machine-readable lines; `RUST_LOG` sets levels (default `info`).
+/// `RUST_LOG` with fred's "Broadcasting error" warnings kept to errors: fred logs one for
+/// every connection its reader task loses, before the backend reconnects and says so in
+/// its own words. A filter that names fred itself is left as written.
+fn quieted(filter: &str) -> String {
+    if filter.contains("fred") {
+        filter.to_owned()
+    } else {
+        format!("{filter},fred::router::responses=error")
+    }
+}
+
 /// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans and the poll metrics are also exported
 /// over OTLP/HTTP (`OTEL_SERVICE_NAME` names the service; default: the binary's name).
 pub fn init(service: &str, settings: &crate::settings::Settings) -> Telemetry {
@@ -595,8 +606,8 @@ pub fn init(service: &str, settings: &crate::settings::Settings) -> Telemetry {
     use tracing_subscriber::util::SubscriberInitExt;
 
     // Checked in `Settings`, so this cannot fall back silently.
-    let filter =
-        EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(quieted(&settings.log_filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = settings.log_format == crate::settings::LogFormat::Json;
     let service = settings.service_name.as_deref().unwrap_or(service);
     let otlp = settings.otlp.is_some();

@@ -454,7 +454,11 @@ async fn contract_repeat(
     if snapshot {
         assert_eq!(repeat.skipped_unchanged as usize, n);
     } else {
-        assert!(repeat.skipped_unchanged as usize <= n, "{repeat:?}");
+        assert!(repeat.fetched > 0, "the lookback reads again: {repeat:?}");
+        assert_eq!(
+            repeat.skipped_unchanged, repeat.fetched,
+            "every record read again is unchanged: {repeat:?}"
+        );
     }
     assert_eq!(h.published().len(), n);
 }
