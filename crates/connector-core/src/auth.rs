@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
@@ -156,7 +156,7 @@ pub struct TokenSource {
     client: HttpClient,
     token_url: Url,
     form: Vec<(&'static str, String)>,
-    cached: Mutex<Option<(String, Instant)>>,
+    cached: Mutex<Option<(String, SystemTime)>>,
     /// The last token issued, which the redactors mask until the next replaces it.
     issued: Mutex<Option<String>>,
     /// Every redactor a token joins besides the token endpoint client's: the API client's
@@ -169,7 +169,7 @@ impl TokenSource {
     pub async fn token(&self) -> Result<String, HttpError> {
         if let Ok(cached) = self.cached.lock()
             && let Some((token, until)) = cached.as_ref()
-            && Instant::now() < *until
+            && self.client.context().clock().now() < *until
         {
             return Ok(token.clone());
         }
@@ -205,7 +205,10 @@ impl TokenSource {
             }
         }
         if let Ok(mut cached) = self.cached.lock() {
-            *cached = Some((token.access_token.clone(), Instant::now() + life));
+            *cached = Some((
+                token.access_token.clone(),
+                self.client.context().clock().now() + life,
+            ));
         }
         Ok(token.access_token)
     }

@@ -34,6 +34,13 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> SystemTime;
     /// Waits `delay` (a retry's backoff or a server's `Retry-After`).
     fn sleep(&self, delay: Duration) -> BoxFuture<'static, ()>;
+
+    /// Now, in UNIX milliseconds (0 before 1970).
+    fn now_ms(&self) -> i64 {
+        self.now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
 }
 
 /// The wall clock and tokio's timer.

@@ -680,6 +680,12 @@ impl HttpClient {
         (left != u64::MAX).then_some(left)
     }
 
+    /// The context the client shares with the process's connectors (its clock, holds,
+    /// stop signal).
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
     /// The configured base URL.
     pub fn base(&self) -> &Url {
         &self.base

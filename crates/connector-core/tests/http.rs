@@ -374,7 +374,11 @@ async fn a_token_from_a_token_endpoint_is_sent_kept_and_renewed_after_a_401() {
     c.get(&url(&api, "/ok"))
         .await
         .expect("first, with a new token");
-    assert_eq!(process.scrub("echo: at-77"), "echo: ****", "the log writer masks it");
+    assert_eq!(
+        process.scrub("echo: at-77"),
+        "echo: ****",
+        "the log writer masks it"
+    );
     let err = c.get(&url(&api, "/echo")).await.expect_err("401");
     assert!(!err.to_string().contains("at-77"), "{err}");
     c.get(&url(&api, "/ok"))

@@ -317,7 +317,7 @@ impl DatadogProvider {
             Resource::Events => {
                 let mut url = url("/api/v2/events")?;
                 let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-                let now = i64::try_from(connector_core::pipeline::now_ms()).unwrap_or(i64::MAX);
+                let now = http.context().clock().now_ms();
                 let from = read_from(watermark, self.overlap_ms, Some(now - self.initial_ms))
                     .unwrap_or(now);
                 let from = format_millis(from, &TimeFormat::EpochMillis).unwrap_or_default();

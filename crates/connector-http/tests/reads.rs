@@ -926,3 +926,34 @@ async fn keep_query_and_stop_on_empty_are_the_configs_to_choose() {
     let s = h.connector.poll(&h.lease).await.expect("poll");
     assert_eq!((s.pages, s.published), (1, 0), "{s:?}");
 }
+
+/// The poll reads time from its context's clock: `{{now}}` is the manual clock's time, and
+/// a window walk ends there, so a test pins every time a request carries.
+#[tokio::test]
+async fn now_is_the_contexts_clock() {
+    use connector_core::context::{Context, ManualClock};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+        .mount(&server)
+        .await;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    let clock = std::sync::Arc::new(ManualClock::at(at));
+    let provider = json!({
+        "request": {"url": format!("{}/events", server.uri()),
+                    "query": {"from": "{{cursor}}", "to": "{{now}}"}},
+        "records": {"path": "/items", "id": "/id"},
+        "signal": {"kind": "event", "title": "{{/id}}"},
+        "incremental": {"field": "/at", "format": "epochSeconds", "initial": "-1d"}
+    });
+    let context = Context::isolated().with_clock(clock);
+    let mut h = Harness::in_context::<HttpJsonProvider>(config("clocked", provider), context).await;
+    h.connector.poll(&h.lease).await.expect("poll");
+    let asked = requested(&server.received_requests().await.unwrap_or_default());
+    assert_eq!(
+        asked,
+        ["/events?from=1799913600&to=1800000000"],
+        "{asked:?}"
+    );
+}

@@ -516,7 +516,7 @@ impl<P: Provider> UniversalPollingConnector<P> {
     /// chunks; metrics recorded.
     pub async fn poll_once(&mut self, lease: &Lease) -> Result<PollSummary, PollError> {
         let started = Instant::now();
-        let started_at_ms = now_ms();
+        let started_at_ms = u64::try_from(self.backends.context.clock().now_ms()).unwrap_or(0);
         let mut result = self.run(lease, started_at_ms).await;
         if let Err(PollError::RolledBack {
             stored, expected, ..
@@ -673,7 +673,7 @@ impl<P: Provider> PollingConnector for UniversalPollingConnector<P> {
             let mut poll = Poll::new(
                 &self.provider,
                 &self.config,
-                now_ms(),
+                u64::try_from(self.backends.context.clock().now_ms()).unwrap_or(0),
                 Commit::DryRun(Vec::new()),
             );
             poll.read_all(&mut state).await?;

@@ -582,7 +582,9 @@ impl<'a, P: Provider> Poll<'a, P> {
             self.commit_work(stream, state, &[], tail, None).await?;
             return Ok(());
         }
-        let gone = removals(config, recorded, seen, recorded_seen, now_ms(), &mut tail);
+        // The poll's start stands for now: a removal's grace is counted in hours.
+        let now = u64::try_from(self.started_ms).unwrap_or(0);
+        let gone = removals(config, recorded, seen, recorded_seen, now, &mut tail);
         if !tail.absences.is_empty() {
             tracing::debug!(
                 connector = %config.name,

@@ -231,6 +231,8 @@ struct At<'a, I> {
     /// The last complete read's page marks, and this read's so far.
     marks: Vec<Mark>,
     new_marks: Vec<Mark>,
+    /// The clock resume points are dated by.
+    clock: &'a dyn crate::context::Clock,
 }
 
 /// A stored resume point: the request that continues a read, and which read.
@@ -240,10 +242,6 @@ struct ResumePoint {
     at_ms: i64,
     #[serde(flatten)]
     next: Stored,
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(crate::pipeline::now_ms()).unwrap_or(i64::MAX)
 }
 
 fn fingerprint_of(request: &Request) -> String {
@@ -258,17 +256,22 @@ fn resume_point<I>(at: &At<'_, I>, next: &Request) -> Option<String> {
     at.read.resume?;
     let point = ResumePoint {
         fingerprint: at.fingerprint.clone(),
-        at_ms: now_ms(),
+        at_ms: at.clock.now_ms(),
         next: Stored::of(next),
     };
     serde_json::to_string(&point).ok()
 }
 
 /// The stored resume point of `cursor`, if it belongs to this read and has not expired.
-fn resume_from(cursor: &Cursor, read: &Read<'_, impl Sized>, fingerprint: &str) -> Option<Request> {
+fn resume_from(
+    cursor: &Cursor,
+    read: &Read<'_, impl Sized>,
+    fingerprint: &str,
+    now_ms: i64,
+) -> Option<Request> {
     let ttl = read.resume?;
     let point: ResumePoint = serde_json::from_str(cursor.resume.as_deref()?).ok()?;
-    let age = now_ms().saturating_sub(point.at_ms);
+    let age = now_ms.saturating_sub(point.at_ms);
     if point.fingerprint != fingerprint || age < 0 || age as u128 > ttl.as_millis() {
         return None;
     }
@@ -284,7 +287,8 @@ pub fn read<'a, I: Send + 'a>(
     let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages)
         .anchored(read.anchor.clone());
     let fingerprint = fingerprint_of(&read.request);
-    let resumed = resume_from(cursor, &read, &fingerprint);
+    let clock = http.context().clock();
+    let resumed = resume_from(cursor, &read, &fingerprint, clock.now_ms());
     let marks = match (read.conditional, &cursor.pages) {
         (Revalidate::EachPage, Some(json)) => serde_json::from_str(json).unwrap_or_default(),
         _ => Vec::new(),
@@ -299,6 +303,7 @@ pub fn read<'a, I: Send + 'a>(
         pager,
         pages: 0,
         fingerprint,
+        clock,
     };
     paged(start, move |at| next_page(http, cursor, at))
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::context::ConnectorContext;
 use crate::detect::content_version;
 use crate::http::{HeaderName, HeaderValue, HttpClient, Request};
-use crate::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec, now_ms};
+use crate::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec};
 use crate::record::Record;
 use crate::source::paging::{set_pointer, set_query};
 use crate::source::records::{locate, locate_in, scalar};
@@ -76,7 +76,7 @@ pub struct SpecReader {
 impl SpecReader {
     /// The values of `{{cursor}}` and `{{now}}` for a poll from `cursor`.
     fn placeholders(&self, cursor: &Cursor) -> (Option<String>, String) {
-        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let now = self.http.context().clock().now_ms();
         let watermark = cursor.watermark.as_deref().and_then(parse_millis);
         self.rendered(&self.window(watermark, now))
     }
@@ -144,7 +144,7 @@ impl SpecReader {
 
     /// The first request of a poll from `cursor`.
     fn first_request(&self, cursor: &Cursor) -> Result<Request, String> {
-        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let now = self.http.context().clock().now_ms();
         let watermark = cursor.watermark.as_deref().and_then(parse_millis);
         self.request_for(&self.window(watermark, now))
     }
@@ -336,7 +336,7 @@ impl SpecReader {
     /// min(window end, poll start) even when the window held nothing. A partial window
     /// moves nothing and ends the poll's walk; at most `maxWindowsPerPoll` windows a poll.
     fn windows<'a>(&'a self, cursor: &'a Cursor) -> Pages<'a, Record> {
-        let poll_now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let poll_now = self.http.context().clock().now_ms();
         let walk = Walk {
             inner: None,
             cursor,
