@@ -7,6 +7,7 @@ pub mod detect;
 pub mod embedded;
 pub mod http;
 pub mod lease;
+pub mod page;
 pub mod pipeline;
 pub mod ports;
 pub mod ratelimit;
@@ -19,6 +20,7 @@ pub mod source;
 pub mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
 
 pub use config::{ConfigErrors, ConfigSource, ConnectorConfig, Environment};
 pub use context::ConnectorContext;

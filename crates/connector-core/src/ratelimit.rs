@@ -78,7 +78,7 @@ fn reset_in(value: &str, now: SystemTime) -> Option<Duration> {
         Ok(n) if n < 1_000_000_000 => return Some(Duration::from_secs(n.max(0) as u64)),
         Ok(n) if n < 100_000_000_000 => n * 1000,
         Ok(n) => n,
-        Err(_) => crate::source::time::parse_millis(value)?,
+        Err(_) => crate::time::parse_millis(value)?,
     };
     Some(Duration::from_millis(
         at_ms.saturating_sub(now_ms).max(0) as u64

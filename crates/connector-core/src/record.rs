@@ -14,10 +14,28 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::pipeline::ItemKey;
 use crate::signal::ItemError;
 use crate::source::Body;
 use crate::source::records::{locate_in, scalar, text_of};
+
+/// An item's identity for change detection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemKey<'a> {
+    /// The provider's stable id.
+    pub id: Cow<'a, str>,
+    /// The version: the API's version field, or [`crate::detect::content_version`].
+    pub version: Cow<'a, str>,
+}
+
+impl<'a> ItemKey<'a> {
+    /// A key borrowing its id and version from the item.
+    pub fn of(id: &'a str, version: &'a str) -> Self {
+        Self {
+            id: Cow::Borrowed(id),
+            version: Cow::Borrowed(version),
+        }
+    }
+}
 
 /// One record of a page: its text (a slice of the page body), id and version.
 #[derive(Clone)]

@@ -72,8 +72,8 @@ pub fn rfc3339_time(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
     if is_rfc3339(&text) {
         return Some(text);
     }
-    let millis = crate::source::time::parse_millis(&text)?;
-    crate::source::time::format_millis(millis, &crate::source::time::TimeFormat::Rfc3339)
+    let millis = crate::time::parse_millis(&text)?;
+    crate::time::format_millis(millis, &crate::time::TimeFormat::Rfc3339)
         .ok()
         .map(Cow::Owned)
 }

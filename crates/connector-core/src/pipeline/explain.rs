@@ -80,10 +80,7 @@ fn explain_page(page: &Page<Record>, stored: Option<&StreamState>, report: &mut 
         page.unreadable.is_some() || page.notes.records.iter().any(|n| n.time.is_some());
     let mut readable = 0usize;
     for (i, note) in page.notes.records.iter().enumerate() {
-        let parsed = note
-            .time
-            .as_deref()
-            .and_then(crate::source::time::parse_millis);
+        let parsed = note.time.as_deref().and_then(crate::time::parse_millis);
         readable += usize::from(parsed.is_some());
         let what = record_line(page, note, stored, parsed.is_some(), watermarked);
         let _ = writeln!(out, "  record {}: {what}", i + 1);

@@ -63,7 +63,7 @@ pub(super) struct Progress {
 
 impl Progress {
     fn new(start: Cursor) -> Self {
-        let time = |t: &Option<String>| t.as_deref().and_then(crate::source::time::parse_millis);
+        let time = |t: &Option<String>| t.as_deref().and_then(crate::time::parse_millis);
         Self {
             stored_watermark: time(&start.watermark),
             pending: time(&start.pending),
@@ -683,7 +683,7 @@ pub(super) struct PageOutcome {
 
 /// A watermark as state keeps it: RFC 3339, readable in `state show`.
 pub(super) fn format_watermark(millis: i64) -> String {
-    crate::source::time::format_millis(millis, &crate::source::time::TimeFormat::Rfc3339)
+    crate::time::format_millis(millis, &crate::time::TimeFormat::Rfc3339)
         .unwrap_or_else(|_| millis.to_string())
 }
 

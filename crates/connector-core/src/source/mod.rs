@@ -10,7 +10,6 @@
 
 pub mod paging;
 pub mod records;
-pub mod time;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -18,9 +17,13 @@ use std::sync::Arc;
 pub use paging::{Anchor, Next, Pager, Paging, Seen, TokenPlace};
 
 use crate::http::{Conditional, HttpClient, Request, display_url};
-use crate::pipeline::{FetchError, Page, PageEvent, Pages, paged};
+use crate::page::{FetchError, Page, PageEvent, Pages, paged};
+pub use crate::page::{Note, Notes, Outcome};
 use crate::ports::Cursor;
 use crate::signal::ItemError;
+/// The time cursor's parsing and formatting (at the top level as `crate::time`; here for
+/// the providers that read it as part of the toolkit).
+pub use crate::time;
 
 /// A page body, shared by the items read from it (they are byte ranges of it).
 pub type Body = Arc<Vec<u8>>;
@@ -37,37 +40,6 @@ pub async fn explaining<F: std::future::Future>(read: F) -> F::Output {
 
 fn is_explaining() -> bool {
     EXPLAIN.try_with(|on| *on).unwrap_or(false)
-}
-
-/// What became of a page's records, and its requests, when explained.
-#[derive(Debug, Default)]
-pub struct Notes {
-    /// The request that fetched the page.
-    pub request: Option<String>,
-    /// Each record, in page order.
-    pub records: Vec<Note>,
-    /// The request that would come next.
-    pub next: Option<String>,
-}
-
-/// One record's fate.
-#[derive(Debug)]
-pub struct Note {
-    /// Kept, left out or failed.
-    pub outcome: Outcome,
-    /// Its watermark time as read, if the stream has one.
-    pub time: Option<String>,
-}
-
-/// What a record became.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The page's item at this index.
-    Item(usize),
-    /// Left out on purpose, under this name.
-    Dropped(&'static str),
-    /// Did not parse: why.
-    Failed(String),
 }
 
 /// A request as `--explain` shows it: method, URL (the query is the config's own; query

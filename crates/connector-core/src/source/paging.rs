@@ -418,7 +418,7 @@ pub struct Anchor {
     /// The query parameter holding the time.
     pub param: String,
     /// How the time is written in it.
-    pub format: super::time::TimeFormat,
+    pub format: crate::time::TimeFormat,
     /// The parameter's whole value with `{time}` where the time goes, when the time sits
     /// inside a longer value (Jira's JQL: `(...) AND updated >= "{time}" ORDER BY ...`);
     /// `None`: the value is the time alone.
@@ -561,7 +561,7 @@ impl Pager {
             // A token or a next URL already says where the server is; it does not shift.
             return Ok(next);
         }
-        let time = super::time::format_millis(max, &anchor.format)?;
+        let time = crate::time::format_millis(max, &anchor.format)?;
         let at = match &anchor.template {
             Some(template) => template.replacen("{time}", &time, 1),
             None => time,
@@ -1013,7 +1013,7 @@ mod tests {
         let first = Request::get(url("https://api.example/issues?sort=updated&per_page=2"));
         let anchor = Anchor {
             param: "since".into(),
-            format: super::super::time::TimeFormat::Rfc3339,
+            format: crate::time::TimeFormat::Rfc3339,
             template: None,
         };
         let mut p = Pager::new(

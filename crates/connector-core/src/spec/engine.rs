@@ -19,8 +19,8 @@ use crate::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec};
 use crate::record::Record;
 use crate::source::paging::{set_pointer, set_query};
 use crate::source::records::{locate, locate_in, scalar};
-use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use crate::source::{self, Body, Kept, Paging, Read, Revalidate, TokenPlace};
+use crate::time::{TimeFormat, format_millis, parse_millis, read_from};
 use crate::{Cursor, Description, ItemError, Severity};
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
@@ -180,8 +180,8 @@ impl SpecReader {
                 let numeric = self.config.incremental.as_ref().is_some_and(|i| {
                     matches!(
                         i.time_format(),
-                        crate::source::time::TimeFormat::EpochSeconds
-                            | crate::source::time::TimeFormat::EpochMillis
+                        crate::time::TimeFormat::EpochSeconds
+                            | crate::time::TimeFormat::EpochMillis
                     )
                 });
                 fill_body(&mut body, &fill, numeric)?;

@@ -301,19 +301,19 @@ impl Incremental {
     pub fn initial_ms(&self, now_ms: i64) -> Option<i64> {
         self.initial
             .as_deref()
-            .and_then(|i| crate::source::time::parse_start(i, now_ms))
+            .and_then(|i| crate::time::parse_start(i, now_ms))
     }
 
     /// The longest span one read may cover, in milliseconds.
     pub fn max_window_ms(&self) -> Option<i64> {
         self.max_window
             .as_deref()
-            .and_then(crate::source::time::parse_span_ms)
+            .and_then(crate::time::parse_span_ms)
     }
 
     /// The core's time format for `format`.
-    pub fn time_format(&self) -> crate::source::time::TimeFormat {
-        use crate::source::time::TimeFormat;
+    pub fn time_format(&self) -> crate::time::TimeFormat {
+        use crate::time::TimeFormat;
         match self.format.as_str() {
             "rfc3339" => TimeFormat::Rfc3339,
             "epochSeconds" => TimeFormat::EpochSeconds,
@@ -508,7 +508,7 @@ impl ReadSpec {
     fn incremental_problems(&self, out: &mut Vec<FieldError>) {
         if let Some(inc) = &self.incremental {
             if let Some(zone) = &inc.time_zone
-                && let Err(e) = crate::source::time::zone(zone)
+                && let Err(e) = crate::time::zone(zone)
             {
                 out.push(FieldError::new(&["incremental", "timeZone"], e));
             }
@@ -523,7 +523,7 @@ impl ReadSpec {
                 ));
             }
             if let Some(initial) = &inc.initial
-                && crate::source::time::parse_start(initial, 0).is_none()
+                && crate::time::parse_start(initial, 0).is_none()
             {
                 out.push(FieldError::new(
                     &["incremental", "initial"],

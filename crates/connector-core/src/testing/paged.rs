@@ -20,8 +20,8 @@ use wiremock::{Request as MockRequest, Respond, ResponseTemplate};
 use crate::http::{HttpClient, Request};
 use crate::pipeline::{CreateError, Pages, StreamSpec};
 use crate::signal::{Description, ItemError};
-use crate::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use crate::source::{self, Anchor, Kept, Paging, Read, Revalidate, TokenPlace};
+use crate::time::{TimeFormat, format_millis, parse_millis, read_from};
 use crate::{ConnectorContext, Cursor, Provider, Record, Severity};
 
 /// `providerConfig` of `TEST_PAGED`.
