@@ -29,20 +29,7 @@ pub(super) async fn run(
         settings.grace,
     )
     .redacting(settings.redactor.clone());
-    if manager.selected(&registry).is_empty() {
-        bail!(
-            "no enabled connector of a type this binary runs ({}); check \"enabled\" and \"type\" in the configuration",
-            factories.types().join(", ")
-        );
-    }
-    // Workers count each other on the shortest lease TTL, so a dead worker stops
-    // counting about when its leases lapse.
-    let heartbeat_ttl = manager
-        .selected(&registry)
-        .iter()
-        .map(|c| c.lease_ttl())
-        .min()
-        .unwrap_or(Duration::from_secs(30));
+    let heartbeat_ttl = heartbeat_ttl(&manager, &registry, &factories)?;
     // Handlers first: a SIGTERM during start-up must still stop cleanly.
     let mut signals = Signals::new()?;
     // The listener before any lease: a port that is taken must fail the start while this
@@ -86,6 +73,28 @@ pub(super) async fn run(
         api.abort();
     }
     Ok(code)
+}
+
+/// The TTL workers count each other on: the shortest lease TTL of the connectors this
+/// process runs, so a dead worker stops counting about when its leases lapse. None to run
+/// is an error.
+fn heartbeat_ttl(
+    manager: &Manager,
+    registry: &ConnectorRegistry,
+    factories: &Factories,
+) -> Result<Duration> {
+    let selected = manager.selected(registry);
+    if selected.is_empty() {
+        bail!(
+            "no enabled connector of a type this binary runs ({}); check \"enabled\" and \"type\" in the configuration",
+            factories.types().join(", ")
+        );
+    }
+    Ok(selected
+        .iter()
+        .map(|c| c.lease_ttl())
+        .min()
+        .unwrap_or(Duration::from_secs(30)))
 }
 
 /// Whether `run` can start: the named connector exists, this binary runs its type, and it

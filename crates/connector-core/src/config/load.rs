@@ -135,6 +135,20 @@ struct Run<'a> {
     only: Option<&'a str>,
 }
 
+impl Run<'_> {
+    /// Whether this process runs the connector: credentials are needed only then (a
+    /// disabled connector, or one of a type another binary runs, may reference variables
+    /// and files that are not there). `enabled` may still be text from
+    /// `CONNECTOR_<NAME>_ENABLED` here.
+    fn runs_here(&self, obj: &Map<String, Value>, name: Option<&str>, ty: Option<&str>) -> bool {
+        let disabled = matches!(obj.get("enabled"), Some(Value::Bool(false)))
+            || obj.get("enabled").and_then(Value::as_str).map(str::trim) == Some("false");
+        !disabled
+            && ty.is_some_and(|t| self.catalog.types().contains(&t))
+            && self.only.is_none_or(|only| name == Some(only))
+    }
+}
+
 /// One connector's layered value and where each part of it came from.
 struct Layered {
     origin: Origin,
@@ -234,17 +248,7 @@ impl Loader<'_> {
         let name = obj.get("name").and_then(Value::as_str).map(str::to_owned);
         let ty = obj.get("type").and_then(Value::as_str).map(str::to_owned);
         let mut problems = Vec::new();
-        // Credentials are needed only by connectors this process will run: a disabled
-        // connector, or one of a type another binary runs, may reference variables
-        // and files that are not there.
-        // `enabled` may still be text from CONNECTOR_<NAME>_ENABLED at this point.
-        let disabled = matches!(obj.get("enabled"), Some(Value::Bool(false)))
-            || obj.get("enabled").and_then(Value::as_str).map(str::trim) == Some("false");
-        let runs_here = !disabled
-            && ty
-                .as_deref()
-                .is_some_and(|t| run.catalog.types().contains(&t))
-            && run.only.is_none_or(|only| name.as_deref() == Some(only));
+        let runs_here = run.runs_here(obj, name.as_deref(), ty.as_deref());
         let (references, unresolved) = resolve(obj, &run.lookup, name.as_deref());
         let unresolved_elsewhere = !runs_here && !unresolved.is_empty();
         if runs_here {
@@ -295,19 +299,14 @@ impl Loader<'_> {
         if self.errors.len() != before {
             return None;
         }
-        match serde_json::from_value::<ConnectorConfig>(cand.value.clone()) {
-            Ok(mut cfg) => {
-                let resolved = Value::Object(settings.clone());
-                cfg.provider_config = provider_settings
-                    .unwrap_or_else(|| ProviderSettings::raw(settings))
-                    .with_references(&references, &resolved);
-                Some(cfg)
-            }
-            Err(e) => {
-                self.report(cand, &[], e.to_string());
-                None
-            }
-        }
+        let mut cfg = serde_json::from_value::<ConnectorConfig>(cand.value.clone())
+            .map_err(|e| self.report(cand, &[], e.to_string()))
+            .ok()?;
+        let resolved = Value::Object(settings.clone());
+        cfg.provider_config = provider_settings
+            .unwrap_or_else(|| ProviderSettings::raw(settings))
+            .with_references(&references, &resolved);
+        Some(cfg)
     }
 
     /// Parses the file; a syntax error or a wrong top-level shape ends the load here.

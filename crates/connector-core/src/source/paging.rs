@@ -1069,4 +1069,51 @@ mod tests {
             matches!(n, Ok(Next::Stop { message, next: None, .. }) if message.contains("another host"))
         );
     }
+
+    /// What HTTP_JSON's config says is what a typed provider builds: the defaults of the
+    /// JSON (an empty page ends a link or token read; the first page number is 1; links
+    /// keep no dropped query) are the constructors'.
+    #[test]
+    fn the_config_form_and_the_constructors_agree() {
+        let parse = |v: serde_json::Value| -> Paging { serde_json::from_value(v).expect("paging") };
+        assert_eq!(
+            parse(serde_json::json!({"type": "nextUrl", "path": "/next"})),
+            Paging::next_url("/next")
+        );
+        assert_eq!(
+            parse(serde_json::json!({"type": "linkHeader"})),
+            Paging::link_header()
+        );
+        assert_eq!(
+            parse(
+                serde_json::json!({"type": "cursor", "path": "/t", "param": "/t", "in": "body", "stopOnEmpty": false, "stopPath": "/isLast"})
+            ),
+            Paging::cursor("/t", TokenPlace::Body, "/t")
+                .stop_on_empty(false)
+                .stop_path("/isLast")
+        );
+        assert_eq!(
+            parse(
+                serde_json::json!({"type": "page", "param": "page", "size": 50, "sizeParam": "per_page"})
+            ),
+            Paging::page_number("page", 1, 50).size_param("per_page")
+        );
+        assert_eq!(
+            parse(
+                serde_json::json!({"type": "offset", "param": "startAt", "limit": 2, "limitParam": "maxResults", "totalPath": "/total"})
+            ),
+            Paging::offset("startAt", "maxResults", 2).total_path("/total")
+        );
+        assert_eq!(
+            Paging::offset("o", "l", 5).first_params(),
+            [
+                ("o".to_owned(), "0".to_owned()),
+                ("l".to_owned(), "5".to_owned())
+            ]
+        );
+        let unknown = serde_json::from_value::<Paging>(
+            serde_json::json!({"type": "linkHeader", "keepquery": true}),
+        );
+        assert!(unknown.is_err(), "a misspelt field is refused");
+    }
 }
