@@ -61,8 +61,7 @@ impl Provider for MyProvider {
         let http = HttpClient::builder(config.base_url)
             .connector_settings(common) // timeouts, retries, masking of secrets
             .auth(Auth::bearer(&config.token)) // sent only to this origin
-            .build()
-            .map_err(|e| CreateError(e.to_string()))?;
+            .build()?;
         // One stream, not a snapshot, read oldest first (the watermark moves per page).
         let streams = [StreamSpec::main("ticket", false).ascending()];
         Ok(Self {

@@ -415,7 +415,7 @@ impl Provider for DatadogProvider {
                     api.origin().ascii_serialization()
                 ))
                 .build()
-                .map_err(|e| CreateError(e.to_string()))
+                .map_err(CreateError::from)
         };
         let options = config.resolved();
         let mut streams = Vec::new();

@@ -337,8 +337,7 @@ impl Provider for GithubProvider {
             .connector_settings(common)
             .rate_limit_key(key)
             .rate_limit_phrases(&["secondary rate limit", "abuse detection"])
-            .build()
-            .map_err(|e| CreateError(e.to_string()))?;
+            .build()?;
         let options = config.resolved();
         let per_page = config.per_page.to_string();
         let mut streams = Vec::new();

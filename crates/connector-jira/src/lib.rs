@@ -287,8 +287,7 @@ impl Provider for JiraProvider {
         let http = HttpClient::builder(config.base_url.clone())
             .auth(auth)
             .connector_settings(common)
-            .build()
-            .map_err(|e| CreateError(e.to_string()))?;
+            .build()?;
         let (clause, order) = jql::split_order_by(&config.jql);
         if let Some(order) = order.filter(|o| !jql::is_updated_ascending(o)) {
             tracing::warn!(

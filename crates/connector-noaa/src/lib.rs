@@ -254,7 +254,7 @@ impl Provider for NoaaProvider {
         if let Some(cap) = config.max_body_bytes {
             http = http.max_body_bytes(usize::try_from(cap).unwrap_or(usize::MAX));
         }
-        let http = http.build().map_err(|e| CreateError(e.to_string()))?;
+        let http = http.build()?;
         let mut first = http
             .url(&config.alerts_path)
             .map_err(|e| CreateError(format!("alertsPath: {e}")))?;

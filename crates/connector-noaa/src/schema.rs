@@ -104,19 +104,6 @@ struct VersionFields<'a> {
     status: &'a Option<Cow<'a, str>>,
 }
 
-/// What a signal says of an alert beyond its key, borrowed from the feature.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertDetails<'a> {
-    /// Headline, or event and area.
-    pub title: Cow<'a, str>,
-    /// NWS severity, normalised.
-    pub severity: Severity,
-    /// `effective`, else `onset`, else `sent`.
-    pub occurred_at: Option<Cow<'a, str>>,
-    /// The alert's URL (`@id`).
-    pub url: Option<Cow<'a, str>>,
-}
-
 /// One feature held on its own, in a body of its own, as a record (for tests and tools;
 /// a page's alerts share its body instead). An error names what is missing.
 pub fn parse(feature: &str) -> Result<Record, serde_json::Error> {
@@ -163,24 +150,6 @@ pub fn is_actual(alert: &Record) -> bool {
         .is_some_and(|s| s.eq_ignore_ascii_case("actual"))
 }
 
-/// Title, severity, time and link, read again from the feature: only a signal needs
-/// them, so a poll where nothing changed reads none of them.
-pub fn details(alert: &Record) -> Result<AlertDetails<'_>, serde_json::Error> {
-    let p = serde_json::from_str::<Feature<'_>>(alert.raw())?.properties;
-    let title = match (p.headline, p.event, p.area_desc) {
-        (Some(h), _, _) if !h.trim().is_empty() => h,
-        (_, Some(event), Some(area)) => Cow::Owned(format!("{event}: {area}")),
-        (_, Some(event), None) => event,
-        _ => Cow::Owned(format!("Weather alert {}", p.id)),
-    };
-    Ok(AlertDetails {
-        title,
-        severity: severity(p.severity.as_deref()),
-        occurred_at: p.effective.or(p.onset).or(p.sent),
-        url: p.url,
-    })
-}
-
 /// NWS severity → the normalised scale.
 pub fn severity(nws: Option<&str>) -> Severity {
     match nws.map(str::to_ascii_lowercase).as_deref() {
@@ -192,15 +161,22 @@ pub fn severity(nws: Option<&str>) -> Severity {
     }
 }
 
-/// What the signal for a new or updated alert says (its payload is the feature as
-/// received, which the core adds).
+/// What the signal for a new or updated alert says: title, severity, time and link, read
+/// again from the feature (only a signal needs them, so a poll where nothing changed reads
+/// none of them); its payload is the feature as received, which the core adds.
 pub fn describe(alert: &Record) -> Result<Description<'_>, serde_json::Error> {
-    let details = details(alert)?;
+    let p = serde_json::from_str::<Feature<'_>>(alert.raw())?.properties;
+    let title = match (p.headline, p.event, p.area_desc) {
+        (Some(h), _, _) if !h.trim().is_empty() => h,
+        (_, Some(event), Some(area)) => Cow::Owned(format!("{event}: {area}")),
+        (_, Some(event), None) => event,
+        _ => Cow::Owned(format!("Weather alert {}", p.id)),
+    };
     Ok(Description {
         kind: Cow::Borrowed("weather_alert"),
-        title: details.title,
-        severity: details.severity,
-        occurred_at: details.occurred_at,
-        url: details.url,
+        title,
+        severity: severity(p.severity.as_deref()),
+        occurred_at: p.effective.or(p.onset).or(p.sent),
+        url: p.url,
     })
 }

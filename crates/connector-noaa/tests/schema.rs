@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use connector_core::{Record, Severity};
-use connector_noaa::schema::{alerts_of, describe, details, is_actual, parse, severity};
+use connector_noaa::schema::{alerts_of, describe, is_actual, parse, severity};
 
 const SEVERE: &str = include_str!("fixtures/alerts-active-severe-trimmed.json");
 const MD: &str = include_str!("fixtures/alerts-active-area-MD.json");
@@ -48,7 +48,7 @@ fn the_signal_follows_the_contract() {
 #[test]
 fn a_missing_headline_falls_back_to_event_and_area() {
     let a = &alerts(MD)[0];
-    let title = details(a).expect("details").title;
+    let title = describe(a).expect("details").title;
     assert!(title.starts_with("Test Message"), "no headline: {}", title);
     assert!(!is_actual(a), "the KEEPALIVE is a Test message");
     let s = describe(a).expect("signal");
@@ -153,7 +153,7 @@ fn optional_strings_are_borrowed_unescaped_when_needed_and_type_checked_as_befor
         parse(r#"{"properties": {"id": "a\u0031", "headline": "Flood \"Warning\"", "@id": "u"}}"#)
             .expect("alert");
     assert_eq!(a.id(), "a1");
-    assert_eq!(details(&a).expect("details").title, "Flood \"Warning\"");
+    assert_eq!(describe(&a).expect("details").title, "Flood \"Warning\"");
     let e = parse(r#"{"properties": {"id": "a", "headline": 5}}"#)
         .expect_err("a number is not a headline");
     assert_eq!(

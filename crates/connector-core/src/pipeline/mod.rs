@@ -103,6 +103,14 @@ impl StreamSpec {
 #[error("cannot create connector: {0}")]
 pub struct CreateError(pub String);
 
+/// A client that cannot be built (a header value that is not one) fails the connector's
+/// creation with the client's words.
+impl From<crate::http::HttpError> for CreateError {
+    fn from(e: crate::http::HttpError) -> Self {
+        CreateError(e.to_string())
+    }
+}
+
 /// One provider: everything that differs between NOAA, Jira, GitHub, Datadog…
 ///
 /// The associated types make the pipeline generic over the provider's config and raw

@@ -480,14 +480,10 @@ impl SpecReader {
         if let Some(cap) = config.limits.max_body_bytes {
             http = http.max_body_bytes(usize::try_from(cap).unwrap_or(usize::MAX));
         }
-        if let Some(auth) = config
-            .auth
-            .auth(common, &redactor)
-            .map_err(|e| CreateError(e.to_string()))?
-        {
+        if let Some(auth) = config.auth.auth(common, &redactor)? {
             http = http.auth(auth);
         }
-        let http = http.build().map_err(|e| CreateError(e.to_string()))?;
+        let http = http.build()?;
         let query = config
             .request
             .query

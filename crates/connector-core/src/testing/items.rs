@@ -60,7 +60,7 @@ impl Provider for ItemsProvider {
         if let Some(token) = config.api_token {
             builder = builder.auth(Auth::Bearer(token.expose().into()));
         }
-        let http = builder.build().map_err(|e| CreateError(e.to_string()))?;
+        let http = builder.build()?;
         let url = http
             .url(&config.path)
             .map_err(|e| CreateError(e.to_string()))?;

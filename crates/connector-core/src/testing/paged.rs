@@ -71,8 +71,7 @@ impl Provider for PagedProvider {
     fn new(config: PagedConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         let http = HttpClient::builder(config.base_url.clone())
             .connector_settings(common)
-            .build()
-            .map_err(|e| CreateError(e.to_string()))?;
+            .build()?;
         let stream = StreamSpec::main("record", false);
         let stream = if config.descending {
             stream
