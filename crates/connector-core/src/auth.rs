@@ -307,13 +307,10 @@ pub enum AuthSpec {
 }
 
 impl AuthSpec {
-    /// The credentials a client of connector `common` sends; a token endpoint's client
-    /// shares `redactor`, so a token it fetches is masked in the API client's errors too.
-    pub fn auth(
-        &self,
-        common: &ConnectorContext,
-        redactor: &Redactor,
-    ) -> Result<Option<Auth>, HttpError> {
+    /// The credentials a client of connector `common` sends. A token a token endpoint
+    /// issues is masked by the client that takes the credentials and by the process's
+    /// redactor (see [`TokenSource::mask_in`]).
+    pub fn auth(&self, common: &ConnectorContext) -> Result<Option<Auth>, HttpError> {
         Ok(Some(match self {
             AuthSpec::None => return Ok(None),
             AuthSpec::Bearer { token } => Auth::bearer(token),
@@ -336,7 +333,6 @@ impl AuthSpec {
             } => {
                 let client = HttpClient::builder(token_url.clone())
                     .connector_settings(common)
-                    .shared_redactor(redactor)
                     .build()?;
                 let mut form = vec![
                     ("grant_type", "client_credentials".to_owned()),

@@ -527,14 +527,6 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Shares `redactor` with other clients of the same connector (a token endpoint's
-    /// client and the API's), so a credential one of them learns is masked by all.
-    pub fn shared_redactor(mut self, redactor: &crate::redact::Redactor) -> Self {
-        redactor.add_all(self.redactor.values().iter().map(String::as_str));
-        self.redactor = redactor.clone();
-        self
-    }
-
     /// Masks `secrets` wherever a server echoes them in an error this client reports, as it
     /// masks its own credentials (values a provider sends in a path, query or body).
     pub fn redacting<'a>(self, secrets: impl IntoIterator<Item = &'a str>) -> Self {

@@ -151,11 +151,6 @@ impl Redactor {
         self.scrub(&String::from_utf8_lossy(bytes)).into_owned()
     }
 
-    /// The registered forms, to merge one redactor into another.
-    pub(crate) fn values(&self) -> Vec<String> {
-        self.read().values.iter().cloned().collect()
-    }
-
     /// True when nothing is registered.
     pub fn is_empty(&self) -> bool {
         self.read().values.is_empty()

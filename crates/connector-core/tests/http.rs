@@ -360,8 +360,7 @@ async fn a_token_from_a_token_endpoint_is_sent_kept_and_renewed_after_a_401() {
         "tokens",
         "HTTP_JSON",
     ));
-    let redactor = Redactor::new();
-    let auth = spec.auth(&common, &redactor).expect("auth").expect("some");
+    let auth = spec.auth(&common).expect("auth").expect("some");
     assert!(!format!("{auth:?}").contains("cs-secret-1"));
     // The API client shares no redactor with the token endpoint's: a token joins its
     // own and the process's (the log writer's, from its context) when it is issued.

@@ -24,14 +24,10 @@ struct Api {
     status: Arc<RwLock<Status>>,
 }
 
-/// The router, ready to serve. Every answer passes the redactor: an error text the API
-/// shows may quote what a provider echoed.
-pub fn router(
-    backends: Backends,
-    metrics: Arc<Metrics>,
-    status: Arc<RwLock<Status>>,
-    redactor: connector_core::redact::Redactor,
-) -> Router {
+/// The router, ready to serve. Every answer passes the process's redactor (the context's):
+/// an error text the API shows may quote what a provider echoed.
+pub fn router(backends: Backends, metrics: Arc<Metrics>, status: Arc<RwLock<Status>>) -> Router {
+    let redactor = backends.context.redactor().clone();
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))

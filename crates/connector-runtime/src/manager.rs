@@ -84,8 +84,6 @@ pub struct Manager {
     /// How long polls get to finish when their connector stops (SHUTDOWN_GRACE_SECONDS),
     /// at a reload as at shutdown.
     grace: Duration,
-    /// Learns the credentials of every configuration applied, reloads included.
-    redactor: connector_core::redact::Redactor,
 }
 
 impl Manager {
@@ -110,7 +108,6 @@ impl Manager {
             status: Arc::default(),
             share: Share::new(0),
             grace,
-            redactor: connector_core::redact::Redactor::new(),
         }
     }
 
@@ -137,13 +134,6 @@ impl Manager {
             .filter(|c| self.only.as_ref().is_none_or(|n| *n == c.name))
             .cloned()
             .collect()
-    }
-
-    /// Masks the credentials of every configuration applied with `redactor` (the log
-    /// writer's).
-    pub fn redacting(mut self, redactor: connector_core::redact::Redactor) -> Self {
-        self.redactor = redactor;
-        self
     }
 
     /// Builds connector `name` and starts its worker task.
@@ -181,7 +171,9 @@ impl Manager {
 
     /// Makes the running set match `registry`.
     pub async fn apply(&mut self, registry: ConnectorRegistry) -> anyhow::Result<()> {
-        crate::learn_secrets(&self.redactor, &registry);
+        // The process's redactor (the log writer's) learns the credentials of every
+        // configuration applied, reloads included.
+        crate::learn_secrets(self.backends.context.redactor(), &registry);
         let wanted: BTreeMap<String, Arc<ConnectorConfig>> = self
             .selected(&registry)
             .into_iter()

@@ -27,21 +27,13 @@ pub(super) async fn run(
         source,
         only,
         settings.grace,
-    )
-    .redacting(settings.redactor.clone());
+    );
     let heartbeat_ttl = heartbeat_ttl(&manager, &registry, &factories)?;
     // Handlers first: a SIGTERM during start-up must still stop cleanly.
     let mut signals = Signals::new()?;
     // The listener before any lease: a port that is taken must fail the start while this
     // process holds nothing another replica could be waiting for.
-    let api = serve_api(
-        settings.http,
-        backends.clone(),
-        metrics,
-        manager.status(),
-        settings.redactor.clone(),
-    )
-    .await?;
+    let api = serve_api(settings.http, backends.clone(), metrics, manager.status()).await?;
     if let Err(e) = manager.apply(registry).await {
         // Whatever was started before the failure gives its leases back.
         manager.shutdown(std::future::pending()).await;
@@ -204,7 +196,6 @@ async fn serve_api(
     backends: Backends,
     metrics: Arc<Metrics>,
     status: Arc<std::sync::RwLock<manager::Status>>,
-    redactor: connector_core::redact::Redactor,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(addr) = addr else {
         return Ok(None);
@@ -213,7 +204,7 @@ async fn serve_api(
         format!("cannot listen on {addr} (set HTTP_PORT to another port, or \"off\")")
     })?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
-    let app = api::router(backends, metrics, status, redactor);
+    let app = api::router(backends, metrics, status);
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP API stopped");

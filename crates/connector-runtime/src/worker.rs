@@ -42,11 +42,8 @@ pub async fn run_connector(
     shutdown: CancellationToken,
     abort: CancellationToken,
 ) {
-    let config = connector.config().clone();
     let worker = Worker {
-        name: config.name.clone(),
-        ttl: config.lease_ttl(),
-        config,
+        config: connector.config().clone(),
         connector,
         backends,
         instance_id,
@@ -66,8 +63,6 @@ pub async fn run_connector(
 struct Worker {
     connector: Box<dyn PollingConnector>,
     config: connector_core::ConnectorConfig,
-    name: String,
-    ttl: Duration,
     backends: Backends,
     instance_id: Arc<str>,
     metrics: Arc<Metrics>,
@@ -107,18 +102,18 @@ impl Worker {
                 Held::Stop => return,
                 Held::Shed => {
                     // Leave it to another worker for a TTL before competing again.
-                    tracing::info!(connector = %self.name, "handing the connector to another worker (fair share)");
-                    self.metrics.lease_changed(&self.name, false);
+                    tracing::info!(connector = %self.config.name, "handing the connector to another worker (fair share)");
+                    self.metrics.lease_changed(&self.config.name, false);
                     keeper.release().await;
                     tokio::select! {
                         () = self.shutdown.cancelled() => return,
-                        () = tokio::time::sleep(self.ttl) => {}
+                        () = tokio::time::sleep(self.config.lease_ttl()) => {}
                     }
                 }
                 Held::Lost => {
                     self.share.released();
-                    tracing::warn!(connector = %self.name, "lease lost; waiting to re-acquire it");
-                    self.metrics.lease_changed(&self.name, false);
+                    tracing::warn!(connector = %self.config.name, "lease lost; waiting to re-acquire it");
+                    self.metrics.lease_changed(&self.config.name, false);
                     keeper.release().await;
                     // Whoever wrote meanwhile (or whatever Redis lost) is read afresh
                     // under the next lease, validators included.
@@ -134,7 +129,11 @@ impl Worker {
             let attempt = if self.share.may_acquire() {
                 self.backends
                     .leases
-                    .acquire(&self.name, &self.instance_id, self.ttl)
+                    .acquire(
+                        &self.config.name,
+                        &self.instance_id,
+                        self.config.lease_ttl(),
+                    )
                     .await
             } else {
                 Ok(None)
@@ -142,22 +141,22 @@ impl Worker {
             match attempt {
                 Ok(Some(lease)) => return Some(lease),
                 Ok(None) => {
-                    tracing::debug!(connector = %self.name, "lease held by another instance")
+                    tracing::debug!(connector = %self.config.name, "lease held by another instance")
                 }
                 Err(e) => {
-                    tracing::warn!(connector = %self.name, error = %e, "cannot acquire lease")
+                    tracing::warn!(connector = %self.config.name, error = %e, "cannot acquire lease")
                 }
             }
             tokio::select! {
                 () = self.shutdown.cancelled() => return None,
-                () = tokio::time::sleep(self.ttl / 3) => {}
+                () = tokio::time::sleep(self.config.lease_ttl() / 3) => {}
             }
         }
     }
 
     /// A lease was taken: a fence token that did not advance means Redis lost its data.
     fn took(&mut self, lease: Lease) -> LeaseKeeper {
-        let name = &self.name;
+        let name = &self.config.name;
         tracing::info!(connector = %name, token = lease.token, "lease acquired; polling");
         if let Some(previous) = self.metrics.fence_observed(name, lease.token) {
             tracing::error!(
@@ -174,7 +173,7 @@ impl Worker {
         }
         self.share.acquired();
         self.metrics.lease_changed(name, true);
-        LeaseKeeper::start(self.backends.leases.clone(), lease, self.ttl)
+        LeaseKeeper::start(self.backends.leases.clone(), lease, self.config.lease_ttl())
     }
 
     /// Polls on the ticker while the lease holds.
@@ -212,15 +211,15 @@ impl Worker {
     async fn stop(&mut self, keeper: &LeaseKeeper, said: &str) {
         keeper.release_now().await;
         self.share.released();
-        self.metrics.lease_changed(&self.name, false);
-        tracing::info!(connector = %self.name, "{said}");
+        self.metrics.lease_changed(&self.config.name, false);
+        tracing::info!(connector = %self.config.name, "{said}");
     }
 
     /// One poll under the lease, cancelled when the lease goes or the grace runs out.
     async fn tick(&mut self, keeper: &LeaseKeeper) -> Step {
         let span = tracing::info_span!(
             "poll",
-            connector = %self.name,
+            connector = %self.config.name,
             r#type = %self.config.connector_type,
             outcome = tracing::field::Empty,
             fetched = tracing::field::Empty,
@@ -241,19 +240,19 @@ impl Worker {
         if outcome.is_none() && self.abort.is_cancelled() {
             keeper.release_now().await;
             self.share.released();
-            self.metrics.lease_changed(&self.name, false);
+            self.metrics.lease_changed(&self.config.name, false);
             tracing::warn!(
-                connector = %self.name,
+                connector = %self.config.name,
                 "grace period over: poll cancelled (what it committed stays; the rest is read again by the next holder); lease released"
             );
             return Step::End(Held::Stop);
         }
         let _enter = span.enter();
         if let Some(loss) = self.connector.take_state_loss() {
-            self.metrics.state_loss_observed(&self.name, loss);
+            self.metrics.state_loss_observed(&self.config.name, loss);
         }
         if let Some(Err(e @ PollError::StateLayout(_))) = &outcome {
-            tracing::error!(connector = %self.name, error = %e, "connector stopped: its state cannot be read");
+            tracing::error!(connector = %self.config.name, error = %e, "connector stopped: its state cannot be read");
             self.stop(keeper, "lease released").await;
             return Step::End(Held::Stop);
         }
@@ -262,7 +261,7 @@ impl Worker {
         // stop polling now rather than at the next renewal.
         if matches!(outcome, Some(Err(PollError::Fenced { .. }))) {
             tracing::warn!(
-                connector = %self.name,
+                connector = %self.config.name,
                 "another instance holds the lease now: this one stops polling and waits for it"
             );
             return Step::End(Held::Lost);
@@ -279,7 +278,7 @@ impl Worker {
         outcome: Option<&Result<PollSummary, PollError>>,
         took: Duration,
     ) {
-        let name = &self.name;
+        let name = &self.config.name;
         if let Some(Err(PollError::UnderReplicated { .. })) = outcome {
             self.metrics.wait_shortfall(name);
         }

@@ -94,12 +94,19 @@ fn nothing_new(name: &str, summary: &Value) {
     assert_eq!(summary["failed"], 0, "{name}: {summary}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_state_dir_of_the_release_before_publishes_nothing() {
+/// The recorded API and a config for it: the manifest, the mock (kept alive while it is
+/// held), a folder of the test's own and the config file in it.
+async fn recorded(tag: &str) -> (Value, MockServer, PathBuf, PathBuf) {
     let manifest = manifest();
     let server = mock(&manifest).await;
-    let dir = temp_dir("upgrade-files");
+    let dir = temp_dir(tag);
     let file = config(&dir, &manifest, &server);
+    (manifest, server, dir, file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_dir_of_the_release_before_publishes_nothing() {
+    let (manifest, _server, dir, file) = recorded("upgrade-files").await;
     let state = dir.join("state");
     std::fs::create_dir_all(&state).expect("state dir");
     for name in names(&manifest) {
@@ -114,10 +121,7 @@ async fn a_state_dir_of_the_release_before_publishes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_state_of_the_release_before_publishes_nothing() {
-    let manifest = manifest();
-    let server = mock(&manifest).await;
-    let dir = temp_dir("upgrade-redis");
-    let file = config(&dir, &manifest, &server);
+    let (manifest, _server, dir, file) = recorded("upgrade-redis").await;
     let url = redis_url();
     let ns = Namespace::new(&url, "upgrade");
     let redis = inspector_at(&url).await;

@@ -471,16 +471,11 @@ impl SpecReader {
         let mut root = base.clone();
         root.set_path("/");
         root.set_query(None);
-        // One redactor for the API's client and the token endpoint's: the access token
-        // fetched by one is masked in the other's errors too.
-        let redactor = crate::redact::Redactor::new();
-        let mut http = HttpClient::builder(root)
-            .connector_settings(common)
-            .shared_redactor(&redactor);
+        let mut http = HttpClient::builder(root).connector_settings(common);
         if let Some(cap) = config.limits.max_body_bytes {
             http = http.max_body_bytes(usize::try_from(cap).unwrap_or(usize::MAX));
         }
-        if let Some(auth) = config.auth.auth(common, &redactor)? {
+        if let Some(auth) = config.auth.auth(common)? {
             http = http.auth(auth);
         }
         let http = http.build()?;

@@ -538,6 +538,26 @@ async fn contract_failure(
     );
 }
 
+/// One poll against the changed set, or against it with one item removed.
+async fn poll_serving(
+    h: &mut Harness,
+    server: &MockServer,
+    scenario: &impl Scenario,
+    serve_removed: bool,
+    what: &str,
+) -> crate::ports::PollSummary {
+    server.reset().await;
+    if serve_removed {
+        scenario.serve_one_removed(server).await;
+    } else {
+        scenario.serve_one_changed(server).await;
+    }
+    h.connector
+        .poll(&h.lease)
+        .await
+        .unwrap_or_else(|e| panic!("poll {what} failed: {e}"))
+}
+
 /// Contract step 5 (snapshots): a flap publishes nothing; a vanished item is published
 /// once as removed, after the grace, and its version pruned.
 async fn contract_removal(
@@ -551,37 +571,19 @@ async fn contract_removal(
         config.removal_grace_polls, 2,
         "the contract runs with the default removalGracePolls"
     );
-    let mut poll_serving = async |serve_removed: bool, what: &str| {
-        server.reset().await;
-        if serve_removed {
-            scenario.serve_one_removed(server).await;
-        } else {
-            scenario.serve_one_changed(server).await;
-        }
-        h.connector
-            .poll(&h.lease)
-            .await
-            .unwrap_or_else(|e| panic!("poll {what} failed: {e}"))
-    };
-    let missing = poll_serving(true, "with one item missing").await;
+    let missing = poll_serving(h, server, scenario, true, "with one item missing").await;
     assert_eq!(
         missing.published, 0,
         "missing once is not removed: {missing:?}"
     );
-    let back = poll_serving(false, "with the item back").await;
+    let back = poll_serving(h, server, scenario, false, "with the item back").await;
     assert_eq!(
         back.published, 0,
         "an item back with its version is not published again: {back:?}"
     );
-    let missing = poll_serving(true, "with one item missing again").await;
+    let missing = poll_serving(h, server, scenario, true, "with one item missing again").await;
     assert_eq!(missing.published, 0, "the count started again: {missing:?}");
-    server.reset().await;
-    scenario.serve_one_removed(server).await;
-    let removed = h
-        .connector
-        .poll(&h.lease)
-        .await
-        .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
+    let removed = poll_serving(h, server, scenario, true, "after a removal").await;
     assert_eq!(removed.published, 1, "one removal signal: {removed:?}");
     let all = h.published();
     let gone = all.last().unwrap_or_else(|| panic!("an entry"));
@@ -611,12 +613,6 @@ async fn contract_removal(
         !versions.contains(&&gone.external_id),
         "the removed item's version is gone"
     );
-    server.reset().await;
-    scenario.serve_one_removed(server).await;
-    let quiet = h
-        .connector
-        .poll(&h.lease)
-        .await
-        .unwrap_or_else(|e| panic!("poll after a removal failed: {e}"));
+    let quiet = poll_serving(h, server, scenario, true, "after a removal").await;
     assert_eq!(quiet.published, 0, "a removal is published once");
 }
