@@ -120,11 +120,12 @@ async fn execute_with(
     env: Environment,
     settings: Settings,
 ) -> Result<ExitCode> {
-    // Whatever the command, settings that make no client are a mistake to report (`validate`
-    // included); the commands that reach providers build theirs in `connect`.
-    if let Err(e) = settings.client.build_client() {
-        bail!("cannot set up the HTTP client: {e}");
-    }
+    // One connection pool (proxies, extra CA certificates) for every connector, built
+    // whatever the command: settings that make no client are a mistake `validate` reports
+    // too. Tokens the connectors obtain at run time join the log writer's redactor.
+    let context = connector_core::context::Context::new(&settings.client)
+        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?
+        .with_redactor(settings.redactor.clone());
     let source = match &cli.config {
         Some(path) => ConfigSource::File(path.clone()),
         None => ConfigSource::from_env(&env),
@@ -169,7 +170,8 @@ async fn execute_with(
     if settings.redis.is_none() {
         embedded_reach(&command, &settings)?;
     }
-    let backends = connect(&settings, matches!(command, Command::Run { .. })).await?;
+    let mut backends = connect(&settings, matches!(command, Command::Run { .. })).await?;
+    backends.context = context;
     match command {
         Command::Run { name } => run(registry, factories, backends, source, name, &settings).await,
         Command::Poll {
@@ -222,18 +224,6 @@ pub(crate) fn learn_secrets(
 /// cannot be reached at start-up is an error (a misconfigured deployment must not quietly
 /// run embedded); later outages are survived.
 async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
-    // One connection pool (proxies, extra CA certificates) for every connector.
-    // Tokens the connectors obtain at run time join the log writer's redactor too.
-    let context = connector_core::context::Context::new(&settings.client)
-        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?
-        .with_redactor(settings.redactor.clone());
-    let mut backends = open_backends(settings, serving).await?;
-    backends.context = context;
-    Ok(backends)
-}
-
-/// The ports: Redis when `REDIS_URL` is set, else the embedded backend.
-async fn open_backends(settings: &Settings, serving: bool) -> Result<Backends> {
     if let Some(redis) = settings.redis.clone() {
         let settings: RedisSettings = redis;
         let shown = settings.display_url().to_string();
