@@ -104,6 +104,11 @@ impl Record {
         scalar(&self.body, at)
     }
 
+    /// Whether the record has a value other than `null` at `pointer`.
+    pub fn has(&self, pointer: &str) -> bool {
+        crate::source::records::present(self.raw().as_bytes(), pointer)
+    }
+
     /// The record as the provider's type, borrowing from its text where `T` does.
     pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ItemError> {
         serde_json::from_str(self.raw()).map_err(ItemError::new)

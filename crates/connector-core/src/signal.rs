@@ -64,6 +64,28 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The severity an API's word stands for in `table` (its words, matched without regard
+    /// to case): one way for every provider to read `critical`, `SEV-1` or `Highest`.
+    pub fn named(word: &str, table: &[(&str, Severity)]) -> Option<Severity> {
+        table
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(word))
+            .map(|(_, s)| *s)
+    }
+
+    /// The severity a user's map (a config field: label, priority or state to severity)
+    /// gives `word`, matched without regard to case.
+    pub fn mapped(
+        word: &str,
+        map: &std::collections::BTreeMap<String, Severity>,
+    ) -> Option<Severity> {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(word))
+            .map(|(_, s)| *s)
+    }
+}
+
 /// `text` as RFC 3339, which the stream entry's `occurredAt` promises: kept as it is when
 /// it already is (an office's local offset stays as sent), rewritten in UTC when it is
 /// another time format the core reads (Jira's `+0000`, epoch numbers), dropped when it is
@@ -360,6 +382,19 @@ pub fn rfc3339_millis(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn severity_words_and_maps_match_without_case() {
+        let table = [("SEV-1", Severity::Critical), ("warn", Severity::Medium)];
+        assert_eq!(Severity::named("sev-1", &table), Some(Severity::Critical));
+        assert_eq!(Severity::named("WARN", &table), Some(Severity::Medium));
+        assert_eq!(Severity::named("SEV-9", &table), None);
+        let map = [("Blocker".to_owned(), Severity::High)]
+            .into_iter()
+            .collect();
+        assert_eq!(Severity::mapped("blocker", &map), Some(Severity::High));
+        assert_eq!(Severity::mapped("minor", &map), None);
+    }
 
     #[test]
     fn occurred_at_is_rfc3339_whatever_the_api_wrote() {

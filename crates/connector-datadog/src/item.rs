@@ -1,11 +1,11 @@
-//! One Datadog record (an event, an incident, a monitor) as an item: its id, version and
-//! what its signal says.
+//! One Datadog record (an event, an incident, a monitor): its identity, read on the hot
+//! path by pointer, and its signal.
 
 use std::borrow::Cow;
 
+use connector_core::source::records::{string_at, text_at};
 use connector_core::source::time::parse_millis;
-use connector_core::{ItemError, Severity};
-use serde::Deserialize;
+use connector_core::{Description, ItemError, Record, Severity};
 
 /// Which resource a stream reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,126 +18,32 @@ pub enum Resource {
     Monitors,
 }
 
-/// One record read: its identity and what its signal says.
-pub struct Item {
-    /// The record's id.
-    pub id: String,
-    /// Its version: the time for events and incidents, `<state>|<time>` for monitors.
-    pub version: String,
-    /// `event`, `incident` or `monitor_alert`.
-    pub kind: &'static str,
-    /// The signal's title.
-    pub title: String,
-    /// Normalised severity.
-    pub severity: Severity,
-    /// Path and query of the record's page in the web app.
-    pub app_path: String,
-    /// When it happened or last changed.
-    pub occurred_at: Option<String>,
-}
+/// An event's alert type (`error`, `warning`, `info`, `success`…).
+const EVENT_SEVERITIES: [(&str, Severity); 3] = [
+    ("error", Severity::High),
+    ("warning", Severity::Medium),
+    ("warn", Severity::Medium),
+];
 
-#[derive(Deserialize)]
-struct Event<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    attributes: EventAttributes<'a>,
-}
-
-#[derive(Deserialize)]
-struct EventAttributes<'a> {
-    #[serde(borrow)]
-    timestamp: Cow<'a, str>,
-    #[serde(default, borrow)]
-    message: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    attributes: Option<EventInner<'a>>,
-}
-
-#[derive(Deserialize)]
-struct EventInner<'a> {
-    #[serde(default, borrow)]
-    title: Option<Cow<'a, str>>,
-    /// `error`, `warning`, `info`, `success`…: the event's alert type.
-    #[serde(default, borrow)]
-    status: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    evt: Option<Evt<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Evt<'a> {
-    #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Incident<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    attributes: IncidentAttributes<'a>,
-}
-
-#[derive(Deserialize)]
-struct IncidentAttributes<'a> {
-    #[serde(borrow)]
-    modified: Cow<'a, str>,
-    #[serde(default)]
-    public_id: Option<u64>,
-    #[serde(default, borrow)]
-    title: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    severity: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Monitor<'a> {
-    id: u64,
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    overall_state: Cow<'a, str>,
-    #[serde(default, borrow)]
-    overall_state_modified: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    modified: Option<Cow<'a, str>>,
-    #[serde(default)]
-    priority: Option<u8>,
-}
-
-/// An event's alert type on the normalised scale.
-fn event_severity(status: Option<&str>) -> Severity {
-    match status.map(str::to_ascii_lowercase).as_deref() {
-        Some("error") => Severity::High,
-        Some("warning" | "warn") => Severity::Medium,
-        _ => Severity::Info,
-    }
-}
-
-/// `SEV-1` is critical, `SEV-2` high, `SEV-3` medium, `SEV-4` low, others info.
-fn incident_severity(severity: Option<&str>) -> Severity {
-    match severity.map(str::to_ascii_uppercase).as_deref() {
-        Some("SEV-1") => Severity::Critical,
-        Some("SEV-2") => Severity::High,
-        Some("SEV-3") => Severity::Medium,
-        Some("SEV-4") => Severity::Low,
-        _ => Severity::Info,
-    }
-}
+/// An incident's severity: `SEV-1` critical to `SEV-4` low.
+const INCIDENT_SEVERITIES: [(&str, Severity); 4] = [
+    ("SEV-1", Severity::Critical),
+    ("SEV-2", Severity::High),
+    ("SEV-3", Severity::Medium),
+    ("SEV-4", Severity::Low),
+];
 
 /// A monitor's priority (1 highest to 5) on the normalised scale; an alerting monitor
-/// without one is high, any other state info.
+/// without one is high, a warning one medium, any other state info.
 fn monitor_severity(priority: Option<u8>, state: &str) -> Severity {
+    const STATES: [(&str, Severity); 2] = [("alert", Severity::High), ("warn", Severity::Medium)];
     match priority {
         Some(1) => Severity::Critical,
         Some(2) => Severity::High,
         Some(3) => Severity::Medium,
         Some(4) => Severity::Low,
         Some(_) => Severity::Info,
-        None if state.eq_ignore_ascii_case("alert") => Severity::High,
-        None if state.eq_ignore_ascii_case("warn") => Severity::Medium,
-        None => Severity::Info,
+        None => Severity::named(state, &STATES).unwrap_or(Severity::Info),
     }
 }
 
@@ -146,88 +52,114 @@ pub fn state_of(version: &str) -> &str {
     version.split('|').next().unwrap_or_default()
 }
 
-impl Item {
-    /// Reads one record of `resource`.
-    pub fn of_text(resource: Resource, text: &str) -> Result<Self, ItemError> {
-        let time = |t: &str| -> Result<(), ItemError> {
-            parse_millis(t)
-                .map(|_| ())
-                .ok_or_else(|| ItemError::new(format!("{t:?} is not a time")))
-        };
-        let item = |id: String, version: String, kind, title, severity, app_path, at| Self {
-            id,
-            version,
-            kind,
-            title,
-            severity,
-            app_path,
-            occurred_at: at,
-        };
-        match resource {
-            Resource::Events => {
-                let e: Event<'_> = serde_json::from_str(text).map_err(ItemError::new)?;
-                time(&e.attributes.timestamp)?;
-                let inner = e.attributes.attributes;
-                let title = inner
-                    .as_ref()
-                    .and_then(|i| i.title.clone())
-                    .or(e.attributes.message)
-                    .unwrap_or_default();
-                let severity = event_severity(inner.as_ref().and_then(|i| i.status.as_deref()));
-                let app_path = match inner.and_then(|i| i.evt).and_then(|e| e.id) {
-                    Some(v1) => format!("/event/event?id={v1}"),
-                    None => "/event/explorer".to_owned(),
-                };
-                // Events are immutable: the time is all a version needs.
-                let at = e.attributes.timestamp.into_owned();
-                Ok(item(
-                    e.id.into_owned(),
-                    at.clone(),
-                    "event",
-                    title.into_owned(),
-                    severity,
-                    app_path,
-                    Some(at),
-                ))
-            }
-            Resource::Incidents => {
-                let i: Incident<'_> = serde_json::from_str(text).map_err(ItemError::new)?;
-                time(&i.attributes.modified)?;
-                let a = i.attributes;
-                let number = a.public_id.map(|n| format!("#{n} ")).unwrap_or_default();
-                let title = format!("Incident {number}{}", a.title.unwrap_or_default());
-                let app_path = match a.public_id {
-                    Some(n) => format!("/incidents/{n}"),
-                    None => "/incidents".to_owned(),
-                };
-                let modified = a.modified.into_owned();
-                let severity = incident_severity(a.severity.as_deref());
-                Ok(item(
-                    i.id.into_owned(),
-                    modified.clone(),
-                    "incident",
-                    title,
-                    severity,
-                    app_path,
-                    Some(modified),
-                ))
-            }
-            Resource::Monitors => {
-                let m: Monitor<'_> = serde_json::from_str(text).map_err(ItemError::new)?;
-                let changed = m.overall_state_modified.or(m.modified);
-                let changed_text = changed.as_deref().unwrap_or_default().to_owned();
-                let title = format!("[{}] {}", m.overall_state, m.name.unwrap_or_default());
-                let severity = monitor_severity(m.priority, &m.overall_state);
-                Ok(item(
-                    m.id.to_string(),
-                    format!("{}|{changed_text}", m.overall_state),
-                    "monitor_alert",
-                    title,
-                    severity,
-                    format!("/monitors/{}", m.id),
-                    changed.map(Cow::into_owned),
-                ))
-            }
-        }
+/// A string field the record must have, and that must be a time where `time`.
+fn required<'j>(json: &'j [u8], pointer: &str, time: bool) -> Result<Cow<'j, str>, ItemError> {
+    let text = string_at(json, pointer)
+        .ok_or_else(|| ItemError::new(format!("{pointer} is missing or not a string")))?;
+    if time && parse_millis(&text).is_none() {
+        return Err(ItemError::new(format!("{text:?} is not a time")));
     }
+    Ok(text)
+}
+
+/// A monitor's numeric id.
+fn monitor_id(json: &[u8]) -> Result<u64, ItemError> {
+    text_at(json, "/id")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| ItemError::new("/id is missing or not a monitor number"))
+}
+
+/// A record's id and version: the time for events (immutable) and incidents,
+/// `<state>|<time>` for monitors (a state change is what a monitor's signal is about).
+pub fn identity(resource: Resource, text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
+    let json = text.as_bytes();
+    Ok(match resource {
+        Resource::Events => {
+            let at = required(json, "/attributes/timestamp", true)?;
+            (required(json, "/id", false)?, at.into_owned())
+        }
+        Resource::Incidents => {
+            let at = required(json, "/attributes/modified", true)?;
+            (required(json, "/id", false)?, at.into_owned())
+        }
+        Resource::Monitors => {
+            let id = monitor_id(json)?;
+            let state = required(json, "/overall_state", false)?;
+            let changed = string_at(json, "/overall_state_modified")
+                .or_else(|| string_at(json, "/modified"))
+                .unwrap_or_default();
+            (Cow::Owned(id.to_string()), format!("{state}|{changed}"))
+        }
+    })
+}
+
+/// What a record's signal says; `app` is the web app its page is in.
+pub fn describe<'a>(
+    resource: Resource,
+    app: &str,
+    record: &'a Record,
+) -> Result<Description<'a>, ItemError> {
+    let text = |pointer: &str| record.text(pointer);
+    let (kind, title, severity, path, at) = match resource {
+        Resource::Events => {
+            let title =
+                text("/attributes/attributes/title").or_else(|| text("/attributes/message"));
+            let status = text("/attributes/attributes/status").unwrap_or_default();
+            let path = match text("/attributes/attributes/evt/id") {
+                Some(v1) => format!("/event/event?id={v1}"),
+                None => "/event/explorer".to_owned(),
+            };
+            let severity = Severity::named(&status, &EVENT_SEVERITIES);
+            let title = title.unwrap_or_default().into_owned();
+            let at = text("/attributes/timestamp");
+            ("event", title, severity.unwrap_or(Severity::Info), path, at)
+        }
+        Resource::Incidents => {
+            let number = text("/attributes/public_id").filter(|n| n.parse::<u64>().is_ok());
+            let shown = number
+                .as_ref()
+                .map(|n| format!("#{n} "))
+                .unwrap_or_default();
+            let title = text("/attributes/title").unwrap_or_default();
+            let path = match &number {
+                Some(n) => format!("/incidents/{n}"),
+                None => "/incidents".to_owned(),
+            };
+            let severity = Severity::named(
+                &text("/attributes/severity").unwrap_or_default(),
+                &INCIDENT_SEVERITIES,
+            );
+            let title = format!("Incident {shown}{title}");
+            let at = text("/attributes/modified");
+            (
+                "incident",
+                title,
+                severity.unwrap_or(Severity::Info),
+                path,
+                at,
+            )
+        }
+        Resource::Monitors => {
+            let id = monitor_id(record.raw().as_bytes())?;
+            let state = text("/overall_state").unwrap_or_default();
+            let priority = text("/priority").and_then(|p| p.parse().ok());
+            let title = format!("[{state}] {}", text("/name").unwrap_or_default());
+            let severity = monitor_severity(priority, &state);
+            let at = text("/overall_state_modified").or_else(|| text("/modified"));
+            (
+                "monitor_alert",
+                title,
+                severity,
+                format!("/monitors/{id}"),
+                at,
+            )
+        }
+    };
+    Ok(Description {
+        kind: Cow::Borrowed(kind),
+        title: Cow::Owned(title),
+        severity,
+        occurred_at: at,
+        url: Some(Cow::Owned(format!("{app}{path}"))),
+    })
 }

@@ -2,23 +2,20 @@
 
 pub mod item;
 
-use std::borrow::Cow;
-
 use connector_core::config::fields;
 use connector_core::config::{FieldError, Secret};
-use connector_core::http::{Auth, HttpClient, HttpError, Request};
-use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, single_page};
+use connector_core::http::{Auth, HttpClient, Request};
+use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, Streams, single_page};
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use connector_core::source::{self, Kept, Paging, Read, TokenPlace};
 use connector_core::{
     ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
-use futures_util::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::item::{Item, Resource, state_of};
+use crate::item::{Resource, state_of};
 
 /// A Datadog site: where its API and its web app are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -62,24 +59,16 @@ impl Site {
     }
 }
 
-/// Which resources to read: a list of names, or names with their options.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum Resources {
-    /// `["events", "incidents", "monitors"]`, each with its defaults.
-    Names(Vec<ResourceName>),
-    /// `{"events": {"query": "status:error"}, "monitors": {"states": ["Alert"]}}`.
-    Options(ResourceOptions),
-}
+/// What to read: `["events", "incidents", "monitors"]`, each with its defaults, or
+/// `{"events": {"query": "status:error"}, "monitors": {"states": ["Alert"]}}`.
+pub type Resources = connector_core::config::Resources<ResourceName, ResourceOptions>;
 
-impl Default for Resources {
-    fn default() -> Self {
-        Self::Names(vec![
-            ResourceName::Events,
-            ResourceName::Incidents,
-            ResourceName::Monitors,
-        ])
-    }
+fn default_resources() -> Resources {
+    Resources::names([
+        ResourceName::Events,
+        ResourceName::Incidents,
+        ResourceName::Monitors,
+    ])
 }
 
 /// A resource by name.
@@ -169,7 +158,7 @@ pub struct DatadogConfig {
     /// (`events_read`, `incident_read`, `monitors_read`).
     pub app_key: Secret,
     /// What to read (default all three).
-    #[serde(default)]
+    #[serde(default = "default_resources")]
     pub resources: Resources,
     /// The events query, for a config that names no event options.
     #[serde(default)]
@@ -205,23 +194,13 @@ impl DatadogConfig {
         }
     }
 
-    /// What to read, with options.
+    /// What to read, with options: a list of names takes the events query from `query`.
     pub fn resolved(&self) -> ResourceOptions {
-        match &self.resources {
-            Resources::Options(o) => o.clone(),
-            Resources::Names(names) => ResourceOptions {
-                events: names.contains(&ResourceName::Events).then(|| EventOptions {
-                    query: self.query.clone(),
-                    page_size: None,
-                }),
-                incidents: names
-                    .contains(&ResourceName::Incidents)
-                    .then(PageOptions::default),
-                monitors: names
-                    .contains(&ResourceName::Monitors)
-                    .then(MonitorOptions::default),
-            },
+        let mut options = self.resources.resolved();
+        if let (Resources::Names(_), Some(events)) = (&self.resources, &mut options.events) {
+            events.query = self.query.clone();
         }
+        options
     }
 
     /// Every mistake, with the field it is in.
@@ -268,38 +247,13 @@ struct Target {
 
 /// The `DATADOG` provider: events (incremental), incidents, monitors (a snapshot).
 pub struct DatadogProvider {
-    streams: Vec<StreamSpec>,
-    targets: Vec<Target>,
+    streams: Streams<Target>,
     app: String,
     overlap_ms: i64,
     initial_ms: i64,
 }
 
 const MAX_PAGES: u64 = 1000;
-
-/// What a Datadog error means for the operator; keys are never part of it.
-fn explain(e: FetchError) -> FetchError {
-    let FetchError::Http(HttpError::Status {
-        status: 403,
-        url,
-        detail,
-        ..
-    }) = &e
-    else {
-        return e;
-    };
-    let said = if detail.is_empty() {
-        String::new()
-    } else {
-        format!(" (Datadog says: {detail})")
-    };
-    FetchError::Refused {
-        url: url.clone(),
-        message: format!(
-            "Datadog denied the read (HTTP 403): the application key lacks a permission this resource needs (events_read, incident_read or monitors_read){said}"
-        ),
-    }
-}
 
 impl DatadogProvider {
     fn read(&self, target: &Target, cursor: &Cursor) -> Result<Read<'static, Record>, FetchError> {
@@ -310,9 +264,10 @@ impl DatadogProvider {
         };
         let resource = target.resource;
         let parse = Box::new(move |body: &_, span, text: &str| {
-            let item = Item::of_text(resource, text)?;
-            Ok(Kept::Item(Record::new(body, span, &item.id, item.version)))
+            let (id, version) = item::identity(resource, text)?;
+            Ok(Kept::Item(Record::new(body, span, &id, version)))
         });
+        let size = target.page_size.to_string();
         Ok(match resource {
             Resource::Events => {
                 let mut url = url("/api/v2/events")?;
@@ -321,16 +276,15 @@ impl DatadogProvider {
                 let from = read_from(watermark, self.overlap_ms, Some(now - self.initial_ms))
                     .unwrap_or(now);
                 let from = format_millis(from, &TimeFormat::EpochMillis).unwrap_or_default();
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(query) = &target.query {
-                        q.append_pair("filter[query]", query);
-                    }
-                    q.append_pair("filter[from]", &from)
-                        .append_pair("filter[to]", "now")
-                        .append_pair("sort", "timestamp")
-                        .append_pair("page[limit]", &target.page_size.to_string());
+                let mut q = url.query_pairs_mut();
+                if let Some(query) = &target.query {
+                    q.append_pair("filter[query]", query);
                 }
+                q.append_pair("filter[from]", &from)
+                    .append_pair("filter[to]", "now")
+                    .append_pair("sort", "timestamp")
+                    .append_pair("page[limit]", &size);
+                drop(q);
                 Read {
                     // The last page with events still names a next cursor; the empty page
                     // after it ends the read.
@@ -342,38 +296,30 @@ impl DatadogProvider {
                 }
             }
             Resource::Incidents => {
-                let url = url("/api/v2/incidents")?;
-                let mut request = Request::get(url);
-                source::paging::set_query(
-                    &mut request.url,
-                    "page[size]",
-                    &target.page_size.to_string(),
-                );
-                source::paging::set_query(&mut request.url, "page[offset]", "0");
+                let mut url = url("/api/v2/incidents")?;
+                url.query_pairs_mut()
+                    .append_pair("page[size]", &size)
+                    .append_pair("page[offset]", "0");
                 Read {
                     // `next_offset` is not to be trusted: a short or empty page ends it.
-                    paging: Paging::offset(
-                        "page[offset]",
-                        "page[size]",
-                        u64::from(target.page_size),
-                    ),
+                    paging: Paging::offset("page[offset]", "page[size]", target.page_size.into()),
                     records: "/data".into(),
                     max_pages: MAX_PAGES,
                     watermark: Some("/attributes/modified".into()),
-                    ..Read::new(request, parse)
+                    ..Read::new(Request::get(url), parse)
                 }
             }
             Resource::Monitors => {
                 let mut url = url("/api/v1/monitor")?;
                 url.query_pairs_mut()
                     .append_pair("page", "0")
-                    .append_pair("page_size", &target.page_size.to_string());
+                    .append_pair("page_size", &size);
                 if !target.tags.is_empty() {
                     url.query_pairs_mut()
                         .append_pair("monitor_tags", &target.tags.join(","));
                 }
                 Read {
-                    paging: Paging::page_number("page", 0, u64::from(target.page_size))
+                    paging: Paging::page_number("page", 0, target.page_size.into())
                         .size_param("page_size"),
                     records: String::new(),
                     max_pages: MAX_PAGES,
@@ -381,11 +327,6 @@ impl DatadogProvider {
                 }
             }
         })
-    }
-
-    fn target(&self, stream: &StreamSpec) -> Option<&Target> {
-        let i = self.streams.iter().position(|s| s.name == stream.name)?;
-        self.targets.get(i)
     }
 }
 
@@ -418,44 +359,65 @@ impl Provider for DatadogProvider {
                 .map_err(CreateError::from)
         };
         let options = config.resolved();
-        let mut streams = Vec::new();
-        let mut targets = Vec::new();
-        if let Some(events) = &options.events {
-            streams.push(StreamSpec::named("events", "event", false).ascending());
-            targets.push(Target {
-                resource: Resource::Events,
-                http: client("events")?,
-                query: events.query.clone(),
-                page_size: events.page_size.unwrap_or(100).clamp(1, 1000),
-                tags: Vec::new(),
-                states: Vec::new(),
-            });
+        let mut streams = Streams::default();
+        let mut add = |name: &str, kind, resource, size: Option<u32>, max, query, tags, states| {
+            let spec = StreamSpec::named(name, kind, resource == Resource::Monitors);
+            let spec = match resource {
+                Resource::Events => spec.ascending(),
+                _ => spec,
+            };
+            let page_size = size.unwrap_or(100).clamp(1, max);
+            let http = client(name)?;
+            let target = Target {
+                resource,
+                http,
+                query,
+                page_size,
+                tags,
+                states,
+            };
+            streams.push(spec, target);
+            Ok::<_, CreateError>(())
+        };
+        if let Some(e) = options.events {
+            add(
+                "events",
+                "event",
+                Resource::Events,
+                e.page_size,
+                1000,
+                e.query,
+                vec![],
+                vec![],
+            )?;
         }
-        if let Some(incidents) = &options.incidents {
-            streams.push(StreamSpec::named("incidents", "incident", false));
-            targets.push(Target {
-                resource: Resource::Incidents,
-                http: client("incidents")?,
-                query: None,
-                page_size: incidents.page_size.unwrap_or(100).clamp(1, 100),
-                tags: Vec::new(),
-                states: Vec::new(),
-            });
+        if let Some(i) = options.incidents {
+            add(
+                "incidents",
+                "incident",
+                Resource::Incidents,
+                i.page_size,
+                100,
+                None,
+                vec![],
+                vec![],
+            )?;
         }
-        if let Some(monitors) = &options.monitors {
-            streams.push(StreamSpec::named("monitors", "monitor_alert", true));
-            targets.push(Target {
-                resource: Resource::Monitors,
-                http: client("monitors")?,
-                query: None,
-                page_size: monitors.page_size.unwrap_or(100).clamp(1, 1000),
-                tags: monitors.tags.clone(),
-                states: monitors.states.clone(),
-            });
+        if let Some(m) = options.monitors {
+            let (size, tags, states) = (m.page_size, m.tags, m.states);
+            add(
+                "monitors",
+                "monitor_alert",
+                Resource::Monitors,
+                size,
+                1000,
+                None,
+                tags,
+                states,
+            )?;
         }
         Ok(Self {
             streams,
-            targets,
             app: app.as_str().trim_end_matches('/').to_owned(),
             overlap_ms: i64::from(config.overlap_seconds) * 1000,
             initial_ms: i64::from(config.initial_lookback_minutes) * 60_000,
@@ -467,27 +429,28 @@ impl Provider for DatadogProvider {
     }
 
     fn streams(&self) -> &[StreamSpec] {
-        &self.streams
+        self.streams.specs()
     }
 
     fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
-        let Some(target) = self.target(stream) else {
-            let e = FetchError::Malformed {
-                url: String::new(),
-                message: format!("no stream {}", stream.name),
-            };
-            return single_page(async { Err(e) });
-        };
-        match self.read(target, cursor) {
-            Ok(read) => source::read(&target.http, read, cursor)
-                .map_err(explain)
-                .boxed(),
-            Err(e) => single_page(async { Err(e) }),
+        let read = self
+            .streams
+            .target(stream)
+            .map(|t| (t, self.read(t, cursor)));
+        match read {
+            Ok((target, Ok(read))) => source::read(&target.http, read, cursor),
+            Ok((_, Err(e))) => single_page(async { Err(e) }),
+            Err(e) => single_page(async move {
+                Err(FetchError::Malformed {
+                    url: String::new(),
+                    message: e.to_string(),
+                })
+            }),
         }
     }
 
     fn publishes(&self, stream: &StreamSpec, record: &Record, previous: Option<&str>) -> bool {
-        let Some(target) = self.target(stream) else {
+        let Ok(target) = self.streams.target(stream) else {
             return true;
         };
         if target.states.is_empty() || target.resource != Resource::Monitors {
@@ -502,18 +465,18 @@ impl Provider for DatadogProvider {
         stream: &StreamSpec,
         record: &'a Record,
     ) -> Result<Description<'a>, ItemError> {
-        let resource = self
-            .target(stream)
-            .map(|t| t.resource)
-            .ok_or_else(|| ItemError::new(format!("no stream {}", stream.name)))?;
-        let item = Item::of_text(resource, record.raw())?;
-        Ok(Description {
-            kind: Cow::Borrowed(item.kind),
-            title: Cow::Owned(item.title),
-            severity: item.severity,
-            occurred_at: item.occurred_at.map(Cow::Owned),
-            url: Some(Cow::Owned(format!("{}{}", self.app, item.app_path))),
-        })
+        item::describe(self.streams.target(stream)?.resource, &self.app, record)
+    }
+
+    /// A 403 is a missing permission of the application key; keys are never part of it.
+    fn refusal(&self, status: u16, detail: &str) -> Option<String> {
+        let said = match detail {
+            "" => String::new(),
+            detail => format!(" (Datadog says: {detail})"),
+        };
+        (status == 403).then(|| format!(
+            "Datadog denied the read (HTTP 403): the application key lacks a permission this resource needs (events_read, incident_read or monitors_read){said}"
+        ))
     }
 }
 

@@ -2,13 +2,12 @@
 
 pub mod item;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use connector_core::config::fields;
 use connector_core::config::{FieldError, PathSegment, Secret};
 use connector_core::http::{Auth, HttpClient, Request};
-use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, single_page};
+use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, Streams, single_page};
 use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
 use connector_core::source::{self, Anchor, Kept, Paging, Read, Revalidate};
 use connector_core::{
@@ -18,22 +17,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::item::{Item, Resource};
+use crate::item::Resource;
 
-/// Which resources to read: a list of names, or names with their options.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum Resources {
-    /// `["issues", "securityAdvisories", "dependabotAlerts"]`, each with its defaults.
-    Names(Vec<ResourceName>),
-    /// `{"issues": {"labels": "bug"}, "dependabotAlerts": {}}`.
-    Options(ResourceOptions),
-}
+/// What to read of each repository: `["issues", "securityAdvisories",
+/// "dependabotAlerts"]`, each with its defaults, or `{"issues": {"labels": "bug"},
+/// "dependabotAlerts": {}}`.
+pub type Resources = connector_core::config::Resources<ResourceName, ResourceOptions>;
 
-impl Default for Resources {
-    fn default() -> Self {
-        Self::Names(vec![ResourceName::Issues])
-    }
+fn default_resources() -> Resources {
+    Resources::names([ResourceName::Issues])
 }
 
 /// A resource by name.
@@ -83,16 +75,6 @@ pub struct IssueOptions {
     pub include_pull_requests: bool,
 }
 
-impl Default for IssueOptions {
-    fn default() -> Self {
-        Self {
-            state: default_state(),
-            labels: None,
-            include_pull_requests: false,
-        }
-    }
-}
-
 /// Issue states GitHub filters on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -135,7 +117,7 @@ pub struct GithubConfig {
     #[serde(default)]
     pub repositories: Vec<String>,
     /// What to read of each repository (default `["issues"]`).
-    #[serde(default)]
+    #[serde(default = "default_resources")]
     pub resources: Resources,
     /// An organisation whose Dependabot alerts are read too (one stream).
     #[serde(default)]
@@ -179,24 +161,6 @@ fn is_repository(name: &str) -> bool {
 }
 
 impl GithubConfig {
-    /// What to read of each repository, with options.
-    pub fn resolved(&self) -> ResourceOptions {
-        match &self.resources {
-            Resources::Options(o) => o.clone(),
-            Resources::Names(names) => ResourceOptions {
-                issues: names
-                    .contains(&ResourceName::Issues)
-                    .then(IssueOptions::default),
-                security_advisories: names
-                    .contains(&ResourceName::SecurityAdvisories)
-                    .then(NoOptions::default),
-                dependabot_alerts: names
-                    .contains(&ResourceName::DependabotAlerts)
-                    .then(DependabotOptions::default),
-            },
-        }
-    }
-
     /// Every mistake, with the field it is in.
     pub fn problems(&self) -> Vec<FieldError> {
         let mut out: Vec<FieldError> = fields::base_url("baseUrl", &self.base_url)
@@ -227,7 +191,11 @@ impl GithubConfig {
                 "expected an organisation login, e.g. my-org",
             ));
         }
-        let state = self.resolved().dependabot_alerts.and_then(|d| d.state);
+        let state = self
+            .resources
+            .resolved()
+            .dependabot_alerts
+            .and_then(|d| d.state);
         if let Err(e) = fields::known_values("state", state.as_deref(), &ALERT_STATES) {
             out.push(FieldError::new(
                 &["resources", "dependabotAlerts", "state"],
@@ -243,16 +211,15 @@ struct Target {
     resource: Resource,
     /// `owner/name`, or `org:<org>`.
     place: String,
-    path: String,
-    query: Vec<(&'static str, String)>,
+    /// The first page's request, before `since`.
+    request: Request,
     include_pull_requests: bool,
 }
 
 /// The `GITHUB` provider: each repository × resource is a stream of its own.
 pub struct GithubProvider {
     http: HttpClient,
-    streams: Vec<StreamSpec>,
-    targets: Vec<Target>,
+    streams: Streams<Target>,
     overlap_ms: i64,
     label_severity: BTreeMap<String, Severity>,
 }
@@ -261,34 +228,18 @@ pub struct GithubProvider {
 const MAX_PAGES: u64 = 1000;
 
 impl GithubProvider {
-    /// The target a stream reads.
-    fn target(&self, stream: &StreamSpec) -> Option<&Target> {
-        self.streams
-            .iter()
-            .position(|s| s.name == stream.name)
-            .and_then(|i| self.targets.get(i))
-    }
-
-    fn read(&self, target: &Target, cursor: &Cursor) -> Result<Read<'_, Record>, FetchError> {
-        let mut url = self
-            .http
-            .url(&target.path)
-            .map_err(|e| FetchError::refused(self.http.base(), e))?;
-        url.query_pairs_mut().extend_pairs(&target.query);
+    fn read(&self, target: &Target, cursor: &Cursor) -> Read<'_, Record> {
+        let mut request = target.request.clone();
         let issues = target.resource == Resource::Issues;
-        if issues {
-            let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-            if let Some(since) = read_from(watermark, self.overlap_ms, None)
-                .and_then(|ms| format_millis(ms.div_euclid(1000) * 1000, &TimeFormat::Rfc3339).ok())
-            {
-                url.query_pairs_mut().append_pair("since", &since);
-            }
+        let watermark = cursor.watermark.as_deref().and_then(parse_millis);
+        if let Some(since) = read_from(watermark, self.overlap_ms, None)
+            .filter(|_| issues)
+            .and_then(|ms| format_millis(ms.div_euclid(1000) * 1000, &TimeFormat::Rfc3339).ok())
+        {
+            request.url.query_pairs_mut().append_pair("since", &since);
         }
-        let request = Request::get(url).with_header("x-github-api-version", "2022-11-28");
-        let (resource, place) = (target.resource, target.place.clone());
-        let labels = &self.label_severity;
-        let include_pull_requests = target.include_pull_requests;
-        Ok(Read {
+        let (resource, include_pull_requests) = (target.resource, target.include_pull_requests);
+        Read {
             paging: Paging::link_header().stop_on_empty(false),
             records: String::new(),
             max_pages: MAX_PAGES,
@@ -304,15 +255,90 @@ impl GithubProvider {
             // Issues go on from their watermark; full listings always start over (their
             // versions keep anything unchanged from being published again).
             ..Read::new(request, move |body, span, text| {
-                let item = Item::of_text(resource, &place, labels, text)?;
-                Ok(if item.is_pull_request && !include_pull_requests {
+                let (id, version) = item::identity(resource, text)?;
+                Ok(if !include_pull_requests && item::is_pull_request(text) {
                     Kept::Dropped("pullRequestsSkipped")
                 } else {
-                    Kept::Item(Record::new(body, span, &item.id, item.version))
+                    Kept::Item(Record::new(body, span, &id, version))
                 })
             })
-        })
+        }
     }
+}
+
+/// The streams a config reads: each repository × resource, then the organisation's alerts.
+fn streams(config: &GithubConfig, http: &HttpClient) -> Result<Streams<Target>, CreateError> {
+    let options = config.resources.resolved();
+    let alert_state = options.dependabot_alerts.as_ref().and_then(|d| {
+        fields::known_values("state", d.state.as_deref(), &ALERT_STATES)
+            .ok()
+            .flatten()
+    });
+    let mut streams = Streams::default();
+    let mut add = |name: String, resource, place: &str, path: String, extra: &[(&str, &str)]| {
+        let mut url = http
+            .url(&path)
+            .map_err(|e| CreateError(format!("{path}: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("sort", "updated")
+            .append_pair("direction", "asc")
+            .append_pair("per_page", &config.per_page.to_string())
+            .extend_pairs(extra);
+        let (kind, ascending) = match resource {
+            Resource::Issues => ("issue", true),
+            Resource::SecurityAdvisories => ("security_advisory", false),
+            Resource::DependabotAlerts => ("dependabot_alert", false),
+        };
+        let spec = StreamSpec::named(name, kind, false);
+        let target = Target {
+            resource,
+            place: place.to_owned(),
+            request: Request::get(url).with_header("x-github-api-version", "2022-11-28"),
+            include_pull_requests: resource == Resource::Issues
+                && options
+                    .issues
+                    .as_ref()
+                    .is_some_and(|i| i.include_pull_requests),
+        };
+        streams.push(if ascending { spec.ascending() } else { spec }, target);
+        Ok::<_, CreateError>(())
+    };
+    let alerts: Vec<(&str, &str)> = alert_state.iter().map(|s| ("state", s.as_str())).collect();
+    for repo in &config.repositories {
+        if let Some(issues) = &options.issues {
+            let state = match issues.state {
+                IssueState::All => "all",
+                IssueState::Open => "open",
+                IssueState::Closed => "closed",
+            };
+            let mut extra = vec![("state", state)];
+            extra.extend(issues.labels.iter().map(|l| ("labels", l.as_str())));
+            let path = format!("/repos/{repo}/issues");
+            add(
+                format!("{repo}/issues"),
+                Resource::Issues,
+                repo,
+                path,
+                &extra,
+            )?;
+        }
+        if options.security_advisories.is_some() {
+            let path = format!("/repos/{repo}/security-advisories");
+            let name = format!("{repo}/security-advisories");
+            add(name, Resource::SecurityAdvisories, repo, path, &[])?;
+        }
+        if options.dependabot_alerts.is_some() {
+            let path = format!("/repos/{repo}/dependabot/alerts");
+            let name = format!("{repo}/dependabot-alerts");
+            add(name, Resource::DependabotAlerts, repo, path, &alerts)?;
+        }
+    }
+    if let Some(org) = &config.organization {
+        let path = format!("/orgs/{org}/dependabot/alerts");
+        let (name, place) = (format!("org:{org}/dependabot-alerts"), format!("org:{org}"));
+        add(name, Resource::DependabotAlerts, &place, path, &alerts)?;
+    }
+    Ok(streams)
 }
 
 impl Provider for GithubProvider {
@@ -338,98 +364,9 @@ impl Provider for GithubProvider {
             .rate_limit_key(key)
             .rate_limit_phrases(&["secondary rate limit", "abuse detection"])
             .build()?;
-        let options = config.resolved();
-        let per_page = config.per_page.to_string();
-        let mut streams = Vec::new();
-        let mut targets = Vec::new();
-        let mut add = |name: String, kind: &str, ascending: bool, target: Target| {
-            let spec = StreamSpec::named(name, kind, false);
-            streams.push(if ascending { spec.ascending() } else { spec });
-            targets.push(target);
-        };
-        let listing = |extra: Vec<(&'static str, String)>| {
-            let mut q = vec![
-                ("sort", "updated".to_owned()),
-                ("direction", "asc".to_owned()),
-                ("per_page", per_page.clone()),
-            ];
-            q.extend(extra);
-            q
-        };
-        let alert_state = options.dependabot_alerts.as_ref().and_then(|d| {
-            fields::known_values("state", d.state.as_deref(), &ALERT_STATES)
-                .ok()
-                .flatten()
-        });
-        let alert_query = || listing(alert_state.iter().map(|s| ("state", s.clone())).collect());
-        for repo in &config.repositories {
-            if let Some(issues) = &options.issues {
-                let state = serde_json::to_value(issues.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "all".into());
-                let mut extra = vec![("state", state)];
-                extra.extend(issues.labels.iter().map(|l| ("labels", l.clone())));
-                add(
-                    format!("{repo}/issues"),
-                    "issue",
-                    true,
-                    Target {
-                        resource: Resource::Issues,
-                        place: repo.clone(),
-                        path: format!("/repos/{repo}/issues"),
-                        query: listing(extra),
-                        include_pull_requests: issues.include_pull_requests,
-                    },
-                );
-            }
-            if options.security_advisories.is_some() {
-                add(
-                    format!("{repo}/security-advisories"),
-                    "security_advisory",
-                    false,
-                    Target {
-                        resource: Resource::SecurityAdvisories,
-                        place: repo.clone(),
-                        path: format!("/repos/{repo}/security-advisories"),
-                        query: listing(Vec::new()),
-                        include_pull_requests: false,
-                    },
-                );
-            }
-            if options.dependabot_alerts.is_some() {
-                add(
-                    format!("{repo}/dependabot-alerts"),
-                    "dependabot_alert",
-                    false,
-                    Target {
-                        resource: Resource::DependabotAlerts,
-                        place: repo.clone(),
-                        path: format!("/repos/{repo}/dependabot/alerts"),
-                        query: alert_query(),
-                        include_pull_requests: false,
-                    },
-                );
-            }
-        }
-        if let Some(org) = &config.organization {
-            add(
-                format!("org:{org}/dependabot-alerts"),
-                "dependabot_alert",
-                false,
-                Target {
-                    resource: Resource::DependabotAlerts,
-                    place: format!("org:{org}"),
-                    path: format!("/orgs/{org}/dependabot/alerts"),
-                    query: alert_query(),
-                    include_pull_requests: false,
-                },
-            );
-        }
         Ok(Self {
+            streams: streams(&config, &http)?,
             http,
-            streams,
-            targets,
             overlap_ms: i64::from(config.overlap_seconds) * 1000,
             label_severity: config.label_severity,
         })
@@ -440,20 +377,14 @@ impl Provider for GithubProvider {
     }
 
     fn streams(&self) -> &[StreamSpec] {
-        &self.streams
+        self.streams.specs()
     }
 
     fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
-        let target = self.target(stream);
-        let read = match target.map(|t| self.read(t, cursor)) {
-            Some(Ok(read)) => read,
-            Some(Err(e)) => return single_page(async { Err(e) }),
-            None => {
-                let e = FetchError::refused(self.http.base(), format!("no stream {}", stream.name));
-                return single_page(async { Err(e) });
-            }
-        };
-        source::read(&self.http, read, cursor)
+        match self.streams.target(stream) {
+            Ok(target) => source::read(&self.http, self.read(target, cursor), cursor),
+            Err(e) => single_page(async { Err(FetchError::refused(self.http.base(), e)) }),
+        }
     }
 
     fn describe<'a>(
@@ -461,22 +392,8 @@ impl Provider for GithubProvider {
         stream: &StreamSpec,
         record: &'a Record,
     ) -> Result<Description<'a>, ItemError> {
-        let target = self
-            .target(stream)
-            .ok_or_else(|| ItemError::new(format!("no stream {}", stream.name)))?;
-        let item = Item::of_text(
-            target.resource,
-            &target.place,
-            &self.label_severity,
-            record.raw(),
-        )?;
-        Ok(Description {
-            kind: Cow::Borrowed(item.kind),
-            title: Cow::Owned(item.title),
-            severity: item.severity,
-            occurred_at: Some(item.updated),
-            url: item.url,
-        })
+        let target = self.streams.target(stream)?;
+        item::describe(target.resource, &target.place, &self.label_severity, record)
     }
 
     fn gauges(&self) -> Vec<(&'static str, f64)> {

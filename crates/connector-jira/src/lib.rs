@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use connector_core::config::fields;
 use connector_core::config::{FieldError, Secret};
-use connector_core::http::{Auth, HttpClient, HttpError};
+use connector_core::http::{Auth, HttpClient};
 use connector_core::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec};
 use connector_core::source::{self, time};
 use connector_core::{
@@ -202,7 +202,7 @@ impl JiraProvider {
             .http
             .url(self.myself_path())
             .map_err(|e| FetchError::refused(self.http.base(), e))?;
-        let response = self.http.get(&url).await.map_err(|e| explain(e.into()))?;
+        let response = self.http.get(&url).await?;
         let me: Myself = serde_json::from_slice(&response.body)
             .map_err(|e| FetchError::malformed(&url, format!("not a Jira user: {e}")))?;
         let zone = match (&self.time_zone, me.time_zone) {
@@ -223,46 +223,22 @@ impl JiraProvider {
     }
 
     fn severity(&self, priority: Option<&str>) -> Severity {
-        let Some(name) = priority else {
-            return Severity::Info;
-        };
-        if let Some((_, s)) = self
-            .severity_map
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        {
-            return *s;
-        }
-        match name.to_ascii_lowercase().as_str() {
-            "highest" | "blocker" => Severity::Critical,
-            "high" | "critical" => Severity::High,
-            "medium" | "major" => Severity::Medium,
-            "low" | "minor" => Severity::Low,
-            _ => Severity::Info,
-        }
-    }
-}
-
-/// What an error of Jira's means for the operator; credentials are never part of it.
-fn explain(e: FetchError) -> FetchError {
-    let FetchError::Http(HttpError::Status { status, url, .. }) = &e else {
-        return e;
-    };
-    let message = match status {
-        401 => {
-            "Jira refused the credentials (HTTP 401): check email and apiToken (Jira Cloud) or personalAccessToken (Data Center)"
-        }
-        403 => {
-            "Jira denied access (HTTP 403): check the credentials and that the account may browse the projects the JQL names"
-        }
-        410 => {
-            "this Jira has removed the search endpoint (HTTP 410, Atlassian CHANGE-2046): Jira Cloud is searched through /rest/api/3/search/jql, so set deployment to cloud"
-        }
-        _ => return e,
-    };
-    FetchError::Refused {
-        url: url.clone(),
-        message: message.to_owned(),
+        const DEFAULTS: [(&str, Severity); 8] = [
+            ("highest", Severity::Critical),
+            ("blocker", Severity::Critical),
+            ("high", Severity::High),
+            ("critical", Severity::High),
+            ("medium", Severity::Medium),
+            ("major", Severity::Medium),
+            ("low", Severity::Low),
+            ("minor", Severity::Low),
+        ];
+        priority
+            .and_then(|name| {
+                Severity::mapped(name, &self.severity_map)
+                    .or_else(|| Severity::named(name, &DEFAULTS))
+            })
+            .unwrap_or(Severity::Info)
     }
 }
 
@@ -357,12 +333,28 @@ impl Provider for JiraProvider {
                             self.zone(true).await?;
                             Ok(PageEvent::Page(page))
                         }
-                        Err(e) => Err(explain(e)),
                         other => other,
                     }
                 }
             })
             .boxed()
+    }
+
+    /// What Jira's refusals mean for the operator; credentials are never part of it.
+    fn refusal(&self, status: u16, _detail: &str) -> Option<String> {
+        let message = match status {
+            401 => {
+                "Jira refused the credentials (HTTP 401): check email and apiToken (Jira Cloud) or personalAccessToken (Data Center)"
+            }
+            403 => {
+                "Jira denied access (HTTP 403): check the credentials and that the account may browse the projects the JQL names"
+            }
+            410 => {
+                "this Jira has removed the search endpoint (HTTP 410, Atlassian CHANGE-2046): Jira Cloud is searched through /rest/api/3/search/jql, so set deployment to cloud"
+            }
+            _ => return None,
+        };
+        Some(message.to_owned())
     }
 
     fn describe<'a>(

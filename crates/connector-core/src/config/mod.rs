@@ -18,6 +18,7 @@ pub mod fields;
 mod load;
 mod positions;
 mod provider;
+mod resources;
 mod schema;
 mod secret;
 mod source;
@@ -38,6 +39,7 @@ pub use provider::{
     ProviderCatalog, ProviderSettings, Reference, References, mask_references, parse_provider,
     schema_of,
 };
+pub use resources::Resources;
 pub use schema::json_schema;
 pub use secret::{Headers, REDACTED, Secret, is_shown_header};
 pub use source::ConfigSource;

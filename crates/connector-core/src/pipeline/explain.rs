@@ -47,7 +47,7 @@ async fn explain_stream<P: Provider>(
     if let Some(w) = &cursor.watermark {
         let _ = writeln!(out, "  watermark {w}");
     }
-    let mut pages = provider.pages(stream, &cursor);
+    let mut pages = super::provider_pages(provider, stream, &cursor);
     match crate::source::explaining(pages.next()).await {
         None => {
             let _ = writeln!(out, "  no pages");

@@ -98,6 +98,45 @@ impl StreamSpec {
     }
 }
 
+/// A provider's streams, each with what it reads (the provider's own target type), in
+/// reading order: the table a multi-stream provider keeps instead of two parallel lists.
+#[derive(Debug)]
+pub struct Streams<T> {
+    specs: Vec<StreamSpec>,
+    targets: Vec<T>,
+}
+
+impl<T> Default for Streams<T> {
+    fn default() -> Self {
+        Self {
+            specs: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+impl<T> Streams<T> {
+    /// Adds a stream, read after those added before it.
+    pub fn push(&mut self, spec: StreamSpec, target: T) {
+        self.specs.push(spec);
+        self.targets.push(target);
+    }
+
+    /// The streams, for [`Provider::streams`].
+    pub fn specs(&self) -> &[StreamSpec] {
+        &self.specs
+    }
+
+    /// What `stream` reads; an error names a stream this provider does not have.
+    pub fn target(&self, stream: &StreamSpec) -> Result<&T, ItemError> {
+        self.specs
+            .iter()
+            .position(|s| s.name == stream.name)
+            .and_then(|i| self.targets.get(i))
+            .ok_or_else(|| ItemError::new(format!("no stream {}", stream.name)))
+    }
+}
+
 /// Why building a connector failed (after validation passed, so rare: a bad URL join…).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create connector: {0}")]
@@ -175,11 +214,47 @@ pub trait Provider: Send + Sync + Sized + 'static {
         true
     }
 
+    /// The operator's message for an HTTP refusal (`status`, with what the API said in
+    /// `detail`), when the provider knows what it means (Jira's 401: check the e-mail and
+    /// API token); `None` keeps the HTTP error. Never a credential.
+    fn refusal(&self, status: u16, detail: &str) -> Option<String> {
+        let _ = (status, detail);
+        None
+    }
+
     /// The provider's own gauges (GitHub's remaining quota), read after each poll and
     /// shown in `/metrics` as `connector_provider_gauge{connector, name}`.
     fn gauges(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+}
+
+/// The pages of `stream`, with each HTTP refusal the provider can explain said in its
+/// words ([`Provider::refusal`]).
+pub(crate) fn provider_pages<'a, P: Provider>(
+    provider: &'a P,
+    stream: &'a StreamSpec,
+    cursor: &'a Cursor,
+) -> Pages<'a, Record> {
+    use futures_util::TryStreamExt;
+    provider
+        .pages(stream, cursor)
+        .map_err(move |e| match &e {
+            FetchError::Http(HttpError::Status {
+                status,
+                url,
+                detail,
+                ..
+            }) => match provider.refusal(*status, detail) {
+                Some(message) => FetchError::Refused {
+                    url: url.clone(),
+                    message,
+                },
+                None => e,
+            },
+            _ => e,
+        })
+        .boxed()
 }
 
 /// Why a poll failed.

@@ -205,7 +205,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             .stream(&stream.name)
             .map(|s| s.cursor.clone())
             .unwrap_or_default();
-        let mut pages = self.enc.provider.pages(stream, &cursor);
+        let mut pages = super::provider_pages(self.enc.provider, stream, &cursor);
         let mut at = Progress::new(cursor.clone());
         let mut next = pages.next().await;
         loop {

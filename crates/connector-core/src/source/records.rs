@@ -151,6 +151,27 @@ pub fn scalar(json: &[u8], at: Range<usize>) -> Option<Cow<'_, str>> {
     }
 }
 
+/// The text of the string or number `pointer` names in `json` (a record's text), without
+/// parsing the rest of it; `None` when it is absent or another kind of value.
+pub fn text_at<'j>(json: &'j [u8], pointer: &str) -> Option<Cow<'j, str>> {
+    scalar(json, locate(json, pointer).ok()??)
+}
+
+/// The text of the string `pointer` names in `json`, unescaped; `None` when it is absent
+/// or not a string (an API that documents a string field and sends a number sent
+/// something else).
+pub fn string_at<'j>(json: &'j [u8], pointer: &str) -> Option<Cow<'j, str>> {
+    let at = locate(json, pointer).ok()??;
+    (json.get(at.start) == Some(&b'"'))
+        .then(|| scalar(json, at))
+        .flatten()
+}
+
+/// Whether `pointer` names a value other than `null` in `json`.
+pub fn present(json: &[u8], pointer: &str) -> bool {
+    matches!(locate(json, pointer), Ok(Some(at)) if json.get(at.start) != Some(&b'n'))
+}
+
 /// RFC 6901 reference tokens, unescaped (`~1` is `/`, `~0` is `~`).
 fn tokens(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
     pointer.split('/').skip(1).map(|t| {
@@ -278,6 +299,19 @@ fn element(json: &[u8], i: usize, index: usize) -> Result<Option<Range<usize>>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_read_by_pointer_with_their_kind() {
+        let record = br#"{"id": "a\u0041", "n": 7, "pr": null, "o": {"x": "y"}}"#;
+        assert_eq!(text_at(record, "/id").as_deref(), Some("aA"));
+        assert_eq!(text_at(record, "/n").as_deref(), Some("7"));
+        assert_eq!(string_at(record, "/n"), None, "a number is not a string");
+        assert_eq!(string_at(record, "/o/x").as_deref(), Some("y"));
+        assert_eq!(text_at(record, "/o"), None, "an object has no text");
+        assert!(present(record, "/o") && present(record, "/n"));
+        assert!(!present(record, "/pr"), "null is absent");
+        assert!(!present(record, "/missing"));
+    }
 
     const PAGE: &str = r#"{"meta": {"next": "/p?c=2", "n": 3},
   "data": [ {"id": "a", "v": {"rev": 1}, "t": "x\"y"}, {"id": 7, "v": {"rev": 2}},

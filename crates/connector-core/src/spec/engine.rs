@@ -553,12 +553,7 @@ impl SpecReader {
         let title = self.title.render(fill).unwrap_or_default();
         let severity = s.severity.as_ref().map_or(Severity::Info, |spec| {
             item.text(&spec.path)
-                .and_then(|v| {
-                    spec.map
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(&v))
-                        .map(|(_, s)| *s)
-                })
+                .and_then(|v| Severity::mapped(&v, &spec.map))
                 .unwrap_or(spec.default)
         });
         let url = match &self.link {
