@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::search::{Issue, Search};
+use crate::search::Search;
 
 /// Which Jira answers: the product decides the search endpoint and its paging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -174,13 +174,6 @@ pub struct JiraProvider {
     zone: Mutex<Option<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Myself {
-    #[serde(default)]
-    time_zone: Option<String>,
-}
-
 impl JiraProvider {
     fn myself_path(&self) -> &'static str {
         match self.search.deployment {
@@ -203,11 +196,11 @@ impl JiraProvider {
             .url(self.myself_path())
             .map_err(|e| FetchError::refused(self.http.base(), e))?;
         let response = self.http.get(&url).await?;
-        let me: Myself = serde_json::from_slice(&response.body)
+        let me: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&response.body)
             .map_err(|e| FetchError::malformed(&url, format!("not a Jira user: {e}")))?;
-        let zone = match (&self.time_zone, me.time_zone) {
+        let zone = match (&self.time_zone, me.get("timeZone").and_then(|z| z.as_str())) {
             (Some(configured), _) => configured.clone(),
-            (None, Some(theirs)) => theirs,
+            (None, Some(theirs)) => theirs.to_owned(),
             (None, None) => "UTC".to_owned(),
         };
         time::zone(&zone).map_err(|e| {
@@ -362,14 +355,15 @@ impl Provider for JiraProvider {
         _: &StreamSpec,
         record: &'a Record,
     ) -> Result<Description<'a>, ItemError> {
-        let issue = Issue::of_text(record.raw())?;
+        let key = record.text("/key").unwrap_or_default();
         let base = self.http.base().as_str().trim_end_matches('/');
+        let summary = record.text("/fields/summary").unwrap_or_default();
         Ok(Description {
             kind: Cow::Borrowed("issue"),
-            title: Cow::Owned(format!("{}: {}", issue.key, issue.summary)),
-            severity: self.severity(issue.priority.as_deref()),
-            occurred_at: Some(issue.updated),
-            url: Some(Cow::Owned(format!("{base}/browse/{}", issue.key))),
+            title: Cow::Owned(format!("{key}: {summary}")),
+            severity: self.severity(record.text("/fields/priority/name").as_deref()),
+            occurred_at: record.text("/fields/updated"),
+            url: Some(Cow::Owned(format!("{base}/browse/{key}"))),
         })
     }
 }

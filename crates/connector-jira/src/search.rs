@@ -9,10 +9,10 @@
 use std::borrow::Cow;
 
 use connector_core::http::Request;
+use connector_core::source::records::string_at;
 use connector_core::source::time::parse_millis;
 use connector_core::source::{Kept, Paging, Read, TokenPlace};
 use connector_core::{ItemError, Record};
-use serde::Deserialize;
 use url::Url;
 
 use crate::Deployment;
@@ -33,66 +33,21 @@ pub struct Search {
     pub max_results: u32,
 }
 
-/// One issue as read: the fields its identity and signal need, borrowed from its text.
-pub struct Issue<'a> {
-    /// Stable when the issue moves project.
-    pub id: Cow<'a, str>,
-    /// `JAVA-93`: changes when the issue moves, so it is shown, not keyed on.
-    pub key: Cow<'a, str>,
-    /// `fields.updated`, as Jira wrote it: the version.
-    pub updated: Cow<'a, str>,
-    /// The summary.
-    pub summary: Cow<'a, str>,
-    /// The priority's name, if the issue has one.
-    pub priority: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawIssue<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    key: Cow<'a, str>,
-    #[serde(default, borrow)]
-    fields: RawFields<'a>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawFields<'a> {
-    #[serde(default, borrow)]
-    summary: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    updated: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    priority: Option<Named<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Named<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-}
-
-impl<'a> Issue<'a> {
-    /// Reads one issue; one without a readable `fields.updated` fails alone.
-    pub fn of_text(text: &'a str) -> Result<Self, ItemError> {
-        let raw: RawIssue<'a> = serde_json::from_str(text).map_err(ItemError::new)?;
-        let updated = raw.fields.updated.ok_or_else(|| {
-            ItemError::new("the issue has no fields.updated (keep `updated` in `fields`)")
-        })?;
-        if parse_millis(&updated).is_none() {
-            return Err(ItemError::new("fields.updated is not a time"));
-        }
-        if raw.id.is_empty() {
-            return Err(ItemError::new("the issue has an empty id"));
-        }
-        Ok(Self {
-            id: raw.id,
-            key: raw.key,
-            updated,
-            summary: raw.fields.summary.unwrap_or_default(),
-            priority: raw.fields.priority.map(|p| p.name),
-        })
+/// An issue's id (stable when the issue moves project, unlike its key) and version
+/// (`fields.updated` as Jira wrote it); one without a readable `fields.updated` fails
+/// alone.
+pub fn identity(text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
+    let json = text.as_bytes();
+    let updated = string_at(json, "/fields/updated").ok_or_else(|| {
+        ItemError::new("the issue has no fields.updated (keep `updated` in `fields`)")
+    })?;
+    if parse_millis(&updated).is_none() {
+        return Err(ItemError::new("fields.updated is not a time"));
+    }
+    let id = string_at(json, "/id").filter(|id| !id.is_empty());
+    match (id, string_at(json, "/key")) {
+        (Some(id), Some(_)) => Ok((id, updated.into_owned())),
+        _ => Err(ItemError::new("the issue has no id or no key")),
     }
 }
 
@@ -159,13 +114,8 @@ pub fn read(
         // Ascending: a stopped read goes on from its watermark, saved with each page.
         // Cloud marks its last page (`/isLast`); Data Center ends at its total.
         ..Read::new(request, |body, span, text| {
-            let issue = Issue::of_text(text)?;
-            Ok(Kept::Item(Record::new(
-                body,
-                span,
-                &issue.id,
-                issue.updated.into_owned(),
-            )))
+            let (id, version) = identity(text)?;
+            Ok(Kept::Item(Record::new(body, span, &id, version)))
         })
     })
 }
