@@ -144,6 +144,8 @@ pub struct Context {
     stop: Arc<Stop>,
     clock: Arc<dyn Clock>,
     redactor: Redactor,
+    /// Reads note each record's fate in their pages (`poll --explain`).
+    explaining: bool,
 }
 
 impl Context {
@@ -158,6 +160,7 @@ impl Context {
             stop: Arc::default(),
             clock: Arc::new(SystemClock),
             redactor: Redactor::new(),
+            explaining: false,
         })
     }
 
@@ -179,6 +182,18 @@ impl Context {
     pub fn with_redactor(mut self, redactor: Redactor) -> Self {
         self.redactor = redactor;
         self
+    }
+
+    /// The same, for `poll --explain`: each page a read returns notes what became of its
+    /// records and the request it came from.
+    pub fn explaining(mut self) -> Self {
+        self.explaining = true;
+        self
+    }
+
+    /// Whether reads note what became of each record ([`Context::explaining`]).
+    pub fn explains(&self) -> bool {
+        self.explaining
     }
 
     /// The process's redactor, which every token a connector obtains joins.

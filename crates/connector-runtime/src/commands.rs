@@ -62,6 +62,8 @@ pub(super) async fn explain_poll(
 ) -> Result<ExitCode> {
     let config = find(registry, name)?.clone();
     runnable(factories, &config)?;
+    let mut backends = backends;
+    backends.context = backends.context.clone().explaining();
     let mut connector = factories.create(config, backends)?;
     let report = connector.explain().await?;
     // The requests it shows may carry values from ${VAR}: masked like the logs.

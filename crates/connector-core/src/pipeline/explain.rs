@@ -48,7 +48,7 @@ async fn explain_stream<P: Provider>(
         let _ = writeln!(out, "  watermark {w}");
     }
     let mut pages = super::provider_pages(provider, stream, &cursor);
-    match crate::source::explaining(pages.next()).await {
+    match pages.next().await {
         None => {
             let _ = writeln!(out, "  no pages");
         }

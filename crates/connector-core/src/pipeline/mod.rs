@@ -373,7 +373,8 @@ pub trait PollingConnector: Send {
     /// Reads the first page of each stream against stored state, writing nothing, and
     /// says what became of each record: its id, version and time, new, changed or
     /// unchanged, or why it was skipped or failed; and the request that would come next.
-    /// How a config is built for `HTTP_JSON`: `poll NAME --explain`.
+    /// How a config is built for `HTTP_JSON`: `poll NAME --explain`. Records are noted
+    /// when the connector was built in an explaining context ([`crate::context::Context::explaining`]).
     fn explain(&mut self) -> BoxFuture<'_, Result<Explanation, PollError>>;
 }
 

@@ -28,20 +28,6 @@ pub use crate::time;
 /// A page body, shared by the items read from it (they are byte ranges of it).
 pub type Body = Arc<Vec<u8>>;
 
-tokio::task_local! {
-    static EXPLAIN: bool;
-}
-
-/// Runs `read` (a stream's first page, typically) with each record's fate noted in its
-/// page's [`Notes`]: what `poll --explain` prints.
-pub async fn explaining<F: std::future::Future>(read: F) -> F::Output {
-    EXPLAIN.scope(true, read).await
-}
-
-fn is_explaining() -> bool {
-    EXPLAIN.try_with(|on| *on).unwrap_or(false)
-}
-
 /// A request as `--explain` shows it: method, URL (the query is the config's own; query
 /// credentials are added when sent, so never appear here), body.
 fn shown(request: &Request) -> String {
@@ -322,7 +308,7 @@ async fn next_page<'a, I: Send + 'a>(
         check(&body).map_err(|e| FetchError::malformed(&url, e))?;
     }
     let spans = spans_of(&at.read, &body, &url)?;
-    let explain = is_explaining();
+    let explain = http.context().explains();
     let mut page = parse_records(&at.read, &body, &url, &spans, explain);
     if explain {
         page.notes.request = Some(shown(&request));
