@@ -39,7 +39,7 @@ pub struct Page<I> {
     pub watermark: Option<i64>,
     /// Where the read continues after this page, if it does and the stream keeps resume
     /// points (see [`crate::source::Read::resume`]).
-    pub resume: Option<String>,
+    pub resume: Option<crate::ports::ResumePoint>,
     /// Provider-specific counters for the poll summary.
     pub extras: BTreeMap<String, u64>,
     /// What became of each record and which requests made and follow the page, only

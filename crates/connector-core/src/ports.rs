@@ -110,19 +110,90 @@ pub struct Cursor {
     /// Where the next read starts: the highest record time committed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<String>,
-    /// Where an unfinished read continues (the toolkit's resume point, with the
-    /// fingerprint of the request it belongs to); absent once a read completed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume: Option<String>,
+    /// Where an unfinished read continues; absent once a read completed.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "json_text")]
+    pub resume: Option<ResumePoint>,
     /// The latest record time an unfinished read in an order other than ascending has
     /// committed so far (RFC 3339); it becomes the watermark when the read completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<String>,
     /// The validators and next link of each page position of the last complete paged
-    /// read (the toolkit's, as JSON), so an unchanged page costs a 304 and the read follows
-    /// the link it had.
+    /// read, so an unchanged page costs a 304 and the read follows the link it had.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "json_text")]
+    pub pages: Option<Vec<PageMark>>,
+}
+
+/// Where an unfinished read continues: the request that continues it, which read it
+/// belongs to (the fingerprint of its first request) and when it was saved (a stale one
+/// is not followed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// The fingerprint of the read's first request.
+    pub fingerprint: String,
+    /// When it was saved (UNIX milliseconds).
+    pub at_ms: i64,
+    /// The request that continues the read.
+    #[serde(flatten)]
+    pub next: StoredRequest,
+}
+
+/// One page position of a complete read: what it asked, its validators, where it led.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageMark {
+    /// The fingerprint of the page's request.
+    pub fingerprint: String,
+    /// The page's `ETag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pages: Option<String>,
+    pub etag: Option<String>,
+    /// The page's `Last-Modified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// The request of the page after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<StoredRequest>,
+}
+
+/// A request as state keeps it (its headers are the read's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRequest {
+    /// The URL, query included.
+    pub url: String,
+    /// A POST's body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+/// A typed part of the cursor as state has always stored it: JSON text inside a string
+/// field, so the stored layout of every release is the same. Text this release cannot
+/// read (a later release's) reads as absent: a read then starts over, as it would have.
+pub mod json_text {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// The value as its JSON text.
+    pub fn encode<T: Serialize>(value: &T) -> Option<String> {
+        serde_json::to_string(value).ok()
+    }
+
+    /// The value of JSON text, when this release reads it.
+    pub fn decode<T: DeserializeOwned>(text: &str) -> Option<T> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// Serde's `with` side for writing.
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.as_ref().and_then(encode).serialize(serializer)
+    }
+
+    /// Serde's `with` side for reading.
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        Ok(Option::<String>::deserialize(deserializer)?.and_then(|t| decode(&t)))
+    }
 }
 
 impl Cursor {
@@ -649,5 +720,34 @@ impl Backends {
             membership: backend,
             context: crate::context::Context::isolated(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout every release stored: a resume point and page marks are JSON text in
+    /// string fields, written byte for byte as before they were typed.
+    #[test]
+    fn typed_cursor_parts_keep_their_stored_text() {
+        let stored = r#"{"position":null,"etag":null,"last_modified":null,"resume":"{\"fingerprint\":\"00ab\",\"at_ms\":5,\"url\":\"https://h/p?page=2\"}","pages":"[{\"fingerprint\":\"01\",\"etag\":\"\\\"e\\\"\",\"next\":{\"url\":\"https://h/s\",\"body\":{\"a\":1}}}]"}"#;
+        let cursor: Cursor = serde_json::from_str(stored).expect("cursor");
+        let resume = cursor.resume.as_ref().expect("resume");
+        assert_eq!(
+            (resume.at_ms, resume.next.url.as_str()),
+            (5, "https://h/p?page=2")
+        );
+        let marks = cursor.pages.as_ref().expect("pages");
+        assert_eq!(marks[0].etag.as_deref(), Some("\"e\""));
+        assert_eq!(
+            marks[0].next.as_ref().and_then(|n| n.body.clone()),
+            Some(serde_json::json!({"a": 1}))
+        );
+        assert_eq!(serde_json::to_string(&cursor).expect("json"), stored);
+        let unreadable: Cursor =
+            serde_json::from_str(r#"{"position":null,"etag":null,"last_modified":null,"resume":"{not json","pages":"7"}"#)
+                .expect("still a cursor");
+        assert_eq!((unreadable.resume, unreadable.pages), (None, None));
     }
 }

@@ -19,7 +19,7 @@
 //! fields carry the prefix `s:<stream>|`, e.g. `s:octo/repo/issues|v:<id>`; stream names
 //! never contain `|`.
 
-use connector_core::ports::{ConnectorState, StateDelta, StateHeader, StreamState};
+use connector_core::ports::{ConnectorState, StateDelta, StateHeader, StreamState, json_text};
 
 /// The header's write count.
 pub const HEADER_SEQ: &str = "h:seq";
@@ -102,16 +102,22 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
     }
     if let Some(cursor) = &delta.cursor {
         for (field, value) in [
-            (CURSOR_POSITION, &cursor.position),
-            (CURSOR_ETAG, &cursor.etag),
-            (CURSOR_LAST_MODIFIED, &cursor.last_modified),
-            (CURSOR_WATERMARK, &cursor.watermark),
-            (CURSOR_RESUME, &cursor.resume),
-            (CURSOR_PENDING, &cursor.pending),
-            (CURSOR_PAGES, &cursor.pages),
+            (CURSOR_POSITION, cursor.position.clone()),
+            (CURSOR_ETAG, cursor.etag.clone()),
+            (CURSOR_LAST_MODIFIED, cursor.last_modified.clone()),
+            (CURSOR_WATERMARK, cursor.watermark.clone()),
+            (
+                CURSOR_RESUME,
+                cursor.resume.as_ref().and_then(json_text::encode),
+            ),
+            (CURSOR_PENDING, cursor.pending.clone()),
+            (
+                CURSOR_PAGES,
+                cursor.pages.as_ref().and_then(json_text::encode),
+            ),
         ] {
             match value {
-                Some(v) => w.sets.push((format!("{stream}{field}"), v.clone())),
+                Some(v) => w.sets.push((format!("{stream}{field}"), v)),
                 None => w.deletes.push(format!("{stream}{field}")),
             }
         }
@@ -181,9 +187,9 @@ fn read_field(stream: &mut StreamState, field: &str, value: String) {
             CURSOR_ETAG => stream.cursor.etag = Some(value),
             CURSOR_LAST_MODIFIED => stream.cursor.last_modified = Some(value),
             CURSOR_WATERMARK => stream.cursor.watermark = Some(value),
-            CURSOR_RESUME => stream.cursor.resume = Some(value),
+            CURSOR_RESUME => stream.cursor.resume = json_text::decode(&value),
             CURSOR_PENDING => stream.cursor.pending = Some(value),
-            CURSOR_PAGES => stream.cursor.pages = Some(value),
+            CURSOR_PAGES => stream.cursor.pages = json_text::decode(&value),
             _ => {}
         }
     }

@@ -19,7 +19,7 @@ pub use paging::{Anchor, Next, Pager, Paging, Seen, TokenPlace};
 use crate::http::{Conditional, HttpClient, Request, display_url};
 use crate::page::{FetchError, Page, PageEvent, Pages, paged};
 pub use crate::page::{Note, Notes, Outcome};
-use crate::ports::Cursor;
+use crate::ports::{Cursor, PageMark, ResumePoint, StoredRequest};
 use crate::signal::ItemError;
 /// The time cursor's parsing and formatting (at the top level as `crate::time`; here for
 /// the providers that read it as part of the toolkit).
@@ -68,27 +68,7 @@ pub enum Revalidate {
     EachPage,
 }
 
-/// One page position of a complete read: what it asked, its validators, where it led.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Mark {
-    fingerprint: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_modified: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    next: Option<Stored>,
-}
-
-/// A request as state keeps it (its headers are the read's own).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Stored {
-    url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    body: Option<serde_json::Value>,
-}
-
-impl Stored {
+impl StoredRequest {
     fn of(request: &Request) -> Self {
         Self {
             url: request.url.to_string(),
@@ -187,19 +167,10 @@ struct At<'a, I> {
     /// The read began at a resume point: it covers only the tail, so it keeps no marks.
     partial_start: bool,
     /// The last complete read's page marks, and this read's so far.
-    marks: Vec<Mark>,
-    new_marks: Vec<Mark>,
+    marks: Vec<PageMark>,
+    new_marks: Vec<PageMark>,
     /// The clock resume points are dated by.
     clock: &'a dyn crate::context::Clock,
-}
-
-/// A stored resume point: the request that continues a read, and which read.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ResumePoint {
-    fingerprint: String,
-    at_ms: i64,
-    #[serde(flatten)]
-    next: Stored,
 }
 
 fn fingerprint_of(request: &Request) -> String {
@@ -210,14 +181,13 @@ fn fingerprint_of(request: &Request) -> String {
 }
 
 /// The resume point that continues this read at `next`, when the read keeps them.
-fn resume_point<I>(at: &At<'_, I>, next: &Request) -> Option<String> {
+fn resume_point<I>(at: &At<'_, I>, next: &Request) -> Option<ResumePoint> {
     at.read.resume?;
-    let point = ResumePoint {
+    Some(ResumePoint {
         fingerprint: at.fingerprint.clone(),
         at_ms: at.clock.now_ms(),
-        next: Stored::of(next),
-    };
-    serde_json::to_string(&point).ok()
+        next: StoredRequest::of(next),
+    })
 }
 
 /// The stored resume point of `cursor`, if it belongs to this read and has not expired.
@@ -228,7 +198,7 @@ fn resume_from(
     now_ms: i64,
 ) -> Option<Request> {
     let ttl = read.resume?;
-    let point: ResumePoint = serde_json::from_str(cursor.resume.as_deref()?).ok()?;
+    let point = cursor.resume.as_ref()?;
     let age = now_ms.saturating_sub(point.at_ms);
     if point.fingerprint != fingerprint || age < 0 || age as u128 > ttl.as_millis() {
         return None;
@@ -248,7 +218,7 @@ pub fn read<'a, I: Send + 'a>(
     let clock = http.context().clock();
     let resumed = resume_from(cursor, &read, &fingerprint, clock.now_ms());
     let marks = match (read.conditional, &cursor.pages) {
-        (Revalidate::EachPage, Some(json)) => serde_json::from_str(json).unwrap_or_default(),
+        (Revalidate::EachPage, Some(marks)) => marks.clone(),
         _ => Vec::new(),
     };
     let start = At {
@@ -295,7 +265,7 @@ async fn next_page<'a, I: Send + 'a>(
         last_modified: response.last_modified(),
         ..Cursor::default()
     };
-    let mut new_mark = Mark {
+    let mut new_mark = PageMark {
         fingerprint: fingerprint_of(&request),
         etag: single_validators.etag.clone(),
         last_modified: single_validators.last_modified.clone(),
@@ -529,7 +499,7 @@ fn last_by_flags<I>(read: &Read<'_, I>, body: &[u8], url: &url::Url) -> Result<b
 fn go_on<I>(
     at: &mut At<'_, I>,
     page: &mut Page<I>,
-    new_mark: &mut Mark,
+    new_mark: &mut PageMark,
     next: Next,
     full: bool,
     url: &url::Url,
@@ -548,7 +518,7 @@ fn go_on<I>(
         Next::Done => {}
         Next::Page(next) => {
             page.resume = resume_point(at, &next);
-            new_mark.next = Some(Stored::of(&next));
+            new_mark.next = Some(StoredRequest::of(&next));
             if explain {
                 page.notes.next = Some(shown(&next));
             }
@@ -604,7 +574,7 @@ fn missing_list(body: &[u8], pointer: &str) -> String {
 }
 
 /// The page a 304 stands for: nothing new on it, and the read goes on at its stored next.
-fn skipped<I>(mut at: At<'_, I>, mark: Mark) -> Result<(Page<I>, At<'_, I>), FetchError> {
+fn skipped<I>(mut at: At<'_, I>, mark: PageMark) -> Result<(Page<I>, At<'_, I>), FetchError> {
     at.pages += 1;
     let next = mark.next.as_ref().and_then(|n| n.request(&at.read.request));
     let url = next
@@ -638,9 +608,7 @@ fn marks_cursor<I>(at: &At<'_, I>, partial: bool) -> Cursor {
     let complete = at.next.is_none() && !partial && !at.partial_start;
     let marks = if complete { &at.new_marks } else { &at.marks };
     Cursor {
-        pages: (!marks.is_empty())
-            .then(|| serde_json::to_string(marks).ok())
-            .flatten(),
+        pages: (!marks.is_empty()).then(|| marks.clone()),
         ..Cursor::default()
     }
 }
