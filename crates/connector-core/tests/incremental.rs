@@ -301,3 +301,56 @@ async fn unchanged_pages_cost_a_304_and_the_read_follows_their_stored_links() {
         "the unchanged first pages were 304s, the changed one read in full"
     );
 }
+
+#[tokio::test]
+async fn a_record_whose_signal_cannot_be_built_is_poisoned_like_one_that_does_not_parse() {
+    let server = MockServer::start().await;
+    let api = RecordsApi::with_records(5);
+    // It has an id and a time, so it is read, but no title for its signal.
+    api.put_raw(
+        "r1",
+        1_767_225_600_000 + 60_000,
+        r#"{"id": "r1", "updated": "2026-01-01T00:01:00Z"}"#.into(),
+    );
+    mount(&server, &api).await;
+    let mut h = Harness::new::<PagedProvider>(config(&server, serde_json::json!({}))).await;
+    for poll in 1..=2 {
+        let s = h.connector.poll(&h.lease).await.expect("poll");
+        assert_eq!((s.failed, s.poisoned), (1, 0), "poll {poll}: {s:?}");
+        let state = h.backend.load_state("paged");
+        assert_eq!(
+            state.main.cursor.watermark, None,
+            "poll {poll}: the cursor waits for the record"
+        );
+        assert_eq!(state.main.failures.get("r1"), Some(&poll));
+    }
+    let third = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((third.failed, third.poisoned), (0, 1), "{third:?}");
+    let state = h.backend.load_state("paged");
+    assert_eq!(
+        state.main.cursor.watermark.as_deref(),
+        Some("2026-01-01T00:04:00Z"),
+        "past the poisoned record"
+    );
+    assert!(
+        state.main.versions.contains_key("r1"),
+        "recorded, unpublished"
+    );
+    let fourth = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!(
+        (fourth.failed, fourth.poisoned, fourth.published),
+        (0, 0, 0),
+        "{fourth:?}"
+    );
+    let state = h.backend.load_state("paged");
+    assert!(
+        state.main.failures.is_empty(),
+        "its count is forgotten once it no longer fails"
+    );
+    let ids: Vec<String> = h.published().into_iter().map(|e| e.external_id).collect();
+    assert_eq!(
+        ids,
+        ["r0", "r2", "r3", "r4"],
+        "the others once each, r1 never"
+    );
+}

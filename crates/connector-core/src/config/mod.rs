@@ -101,9 +101,9 @@ pub struct ConnectorConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub max_items_per_poll: Option<u32>,
-    /// A record that fails to parse in this many polls in a row is skipped for good (with
-    /// an error log, counted as `stage="poisoned"`), so it cannot hold its stream's
-    /// watermark forever.
+    /// A record that fails to parse (or to become a signal) in this many polls in a row is
+    /// skipped for good (with an error log, counted as `stage="poisoned"`), so it cannot
+    /// hold its stream's watermark forever.
     #[serde(default = "defaults::poison_after_polls")]
     #[schemars(range(min = 1, max = 1000))]
     pub poison_after_polls: u32,

@@ -1,6 +1,8 @@
 //! The committer: a poll's changes encoded as signals in chunks of `commitBatchSize` and
 //! written fenced, each chunk's outcome applied to the in-memory state.
 
+use std::collections::HashMap;
+
 use super::poll::{Commit, Encoder, Poll, Tail, Work};
 use super::*;
 
@@ -46,12 +48,20 @@ impl<P: Provider> Poll<'_, P> {
             return Ok(0);
         }
         let batch = self.enc.config.commit_batch_size.max(1) as usize;
+        let counts = state.stream(&stream.name).map(|s| &s.failures);
         let mut chunker = Chunker {
             enc: &self.enc,
             stream,
             chunks: work.chunks(batch),
             left: work.len().div_ceil(batch).max(1),
-            failed: 0,
+            failing: Failing {
+                counts: counts
+                    .filter(|c| !c.is_empty())
+                    .cloned()
+                    .unwrap_or_default(),
+                limit: self.enc.config.poison_after_polls,
+                ..Failing::default()
+            },
             tail,
             cursor,
         };
@@ -99,8 +109,44 @@ impl<P: Provider> Poll<'_, P> {
             self.summary.published += published;
             self.summary.removed += removed;
         }
-        self.summary.failed += chunker.failed;
-        Ok(chunker.failed)
+        let failing = chunker.failing;
+        self.summary.failed += failing.failed;
+        self.summary.poisoned += failing.poisoned;
+        self.described_badly.extend(failing.ids);
+        Ok(failing.failed)
+    }
+}
+
+/// Records whose signal cannot be built (the provider's `describe` fails), counted toward
+/// poisoning like records that fail to parse: one failing in `poisonAfterPolls` polls in a
+/// row is recorded without a signal, so it cannot hold its stream's cursor forever.
+#[derive(Default)]
+struct Failing {
+    /// Each failing record's polls in a row, as stored.
+    counts: HashMap<String, u32>,
+    limit: u32,
+    /// Failed this time, holding the cursor.
+    failed: u64,
+    /// Skipped for good this time.
+    poisoned: u64,
+    /// Every record that failed, so its count is not forgotten as stale.
+    ids: Vec<String>,
+}
+
+impl Failing {
+    /// Counts `id`'s failure into `delta`; true when it is poisoned now (its version is
+    /// then recorded, so it is not read as new again until it changes).
+    fn count(&mut self, id: &str, delta: &mut StateDelta) -> bool {
+        let polls = self.counts.get(id).copied().unwrap_or(0) + 1;
+        delta.failures.push((id.to_owned(), polls));
+        self.ids.push(id.to_owned());
+        let poisoned = polls >= self.limit;
+        if poisoned {
+            self.poisoned += 1;
+        } else {
+            self.failed += 1;
+        }
+        poisoned
     }
 }
 
@@ -111,7 +157,7 @@ struct Chunker<'e, 'w, 'r, P: Provider> {
     stream: &'e StreamSpec,
     chunks: std::slice::Chunks<'w, Work<'r, Record>>,
     left: usize,
-    failed: u64,
+    failing: Failing,
     tail: Tail,
     cursor: Option<Cursor>,
 }
@@ -124,12 +170,14 @@ impl<P: Provider> Chunker<'_, '_, '_, P> {
         };
         self.left = rest;
         let slice = self.chunks.next().unwrap_or(&[]);
-        let (mut chunk, removed) = self.enc.build_chunk(self.stream, slice, &mut self.failed)?;
+        let (mut chunk, removed) = self
+            .enc
+            .build_chunk(self.stream, slice, &mut self.failing)?;
         if self.left == 0 {
             chunk.delta.removals.append(&mut self.tail.prunes);
             chunk.delta.absences.append(&mut self.tail.absences);
             // An item that failed must be seen again: the old cursor stays.
-            if self.failed == 0 {
+            if self.failing.failed == 0 {
                 chunk.delta.cursor = self.cursor.take();
             }
         }
@@ -180,11 +228,11 @@ impl<P: Provider> Encoder<'_, P> {
     }
 
     /// One chunk's entries and version updates; counts what failed to transform.
-    pub(super) fn build_chunk(
+    fn build_chunk(
         &self,
         stream: &StreamSpec,
         work: &[Work<'_, Record>],
-        failed: &mut u64,
+        failing: &mut Failing,
     ) -> Result<(CommitChunk, u64), PollError> {
         let mut entries = Vec::with_capacity(work.len());
         let mut delta = StateDelta {
@@ -213,14 +261,26 @@ impl<P: Provider> Encoder<'_, P> {
                             .push((key.id.to_string(), key.version.to_string()));
                     }
                     Err(reason) => {
-                        *failed += 1;
-                        tracing::warn!(
-                            connector = %self.config.name,
-                            stream = %stream.name,
-                            external_id = %key.id,
-                            %reason,
-                            "item skipped: cannot build its signal"
-                        );
+                        if failing.count(&key.id, &mut delta) {
+                            tracing::error!(
+                                connector = %self.config.name,
+                                stream = %stream.name,
+                                external_id = %key.id,
+                                %reason,
+                                "item skipped for good: its signal could not be built in each of the last polls"
+                            );
+                            // Recorded without a signal, so it no longer holds the cursor.
+                            let quiet = (key.id.to_string(), key.version.to_string());
+                            delta.upserts.push(quiet);
+                        } else {
+                            tracing::warn!(
+                                connector = %self.config.name,
+                                stream = %stream.name,
+                                external_id = %key.id,
+                                %reason,
+                                "item skipped: cannot build its signal"
+                            );
+                        }
                     }
                 },
                 Work::Quiet { key } => {

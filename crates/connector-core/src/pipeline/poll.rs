@@ -30,6 +30,9 @@ pub(super) struct Poll<'a, P: Provider> {
     pub(super) streams_not_modified: usize,
     /// Records whose id was already read in this poll (said once, at the end).
     pub(super) repeated_ids: u64,
+    /// Records whose signal could not be built since the last page was taken in (their
+    /// failure counts are the read's, like those of records that fail to parse).
+    pub(super) described_badly: Vec<String>,
     /// When the poll began (UNIX ms): no watermark moves past it, since records written
     /// while the read ran may not have been seen.
     pub(super) started_ms: i64,
@@ -155,6 +158,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             remaining,
             streams_not_modified: 0,
             repeated_ids: 0,
+            described_badly: Vec::new(),
             started_ms: i64::try_from(now).unwrap_or(i64::MAX),
         }
     }
@@ -251,6 +255,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                     pages.next()
                 )
             };
+            at.seen_failures.extend(self.described_badly.drain(..));
             if self.page_committed(stream, &mut at, &page, outcome?) {
                 return Ok(at.read);
             }

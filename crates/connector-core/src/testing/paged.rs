@@ -57,10 +57,16 @@ pub struct PagedProvider {
     streams: [StreamSpec; 1],
 }
 
+/// A record's identity: all a page needs of it.
 #[derive(Deserialize)]
 struct Fields {
     id: String,
     updated: String,
+}
+
+/// What its signal needs besides: a record without a title has no signal.
+#[derive(Deserialize)]
+struct Shown {
     title: String,
 }
 
@@ -149,10 +155,10 @@ impl Provider for PagedProvider {
         _: &StreamSpec,
         item: &'a Record,
     ) -> Result<Description<'a>, ItemError> {
-        let f: Fields = item.parse()?;
+        let shown: Shown = item.parse()?;
         Ok(Description {
             kind: Cow::Borrowed("record"),
-            title: Cow::Owned(f.title),
+            title: Cow::Owned(shown.title),
             severity: Severity::Info,
             occurred_at: Some(Cow::Borrowed(item.version())),
             url: None,
