@@ -726,11 +726,25 @@ fn scrub_attributes(
     redactor: &connector_core::redact::Redactor,
     attributes: &mut [opentelemetry::KeyValue],
 ) {
+    let clean = |s: &opentelemetry::StringValue| match redactor.scrub(s.as_str()) {
+        std::borrow::Cow::Owned(clean) => Some(opentelemetry::StringValue::from(clean)),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
     for kv in attributes {
-        if let opentelemetry::Value::String(s) = &kv.value
-            && let std::borrow::Cow::Owned(clean) = redactor.scrub(s.as_str())
-        {
-            kv.value = opentelemetry::Value::String(clean.into());
+        match &mut kv.value {
+            opentelemetry::Value::String(s) => {
+                if let Some(c) = clean(s) {
+                    *s = c;
+                }
+            }
+            opentelemetry::Value::Array(opentelemetry::Array::String(list)) => {
+                for s in list.iter_mut() {
+                    if let Some(c) = clean(s) {
+                        *s = c;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -745,6 +759,9 @@ fn scrub_span(
     for event in &mut span.events.events {
         scrub_text(redactor, &mut event.name);
         scrub_attributes(redactor, &mut event.attributes);
+    }
+    for link in &mut span.links.links {
+        scrub_attributes(redactor, &mut link.attributes);
     }
     if let opentelemetry::trace::Status::Error { description } = &mut span.status {
         scrub_text(redactor, description);
@@ -818,7 +835,15 @@ mod tests {
             name: secret("name").into(),
             start_time: std::time::SystemTime::UNIX_EPOCH,
             end_time: std::time::SystemTime::UNIX_EPOCH,
-            attributes: vec![opentelemetry::KeyValue::new("error", secret("attribute"))],
+            attributes: vec![
+                opentelemetry::KeyValue::new("error", secret("attribute")),
+                opentelemetry::KeyValue::new(
+                    "list",
+                    opentelemetry::Value::Array(opentelemetry::Array::String(vec![
+                        secret("array item").into(),
+                    ])),
+                ),
+            ],
             dropped_attributes_count: 0,
             events: opentelemetry_sdk::trace::SpanEvents::default(),
             links: opentelemetry_sdk::trace::SpanLinks::default(),
@@ -836,10 +861,18 @@ mod tests {
             )],
             0,
         ));
+        span.links.links.push(opentelemetry::trace::Link::new(
+            SpanContext::empty_context(),
+            vec![opentelemetry::KeyValue::new(
+                "cause",
+                secret("link attribute"),
+            )],
+            0,
+        ));
         scrub_span(&redactor, &mut span);
         let shown = format!("{span:?}");
         assert!(!shown.contains("otlp-s3cret"), "{shown}");
-        assert_eq!(shown.matches("****").count(), 5, "{shown}");
+        assert_eq!(shown.matches("****").count(), 7, "{shown}");
     }
 
     #[test]
