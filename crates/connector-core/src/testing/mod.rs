@@ -362,9 +362,18 @@ pub async fn run_contract<P: Provider>(
     let provider = provider_under_test::<P>(&config);
     let snapshot = provider.streams().iter().any(|s| s.snapshot);
     config.emit_removals = snapshot;
-    let mut h = Harness::new::<P>(config.clone()).await;
+    let responses = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&responses);
+    let context = crate::context::Context::isolated().observing(move |_, _| {
+        counted.fetch_add(1, Ordering::Relaxed);
+    });
+    let mut h = Harness::in_context::<P>(config.clone(), context).await;
     // 1. First poll: everything, once, as created.
     let (n, entries) = contract_first::<P>(&mut h, &config, server, scenario, &provider).await;
+    assert!(
+        responses.load(Ordering::Relaxed) > 0,
+        "the provider's requests go through the connector's context (build its HttpClient with .connector_settings(common)): its stop signal, holds, clock and metrics"
+    );
     // 2. Repeat poll: nothing new.
     contract_repeat(&mut h, server, scenario, n, snapshot).await;
     // 3. One changed item: published once, as updated.
