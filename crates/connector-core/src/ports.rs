@@ -101,8 +101,6 @@ pub trait LeaseManager: Send + Sync {
 /// Where an incremental source resumes and what validators its last response carried.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
-    /// The provider's own resume point (a timestamp, a page token…), opaque to the core.
-    pub position: Option<String>,
     /// `ETag` of the last full response, sent back as `If-None-Match`.
     pub etag: Option<String>,
     /// `Last-Modified` of the last full response, sent back as `If-Modified-Since`.
@@ -199,8 +197,7 @@ pub mod json_text {
 impl Cursor {
     /// True when nothing is recorded.
     pub fn is_empty(&self) -> bool {
-        self.position.is_none()
-            && self.etag.is_none()
+        self.etag.is_none()
             && self.last_modified.is_none()
             && self.watermark.is_none()
             && self.resume.is_none()
@@ -731,7 +728,7 @@ mod tests {
     /// string fields, written byte for byte as before they were typed.
     #[test]
     fn typed_cursor_parts_keep_their_stored_text() {
-        let stored = r#"{"position":null,"etag":null,"last_modified":null,"resume":"{\"fingerprint\":\"00ab\",\"at_ms\":5,\"url\":\"https://h/p?page=2\"}","pages":"[{\"fingerprint\":\"01\",\"etag\":\"\\\"e\\\"\",\"next\":{\"url\":\"https://h/s\",\"body\":{\"a\":1}}}]"}"#;
+        let stored = r#"{"etag":null,"last_modified":null,"resume":"{\"fingerprint\":\"00ab\",\"at_ms\":5,\"url\":\"https://h/p?page=2\"}","pages":"[{\"fingerprint\":\"01\",\"etag\":\"\\\"e\\\"\",\"next\":{\"url\":\"https://h/s\",\"body\":{\"a\":1}}}]"}"#;
         let cursor: Cursor = serde_json::from_str(stored).expect("cursor");
         let resume = cursor.resume.as_ref().expect("resume");
         assert_eq!(
@@ -745,6 +742,7 @@ mod tests {
             Some(serde_json::json!({"a": 1}))
         );
         assert_eq!(serde_json::to_string(&cursor).expect("json"), stored);
+        // An earlier release also wrote `position`, which none set: it is ignored.
         let unreadable: Cursor =
             serde_json::from_str(r#"{"position":null,"etag":null,"last_modified":null,"resume":"{not json","pages":"7"}"#)
                 .expect("still a cursor");

@@ -257,7 +257,6 @@ async fn stored_validators_make_a_conditional_request() {
         .mount(&server)
         .await;
     let validators = Cursor {
-        position: None,
         etag: Some("W/\"abc\"".into()),
         last_modified: Some("Mon, 11 Jan 2021 11:53:44 GMT".into()),
         ..Cursor::default()

@@ -5,8 +5,9 @@
 //! whole state:
 //!
 //! - `v:<external id>` → the last published version of the item;
-//! - `cursor:position`, `cursor:etag`, `cursor:last_modified` → the cursor; a field is
-//!   absent when its value is `None`;
+//! - `cursor:etag`, `cursor:last_modified`, `cursor:watermark`, … → the cursor; a field
+//!   is absent when its value is `None` (`cursor:position`, which no release set, is
+//!   neither read nor written);
 //! - `x:<record identity>` → in how many polls in a row the record failed to parse;
 //! - `a:<external id>` → `since_ms:polls`: a snapshot item missing from the latest complete
 //!   reads, whose version is kept for `removalGraceMs` / `removalGracePolls`.
@@ -40,7 +41,6 @@ pub const ABSENCE_PREFIX: &str = "a:";
 /// Prefix of a version field.
 pub const VERSION_PREFIX: &str = "v:";
 /// The cursor's resume point.
-pub const CURSOR_POSITION: &str = "cursor:position";
 /// The cursor's `ETag`.
 pub const CURSOR_ETAG: &str = "cursor:etag";
 /// The cursor's `Last-Modified`.
@@ -102,7 +102,6 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
     }
     if let Some(cursor) = &delta.cursor {
         for (field, value) in [
-            (CURSOR_POSITION, cursor.position.clone()),
             (CURSOR_ETAG, cursor.etag.clone()),
             (CURSOR_LAST_MODIFIED, cursor.last_modified.clone()),
             (CURSOR_WATERMARK, cursor.watermark.clone()),
@@ -183,7 +182,6 @@ fn read_field(stream: &mut StreamState, field: &str, value: String) {
         }
     } else {
         match field {
-            CURSOR_POSITION => stream.cursor.position = Some(value),
             CURSOR_ETAG => stream.cursor.etag = Some(value),
             CURSOR_LAST_MODIFIED => stream.cursor.last_modified = Some(value),
             CURSOR_WATERMARK => stream.cursor.watermark = Some(value),
@@ -218,7 +216,7 @@ mod tests {
             upserts: vec![("a".into(), "1".into()), ("b:c".into(), "2".into())],
             removals: vec!["gone".into()],
             cursor: Some(Cursor {
-                position: Some("p".into()),
+                watermark: Some("2026-01-01T00:00:00Z".into()),
                 etag: None,
                 last_modified: Some("Tue".into()),
                 ..Cursor::default()
@@ -232,7 +230,6 @@ mod tests {
                 "a:gone",
                 "a:back",
                 "cursor:etag",
-                "cursor:watermark",
                 "cursor:resume",
                 "cursor:pending",
                 "cursor:pages"
@@ -254,7 +251,7 @@ mod tests {
             stream: "octo/repo/issues".into(),
             upserts: vec![("I_1".into(), "2026-01-01".into())],
             cursor: Some(Cursor {
-                position: Some("p".into()),
+                watermark: Some("2026-01-01T00:00:00Z".into()),
                 ..Cursor::default()
             }),
             ..StateDelta::default()
@@ -273,8 +270,8 @@ mod tests {
         assert_eq!(read, expected);
         assert_eq!(read.main.versions.len(), 1);
         assert_eq!(
-            read.streams["octo/repo/issues"].cursor.position.as_deref(),
-            Some("p")
+            read.streams["octo/repo/issues"].cursor.watermark.as_deref(),
+            Some("2026-01-01T00:00:00Z")
         );
     }
 

@@ -75,7 +75,7 @@ async fn a_zombie_commit_after_its_lease_lapsed_writes_nothing() {
         &["x3"],
         "1",
         Some(Cursor {
-            position: Some("late".into()),
+            watermark: Some("2026-12-31T00:00:00Z".into()),
             ..Cursor::default()
         }),
     );
@@ -199,7 +199,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
                     }),
                 )],
                 cursor: Some(Cursor {
-                    position: Some("2026-01-01T00:00:00Z".into()),
+                    watermark: Some("2026-01-01T00:00:00Z".into()),
                     etag: Some("\"v7\"".into()),
                     last_modified: Some("Tue, 24 Nov 2026 21:00:00 GMT".into()),
                     ..Cursor::default()
@@ -214,7 +214,7 @@ async fn state_loads_back_exactly_as_committed_and_reset_empties_it() {
             entries: Vec::new(),
             delta: StateDelta {
                 cursor: Some(Cursor {
-                    position: Some("2026-01-02T00:00:00Z".into()),
+                    watermark: Some("2026-01-02T00:00:00Z".into()),
                     etag: None,
                     last_modified: None,
                     ..Cursor::default()

@@ -141,7 +141,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
                 .collect(),
             removals: Vec::new(),
             cursor: Some(Cursor {
-                position: Some("p1".into()),
+                watermark: Some("2026-01-01T00:00:00Z".into()),
                 ..Cursor::default()
             }),
         },

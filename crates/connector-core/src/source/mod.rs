@@ -260,7 +260,6 @@ async fn next_page<'a, I: Send + 'a>(
     };
     at.pages += 1;
     let single_validators = Cursor {
-        position: None,
         etag: response.etag(),
         last_modified: response.last_modified(),
         ..Cursor::default()

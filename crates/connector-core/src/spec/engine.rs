@@ -415,7 +415,6 @@ impl SpecReader {
 
 /// The cursor of a window after the first: nothing stored for it.
 static EMPTY_CURSOR: Cursor = Cursor {
-    position: None,
     etag: None,
     last_modified: None,
     watermark: None,

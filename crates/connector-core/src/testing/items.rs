@@ -115,7 +115,6 @@ impl ItemsProvider {
             items.push(Record::standalone(raw.get(), &f.id, f.rev.to_string()));
         }
         let next = Cursor {
-            position: None,
             etag: resp.etag(),
             last_modified: resp.last_modified(),
             ..Cursor::default()
