@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::signal::ItemError;
 use crate::source::Body;
-use crate::source::records::{locate_in, scalar, text_of};
+use crate::source::records::{MAX_DEPTH, locate_in, nested_deeper_than, scalar, text_of};
 
 /// An item's identity for change detection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,8 +115,14 @@ impl Record {
     }
 
     /// The record as the signal's payload, untouched (serde_json checks it on the way: it
-    /// has no constructor that trusts text parsed before).
+    /// has no constructor that trusts text parsed before). A record nested deeper than
+    /// [`MAX_DEPTH`] levels fails: a consumer could not read its entry back.
     pub fn payload(&self) -> Result<&RawValue, ItemError> {
+        if nested_deeper_than(self.raw().as_bytes(), MAX_DEPTH) {
+            return Err(ItemError::new(format!(
+                "the record nests deeper than {MAX_DEPTH} levels, more than a consumer's JSON reader takes"
+            )));
+        }
         self.parse()
     }
 }

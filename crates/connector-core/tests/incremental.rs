@@ -354,3 +354,23 @@ async fn a_record_whose_signal_cannot_be_built_is_poisoned_like_one_that_does_no
         "the others once each, r1 never"
     );
 }
+
+#[tokio::test]
+async fn a_record_nested_deeper_than_a_reader_takes_fails_alone() {
+    let server = MockServer::start().await;
+    let api = RecordsApi::with_records(3);
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    api.put_raw(
+        "r1",
+        1_767_225_600_000 + 60_000,
+        format!(
+            r#"{{"id": "r1", "updated": "2026-01-01T00:01:00Z", "title": "t", "deep": {deep}}}"#
+        ),
+    );
+    mount(&server, &api).await;
+    let mut h = Harness::new::<PagedProvider>(config(&server, serde_json::json!({}))).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.failed, s.published), (1, 2), "{s:?}");
+    let ids: Vec<String> = h.published().into_iter().map(|e| e.external_id).collect();
+    assert_eq!(ids, ["r0", "r2"], "the deep record is not published");
+}

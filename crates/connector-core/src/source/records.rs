@@ -172,6 +172,46 @@ pub fn present(json: &[u8], pointer: &str) -> bool {
     matches!(locate(json, pointer), Ok(Some(at)) if json.get(at.start) != Some(&b'n'))
 }
 
+/// How deeply a record's objects and arrays may nest: serde_json's own limit, so any
+/// consumer reading an entry with the usual JSON libraries can read it back (Python's
+/// reader fails near 1,000 levels, serde_json's at 128). Real API records nest a few levels.
+pub const MAX_DEPTH: usize = 128;
+
+/// Whether the JSON text `json` nests objects and arrays deeper than `max` (strings are
+/// skipped whole, so brackets inside them do not count).
+pub fn nested_deeper_than(json: &[u8], max: usize) -> bool {
+    // Fewer opening brackets than the limit cannot nest past it: the usual record is
+    // settled by one SIMD count, without walking its strings.
+    if memchr::memchr2_iter(b'{', b'[', json).nth(max).is_none() {
+        return false;
+    }
+    // From one string or opening bracket to the next (one SIMD search), counting the
+    // closing brackets passed on the way (another): the bytes between, numbers and
+    // whitespace mostly, are never looked at one by one.
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(rest) = json.get(i..) {
+        let Some(k) = memchr::memchr3(b'"', b'{', b'[', rest) else {
+            return false;
+        };
+        let closed = memchr::memchr2_iter(b'}', b']', &rest[..k]).count();
+        depth = depth.saturating_sub(closed);
+        if rest[k] == b'"' {
+            match string_end(json, i + k) {
+                Ok(end) => i = end,
+                Err(_) => return false,
+            }
+        } else {
+            depth += 1;
+            if depth > max {
+                return true;
+            }
+            i += k + 1;
+        }
+    }
+    false
+}
+
 /// RFC 6901 reference tokens, unescaped (`~1` is `/`, `~0` is `~`).
 fn tokens(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
     pointer.split('/').skip(1).map(|t| {
@@ -299,6 +339,18 @@ fn element(json: &[u8], i: usize, index: usize) -> Result<Option<Range<usize>>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nested_deeper_than(deep(128).as_bytes(), MAX_DEPTH));
+        assert!(nested_deeper_than(deep(129).as_bytes(), MAX_DEPTH));
+        let quoted = format!(r#"{{"a": "{}", "b": [{{}}]}}"#, "[{".repeat(500));
+        assert!(!nested_deeper_than(quoted.as_bytes(), 3));
+        assert!(nested_deeper_than(br#"{"a": {"b": {"c": 1}}}"#, 2));
+        assert!(!nested_deeper_than(b"[[1], [2, 3], [[4]]]", 3));
+        assert!(nested_deeper_than(b"[[1], [2, 3], [[4]]]", 2));
+    }
 
     #[test]
     fn fields_are_read_by_pointer_with_their_kind() {
