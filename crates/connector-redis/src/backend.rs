@@ -63,6 +63,16 @@ pub struct RedisBackend {
     pub(crate) wait_replicas: u32,
     pub(crate) wait_timeout: Duration,
     url: String,
+    /// The liveness watches of the connections ([`watch_liveness`]).
+    watches: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        self.watches
+            .iter()
+            .for_each(tokio::task::AbortHandle::abort);
+    }
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -146,6 +156,10 @@ impl RedisBackend {
             prefix = settings.keys().prefix(),
             "connected to Redis"
         );
+        let mut watches = vec![watch_liveness(client.clone(), command_timeout).abort_handle()];
+        if settings.wait_replicas() > 0 {
+            watches.push(watch_liveness(committer.clone(), command_timeout).abort_handle());
+        }
         Ok(Arc::new(Self {
             client,
             committer,
@@ -157,6 +171,7 @@ impl RedisBackend {
             // not a failed command.
             wait_timeout: command_timeout / 2,
             url,
+            watches,
         }))
     }
 
@@ -221,6 +236,9 @@ impl RedisBackend {
 
     /// Closes the connection (after in-flight commands finish) and stops reconnecting.
     pub async fn close(&self) {
+        self.watches
+            .iter()
+            .for_each(tokio::task::AbortHandle::abort);
         if self.wait_replicas > 0 {
             let _ = self.committer.quit().await;
         }
@@ -228,6 +246,41 @@ impl RedisBackend {
             tracing::debug!(error = %e, "closing the Redis connection");
         }
     }
+}
+
+/// Replaces a connection that stopped answering, within about twice the command timeout.
+///
+/// fred's own check (`UnresponsiveConfig`) measures from the last write, and a connection
+/// that keeps being written to (lease renewals, heartbeats) never looks idle: a black-holed
+/// connection lived on for 35 s and more. This task PINGs the shared connection every
+/// second (or half the command timeout, if shorter) and forces a reconnection once a
+/// connected client has had no PING answered for twice the command timeout. A client that
+/// is already reconnecting (Redis down, connection refused) is left to its backoff.
+fn watch_liveness(client: Client, command_timeout: Duration) -> tokio::task::JoinHandle<()> {
+    let every = Duration::from_secs(1)
+        .min(command_timeout / 2)
+        .max(Duration::from_millis(10));
+    let limit = command_timeout.saturating_mul(2);
+    tokio::spawn(async move {
+        let mut last_answer = tokio::time::Instant::now();
+        loop {
+            let asked = tokio::time::Instant::now();
+            let answered = tokio::time::timeout(every, client.ping::<()>(None)).await;
+            if matches!(answered, Ok(Ok(()))) {
+                last_answer = tokio::time::Instant::now();
+            } else if client.is_connected() && last_answer.elapsed() >= limit {
+                tracing::warn!(
+                    silent_ms = last_answer.elapsed().as_millis() as u64,
+                    "Redis connection unanswered for twice the command timeout; reconnecting"
+                );
+                if let Err(e) = client.force_reconnection().await {
+                    tracing::debug!(error = %e, "forcing a Redis reconnection");
+                }
+                last_answer = tokio::time::Instant::now();
+            }
+            tokio::time::sleep_until(asked + every).await;
+        }
+    })
 }
 
 fn millis_u32(d: Duration) -> u32 {

@@ -197,3 +197,56 @@ async fn a_commit_whose_reply_is_lost_is_never_resent() {
         "its versions are there for the pipeline to reload"
     );
 }
+
+/// A connection that stops answering while it stays open (a proxy that black-holes it, as
+/// a network partition looks) is replaced within about twice the command timeout, though
+/// commands keep being written to it.
+#[tokio::test]
+async fn a_black_holed_connection_is_replaced_within_twice_the_command_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path(), None).await;
+    let gate = common::Gate::start(([127, 0, 0, 1], redis.port).into()).await;
+    let timeout = Duration::from_millis(400);
+    let url = format!("redis://127.0.0.1:{}", gate.port);
+    let backend = RedisBackend::connect(
+        settings(&url, "blackhole")
+            .with_command_timeout(timeout)
+            .with_connect_timeout(timeout)
+            .with_reconnect_delays(Duration::from_millis(10), Duration::from_millis(100)),
+    )
+    .await
+    .expect("connect through the gate");
+    backend.ping().await.expect("ping");
+    gate.accepted(1).await;
+    gate.hold();
+    let held = std::time::Instant::now();
+    // Commands keep being written to the silent connection, as lease renewals are.
+    let writer = {
+        let backend = backend.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = backend.ping().await;
+            }
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(30), gate.accepted(2))
+        .await
+        .expect("a new connection is opened");
+    let replaced = held.elapsed();
+    writer.abort();
+    gate.open();
+    eprintln!("black-holed connection replaced after {replaced:?} (command timeout {timeout:?})");
+    assert!(
+        replaced <= timeout * 2 + Duration::from_millis(1500),
+        "replaced after {replaced:?}, more than twice the command timeout ({timeout:?}) and a check interval"
+    );
+    let mut answered = false;
+    for _ in 0..50 {
+        if backend.ping().await.is_ok() {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the replacement connection answers");
+    backend.close().await;
+}

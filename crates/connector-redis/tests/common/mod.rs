@@ -207,6 +207,8 @@ impl Layout {
 pub struct Gate {
     pub port: u16,
     open: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections accepted so far, announced as each comes.
+    accepted: tokio::sync::watch::Receiver<usize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -218,8 +220,10 @@ impl Gate {
         let port = listener.local_addr().expect("addr").port();
         let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let flag = open.clone();
+        let (count, accepted) = tokio::sync::watch::channel(0usize);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                count.send_modify(|n| *n += 1);
                 let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
                     continue;
                 };
@@ -229,7 +233,12 @@ impl Gate {
                 tokio::spawn(Self::pipe(server_rx, client_tx, flag.clone()));
             }
         });
-        Self { port, open, task }
+        Self {
+            port,
+            open,
+            accepted,
+            task,
+        }
     }
 
     async fn pipe(
@@ -257,6 +266,17 @@ impl Gate {
     /// From now on nothing passes.
     pub fn hold(&self) {
         self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Everything passes again.
+    pub fn open(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Waits until `n` connections were accepted in all.
+    pub async fn accepted(&self, n: usize) {
+        let mut seen = self.accepted.clone();
+        let _ = seen.wait_for(|count| *count >= n).await;
     }
 }
 
