@@ -8,7 +8,9 @@
 //! A command is written to a connection at most once: fred's default of resending a
 //! command whose connection closed before the reply arrived would append a commit's
 //! entries twice if the first attempt had run. With one attempt the caller sees an error,
-//! and the pipeline reloads state to learn what was committed.
+//! and the pipeline reloads state to learn what was committed. On a Cluster, where fred
+//! counts each `MOVED`/`ASK` redirect as an attempt and the commit is at least once anyway,
+//! a command gets one attempt per redirect it may follow.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,8 +112,16 @@ impl RedisBackend {
                 c.connection_timeout = connect_timeout;
                 c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
                 // Never resend a command whose reply was lost: see the module docs, and
-                // tests/restart.rs for the duplicate a resent commit would append.
-                c.max_command_attempts = 1;
+                // tests/restart.rs for the duplicate a resent commit would append. On a
+                // Cluster fred counts the write after each MOVED or ASK as an attempt, so
+                // one attempt fails every command a slot migration redirects; there the
+                // commit is at least once anyway (entries first, with dedup ids) and a
+                // resent state step is refused by its write count, so each redirect gets
+                // its attempt.
+                c.max_command_attempts = match topology {
+                    Topology::Cluster => 1 + c.max_redirections,
+                    _ => 1,
+                };
                 // A connection that stops answering (a network partition, where TCP itself
                 // notices nothing) is dropped and reconnected.
                 c.unresponsive = UnresponsiveConfig {
