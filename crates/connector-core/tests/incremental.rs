@@ -322,7 +322,10 @@ async fn a_record_whose_signal_cannot_be_built_is_poisoned_like_one_that_does_no
             state.main.cursor.watermark, None,
             "poll {poll}: the cursor waits for the record"
         );
-        assert_eq!(state.main.failures.get("r1"), Some(&poll));
+        assert_eq!(
+            state.main.failures.values().copied().collect::<Vec<_>>(),
+            [poll]
+        );
     }
     let third = h.connector.poll(&h.lease).await.expect("poll");
     assert_eq!((third.failed, third.poisoned), (0, 1), "{third:?}");
@@ -373,4 +376,27 @@ async fn a_record_nested_deeper_than_a_reader_takes_fails_alone() {
     assert_eq!((s.failed, s.published), (1, 2), "{s:?}");
     let ids: Vec<String> = h.published().into_iter().map(|e| e.external_id).collect();
     assert_eq!(ids, ["r0", "r2"], "the deep record is not published");
+}
+
+#[tokio::test]
+async fn a_record_at_the_depth_cap_is_published_and_its_signal_reads_back() {
+    let server = MockServer::start().await;
+    let api = RecordsApi::with_records(1);
+    // The record's own object is the first level.
+    let deep = format!("{}{}", "[".repeat(99), "]".repeat(99));
+    api.put_raw(
+        "r0",
+        1_767_225_600_000,
+        format!(
+            r#"{{"id": "r0", "updated": "2026-01-01T00:00:00Z", "title": "t", "deep": {deep}}}"#
+        ),
+    );
+    mount(&server, &api).await;
+    let mut h = Harness::new::<PagedProvider>(config(&server, serde_json::json!({}))).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.failed, s.published), (0, 1), "{s:?}");
+    let entry = h.published().pop().expect("entry");
+    let signal: serde_json::Value =
+        serde_json::from_str(&entry.signal).expect("serde_json reads the signal back");
+    assert_eq!(signal["payload"]["id"], "r0");
 }

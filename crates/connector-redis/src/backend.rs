@@ -166,9 +166,12 @@ impl RedisBackend {
             prefix = settings.keys().prefix(),
             "connected to Redis"
         );
-        let mut watches = vec![watch_liveness(client.clone(), command_timeout).abort_handle()];
+        let cluster = topology == Topology::Cluster;
+        let mut watches =
+            vec![watch_liveness(client.clone(), command_timeout, cluster).abort_handle()];
         if settings.wait_replicas() > 0 {
-            watches.push(watch_liveness(committer.clone(), command_timeout).abort_handle());
+            watches
+                .push(watch_liveness(committer.clone(), command_timeout, cluster).abort_handle());
         }
         Ok(Arc::new(Self {
             client,
@@ -258,37 +261,79 @@ impl RedisBackend {
     }
 }
 
+/// Whether a PING's outcome means the connection answered: any reply counts, an error
+/// reply too (an ACL refusing PING, a server still loading its data); a timeout, a dropped
+/// connection or a cancelled command does not.
+fn answered(outcome: &Result<Result<(), fred::error::Error>, tokio::time::error::Elapsed>) -> bool {
+    use fred::error::ErrorKind;
+    match outcome {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => !matches!(
+            e.kind(),
+            ErrorKind::Timeout | ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Routing
+        ),
+        Err(_) => false,
+    }
+}
+
 /// Replaces a connection that stopped answering, within about twice the command timeout.
 ///
 /// fred's own check (`UnresponsiveConfig`) measures from the last write, and a connection
 /// that keeps being written to (lease renewals, heartbeats) never looks idle: a black-holed
-/// connection lived on for 35 s and more. This task PINGs the shared connection every
-/// second (or half the command timeout, if shorter) and forces a reconnection once a
-/// connected client has had no PING answered for twice the command timeout. A client that
-/// is already reconnecting (Redis down, connection refused) is left to its backoff.
-fn watch_liveness(client: Client, command_timeout: Duration) -> tokio::task::JoinHandle<()> {
+/// connection lived on for 35 s and more. This task PINGs each connection of the client
+/// (every primary of a Cluster) every second, or every half command timeout if shorter,
+/// each PING waiting up to the command timeout (a reply queued behind a `WAIT` is an
+/// answer), and forces a reconnection once a connected node has answered none for twice
+/// the command timeout. While fred is reconnecting on its own (Redis down) nothing is
+/// counted: the silence starts with the next connection.
+fn watch_liveness(
+    client: Client,
+    command_timeout: Duration,
+    cluster: bool,
+) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(1)
         .min(command_timeout / 2)
         .max(Duration::from_millis(10));
     let limit = command_timeout.saturating_mul(2);
     tokio::spawn(async move {
-        let mut last_answer = tokio::time::Instant::now();
+        let mut last_answer: HashMap<String, tokio::time::Instant> = HashMap::new();
         loop {
-            let asked = tokio::time::Instant::now();
-            let answered = tokio::time::timeout(every, client.ping::<()>(None)).await;
-            if matches!(answered, Ok(Ok(()))) {
-                last_answer = tokio::time::Instant::now();
-            } else if client.is_connected() && last_answer.elapsed() >= limit {
-                tracing::warn!(
-                    silent_ms = last_answer.elapsed().as_millis() as u64,
-                    "Redis connection unanswered for twice the command timeout; reconnecting"
-                );
-                if let Err(e) = client.force_reconnection().await {
-                    tracing::debug!(error = %e, "forcing a Redis reconnection");
+            let round = tokio::time::Instant::now();
+            if !client.is_connected() {
+                last_answer.clear();
+            } else {
+                let nodes: Vec<Option<fred::types::config::Server>> = if cluster {
+                    client.active_connections().into_iter().map(Some).collect()
+                } else {
+                    vec![None]
+                };
+                for node in nodes {
+                    let key = node.as_ref().map(ToString::to_string).unwrap_or_default();
+                    let ping = async {
+                        match &node {
+                            Some(server) => client.with_cluster_node(server).ping::<()>(None).await,
+                            None => client.ping::<()>(None).await,
+                        }
+                    };
+                    let outcome = tokio::time::timeout(command_timeout, ping).await;
+                    let since = *last_answer.entry(key.clone()).or_insert(round);
+                    if answered(&outcome) {
+                        last_answer.insert(key, tokio::time::Instant::now());
+                    } else if since.elapsed() >= limit {
+                        tracing::warn!(
+                            server = %key,
+                            silent_ms = since.elapsed().as_millis() as u64,
+                            "Redis connection unanswered for twice the command timeout; reconnecting"
+                        );
+                        if let Err(e) = client.force_reconnection().await {
+                            tracing::debug!(error = %e, "forcing a Redis reconnection");
+                        }
+                        last_answer.clear();
+                        break;
+                    }
                 }
-                last_answer = tokio::time::Instant::now();
             }
-            tokio::time::sleep_until(asked + every).await;
+            tokio::time::sleep_until(round + every).await;
         }
     })
 }

@@ -129,17 +129,24 @@ struct Failing {
     failed: u64,
     /// Skipped for good this time.
     poisoned: u64,
-    /// Every record that failed, so its count is not forgotten as stale.
+    /// The failure key of every record that failed, so its count is not forgotten as
+    /// stale.
     ids: Vec<String>,
 }
 
 impl Failing {
-    /// Counts `id`'s failure into `delta`; true when it is poisoned now (its version is
-    /// then recorded, so it is not read as new again until it changes).
-    fn count(&mut self, id: &str, delta: &mut StateDelta) -> bool {
-        let polls = self.counts.get(id).copied().unwrap_or(0) + 1;
-        delta.failures.push((id.to_owned(), polls));
-        self.ids.push(id.to_owned());
+    /// Counts the failure of `id` at `version` into `delta` (under a key of its own, so a
+    /// new version starts a new count and no parse failure's key is met); true when it is
+    /// poisoned now (its version is then recorded, so it is not read again until it
+    /// changes).
+    fn count(&mut self, id: &str, version: &str, delta: &mut StateDelta) -> bool {
+        let key = format!(
+            "describe-{:016x}",
+            xxhash_rust::xxh3::xxh3_64(format!("{id}\0{version}").as_bytes())
+        );
+        let polls = self.counts.get(&key).copied().unwrap_or(0) + 1;
+        delta.failures.push((key.clone(), polls));
+        self.ids.push(key);
         let poisoned = polls >= self.limit;
         if poisoned {
             self.poisoned += 1;
@@ -261,7 +268,7 @@ impl<P: Provider> Encoder<'_, P> {
                             .push((key.id.to_string(), key.version.to_string()));
                     }
                     Err(reason) => {
-                        if failing.count(&key.id, &mut delta) {
+                        if failing.count(&key.id, &key.version, &mut delta) {
                             tracing::error!(
                                 connector = %self.config.name,
                                 stream = %stream.name,

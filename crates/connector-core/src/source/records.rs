@@ -172,10 +172,11 @@ pub fn present(json: &[u8], pointer: &str) -> bool {
     matches!(locate(json, pointer), Ok(Some(at)) if json.get(at.start) != Some(&b'n'))
 }
 
-/// How deeply a record's objects and arrays may nest: serde_json's own limit, so any
-/// consumer reading an entry with the usual JSON libraries can read it back (Python's
-/// reader fails near 1,000 levels, serde_json's at 128). Real API records nest a few levels.
-pub const MAX_DEPTH: usize = 128;
+/// How deeply a record's objects and arrays may nest, so any consumer can read its entry
+/// back with the usual JSON libraries: serde_json reads at most 127 levels, and the record
+/// sits one level down in the signal (`payload`) and two in an embedded JSON line. Real
+/// API records nest a few levels; 100 leaves the envelope room to grow.
+pub const MAX_DEPTH: usize = 100;
 
 /// Whether the JSON text `json` nests objects and arrays deeper than `max` (strings are
 /// skipped whole, so brackets inside them do not count).
@@ -343,8 +344,8 @@ mod tests {
     #[test]
     fn nesting_is_measured_outside_strings() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        assert!(!nested_deeper_than(deep(128).as_bytes(), MAX_DEPTH));
-        assert!(nested_deeper_than(deep(129).as_bytes(), MAX_DEPTH));
+        assert!(!nested_deeper_than(deep(100).as_bytes(), MAX_DEPTH));
+        assert!(nested_deeper_than(deep(101).as_bytes(), MAX_DEPTH));
         let quoted = format!(r#"{{"a": "{}", "b": [{{}}]}}"#, "[{".repeat(500));
         assert!(!nested_deeper_than(quoted.as_bytes(), 3));
         assert!(nested_deeper_than(br#"{"a": {"b": {"c": 1}}}"#, 2));
