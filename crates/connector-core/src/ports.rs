@@ -683,6 +683,13 @@ pub trait Membership: Send + Sync {
         group: &'a str,
         instance_id: &'a str,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
+    /// Why this process's connection to the backend is wedged, when it is: its commands
+    /// have gone unanswered for a while though a fresh connection to the same server is
+    /// answered, so only a restart helps (`/health/live` fails). An unreachable backend is
+    /// not wedged, only not ready. Never wedged by default (a backend in the process).
+    fn wedged(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async { None })
+    }
 }
 
 /// The ports together, as a connector and the runtime use them.

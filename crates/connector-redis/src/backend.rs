@@ -65,8 +65,10 @@ pub struct RedisBackend {
     pub(crate) wait_replicas: u32,
     pub(crate) wait_timeout: Duration,
     url: String,
-    /// The liveness watches of the connections ([`watch_liveness`]).
+    /// The liveness watches of the connections ([`watch_liveness`]), and what each saw.
     watches: Vec<tokio::task::AbortHandle>,
+    silences: Vec<Silence>,
+    command_timeout: Duration,
 }
 
 impl Drop for RedisBackend {
@@ -167,11 +169,17 @@ impl RedisBackend {
             "connected to Redis"
         );
         let cluster = topology == Topology::Cluster;
-        let mut watches =
-            vec![watch_liveness(client.clone(), command_timeout, cluster).abort_handle()];
-        if settings.wait_replicas() > 0 {
-            watches
-                .push(watch_liveness(committer.clone(), command_timeout, cluster).abort_handle());
+        let (mut watches, mut silences) = (Vec::new(), Vec::<Silence>::new());
+        let watched = if settings.wait_replicas() > 0 {
+            vec![client.clone(), committer.clone()]
+        } else {
+            vec![client.clone()]
+        };
+        for watched in watched {
+            let silence = Silence::default();
+            let watch = watch_liveness(watched, command_timeout, cluster, silence.clone());
+            watches.push(watch.abort_handle());
+            silences.push(silence);
         }
         Ok(Arc::new(Self {
             client,
@@ -185,6 +193,8 @@ impl RedisBackend {
             wait_timeout: command_timeout / 2,
             url,
             watches,
+            silences,
+            command_timeout,
         }))
     }
 
@@ -290,53 +300,84 @@ fn watch_liveness(
     client: Client,
     command_timeout: Duration,
     cluster: bool,
+    silence: Silence,
 ) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(1)
         .min(command_timeout / 2)
         .max(Duration::from_millis(10));
-    let limit = command_timeout.saturating_mul(2);
     tokio::spawn(async move {
         let mut last_answer: HashMap<String, tokio::time::Instant> = HashMap::new();
         loop {
             let round = tokio::time::Instant::now();
-            if !client.is_connected() {
-                last_answer.clear();
+            let answering = if client.is_connected() {
+                ping_round(&client, cluster, command_timeout, &mut last_answer, round).await
             } else {
-                let nodes: Vec<Option<fred::types::config::Server>> = if cluster {
-                    client.active_connections().into_iter().map(Some).collect()
+                // Reconnecting on its own: an outage, not a wedge.
+                last_answer.clear();
+                true
+            };
+            if let Ok(mut since) = silence.lock() {
+                *since = if answering {
+                    None
                 } else {
-                    vec![None]
+                    Some(since.unwrap_or(round))
                 };
-                for node in nodes {
-                    let key = node.as_ref().map(ToString::to_string).unwrap_or_default();
-                    let ping = async {
-                        match &node {
-                            Some(server) => client.with_cluster_node(server).ping::<()>(None).await,
-                            None => client.ping::<()>(None).await,
-                        }
-                    };
-                    let outcome = tokio::time::timeout(command_timeout, ping).await;
-                    let since = *last_answer.entry(key.clone()).or_insert(round);
-                    if answered(&outcome) {
-                        last_answer.insert(key, tokio::time::Instant::now());
-                    } else if since.elapsed() >= limit {
-                        tracing::warn!(
-                            server = %key,
-                            silent_ms = since.elapsed().as_millis() as u64,
-                            "Redis connection unanswered for twice the command timeout; reconnecting"
-                        );
-                        if let Err(e) = client.force_reconnection().await {
-                            tracing::debug!(error = %e, "forcing a Redis reconnection");
-                        }
-                        last_answer.clear();
-                        break;
-                    }
-                }
             }
             tokio::time::sleep_until(round + every).await;
         }
     })
 }
+
+/// PINGs each node of `client` once; false when one went unanswered. A node unanswered
+/// for twice the command timeout gets the client reconnected.
+async fn ping_round(
+    client: &Client,
+    cluster: bool,
+    command_timeout: Duration,
+    last_answer: &mut HashMap<String, tokio::time::Instant>,
+    round: tokio::time::Instant,
+) -> bool {
+    let limit = command_timeout.saturating_mul(2);
+    let nodes: Vec<Option<fred::types::config::Server>> = if cluster {
+        client.active_connections().into_iter().map(Some).collect()
+    } else {
+        vec![None]
+    };
+    let mut all = true;
+    for node in nodes {
+        let key = node.as_ref().map(ToString::to_string).unwrap_or_default();
+        let ping = async {
+            match &node {
+                Some(server) => client.with_cluster_node(server).ping::<()>(None).await,
+                None => client.ping::<()>(None).await,
+            }
+        };
+        let outcome = tokio::time::timeout(command_timeout, ping).await;
+        let since = *last_answer.entry(key.clone()).or_insert(round);
+        if answered(&outcome) {
+            last_answer.insert(key, tokio::time::Instant::now());
+            continue;
+        }
+        all = false;
+        if since.elapsed() >= limit {
+            tracing::warn!(
+                server = %key,
+                silent_ms = since.elapsed().as_millis() as u64,
+                "Redis connection unanswered for twice the command timeout; reconnecting"
+            );
+            if let Err(e) = client.force_reconnection().await {
+                tracing::debug!(error = %e, "forcing a Redis reconnection");
+            }
+            last_answer.clear();
+            break;
+        }
+    }
+    all
+}
+
+/// Since when a connection has gone unanswered, as its liveness watch sees it (`None`
+/// while it answers, or while fred reconnects on its own).
+type Silence = Arc<std::sync::Mutex<Option<tokio::time::Instant>>>;
 
 fn millis_u32(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
@@ -514,6 +555,29 @@ impl MetricsStore for RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// How long the longest-silent connection has gone unanswered.
+    fn silent_for(&self) -> Option<Duration> {
+        self.silences
+            .iter()
+            .filter_map(|s| s.lock().ok().and_then(|since| *since))
+            .map(|since| since.elapsed())
+            .max()
+    }
+
+    /// Whether a fresh connection to the same server is answered, within `within`.
+    async fn fresh_connection_answers(&self, within: Duration) -> bool {
+        let probe = self.client.clone_new();
+        let answered = tokio::time::timeout(within, async {
+            probe.init().await?;
+            probe.ping::<()>(None).await
+        })
+        .await;
+        let _ = tokio::time::timeout(within, probe.quit()).await;
+        matches!(answered, Ok(Ok(())))
+    }
+}
+
 impl Membership for RedisBackend {
     fn heartbeat<'a>(
         &'a self,
@@ -550,4 +614,26 @@ impl Membership for RedisBackend {
             Ok(())
         })
     }
+
+    /// Wedged when a connection went unanswered for twice the command timeout (its watch
+    /// reconnecting did not help) while a fresh connection to the same server is answered
+    /// within [`PROBE_TIMEOUT`].
+    fn wedged(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let silent = self.silent_for()?;
+            if silent < self.command_timeout.saturating_mul(2) {
+                return None;
+            }
+            self.fresh_connection_answers(PROBE_TIMEOUT).await.then(|| {
+                format!(
+                    "no Redis command answered for {} ms, though a fresh connection to {} is answered",
+                    silent.as_millis(),
+                    self.url
+                )
+            })
+        })
+    }
 }
+
+/// How long the liveness check waits for a fresh connection: inside a one-second probe.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);

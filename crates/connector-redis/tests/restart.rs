@@ -250,3 +250,40 @@ async fn a_black_holed_connection_is_replaced_within_twice_the_command_timeout()
     assert!(answered, "the replacement connection answers");
     backend.close().await;
 }
+
+/// Liveness fails only for a wedged client: its connection unanswered past twice the
+/// command timeout while a fresh connection to the same server is answered. A Redis that
+/// answers nobody is an outage (readiness), not a wedge.
+#[tokio::test]
+async fn only_a_wedged_client_fails_liveness_not_an_unreachable_redis() {
+    use connector_core::ports::Membership;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path(), None).await;
+    let gate = common::Gate::start(([127, 0, 0, 1], redis.port).into()).await;
+    let timeout = Duration::from_millis(300);
+    let url = format!("redis://127.0.0.1:{}", gate.port);
+    let backend = RedisBackend::connect(
+        settings(&url, "wedged")
+            .with_command_timeout(timeout)
+            .with_connect_timeout(timeout)
+            .with_reconnect_delays(Duration::from_millis(10), Duration::from_millis(100)),
+    )
+    .await
+    .expect("connect through the gate");
+    assert_eq!(backend.wedged().await, None, "answering");
+    gate.hold();
+    // The watch gives up on the silent connection; its new one is held too.
+    gate.accepted(2).await;
+    assert_eq!(
+        backend.wedged().await,
+        None,
+        "nobody is answered: an outage, not a wedge"
+    );
+    // Now a fresh connection is answered while the client's stay silent.
+    gate.pass_new();
+    let wedged = backend.wedged().await;
+    let why = wedged.expect("a client unanswered while a fresh connection is answered is wedged");
+    assert!(why.contains("fresh connection"), "{why}");
+    assert!(!why.contains("wedged:"), "{why}");
+    backend.close().await;
+}

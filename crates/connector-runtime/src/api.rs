@@ -68,8 +68,18 @@ fn snapshot(api: &Api) -> Status {
         .clone()
 }
 
-async fn live() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Alive unless the backend connection is wedged ([`connector_core::ports::Membership::wedged`]):
+/// a restart helps then, while an unreachable Redis only makes the process not ready (a
+/// restart there would restart-loop the fleet).
+async fn live(State(api): State<Api>) -> Response {
+    match api.backends.membership.wedged().await {
+        None => Json(json!({ "status": "ok" })).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "wedged", "reason": reason })),
+        )
+            .into_response(),
+    }
 }
 
 /// How long readiness waits for the backend: well inside a one-second probe timeout, so a

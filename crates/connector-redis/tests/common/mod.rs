@@ -207,6 +207,8 @@ impl Layout {
 pub struct Gate {
     pub port: u16,
     open: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections from this index on pass even while the gate holds.
+    pass_from: Arc<std::sync::atomic::AtomicUsize>,
     /// Connections accepted so far, announced as each comes.
     accepted: tokio::sync::watch::Receiver<usize>,
     task: tokio::task::JoinHandle<()>,
@@ -219,23 +221,29 @@ impl Gate {
             .expect("bind gate");
         let port = listener.local_addr().expect("addr").port();
         let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let flag = open.clone();
+        let pass_from = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+        let held = Held {
+            open: open.clone(),
+            pass_from: pass_from.clone(),
+        };
         let (count, accepted) = tokio::sync::watch::channel(0usize);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                let index = *count.borrow();
                 count.send_modify(|n| *n += 1);
                 let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
                     continue;
                 };
                 let (client_rx, client_tx) = client.into_split();
                 let (server_rx, server_tx) = server.into_split();
-                tokio::spawn(Self::pipe(client_rx, server_tx, flag.clone()));
-                tokio::spawn(Self::pipe(server_rx, client_tx, flag.clone()));
+                tokio::spawn(Self::pipe(client_rx, server_tx, held.clone(), index));
+                tokio::spawn(Self::pipe(server_rx, client_tx, held.clone(), index));
             }
         });
         Self {
             port,
             open,
+            pass_from,
             accepted,
             task,
         }
@@ -244,7 +252,8 @@ impl Gate {
     async fn pipe(
         mut from: tokio::net::tcp::OwnedReadHalf,
         mut to: tokio::net::tcp::OwnedWriteHalf,
-        open: Arc<std::sync::atomic::AtomicBool>,
+        held: Held,
+        index: usize,
     ) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut buf = vec![0u8; 64 * 1024];
@@ -253,7 +262,7 @@ impl Gate {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            if !open.load(std::sync::atomic::Ordering::SeqCst) {
+            if held.holds(index) {
                 // Held: drop this and everything after, keeping both ends open.
                 continue;
             }
@@ -268,6 +277,13 @@ impl Gate {
         self.open.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// The connections opened so far stay held; those opened from now on pass.
+    pub fn pass_new(&self) {
+        let opened = *self.accepted.borrow();
+        self.pass_from
+            .store(opened, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Everything passes again.
     pub fn open(&self) {
         self.open.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -277,6 +293,20 @@ impl Gate {
     pub async fn accepted(&self, n: usize) {
         let mut seen = self.accepted.clone();
         let _ = seen.wait_for(|count| *count >= n).await;
+    }
+}
+
+/// Whether a gate's connection is held.
+#[derive(Clone)]
+struct Held {
+    open: Arc<std::sync::atomic::AtomicBool>,
+    pass_from: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Held {
+    fn holds(&self, index: usize) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        !self.open.load(SeqCst) && index < self.pass_from.load(SeqCst)
     }
 }
 
