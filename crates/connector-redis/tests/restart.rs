@@ -198,24 +198,39 @@ async fn a_commit_whose_reply_is_lost_is_never_resent() {
     );
 }
 
-/// A connection that stops answering while it stays open (a proxy that black-holes it, as
-/// a network partition looks) is replaced within about twice the command timeout, though
-/// commands keep being written to it.
-#[tokio::test]
-async fn a_black_holed_connection_is_replaced_within_twice_the_command_timeout() {
+/// A Redis of the test's own and a backend reaching it through a gate, with short
+/// timeouts: the server's directory, the server, the gate, the backend.
+async fn behind_a_gate(
+    prefix: &str,
+    timeout: Duration,
+) -> (
+    tempfile::TempDir,
+    RedisServer,
+    common::Gate,
+    Arc<RedisBackend>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = RedisServer::start(dir.path(), None).await;
     let gate = common::Gate::start(([127, 0, 0, 1], redis.port).into()).await;
-    let timeout = Duration::from_millis(400);
     let url = format!("redis://127.0.0.1:{}", gate.port);
     let backend = RedisBackend::connect(
-        settings(&url, "blackhole")
+        settings(&url, prefix)
             .with_command_timeout(timeout)
             .with_connect_timeout(timeout)
             .with_reconnect_delays(Duration::from_millis(10), Duration::from_millis(100)),
     )
     .await
     .expect("connect through the gate");
+    (dir, redis, gate, backend)
+}
+
+/// A connection that stops answering while it stays open (a proxy that black-holes it, as
+/// a network partition looks) is replaced within about twice the command timeout, though
+/// commands keep being written to it.
+#[tokio::test]
+async fn a_black_holed_connection_is_replaced_within_twice_the_command_timeout() {
+    let timeout = Duration::from_millis(400);
+    let (_dir, _redis, gate, backend) = behind_a_gate("blackhole", timeout).await;
     backend.ping().await.expect("ping");
     gate.accepted(1).await;
     gate.hold();
@@ -257,19 +272,8 @@ async fn a_black_holed_connection_is_replaced_within_twice_the_command_timeout()
 #[tokio::test]
 async fn only_a_wedged_client_fails_liveness_not_an_unreachable_redis() {
     use connector_core::ports::Membership;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = RedisServer::start(dir.path(), None).await;
-    let gate = common::Gate::start(([127, 0, 0, 1], redis.port).into()).await;
     let timeout = Duration::from_millis(300);
-    let url = format!("redis://127.0.0.1:{}", gate.port);
-    let backend = RedisBackend::connect(
-        settings(&url, "wedged")
-            .with_command_timeout(timeout)
-            .with_connect_timeout(timeout)
-            .with_reconnect_delays(Duration::from_millis(10), Duration::from_millis(100)),
-    )
-    .await
-    .expect("connect through the gate");
+    let (_dir, _redis, gate, backend) = behind_a_gate("wedged", timeout).await;
     assert_eq!(backend.wedged().await, None, "answering");
     gate.hold();
     // The watch gives up on the silent connection; its new one is held too.
