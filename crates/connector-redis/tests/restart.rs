@@ -252,8 +252,8 @@ async fn a_black_holed_connection_is_replaced_within_twice_the_command_timeout()
     gate.open();
     eprintln!("black-holed connection replaced after {replaced:?} (command timeout {timeout:?})");
     assert!(
-        replaced <= timeout * 2 + Duration::from_millis(1500),
-        "replaced after {replaced:?}, more than twice the command timeout ({timeout:?}) and a check interval"
+        replaced <= timeout * 2 + Duration::from_secs(3),
+        "replaced after {replaced:?}, more than twice the command timeout ({timeout:?}) and 3 s of scheduling slack (it took 35 s and more before the watch)"
     );
     let mut answered = false;
     for _ in 0..50 {
