@@ -107,40 +107,7 @@ impl RedisBackend {
             reason,
         };
         let command_timeout = settings.command_timeout();
-        let connect_timeout = settings.connect_timeout();
-        let (min, max) = settings.reconnect_delays();
-        let client = Builder::from_config(settings.config.clone())
-            .with_connection_config(|c| {
-                c.connection_timeout = connect_timeout;
-                c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
-                // Never resend a command whose reply was lost: see the module docs, and
-                // tests/restart.rs for the duplicate a resent commit would append. On a
-                // Cluster fred counts the write after each MOVED or ASK as an attempt, so
-                // one attempt fails every command a slot migration redirects; there the
-                // commit is at least once anyway (entries first, with dedup ids) and a
-                // resent state step is refused by its write count, so each redirect gets
-                // its attempt.
-                c.max_command_attempts = match topology {
-                    Topology::Cluster => 1 + c.max_redirections,
-                    _ => 1,
-                };
-                // A connection that stops answering (a network partition, where TCP itself
-                // notices nothing) is dropped and reconnected.
-                c.unresponsive = UnresponsiveConfig {
-                    max_timeout: Some(command_timeout.saturating_mul(2)),
-                    interval: Duration::from_secs(1).min(command_timeout),
-                };
-                c.tcp.nodelay = Some(true);
-            })
-            .with_performance_config(|p| p.default_command_timeout = command_timeout)
-            .set_policy(ReconnectPolicy::new_exponential(
-                0,
-                millis_u32(min),
-                millis_u32(max),
-                2,
-            ))
-            .build()
-            .map_err(|e| error(e.to_string()))?;
+        let client = build_client(&settings).map_err(|e| error(e.to_string()))?;
         if let Err(e) = client.init().await {
             let _ = client.quit().await;
             return Err(error(e.to_string()));
@@ -168,19 +135,13 @@ impl RedisBackend {
             prefix = settings.keys().prefix(),
             "connected to Redis"
         );
-        let cluster = topology == Topology::Cluster;
-        let (mut watches, mut silences) = (Vec::new(), Vec::<Silence>::new());
         let watched = if settings.wait_replicas() > 0 {
             vec![client.clone(), committer.clone()]
         } else {
             vec![client.clone()]
         };
-        for watched in watched {
-            let silence = Silence::default();
-            let watch = watch_liveness(watched, command_timeout, cluster, silence.clone());
-            watches.push(watch.abort_handle());
-            silences.push(silence);
-        }
+        let (watches, silences) =
+            watch_all(watched, command_timeout, topology == Topology::Cluster);
         Ok(Arc::new(Self {
             client,
             committer,
@@ -269,6 +230,62 @@ impl RedisBackend {
             tracing::debug!(error = %e, "closing the Redis connection");
         }
     }
+}
+
+/// The fred client `settings` describe (not connected yet): its timeouts, its command
+/// attempts per topology, fred's own unresponsiveness check and the reconnection back-off.
+fn build_client(settings: &RedisSettings) -> Result<Client, fred::error::Error> {
+    let topology = settings.topology();
+    let command_timeout = settings.command_timeout();
+    let connect_timeout = settings.connect_timeout();
+    let (min, max) = settings.reconnect_delays();
+    Builder::from_config(settings.config.clone())
+        .with_connection_config(|c| {
+            c.connection_timeout = connect_timeout;
+            c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
+            // Never resend a command whose reply was lost: see the module docs, and
+            // tests/restart.rs for the duplicate a resent commit would append. On a
+            // Cluster fred counts the write after each MOVED or ASK as an attempt, so
+            // one attempt fails every command a slot migration redirects; there the
+            // commit is at least once anyway (entries first, with dedup ids) and a
+            // resent state step is refused by its write count, so each redirect gets
+            // its attempt.
+            c.max_command_attempts = match topology {
+                Topology::Cluster => 1 + c.max_redirections,
+                _ => 1,
+            };
+            // fred's own check catches a silent connection nothing is written to; the
+            // liveness watch (`watch_liveness`) catches the rest.
+            c.unresponsive = UnresponsiveConfig {
+                max_timeout: Some(command_timeout.saturating_mul(2)),
+                interval: Duration::from_secs(1).min(command_timeout),
+            };
+            c.tcp.nodelay = Some(true);
+        })
+        .with_performance_config(|p| p.default_command_timeout = command_timeout)
+        .set_policy(ReconnectPolicy::new_exponential(
+            0,
+            millis_u32(min),
+            millis_u32(max),
+            2,
+        ))
+        .build()
+}
+
+/// A liveness watch per client ([`watch_liveness`]): what aborts each, and what each sees.
+fn watch_all(
+    clients: Vec<Client>,
+    command_timeout: Duration,
+    cluster: bool,
+) -> (Vec<tokio::task::AbortHandle>, Vec<Silence>) {
+    clients
+        .into_iter()
+        .map(|client| {
+            let silence = Silence::default();
+            let watch = watch_liveness(client, command_timeout, cluster, silence.clone());
+            (watch.abort_handle(), silence)
+        })
+        .unzip()
 }
 
 /// Whether a PING's outcome means the connection answered: any reply counts, an error

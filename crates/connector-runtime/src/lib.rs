@@ -165,7 +165,7 @@ async fn execute_with(
         return list(&registry, &factories);
     }
     if let Command::All = command {
-        return all(&cli, &settings, &registry, &factories).await;
+        return all(&cli, &settings, &registry, &factories, &source).await;
     }
     if settings.redis.is_none() {
         embedded_reach(&command, &settings)?;

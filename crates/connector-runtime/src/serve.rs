@@ -153,12 +153,9 @@ pub(super) async fn all(
     settings: &Settings,
     registry: &ConnectorRegistry,
     factories: &Factories,
+    source: &ConfigSource,
 ) -> Result<ExitCode> {
-    let names: Vec<String> = registry
-        .enabled()
-        .filter(|c| factories.get(&c.connector_type).is_some())
-        .map(|c| c.name.clone())
-        .collect();
+    let names = runnable_names(registry, factories);
     if names.is_empty() {
         bail!(
             "no enabled connector of a type this binary runs ({})",
@@ -174,20 +171,30 @@ pub(super) async fn all(
         global_args.push("--state-dir".into());
         global_args.push(dir.clone().into_os_string());
     }
-    let base: Option<u16> = settings.http.map(|addr| addr.port());
-    let children = names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| supervisor::ChildSpec {
-            name,
-            global_args: global_args.clone(),
-            http_port: base.map_or_else(
-                || "off".to_owned(),
-                |b| (u32::from(b) + 1 + i as u32).to_string(),
-            ),
-        })
-        .collect();
-    supervisor::supervise(children).await
+    let (source, factories) = (source.clone(), factories.clone());
+    let launch = supervisor::Launch {
+        global_args,
+        base_port: settings.http.map(|addr| addr.port()),
+        reload: Box::new(move || {
+            let env = connector_core::config::Environment::from_process();
+            ConnectorRegistry::load_for(&source, &env, &factories, None)
+                .map(|registry| runnable_names(&registry, &factories))
+                .map_err(|errors| errors.to_string())
+        }),
+    };
+    supervisor::supervise(names, launch).await
+}
+
+/// The enabled connectors of `registry` whose type this binary runs.
+fn runnable_names(
+    registry: &ConnectorRegistry,
+    factories: &Factories,
+) -> Vec<supervisor::Runnable> {
+    registry
+        .enabled()
+        .filter(|c| factories.get(&c.connector_type).is_some())
+        .map(|c| (c.name.clone(), Arc::clone(c)))
+        .collect()
 }
 
 /// Starts the HTTP API on `addr` (`None`: `HTTP_PORT=off`).

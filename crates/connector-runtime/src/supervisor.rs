@@ -3,8 +3,11 @@
 //! For hosts without an orchestrator: each connector runs as `<this binary> run NAME`, so
 //! a crash, a leak or a stuck poll in one cannot touch the others. A child that exits is
 //! started again after a delay that doubles up to a minute (and resets once a child has
-//! run for a minute). SIGHUP is forwarded (each child reloads its own config); SIGTERM and
-//! SIGINT are forwarded and the supervisor exits once every child has stopped.
+//! run for a minute). SIGHUP makes the supervisor read the configuration once: a refused
+//! file changes nothing; otherwise removed or disabled connectors' children stop, added
+//! ones start (each child keeps its HTTP port across reloads) and the others reload the
+//! file. SIGTERM and SIGINT are forwarded and the supervisor exits once every child has
+//! stopped.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,9 +28,13 @@ const CHILD_RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// What the supervisor tells its children.
 #[derive(Debug, Clone, Copy)]
 enum Order {
-    Reload,
+    /// Stop the child and start it again at once (its configuration changed).
+    Restart,
     Stop,
 }
+
+/// A connector a child runs, with its configuration (compared at a reload).
+pub type Runnable = (String, std::sync::Arc<connector_core::ConnectorConfig>);
 
 /// How to start one child.
 pub struct ChildSpec {
@@ -39,30 +46,159 @@ pub struct ChildSpec {
     pub http_port: String,
 }
 
-/// Runs the children until SIGTERM/SIGINT, then waits for all of them.
-pub async fn supervise(children: Vec<ChildSpec>) -> Result<ExitCode> {
+/// How the supervisor starts its children and reads the configuration again.
+pub struct Launch {
+    /// Arguments before `run NAME` (global options such as `--config`).
+    pub global_args: Vec<std::ffi::OsString>,
+    /// The supervisor's own `HTTP_PORT`: each child gets a port above it, kept for its
+    /// name across reloads; `None` turns the children's API off.
+    pub base_port: Option<u16>,
+    /// The enabled connectors this binary runs, read from the configuration again (for
+    /// SIGHUP), or why the file is refused.
+    pub reload: Box<dyn Fn() -> Result<Vec<Runnable>, String> + Send>,
+}
+
+/// One running child's task, its orders and the configuration it runs.
+struct Running {
+    orders: broadcast::Sender<Order>,
+    task: tokio::task::JoinHandle<()>,
+    config: std::sync::Arc<connector_core::ConnectorConfig>,
+}
+
+/// The children, by connector name, with the port each keeps across reloads.
+struct Children {
+    exe: std::path::PathBuf,
+    launch: Launch,
+    running: std::collections::BTreeMap<String, Running>,
+    ports: std::collections::BTreeMap<String, u16>,
+    /// Children told to stop by a reload, still finishing.
+    stopping: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Children {
+    /// The port of `name`'s child: the one it had, else the lowest free one above the base.
+    fn port_for(&mut self, name: &str) -> String {
+        let Some(base) = self.launch.base_port else {
+            return "off".to_owned();
+        };
+        if let Some(port) = self.ports.get(name) {
+            return port.to_string();
+        }
+        let taken: std::collections::BTreeSet<u16> = self.ports.values().copied().collect();
+        let port = (1..=u16::MAX - base)
+            .map(|i| base + i)
+            .find(|p| !taken.contains(p))
+            .unwrap_or(base);
+        self.ports.insert(name.to_owned(), port);
+        port.to_string()
+    }
+
+    fn start(&mut self, (name, config): Runnable) {
+        let (orders, rx) = broadcast::channel::<Order>(16);
+        let spec = ChildSpec {
+            name: name.clone(),
+            global_args: self.launch.global_args.clone(),
+            http_port: self.port_for(&name),
+        };
+        let task = tokio::spawn(keep_running(self.exe.clone(), spec, rx));
+        let child = Running {
+            orders,
+            task,
+            config,
+        };
+        self.running.insert(name, child);
+    }
+
+    /// Reads the configuration again: a refused file changes nothing (said once, here);
+    /// otherwise removed or disabled connectors' children stop, new ones start, and those
+    /// whose configuration changed are restarted. A child is never sent SIGHUP (one just
+    /// started, before its handler is in place, would die of it).
+    fn reload(&mut self) {
+        let wanted = match (self.launch.reload)() {
+            Ok(wanted) => wanted,
+            Err(problems) => {
+                tracing::error!("reload refused, every child keeps running as it is: {problems}");
+                return;
+            }
+        };
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|n| !wanted.iter().any(|(w, _)| w == *n))
+            .cloned()
+            .collect();
+        for name in &gone {
+            if let Some(child) = self.running.remove(name) {
+                let _ = child.orders.send(Order::Stop);
+                self.stopping.push(child.task);
+            }
+        }
+        let (mut added, mut changed) = (Vec::new(), Vec::new());
+        for (name, config) in wanted {
+            match self.running.get_mut(&name) {
+                Some(child) if child.config != config => {
+                    let _ = child.orders.send(Order::Restart);
+                    child.config = config;
+                    changed.push(name);
+                }
+                Some(_) => {}
+                None => {
+                    added.push(name.clone());
+                    self.start((name, config));
+                }
+            }
+        }
+        tracing::info!(?added, removed = ?gone, restarted = ?changed, running = self.running.len(), "configuration reloaded");
+    }
+
+    fn send_all(&self, order: Order) {
+        for child in self.running.values() {
+            let _ = child.orders.send(order);
+        }
+    }
+
+    /// Every child's task, the stopping ones included.
+    fn tasks(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut all: Vec<_> = std::mem::take(&mut self.stopping);
+        all.extend(
+            std::mem::take(&mut self.running)
+                .into_values()
+                .map(|c| c.task),
+        );
+        all
+    }
+}
+
+/// Runs a child per connector in `names` until SIGTERM/SIGINT, then waits for all of them.
+/// SIGHUP reads the configuration again ([`Launch::reload`]).
+pub async fn supervise(wanted: Vec<Runnable>, launch: Launch) -> Result<ExitCode> {
     let exe =
         std::env::current_exe().context("cannot find this program's path to start children")?;
-    let (orders, _) = broadcast::channel::<Order>(16);
-    let mut tasks = Vec::new();
-    for spec in children {
-        let rx = orders.subscribe();
-        tasks.push(tokio::spawn(keep_running(exe.clone(), spec, rx)));
-    }
+    let mut children = Children {
+        exe,
+        launch,
+        running: Default::default(),
+        ports: Default::default(),
+        stopping: Vec::new(),
+    };
+    wanted.into_iter().for_each(|w| children.start(w));
     let mut signals = crate::serve::Signals::new()?;
     loop {
         match signals.next().await {
-            crate::serve::Signal::Reload => {
-                tracing::info!("SIGHUP: forwarding to every child");
-                let _ = orders.send(Order::Reload);
-            }
+            crate::serve::Signal::Reload => children.reload(),
             crate::serve::Signal::Stop => {
                 tracing::info!("stopping: forwarding SIGTERM to every child");
-                let _ = orders.send(Order::Stop);
+                children.send_all(Order::Stop);
                 break;
             }
         }
     }
+    let senders: Vec<broadcast::Sender<Order>> = children
+        .running
+        .values()
+        .map(|c| c.orders.clone())
+        .collect();
+    let tasks = children.tasks();
     let all = async move {
         for t in tasks {
             let _ = t.await;
@@ -78,7 +214,7 @@ pub async fn supervise(children: Vec<ChildSpec>) -> Result<ExitCode> {
             // A second SIGTERM is each child's own second signal: it cancels its polls,
             // releases its leases and exits 130, so nothing is left held for a TTL.
             tracing::warn!("second signal: telling every child to cancel its polls and release its leases");
-            let _ = orders.send(Order::Stop);
+            senders.iter().for_each(|s| { let _ = s.send(Order::Stop); });
             if tokio::time::timeout(CHILD_RELEASE_WAIT, &mut all).await.is_err() {
                 tracing::warn!("children still running after the release wait are killed");
             }
@@ -122,46 +258,12 @@ async fn keep_running(
             }
         };
         tracing::info!(connector = %spec.name, pid = child.id(), http_port = %spec.http_port, "child started");
-        let stopping = loop {
-            tokio::select! {
-                status = child.wait() => {
-                    match status {
-                        Ok(s) => tracing::warn!(connector = %spec.name, status = %s, restart_in_s = delay.as_secs(), "child exited; restarting"),
-                        Err(e) => tracing::warn!(connector = %spec.name, error = %e, "lost track of child; restarting"),
-                    }
-                    break false;
-                }
-                order = orders.recv() => match order {
-                    Ok(Order::Reload) => send(&child, NixSignal::SIGHUP),
-                    Ok(Order::Stop) | Err(_) => {
-                        send(&child, NixSignal::SIGTERM);
-                        break true;
-                    }
-                }
-            }
-        };
-        if stopping {
-            let status = loop {
-                tokio::select! {
-                    status = child.wait() => break status,
-                    order = orders.recv() => {
-                        // Stop again (a second signal): forwarded, so the child cancels.
-                        if matches!(order, Ok(Order::Stop)) {
-                            send(&child, NixSignal::SIGTERM);
-                        }
-                        if order.is_err() {
-                            break child.wait().await;
-                        }
-                    }
-                }
-            };
-            match status {
-                Ok(s) => tracing::info!(connector = %spec.name, status = %s, "child stopped"),
-                Err(e) => {
-                    tracing::warn!(connector = %spec.name, error = %e, "child stop not observed")
-                }
-            }
-            return;
+        let ended = watch_child(&spec, &mut child, &mut orders, delay).await;
+        if let Ended::Restart = ended {
+            continue;
+        }
+        if let Ended::Stopping = ended {
+            return wait_stopped(&spec.name, &mut child, &mut orders).await;
         }
         if started.elapsed() >= STABLE_AFTER {
             delay = FIRST_DELAY;
@@ -171,6 +273,70 @@ async fn keep_running(
         }
         delay = (delay * 2).min(MAX_DELAY);
     }
+}
+
+/// Runs `child` until it exits or an order ends its run (`delay`: the back-off a restart
+/// after an exit would wait, for the log).
+async fn watch_child(
+    spec: &ChildSpec,
+    child: &mut Child,
+    orders: &mut broadcast::Receiver<Order>,
+    delay: Duration,
+) -> Ended {
+    tokio::select! {
+        status = child.wait() => {
+            match status {
+                Ok(s) => tracing::warn!(connector = %spec.name, status = %s, restart_in_s = delay.as_secs(), "child exited; restarting"),
+                Err(e) => tracing::warn!(connector = %spec.name, error = %e, "lost track of child; restarting"),
+            }
+            Ended::Exited
+        }
+        order = orders.recv() => match order {
+            Ok(Order::Restart) => {
+                send(child, NixSignal::SIGTERM);
+                let status = child.wait().await;
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                tracing::info!(connector = %spec.name, %status, "child stopped for its new configuration");
+                Ended::Restart
+            }
+            Ok(Order::Stop) | Err(_) => {
+                send(child, NixSignal::SIGTERM);
+                Ended::Stopping
+            }
+        }
+    }
+}
+
+/// Waits for a child told to stop, forwarding a second stop (the child then cancels its
+/// polls and releases its leases).
+async fn wait_stopped(name: &str, child: &mut Child, orders: &mut broadcast::Receiver<Order>) {
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            order = orders.recv() => {
+                if matches!(order, Ok(Order::Stop)) {
+                    send(child, NixSignal::SIGTERM);
+                }
+                if order.is_err() {
+                    break child.wait().await;
+                }
+            }
+        }
+    };
+    match status {
+        Ok(s) => tracing::info!(connector = %name, status = %s, "child stopped"),
+        Err(e) => tracing::warn!(connector = %name, error = %e, "child stop not observed"),
+    }
+}
+
+/// How a child's run ended.
+enum Ended {
+    /// It exited by itself: started again after the back-off delay.
+    Exited,
+    /// It was told to stop.
+    Stopping,
+    /// It was stopped for its new configuration: started again at once.
+    Restart,
 }
 
 /// Sleeps `delay`; true if a stop order came first.

@@ -256,6 +256,69 @@ async fn the_supervisor_restarts_a_killed_child_and_stops_them_all() {
     assert!(sup.out().contains("\"connector\":\"y\""));
 }
 
+/// SIGHUP to `connectors all`: the supervisor reads the file itself; an added connector
+/// gets a child, a removed one's child stops, a changed one's child is restarted, the
+/// others stay up; a broken file is refused once, by the supervisor, and no child restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_applies_a_reload_and_refuses_a_broken_file_once() {
+    let server = mock_provider(Duration::ZERO).await;
+    let dir = temp_dir("all-reload");
+    let file = dir.join("connectors.json");
+    std::fs::write(&file, config(&server, &[("x", 500), ("y", 500)])).expect("write");
+    let mut sup = Proc::start(&dir, &["all"], &[("HTTP_PORT", "off".into())]);
+    let started = |log: &str, name: &str| {
+        log.lines()
+            .filter(|l| l.contains("child started") && l.contains(&format!("connector={name} ")))
+            .count()
+    };
+    // Waits until `name`'s child was started `times` times.
+    let starts = |name: &'static str, times: usize| {
+        let sup = &sup;
+        async move {
+            let what = format!("child {name} started {times} times");
+            eventually(&what, Duration::from_secs(20), || async {
+                (started(&sup.log(), name) >= times).then_some(())
+            })
+            .await
+        }
+    };
+    starts("x", 1).await;
+    starts("y", 1).await;
+    std::fs::write(&file, config(&server, &[("x", 500), ("z", 500)])).expect("write");
+    sup.signal(Signal::SIGHUP);
+    starts("z", 1).await;
+    sup.wait_log("child stopped connector=y ", Duration::from_secs(20))
+        .await;
+    // x's own settings change: its child (and only it) is restarted.
+    std::fs::write(&file, config(&server, &[("x", 700), ("z", 500)])).expect("write");
+    sup.signal(Signal::SIGHUP);
+    starts("x", 2).await;
+    std::fs::write(&file, "{ \"connectors\": [ broken").expect("write");
+    sup.signal(Signal::SIGHUP);
+    sup.wait_log("reload refused", Duration::from_secs(10))
+        .await;
+    sup.signal(Signal::SIGTERM);
+    assert!(
+        sup.wait_exit(Duration::from_secs(20)).await.success(),
+        "{}",
+        sup.log()
+    );
+    let log = sup.log();
+    assert_eq!(
+        log.matches("reload refused").count(),
+        1,
+        "refused once: {log}"
+    );
+    assert_eq!(
+        started(&log, "x"),
+        2,
+        "x restarted once, for its own change: {log}"
+    );
+    assert_eq!(started(&log, "y"), 1, "{log}");
+    assert_eq!(started(&log, "z"), 1, "z untouched by x's change: {log}");
+    assert!(!log.contains("child exited"), "no child died: {log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_answers_health_metrics_and_prometheus() {
     let server = mock_provider(Duration::ZERO).await;

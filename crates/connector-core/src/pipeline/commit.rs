@@ -234,6 +234,38 @@ impl<P: Provider> Encoder<'_, P> {
         Ok((self.provider.describe(stream, record)?, record.payload()?))
     }
 
+    /// A record whose signal could not be built: counted toward poisoning, and once
+    /// poisoned recorded without a signal, so it no longer holds the cursor.
+    fn signal_failed(
+        &self,
+        stream: &StreamSpec,
+        key: &ItemKey<'_>,
+        reason: &ItemError,
+        failing: &mut Failing,
+        delta: &mut StateDelta,
+    ) {
+        if failing.count(&key.id, &key.version, delta) {
+            tracing::error!(
+                connector = %self.config.name,
+                stream = %stream.name,
+                external_id = %key.id,
+                %reason,
+                "item skipped for good: its signal could not be built in each of the last polls"
+            );
+            delta
+                .upserts
+                .push((key.id.to_string(), key.version.to_string()));
+        } else {
+            tracing::warn!(
+                connector = %self.config.name,
+                stream = %stream.name,
+                external_id = %key.id,
+                %reason,
+                "item skipped: cannot build its signal"
+            );
+        }
+    }
+
     /// One chunk's entries and version updates; counts what failed to transform.
     fn build_chunk(
         &self,
@@ -267,28 +299,7 @@ impl<P: Provider> Encoder<'_, P> {
                             .upserts
                             .push((key.id.to_string(), key.version.to_string()));
                     }
-                    Err(reason) => {
-                        if failing.count(&key.id, &key.version, &mut delta) {
-                            tracing::error!(
-                                connector = %self.config.name,
-                                stream = %stream.name,
-                                external_id = %key.id,
-                                %reason,
-                                "item skipped for good: its signal could not be built in each of the last polls"
-                            );
-                            // Recorded without a signal, so it no longer holds the cursor.
-                            let quiet = (key.id.to_string(), key.version.to_string());
-                            delta.upserts.push(quiet);
-                        } else {
-                            tracing::warn!(
-                                connector = %self.config.name,
-                                stream = %stream.name,
-                                external_id = %key.id,
-                                %reason,
-                                "item skipped: cannot build its signal"
-                            );
-                        }
-                    }
+                    Err(reason) => self.signal_failed(stream, key, &reason, failing, &mut delta),
                 },
                 Work::Quiet { key } => {
                     delta
