@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod commands;
+mod fleet;
 mod manager;
 mod serve;
 pub mod settings;

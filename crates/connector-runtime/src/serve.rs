@@ -174,7 +174,7 @@ pub(super) async fn all(
     let (source, factories) = (source.clone(), factories.clone());
     let launch = supervisor::Launch {
         global_args,
-        base_port: settings.http.map(|addr| addr.port()),
+        api: settings.http,
         reload: Box::new(move || {
             let env = connector_core::config::Environment::from_process();
             ConnectorRegistry::load_for(&source, &env, &factories, None)

@@ -50,9 +50,10 @@ pub struct ChildSpec {
 pub struct Launch {
     /// Arguments before `run NAME` (global options such as `--config`).
     pub global_args: Vec<std::ffi::OsString>,
-    /// The supervisor's own `HTTP_PORT`: each child gets a port above it, kept for its
-    /// name across reloads; `None` turns the children's API off.
-    pub base_port: Option<u16>,
+    /// The supervisor's own API address (`HTTP_BIND`:`HTTP_PORT`): it serves the fleet's
+    /// health there, and each child gets a port above it, kept for its name across
+    /// reloads; `None` turns every API off.
+    pub api: Option<std::net::SocketAddr>,
     /// The enabled connectors this binary runs, read from the configuration again (for
     /// SIGHUP), or why the file is refused.
     pub reload: Box<dyn Fn() -> Result<Vec<Runnable>, String> + Send>,
@@ -73,15 +74,18 @@ struct Children {
     ports: std::collections::BTreeMap<String, u16>,
     /// Children told to stop by a reload, still finishing.
     stopping: Vec<tokio::task::JoinHandle<()>>,
+    /// The running children's ports, as the supervisor's API asks them.
+    fleet: std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<String, u16>>>,
 }
 
 impl Children {
     /// The port of `name`'s child: the one it had, else the lowest free one above the base.
     fn port_for(&mut self, name: &str) -> String {
-        let Some(base) = self.launch.base_port else {
+        let Some(base) = self.launch.api.map(|a| a.port()) else {
             return "off".to_owned();
         };
         if let Some(port) = self.ports.get(name) {
+            self.serving(name, *port);
             return port.to_string();
         }
         let taken: std::collections::BTreeSet<u16> = self.ports.values().copied().collect();
@@ -90,7 +94,20 @@ impl Children {
             .find(|p| !taken.contains(p))
             .unwrap_or(base);
         self.ports.insert(name.to_owned(), port);
+        self.serving(name, port);
         port.to_string()
+    }
+
+    /// Records that `name`'s child serves on `port` (`None`: it no longer runs).
+    fn serving(&self, name: &str, port: impl Into<Option<u16>>) {
+        let mut fleet = self
+            .fleet
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match port.into() {
+            Some(port) => fleet.insert(name.to_owned(), port),
+            None => fleet.remove(name),
+        };
     }
 
     fn start(&mut self, (name, config): Runnable) {
@@ -131,6 +148,7 @@ impl Children {
             if let Some(child) = self.running.remove(name) {
                 let _ = child.orders.send(Order::Stop);
                 self.stopping.push(child.task);
+                self.serving(name, None);
             }
         }
         let (mut added, mut changed) = (Vec::new(), Vec::new());
@@ -180,7 +198,10 @@ pub async fn supervise(wanted: Vec<Runnable>, launch: Launch) -> Result<ExitCode
         running: Default::default(),
         ports: Default::default(),
         stopping: Vec::new(),
+        fleet: Default::default(),
     };
+    // Listening first: a taken port stops the supervisor before any child starts.
+    let _api = serve_fleet(&children).await?;
     wanted.into_iter().for_each(|w| children.start(w));
     let mut signals = crate::serve::Signals::new()?;
     loop {
@@ -337,6 +358,39 @@ enum Ended {
     Stopping,
     /// It was stopped for its new configuration: started again at once.
     Restart,
+}
+
+/// Serves the fleet's health on the supervisor's own `HTTP_PORT`, when it has one; the
+/// task ends with the returned guard.
+async fn serve_fleet(
+    children: &Children,
+) -> Result<Option<tokio_util::task::AbortOnDropHandle<()>>> {
+    let Some(addr) = children.launch.api else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (set HTTP_PORT to another port, or \"off\")")
+    })?;
+    tracing::info!(addr = %listener.local_addr()?, "supervisor HTTP API listening");
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    let fleet = crate::fleet::Fleet {
+        ports: children.fleet.clone(),
+        host,
+        client: connector_core::context::Context::isolated()
+            .client()
+            .clone(),
+    };
+    let app = crate::fleet::router(fleet);
+    Ok(Some(tokio_util::task::AbortOnDropHandle::new(
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "supervisor HTTP API stopped");
+            }
+        }),
+    )))
 }
 
 /// Sleeps `delay`; true if a stop order came first.

@@ -319,6 +319,59 @@ async fn the_supervisor_applies_a_reload_and_refuses_a_broken_file_once() {
     assert!(!log.contains("child exited"), "no child died: {log}");
 }
 
+/// Under `connectors all` the supervisor serves `HTTP_PORT` itself: live, ready once every
+/// child is, and every child's connectors merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_answers_health_for_every_child_on_its_own_port() {
+    let server = mock_provider(Duration::ZERO).await;
+    let dir = temp_dir("all-api");
+    std::fs::write(
+        dir.join("connectors.json"),
+        config(&server, &[("x", 500), ("y", 500)]),
+    )
+    .expect("write");
+    let port = free_port();
+    let mut sup = Proc::start(&dir, &["all"], &[("HTTP_PORT", port.to_string())]);
+    let (status, live) = eventually("supervisor live", Duration::from_secs(20), || async {
+        get_json(port, "/health/live").await
+    })
+    .await;
+    assert_eq!((status, live["status"].as_str()), (200, Some("ok")));
+    let ready = eventually("every child ready", Duration::from_secs(30), || async {
+        get_json(port, "/health/ready")
+            .await
+            .filter(|(status, _)| *status == 200)
+    })
+    .await
+    .1;
+    let children: Vec<&String> = ready["children"]
+        .as_object()
+        .expect("children")
+        .keys()
+        .collect();
+    assert_eq!(children, ["x", "y"], "{ready}");
+    let merged = eventually("connectors healthy", Duration::from_secs(30), || async {
+        get_json(port, "/health/connectors")
+            .await
+            .filter(|(status, _)| *status == 200)
+    })
+    .await
+    .1;
+    let names: Vec<&String> = merged["connectors"]
+        .as_object()
+        .expect("connectors")
+        .keys()
+        .collect();
+    assert_eq!(names, ["x", "y"], "{merged}");
+    assert_eq!(merged["connectors"]["x"]["healthy"], true, "{merged}");
+    sup.signal(Signal::SIGTERM);
+    assert!(
+        sup.wait_exit(Duration::from_secs(20)).await.success(),
+        "{}",
+        sup.log()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_answers_health_metrics_and_prometheus() {
     let server = mock_provider(Duration::ZERO).await;

@@ -1,0 +1,128 @@
+//! The supervisor's HTTP API under `connectors all`: the one port probes know (the
+//! process's `HTTP_PORT`), answering for every child, each of which serves its own API on a
+//! port above it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+/// How long the supervisor waits for a child's answer: inside a one-second probe.
+const CHILD_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// The running children's API ports, by connector, and how to reach them.
+#[derive(Clone)]
+pub(crate) struct Fleet {
+    /// Each running child's port, kept by the supervisor as children start and stop.
+    pub ports: Arc<RwLock<BTreeMap<String, u16>>>,
+    /// Where the children listen (`HTTP_BIND`, or loopback when that is every address).
+    pub host: IpAddr,
+    pub client: reqwest::Client,
+}
+
+impl Fleet {
+    fn children(&self) -> Vec<(String, u16)> {
+        let ports = self
+            .ports
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ports.iter().map(|(n, p)| (n.clone(), *p)).collect()
+    }
+
+    /// A child's answer on `path`: its status and JSON body, or why there was none.
+    async fn ask(&self, port: u16, path: &str) -> Result<(u16, Value), String> {
+        let url = format!(
+            "http://{}{path}",
+            std::net::SocketAddr::new(self.host, port)
+        );
+        let answer = async {
+            let response = self
+                .client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            Ok::<_, String>((status, json))
+        };
+        tokio::time::timeout(CHILD_TIMEOUT, answer)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} ms", CHILD_TIMEOUT.as_millis())))
+    }
+}
+
+/// The supervisor's routes: `/health/live` (the supervisor runs), `/health/ready` (every
+/// child ready) and `/health/connectors` (every child's connectors, merged).
+pub(crate) fn router(fleet: Fleet) -> Router {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health/connectors", get(connectors))
+        .with_state(fleet)
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when every child answers its own `/health/ready` with 200.
+async fn ready(State(fleet): State<Fleet>) -> Response {
+    let mut children = serde_json::Map::new();
+    let mut all = true;
+    for (name, port) in fleet.children() {
+        let entry = match fleet.ask(port, "/health/ready").await {
+            Ok((status, body)) => {
+                all &= status == 200;
+                json!({ "ready": status == 200, "port": port, "answer": body })
+            }
+            Err(e) => {
+                all = false;
+                json!({ "ready": false, "port": port, "error": e })
+            }
+        };
+        children.insert(name, entry);
+    }
+    let all = all && !children.is_empty();
+    let code = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({ "ready": all, "children": children }))).into_response()
+}
+
+/// Each child's own connector from its `/health/connectors`, in one answer of the same
+/// shape; 503 when any is unhealthy or its child does not answer (listed with the error).
+async fn connectors(State(fleet): State<Fleet>) -> Response {
+    let mut merged = serde_json::Map::new();
+    let mut all = true;
+    for (name, port) in fleet.children() {
+        let entry = match fleet.ask(port, "/health/connectors").await {
+            // Only the child's own connector: the others it lists are another child's.
+            Ok((status, body)) => match body.pointer(&format!("/connectors/{name}")) {
+                Some(entry) => entry.clone(),
+                None => {
+                    json!({ "healthy": false, "error": format!("HTTP {status} without this connector") })
+                }
+            },
+            Err(e) => json!({ "healthy": false, "error": e }),
+        };
+        all &= entry["healthy"] == json!(true);
+        merged.insert(name, entry);
+    }
+    let code = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({ "healthy": all, "connectors": merged }))).into_response()
+}
