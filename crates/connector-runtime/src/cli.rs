@@ -44,9 +44,14 @@ pub enum Command {
         name: Option<String>,
     },
     /// Supervise: one child process (`run NAME`) per enabled connector this binary runs,
-    /// restarted with backoff when it dies; SIGHUP and SIGTERM are forwarded. Children get
-    /// HTTP_PORT+1, HTTP_PORT+2, … (or `off` when HTTP_PORT is `off`).
+    /// restarted with backoff when it dies; SIGHUP reloads the file, SIGTERM is forwarded.
+    /// The supervisor serves HTTP_PORT; children get HTTP_PORT+1, HTTP_PORT+2, … (or `off`
+    /// when HTTP_PORT is `off`).
     All,
+    /// Ask the running process on HTTP_PORT (HTTP_BIND) whether it is ready: exit 0 when
+    /// `/health/ready` answers 200, 1 otherwise. The container healthcheck (the image has
+    /// no curl).
+    Health,
     /// Load and check the configuration; print it resolved, with secrets hidden. Exits 1
     /// listing every mistake (file, line, field) when it is invalid.
     Validate,

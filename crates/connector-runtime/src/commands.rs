@@ -285,3 +285,44 @@ pub(super) async fn metrics(
     println!("{}", serde_json::to_string_pretty(&all)?);
     Ok(ExitCode::SUCCESS)
 }
+
+/// `health`: asks the process on `HTTP_PORT` whether it is ready (the container
+/// healthcheck: a distroless image has no curl). Exit 0 on 200, 1 on anything else.
+pub(super) async fn health(settings: &crate::settings::Settings) -> Result<ExitCode> {
+    let Some(addr) = settings.http else {
+        eprintln!("HTTP_PORT is off: there is no API to ask");
+        return Ok(ExitCode::FAILURE);
+    };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    let url = format!(
+        "http://{}/health/ready",
+        std::net::SocketAddr::new(host, addr.port())
+    );
+    let client = connector_core::context::Context::isolated()
+        .client()
+        .clone();
+    let asked = client
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await;
+    match asked {
+        Ok(response) if response.status().is_success() => {
+            println!("ready ({url})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(response) => {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            eprintln!("not ready ({url}): HTTP {status} {body}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("no answer from {url}: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -139,6 +139,9 @@ async fn execute_with(
             .filter(|n| !n.is_empty())
             .map(str::to_owned),
     });
+    if let Command::Health = command {
+        return commands::health(&settings).await;
+    }
     if let Command::Schema = command {
         println!(
             "{}",
@@ -190,7 +193,9 @@ async fn execute_with(
         Command::State { action } => state(&registry, backends, action).await,
         Command::Lease { action } => lease(&registry, backends, action).await,
         Command::Metrics { name } => metrics(&registry, backends, name).await,
-        Command::Schema | Command::Validate | Command::List | Command::All => Ok(ExitCode::SUCCESS),
+        Command::Schema | Command::Validate | Command::List | Command::All | Command::Health => {
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

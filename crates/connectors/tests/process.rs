@@ -344,6 +344,23 @@ async fn the_supervisor_answers_health_for_every_child_on_its_own_port() {
     })
     .await
     .1;
+    // `connectors health`, the container healthcheck, says the same with its exit code.
+    let health = |port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_connectors"))
+            .arg("health")
+            .env("HTTP_PORT", port.to_string())
+            .env_remove("HTTP_BIND")
+            .output()
+            .expect("run connectors health")
+    };
+    let ok = health(port);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let nobody = health(free_port());
+    assert_eq!(nobody.status.code(), Some(1), "nobody listens there");
     let children: Vec<&String> = ready["children"]
         .as_object()
         .expect("children")
