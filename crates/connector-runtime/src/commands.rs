@@ -293,14 +293,7 @@ pub(super) async fn health(settings: &crate::settings::Settings) -> Result<ExitC
         eprintln!("HTTP_PORT is off: there is no API to ask");
         return Ok(ExitCode::FAILURE);
     };
-    let host = match addr.ip() {
-        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
-        ip => ip,
-    };
-    let url = format!(
-        "http://{}/health/ready",
-        std::net::SocketAddr::new(host, addr.port())
-    );
+    let url = format!("http://{}/health/ready", crate::fleet::reachable(addr));
     let client = connector_core::context::Context::isolated()
         .client()
         .clone();

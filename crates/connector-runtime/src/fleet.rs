@@ -36,8 +36,24 @@ impl Fleet {
         ports.iter().map(|(n, p)| (n.clone(), *p)).collect()
     }
 
+    /// Every child's answer on `path`, asked at once (a probe waits for the slowest child,
+    /// not for the sum of them), in connector order.
+    async fn ask_all(&self, path: &'static str) -> Vec<(String, u16, Answer)> {
+        let mut asked = tokio::task::JoinSet::new();
+        for (name, port) in self.children() {
+            let fleet = self.clone();
+            asked.spawn(async move {
+                let answer = fleet.ask(port, path).await;
+                (name, port, answer)
+            });
+        }
+        let mut answers: Vec<_> = asked.join_all().await;
+        answers.sort_by(|a, b| a.0.cmp(&b.0));
+        answers
+    }
+
     /// A child's answer on `path`: its status and JSON body, or why there was none.
-    async fn ask(&self, port: u16, path: &str) -> Result<(u16, Value), String> {
+    async fn ask(&self, port: u16, path: &str) -> Answer {
         let url = format!(
             "http://{}{path}",
             std::net::SocketAddr::new(self.host, port)
@@ -60,6 +76,18 @@ impl Fleet {
     }
 }
 
+/// A child's status and JSON body, or why it gave none.
+type Answer = Result<(u16, Value), String>;
+
+/// The address a process's API is reached at: its bind address, or loopback when it binds
+/// every address (what `connectors health` and the supervisor ask).
+pub(crate) fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr.ip() {
+        ip if ip.is_unspecified() => std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        _ => addr,
+    }
+}
+
 /// The supervisor's routes: `/health/live` (the supervisor runs), `/health/ready` (every
 /// child ready) and `/health/connectors` (every child's connectors, merged).
 pub(crate) fn router(fleet: Fleet) -> Router {
@@ -78,8 +106,8 @@ async fn live() -> Json<Value> {
 async fn ready(State(fleet): State<Fleet>) -> Response {
     let mut children = serde_json::Map::new();
     let mut all = true;
-    for (name, port) in fleet.children() {
-        let entry = match fleet.ask(port, "/health/ready").await {
+    for (name, port, answer) in fleet.ask_all("/health/ready").await {
+        let entry = match answer {
             Ok((status, body)) => {
                 all &= status == 200;
                 json!({ "ready": status == 200, "port": port, "answer": body })
@@ -105,8 +133,8 @@ async fn ready(State(fleet): State<Fleet>) -> Response {
 async fn connectors(State(fleet): State<Fleet>) -> Response {
     let mut merged = serde_json::Map::new();
     let mut all = true;
-    for (name, port) in fleet.children() {
-        let entry = match fleet.ask(port, "/health/connectors").await {
+    for (name, _, answer) in fleet.ask_all("/health/connectors").await {
+        let entry = match answer {
             // Only the child's own connector: the others it lists are another child's.
             Ok((status, body)) => match body.pointer(&format!("/connectors/{name}")) {
                 Some(entry) => entry.clone(),

@@ -372,10 +372,7 @@ async fn serve_fleet(
         format!("cannot listen on {addr} (set HTTP_PORT to another port, or \"off\")")
     })?;
     tracing::info!(addr = %listener.local_addr()?, "supervisor HTTP API listening");
-    let host = match addr.ip() {
-        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
-        ip => ip,
-    };
+    let host = crate::fleet::reachable(addr).ip();
     let fleet = crate::fleet::Fleet {
         ports: children.fleet.clone(),
         host,
