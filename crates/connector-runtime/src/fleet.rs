@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -36,24 +37,34 @@ impl Fleet {
         ports.iter().map(|(n, p)| (n.clone(), *p)).collect()
     }
 
-    /// Every child's answer on `path`, asked at once (a probe waits for the slowest child,
-    /// not for the sum of them), in connector order.
+    /// Every child's answer on `path` as JSON, in connector order.
     async fn ask_all(&self, path: &'static str) -> Vec<(String, u16, Answer)> {
+        let answers = self.ask_all_raw(path).await.into_iter();
+        answers
+            .map(|(name, port, raw)| {
+                let json = raw.map(|(status, body)| {
+                    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+                });
+                (name, port, json)
+            })
+            .collect()
+    }
+
+    /// Every child's body on `path` as sent (or why there was none), asked at once (a
+    /// probe waits for the slowest child, not for the sum of them), in connector order.
+    async fn ask_all_raw(&self, path: &'static str) -> Vec<(String, u16, Raw)> {
         let mut asked = tokio::task::JoinSet::new();
         for (name, port) in self.children() {
             let fleet = self.clone();
-            asked.spawn(async move {
-                let answer = fleet.ask(port, path).await;
-                (name, port, answer)
-            });
+            asked.spawn(async move { (name, port, fleet.ask(port, path).await) });
         }
         let mut answers: Vec<_> = asked.join_all().await;
         answers.sort_by(|a, b| a.0.cmp(&b.0));
         answers
     }
 
-    /// A child's answer on `path`: its status and JSON body, or why there was none.
-    async fn ask(&self, port: u16, path: &str) -> Answer {
+    /// A child's answer on `path`: its status and body as sent, or why there was none.
+    async fn ask(&self, port: u16, path: &str) -> Raw {
         let url = format!(
             "http://{}{path}",
             std::net::SocketAddr::new(self.host, port)
@@ -67,8 +78,7 @@ impl Fleet {
                 .map_err(|e| e.to_string())?;
             let status = response.status().as_u16();
             let body = response.bytes().await.map_err(|e| e.to_string())?;
-            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            Ok::<_, String>((status, json))
+            Ok::<_, String>((status, body))
         };
         tokio::time::timeout(CHILD_TIMEOUT, answer)
             .await
@@ -78,6 +88,9 @@ impl Fleet {
 
 /// A child's status and JSON body, or why it gave none.
 type Answer = Result<(u16, Value), String>;
+
+/// A child's status and body as sent, or why it gave none.
+type Raw = Result<(u16, Bytes), String>;
 
 /// The address a process's API is reached at: its bind address, or loopback when it binds
 /// every address (what `connectors health` and the supervisor ask).
@@ -89,12 +102,14 @@ pub(crate) fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
 }
 
 /// The supervisor's routes: `/health/live` (the supervisor runs), `/health/ready` (every
-/// child ready) and `/health/connectors` (every child's connectors, merged).
+/// child ready), `/health/connectors` (every child's connectors, merged) and `/metrics`
+/// (every child's Prometheus metrics in one exposition).
 pub(crate) fn router(fleet: Fleet) -> Router {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health/connectors", get(connectors))
+        .route("/metrics", get(metrics))
         .with_state(fleet)
 }
 
@@ -153,4 +168,38 @@ async fn connectors(State(fleet): State<Fleet>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(json!({ "healthy": all, "connectors": merged }))).into_response()
+}
+
+/// Every child's `/metrics`, merged into one OpenMetrics exposition (each family once), and
+/// `connectors_child_up{connector}`: 1 for a child that answered, 0 for one that did not (its
+/// series are then missing from this scrape).
+async fn metrics(State(fleet): State<Fleet>) -> Response {
+    let mut merged = crate::exposition::Merged::default();
+    let mut up = Vec::new();
+    for (name, _, answer) in fleet.ask_all_raw("/metrics").await {
+        let text = match answer {
+            Ok((200, body)) => String::from_utf8(body.to_vec()).ok(),
+            _ => None,
+        };
+        if let Some(text) = &text {
+            merged.add(&name, text);
+        }
+        up.push((name, u8::from(text.is_some())));
+    }
+    for (name, value) in up {
+        merged.gauge(
+            "connectors_child_up",
+            "Whether the child running this connector answered the scrape.",
+            &name,
+            value,
+        );
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        merged.render(),
+    )
+        .into_response()
 }

@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod commands;
+mod exposition;
 mod fleet;
 mod manager;
 mod serve;

@@ -381,6 +381,24 @@ async fn the_supervisor_answers_health_for_every_child_on_its_own_port() {
         .collect();
     assert_eq!(names, ["x", "y"], "{merged}");
     assert_eq!(merged["connectors"]["x"]["healthy"], true, "{merged}");
+    // One OpenMetrics exposition for every child: each family once, both children's series.
+    let (status, text) = get(port, "/metrics").await.expect("supervisor metrics");
+    assert_eq!(status, 200, "{text}");
+    for child in ["x", "y"] {
+        let polled = format!("connector_polls_total{{connector=\"{child}\",outcome=\"success\"}} ");
+        assert!(text.lines().any(|l| l.starts_with(&polled)), "{text}");
+        let up = format!("connectors_child_up{{connector=\"{child}\"}} 1");
+        assert!(text.lines().any(|l| l == up), "{text}");
+    }
+    let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let mut unique = types.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(types.len(), unique.len(), "each family once: {text}");
+    assert!(
+        text.ends_with("# EOF\n") && text.matches("# EOF").count() == 1,
+        "{text}"
+    );
     sup.signal(Signal::SIGTERM);
     assert!(
         sup.wait_exit(Duration::from_secs(20)).await.success(),
