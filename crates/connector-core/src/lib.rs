@@ -21,6 +21,7 @@ pub mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod webhook;
 
 pub use config::{ConfigErrors, ConfigSource, ConnectorConfig, Environment};
 pub use context::ConnectorContext;

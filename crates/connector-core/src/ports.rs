@@ -692,6 +692,92 @@ pub trait Membership: Send + Sync {
     }
 }
 
+/// A request that a connector poll now, from a verified webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wake {
+    /// The connector to poll.
+    pub connector: String,
+    /// When the webhook was received (UNIX milliseconds), for the webhook-to-published
+    /// latency.
+    pub received_ms: u64,
+}
+
+/// Wakes between the process that receives a webhook and the one that holds the
+/// connector's lease (any replica may receive it), and the replay check of deliveries.
+/// A wake is a hint: one lost costs latency only (the scheduled poll still comes).
+pub trait Wakes: Send + Sync {
+    /// Whether `delivery` of `connector` is new, recorded for `window`: false for a
+    /// replay.
+    fn first_delivery<'a>(
+        &'a self,
+        connector: &'a str,
+        delivery: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>>;
+    /// Sends `wake` to every process (this one included).
+    fn wake<'a>(&'a self, wake: &'a Wake) -> BoxFuture<'a, Result<(), BackendError>>;
+    /// The wakes every process sends, from now on: one subscription per process.
+    fn listen(&self) -> BoxFuture<'_, Result<tokio::sync::mpsc::Receiver<Wake>, BackendError>>;
+}
+
+/// Wakes inside one process (the embedded backend, tests): a channel, and the deliveries
+/// seen with when they expire.
+#[derive(Default)]
+pub struct LocalWakes {
+    listeners: std::sync::Mutex<Vec<tokio::sync::mpsc::Sender<Wake>>>,
+    seen: std::sync::Mutex<HashMap<(String, String), std::time::Instant>>,
+}
+
+/// Wakes a listener may have waiting before more are dropped (a dropped wake is folded
+/// into the ones waiting: they all ask for a poll now).
+pub const WAKE_QUEUE: usize = 1024;
+
+impl Wakes for LocalWakes {
+    fn first_delivery<'a>(
+        &'a self,
+        connector: &'a str,
+        delivery: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move {
+            let now = std::time::Instant::now();
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.retain(|_, until| *until > now);
+            let key = (connector.to_owned(), delivery.to_owned());
+            Ok(seen.insert(key, now + window).is_none())
+        })
+    }
+
+    fn wake<'a>(&'a self, wake: &'a Wake) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let mut listeners = self
+                .listeners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            listeners.retain(|l| !l.is_closed());
+            for l in listeners.iter() {
+                let _ = l.try_send(wake.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn listen(&self) -> BoxFuture<'_, Result<tokio::sync::mpsc::Receiver<Wake>, BackendError>> {
+        Box::pin(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(WAKE_QUEUE);
+            self.listeners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(tx);
+            Ok(rx)
+        })
+    }
+}
+
 /// The ports together, as a connector and the runtime use them.
 #[derive(Clone)]
 pub struct Backends {
@@ -705,6 +791,8 @@ pub struct Backends {
     pub metrics: Arc<dyn MetricsStore>,
     /// Live workers.
     pub membership: Arc<dyn Membership>,
+    /// Webhook wakes and delivery ids.
+    pub wakes: Arc<dyn Wakes>,
     /// What the process's connectors share (connection pool, rate-limit holds, response
     /// hook, stop signal, clock).
     pub context: crate::context::Context,
@@ -722,6 +810,7 @@ impl Backends {
             publisher: backend.clone(),
             metrics: backend.clone(),
             membership: backend,
+            wakes: Arc::new(LocalWakes::default()),
             context: crate::context::Context::isolated(),
         }
     }

@@ -59,6 +59,10 @@ pub struct RedisBackend {
     /// renewals must not queue behind it while a replica is away.
     pub(crate) committer: Client,
     pub(crate) keys: Keys,
+    /// The webhook wake subscription, connected when the runtime first listens.
+    pub(crate) subscriber: fred::clients::SubscriberClient,
+    /// Whether the subscription was started.
+    pub(crate) listening: std::sync::atomic::AtomicBool,
     pub(crate) scripts: Scripts,
     pub(crate) topology: Topology,
     /// Replicas each commit waits for (`REDIS_WAIT_REPLICAS`), and for how long.
@@ -108,6 +112,9 @@ impl RedisBackend {
         };
         let command_timeout = settings.command_timeout();
         let client = build_client(&settings).map_err(|e| error(e.to_string()))?;
+        let subscriber = builder(&settings)
+            .build_subscriber_client()
+            .map_err(|e| error(e.to_string()))?;
         if let Err(e) = client.init().await {
             let _ = client.quit().await;
             return Err(error(e.to_string()));
@@ -146,6 +153,8 @@ impl RedisBackend {
             client,
             committer,
             keys: settings.keys().clone(),
+            subscriber,
+            listening: Default::default(),
             scripts,
             topology,
             wait_replicas: settings.wait_replicas(),
@@ -161,7 +170,10 @@ impl RedisBackend {
 
     /// All four ports backed by this one client.
     pub fn backends(self: &Arc<Self>) -> Backends {
-        Backends::from_one(self.clone())
+        Backends {
+            wakes: self.clone(),
+            ..Backends::from_one(self.clone())
+        }
     }
 
     /// The namespace every key of this backend starts with (with its trailing `:`, or
@@ -235,11 +247,18 @@ impl RedisBackend {
 /// The fred client `settings` describe (not connected yet): its timeouts, its command
 /// attempts per topology, fred's own unresponsiveness check and the reconnection back-off.
 fn build_client(settings: &RedisSettings) -> Result<Client, fred::error::Error> {
+    builder(settings).build()
+}
+
+/// The fred builder every connection of the backend comes from (the webhook subscriber's
+/// too, so it reaches the same servers the same way).
+pub(crate) fn builder(settings: &RedisSettings) -> Builder {
     let topology = settings.topology();
     let command_timeout = settings.command_timeout();
     let connect_timeout = settings.connect_timeout();
     let (min, max) = settings.reconnect_delays();
-    Builder::from_config(settings.config.clone())
+    let mut builder = Builder::from_config(settings.config.clone());
+    builder
         .with_connection_config(|c| {
             c.connection_timeout = connect_timeout;
             c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
@@ -268,8 +287,8 @@ fn build_client(settings: &RedisSettings) -> Result<Client, fred::error::Error> 
             millis_u32(min),
             millis_u32(max),
             2,
-        ))
-        .build()
+        ));
+    builder
 }
 
 /// A liveness watch per client ([`watch_liveness`]): what aborts each, and what each sees.

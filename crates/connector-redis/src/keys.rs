@@ -12,6 +12,8 @@
 //! | `{prefix}connector:state:{name}` | hash | `v:<external id>` → version, `cursor:*` |
 //! | `{prefix}metrics:connector:{name}` | hash | the guide's metrics fields |
 //! | `{prefix}<outputStream>` | stream | the signals |
+//! | `{prefix}webhook:delivery:{name}:<hash>` | string with PX TTL | a webhook delivery id seen (replays are ignored) |
+//! | `{prefix}webhook-wakes` | pub/sub channel | `{"connector", "receivedMs"}`: poll now |
 
 /// Builds the key names for one namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -81,6 +83,18 @@ impl Keys {
     /// hash tag.
     pub fn workers(&self, group: &str) -> String {
         format!("{}workers:{group}", self.prefix)
+    }
+
+    /// `{prefix}webhook:delivery:{name}:<hash>`: a webhook delivery seen lately (the id's
+    /// hash: ids are the sender's text).
+    pub fn delivery(&self, connector: &str, delivery: &str) -> String {
+        let hash = connector_core::detect::content_version(delivery);
+        format!("{}webhook:delivery:{{{connector}}}:{hash}", self.prefix)
+    }
+
+    /// `{prefix}webhook-wakes`: the channel webhook wakes go through to the lease holder.
+    pub fn wake_channel(&self) -> String {
+        format!("{}webhook-wakes", self.prefix)
     }
 
     /// `{prefix}<stream>`: an output stream. Streams are shared by connectors, so they

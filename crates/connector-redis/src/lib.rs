@@ -10,6 +10,7 @@ pub mod settings;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod wakes;
 
 pub use backend::{ConnectError, RedisBackend};
 pub use keys::InvalidPrefix;

@@ -36,10 +36,24 @@ pub fn router(backends: Backends, metrics: Arc<Metrics>, status: Arc<RwLock<Stat
         .route("/metrics/connectors/{name}", get(one_metrics))
         .route("/metrics", get(prometheus))
         .with_state(Api {
-            backends,
-            metrics,
-            status,
+            backends: backends.clone(),
+            metrics: metrics.clone(),
+            status: status.clone(),
         })
+        .merge(
+            Router::new()
+                .route(
+                    "/webhooks/{name}",
+                    axum::routing::post(crate::webhooks::receive),
+                )
+                // Each connector's own cap applies; this only lifts axum's default.
+                .layer(axum::extract::DefaultBodyLimit::disable())
+                .with_state(crate::webhooks::Hooks {
+                    backends,
+                    metrics,
+                    status,
+                }),
+        )
         .layer(axum::middleware::map_response(move |response: Response| {
             let redactor = redactor.clone();
             async move { scrubbed(&redactor, response).await }
@@ -161,6 +175,10 @@ async fn connectors_health(State(api): State<Api>) -> Response {
         };
         if let Some(until) = held {
             entry["rateLimitedUntil"] = json!(until);
+        }
+        if let Some(at) = api.metrics.webhooks.last(&c.name) {
+            // The last verified webhook, whichever process received it.
+            entry["lastWebhookTime"] = json!(connector_core::signal::rfc3339_millis(at));
         }
         if let Some(reads) = api.metrics.read_health(&c.name) {
             if reads.stalled_polls >= crate::telemetry::STALLED_PARTIAL_POLLS {

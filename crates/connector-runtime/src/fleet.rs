@@ -103,13 +103,16 @@ pub(crate) fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
 
 /// The supervisor's routes: `/health/live` (the supervisor runs), `/health/ready` (every
 /// child ready), `/health/connectors` (every child's connectors, merged) and `/metrics`
-/// (every child's Prometheus metrics in one exposition).
+/// (every child's Prometheus metrics in one exposition) and `/webhooks/{name}` (passed to
+/// the child running that connector).
 pub(crate) fn router(fleet: Fleet) -> Router {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health/connectors", get(connectors))
         .route("/metrics", get(metrics))
+        .route("/webhooks/{name}", axum::routing::post(webhook))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(fleet)
 }
 
@@ -202,4 +205,59 @@ async fn metrics(State(fleet): State<Fleet>) -> Response {
         merged.render(),
     )
         .into_response()
+}
+
+/// The largest webhook body the supervisor passes on; each child applies its connector's
+/// own `maxBodyBytes` (at most this).
+const WEBHOOK_BODY_CAP: usize = 64 << 20;
+
+/// A webhook, passed as received to the child running its connector, which verifies it
+/// with the connector's config and wakes the lease holder through the backend (the
+/// supervisor has no connection of its own to Redis); 404 for a connector without a
+/// child.
+async fn webhook(
+    State(fleet): State<Fleet>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let port = fleet.children().into_iter().find(|(n, _)| *n == name);
+    let Some((_, port)) = port else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no connector with a webhook by that name" })),
+        )
+            .into_response();
+    };
+    let Ok(body) = axum::body::to_bytes(body, WEBHOOK_BODY_CAP).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let url = format!(
+        "http://{}/webhooks/{name}",
+        std::net::SocketAddr::new(fleet.host, port)
+    );
+    let mut forwarded = headers;
+    for hop in ["host", "content-length", "connection", "transfer-encoding"] {
+        forwarded.remove(hop);
+    }
+    let sent = fleet.client.post(url).headers(forwarded).body(body).send();
+    let answer = async {
+        let response = sent.await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    };
+    match tokio::time::timeout(CHILD_TIMEOUT * 5, answer).await {
+        Ok(Ok((status, body))) => (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "the connector's process did not answer; retry" })),
+        )
+            .into_response(),
+    }
 }

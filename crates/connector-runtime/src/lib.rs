@@ -11,6 +11,8 @@ pub mod settings;
 mod share;
 mod supervisor;
 pub mod telemetry;
+mod wake;
+mod webhooks;
 mod worker;
 
 use std::io::Write;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::share::Share;
 use crate::telemetry::Metrics;
+use crate::wake::Wakers;
 use crate::worker;
 
 /// What the HTTP API shows about the configuration and reloads.
@@ -81,6 +82,8 @@ pub struct Manager {
     running: BTreeMap<String, Running>,
     status: Arc<RwLock<Status>>,
     share: Arc<Share>,
+    /// Where webhook wakes find the connector tasks.
+    wakers: Arc<Wakers>,
     /// How long polls get to finish when their connector stops (SHUTDOWN_GRACE_SECONDS),
     /// at a reload as at shutdown.
     grace: Duration,
@@ -107,6 +110,7 @@ impl Manager {
             running: BTreeMap::new(),
             status: Arc::default(),
             share: Share::new(0),
+            wakers: Arc::default(),
             grace,
         }
     }
@@ -119,6 +123,11 @@ impl Manager {
     /// The fair-share counters the connector tasks use.
     pub fn share(&self) -> Arc<Share> {
         self.share.clone()
+    }
+
+    /// The connector tasks webhook wakes go to.
+    pub fn wakers(&self) -> Arc<Wakers> {
+        self.wakers.clone()
     }
 
     /// Shared view for the HTTP API.
@@ -148,12 +157,16 @@ impl Manager {
         tracing::info!(connector = %name, r#type = %config.connector_type, interval_ms = config.poll_interval_ms, "starting");
         let stop = CancellationToken::new();
         let abort = CancellationToken::new();
+        let shared = worker::Shared {
+            backends: self.backends.clone(),
+            instance_id: self.instance.clone(),
+            metrics: self.metrics.clone(),
+            share: self.share.clone(),
+        };
         let task = tokio::spawn(worker::run_connector(
             connector,
-            self.backends.clone(),
-            self.instance.clone(),
-            self.metrics.clone(),
-            self.share.clone(),
+            shared,
+            self.wakers.cell(name),
             stop.clone(),
             abort.clone(),
         ));

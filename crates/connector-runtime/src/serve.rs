@@ -33,13 +33,25 @@ pub(super) async fn run(
     let mut signals = Signals::new()?;
     // The listener before any lease: a port that is taken must fail the start while this
     // process holds nothing another replica could be waiting for.
-    let api = serve_api(settings.http, backends.clone(), metrics, manager.status()).await?;
+    let api = serve_api(
+        settings.http,
+        backends.clone(),
+        metrics.clone(),
+        manager.status(),
+    )
+    .await?;
     if let Err(e) = manager.apply(registry).await {
         // Whatever was started before the failure gives its leases back.
         manager.shutdown(std::future::pending()).await;
         return Err(e);
     }
     let stop_heartbeat = tokio_util::sync::CancellationToken::new();
+    let wakes = tokio::spawn(wake::listen(
+        backends.clone(),
+        manager.wakers(),
+        metrics.clone(),
+        stop_heartbeat.clone(),
+    ));
     let heartbeat = tokio::spawn(share::heartbeat(
         backends.membership.clone(),
         manager.instance(),
@@ -61,6 +73,7 @@ pub(super) async fn run(
     .await;
     stop_heartbeat.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
+    wakes.abort();
     if let Some(api) = api {
         api.abort();
     }

@@ -125,6 +125,8 @@ pub struct Metrics {
     wait_shortfalls: Family<ConnectorLabel, Counter>,
     partial_reads: Family<ReasonLabels, Counter>,
     unreadable_times: Family<ConnectorLabel, Counter>,
+    /// Webhooks, wakes and their latency.
+    pub(crate) webhooks: crate::wake::WebhookMetrics,
     reads: std::sync::Mutex<std::collections::HashMap<String, ReadHealth>>,
     /// The last fence token seen per connector, and the last time the counter went back.
     fences: std::sync::Mutex<Fences>,
@@ -266,7 +268,9 @@ impl Metrics {
         );
         let reloads: Family<ReloadLabels, Counter> =
             registered(r, "connector_config_reloads", "Config reloads by outcome");
+        let webhooks = crate::wake::WebhookMetrics::register(r);
         Arc::new(Self {
+            webhooks,
             registry,
             polls,
             items,

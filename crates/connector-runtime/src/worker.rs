@@ -26,29 +26,39 @@ use tracing::Instrument;
 
 use crate::share::Share;
 use crate::telemetry::Metrics;
+use crate::wake::{WakeCell, WakeSchedule, Woken};
 
 /// A first poll is delayed by a random part of this fraction of the interval (at most
 /// [`MAX_START_SPREAD`]), so a hundred connectors started together do not fire together.
 const START_SPREAD: f64 = 0.1;
 const MAX_START_SPREAD: Duration = Duration::from_secs(5);
 
-/// Runs one connector until `shutdown` is cancelled.
+/// What every connector task of the process shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub backends: Backends,
+    pub instance_id: Arc<str>,
+    pub metrics: Arc<Metrics>,
+    pub share: Arc<Share>,
+}
+
+/// Runs one connector until `shutdown` is cancelled (`abort`: its poll in flight too).
 pub async fn run_connector(
     connector: Box<dyn PollingConnector>,
-    backends: Backends,
-    instance_id: Arc<str>,
-    metrics: Arc<Metrics>,
-    share: Arc<Share>,
+    shared: Shared,
+    wake: Arc<WakeCell>,
     shutdown: CancellationToken,
     abort: CancellationToken,
 ) {
     let worker = Worker {
         config: connector.config().clone(),
         connector,
-        backends,
-        instance_id,
-        metrics,
-        share,
+        wake,
+        published: None,
+        backends: shared.backends,
+        instance_id: shared.instance_id,
+        metrics: shared.metrics,
+        share: shared.share,
         shutdown,
         abort,
         reached: false,
@@ -62,6 +72,10 @@ pub async fn run_connector(
 /// in a spawned task.
 struct Worker {
     connector: Box<dyn PollingConnector>,
+    /// Where webhook wakes for this connector arrive.
+    wake: Arc<WakeCell>,
+    /// What the last poll published (None: it failed or was cancelled).
+    published: Option<u64>,
     config: connector_core::ConnectorConfig,
     backends: Backends,
     instance_id: Arc<str>,
@@ -176,24 +190,43 @@ impl Worker {
         LeaseKeeper::start(self.backends.leases.clone(), lease, self.config.lease_ttl())
     }
 
-    /// Polls on the ticker while the lease holds.
+    /// Polls on the ticker, and when a webhook wakes the connector, while the lease holds.
     async fn hold(&mut self, keeper: &LeaseKeeper) -> Held {
         let interval = self.config.poll_interval();
         let spread = interval.mul_f64(START_SPREAD).min(MAX_START_SPREAD);
         let first = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
         let mut ticker = tokio::time::interval_at(first, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut woken = WakeSchedule::new(self.wake.clone(), self.config.webhook.as_ref());
+        let hold = {
+            let (context, name) = (self.backends.context.clone(), self.config.name.clone());
+            move || held_for(&context, &name)
+        };
         loop {
-            tokio::select! {
+            let why = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => {
                     self.stop(keeper, "stopped; lease released").await;
                     return Held::Stop;
                 }
                 () = keeper.lost().cancelled() => return Held::Lost,
-                _ = ticker.tick() => {}
+                _ = ticker.tick() => None,
+                why = wake_due(woken.as_mut(), &hold) => Some(why),
+            };
+            if let Some(schedule) = woken.as_mut() {
+                schedule.starting(why);
             }
-            if let Step::End(held) = self.tick(keeper).await {
+            if why.is_some() {
+                tracing::debug!(connector = %self.config.name, reason = ?why, "polling now: a webhook asked");
+                self.metrics.webhooks.woke(&self.config.name);
+            }
+            let step = self.tick(keeper).await;
+            if let Some(received) = woken.as_mut().and_then(|s| s.finished(why, self.published)) {
+                self.metrics
+                    .webhooks
+                    .published(&self.config.name, received, now_ms());
+            }
+            if let Step::End(held) = step {
                 return held;
             }
             // A lease lost during the poll goes the lost way (its cache is forgotten), never
@@ -279,6 +312,10 @@ impl Worker {
         took: Duration,
     ) {
         let name = &self.config.name;
+        self.published = match outcome {
+            Some(Ok(s)) => Some(s.published),
+            _ => None,
+        };
         if let Some(Err(PollError::UnderReplicated { .. })) = outcome {
             self.metrics.wait_shortfall(name);
         }
@@ -340,4 +377,22 @@ impl Worker {
             );
         }
     }
+}
+
+/// When the next woken poll is due; never for a connector without a webhook block.
+async fn wake_due(
+    schedule: Option<&mut WakeSchedule>,
+    hold: impl Fn() -> Option<Duration>,
+) -> Woken {
+    match schedule {
+        Some(schedule) => schedule.due(hold).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long the rate-limit hold on `connector`'s requests has left, if any.
+fn held_for(context: &connector_core::context::Context, connector: &str) -> Option<Duration> {
+    let now = context.clock().now();
+    let until = context.holds().held_for(connector, now)?;
+    until.duration_since(now).ok()
 }

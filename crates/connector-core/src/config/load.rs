@@ -265,6 +265,7 @@ impl Loader<'_> {
         cand.value = checked;
         let obj = cand.value.as_object_mut()?;
         check_retry(obj, &mut problems);
+        check_webhook(obj, &mut problems);
         if let Some(name) = &name
             && let Some(first) = seen_names.insert(name.clone(), here)
         {
@@ -585,10 +586,23 @@ fn resolve(
         let mut resolver = Resolver {
             lookup,
             who: name.unwrap_or("?"),
+            root: "providerConfig",
             references: &mut references,
             problems: &mut unresolved,
         };
         resolver.all(provider, &mut Vec::new());
+    }
+    // The webhook's secret comes from the environment too; it is a `Secret` by type, so
+    // nothing needs to remember where it came from.
+    if let Some(Value::Object(webhook)) = obj.get_mut("webhook") {
+        let mut resolver = Resolver {
+            lookup,
+            who: name.unwrap_or("?"),
+            root: "webhook",
+            references: &mut References::new(),
+            problems: &mut unresolved,
+        };
+        resolver.all(webhook, &mut Vec::new());
     }
     (references, unresolved)
 }
@@ -646,6 +660,16 @@ fn unknown_type(ty: &str, catalog: &dyn ProviderCatalog) -> FieldError {
     )
 }
 
+/// The webhook block's rules a schema cannot say (its shape was checked already).
+fn check_webhook(obj: &Map<String, Value>, problems: &mut Vec<FieldError>) {
+    let Some(webhook) = obj.get("webhook").filter(|w| !w.is_null()) else {
+        return;
+    };
+    if let Ok(webhook) = serde_json::from_value::<crate::webhook::WebhookConfig>(webhook.clone()) {
+        problems.extend(webhook.problems());
+    }
+}
+
 /// The one rule between universal fields that a schema cannot say.
 fn check_retry(obj: &Map<String, Value>, problems: &mut Vec<FieldError>) {
     let Some(retry) = obj.get("retryConfig").and_then(Value::as_object) else {
@@ -671,6 +695,8 @@ struct Resolver<'a, 'l> {
     lookup: &'a Lookup<'l>,
     /// The connector, for messages.
     who: &'a str,
+    /// The connector field resolved, for the errors' paths.
+    root: &'static str,
     references: &'a mut References,
     problems: &'a mut Vec<FieldError>,
 }
@@ -685,7 +711,7 @@ impl Resolver<'_, '_> {
     }
 
     fn value(&mut self, value: &mut Value, path: &mut Vec<PathSegment>) {
-        let mut at = vec![PathSegment::Key("providerConfig".into())];
+        let mut at = vec![PathSegment::Key(self.root.into())];
         at.extend_from_slice(path);
         let who = self.who;
         match value {

@@ -128,6 +128,11 @@ pub struct ConnectorConfig {
     /// Settings of the provider named by `type`; each provider documents its own.
     #[serde(default)]
     pub provider_config: ProviderSettings,
+    /// Signed webhooks that make this connector poll now (`POST /webhooks/{name}`); off
+    /// without this block. A webhook never publishes anything itself: polling stays the
+    /// source of truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::webhook::WebhookConfig>,
 }
 
 impl std::fmt::Debug for ConnectorConfig {
@@ -249,7 +254,8 @@ impl ConnectorConfig {
     /// Every value this connector sends as a credential (typed secrets, values from
     /// `${VAR}` and `${file:…}`), for the redactor that masks them where echoed.
     pub fn secret_values(&self) -> impl Iterator<Item = &str> {
-        self.provider_config.secrets()
+        let webhook = self.webhook.as_ref().map(|w| w.secret.expose());
+        self.provider_config.secrets().chain(webhook)
     }
 
     /// The config as JSON with every secret hidden (by type: see [`Secret`]): the only
