@@ -7,6 +7,7 @@ mod pipeline;
 mod procfs;
 mod redis;
 mod report;
+mod webhooks;
 mod worker;
 
 use std::path::PathBuf;
@@ -112,6 +113,20 @@ enum Child {
     /// One paged first sync; prints its figures as one JSON line.
     #[command(hide = true)]
     Paged(paged::PagedArgs),
+    /// Webhook-to-published latency of the real `connectors` binary with N connectors
+    /// polling every ten minutes: prints p50/p99/max per connector count as JSON lines.
+    Webhooks {
+        /// Connector counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 1000])]
+        connectors: Vec<usize>,
+        /// Webhooks timed per count, one after another.
+        #[arg(long, default_value_t = 200)]
+        webhooks: usize,
+        /// The `connectors` binary (default: next to this binary; build it with
+        /// `cargo build --release -p connectors`).
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+    },
     /// For profiling by hand: serve the mock (pipeline sets and the scale scenario's
     /// connectors) and write a worker config for it, until interrupted (see
     /// BENCHMARKS.md, "Profiling").
@@ -193,6 +208,26 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
             let log = mock.take_scale();
             let polls: usize = log.arrivals.iter().map(Vec::len).sum();
             eprintln!("served {polls} polls");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Child::Webhooks {
+            connectors,
+            webhooks,
+            binary,
+        }) => {
+            let binary = binary
+                .or_else(|| Some(std::env::current_exe().ok()?.parent()?.join("connectors")))
+                .context("cannot locate the connectors binary; pass --binary")?;
+            let client = redis::connect(&cli.redis_url).await?;
+            for n in connectors {
+                let prefix = format!("connector-bench-webhooks-{}-{n}", std::process::id());
+                eprintln!("webhooks: {n} connectors, {webhooks} webhooks");
+                let result =
+                    webhooks::run(&binary, &cli.redis_url, &format!("{prefix}:"), n, webhooks)
+                        .await;
+                cleanup(&client, &prefix).await?;
+                println!("{}", serde_json::to_string(&result?)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         None => bench(cli).await,

@@ -654,3 +654,53 @@ fn a_connector_disabled_from_the_environment_needs_no_variables() {
     let cfgs = load(json, &[("CONNECTOR_A_ENABLED", "false")]).expect("disabled");
     assert!(!cfgs[0].enabled);
 }
+
+/// A webhook block is checked like the rest: a bad kind, a missing header, an unset
+/// secret variable each name their place; the secret comes from the environment.
+#[test]
+fn webhook_mistakes_name_file_line_and_field() {
+    let json = r#"{"connectors": [
+  {"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x"},
+   "webhook": {"verify": "hmac", "secret": "${HOOK_SECRET}"}},
+  {"name": "b", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x"},
+   "webhook": {"verify": "gitlab", "secret": "0123456789"}}
+]}"#;
+    let msgs = errors(json, &[("HOOK_SECRET", "from-the-environment")]);
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("connectors.json:3:")
+            && msgs[0].contains("connectors[0].webhook.header")
+            && msgs[0].contains("\"hmac\" needs the name of the header"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].starts_with("connectors.json:5:")
+            && msgs[1].contains("connectors[1].webhook.verify")
+            && msgs[1].contains("expected one of \"github\", \"jira\", \"hmac\", \"token\""),
+        "{msgs:?}"
+    );
+    let unset = errors(
+        r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x"},
+   "webhook": {"verify": "token", "secret": "${HOOK_SECRET}"}}]}"#,
+        &[],
+    );
+    assert!(
+        unset[0].contains("connectors[0].webhook.secret")
+            && unset[0].contains("HOOK_SECRET is not set"),
+        "{unset:?}"
+    );
+    let loaded = load(
+        r#"{"connectors": [{"name": "a", "type": "TEST_ITEMS", "providerConfig": {"baseUrl": "http://x"},
+   "webhook": {"verify": "token", "secret": "${HOOK_SECRET}"}}]}"#,
+        &[("HOOK_SECRET", "from-the-environment")],
+    )
+    .expect("valid");
+    let webhook = loaded[0].webhook.as_ref().expect("webhook");
+    assert_eq!(webhook.secret.expose(), "from-the-environment");
+    assert!(
+        loaded[0]
+            .secret_values()
+            .any(|s| s == "from-the-environment")
+    );
+    assert_eq!(loaded[0].redacted()["webhook"]["secret"], "****");
+}

@@ -238,6 +238,9 @@ impl RedisBackend {
         if self.wait_replicas > 0 {
             let _ = self.committer.quit().await;
         }
+        if self.listening.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.subscriber.quit().await;
+        }
         if let Err(e) = self.client.quit().await {
             tracing::debug!(error = %e, "closing the Redis connection");
         }

@@ -397,6 +397,7 @@ async fn on_redis_cluster_entries_are_appended_then_state_is_committed_fenced() 
             ..ConnectorState::default()
         }
     );
+    wakes_reach_the_other_client(&a, &b, name).await;
     a.close().await;
     b.close().await;
 }
@@ -445,7 +446,35 @@ async fn through_sentinel_the_backend_finds_the_primary_and_commits_atomically()
     let stream = common::layout(&a).stream("raw-input-signals");
     assert_eq!(stream_entries(&redis, &stream).await, chunk.entries);
     assert_eq!(a.load("noaa").await.expect("load").main.versions.len(), 1);
+    let b = RedisBackend::connect(settings(&url, &prefix))
+        .await
+        .expect("connect");
+    wakes_reach_the_other_client(&a, &b, "noaa").await;
     a.close().await;
+    b.close().await;
+}
+
+/// A webhook wake sent by `a` reaches `b`'s one subscription, and a delivery id is new
+/// once: what lets any replica receive a webhook for the lease holder.
+async fn wakes_reach_the_other_client(a: &RedisBackend, b: &RedisBackend, name: &str) {
+    use connector_core::ports::{Wake, Wakes};
+    let mut heard = b.listen().await.expect("subscribe");
+    let wake = Wake {
+        connector: name.to_owned(),
+        received_ms: 42,
+    };
+    a.wake(&wake).await.expect("publish");
+    let got = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("a wake within 10 s");
+    assert_eq!(got, Some(wake));
+    let window = Duration::from_secs(60);
+    assert!(a.first_delivery(name, "d-1", window).await.expect("check"));
+    assert!(
+        !b.first_delivery(name, "d-1", window).await.expect("check"),
+        "a replay"
+    );
+    assert!(b.first_delivery(name, "d-2", window).await.expect("check"));
 }
 
 /// A command to one server, for the test's own look at it.

@@ -68,6 +68,15 @@ impl<'a> Schema<'a> {
             return schema;
         };
         let resolved: Vec<&Value> = branches.iter().map(|b| self.resolve(b)).collect();
+        // A documented string enum is a oneOf of constants: the branch is the one that
+        // names the value; none does, and the whole list is what a message must show.
+        if self.constants(schema).is_some() {
+            return resolved
+                .iter()
+                .find(|b| b.get("const") == Some(value))
+                .copied()
+                .unwrap_or(schema);
+        }
         // A tagged enum (`{"type": "bearer", ...}`) is a oneOf of objects: the branch is
         // the one whose constant properties the value carries.
         let tagged = value.as_object().and_then(|object| {
@@ -121,6 +130,22 @@ impl<'a> Schema<'a> {
             .or_else(|| resolved.iter().find(|b| !allows(b, "null")))
             .copied()
             .unwrap_or(schema)
+    }
+
+    /// The values a oneOf/anyOf of constants allows (schemars writes a string enum with
+    /// documented variants so), or None for any other schema.
+    pub(crate) fn constants(&self, schema: &'a Value) -> Option<Vec<&'a Value>> {
+        let branches = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))
+            .and_then(Value::as_array)?;
+        let values: Vec<&Value> = branches
+            .iter()
+            .map(|b| self.resolve(b))
+            .filter(|b| !is_null_only(b))
+            .map(|b| b.get("const"))
+            .collect::<Option<_>>()?;
+        (!values.is_empty()).then_some(values)
     }
 
     /// The schema of the node at `path` below `schema`, if the schema declares one.
@@ -270,7 +295,10 @@ impl<'a> Schema<'a> {
                 let listed = schema
                     .get("enum")
                     .and_then(Value::as_array)
-                    .is_none_or(|e| e.iter().any(|x| x.as_str() == Some(s)));
+                    .is_none_or(|e| e.iter().any(|x| x.as_str() == Some(s)))
+                    && self
+                        .constants(schema)
+                        .is_none_or(|c| c.iter().any(|x| x.as_str() == Some(s)));
                 if short || long || !format_ok || !listed {
                     problem(problems, path);
                 }
@@ -444,6 +472,10 @@ pub(crate) fn describe(doc: &Schema<'_>, schema: &Value) -> String {
     let schema = doc.non_null(schema);
     if let Some(text) = schema.get("x-expected").and_then(Value::as_str) {
         return format!("expected {text}");
+    }
+    if let Some(constants) = doc.constants(schema) {
+        let listed: Vec<String> = constants.iter().map(|c| c.to_string()).collect();
+        return format!("expected one of {}", listed.join(", "));
     }
     let ty = types(schema)
         .and_then(|t| t.into_iter().find(|t| *t != "null"))
