@@ -293,6 +293,14 @@ async fn the_supervisor_applies_a_reload_and_refuses_a_broken_file_once() {
     std::fs::write(&file, config(&server, &[("x", 700), ("z", 500)])).expect("write");
     sup.signal(Signal::SIGHUP);
     starts("x", 2).await;
+    // Disabled: its child stops like a removed one's.
+    let mut disabled: Value =
+        serde_json::from_str(&config(&server, &[("x", 700), ("z", 500)])).expect("config");
+    disabled["connectors"][1]["enabled"] = Value::Bool(false);
+    std::fs::write(&file, disabled.to_string()).expect("write");
+    sup.signal(Signal::SIGHUP);
+    sup.wait_log("child stopped connector=z ", Duration::from_secs(20))
+        .await;
     std::fs::write(&file, "{ \"connectors\": [ broken").expect("write");
     sup.signal(Signal::SIGHUP);
     sup.wait_log("reload refused", Duration::from_secs(10))
