@@ -1,11 +1,11 @@
 # Task shortcuts; each recipe is the plain command it wraps, so `just` is optional.
 # Get just with `cargo install just`, or `pip install rust-just` (faster).
 
-# Run a connector binary in the foreground: `just run noaa` (embedded without REDIS_URL).
-# `exec`: Ctrl-C reaches the connector itself, which stops cleanly; just says nothing more.
+# `exec`: Ctrl-C reaches the connector itself, which stops cleanly (exit status 130).
+# Run a binary in the foreground: `just run noaa`, `just run connectors all` (embedded without REDIS_URL).
 [no-exit-message]
 run provider *args:
-    exec cargo run -p connector-{{ provider }} -- {{ args }}
+    exec cargo run -p {{ if provider == "connectors" { "connectors" } else { "connector-" + provider } }} -- {{ args }}
 
 # Run one configured connector by name with the universal binary: `just run-connector weather-noaa`.
 [no-exit-message]
@@ -25,9 +25,9 @@ bench *args:
     cargo build --release -p connector-noaa -p connector-bench
     cargo run --release -q -p connector-bench -- {{ args }}
 
-# Check connectors.json (or CONNECTORS_CONFIG_PATH) and print it with secrets hidden.
-validate provider="noaa":
-    cargo run -q -p connector-{{ provider }} -- validate
+# Check connectors.json (or CONNECTORS_CONFIG_PATH) with a binary: `just validate`, `just validate connectors`.
+validate provider="noaa" *args:
+    cargo run -q -p {{ if provider == "connectors" { "connectors" } else { "connector-" + provider } }} -- validate {{ args }}
 
 # Write the JSON Schema of connectors.json next to it, for editors.
 schema:
@@ -54,8 +54,8 @@ infra-up:
 infra-down:
     scripts/infra down
 
-# The fault suite against the real binaries (kills, pauses, Redis outages, misbehaving
-# providers), long runs included; RELIABILITY.md lists what it proves.
+# RELIABILITY.md lists what it proves.
+# The fault suite against the real binaries (kills, pauses, Redis outages), long runs included.
 chaos:
     cargo test -p connectors --test faults --test process -- --include-ignored --nocapture
 

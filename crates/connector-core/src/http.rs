@@ -786,11 +786,9 @@ impl HttpClient {
                 allowed: self.base.origin().ascii_serialization(),
             });
         }
-        if let Some(until) = self
-            .context
-            .holds()
-            .held(&self.limit_key, self.context.clock().now())
-        {
+        let holds = self.context.holds();
+        holds.note(&self.limit_key, &self.connector);
+        if let Some(until) = holds.held(&self.limit_key, self.context.clock().now()) {
             return Err(HttpError::Held {
                 url: display_url(url),
                 until: httpdate::fmt_http_date(until),

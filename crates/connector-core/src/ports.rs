@@ -715,6 +715,13 @@ pub trait Wakes: Send + Sync {
         delivery: &'a str,
         window: Duration,
     ) -> BoxFuture<'a, Result<bool, BackendError>>;
+    /// Forgets `delivery` of `connector` (its wake could not be sent: the sender's retry,
+    /// with the same id, must not be taken for a replay).
+    fn forget_delivery<'a>(
+        &'a self,
+        connector: &'a str,
+        delivery: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
     /// Sends `wake` to every process (this one included).
     fn wake<'a>(&'a self, wake: &'a Wake) -> BoxFuture<'a, Result<(), BackendError>>;
     /// The wakes every process sends, from now on: one subscription per process.
@@ -749,6 +756,20 @@ impl Wakes for LocalWakes {
             seen.retain(|_, until| *until > now);
             let key = (connector.to_owned(), delivery.to_owned());
             Ok(seen.insert(key, now + window).is_none())
+        })
+    }
+
+    fn forget_delivery<'a>(
+        &'a self,
+        connector: &'a str,
+        delivery: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&(connector.to_owned(), delivery.to_owned()));
+            Ok(())
         })
     }
 

@@ -95,6 +95,9 @@ struct Hold {
 #[derive(Default)]
 pub struct Holds {
     all: Mutex<HashMap<String, Hold>>,
+    /// The keys each connector's requests go under: a hold another connector set on a
+    /// shared key (one GitHub token) holds this one's too.
+    keys: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Holds {
@@ -120,18 +123,37 @@ impl Holds {
         }
     }
 
+    /// Notes that `connector` sends requests under `key`.
+    pub fn note(&self, key: &str, connector: &str) {
+        let Ok(mut keys) = self.keys.lock() else {
+            return;
+        };
+        let of = keys.entry(connector.to_owned()).or_default();
+        if !of.iter().any(|k| k == key) {
+            of.push(key.to_owned());
+        }
+    }
+
     /// The end of the hold on `key`, if one is still running at `now`.
     pub fn held(&self, key: &str, now: SystemTime) -> Option<SystemTime> {
         let all = self.all.lock().ok()?;
         all.get(key).map(|h| h.until).filter(|u| *u > now)
     }
 
-    /// The latest running hold of `connector`'s requests, for `/health/connectors`.
+    /// The latest running hold of `connector`'s requests: one it set, or one on a key its
+    /// requests go under (for `/health/connectors`, and to defer a webhook's poll).
     pub fn held_for(&self, connector: &str, now: SystemTime) -> Option<SystemTime> {
+        let keys: Vec<String> = self
+            .keys
+            .lock()
+            .ok()
+            .and_then(|k| k.get(connector).cloned())
+            .unwrap_or_default();
         let all = self.all.lock().ok()?;
-        all.values()
-            .filter(|h| h.connector == connector && h.until > now)
-            .map(|h| h.until)
+        all.iter()
+            .filter(|(key, h)| h.connector == connector || keys.contains(key))
+            .map(|(_, h)| h.until)
+            .filter(|until| *until > now)
             .max()
     }
 }

@@ -102,6 +102,9 @@ pub enum Encoding {
     Base64,
 }
 
+/// The shortest webhook secret accepted.
+pub const MIN_SECRET_LEN: usize = 16;
+
 fn default_signed_payload() -> String {
     "{body}".into()
 }
@@ -175,9 +178,55 @@ impl WebhookConfig {
         (self.settle_ms > 0).then(|| Duration::from_millis(self.settle_ms))
     }
 
+    /// Whether the secret is still an unresolved `${…}` reference (a connector another
+    /// process runs): such a block must not verify anything.
+    pub fn unresolved(&self) -> bool {
+        self.secret.expose().contains("${")
+    }
+
     /// Every mistake, with the field it is in (below `webhook`).
     pub fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
+        if !self.unresolved() && self.secret.expose().len() < MIN_SECRET_LEN {
+            out.push(FieldError::new(
+                &["webhook", "secret"],
+                format!(
+                    "must be at least {MIN_SECRET_LEN} characters: it is all that stands between \
+                     anyone who can reach the API and a poll (generate one, e.g. `openssl rand -hex 32`)"
+                ),
+            ));
+        }
+        if self.verify != Verify::Hmac {
+            let set = [
+                ("prefix", self.prefix.is_some()),
+                (
+                    "signedPayload",
+                    self.signed_payload != default_signed_payload(),
+                ),
+                ("signatureKey", self.signature_key.is_some()),
+                ("timestamp", self.timestamp.is_some()),
+                ("encoding", self.encoding != Encoding::Hex),
+            ];
+            for (field, _) in set.iter().filter(|(_, on)| *on) {
+                out.push(FieldError::new(
+                    &["webhook", field],
+                    "applies to \"verify\": \"hmac\" only",
+                ));
+            }
+        }
+        for (field, name) in [
+            ("header", &self.header),
+            ("deliveryHeader", &self.delivery_header),
+        ] {
+            if let Some(name) = name
+                && reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+            {
+                out.push(FieldError::new(
+                    &["webhook", field],
+                    "expected an HTTP header name, e.g. X-Signature",
+                ));
+            }
+        }
         if self.verify == Verify::Hmac && self.header.as_deref().is_none_or(str::is_empty) {
             out.push(FieldError::new(
                 &["webhook", "header"],
@@ -195,6 +244,13 @@ impl WebhookConfig {
                     &["webhook", "timestamp"],
                     "expected one placeholder, e.g. {header:X-Slack-Request-Timestamp} or {field:t}",
                 )),
+            }
+            // An unsigned time could be replaced to replay an old delivery.
+            if !self.signed_payload.contains(ts.as_str()) {
+                out.push(FieldError::new(
+                    &["webhook", "timestamp"],
+                    format!("must be signed: put {ts} in signedPayload too"),
+                ));
             }
         }
         let uses_fields = [Some(&self.signed_payload), self.timestamp.as_ref()]
@@ -316,7 +372,7 @@ fn decode(text: &str, encoding: Encoding) -> Result<Vec<u8>, Rejection> {
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())
@@ -553,7 +609,7 @@ mod tests {
 
     #[test]
     fn config_mistakes_name_their_field() {
-        let missing = config(serde_json::json!({"verify": "hmac", "secret": "0123456789"}));
+        let missing = config(serde_json::json!({"verify": "hmac", "secret": "0123456789abcdef"}));
         let paths: Vec<String> = missing
             .problems()
             .iter()
@@ -561,15 +617,43 @@ mod tests {
             .collect();
         assert_eq!(paths, ["webhook.header"]);
         let bad = config(serde_json::json!({
-            "verify": "hmac", "secret": "0123456789", "header": "X",
+            "verify": "hmac", "secret": "0123456789abcdef", "header": "X",
             "signedPayload": "{nope}", "timestamp": "{field:t}"
         }));
         let messages: Vec<String> = bad.problems().iter().map(|p| p.message.clone()).collect();
-        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages.len(), 3, "{messages:?}");
         assert!(
             messages[0].contains("unknown placeholder {nope}"),
             "{messages:?}"
         );
-        assert!(messages[1].contains("signatureKey"), "{messages:?}");
+        assert!(messages[1].contains("must be signed"), "{messages:?}");
+        assert!(messages[2].contains("signatureKey"), "{messages:?}");
+        let paths = |c: WebhookConfig| -> Vec<String> {
+            c.problems()
+                .iter()
+                .map(|p| crate::config::render_field_path(&p.path))
+                .collect()
+        };
+        // Too short a secret; an hmac-only field on a github block; a header name that
+        // is none.
+        let short =
+            config(serde_json::json!({"verify": "github", "secret": "short", "prefix": "x"}));
+        assert_eq!(paths(short), ["webhook.secret", "webhook.prefix"]);
+        let header = config(
+            serde_json::json!({"verify": "token", "secret": "0123456789abcdef", "header": "X Token"}),
+        );
+        assert_eq!(paths(header), ["webhook.header"]);
+        // A reference this process could not resolve (another process runs the connector)
+        // is not judged, and verifies nothing.
+        let elsewhere = config(serde_json::json!({"verify": "token", "secret": "${S}"}));
+        assert!(elsewhere.problems().is_empty() && elsewhere.unresolved());
+    }
+
+    #[test]
+    fn hex_signatures_are_hex_digits_only() {
+        assert_eq!(hex_decode("0aff"), Some(vec![0x0a, 0xff]));
+        assert_eq!(hex_decode("+a"), None);
+        assert_eq!(hex_decode("0g"), None);
+        assert_eq!(hex_decode("abc"), None);
     }
 }

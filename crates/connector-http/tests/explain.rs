@@ -115,7 +115,7 @@ fn validate_masks_a_variable_inside_the_url_or_query() {
     let out = run_binary(
         "validate-vars",
         &config,
-        &["validate"],
+        &["validate", "--print"],
         &[
             ("BOT_TOKEN", "bot-t0ken-123456"),
             ("SIG", "sig-value-123456"),

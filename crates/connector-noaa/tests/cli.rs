@@ -85,6 +85,19 @@ fn validate_prints_the_resolved_config_without_secrets() {
     );
     let out = connector(&dir, &["validate"], &[("JIRA_TOKEN", "very-secret-token")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // The verdict alone, unless the resolved config is asked for.
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).starts_with("connectors.json is valid: 2 connector(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = connector(
+        &dir,
+        &["validate", "--print"],
+        &[("JIRA_TOKEN", "very-secret-token")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("very-secret-token"), "{stdout}");
     let shown: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
@@ -427,4 +440,43 @@ fn a_connector_variable_with_a_misspelt_name_is_warned_about() {
         "{err}"
     );
     assert!(err.contains("CONNECTOR_WEATHER_NOAA_*"), "{err}");
+}
+
+#[test]
+fn validate_and_run_say_when_there_is_nothing_configured() {
+    let dir = tempdir("nothing");
+    let out = connector(&dir, &["validate"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no connectors.json here and no CONNECTOR_* variables: pass --config FILE"),
+        "{err}"
+    );
+    let out = connector(&dir, &["run"], &[("HTTP_PORT", "off")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no connectors.json here"),
+        "{}",
+        text(&out.stderr)
+    );
+    write_config(&dir, r#"{"connectors": []}"#);
+    let out = connector(&dir, &["validate"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("connectors.json has no connectors"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Disabled connectors are a configuration, said with a note.
+    write_config(
+        &dir,
+        r#"{"connectors": [{"name": "w", "type": "NOAA_WEATHER", "enabled": false}]}"#,
+    );
+    let out = connector(&dir, &["validate"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("note: nothing here would run"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -42,6 +42,19 @@ impl Wakes for RedisBackend {
         })
     }
 
+    fn forget_delivery<'a>(
+        &'a self,
+        connector: &'a str,
+        delivery: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.client
+                .del::<(), _>(self.keys.delivery(connector, delivery))
+                .await
+                .map_err(fail("webhook delivery check"))
+        })
+    }
+
     fn wake<'a>(&'a self, wake: &'a Wake) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let message = serde_json::to_string(wake).unwrap_or_default();

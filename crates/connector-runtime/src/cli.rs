@@ -52,9 +52,14 @@ pub enum Command {
     /// `/health/ready` answers 200, 1 otherwise. The container healthcheck (the image has
     /// no curl).
     Health,
-    /// Load and check the configuration; print it resolved, with secrets hidden. Exits 1
-    /// listing every mistake (file, line, field) when it is invalid.
-    Validate,
+    /// Load and check the configuration and say whether it is valid (exit 1 listing every
+    /// mistake, file, line and field, or when there are no connectors at all).
+    Validate {
+        /// Also print the resolved configuration (defaults filled in, secrets hidden) as
+        /// JSON on standard output.
+        #[arg(long)]
+        print: bool,
+    },
     /// List the configured connectors and whether this binary can run them.
     List,
     /// Poll one connector once and print the summary; with --dry-run, print the signals

@@ -8,16 +8,19 @@ pub(super) fn validate(
     factories: &Factories,
     source: &ConfigSource,
     redactor: &connector_core::redact::Redactor,
+    print: bool,
 ) -> Result<ExitCode> {
-    // Typed secrets print as ****; a ${VAR} value in a plain field (a URL, a query
-    // parameter) is masked here.
-    let shown = serde_json::to_string_pretty(&registry.redacted())?;
-    println!("{}", redactor.scrub(&shown));
+    if let Some(why) = nothing_configured(registry, source) {
+        eprintln!("{why}");
+        return Ok(ExitCode::FAILURE);
+    }
     let here = registry
         .all()
         .iter()
         .filter(|c| factories.get(&c.connector_type).is_some())
         .count();
+    // The verdict first; the resolved config only when asked for (it runs to hundreds of
+    // lines).
     eprintln!(
         "{} is valid: {} connector(s), {} enabled, {here} of a type this binary runs ({})",
         source.describe(),
@@ -25,32 +28,90 @@ pub(super) fn validate(
         registry.enabled().count(),
         factories.types().join(", ")
     );
+    if registry.enabled().next().is_none() || here == 0 {
+        eprintln!(
+            "note: nothing here would run with this binary (every connector is disabled or of another binary's type)"
+        );
+    }
+    if print {
+        // Typed secrets print as ****; a ${VAR} value in a plain field (a URL, a query
+        // parameter) is masked here.
+        let shown = serde_json::to_string_pretty(&registry.redacted())?;
+        println!("{}", redactor.scrub(&shown));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn list(registry: &ConnectorRegistry, factories: &Factories) -> Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<24} {:<14} {:<8} {:>12}  RUNS HERE",
-        "NAME", "TYPE", "ENABLED", "INTERVAL_MS"
-    )?;
-    for c in registry.all() {
-        writeln!(
-            out,
-            "{:<24} {:<14} {:<8} {:>12}  {}",
-            c.name,
-            c.connector_type,
-            c.enabled,
-            c.poll_interval_ms,
-            if factories.get(&c.connector_type).is_some() {
-                "yes"
-            } else {
-                "no"
-            }
-        )?;
+/// Why there is nothing to check or run: no file and no `CONNECTOR_*` variables, or a file
+/// without connectors (None when there is at least one connector).
+pub(super) fn nothing_configured(
+    registry: &ConnectorRegistry,
+    source: &ConfigSource,
+) -> Option<String> {
+    if !registry.all().is_empty() {
+        return None;
     }
+    Some(match source {
+        ConfigSource::EnvOnly => format!(
+            "no connectors.json here and no CONNECTOR_* variables: pass --config FILE or set \
+             {} (the README's \"Configuration\" shows the file)",
+            connector_core::config::CONFIG_PATH_VAR
+        ),
+        other => format!(
+            "{} has no connectors: add one to its \"connectors\" list (the README's \"Configuration\" shows one)",
+            other.describe()
+        ),
+    })
+}
+
+pub(super) fn list(registry: &ConnectorRegistry, factories: &Factories) -> Result<ExitCode> {
+    let rows: Vec<[String; 5]> = registry
+        .all()
+        .iter()
+        .map(|c| {
+            let here = factories.get(&c.connector_type).is_some();
+            [
+                c.name.clone(),
+                c.connector_type.clone(),
+                c.enabled.to_string(),
+                c.poll_interval_ms.to_string(),
+                if here { "yes" } else { "no" }.to_owned(),
+            ]
+        })
+        .collect();
+    std::io::stdout()
+        .lock()
+        .write_all(table(&rows).as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `list`'s table: each column as wide as its widest value, so long names stay aligned.
+fn table(rows: &[[String; 5]]) -> String {
+    let head = ["NAME", "TYPE", "ENABLED", "INTERVAL_MS", "RUNS HERE"].map(str::to_owned);
+    let mut widths = head.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&head).chain(rows) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 pub(super) async fn explain_poll(
@@ -317,5 +378,22 @@ pub(super) async fn health(settings: &crate::settings::Settings) -> Result<ExitC
             eprintln!("no answer from {url}: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    #[test]
+    fn columns_stay_aligned_for_long_names() {
+        let row = |n: &str, t: &str| [n, t, "true", "60000", "yes"].map(str::to_owned);
+        let text = super::table(&[
+            row("a-connector-name-longer-than-twenty-four", "HTTP_JSON"),
+            row("short", "NOAA_WEATHER"),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        let col = |line: &str, word: &str| line.find(word).expect(word);
+        assert_eq!(col(lines[0], "TYPE"), col(lines[1], "HTTP_JSON"));
+        assert_eq!(col(lines[1], "HTTP_JSON"), col(lines[2], "NOAA_WEATHER"));
+        assert_eq!(col(lines[0], "RUNS HERE"), col(lines[2], "yes"));
     }
 }

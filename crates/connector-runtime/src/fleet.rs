@@ -18,11 +18,23 @@ use serde_json::{Value, json};
 /// How long the supervisor waits for a child's answer: inside a one-second probe.
 const CHILD_TIMEOUT: Duration = Duration::from_millis(800);
 
+/// How the supervisor reaches one running child.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    /// The child's API port.
+    pub port: u16,
+    /// Its connector's `webhook.maxBodyBytes`, when it takes webhooks.
+    pub webhook_cap: Option<u64>,
+}
+
+/// The running children by connector, kept by the supervisor as they start and stop.
+pub(crate) type Members = Arc<RwLock<BTreeMap<String, Member>>>;
+
 /// The running children's API ports, by connector, and how to reach them.
 #[derive(Clone)]
 pub(crate) struct Fleet {
-    /// Each running child's port, kept by the supervisor as children start and stop.
-    pub ports: Arc<RwLock<BTreeMap<String, u16>>>,
+    /// Each running child.
+    pub members: Members,
     /// Where the children listen (`HTTP_BIND`, or loopback when that is every address).
     pub host: IpAddr,
     pub client: reqwest::Client,
@@ -30,11 +42,19 @@ pub(crate) struct Fleet {
 
 impl Fleet {
     fn children(&self) -> Vec<(String, u16)> {
-        let ports = self
-            .ports
+        let members = self
+            .members
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        ports.iter().map(|(n, p)| (n.clone(), *p)).collect()
+        members.iter().map(|(n, m)| (n.clone(), m.port)).collect()
+    }
+
+    fn member(&self, name: &str) -> Option<Member> {
+        let members = self
+            .members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        members.get(name).copied()
     }
 
     /// Every child's answer on `path` as JSON, in connector order.
@@ -207,37 +227,56 @@ async fn metrics(State(fleet): State<Fleet>) -> Response {
         .into_response()
 }
 
-/// The largest webhook body the supervisor passes on; each child applies its connector's
-/// own `maxBodyBytes` (at most this).
-const WEBHOOK_BODY_CAP: usize = 64 << 20;
+/// How long a webhook body may take to arrive.
+const WEBHOOK_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A webhook, passed as received to the child running its connector, which verifies it
 /// with the connector's config and wakes the lease holder through the backend (the
-/// supervisor has no connection of its own to Redis); 404 for a connector without a
-/// child.
+/// supervisor has no connection of its own to Redis). 404 at once for a connector without
+/// a child or a `webhook` block; a body over the connector's `maxBodyBytes` is refused
+/// unread.
 async fn webhook(
     State(fleet): State<Fleet>,
     axum::extract::Path(name): axum::extract::Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let port = fleet.children().into_iter().find(|(n, _)| *n == name);
-    let Some((_, port)) = port else {
+    let Some((port, cap)) = fleet
+        .member(&name)
+        .and_then(|m| Some((m.port, m.webhook_cap?)))
+    else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": "no connector with a webhook by that name" })),
         )
             .into_response();
     };
-    let Ok(body) = axum::body::to_bytes(body, WEBHOOK_BODY_CAP).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let read = tokio::time::timeout(WEBHOOK_BODY_TIMEOUT, axum::body::to_bytes(body, cap)).await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) if e.to_string().contains("length limit") => {
+            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        }
+        _ => return StatusCode::BAD_REQUEST.into_response(),
     };
     let url = format!(
         "http://{}/webhooks/{name}",
         std::net::SocketAddr::new(fleet.host, port)
     );
     let mut forwarded = headers;
-    for hop in ["host", "content-length", "connection", "transfer-encoding"] {
+    for hop in [
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+    ] {
         forwarded.remove(hop);
     }
     let sent = fleet.client.post(url).headers(forwarded).body(body).send();

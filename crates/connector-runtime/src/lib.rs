@@ -165,8 +165,8 @@ async fn execute_with(
         }
     };
     learn_secrets(&settings.redactor, &registry);
-    if let Command::Validate = command {
-        return validate(&registry, &factories, &source, &settings.redactor);
+    if let Command::Validate { print } = command {
+        return validate(&registry, &factories, &source, &settings.redactor, print);
     }
     if let Command::List = command {
         return list(&registry, &factories);
@@ -196,9 +196,11 @@ async fn execute_with(
         Command::State { action } => state(&registry, backends, action).await,
         Command::Lease { action } => lease(&registry, backends, action).await,
         Command::Metrics { name } => metrics(&registry, backends, name).await,
-        Command::Schema | Command::Validate | Command::List | Command::All | Command::Health => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Schema
+        | Command::Validate { .. }
+        | Command::List
+        | Command::All
+        | Command::Health => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -11,6 +11,9 @@ pub(super) async fn run(
     only: Option<String>,
     settings: &Settings,
 ) -> Result<ExitCode> {
+    if let Some(why) = commands::nothing_configured(&registry, &source) {
+        bail!(why);
+    }
     check_runnable(&registry, &factories, only.as_deref())?;
     let metrics = Metrics::new();
     let observer = metrics.clone();
@@ -168,6 +171,9 @@ pub(super) async fn all(
     factories: &Factories,
     source: &ConfigSource,
 ) -> Result<ExitCode> {
+    if let Some(why) = commands::nothing_configured(registry, source) {
+        bail!(why);
+    }
     let names = runnable_names(registry, factories);
     if names.is_empty() {
         bail!(

@@ -203,15 +203,64 @@ fn log_filter(env: &Environment, errors: &mut Vec<SettingError>) -> String {
         .filter(|v| !v.trim().is_empty())
         .unwrap_or("info")
         .to_owned();
-    if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+    if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err()
+        || log_filter.split(',').any(|d| !known_directive(d.trim()))
+    {
         bad(
             errors,
             "RUST_LOG",
             Some(&log_filter),
-            "a level (error, warn, info, debug, trace) or directives such as info,connector_core=debug",
+            "a level (off, error, warn, info, debug, trace), or comma-separated directives \
+             of a level and target=level with a target of this program (connector_core, \
+             connector_runtime, connector_redis, connector_<provider>, connectors, fred, \
+             reqwest, hyper, rustls, opentelemetry, …), e.g. info,connector_core=debug",
         );
     }
     log_filter
+}
+
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The crates whose log lines a directive may name (a target's first path segment):
+/// anything else is a typo that `EnvFilter` would accept and then match nothing.
+const LOG_TARGETS: [&str; 16] = [
+    "connectors",
+    "fred",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tokio",
+    "tower",
+    "axum",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "redis_protocol",
+    "tracing",
+    "runtime",
+];
+
+/// Whether one `RUST_LOG` directive is a level, or names a target of this program with
+/// an optional level (`EnvFilter` reads a bare word as a target, so `verbose` would
+/// silently turn every log off).
+fn known_directive(directive: &str) -> bool {
+    if directive.is_empty() {
+        return true;
+    }
+    let (target, level) = match directive.rsplit_once('=') {
+        Some((t, l)) => (t, Some(l)),
+        None if LEVELS.contains(&directive.to_ascii_lowercase().as_str()) => return true,
+        None => (directive, None),
+    };
+    let level_ok = level.is_none_or(|l| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str()));
+    // `[span{field}]=level` filters by span wherever it is.
+    let name = target.split(['[', ':']).next().unwrap_or("").trim();
+    let target_ok = (name.is_empty() && target.starts_with('['))
+        || name.starts_with("connector")
+        || LOG_TARGETS.contains(&name);
+    level_ok && target_ok
 }
 
 /// `REDIS_URL` and its companions, each error blamed on its variable.
@@ -274,6 +323,40 @@ mod tests {
         match Settings::from_env(&Environment::from_pairs(pairs.iter().copied()), None) {
             Ok(s) => panic!("expected errors, got {s:?}"),
             Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn rust_log_refuses_what_would_silently_match_nothing() {
+        for ok in [
+            "info",
+            "WARN",
+            "info,connector_core=debug",
+            "connector_core::pipeline=trace",
+            "fred=error,reqwest=debug",
+            "connector_noaa",
+            "[poll]=debug",
+            "off",
+        ] {
+            assert!(
+                Settings::from_env(&Environment::from_pairs([("RUST_LOG", ok)]), None).is_ok(),
+                "{ok}"
+            );
+        }
+        for wrong in [
+            "verbose",
+            "info,verbose",
+            "bogus=debug",
+            "connector_core=loud",
+            "fred=",
+            "warning",
+        ] {
+            let e = errors(&[("RUST_LOG", wrong)]);
+            assert!(
+                e[0].starts_with("RUST_LOG: invalid value"),
+                "{wrong}: {e:?}"
+            );
+            assert!(e[0].contains("target=level"), "{e:?}");
         }
     }
 

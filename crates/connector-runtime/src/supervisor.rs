@@ -74,18 +74,29 @@ struct Children {
     ports: std::collections::BTreeMap<String, u16>,
     /// Children told to stop by a reload, still finishing.
     stopping: Vec<tokio::task::JoinHandle<()>>,
-    /// The running children's ports, as the supervisor's API asks them.
-    fleet: std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<String, u16>>>,
+    /// The running children, as the supervisor's API reaches them.
+    fleet: crate::fleet::Members,
 }
 
 impl Children {
     /// The port of `name`'s child: the one it had, else the lowest free one above the base.
-    fn port_for(&mut self, name: &str) -> String {
+    fn port_for(&mut self, name: &str, config: &connector_core::ConnectorConfig) -> String {
         let Some(base) = self.launch.api.map(|a| a.port()) else {
             return "off".to_owned();
         };
+        let webhook_cap = config
+            .webhook
+            .as_ref()
+            .filter(|w| !w.unresolved())
+            .map(|w| w.max_body_bytes);
         if let Some(port) = self.ports.get(name) {
-            self.serving(name, *port);
+            self.serving(
+                name,
+                Some(crate::fleet::Member {
+                    port: *port,
+                    webhook_cap,
+                }),
+            );
             return port.to_string();
         }
         let taken: std::collections::BTreeSet<u16> = self.ports.values().copied().collect();
@@ -94,18 +105,18 @@ impl Children {
             .find(|p| !taken.contains(p))
             .unwrap_or(base);
         self.ports.insert(name.to_owned(), port);
-        self.serving(name, port);
+        self.serving(name, Some(crate::fleet::Member { port, webhook_cap }));
         port.to_string()
     }
 
-    /// Records that `name`'s child serves on `port` (`None`: it no longer runs).
-    fn serving(&self, name: &str, port: impl Into<Option<u16>>) {
+    /// Records how `name`'s child is reached (`None`: it no longer runs).
+    fn serving(&self, name: &str, member: Option<crate::fleet::Member>) {
         let mut fleet = self
             .fleet
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match port.into() {
-            Some(port) => fleet.insert(name.to_owned(), port),
+        match member {
+            Some(member) => fleet.insert(name.to_owned(), member),
             None => fleet.remove(name),
         };
     }
@@ -115,7 +126,7 @@ impl Children {
         let spec = ChildSpec {
             name: name.clone(),
             global_args: self.launch.global_args.clone(),
-            http_port: self.port_for(&name),
+            http_port: self.port_for(&name, &config),
         };
         let task = tokio::spawn(keep_running(self.exe.clone(), spec, rx));
         let child = Running {
@@ -374,7 +385,7 @@ async fn serve_fleet(
     tracing::info!(addr = %listener.local_addr()?, "supervisor HTTP API listening");
     let host = crate::fleet::reachable(addr).ip();
     let fleet = crate::fleet::Fleet {
-        ports: children.fleet.clone(),
+        members: children.fleet.clone(),
         host,
         client: connector_core::context::Context::isolated()
             .client()

@@ -24,10 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::Metrics;
 
-/// One connector's wake-up: the signal, and when the oldest webhook it carries arrived.
+/// One connector's wake-up: whether a webhook asked for a poll, when the oldest webhook
+/// it carries arrived, and the signal to its task. Only a task holding the lease takes
+/// wakes (`holding`): a standby's must not poll at once, on a stale wake, when it later
+/// takes the lease.
 #[derive(Default)]
 pub(crate) struct WakeCell {
     notify: Notify,
+    woken: std::sync::atomic::AtomicBool,
+    holding: std::sync::atomic::AtomicBool,
     /// UNIX ms of the first webhook not yet covered by a poll (0: none).
     received_ms: AtomicU64,
 }
@@ -54,13 +59,17 @@ impl Wakers {
             .cells
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(cell) = cells.get(&wake.connector) {
+        if let Some(cell) = cells
+            .get(&wake.connector)
+            .filter(|c| c.holding.load(Ordering::SeqCst))
+        {
             let _ = cell.received_ms.compare_exchange(
                 0,
                 wake.received_ms.max(1),
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             );
+            cell.woken.store(true, Ordering::SeqCst);
             cell.notify.notify_one();
         }
     }
@@ -114,7 +123,8 @@ pub(crate) enum Woken {
     Settle,
 }
 
-/// When a connector's next woken poll is due: one per lease held.
+/// When a connector's next woken poll is due: one per lease held (wakes reach the cell
+/// while it lives).
 pub(crate) struct WakeSchedule {
     cell: Arc<WakeCell>,
     min_interval: Duration,
@@ -122,14 +132,26 @@ pub(crate) struct WakeSchedule {
     pending: Option<Instant>,
     settle_at: Option<Instant>,
     last_woken: Option<Instant>,
+    /// A failed woken poll was tried again once already.
+    retried: bool,
     /// The webhook time the poll in flight covers.
     covering: Option<u64>,
 }
 
+impl Drop for WakeSchedule {
+    fn drop(&mut self) {
+        self.cell.holding.store(false, Ordering::SeqCst);
+    }
+}
+
 impl WakeSchedule {
-    /// The schedule of a connector with `webhook` (never due without one).
+    /// The schedule of a connector with `webhook` (never due without one), from now on:
+    /// wakes from before the lease was taken are forgotten.
     pub(crate) fn new(cell: Arc<WakeCell>, webhook: Option<&WebhookConfig>) -> Option<Self> {
         let webhook = webhook?;
+        cell.woken.store(false, Ordering::SeqCst);
+        cell.received_ms.store(0, Ordering::SeqCst);
+        cell.holding.store(true, Ordering::SeqCst);
         Some(Self {
             cell,
             min_interval: webhook.min_interval(),
@@ -137,43 +159,51 @@ impl WakeSchedule {
             pending: None,
             settle_at: None,
             last_woken: None,
+            retried: false,
             covering: None,
         })
     }
 
-    /// Waits until a woken poll is due. `hold` says how long a rate-limit hold has left:
-    /// a wake during one is deferred to its end. Cancel-safe: what it learnt stays in
-    /// `self`.
+    /// Waits until a woken poll is due. `hold` says how long a rate-limit hold on the
+    /// connector's requests has left: a woken poll due during one waits for its end.
+    /// Cancel-safe: what it learnt stays in `self`.
     pub(crate) async fn due(&mut self, hold: impl Fn() -> Option<Duration>) -> Woken {
         loop {
-            let (pending, settle_at) = (self.pending, self.settle_at);
-            tokio::select! {
-                () = self.cell.notify.notified() => {
-                    let now = Instant::now();
-                    let spaced = self.last_woken.map_or(now, |l| (l + self.min_interval).max(now));
-                    let at = hold().map_or(spaced, |h| spaced.max(now + h));
-                    self.pending = Some(self.pending.map_or(at, |p| p.min(at)));
-                }
-                () = sleep_until(pending) => {
-                    self.pending = None;
-                    return Woken::Wake;
-                }
-                () = sleep_until(settle_at) => {
-                    self.settle_at = None;
-                    return Woken::Settle;
-                }
+            if self.cell.woken.swap(false, Ordering::SeqCst) {
+                let now = Instant::now();
+                let spaced = self
+                    .last_woken
+                    .map_or(now, |l| (l + self.min_interval).max(now));
+                self.pending = Some(self.pending.map_or(spaced, |p| p.min(spaced)));
             }
+            let (pending, settle_at) = (self.pending, self.settle_at);
+            let why = tokio::select! {
+                () = self.cell.notify.notified() => continue,
+                () = sleep_until(pending) => Woken::Wake,
+                () = sleep_until(settle_at) => Woken::Settle,
+            };
+            if let Some(wait) = hold() {
+                let later = Some(Instant::now() + wait);
+                match why {
+                    Woken::Wake => self.pending = later,
+                    Woken::Settle => self.settle_at = later,
+                }
+                continue;
+            }
+            self.pending = None;
+            self.settle_at = None;
+            return why;
         }
     }
 
-    /// A poll starts (woken or scheduled): it covers every webhook received so far.
+    /// A poll starts (woken or scheduled): it covers every webhook received so far, so
+    /// nothing else is due until a new one (or its settle poll).
     pub(crate) fn starting(&mut self, why: Option<Woken>) {
-        if why.is_some() {
+        if why.is_some() || self.pending.is_some() {
             self.last_woken = Some(Instant::now());
         }
-        if why.is_none() && self.pending.take().is_some() {
-            self.last_woken = Some(Instant::now());
-        }
+        self.pending = None;
+        self.settle_at = None;
         let received = self.cell.received_ms.swap(0, Ordering::SeqCst);
         if received != 0 {
             self.covering = Some(self.covering.map_or(received, |c| c.min(received)));
@@ -182,18 +212,27 @@ impl WakeSchedule {
 
     /// The poll ended with `published` signals (None: it failed). Returns the webhook
     /// time its signals answer, for the latency metric. A woken poll that published
-    /// nothing asks for one settle poll.
+    /// nothing asks for one settle poll; one that failed is tried once more after the
+    /// minimum interval (a hold then defers it to the hold's end).
     pub(crate) fn finished(&mut self, why: Option<Woken>, published: Option<u64>) -> Option<u64> {
-        match published {
-            Some(n) if n > 0 => self.covering.take(),
-            Some(_) if why == Some(Woken::Wake) => {
+        match (published, why) {
+            (Some(n), _) if n > 0 => {
+                self.retried = false;
+                self.covering.take()
+            }
+            (Some(_), Some(Woken::Wake)) => {
+                self.retried = false;
                 self.settle_at = self.settle.map(|s| Instant::now() + s);
                 None
             }
+            (None, Some(_)) if !self.retried => {
+                self.retried = true;
+                self.pending = Some(Instant::now() + self.min_interval);
+                None
+            }
             _ => {
-                if why == Some(Woken::Settle) || why.is_none() {
-                    self.covering = None;
-                }
+                self.retried = false;
+                self.covering = None;
                 None
             }
         }
@@ -214,7 +253,7 @@ mod tests {
 
     fn schedule(min_interval_ms: u64, settle_ms: u64) -> (Arc<WakeCell>, WakeSchedule) {
         let webhook: WebhookConfig = serde_json::from_value(serde_json::json!({
-            "verify": "token", "secret": "0123456789",
+            "verify": "token", "secret": "0123456789abcdef",
             "minIntervalMs": min_interval_ms, "settleMs": settle_ms
         }))
         .expect("config");
@@ -259,9 +298,53 @@ mod tests {
         let (cell, mut s) = schedule(100, 0);
         wakers.cells.write().expect("lock").insert("c".into(), cell);
         let start = Instant::now();
+        let end = start + Duration::from_secs(42);
+        let hold = || Some(end.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero());
         wake(&wakers, "c", 1);
-        assert_eq!(s.due(|| Some(Duration::from_secs(42))).await, Woken::Wake);
+        assert_eq!(s.due(hold).await, Woken::Wake);
         assert_eq!(start.elapsed(), Duration::from_secs(42));
+        // A hold that starts after the wake was taken defers it too; so does one over the
+        // settle poll, and a failed woken poll is tried once more.
+        s.starting(Some(Woken::Wake));
+        assert_eq!(s.finished(Some(Woken::Wake), None), None);
+        let end = Instant::now() + Duration::from_secs(7);
+        let hold = || Some(end.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero());
+        let retried = Instant::now();
+        assert_eq!(s.due(hold).await, Woken::Wake);
+        assert_eq!(retried.elapsed(), Duration::from_secs(7));
+        s.starting(Some(Woken::Wake));
+        assert_eq!(s.finished(Some(Woken::Wake), None), None);
+        let idle = tokio::time::timeout(Duration::from_secs(3600), s.due(|| None)).await;
+        assert!(idle.is_err(), "tried once more only");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_standby_forgets_wakes_and_a_poll_covers_both_timers() {
+        let wakers = Wakers::default();
+        let cell = wakers.cell("c");
+        // Not holding the lease: the wake is not kept for later.
+        wake(&wakers, "c", 5);
+        let webhook: WebhookConfig = serde_json::from_value(serde_json::json!({
+            "verify": "token", "secret": "0123456789abcdef", "minIntervalMs": 10_000, "settleMs": 10_000
+        }))
+        .expect("config");
+        let mut s = WakeSchedule::new(cell.clone(), Some(&webhook)).expect("webhook");
+        let idle = tokio::time::timeout(Duration::from_secs(60), s.due(|| None)).await;
+        assert!(idle.is_err(), "no stale wake after taking the lease");
+        // A woken poll that found nothing, and a new webhook during the settle wait: the
+        // settle poll and the spaced wake fall due together, and one poll covers both.
+        wake(&wakers, "c", 6);
+        assert_eq!(s.due(|| None).await, Woken::Wake);
+        s.starting(Some(Woken::Wake));
+        assert_eq!(s.finished(Some(Woken::Wake), Some(0)), None);
+        wake(&wakers, "c", 7);
+        let first = s.due(|| None).await;
+        s.starting(Some(first));
+        assert_eq!(s.finished(Some(first), Some(1)), Some(6));
+        let idle = tokio::time::timeout(Duration::from_secs(3600), s.due(|| None)).await;
+        assert!(idle.is_err(), "one poll for both");
+        drop(s);
+        assert!(!cell.holding.load(Ordering::SeqCst));
     }
 
     #[tokio::test(start_paused = true)]

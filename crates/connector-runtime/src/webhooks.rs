@@ -23,6 +23,9 @@ use serde_json::json;
 use crate::manager::Status;
 use crate::telemetry::Metrics;
 
+/// How long a body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a delivery id is remembered: a repeat within it is a replay.
 pub(crate) const REPLAY_WINDOW: Duration = Duration::from_secs(600);
 
@@ -46,6 +49,9 @@ impl Hooks {
             .enabled()
             .find(|c| c.name == name)
             .and_then(|c| c.webhook.clone())
+            // A secret this process could not resolve (it does not run the connector)
+            // would be the reference's own text: such a block verifies nothing here.
+            .filter(|w| !w.unresolved())
     }
 }
 
@@ -65,9 +71,20 @@ pub(crate) async fn receive(
     };
     let received_ms = now_ms();
     let cap = usize::try_from(webhook.max_body_bytes).unwrap_or(usize::MAX);
-    let bytes = match axum::body::to_bytes(body, cap).await {
-        Ok(bytes) => bytes,
-        Err(_) => return refused(&hooks, &name, "too_large", StatusCode::PAYLOAD_TOO_LARGE),
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > webhook.max_body_bytes) {
+        return refused(&hooks, &name, "too_large", StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, cap)).await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if e.to_string().contains("length limit") => {
+            return refused(&hooks, &name, "too_large", StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        // Cut off, or too slow: nothing to verify.
+        _ => return refused(&hooks, &name, "unread", StatusCode::BAD_REQUEST),
     };
     let now = hooks.backends.context.clock().now();
     let delivery = match webhook.verify(&headers, &bytes, now) {
@@ -87,7 +104,7 @@ pub(crate) async fn receive(
                 tracing::info!(connector = %name, "webhook delivery seen before: ignored");
                 return Json(json!({ "replayed": true })).into_response();
             }
-            Err(e) => return unavailable(&name, &e),
+            Err(e) => return unavailable(&hooks, &name, &e),
         }
     }
     let wake = Wake {
@@ -95,7 +112,11 @@ pub(crate) async fn receive(
         received_ms,
     };
     if let Err(e) = hooks.backends.wakes.wake(&wake).await {
-        return unavailable(&name, &e);
+        // The sender retries with the same id: that retry is not a replay.
+        if let Some(id) = &delivery {
+            let _ = hooks.backends.wakes.forget_delivery(&name, id).await;
+        }
+        return unavailable(&hooks, &name, &e);
     }
     hooks.metrics.webhooks.received(&name, "accepted");
     tracing::info!(connector = %name, "webhook verified: the lease holder polls now");
@@ -110,7 +131,8 @@ fn refused(hooks: &Hooks, name: &str, reason: &'static str, code: StatusCode) ->
     code.into_response()
 }
 
-fn unavailable(name: &str, e: &dyn std::fmt::Display) -> Response {
+fn unavailable(hooks: &Hooks, name: &str, e: &dyn std::fmt::Display) -> Response {
+    hooks.metrics.webhooks.received(name, "unavailable");
     tracing::warn!(connector = %name, error = %e, "webhook not taken: the backend failed");
     (
         StatusCode::SERVICE_UNAVAILABLE,

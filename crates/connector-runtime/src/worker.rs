@@ -358,6 +358,11 @@ impl Worker {
     /// A failed poll's log line, and the offline hint the first time a provider cannot
     /// be reached at all.
     fn failed(&mut self, e: &PollError, ms: u64) {
+        if self.shutdown.is_cancelled() {
+            // Stopping: there is no next poll to announce (its retries were cut short).
+            tracing::warn!(error = %e, duration_ms = ms, "poll failed while stopping; no further poll");
+            return;
+        }
         let next_s = self.config.poll_interval().as_secs_f64().max(0.1);
         tracing::warn!(
             error = %e,

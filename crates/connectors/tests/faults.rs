@@ -1311,7 +1311,9 @@ async fn a_stop_ends_the_retries_so_a_failing_provider_fits_the_grace_period() {
             ("SHUTDOWN_GRACE_SECONDS", "25".into()),
         ],
     );
-    proc.wait_log("retrying", Duration::from_secs(20)).await;
+    // In the first backoff wait (the connector's name is "retrying" too: wait for the wait).
+    proc.wait_log("delay_ms=8000", Duration::from_secs(20))
+        .await;
     let signalled = Instant::now();
     proc.signal(Signal::SIGTERM);
     let status = proc.wait_exit(Duration::from_secs(20)).await;
@@ -1327,6 +1329,12 @@ async fn a_stop_ends_the_retries_so_a_failing_provider_fits_the_grace_period() {
         log.contains("all connectors stopped; leases released"),
         "{log}"
     );
+    // No "next poll" is promised by a process that is stopping.
+    assert!(
+        log.contains("poll failed while stopping; no further poll"),
+        "{log}"
+    );
+    assert!(!log.contains("the next poll is in"), "{log}");
     let requests = requests(&server).await;
     assert!(
         requests <= 2,
