@@ -110,7 +110,7 @@ with tempfile.TemporaryDirectory() as tmp:
                     while "${" in text:
                         start = text.index("${")
                         var = text[start + 2 : text.index("}", start)].split(":-")[0]
-                        env[var] = "check-value"
+                        env[var] = "check-value-0123456789"
                         text = text[text.index("}", start) :]
                     env.pop("REDIS_URL", None)
                     result = subprocess.run([validator, "validate"], env=env, capture_output=True, text=True)
