@@ -82,10 +82,16 @@ impl EmbeddedBackend {
 
     /// Keeps entries in memory for inspection (tests, the contract harness).
     pub fn in_memory() -> Self {
+        Self::in_memory_with_state(None)
+    }
+
+    /// Keeps entries in memory, and state in `state_dir` when given (tests of the state
+    /// files, which must not print their signals among the test output).
+    pub fn in_memory_with_state(state_dir: Option<PathBuf>) -> Self {
         Self {
             inner: Mutex::default(),
             output: Output::Memory(Mutex::default()),
-            state_dir: None,
+            state_dir,
         }
     }
 

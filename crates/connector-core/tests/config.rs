@@ -77,6 +77,20 @@ fn malformed_json_names_file_line_and_column() {
 }
 
 #[test]
+fn a_comment_pasted_from_an_example_is_named() {
+    let msgs = errors(
+        "{\"connectors\": [\n  {\"name\": \"a\", \"type\": \"TEST_ITEMS\", // the name\n  \"providerConfig\": {}}\n]}",
+        &[],
+    );
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("connectors.json:2:")
+            && msgs[0].contains("comments are not allowed in connectors.json"),
+        "{msgs:?}"
+    );
+}
+
+#[test]
 fn a_misspelt_field_suggests_the_intended_one_with_its_line() {
     let json = r#"{"connectors": [
   {

@@ -229,7 +229,9 @@ async fn state_kept_in_a_folder_survives_a_restart() {
     let mut factories = Factories::new();
     factories.register::<ItemsProvider>();
     for (run, expected) in [(1, 3), (2, 0)] {
-        let backend = Arc::new(EmbeddedBackend::stdout(Some(dir.path().to_owned())));
+        let backend = Arc::new(EmbeddedBackend::in_memory_with_state(Some(
+            dir.path().to_owned(),
+        )));
         let backends = Backends::from_one(backend);
         let mut c = factories
             .create(cfg.clone(), backends.clone())
@@ -486,7 +488,9 @@ async fn a_state_folder_written_before_the_header_existed_is_read_as_it_is() {
         dir.path().join("legacy.state.json"),
     )
     .expect("fixture");
-    let backend = Arc::new(EmbeddedBackend::stdout(Some(dir.path().to_owned())));
+    let backend = Arc::new(EmbeddedBackend::in_memory_with_state(Some(
+        dir.path().to_owned(),
+    )));
     let mut h =
         Harness::on::<ItemsProvider>(config_for("legacy", &server.uri()), backend.clone(), None)
             .await;

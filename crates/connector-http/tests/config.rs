@@ -113,6 +113,22 @@ fn each_load_error_names_its_field() {
     }
 }
 
+/// A tag in the wrong case names the tag and what it may be, not a field of the branch the
+/// checker would otherwise guess.
+#[test]
+fn a_wrong_auth_type_names_the_type_and_lists_the_kinds() {
+    let got = problems(provider(|p| {
+        p["auth"] = json!({"type": "Bearer", "token": "t0ken-value-123456"});
+    }));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(
+            "connectors[0].providerConfig.auth.type: expected one of \"none\", \"bearer\""
+        ),
+        "{got:?}"
+    );
+}
+
 #[test]
 fn a_bad_secret_value_is_never_echoed() {
     let got = problems(provider(|p| {

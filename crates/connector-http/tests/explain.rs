@@ -54,10 +54,10 @@ async fn explain_shows_each_record_and_the_next_request() {
         String::from_utf8_lossy(&out.stderr)
     );
     let expected = [
-        "stream (main): kind item, incremental".to_owned(),
+        "stream (main): kind item, incremental (read from its watermark)".to_owned(),
         format!("  request: GET {}/items", server.uri()),
         "  3 records on the first page".to_owned(),
-        "  record 1: id a, version 2026-01-05T10:00:00Z, time 2026-01-05T10:00:00Z: new".to_owned(),
+        "  record 1: id a, version 2026-01-05T10:00:00Z, time 2026-01-05T10:00:00Z: new, title \"First\"".to_owned(),
         "  record 2: left out (skipped), time 2026-01-05T10:01:00Z".to_owned(),
         "  record 3: fails: no id at /id".to_owned(),
         // Re-anchored on `since` (the page's newest kept record), not the link's page 2.
@@ -169,5 +169,56 @@ async fn explain_marks_unreadable_times_and_fails_when_none_is_readable() {
     assert!(
         stderr.contains("no record on the first page has a readable time at /changed"),
         "{stderr}"
+    );
+}
+
+/// A title template whose pointers find nothing is said by `--explain` and `--dry-run`
+/// (the poll itself would publish empty titles without a word); a first page that cannot
+/// be read fails `--explain`.
+#[tokio::test]
+async fn empty_titles_are_warned_about_and_an_unreadable_first_page_fails() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": "a"}])))
+        .mount(&server)
+        .await;
+    Mock::given(path("/broken"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let config = |url: String| {
+        json!({"connectors": [{
+            "name": "items",
+            "type": "HTTP_JSON",
+            "maxRetries": 0,
+            "providerConfig": {
+                "request": {"url": url},
+                "records": {"path": "", "id": "/id"},
+                "signal": {"kind": "item", "title": "{{/summary}}"}
+            }
+        }]})
+    };
+    let items = config(format!("{}/items", server.uri()));
+    for args in [
+        ["poll", "items", "--explain"],
+        ["poll", "items", "--dry-run"],
+    ] {
+        let out = run_binary("empty-title", &items, &args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(err.contains("empty title"), "{args:?}: {err}");
+    }
+    let broken = config(format!("{}/broken", server.uri()));
+    let out = run_binary("broken-page", &broken, &["poll", "items", "--explain"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the first page cannot be read"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

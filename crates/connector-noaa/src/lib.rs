@@ -269,7 +269,11 @@ impl Provider for NoaaProvider {
         Ok(Self {
             http,
             query,
-            streams: [StreamSpec::main("weather_alert", snapshot)],
+            streams: [if snapshot {
+                StreamSpec::main("weather_alert", true)
+            } else {
+                StreamSpec::main("weather_alert", false).incremental()
+            }],
             max_alerts: config.max_alerts_per_poll.map(|m| m as usize),
         })
     }

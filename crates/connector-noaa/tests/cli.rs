@@ -299,7 +299,8 @@ async fn state_is_shown_and_reset_per_stream() {
     let (polled, shown, resync, after, unknown) = outs;
     assert!(polled.status.success(), "{}", text(&polled.stderr));
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
-    assert_eq!(shown["streams"][0]["stream"], "");
+    assert_eq!(shown["streams"][0]["stream"], "(main)");
+    assert!(shown["streams"][0]["resumePoint"].is_null(), "{shown}");
     assert_eq!(shown["streams"][0]["versionCount"], 3);
     assert!(resync.status.success(), "{}", text(&resync.stderr));
     assert!(text(&resync.stderr).contains("read again from 2026-11-01T00:00:00Z"));
@@ -479,4 +480,63 @@ fn validate_and_run_say_when_there_is_nothing_configured() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn a_dry_run_against_an_unreachable_provider_points_to_the_demo() {
+    let dir = tempdir("dry-offline");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    write_config(
+        &dir,
+        &format!(
+            r#"{{"connectors": [{{"name": "w", "type": "NOAA_WEATHER", "maxRetries": 0,
+                "providerConfig": {{"baseUrl": "http://127.0.0.1:{closed}"}}}}]}}"#
+        ),
+    );
+    let out = connector(&dir, &["poll", "w", "--dry-run"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cargo run -p connector-noaa --example demo"),
+        "{err}"
+    );
+    assert!(!err.contains("committed pages stay"), "{err}");
+}
+
+#[test]
+fn help_names_the_types_this_binary_runs() {
+    let dir = tempdir("help");
+    let out = connector(&dir, &["--help"], &[]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.contains("of type NOAA_WEATHER and appends"), "{help}");
+    assert!(!help.contains("JIRA"), "{help}");
+}
+
+#[test]
+fn an_unreachable_redis_is_one_line_in_plain_words_with_what_to_do() {
+    let dir = tempdir("no-redis");
+    write_config(
+        &dir,
+        r#"{"connectors": [{"name": "w", "type": "NOAA_WEATHER"}]}"#,
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let url = format!("redis://127.0.0.1:{closed}");
+    let out = connector(&dir, &["run"], &[("REDIS_URL", url.as_str())]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("connection refused: nothing listens there"),
+        "{err}"
+    );
+    assert!(err.contains("just infra-up"), "{err}");
+    assert!(!err.contains("Os {"), "{err}");
+    assert_eq!(err.matches(&url).count(), 1, "{err}");
+    assert!(!err.contains("already stopped"), "{err}");
 }

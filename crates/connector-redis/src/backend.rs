@@ -93,6 +93,27 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
+/// A connection failure as a person reads it: the operating system's words rather than
+/// the `Debug` form fred prints for an I/O error.
+fn readable(e: &fred::error::Error) -> String {
+    let details = e.details();
+    let known = [
+        (
+            "ConnectionRefused",
+            "connection refused: nothing listens there",
+        ),
+        ("TimedOut", "the connection timed out"),
+        ("NotFound", "the host name does not resolve"),
+        ("HostUnreachable", "the host is unreachable"),
+        ("NetworkUnreachable", "the network is unreachable"),
+        ("PermissionDenied", "permission denied"),
+    ];
+    known
+        .iter()
+        .find(|(kind, _)| details.contains(kind))
+        .map_or_else(|| e.to_string(), |(_, said)| (*said).to_owned())
+}
+
 /// Maps a fred error to the port's error for `operation`.
 pub(crate) fn fail(operation: &'static str) -> impl Fn(fred::error::Error) -> BackendError {
     move |e| BackendError::new(operation, e)
@@ -116,8 +137,8 @@ impl RedisBackend {
             .build_subscriber_client()
             .map_err(|e| error(e.to_string()))?;
         if let Err(e) = client.init().await {
-            let _ = client.quit().await;
-            return Err(error(e.to_string()));
+            // A failed first connection has stopped the client already: nothing to quit.
+            return Err(error(readable(&e)));
         }
         // After the first connection: fred reports that one as a "reconnect" too.
         log_connection_events(&client, &url);

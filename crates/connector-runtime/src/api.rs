@@ -147,6 +147,7 @@ async fn connectors_health(State(api): State<Api>) -> Response {
     let now = now_ms();
     let mut out = serde_json::Map::new();
     let mut all_ok = true;
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     for c in status.registry.enabled() {
         let max_age = health_max_age(c);
         // A rate-limit wait this process keeps (the server asked; no request goes out
@@ -156,7 +157,19 @@ async fn connectors_health(State(api): State<Api>) -> Response {
             .holds()
             .held_for(&c.name, context.clock().now())
             .map(httpdate::fmt_http_date);
-        let mut entry = match api.backends.metrics.get(&c.name).await {
+        // One deadline for all: a stalled Redis gets a prompt answer, as readiness does.
+        let stored = tokio::time::timeout_at(deadline, api.backends.metrics.get(&c.name))
+            .await
+            .unwrap_or_else(|_| {
+                Err(connector_core::ports::BackendError::new(
+                    "metrics",
+                    format!(
+                        "the backend did not answer within {} ms",
+                        READY_TIMEOUT.as_millis()
+                    ),
+                ))
+            });
+        let mut entry = match stored {
             Ok(m) => {
                 let last = m.as_ref().and_then(|m| m.last_success_time);
                 let healthy = m.as_ref().is_some_and(|m| m.is_healthy(now, max_age));

@@ -131,6 +131,9 @@ pub(super) async fn explain_poll(
     std::io::stdout()
         .lock()
         .write_all(redactor.scrub(&report.text).as_bytes())?;
+    for warning in &report.warnings {
+        eprintln!("{name}: warning: {}", redactor.scrub(warning));
+    }
     if report.problems.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -150,11 +153,30 @@ pub(super) async fn poll(
     let config = find(registry, name)?.clone();
     runnable(factories, &config)?;
     let mut connector = factories.create(config.clone(), backends.clone())?;
+    let hint = |e: &connector_core::pipeline::PollError| {
+        if e.is_unreachable() {
+            eprintln!("{}", crate::worker::OFFLINE_HINT);
+        }
+    };
     if dry_run {
-        let preview = connector.preview().await?;
+        let preview = connector.preview().await.inspect_err(hint)?;
         // The lines a run in embedded mode prints, so a filter written on one reads both.
         let lines = connector_core::embedded::json_lines(&config.output_stream, &preview.entries)?;
         std::io::stdout().lock().write_all(&lines)?;
+        let empty = preview
+            .entries
+            .iter()
+            .filter(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.signal)
+                    .is_ok_and(|s| s["title"].as_str().is_some_and(str::is_empty))
+            })
+            .count();
+        if empty > 0 {
+            eprintln!(
+                "warning: {empty} signal(s) would be published with an empty title (the title \
+                 template's pointers find nothing in them: see `poll {name} --explain`)"
+            );
+        }
         eprintln!(
             "dry run, nothing committed: {}",
             serde_json::to_string(&preview.summary)?
@@ -173,7 +195,7 @@ pub(super) async fn poll(
     };
     let result = connector.poll(&lease).await;
     backends.leases.release(&lease).await?;
-    let summary = result?;
+    let summary = result.inspect_err(hint)?;
     eprintln!("{}", serde_json::to_string(&summary)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -231,10 +253,16 @@ async fn show_state(backends: &Backends, name: &str, versions: bool) -> Result<(
         .all_streams()
         .filter(|(n, s)| n.is_empty() || !s.versions.is_empty() || !s.cursor.is_empty())
         .map(|(stream, s)| {
+            // When a stopped read was saved to go on from (its link may carry a credential,
+            // so only the time is shown).
+            let resume = s.cursor.resume.as_ref().map(|r| {
+                let at = u64::try_from(r.at_ms).unwrap_or(0);
+                serde_json::json!({ "savedAt": connector_core::signal::rfc3339_millis(at) })
+            });
             let mut shown = serde_json::json!({
-                "stream": stream,
+                "stream": connector_core::pipeline::stream_label(stream),
                 "watermark": s.cursor.watermark,
-                "resumePoint": s.cursor.resume.is_some(),
+                "resumePoint": resume,
                 "etag": s.cursor.etag,
                 "lastModified": s.cursor.last_modified,
                 "versionCount": s.versions.len(),
@@ -261,8 +289,17 @@ async fn reset_stream(
     since: Option<String>,
 ) -> Result<String> {
     let state = backends.state.load(name).await?;
+    // The main stream is shown as `(main)`: that name finds it too.
+    let stream = if stream == connector_core::pipeline::stream_label("") {
+        String::new()
+    } else {
+        stream
+    };
     let Some(current) = state.stream(&stream) else {
-        let known: Vec<&str> = state.all_streams().map(|(n, _)| n).collect();
+        let known: Vec<&str> = state
+            .all_streams()
+            .map(|(n, _)| connector_core::pipeline::stream_label(n))
+            .collect();
         bail!("connector \"{name}\" has no stream \"{stream}\"; its streams: {known:?}");
     };
     let delta = connector_core::ports::StateDelta {

@@ -51,8 +51,19 @@ pub fn main_named(name: &str, factories: Factories) -> ExitCode {
     // Each binary names itself in --help and --version, not the library it is built on.
     NAME.get_or_init(|| name.to_owned());
     let name = name.to_owned();
+    // What sets this binary apart from its siblings: the types it runs.
+    let types = factories.types().join(", ");
+    let about = format!(
+        "Polls external APIs of type {types} and appends every new or changed item to a Redis Stream."
+    );
     let command = <Cli as clap::CommandFactory>::command()
         .name(&*Box::leak(name.into_boxed_str()))
+        .about(about.clone())
+        .long_about(format!(
+            "{about}\n\nWith REDIS_URL set, state, leases and metrics live in Redis and signals go to the \
+             connector's output stream. Without it, everything stays in this process and signals are \
+             printed to standard output as JSON lines (logs go to standard error)."
+        ))
         .version(env!("CARGO_PKG_VERSION"));
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&command.get_matches()) {
         Ok(cli) => cli,
@@ -63,6 +74,11 @@ pub fn main_named(name: &str, factories: Factories) -> ExitCode {
     let Some(mut settings) = settings_or_report(&env, &cli) else {
         return ExitCode::FAILURE;
     };
+    if let (Some(_), Some(Command::Run { name: Some(name) })) =
+        (env.get(SUPERVISED_VAR), &cli.command)
+    {
+        settings.child = Some(name.clone());
+    }
     // A one-shot command's answer is its output: its progress lines only when asked for.
     let serving = matches!(cli.command, None | Some(Command::Run { .. } | Command::All));
     if !serving && env.get("RUST_LOG").is_none_or(|v| v.trim().is_empty()) {
@@ -134,14 +150,7 @@ async fn execute_with(
         Some(path) => ConfigSource::File(path.clone()),
         None => ConfigSource::from_env(&env),
     };
-    // No sub-command means `run`, and `run` honours CONNECTOR_NAME either way (clap only
-    // reads the variable when the sub-command is spelled out).
-    let command = cli.command.take().unwrap_or_else(|| Command::Run {
-        name: env
-            .get("CONNECTOR_NAME")
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned),
-    });
+    let command = command_or_run(&mut cli, &env);
     if let Command::Health = command {
         return commands::health(&settings).await;
     }
@@ -204,6 +213,17 @@ async fn execute_with(
     }
 }
 
+/// The command to run: none means `run`, and `run` honours CONNECTOR_NAME either way (clap
+/// only reads the variable when the sub-command is spelled out).
+fn command_or_run(cli: &mut Cli, env: &Environment) -> Command {
+    cli.command.take().unwrap_or_else(|| Command::Run {
+        name: env
+            .get("CONNECTOR_NAME")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
+    })
+}
+
 /// Registers every credential of `registry` with the log writer's redactor, warning about
 /// one so short that masking it would mask ordinary text too.
 pub(crate) fn learn_secrets(
@@ -238,9 +258,12 @@ async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
     if let Some(redis) = settings.redis.clone() {
         let settings: RedisSettings = redis;
         let shown = settings.display_url().to_string();
-        let backend = RedisBackend::connect(settings)
-            .await
-            .with_context(|| format!("cannot connect to Redis at {shown}"))?;
+        let backend = RedisBackend::connect(settings).await.map_err(|e| {
+            anyhow::anyhow!(
+                "{e}. Start one with `just infra-up`, or `redis-server --port 6379 --save \"\" --daemonize yes` \
+                 (Debian's redis-server), or unset REDIS_URL to run embedded"
+            )
+        })?;
         tracing::info!(redis = %shown, topology = ?backend.topology(), "Redis backend: leases, state, metrics and the output stream live in Redis");
         if serving && backend.persistent().await == Some(false) {
             tracing::warn!(

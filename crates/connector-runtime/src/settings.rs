@@ -72,6 +72,9 @@ pub struct Settings {
     /// every log line (not a setting: carried here because every sink is set up from
     /// these settings).
     pub redactor: connector_core::redact::Redactor,
+    /// Under `connectors all`, the connector this child runs: every log line names it
+    /// (the children share the supervisor's standard error).
+    pub child: Option<String>,
 }
 
 /// Every bad setting at once.
@@ -129,6 +132,7 @@ impl Settings {
             service_name,
             client,
             redactor: connector_core::redact::Redactor::new(),
+            child: None,
         })
     }
 }

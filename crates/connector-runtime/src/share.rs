@@ -22,6 +22,11 @@ pub struct Share {
     total: AtomicUsize,
     /// Workers running the same connector set count each other; the group names the set.
     group: Mutex<String>,
+    /// Connectors waiting for a lease another instance holds: its holder and when it
+    /// lapses (UNIX ms), for one summary line instead of one per connector.
+    waiting: Mutex<std::collections::BTreeMap<String, (String, u64)>>,
+    /// The summary last said, so it is said again only when it changes.
+    said: Mutex<String>,
 }
 
 impl Share {
@@ -32,7 +37,49 @@ impl Share {
             live: AtomicUsize::new(1),
             total: AtomicUsize::new(total),
             group: Mutex::default(),
+            waiting: Mutex::default(),
+            said: Mutex::default(),
         })
+    }
+
+    /// How many connectors this worker runs.
+    pub fn connectors(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// `connector` waits for a lease `holder` holds until about `lapses_ms` (None: it
+    /// no longer waits).
+    pub fn waiting(&self, connector: &str, holder: Option<(String, u64)>) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        match holder {
+            Some(h) => waiting.insert(connector.to_owned(), h),
+            None => waiting.remove(connector),
+        };
+    }
+
+    /// One line for every connector waiting for a lease held elsewhere, when it changed
+    /// since it was last said: N connectors, M other instances, the earliest lapse.
+    pub fn waiting_summary(&self, now_ms: u64) -> Option<String> {
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let holders: std::collections::BTreeSet<&str> =
+            waiting.values().map(|(h, _)| h.as_str()).collect();
+        let line = match waiting.values().map(|(_, at)| *at).min() {
+            None => String::new(),
+            Some(earliest) => format!(
+                "{} connector(s) wait for leases {} other instance(s) hold; the earliest lapses in {} s unless renewed",
+                waiting.len(),
+                holders.len(),
+                earliest.saturating_sub(now_ms).div_ceil(1000)
+            ),
+        };
+        let mut said = self.said.lock().unwrap_or_else(PoisonError::into_inner);
+        // Counts, not seconds, decide whether it changed.
+        let key = format!("{}/{}", waiting.len(), holders.len());
+        if *said == key {
+            return None;
+        }
+        *said = key;
+        (!line.is_empty()).then_some(line)
     }
 
     /// Leases this worker should hold at most.
@@ -117,6 +164,9 @@ pub async fn heartbeat(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "worker heartbeat failed"),
+        }
+        if let Some(line) = share.waiting_summary(connector_core::pipeline::now_ms()) {
+            tracing::info!("{line}");
         }
         tokio::select! {
             () = stop.cancelled() => break,

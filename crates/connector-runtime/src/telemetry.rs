@@ -92,6 +92,20 @@ pub struct ReadHealth {
     /// The last poll's records whose time could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreadable_times: Option<connector_core::ports::UnreadableTimes>,
+    /// Why the last poll failed, and when (none after a success): the reason an operator
+    /// looks for behind "unhealthy".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+}
+
+/// A failed poll's error and time.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    /// The error as logged (masked like every output).
+    pub message: String,
+    /// When the poll failed (RFC 3339).
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -371,6 +385,19 @@ impl Metrics {
             .map(|(r, n)| (r.label(), *n))
             .collect();
         health.unreadable_times = summary.unreadable_times.clone();
+        health.last_error = None;
+    }
+
+    /// A poll of `connector` failed with `error`.
+    fn poll_failed(&self, connector: &str, error: &PollError) {
+        let mut reads = self
+            .reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reads.entry(connector.to_owned()).or_default().last_error = Some(LastError {
+            message: error.to_string(),
+            at: connector_core::signal::rfc3339_millis(connector_core::pipeline::now_ms()),
+        });
     }
 
     /// How a connector's reads ended lately, when this process ran it.
@@ -449,6 +476,11 @@ impl Metrics {
                 opentelemetry::KeyValue::new("outcome", format!("{outcome:?}")),
             ],
         );
+        if let Some(Err(e)) = result
+            && !matches!(e, PollError::Fenced { .. })
+        {
+            self.poll_failed(connector, e);
+        }
         if let Some(Ok(s)) = result {
             self.reads_finished(connector, s);
             let label = ConnectorLabel {
@@ -550,7 +582,10 @@ impl Telemetry {
 
 /// Standard error, with every credential the process knows masked in each line: an API
 /// that echoes a token back must not get it into the logs.
-struct Scrubbed(connector_core::redact::Redactor);
+struct Scrubbed(
+    connector_core::redact::Redactor,
+    Option<std::sync::Arc<str>>,
+);
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Scrubbed {
     type Writer = ScrubbedLine;
@@ -558,16 +593,33 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Scrubbed {
     fn make_writer(&'a self) -> Self::Writer {
         ScrubbedLine {
             redactor: self.0.clone(),
+            child: self.1.clone(),
             line: Vec::with_capacity(256),
         }
     }
 }
 
 /// One event's text, collected whole (a secret split across two writes would escape a
-/// per-write scrub) and written scrubbed when the event is done.
+/// per-write scrub) and written scrubbed when the event is done; a supervised child's
+/// lines name it (`[name] …`, or a `"child"` field in JSON).
 struct ScrubbedLine {
     redactor: connector_core::redact::Redactor,
+    child: Option<std::sync::Arc<str>>,
     line: Vec<u8>,
+}
+
+/// `text` as the child `child` writes it.
+fn named(child: Option<&str>, text: String) -> String {
+    match child {
+        None => text,
+        Some(name) => match text.strip_prefix('{') {
+            Some(rest) => {
+                let field = serde_json::to_string(name).unwrap_or_default();
+                format!("{{\"child\":{field},{rest}")
+            }
+            None => format!("[{name}] {text}"),
+        },
+    }
 }
 
 impl std::io::Write for ScrubbedLine {
@@ -584,7 +636,7 @@ impl std::io::Write for ScrubbedLine {
 impl Drop for ScrubbedLine {
     fn drop(&mut self) {
         use std::io::Write as _;
-        let text = self.redactor.scrub_bytes(&self.line);
+        let text = named(self.child.as_deref(), self.redactor.scrub_bytes(&self.line));
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }
@@ -616,7 +668,10 @@ pub fn init(service: &str, settings: &crate::settings::Settings) -> Telemetry {
     let service = settings.service_name.as_deref().unwrap_or(service);
     let otlp = settings.otlp.is_some();
     // Every line passes the redactor on its way out, whatever its level or format.
-    let writer = Scrubbed(settings.redactor.clone());
+    let writer = Scrubbed(
+        settings.redactor.clone(),
+        settings.child.as_deref().map(std::sync::Arc::from),
+    );
     let fmt_layer = if json {
         tracing_subscriber::fmt::layer()
             .json()
@@ -810,12 +865,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_child_names_itself_in_text_and_json_lines() {
+        assert_eq!(
+            named(Some("x"), "INFO started\n".into()),
+            "[x] INFO started\n"
+        );
+        assert_eq!(
+            named(Some("a\"b"), "{\"level\":\"INFO\"}\n".into()),
+            "{\"child\":\"a\\\"b\",\"level\":\"INFO\"}\n"
+        );
+        assert_eq!(named(None, "plain\n".into()), "plain\n");
+    }
+
+    #[test]
     fn a_log_line_is_scrubbed_whole_though_written_in_pieces() {
         use std::io::Write as _;
         use tracing_subscriber::fmt::MakeWriter as _;
         let redactor = connector_core::redact::Redactor::new();
         redactor.add("line-s3cret-0010");
-        let scrubbed = Scrubbed(redactor);
+        let scrubbed = Scrubbed(redactor, None);
         let mut line = scrubbed.make_writer();
         // The formatter writes a line in several pieces; a secret may straddle two.
         line.write_all(b"WARN poll failed: token line-s3")

@@ -137,8 +137,11 @@ impl Worker {
         }
     }
 
-    /// Waits for the lease (or shutdown: `None`).
+    /// Waits for the lease (or shutdown: `None`). A wait for a lease another instance
+    /// holds is said once: by this connector when the process runs only it, else in the
+    /// worker's summary line.
     async fn acquire(&mut self) -> Option<Lease> {
+        let mut said = false;
         loop {
             let attempt = if self.share.may_acquire() {
                 self.backends
@@ -153,7 +156,14 @@ impl Worker {
                 Ok(None)
             };
             match attempt {
-                Ok(Some(lease)) => return Some(lease),
+                Ok(Some(lease)) => {
+                    self.share.waiting(&self.config.name, None);
+                    return Some(lease);
+                }
+                Ok(None) if !said && self.share.may_acquire() => {
+                    said = true;
+                    self.say_waiting().await;
+                }
                 Ok(None) => {
                     tracing::debug!(connector = %self.config.name, "lease held by another instance")
                 }
@@ -162,9 +172,32 @@ impl Worker {
                 }
             }
             tokio::select! {
-                () = self.shutdown.cancelled() => return None,
+                () = self.shutdown.cancelled() => {
+                    self.share.waiting(&self.config.name, None);
+                    return None;
+                }
                 () = tokio::time::sleep(self.config.lease_ttl() / 3) => {}
             }
+        }
+    }
+
+    /// Says who holds the lease this connector waits for, and until when.
+    async fn say_waiting(&mut self) {
+        let name = &self.config.name;
+        let Ok(Some(holder)) = self.backends.leases.holder(name).await else {
+            return;
+        };
+        let ttl_ms = holder.ttl_ms.unwrap_or(0);
+        if self.share.connectors() <= 1 {
+            tracing::info!(
+                connector = %name,
+                holder = %holder.instance_id,
+                "waiting for the lease: another instance holds it; it lapses in {} s unless renewed",
+                ttl_ms.div_ceil(1000)
+            );
+        } else {
+            self.share
+                .waiting(name, Some((holder.instance_id, now_ms() + ttl_ms)));
         }
     }
 
@@ -375,14 +408,15 @@ impl Worker {
         } else if !self.reached {
             // Said once: later failures are an outage, not a first run offline.
             self.reached = true;
-            tracing::warn!(
-                "the provider cannot be reached: check the network, HTTPS_PROXY and the base URL. \
-                 Without internet, the offline demo runs the whole pipeline against recorded alerts: \
-                 cargo run -p connector-noaa --example demo"
-            );
+            tracing::warn!("{OFFLINE_HINT}");
         }
     }
 }
+
+/// What to do when a provider cannot be reached at all (said by `run` once, and by `poll`).
+pub(crate) const OFFLINE_HINT: &str = "the provider cannot be reached: check the network, \
+    HTTPS_PROXY and the base URL. Without internet, the offline demo runs the whole pipeline \
+    against recorded alerts: cargo run -p connector-noaa --example demo";
 
 /// When the next woken poll is due; never for a connector without a webhook block.
 async fn wake_due(

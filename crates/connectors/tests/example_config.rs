@@ -73,3 +73,63 @@ fn the_committed_schema_is_what_the_binary_prints() {
         "each provider keeps its own definitions: {names:?}"
     );
 }
+
+/// Every JSON block of every README that is a connector (or a whole `connectors.json`)
+/// passes `validate` as pasted, with each `${VAR}` set; a block that names a
+/// `providerConfig` must be JSON at all (no comments, no ellipses).
+#[test]
+fn every_readme_config_example_validates_as_pasted() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let mut readmes = vec![std::path::PathBuf::from(format!("{root}/README.md"))];
+    for entry in std::fs::read_dir(format!("{root}/crates")).expect("crates") {
+        let readme = entry.expect("entry").path().join("README.md");
+        if readme.is_file() {
+            readmes.push(readme);
+        }
+    }
+    let mut checked = 0;
+    for readme in readmes {
+        let text = std::fs::read_to_string(&readme).expect("readme");
+        for (n, block) in text.split("```json\n").skip(1).enumerate() {
+            let block = block.split("\n```").next().unwrap_or_default();
+            let at = format!("{} JSON block {}", readme.display(), n + 1);
+            let value: serde_json::Value = match serde_json::from_str(block) {
+                Ok(v) => v,
+                Err(e) => {
+                    assert!(
+                        !block.contains("\"providerConfig\""),
+                        "{at} is not JSON ({e}): a reader pasting it gets the same error"
+                    );
+                    continue;
+                }
+            };
+            let file = match &value {
+                v if v.get("connectors").is_some() => v.clone(),
+                v if v.get("type").is_some() && v.get("name").is_some() => {
+                    serde_json::json!({ "connectors": [v] })
+                }
+                _ => continue,
+            };
+            let text = file.to_string();
+            let vars: Vec<(String, String)> = text
+                .split("${")
+                .skip(1)
+                .filter_map(|rest| rest.split('}').next())
+                .map(|var| {
+                    let name = var.split(":-").next().unwrap_or(var).to_owned();
+                    (name, "example-value-0123456789".to_owned())
+                })
+                .collect();
+            let env = Environment::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let source = ConfigSource::Text {
+                name: at.clone().into(),
+                text,
+            };
+            if let Err(e) = ConnectorRegistry::load(&source, &env, &connectors::factories()) {
+                panic!("{at} does not validate:\n{e}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} examples found");
+}

@@ -155,6 +155,16 @@ async fn two_workers_share_five_connectors_and_the_survivor_takes_over() {
     )
     .await;
     assert_eq!(split.len(), 2);
+    // The worker short of its share says once, in one line, what it waits for.
+    eventually(
+        "a summary of the leases waited for",
+        Duration::from_secs(20),
+        || async {
+            let said = "connector(s) wait for leases 1 other instance(s) hold";
+            (w1.log().contains(said) || w2.log().contains(said)).then_some(())
+        },
+    )
+    .await;
 
     // Every connector's three alerts were published exactly once, whoever polled it.
     let (_, all) = eventually(
@@ -389,6 +399,9 @@ async fn the_supervisor_answers_health_for_every_child_on_its_own_port() {
         .collect();
     assert_eq!(names, ["x", "y"], "{merged}");
     assert_eq!(merged["connectors"]["x"]["healthy"], true, "{merged}");
+    // Every child's log line names it (they share the supervisor's standard error).
+    let log = sup.log();
+    assert!(log.contains("[x] ") && log.contains("[y] "), "{log}");
     // One OpenMetrics exposition for every child: each family once, both children's series.
     let (status, text) = get(port, "/metrics").await.expect("supervisor metrics");
     assert_eq!(status, 200, "{text}");
@@ -556,4 +569,42 @@ async fn poll_spans_and_metrics_are_exported_over_otlp_when_configured() {
         has(&metrics, "connector.polls") && has(&metrics, "connector.items"),
         "poll metrics exported"
     );
+}
+
+/// `/health/connectors` says why a connector is unhealthy: its last poll's error and time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_names_the_last_error_of_a_failing_connector() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
+        .mount(&server)
+        .await;
+    let dir = temp_dir("last-error");
+    std::fs::write(
+        dir.join("connectors.json"),
+        config(&server, &[("failing", 300)]),
+    )
+    .expect("write");
+    let port = free_port();
+    let mut proc = Proc::start(&dir, &["run"], &[("HTTP_PORT", port.to_string())]);
+    let (status, health) = eventually("the failure in health", Duration::from_secs(20), || async {
+        get_json(port, "/health/connectors")
+            .await
+            .filter(|(_, h)| h["connectors"]["failing"]["lastError"].is_object())
+    })
+    .await;
+    assert_eq!(status, 503, "{health}");
+    let last = &health["connectors"]["failing"]["lastError"];
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("HTTP 500")),
+        "{health}"
+    );
+    assert!(
+        last["at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{health}"
+    );
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(20)).await.success());
 }

@@ -455,6 +455,14 @@ async fn a_webhook_to_the_replica_without_the_lease_makes_the_holder_poll() {
         .expect("answer");
     assert_eq!(status, 202);
     published(&redis, &s.ns, "shared", 2).await;
+    // The standby says, once, who holds the lease and when it lapses.
+    let standby = if other == port_a { &a } else { &b };
+    standby
+        .wait_log(
+            "waiting for the lease: another instance holds it",
+            Duration::from_secs(20),
+        )
+        .await;
     let wakes = "connector_wakes_total{connector=\"shared\"}";
     assert_eq!(metric(holder, wakes).await, 1.0, "the holder polled");
     assert_eq!(metric(other, wakes).await, 0.0, "the receiver did not");

@@ -86,16 +86,7 @@ impl<'a> Schema<'a> {
                     .and_then(Value::as_object)
                     .into_iter()
                     .flatten()
-                    .filter_map(|(k, p)| {
-                        let p = self.resolve(p);
-                        let one = p.get("const").or_else(|| {
-                            p.get("enum")
-                                .and_then(Value::as_array)
-                                .filter(|e| e.len() == 1)
-                                .and_then(|e| e.first())
-                        });
-                        one.map(|c| (k, c))
-                    })
+                    .filter_map(|(k, p)| self.constant_of(p).map(|c| (k, c)))
                     .collect();
                 !constants.is_empty() && constants.iter().all(|(k, c)| object.get(*k) == Some(*c))
             })
@@ -130,6 +121,69 @@ impl<'a> Schema<'a> {
             .or_else(|| resolved.iter().find(|b| !allows(b, "null")))
             .copied()
             .unwrap_or(schema)
+    }
+
+    /// A tagged union (`{"type": "bearer", …}`) whose tag names no branch: the tag is the
+    /// mistake, not whatever the first branch would miss. True when it was reported.
+    fn tag_problem(
+        &self,
+        schema: &'a Value,
+        value: &Value,
+        path: &[PathSegment],
+        problems: &mut Vec<FieldError>,
+    ) -> bool {
+        let Some((tag, allowed)) = self.tag_mismatch(schema, value) else {
+            return false;
+        };
+        let listed: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+        let mut at = path.to_vec();
+        at.push(PathSegment::Key(tag));
+        problems.push(FieldError::at(
+            at,
+            format!("expected one of {}", listed.join(", ")),
+        ));
+        true
+    }
+
+    /// The one value a property schema allows (`const`, or an `enum` of one), if so.
+    fn constant_of(&self, property: &'a Value) -> Option<&'a Value> {
+        let p = self.resolve(property);
+        p.get("const").or_else(|| {
+            p.get("enum")
+                .and_then(Value::as_array)
+                .filter(|e| e.len() == 1)
+                .and_then(|e| e.first())
+        })
+    }
+
+    /// For a tagged union (every branch an object with a constant under one key) and an
+    /// object whose tag is none of them: the tag's key and the values it may take.
+    fn tag_mismatch(&self, schema: &'a Value, value: &Value) -> Option<(String, Vec<&'a Value>)> {
+        let object = value.as_object()?;
+        let schema = self.resolve(schema);
+        let branches: Vec<&Value> = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))
+            .and_then(Value::as_array)?
+            .iter()
+            .map(|b| self.resolve(b))
+            .filter(|b| !is_null_only(b))
+            .collect();
+        let tag_of = |b: &'a Value| -> Option<(&'a String, &'a Value)> {
+            b.get("properties")?
+                .as_object()?
+                .iter()
+                .find_map(|(k, p)| Some((k, self.constant_of(p)?)))
+        };
+        let tags: Vec<(&String, &Value)> =
+            branches.iter().map(|b| tag_of(b)).collect::<Option<_>>()?;
+        let key = tags.first()?.0;
+        if branches.len() < 2 || tags.iter().any(|(k, _)| *k != key) {
+            return None;
+        }
+        let given = object.get(key)?;
+        let allowed: Vec<&Value> = tags.iter().map(|(_, v)| *v).collect();
+        (!allowed.contains(&given)).then(|| (key.clone(), allowed))
     }
 
     /// The values a oneOf/anyOf of constants allows (schemars writes a string enum with
@@ -248,6 +302,9 @@ impl<'a> Schema<'a> {
         mode: Mode,
         problems: &mut Vec<FieldError>,
     ) {
+        if self.tag_problem(schema, value, path, problems) {
+            return;
+        }
         let schema = self.branch(schema, value);
         coerce(self, schema, value);
         let problem = |problems: &mut Vec<FieldError>, path: &[PathSegment]| {

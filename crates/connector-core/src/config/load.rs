@@ -316,10 +316,26 @@ impl Loader<'_> {
             Ok(v) => v,
             Err(e) => {
                 let full = e.to_string();
-                let message = full
+                let mut message = full
                     .rsplit_once(" at line ")
                     .map_or(full.as_str(), |(m, _)| m)
                     .to_owned();
+                // What a pasted JSONC example or a hand edit most often brings.
+                let line = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
+                let from = line
+                    .char_indices()
+                    .nth(e.column().saturating_sub(2))
+                    .map_or(0, |(i, _)| i);
+                let rest = &line[from..];
+                if rest.contains("//") || rest.contains("/*") {
+                    message.push_str(
+                        " (comments are not allowed in connectors.json: it is plain JSON)",
+                    );
+                } else if rest.trim_start().starts_with([']', '}'])
+                    && !message.contains("trailing comma")
+                {
+                    message.push_str(" (a trailing comma before it is not allowed in JSON)");
+                }
                 self.errors.push(ConfigError {
                     location: self.file_location_at(e.line(), e.column()),
                     path: String::new(),

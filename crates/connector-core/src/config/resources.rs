@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 /// `N` is the provider's enum of names (so a misspelt name fails the config with the list
 /// of known ones), `O` its struct with one optional field of options per name, whose
 /// serde field names are the names.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(untagged)]
 #[schemars(
     rename = "Resources",
@@ -22,6 +22,26 @@ pub enum Resources<N, O> {
     Names(Vec<N>),
     /// Names with their options.
     Options(O),
+}
+
+/// Read by its shape, so a mistake is told in the words of the form it is in (an unknown
+/// name with the known ones, an unknown option) instead of serde's "did not match any
+/// variant of untagged enum".
+impl<'de, N: DeserializeOwned, O: DeserializeOwned> Deserialize<'de> for Resources<N, O> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(deserializer)? {
+            list @ Value::Array(_) => serde_json::from_value(list)
+                .map(Self::Names)
+                .map_err(D::Error::custom),
+            options @ Value::Object(_) => serde_json::from_value(options)
+                .map(Self::Options)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected a list of resource names or an object of names with their options, not {other}"
+            ))),
+        }
+    }
 }
 
 impl<N: Serialize, O: DeserializeOwned + Clone + Default> Resources<N, O> {
@@ -78,6 +98,26 @@ mod tests {
 
     fn all() -> String {
         "all".into()
+    }
+
+    #[test]
+    fn a_mistake_is_told_in_the_terms_of_its_form() {
+        let err = |v: Value| {
+            serde_json::from_value::<Resources<Name, Options>>(v)
+                .expect_err("refused")
+                .to_string()
+        };
+        let named = err(serde_json::json!(["issues", "dependabotAlert"]));
+        assert!(
+            named.contains(
+                "unknown variant `dependabotAlert`, expected `issues` or `dependabotAlerts`"
+            ),
+            "{named}"
+        );
+        let option = err(serde_json::json!({"issue": {}}));
+        assert!(option.contains("unknown field `issue`"), "{option}");
+        assert!(err(serde_json::json!("issues")).contains("expected a list of resource names"));
+        assert!(!named.contains("untagged"));
     }
 
     #[test]

@@ -247,7 +247,7 @@ impl<P: Provider> Encoder<'_, P> {
         if failing.count(&key.id, &key.version, delta) {
             tracing::error!(
                 connector = %self.config.name,
-                stream = %stream.name,
+                stream = %stream.label(),
                 external_id = %key.id,
                 %reason,
                 "item skipped for good: its signal could not be built in each of the last polls"
@@ -258,7 +258,7 @@ impl<P: Provider> Encoder<'_, P> {
         } else {
             tracing::warn!(
                 connector = %self.config.name,
-                stream = %stream.name,
+                stream = %stream.label(),
                 external_id = %key.id,
                 %reason,
                 "item skipped: cannot build its signal"

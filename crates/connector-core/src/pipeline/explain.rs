@@ -33,15 +33,13 @@ async fn explain_stream<P: Provider>(
 ) {
     let out = &mut report.text;
     let cursor = stored.map(|s| s.cursor.clone()).unwrap_or_default();
-    let shown = if stream.name.is_empty() {
-        "(main)"
-    } else {
-        &stream.name
-    };
+    let shown = stream.label();
     let how = if stream.snapshot {
-        "snapshot"
+        "snapshot (a complete read is the whole set: what it lacks is pruned)"
+    } else if stream.incremental {
+        "incremental (read from its watermark)"
     } else {
-        "incremental"
+        "listing (new and changed records are published; absent ones are not removed)"
     };
     let _ = writeln!(out, "stream {shown}: kind {}, {how}", stream.kind);
     if let Some(w) = &cursor.watermark {
@@ -54,6 +52,9 @@ async fn explain_stream<P: Provider>(
         }
         Some(Err(e)) => {
             let _ = writeln!(out, "  the first page failed: {e}");
+            report.problems.push(format!(
+                "stream {shown}: the first page cannot be read: {e}"
+            ));
         }
         Some(Ok(PageEvent::NotModified)) => {
             let _ = writeln!(
@@ -61,12 +62,30 @@ async fn explain_stream<P: Provider>(
                 "  304 Not Modified: nothing changed since the last read"
             );
         }
-        Some(Ok(PageEvent::Page(page))) => explain_page(&page, stored, report),
+        Some(Ok(PageEvent::Page(page))) => {
+            // Each record's title as its signal would carry it.
+            let titles: Vec<Option<String>> = page
+                .items
+                .iter()
+                .map(|r| {
+                    provider
+                        .describe(stream, r)
+                        .ok()
+                        .map(|d| d.title.into_owned())
+                })
+                .collect();
+            explain_page(&page, stored, &titles, report);
+        }
     }
 }
 
 /// The first page: its request, each record, an unreadable watermark, the next request.
-fn explain_page(page: &Page<Record>, stored: Option<&StreamState>, report: &mut Explanation) {
+fn explain_page(
+    page: &Page<Record>,
+    stored: Option<&StreamState>,
+    titles: &[Option<String>],
+    report: &mut Explanation,
+) {
     let out = &mut report.text;
     if let Some(request) = &page.notes.request {
         let _ = writeln!(out, "  request: {request}");
@@ -79,12 +98,31 @@ fn explain_page(page: &Page<Record>, stored: Option<&StreamState>, report: &mut 
     let watermarked =
         page.unreadable.is_some() || page.notes.records.iter().any(|n| n.time.is_some());
     let mut readable = 0usize;
+    let mut empty_titles = 0usize;
     for (i, note) in page.notes.records.iter().enumerate() {
         let parsed = note.time.as_deref().and_then(crate::time::parse_millis);
         readable += usize::from(parsed.is_some());
         let what = record_line(page, note, stored, parsed.is_some(), watermarked);
-        let _ = writeln!(out, "  record {}: {what}", i + 1);
+        let title = match note.outcome {
+            Outcome::Item(k) => match titles.get(k).and_then(Option::as_deref) {
+                Some("") => {
+                    empty_titles += 1;
+                    ", title empty".to_owned()
+                }
+                Some(t) => format!(", title {t:?}"),
+                None => String::new(),
+            },
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  record {}: {what}{title}", i + 1);
     }
+    if empty_titles > 0 {
+        report.warnings.push(format!(
+            "{empty_titles} record(s) of the first page would be published with an empty title: \
+             the title template's pointers find nothing in them"
+        ));
+    }
+    let out = &mut report.text;
     if let Some(u) = page
         .unreadable
         .as_ref()

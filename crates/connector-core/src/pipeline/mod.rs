@@ -73,9 +73,23 @@ pub struct StreamSpec {
     /// committed with each page; in any other order it is committed at the end of a
     /// complete read.
     pub ascending: bool,
+    /// Each read asks only for what changed since its watermark (for reports: the read
+    /// itself is the provider's).
+    pub incremental: bool,
+}
+
+/// How a stream is named to people: its name, or `(main)` for a connector's only stream
+/// (whose name is empty).
+pub fn stream_label(name: &str) -> &str {
+    if name.is_empty() { "(main)" } else { name }
 }
 
 impl StreamSpec {
+    /// The stream's name as shown in logs and reports (`(main)` for the only stream).
+    pub fn label(&self) -> &str {
+        stream_label(&self.name)
+    }
+
     /// The only stream of a single-stream connector.
     pub fn main(kind: impl Into<String>, snapshot: bool) -> Self {
         Self::named("", kind, snapshot)
@@ -88,12 +102,21 @@ impl StreamSpec {
             kind: kind.into(),
             snapshot,
             ascending: false,
+            incremental: false,
         }
     }
 
-    /// The same stream, read in ascending order of its watermark's field.
+    /// The same stream, read in ascending order of its watermark's field (so from it:
+    /// incremental).
     pub fn ascending(mut self) -> Self {
         self.ascending = true;
+        self.incremental = true;
+        self
+    }
+
+    /// The same stream, read from its watermark.
+    pub fn incremental(mut self) -> Self {
+        self.incremental = true;
         self
     }
 }
@@ -336,8 +359,10 @@ impl From<serde_json::Error> for PollError {
 pub struct Explanation {
     /// The report, line by line.
     pub text: String,
-    /// Problems that need a change of config.
+    /// Problems that need a change of config (the command fails).
     pub problems: Vec<String>,
+    /// What looks wrong but does not stop a poll (said, the command still succeeds).
+    pub warnings: Vec<String>,
 }
 
 /// What a dry run would have published.

@@ -173,11 +173,17 @@ impl<'a, P: Provider> Poll<'a, P> {
                 Ok(read) if read.capped => break,
                 Ok(_) => {}
                 Err(PollError::Fetch(e)) => {
+                    let what = match self.commit {
+                        Commit::DryRun(_) => "stream read failed (dry run: nothing was committed)",
+                        Commit::To { .. } => {
+                            "stream read failed; its committed pages stay, the next poll resumes it"
+                        }
+                    };
                     tracing::warn!(
                         connector = %self.enc.config.name,
-                        stream = %stream.name,
+                        stream = %stream.label(),
                         error = %e,
-                        "stream read failed; its committed pages stay, the next poll resumes it"
+                        "{what}"
                     );
                     first_error.get_or_insert(e);
                 }
@@ -306,7 +312,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                 poisoned += 1;
                 tracing::error!(
                     connector = %self.enc.config.name,
-                    stream = %stream.name,
+                    stream = %stream.label(),
                     record = %id,
                     polls,
                     "record skipped for good: it failed to parse in each of the last polls"
@@ -373,7 +379,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         }
         tracing::warn!(
             connector = %self.enc.config.name,
-            stream = %stream.name,
+            stream = %stream.label(),
             reason = crate::ports::PartialReason::ItemCap.label(),
             "partial read: the per-poll cap of new or changed items was reached; the next poll goes on from here"
         );
@@ -450,7 +456,7 @@ impl<'a, P: Provider> Poll<'a, P> {
                     let shown: String = key.id.chars().take(64).collect();
                     tracing::warn!(
                         connector = %self.enc.config.name,
-                        stream = %stream.name,
+                        stream = %stream.label(),
                         id = ?shown,
                         "record skipped: its id {why}"
                     );
@@ -593,7 +599,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         if !tail.absences.is_empty() {
             tracing::debug!(
                 connector = %config.name,
-                stream = %stream.name,
+                stream = %stream.label(),
                 changes = tail.absences.len(),
                 "snapshot items missing or back within their removal grace"
             );

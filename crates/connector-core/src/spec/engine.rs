@@ -517,10 +517,10 @@ impl SpecReader {
     pub fn stream(&self) -> StreamSpec {
         let c = &self.config;
         let stream = StreamSpec::main(c.signal.kind.clone(), c.snapshot);
-        if c.order == Order::Asc && c.incremental.is_some() {
-            stream.ascending()
-        } else {
-            stream
+        match (&c.incremental, c.order) {
+            (Some(_), Order::Asc) => stream.ascending(),
+            (Some(_), _) => stream.incremental(),
+            (None, _) => stream,
         }
     }
 
