@@ -74,10 +74,11 @@ pub fn main_named(name: &str, factories: Factories) -> ExitCode {
     let Some(mut settings) = settings_or_report(&env, &cli) else {
         return ExitCode::FAILURE;
     };
-    if let (Some(_), Some(Command::Run { name: Some(name) })) =
+    if let (Some(supervised), Some(Command::Run { name: Some(name) })) =
         (env.get(SUPERVISED_VAR), &cli.command)
     {
         settings.child = Some(name.clone());
+        settings.startup_notes = supervised == FIRST_CHILD;
     }
     // A one-shot command's answer is its output: its progress lines only when asked for.
     let serving = matches!(cli.command, None | Some(Command::Run { .. } | Command::All));
@@ -255,6 +256,7 @@ pub(crate) fn learn_secrets(
 /// cannot be reached at start-up is an error (a misconfigured deployment must not quietly
 /// run embedded); later outages are survived.
 async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
+    let notes = settings.startup_notes;
     if let Some(redis) = settings.redis.clone() {
         let settings: RedisSettings = redis;
         let shown = settings.display_url().to_string();
@@ -264,6 +266,9 @@ async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
                  (Debian's redis-server), or unset REDIS_URL to run embedded"
             )
         })?;
+        if !notes {
+            return Ok(backend.backends());
+        }
         tracing::info!(redis = %shown, topology = ?backend.topology(), "Redis backend: leases, state, metrics and the output stream live in Redis");
         if serving && backend.persistent().await == Some(false) {
             tracing::warn!(
@@ -274,6 +279,7 @@ async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
         return Ok(backend.backends());
     }
     match &settings.state_dir {
+        _ if !settings.startup_notes => {}
         Some(dir) => tracing::info!(
             state_dir = %dir.display(),
             "no REDIS_URL: embedded mode; signals are printed to stdout as JSON lines, state is kept in the folder"
@@ -345,6 +351,9 @@ fn find<'a>(registry: &'a ConnectorRegistry, name: &str) -> Result<&'a Arc<Conne
 /// and the supervisor forwards it as SIGTERM; taking both would count as a second signal
 /// and skip the grace period.
 pub(crate) use connector_core::config::SUPERVISED_VAR;
+
+/// The value of [`SUPERVISED_VAR`] for the child that says the start-up notes.
+pub(crate) const FIRST_CHILD: &str = "first";
 
 /// A connector's metrics as the CLI and the HTTP API show them: the metrics hash's fields
 /// (camelCase), with its two times in RFC 3339 instead of the hash's UNIX milliseconds.

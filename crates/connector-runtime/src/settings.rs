@@ -75,6 +75,9 @@ pub struct Settings {
     /// Under `connectors all`, the connector this child runs: every log line names it
     /// (the children share the supervisor's standard error).
     pub child: Option<String>,
+    /// Whether this process says the start-up notes (all but the supervisor's other
+    /// children do).
+    pub startup_notes: bool,
 }
 
 /// Every bad setting at once.
@@ -133,6 +136,7 @@ impl Settings {
             client,
             redactor: connector_core::redact::Redactor::new(),
             child: None,
+            startup_notes: true,
         })
     }
 }

@@ -44,6 +44,9 @@ pub struct ChildSpec {
     pub global_args: Vec<std::ffi::OsString>,
     /// The child's `HTTP_PORT` (`off`, or a port of its own).
     pub http_port: String,
+    /// The one child that says the process-wide start-up notes (embedded or Redis mode,
+    /// Redis without persistence), so they are not repeated by every child.
+    pub notes: bool,
 }
 
 /// How the supervisor starts its children and reads the configuration again.
@@ -127,6 +130,7 @@ impl Children {
             name: name.clone(),
             global_args: self.launch.global_args.clone(),
             http_port: self.port_for(&name, &config),
+            notes: self.running.is_empty() && self.stopping.is_empty(),
         };
         let task = tokio::spawn(keep_running(self.exe.clone(), spec, rx));
         let child = Running {
@@ -275,7 +279,10 @@ async fn keep_running(
             .arg(&spec.name)
             .env("HTTP_PORT", &spec.http_port)
             .env_remove("CONNECTOR_NAME")
-            .env(crate::SUPERVISED_VAR, "1")
+            .env(
+                crate::SUPERVISED_VAR,
+                if spec.notes { crate::FIRST_CHILD } else { "1" },
+            )
             .kill_on_drop(true)
             .spawn()
         {

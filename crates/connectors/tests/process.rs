@@ -402,6 +402,12 @@ async fn the_supervisor_answers_health_for_every_child_on_its_own_port() {
     // Every child's log line names it (they share the supervisor's standard error).
     let log = sup.log();
     assert!(log.contains("[x] ") && log.contains("[y] "), "{log}");
+    // The process-wide notes once, by one child, not by every child.
+    assert_eq!(
+        log.matches("no REDIS_URL: embedded mode").count(),
+        1,
+        "{log}"
+    );
     // One OpenMetrics exposition for every child: each family once, both children's series.
     let (status, text) = get(port, "/metrics").await.expect("supervisor metrics");
     assert_eq!(status, 200, "{text}");
