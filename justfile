@@ -1,7 +1,7 @@
 # Task shortcuts; each recipe is the plain command it wraps, so `just` is optional.
 # Get just with `cargo install just`, or `pip install rust-just` (faster).
 
-# `exec`: Ctrl-C reaches the connector itself, which stops cleanly (exit status 130).
+# `exec`: Ctrl-C reaches the connector itself, which stops cleanly (just reports the interrupt).
 # Run a binary in the foreground: `just run noaa`, `just run connectors all` (embedded without REDIS_URL).
 [no-exit-message]
 run provider *args:

@@ -28,7 +28,11 @@ pub(super) fn validate(
         registry.enabled().count(),
         factories.types().join(", ")
     );
-    if registry.enabled().next().is_none() || here == 0 {
+    let runs_here = registry
+        .enabled()
+        .filter(|c| factories.get(&c.connector_type).is_some())
+        .count();
+    if runs_here == 0 {
         eprintln!(
             "note: nothing here would run with this binary (every connector is disabled or of another binary's type)"
         );

@@ -15,8 +15,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-/// How long the supervisor waits for a child's answer: inside a one-second probe.
-const CHILD_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long the supervisor waits for a child's answer: inside a one-second probe, and
+/// longer than the 0.8 s a child itself gives Redis (so a child that answers "Redis did
+/// not answer" at its own deadline is heard).
+const CHILD_TIMEOUT: Duration = Duration::from_millis(950);
 
 /// How the supervisor reaches one running child.
 #[derive(Debug, Clone, Copy)]

@@ -231,8 +231,17 @@ const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 /// The crates whose log lines a directive may name (a target's first path segment):
 /// anything else is a typo that `EnvFilter` would accept and then match nothing.
-const LOG_TARGETS: [&str; 16] = [
+const LOG_TARGETS: [&str; 24] = [
     "connectors",
+    "connector_core",
+    "connector_runtime",
+    "connector_redis",
+    "connector_noaa",
+    "connector_jira",
+    "connector_github",
+    "connector_datadog",
+    "connector_http",
+    "connector_bench",
     "fred",
     "reqwest",
     "hyper",
@@ -247,7 +256,6 @@ const LOG_TARGETS: [&str; 16] = [
     "opentelemetry_otlp",
     "redis_protocol",
     "tracing",
-    "runtime",
 ];
 
 /// Whether one `RUST_LOG` directive is a level, or names a target of this program with
@@ -265,9 +273,7 @@ fn known_directive(directive: &str) -> bool {
     let level_ok = level.is_none_or(|l| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str()));
     // `[span{field}]=level` filters by span wherever it is.
     let name = target.split(['[', ':']).next().unwrap_or("").trim();
-    let target_ok = (name.is_empty() && target.starts_with('['))
-        || name.starts_with("connector")
-        || LOG_TARGETS.contains(&name);
+    let target_ok = (name.is_empty() && target.starts_with('[')) || LOG_TARGETS.contains(&name);
     level_ok && target_ok
 }
 
@@ -352,6 +358,7 @@ mod tests {
             );
         }
         for wrong in [
+            "connector_nooa=debug",
             "verbose",
             "info,verbose",
             "bogus=debug",

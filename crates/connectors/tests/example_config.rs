@@ -90,14 +90,26 @@ fn every_readme_config_example_validates_as_pasted() {
     let mut checked = 0;
     for readme in readmes {
         let text = std::fs::read_to_string(&readme).expect("readme");
-        for (n, block) in text.split("```json\n").skip(1).enumerate() {
-            let block = block.split("\n```").next().unwrap_or_default();
-            let at = format!("{} JSON block {}", readme.display(), n + 1);
+        // Every fenced block (the odd pieces between ``` marks): its info string, its text.
+        let fences = text.split("```").skip(1).step_by(2);
+        for (n, fenced) in fences.enumerate() {
+            let (info, block) = fenced.split_once('\n').unwrap_or((fenced, ""));
+            let looks_like_config = block.contains("\"providerConfig\"");
+            if !["json", "jsonc", "js", "javascript", ""].contains(&info.trim()) {
+                assert!(
+                    !looks_like_config,
+                    "{} block {}: a connector example in a ```{info} fence",
+                    readme.display(),
+                    n + 1
+                );
+                continue;
+            }
+            let at = format!("{} block {}", readme.display(), n + 1);
             let value: serde_json::Value = match serde_json::from_str(block) {
                 Ok(v) => v,
                 Err(e) => {
                     assert!(
-                        !block.contains("\"providerConfig\""),
+                        !looks_like_config,
                         "{at} is not JSON ({e}): a reader pasting it gets the same error"
                     );
                     continue;

@@ -300,9 +300,22 @@ async fn readiness_answers_within_a_second_while_redis_is_stalled() {
     let answer =
         tokio::time::timeout(Duration::from_secs(3), get_json(port, "/health/ready")).await;
     let took = asked.elapsed();
+    // /health/connectors answers too, saying the stored figures could not be read.
+    let connectors =
+        tokio::time::timeout(Duration::from_secs(3), get_json(port, "/health/connectors")).await;
     kill(redis_pid, Signal::SIGCONT).expect("resume redis");
     let (status, body) = answer.expect("an answer").expect("JSON");
     assert_eq!(status, 503, "{body}");
+    let (status, health) = connectors
+        .expect("/health/connectors answers while Redis stalls")
+        .expect("JSON");
+    assert_eq!(status, 503, "{health}");
+    assert!(
+        health["connectors"]["s"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not answer within 800 ms")),
+        "{health}"
+    );
     assert!(
         took < Duration::from_millis(1500),
         "answered after {took:?}"
