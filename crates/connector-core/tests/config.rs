@@ -122,13 +122,13 @@ fn every_mistake_in_the_file_is_reported_at_once() {
     assert_eq!(
         errors(json, &[]),
         vec![
-            "connectors.json:2:39: connectors[0].pollIntervalMs: expected a whole number of milliseconds of at least 100",
-            "connectors.json:4:40: connectors[1].retryConfig.jitterRatio: expected a number between 0 and 1",
-            "connectors.json:5:4: connectors[1].requestTimeoutMs: expected a whole number of milliseconds greater than 0",
+            "connectors.json:2:39: connectors[0].pollIntervalMs: expected a whole number of milliseconds of at least 100 (got 0)",
+            "connectors.json:4:40: connectors[1].retryConfig.jitterRatio: expected a number between 0 and 1 (got 1.5)",
+            "connectors.json:5:4: connectors[1].requestTimeoutMs: expected a whole number of milliseconds greater than 0 (got -5)",
             "connectors.json:7:4: connectors[2].name: duplicate connector name \"a\" (first defined at connectors[0], line 2); names must be unique",
             "connectors.json:7:17: connectors[2].type: unknown connector type \"TEST_ITEM\" (did you mean \"TEST_ITEMS\"?); known types: DATADOG, GITHUB, HTTP_JSON, JIRA, NOAA_WEATHER, TEST_ITEMS",
             "connectors.json:8:3: connectors[3]: missing required field \"name\"",
-            "connectors.json:8:26: connectors[3].enabled: expected true or false",
+            "connectors.json:8:26: connectors[3].enabled: expected true or false (got \"yes\")",
         ]
     );
 }
@@ -608,7 +608,7 @@ fn the_schema_carries_the_ranges_the_loader_enforces() {
     assert_eq!(
         errors(json, &[]),
         vec![
-            "connectors.json:1:53: connectors[0].leaseTtlSeconds: expected a whole number of seconds from 1 to 86400"
+            "connectors.json:1:53: connectors[0].leaseTtlSeconds: expected a whole number of seconds from 1 to 86400 (got 86401)"
         ]
     );
 }

@@ -2,8 +2,11 @@
 //!
 //! Every error carries the field path in the file's own terms
 //! (`connectors[1].retryConfig.jitterRatio`) and, where it can be known, the file, line and
-//! column or the environment variable it came from. Messages never contain the value of a
-//! field, so a secret in the wrong place does not leak through an error.
+//! column or the environment variable it came from. A message echoes a bad value only for
+//! a universal field written in the file (`(got 1.5)`); never a value below
+//! `providerConfig` or `webhook` unless the provider shows a known-safe one itself, and
+//! never one from the environment, so a secret in the wrong place does not leak through
+//! an error.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -120,7 +123,8 @@ pub enum PathSegment {
 pub struct FieldError {
     /// Where below the connector (or below `providerConfig`).
     pub path: Vec<PathSegment>,
-    /// What is wrong and what would be right; never the value itself.
+    /// What is wrong and what would be right (the value is added by the loader where it
+    /// is safe to show).
     pub message: String,
 }
 

@@ -254,6 +254,8 @@ impl Loader<'_> {
         if runs_here {
             problems.extend(unresolved);
         }
+        // As written, for messages that echo a bad value (the check may drop it).
+        let written = Value::Object(obj.clone());
         let mut checked = Value::Object(std::mem::take(obj));
         run.doc.check(
             run.schema,
@@ -294,9 +296,7 @@ impl Loader<'_> {
                 &mut problems,
             )
         });
-        for p in problems {
-            self.report(cand, &p.path, p.message);
-        }
+        self.report_all(cand, &written, problems);
         if self.errors.len() != before {
             return None;
         }
@@ -540,6 +540,22 @@ impl Loader<'_> {
         });
     }
 
+    /// Reports `problems` of one connector; an "expected …" about a universal field
+    /// written in the file echoes the value as written (`written`).
+    fn report_all(&mut self, cand: &Layered, written: &Value, problems: Vec<FieldError>) {
+        for p in problems {
+            let message = match shown_value(written, &p.path) {
+                Some(got)
+                    if cand.env_var(&p.path).is_none() && p.message.starts_with("expected") =>
+                {
+                    format!("{} (got {got})", p.message)
+                }
+                _ => p.message,
+            };
+            self.report(cand, &p.path, message);
+        }
+    }
+
     fn report_file(&mut self, path: &[PathSegment], message: impl Into<String>) {
         let location = self.file_location(path);
         self.errors.push(ConfigError {
@@ -674,6 +690,30 @@ fn unknown_type(ty: &str, catalog: &dyn ProviderCatalog) -> FieldError {
             known.join(", ")
         ),
     )
+}
+
+/// The bad value at `path` of a connector as written, as a message may echo it: a
+/// number, a boolean, or a short string of a universal field. Nothing below
+/// `providerConfig` or `webhook` (a provider says its own values, and a credential must
+/// never be echoed).
+fn shown_value(connector: &Value, path: &[PathSegment]) -> Option<String> {
+    if let Some(PathSegment::Key(first)) = path.first()
+        && (first == "providerConfig" || first == "webhook")
+    {
+        return None;
+    }
+    let mut at = connector;
+    for seg in path {
+        at = match seg {
+            PathSegment::Key(k) => at.get(k)?,
+            PathSegment::Index(i) => at.get(*i)?,
+        };
+    }
+    match at {
+        Value::Number(_) | Value::Bool(_) => Some(at.to_string()),
+        Value::String(s) if s.chars().count() <= 60 => Some(at.to_string()),
+        _ => None,
+    }
 }
 
 /// The webhook block's rules a schema cannot say (its shape was checked already).
