@@ -130,36 +130,37 @@ fn labelled(line: &str, child: &str) -> String {
     }
 }
 
-/// Where the label set opened before `inner` closes, outside quoted values.
-fn closing_brace(inner: &str) -> Option<usize> {
+/// The characters of `text` outside quoted label values (an escaped quote stays inside),
+/// with their byte offsets: what both label readers below walk.
+fn unquoted(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let (mut quoted, mut escape) = (false, false);
-    for (i, c) in inner.char_indices() {
+    text.char_indices().filter(move |&(_, c)| {
         match c {
             _ if escape => escape = false,
             '\\' if quoted => escape = true,
             '"' => quoted = !quoted,
-            '}' if !quoted => return Some(i),
-            _ => {}
+            _ => return !quoted,
         }
-    }
-    None
+        false
+    })
+}
+
+/// Where the label set opened before `inner` closes, outside quoted values.
+fn closing_brace(inner: &str) -> Option<usize> {
+    unquoted(inner).find(|&(_, c)| c == '}').map(|(i, _)| i)
 }
 
 /// The label names of a label set's text (`a="x",b="y"`).
 fn label_names(labels: &str) -> impl Iterator<Item = &str> {
-    let (mut quoted, mut escape, mut start) = (false, false, 0);
-    let mut names = Vec::new();
-    for (i, c) in labels.char_indices() {
-        match c {
-            _ if escape => escape = false,
-            '\\' if quoted => escape = true,
-            '"' => quoted = !quoted,
-            '=' if !quoted => names.push(labels[start..i].trim()),
-            ',' if !quoted => start = i + 1,
-            _ => {}
+    let mut start = 0;
+    unquoted(labels).filter_map(move |(i, c)| match c {
+        '=' => Some(labels[start..i].trim()),
+        ',' => {
+            start = i + 1;
+            None
         }
-    }
-    names.into_iter()
+        _ => None,
+    })
 }
 
 #[cfg(test)]

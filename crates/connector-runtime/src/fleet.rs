@@ -229,9 +229,6 @@ async fn metrics(State(fleet): State<Fleet>) -> Response {
         .into_response()
 }
 
-/// How long a webhook body may take to arrive.
-const WEBHOOK_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A webhook, passed as received to the child running its connector, which verifies it
 /// with the connector's config and wakes the lease holder through the backend (the
 /// supervisor has no connection of its own to Redis). 404 at once for a connector without
@@ -253,14 +250,9 @@ async fn webhook(
         )
             .into_response();
     };
-    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-    let read = tokio::time::timeout(WEBHOOK_BODY_TIMEOUT, axum::body::to_bytes(body, cap)).await;
-    let body = match read {
-        Ok(Ok(body)) => body,
-        Ok(Err(e)) if e.to_string().contains("length limit") => {
-            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-        }
-        _ => return StatusCode::BAD_REQUEST.into_response(),
+    let body = match crate::webhooks::read_body(&headers, body, cap).await {
+        Ok(body) => body,
+        Err((_, code)) => return code.into_response(),
     };
     let url = format!(
         "http://{}/webhooks/{name}",

@@ -70,21 +70,9 @@ pub(crate) async fn receive(
             .into_response();
     };
     let received_ms = now_ms();
-    let cap = usize::try_from(webhook.max_body_bytes).unwrap_or(usize::MAX);
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > webhook.max_body_bytes) {
-        return refused(&hooks, &name, "too_large", StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, cap)).await;
-    let bytes = match read {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) if e.to_string().contains("length limit") => {
-            return refused(&hooks, &name, "too_large", StatusCode::PAYLOAD_TOO_LARGE);
-        }
-        // Cut off, or too slow: nothing to verify.
-        _ => return refused(&hooks, &name, "unread", StatusCode::BAD_REQUEST),
+    let bytes = match read_body(&headers, body, webhook.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err((reason, code)) => return refused(&hooks, &name, reason, code),
     };
     let now = hooks.backends.context.clock().now();
     let delivery = match webhook.verify(&headers, &bytes, now) {
@@ -121,6 +109,29 @@ pub(crate) async fn receive(
     hooks.metrics.webhooks.received(&name, "accepted");
     tracing::info!(connector = %name, "webhook verified: the lease holder polls now");
     (StatusCode::ACCEPTED, Json(json!({ "accepted": true }))).into_response()
+}
+
+/// A webhook's body, read to at most `cap` bytes within [`BODY_TIMEOUT`] (a declared
+/// larger one is refused unread), or the reason and status of a refusal: `too_large`
+/// (413), or `unread` (400: cut off or too slow). The route and the supervisor read alike.
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    cap: u64,
+) -> Result<axum::body::Bytes, (&'static str, StatusCode)> {
+    const TOO_LARGE: (&str, StatusCode) = ("too_large", StatusCode::PAYLOAD_TOO_LARGE);
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(TOO_LARGE);
+    }
+    let limit = usize::try_from(cap).unwrap_or(usize::MAX);
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if e.to_string().contains("length limit") => Err(TOO_LARGE),
+        _ => Err(("unread", StatusCode::BAD_REQUEST)),
+    }
 }
 
 /// A refused delivery: counted and logged by reason, without its body or signature; the
