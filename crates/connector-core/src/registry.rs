@@ -13,11 +13,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::config::{
-    self, ConfigErrors, ConfigSource, ConnectorConfig, Environment, FieldError, ProviderCatalog,
-    ProviderSettings, References, parse_provider, schema_of,
+    self, ConfigErrors, ConfigSource, ConnectorConfig, Environment, FieldError, PathSegment,
+    ProviderCatalog, ProviderSettings, References, parse_provider, schema_of,
 };
 use crate::pipeline::{CreateError, PollingConnector, Provider, UniversalPollingConnector};
 use crate::ports::Backends;
+use crate::spec::catalog::Catalog;
 
 /// Builds connectors of one type.
 pub trait ConnectorFactory: Send + Sync {
@@ -50,16 +51,40 @@ impl<P: Provider> Default for ProviderFactory<P> {
 }
 
 impl<P: Provider> ProviderFactory<P> {
+    /// The typed config, the settings it was parsed from (expanded when they name a
+    /// catalog entry) and where referenced or secret values are in them.
     fn parse_typed(
         provider_config: Map<String, Value>,
         references: &References,
-    ) -> Result<(P::Config, Value), Vec<FieldError>> {
-        parse_provider::<P::Config>(
-            provider_config,
-            &schema_of::<P::Config>(),
-            references,
-            &P::check,
-        )
+    ) -> Result<(P::Config, Value, References), Vec<FieldError>> {
+        let Some(expanded) = P::expand(&provider_config, references) else {
+            let schema = schema_of::<P::Config>();
+            let (typed, resolved) =
+                parse_provider::<P::Config>(provider_config, &schema, references, &P::check)?;
+            return Ok((typed, resolved, references.clone()));
+        };
+        let expanded = expanded?;
+        let schema = schema_of::<P::Config>();
+        let (entry, references) = (expanded.entry, expanded.references);
+        parse_provider::<P::Config>(expanded.settings, &schema, &references, &P::check)
+            .map(|(typed, resolved)| (typed, resolved, references))
+            .map_err(|errors| {
+                // A field the user did not write comes from the entry: say which.
+                errors
+                    .into_iter()
+                    .map(|mut e| {
+                        let written = matches!(e.path.first(),
+                            Some(PathSegment::Key(k)) if provider_config.contains_key(k));
+                        if !written {
+                            e.message = format!(
+                                "{} (in catalog entry {entry} as expanded: `catalog show {entry}` prints it)",
+                                e.message
+                            );
+                        }
+                        e
+                    })
+                    .collect()
+            })
     }
 }
 
@@ -73,8 +98,8 @@ impl<P: Provider> ConnectorFactory for ProviderFactory<P> {
         provider_config: Map<String, Value>,
         references: &References,
     ) -> Result<ProviderSettings, Vec<FieldError>> {
-        let (typed, resolved) = Self::parse_typed(provider_config, references)?;
-        Ok(ProviderSettings::typed(typed, &resolved))
+        let (typed, resolved, references) = Self::parse_typed(provider_config, references)?;
+        Ok(ProviderSettings::typed(typed, &resolved).with_references(&references, &resolved))
     }
 
     fn provider_schema(&self) -> Value {
@@ -102,7 +127,7 @@ pub fn typed_config<P: Provider>(config: &ConnectorConfig) -> Result<P::Config, 
     match (settings.get::<P::Config>(), settings.unparsed()) {
         (Some(typed), _) => Ok(typed.clone()),
         (None, Some(raw)) => ProviderFactory::<P>::parse_typed(raw.clone(), &References::new())
-            .map(|(typed, _)| typed)
+            .map(|(typed, ..)| typed)
             .map_err(|errors| {
                 let list: Vec<String> = errors
                     .iter()
@@ -125,6 +150,9 @@ pub struct Factories {
     /// which: the core names no provider). A config naming one this binary was not built
     /// with is skipped (another binary runs it); any other unknown type is a mistake.
     product: Vec<&'static str>,
+    /// The ready read descriptions this binary runs, and the type that expands them
+    /// (`HTTP_JSON`).
+    catalog: Option<(&'static str, Arc<Catalog>)>,
 }
 
 impl Factories {
@@ -148,6 +176,22 @@ impl Factories {
     pub fn with_product_types(mut self, types: &[&'static str]) -> Self {
         self.product = types.to_vec();
         self
+    }
+
+    /// Declares the catalog of ready sources this binary runs, expanded by the provider
+    /// of `connector_type`.
+    pub fn with_catalog(
+        &mut self,
+        connector_type: &'static str,
+        catalog: Arc<Catalog>,
+    ) -> &mut Self {
+        self.catalog = Some((connector_type, catalog));
+        self
+    }
+
+    /// The catalog of ready sources, when this binary runs one.
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.catalog.as_ref().map(|(_, c)| c.as_ref())
     }
 
     /// The product's types, registered or not.
@@ -198,7 +242,10 @@ impl Factories {
         let providers: Vec<(&str, Value)> = self
             .map
             .iter()
-            .map(|(t, f)| (*t, f.provider_schema()))
+            .map(|(t, f)| match &self.catalog {
+                Some((ty, catalog)) if ty == t => (*t, catalog.schema_around(f.provider_schema())),
+                _ => (*t, f.provider_schema()),
+            })
             .collect();
         config::json_schema(&providers, &self.product)
     }

@@ -1,11 +1,16 @@
 #![doc = include_str!("../README.md")]
 
-use connector_core::config::FieldError;
+pub mod catalog;
+
+pub use catalog::catalog;
+use connector_core::config::{FieldError, References};
 use connector_core::pipeline::{CreateError, Pages, StreamSpec};
+use connector_core::spec::catalog::Expanded;
 use connector_core::spec::{ReadSpec, SpecReader};
 use connector_core::{
     ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
+use serde_json::{Map, Value};
 
 /// `providerConfig` of an `HTTP_JSON` connector: the core's read description, as is.
 pub type HttpJsonConfig = ReadSpec;
@@ -22,6 +27,13 @@ impl Provider for HttpJsonProvider {
 
     fn check(config: &ReadSpec) -> Vec<FieldError> {
         config.problems()
+    }
+
+    fn expand(
+        settings: &Map<String, Value>,
+        references: &References,
+    ) -> Option<Result<Expanded, Vec<FieldError>>> {
+        catalog().expand(settings, references)
     }
 
     fn new(config: ReadSpec, common: &ConnectorContext) -> Result<Self, CreateError> {
@@ -57,5 +69,6 @@ impl Provider for HttpJsonProvider {
 pub fn factories() -> Factories {
     let mut factories = Factories::new();
     factories.register::<HttpJsonProvider>();
+    factories.with_catalog(HttpJsonProvider::TYPE, catalog());
     factories
 }

@@ -98,6 +98,27 @@ pub enum Command {
     },
     /// Print the JSON Schema of connectors.json (point your editor's `$schema` at it).
     Schema,
+    /// List the catalog of ready sources, one per line: its name (for `"use"` in an
+    /// HTTP_JSON providerConfig), what it publishes, its auth and its required parameters.
+    /// Needs no config and no Redis.
+    Catalog {
+        /// show NAME: print one entry's whole definition
+        #[command(subcommand)]
+        action: Option<CatalogAction>,
+        /// Print the catalog page (Markdown) instead of the list.
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+/// `catalog` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum CatalogAction {
+    /// Print an entry's whole definition (`NAME`, or `NAME@N` for one version) as JSON.
+    Show {
+        /// The entry, e.g. pagerduty/incidents.
+        name: String,
+    },
 }
 
 /// `state` sub-commands.

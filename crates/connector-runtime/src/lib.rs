@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod api;
+mod catalog;
 mod cli;
 mod commands;
 mod exposition;
@@ -33,7 +34,7 @@ use crate::serve::{all, run};
 use crate::settings::Settings;
 use crate::telemetry::Metrics;
 
-pub use cli::{Cli, Command, LeaseAction, StateAction};
+pub use cli::{CatalogAction, Cli, Command, LeaseAction, StateAction};
 
 /// The whole program of a connector binary: parse the command line, run the command.
 ///
@@ -155,6 +156,9 @@ async fn execute_with(
     if let Command::Health = command {
         return commands::health(&settings).await;
     }
+    if let Command::Catalog { action, markdown } = &command {
+        return catalog::run(&factories, action.as_ref(), *markdown);
+    }
     if let Command::Schema = command {
         println!(
             "{}",
@@ -207,6 +211,7 @@ async fn execute_with(
         Command::Lease { action } => lease(&registry, backends, action).await,
         Command::Metrics { name } => metrics(&registry, backends, name).await,
         Command::Schema
+        | Command::Catalog { .. }
         | Command::Validate { .. }
         | Command::List
         | Command::All

@@ -1,6 +1,6 @@
 //! The list of built-in connector types: one line per provider.
 
-use connector_core::Factories;
+use connector_core::{Factories, Provider};
 
 /// Every connector type this product ships.
 pub fn factories() -> Factories {
@@ -10,5 +10,9 @@ pub fn factories() -> Factories {
     factories.register::<connector_github::GithubProvider>();
     factories.register::<connector_datadog::DatadogProvider>();
     factories.register::<connector_http::HttpJsonProvider>();
+    factories.with_catalog(
+        connector_http::HttpJsonProvider::TYPE,
+        connector_http::catalog(),
+    );
     factories
 }

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use env::{CONFIG_PATH_VAR, ENABLED_VAR, Environment, SUPERVISED_VAR, env_prefix};
+pub(crate) use errors::closest as closest_name;
 pub use errors::{
     ConfigError, ConfigErrors, FieldError, Location, PathSegment, render_field_path, write_problems,
 };

@@ -116,11 +116,17 @@ impl ProviderSettings {
             for r in refs {
                 let value = r.value();
                 let plain = value.parse::<f64>().is_ok() || value == "true" || value == "false";
-                if !plain && !text.is_some_and(|t| only_in_origin(t, value)) {
+                let known = secrets.iter().any(|s| s.expose() == value);
+                if !plain && !known && !text.is_some_and(|t| only_in_origin(t, value)) {
                     secrets.push(crate::config::Secret::new(value));
                 }
             }
         }
+        // A secret may sit in a plain string (a catalog parameter in a query or a URL):
+        // the printed form hides it there too.
+        let mut shown = self.shown.as_ref().clone();
+        mask_strings(&mut shown, &secrets);
+        self.shown = Arc::new(shown);
         self.secrets = Arc::new(secrets);
         self
     }
@@ -232,6 +238,22 @@ fn hidden_values(resolved: &Value, shown: &Value, out: &mut Vec<crate::config::S
                 hidden_values(value, hidden, out);
             }
         }
+        _ => {}
+    }
+}
+
+/// Replaces every secret's text inside the strings of `value` by `****`.
+fn mask_strings(value: &mut Value, secrets: &[crate::config::Secret]) {
+    match value {
+        Value::String(text) => {
+            for s in secrets.iter().map(crate::config::Secret::expose) {
+                if !s.is_empty() && text.contains(s) {
+                    *text = text.replace(s, REDACTED);
+                }
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(|v| mask_strings(v, secrets)),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_strings(v, secrets)),
         _ => {}
     }
 }

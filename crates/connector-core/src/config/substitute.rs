@@ -49,6 +49,12 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// A value given literally but secret all the same (a catalog entry's secret
+    /// parameter), shown as `written` wherever a message would quote it.
+    pub(crate) fn literal(written: String, value: String) -> Self {
+        Self { written, value }
+    }
+
     /// The text the reference stood for: a credential, for the redactor only.
     pub(crate) fn value(&self) -> &str {
         &self.value

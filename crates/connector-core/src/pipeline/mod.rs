@@ -198,6 +198,17 @@ pub trait Provider: Send + Sync + Sized + 'static {
         Vec::new()
     }
 
+    /// Expands a shorthand `providerConfig` before it is parsed (`HTTP_JSON`'s catalog
+    /// entries: `{"use": …, "with": …}`), saying where secret values landed; `None`
+    /// parses the settings as written.
+    fn expand(
+        settings: &serde_json::Map<String, serde_json::Value>,
+        references: &crate::config::References,
+    ) -> Option<Result<crate::spec::catalog::Expanded, Vec<FieldError>>> {
+        let _ = (settings, references);
+        None
+    }
+
     /// Builds the provider (and its HTTP client) from valid settings, in the connector's
     /// context (`HttpClient::builder(..).connector_settings(common)` takes it).
     fn new(config: Self::Config, common: &ConnectorContext) -> Result<Self, CreateError>;

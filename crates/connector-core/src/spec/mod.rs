@@ -3,6 +3,7 @@
 //! deserializes into [`ReadSpec`] directly, and a typed provider builds the same value in
 //! Rust; [`SpecReader`] reads it.
 
+pub mod catalog;
 mod engine;
 pub mod template;
 

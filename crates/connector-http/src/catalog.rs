@@ -1,0 +1,30 @@
+//! The shipped catalog: ready read descriptions, one JSON file each under `catalog/`,
+//! compiled in. `tests/catalog.rs` runs every entry against a mock of its API and keeps
+//! each shipped version's identity frozen.
+
+use std::sync::{Arc, OnceLock};
+
+use connector_core::spec::catalog::Catalog;
+
+/// `(file, text)` of every entry file, each version its own file (`NAME@N.json`).
+macro_rules! entries {
+    ($($file:literal),* $(,)?) => {
+        &[$(($file, include_str!(concat!("../catalog/", $file)))),*]
+    };
+}
+
+/// Every shipped entry file; a test checks that none under `catalog/` is missing here.
+pub const FILES: &[(&str, &str)] = entries!["pagerduty/incidents@1.json",];
+
+/// The catalog, parsed once: it is constant data. A broken file (which its test catches
+/// before it ships) leaves the catalog empty and says why, rather than stopping the
+/// process.
+pub fn catalog() -> Arc<Catalog> {
+    static CATALOG: OnceLock<Arc<Catalog>> = OnceLock::new();
+    Arc::clone(CATALOG.get_or_init(|| {
+        Arc::new(Catalog::parse(FILES).unwrap_or_else(|e| {
+            tracing::error!("the built-in catalog does not load: {e}");
+            Catalog::default()
+        }))
+    }))
+}
