@@ -14,7 +14,18 @@ macro_rules! entries {
 }
 
 /// Every shipped entry file; a test checks that none under `catalog/` is missing here.
-pub const FILES: &[(&str, &str)] = entries!["pagerduty/incidents@1.json",];
+pub const FILES: &[(&str, &str)] = entries![
+    "datadog/events@1.json",
+    "datadog/incidents@1.json",
+    "github/dependabot-alerts@1.json",
+    "github/issues@1.json",
+    "github/repository-advisories@1.json",
+    "jira/issues@1.json",
+    "noaa/alerts@1.json",
+    "pagerduty/incidents@1.json",
+    "pagerduty/log-entries@1.json",
+    "statuspage/incidents@1.json",
+];
 
 /// The catalog, parsed once: it is constant data. A broken file (which its test catches
 /// before it ships) leaves the catalog empty and says why, rather than stopping the
