@@ -15,6 +15,8 @@ macro_rules! entries {
 
 /// Every shipped entry file; a test checks that none under `catalog/` is missing here.
 pub const FILES: &[(&str, &str)] = entries![
+    "auth0/logs@1.json",
+    "cisa/kev@1.json",
     "datadog/events@1.json",
     "datadog/incidents@1.json",
     "github/dependabot-alerts@1.json",
@@ -22,9 +24,15 @@ pub const FILES: &[(&str, &str)] = entries![
     "github/repository-advisories@1.json",
     "jira/issues@1.json",
     "noaa/alerts@1.json",
+    "nvd/cves@1.json",
+    "okta/system-log@1.json",
+    "osv/package-vulnerabilities@1.json",
     "pagerduty/incidents@1.json",
     "pagerduty/log-entries@1.json",
+    "sentry/issues@1.json",
+    "snyk/issues@1.json",
     "statuspage/incidents@1.json",
+    "usgs/earthquakes@1.json",
 ];
 
 /// The catalog, parsed once: it is constant data. A broken file (which its test catches

@@ -73,11 +73,20 @@ struct PageCase {
     /// Response headers.
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Which of several matching pages answers: the lowest number (wiremock's; default 5).
+    /// A page that answers a re-anchored request (`since` set to a time) comes before the
+    /// page that answers any other.
+    #[serde(default = "five")]
+    priority: u8,
     /// The body, or `responseFile`: a recorded one under `tests/fixtures`.
     #[serde(default)]
     response: Value,
     #[serde(default, rename = "responseFile")]
     response_file: Option<String>,
+}
+
+fn five() -> u8 {
+    5
 }
 
 fn get() -> String {
@@ -200,7 +209,10 @@ async fn mount_page(server: &MockServer, case: &Case, page: &PageCase, response:
     for (k, v) in &page.headers {
         reply = reply.insert_header(k.as_str(), v.as_str());
     }
-    m.respond_with(reply).mount(server).await;
+    m.respond_with(reply)
+        .with_priority(page.priority)
+        .mount(server)
+        .await;
 }
 
 impl Scenario for Served<'_> {
