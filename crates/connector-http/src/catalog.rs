@@ -15,14 +15,24 @@ macro_rules! entries {
 
 /// Every shipped entry file; a test checks that none under `catalog/` is missing here.
 pub const FILES: &[(&str, &str)] = entries![
+    "alertmanager/alerts@1.json",
     "auth0/logs@1.json",
+    "bitbucket/pull-requests@1.json",
     "cisa/kev@1.json",
+    "cloudflare/audit-logs@1.json",
+    "crowdstrike/alerts@1.json",
     "datadog/events@1.json",
     "datadog/incidents@1.json",
     "github/dependabot-alerts@1.json",
     "github/issues@1.json",
     "github/repository-advisories@1.json",
+    "gitlab/issues@1.json",
+    "gitlab/vulnerabilities@1.json",
+    "grafana/alerts@1.json",
     "jira/issues@1.json",
+    "jira-service-management/requests@1.json",
+    "linear/issues@1.json",
+    "microsoft-graph/security-alerts@1.json",
     "noaa/alerts@1.json",
     "nvd/cves@1.json",
     "okta/system-log@1.json",
@@ -30,9 +40,13 @@ pub const FILES: &[(&str, &str)] = entries![
     "pagerduty/incidents@1.json",
     "pagerduty/log-entries@1.json",
     "sentry/issues@1.json",
+    "servicenow/incidents@1.json",
+    "slack/audit-logs@1.json",
+    "slack/messages@1.json",
     "snyk/issues@1.json",
     "statuspage/incidents@1.json",
     "usgs/earthquakes@1.json",
+    "zendesk/tickets@1.json",
 ];
 
 /// The catalog, parsed once: it is constant data. A broken file (which its test catches
