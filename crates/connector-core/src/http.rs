@@ -821,7 +821,7 @@ impl HttpClient {
     ) -> Result<Conditional, HttpError> {
         let url = &request.url;
         let shown = || display_url(url);
-        let mut resp = match self.build(request, validators, token).send().await {
+        let mut resp = match self.build(request, validators, token)?.send().await {
             Ok(r) => r,
             Err(e) => {
                 self.context.observe(&self.connector, None);
@@ -865,7 +865,7 @@ impl HttpClient {
         request: &Request,
         validators: &Cursor,
         token: Option<&str>,
-    ) -> reqwest::RequestBuilder {
+    ) -> Result<reqwest::RequestBuilder, HttpError> {
         let url = &request.url;
         let mut sent = url.clone();
         if let Some(Auth::Query { name, value }) = &self.auth
@@ -896,7 +896,29 @@ impl HttpClient {
         if let Some(lm) = &validators.last_modified {
             req = req.header(header::IF_MODIFIED_SINCE, lm.as_str());
         }
-        req
+        match &self.auth {
+            Some(Auth::AwsSigV4(signer)) if self.is_trusted(url) => self.signed(req, signer),
+            _ => Ok(req),
+        }
+    }
+
+    /// `req` signed as it is (AWS Signature V4), at the context clock's time; an error
+    /// says what cannot be signed, never with a credential.
+    fn signed(
+        &self,
+        req: reqwest::RequestBuilder,
+        signer: &crate::auth::SigV4,
+    ) -> Result<reqwest::RequestBuilder, HttpError> {
+        let (client, built) = req.build_split();
+        let refused = |message: String| HttpError::Credentials {
+            url: self.base.origin().ascii_serialization(),
+            message: format!("cannot sign the request (AWS Signature V4): {message}"),
+        };
+        let request = built.map_err(|e| refused(e.to_string()))?;
+        let signed = signer
+            .sign(request, self.context.clock().now())
+            .map_err(|e| refused(e.0))?;
+        Ok(reqwest::RequestBuilder::from_parts(client, signed))
     }
 
     /// A request that got no answer: timed out, or the connection failed.

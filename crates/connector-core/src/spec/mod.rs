@@ -335,6 +335,7 @@ impl ReadSpec {
         self.pointer_problems(&mut out);
         self.signal_problems(&mut out);
         self.incremental_problems(&mut out);
+        out.extend(self.auth.problems());
         out
     }
 

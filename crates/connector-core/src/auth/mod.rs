@@ -7,7 +7,12 @@
 //! fetched) is registered with the client's redactor, so an API echoing one is masked.
 //! A token-based kind (OAuth2 client credentials) fetches its token on the first request,
 //! keeps it until shortly before it expires, and drops it when the API answers 401, so the
-//! next request fetches a new one.
+//! next request fetches a new one. The JWT-bearer grant (RFC 7523) signs the assertion it
+//! trades for a token with the configured key ([`jwt`]); AWS Signature V4 signs each
+//! request as it is sent ([`sigv4`]).
+
+pub mod jwt;
+pub mod sigv4;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,10 +23,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::Secret;
+use crate::config::{FieldError, Secret};
 use crate::context::ConnectorContext;
 use crate::http::{HeaderName, HeaderValue, HttpClient, HttpError};
 use crate::redact::Redactor;
+pub use jwt::JwtGrant;
+pub use sigv4::SigV4;
 
 /// Credentials for one API, as a client sends them.
 #[derive(Clone)]
@@ -47,6 +54,8 @@ pub enum Auth {
     },
     /// `Authorization: Bearer` with a token a token endpoint issues (OAuth2).
     Token(Arc<TokenSource>),
+    /// AWS Signature V4, computed for each request as it is sent.
+    AwsSigV4(Arc<SigV4>),
 }
 
 impl Auth {
@@ -84,8 +93,8 @@ impl Auth {
         token: Option<&str>,
     ) -> reqwest::RequestBuilder {
         match self {
-            // Goes into the URL: see `HttpClient::build`.
-            Auth::Query { .. } => req,
+            // Goes into the URL, or signs the whole request: see `HttpClient::build`.
+            Auth::Query { .. } | Auth::AwsSigV4(_) => req,
             Auth::Bearer(token) => req.bearer_auth(token.expose_secret()),
             Auth::Token(_) => match token {
                 Some(token) => req.bearer_auth(token),
@@ -125,14 +134,17 @@ impl Auth {
             }
             Auth::Query { value, .. } => redactor.add(value.expose_secret()),
             Auth::Token(source) => {
-                redactor.add_all(
-                    source
-                        .form
-                        .iter()
-                        .filter(|(k, _)| *k == "client_secret")
-                        .map(|(_, v)| v.as_str()),
-                );
+                if let Grant::Form(form) = &source.grant {
+                    redactor.add_all(
+                        form.iter()
+                            .filter(|(k, _)| *k == "client_secret")
+                            .map(|(_, v)| v.as_str()),
+                    );
+                }
                 source.mask_in(redactor);
+            }
+            Auth::AwsSigV4(signer) => {
+                redactor.add_all(signer.secrets());
             }
         }
     }
@@ -146,8 +158,17 @@ impl std::fmt::Debug for Auth {
             Auth::Headers(_) => "Auth::Headers(****)",
             Auth::Query { .. } => "Auth::Query(****)",
             Auth::Token(_) => "Auth::Token(****)",
+            Auth::AwsSigV4(_) => "Auth::AwsSigV4(****)",
         })
     }
+}
+
+/// What a token request sends.
+enum Grant {
+    /// A fixed form (client credentials).
+    Form(Vec<(&'static str, String)>),
+    /// A freshly signed assertion each time (JWT bearer).
+    Jwt(JwtGrant),
 }
 
 /// Access tokens from an OAuth2 token endpoint (RFC 6749 §4.4, client credentials), each
@@ -155,7 +176,7 @@ impl std::fmt::Debug for Auth {
 pub struct TokenSource {
     client: HttpClient,
     token_url: Url,
-    form: Vec<(&'static str, String)>,
+    grant: Grant,
     cached: Mutex<Option<(String, SystemTime)>>,
     /// The last token issued, which the redactors mask until the next replaces it.
     issued: Mutex<Option<String>>,
@@ -173,7 +194,20 @@ impl TokenSource {
         {
             return Ok(token.clone());
         }
-        let pairs: Vec<(&str, &str)> = self.form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let signed;
+        let form = match &self.grant {
+            Grant::Form(form) => form,
+            Grant::Jwt(grant) => {
+                signed = grant
+                    .form(self.client.context().clock().now())
+                    .map_err(|message| HttpError::Credentials {
+                        url: crate::http::display_url(&self.token_url),
+                        message,
+                    })?;
+                &signed
+            }
+        };
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let response = self
             .client
             .post_form(&self.token_url, &pairs)
@@ -238,10 +272,15 @@ impl TokenSource {
             return e;
         };
         // RFC 6749 §5.2: only `invalid_client` is about the client's credentials.
-        let hint = if detail.starts_with("invalid_client") || detail.is_empty() {
-            "; check clientId and clientSecret"
-        } else {
-            ""
+        let hint = match (
+            &self.grant,
+            detail.starts_with("invalid_client") || detail.is_empty(),
+        ) {
+            (Grant::Form(_), true) => "; check clientId and clientSecret",
+            (Grant::Jwt(_), _) if detail.starts_with("invalid_grant") || detail.is_empty() => {
+                "; check clientEmail, privateKey and scopes (and, with subject, that the account may act for that user)"
+            }
+            _ => "",
         };
         let said = if detail.is_empty() {
             String::new()
@@ -304,6 +343,50 @@ pub enum AuthSpec {
         #[serde(default)]
         audience: Option<String>,
     },
+    /// AWS Signature Version 4: every request signed for `service` in `region`.
+    #[serde(rename_all = "camelCase")]
+    AwsSigV4 {
+        /// The access key id (`AKIA…`, `ASIA…` for temporary credentials).
+        access_key_id: String,
+        /// The secret access key.
+        secret_access_key: Secret,
+        /// The session token of temporary credentials (STS, an assumed role).
+        #[serde(default)]
+        session_token: Option<Secret>,
+        /// The region, e.g. `us-east-1`.
+        region: String,
+        /// The signing name of the service, e.g. `health`, `securityhub`.
+        service: String,
+        /// Also send and sign the body's SHA-256 as `x-amz-content-sha256` (S3 wants it;
+        /// default false).
+        #[serde(default)]
+        sign_body: bool,
+    },
+    /// The JWT-bearer grant (RFC 7523): an assertion signed with `privateKey` (RS256) is
+    /// traded at `tokenUrl` for a token, cached until shortly before it expires (Google
+    /// service accounts).
+    JwtBearer(JwtBearerSpec),
+}
+
+/// The JWT-bearer grant's settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtBearerSpec {
+    /// The token endpoint, e.g. `https://oauth2.googleapis.com/token`.
+    pub token_url: Url,
+    /// The assertion's issuer: the service account's e-mail.
+    pub client_email: String,
+    /// The RSA private key in PEM (the service account key file's `private_key`).
+    pub private_key: Secret,
+    /// Scopes the token is asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The user to act as (Google Workspace domain-wide delegation).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The assertion's audience (default: `tokenUrl`).
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 impl AuthSpec {
@@ -341,15 +424,103 @@ impl AuthSpec {
                 ];
                 form.extend(scope.iter().map(|s| ("scope", s.clone())));
                 form.extend(audience.iter().map(|a| ("audience", a.clone())));
-                Auth::Token(Arc::new(TokenSource {
+                Auth::Token(Arc::new(TokenSource::new(
                     client,
-                    token_url: token_url.clone(),
-                    form,
-                    cached: Mutex::new(None),
-                    issued: Mutex::new(None),
-                    maskers: Mutex::new(Vec::new()),
-                }))
+                    token_url.clone(),
+                    Grant::Form(form),
+                )))
             }
+            AuthSpec::AwsSigV4 {
+                access_key_id,
+                secret_access_key,
+                session_token,
+                region,
+                service,
+                sign_body,
+            } => Auth::AwsSigV4(Arc::new(
+                SigV4::new(
+                    access_key_id.clone(),
+                    SecretString::from(secret_access_key.expose().to_owned()),
+                    session_token
+                        .as_ref()
+                        .map(|t| SecretString::from(t.expose().to_owned())),
+                    region.clone(),
+                    service.clone(),
+                )
+                .signing_body(*sign_body),
+            )),
+            AuthSpec::JwtBearer(spec) => spec.auth(common)?,
         }))
+    }
+
+    /// Mistakes a type cannot catch: a private key that is not one, an empty region.
+    pub fn problems(&self) -> Vec<FieldError> {
+        match self {
+            AuthSpec::JwtBearer(spec) => jwt::read_key(spec.private_key.expose())
+                .err()
+                .map(|e| FieldError::new(&["auth", "privateKey"], e))
+                .into_iter()
+                .collect(),
+            AuthSpec::AwsSigV4 {
+                region, service, ..
+            } => [("region", region), ("service", service)]
+                .into_iter()
+                .filter(|(_, v)| v.trim().is_empty() || v.contains(char::is_whitespace))
+                .map(|(field, _)| {
+                    FieldError::new(
+                        &["auth", field],
+                        "expected a name such as us-east-1 (region) or health (service)",
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl JwtBearerSpec {
+    /// The JWT-bearer credentials: a token source whose requests carry a fresh assertion.
+    fn auth(&self, common: &ConnectorContext) -> Result<Auth, HttpError> {
+        let JwtBearerSpec {
+            token_url,
+            client_email,
+            private_key,
+            scopes,
+            subject,
+            audience,
+        } = self;
+        let refused = |message: String| HttpError::Credentials {
+            url: crate::http::display_url(token_url),
+            message: format!("privateKey: {message}"),
+        };
+        let grant = JwtGrant::new(
+            client_email.clone(),
+            private_key.expose(),
+            (!scopes.is_empty()).then(|| scopes.join(" ")),
+            subject.clone(),
+            audience.clone().unwrap_or_else(|| token_url.to_string()),
+        )
+        .map_err(refused)?;
+        let client = HttpClient::builder(token_url.clone())
+            .connector_settings(common)
+            .build()?;
+        Ok(Auth::Token(Arc::new(TokenSource::new(
+            client,
+            token_url.clone(),
+            Grant::Jwt(grant),
+        ))))
+    }
+}
+
+impl TokenSource {
+    fn new(client: HttpClient, token_url: Url, grant: Grant) -> Self {
+        Self {
+            client,
+            token_url,
+            grant,
+            cached: Mutex::new(None),
+            issued: Mutex::new(None),
+            maskers: Mutex::new(Vec::new()),
+        }
     }
 }
