@@ -875,15 +875,23 @@ impl HttpClient {
             sent.query_pairs_mut()
                 .append_pair(name, value.expose_secret());
         }
+        // The request's own headers replace the client's defaults (an API's Accept, the
+        // Content-Type of AWS's JSON protocol) rather than adding a second value.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(header::USER_AGENT, self.user_agent.clone());
+        headers.insert(header::ACCEPT, self.accept.clone());
+        for (name, value) in &request.headers {
+            headers.insert(name.clone(), value.clone());
+        }
         let mut req = match &request.body {
-            Some(body) => self.client.post(sent).json(body),
+            Some(_) => self.client.post(sent),
             None => self.client.get(sent),
         }
         .timeout(self.timeout)
-        .header(header::USER_AGENT, self.user_agent.clone())
-        .header(header::ACCEPT, self.accept.clone());
-        for (name, value) in &request.headers {
-            req = req.header(name.clone(), value.clone());
+        .headers(headers);
+        if let Some(body) = &request.body {
+            // Sets Content-Type only where the request did not.
+            req = req.json(body);
         }
         if let Some(auth) = &self.auth
             && self.is_trusted(url)

@@ -17,17 +17,21 @@ macro_rules! entries {
 pub const FILES: &[(&str, &str)] = entries![
     "alertmanager/alerts@1.json",
     "auth0/logs@1.json",
+    "aws/health-events@1.json",
+    "aws/securityhub-findings@1.json",
     "bitbucket/pull-requests@1.json",
     "cisa/kev@1.json",
     "cloudflare/audit-logs@1.json",
     "crowdstrike/alerts@1.json",
     "datadog/events@1.json",
     "datadog/incidents@1.json",
+    "gcp/scc-findings@1.json",
     "github/dependabot-alerts@1.json",
     "github/issues@1.json",
     "github/repository-advisories@1.json",
     "gitlab/issues@1.json",
     "gitlab/vulnerabilities@1.json",
+    "google-workspace/reports@1.json",
     "grafana/alerts@1.json",
     "jira/issues@1.json",
     "jira-service-management/requests@1.json",
@@ -55,9 +59,10 @@ pub const FILES: &[(&str, &str)] = entries![
 pub fn catalog() -> Arc<Catalog> {
     static CATALOG: OnceLock<Arc<Catalog>> = OnceLock::new();
     Arc::clone(CATALOG.get_or_init(|| {
-        Arc::new(Catalog::parse(FILES).unwrap_or_else(|e| {
+        let catalog = Catalog::parse(FILES).unwrap_or_else(|e| {
             tracing::error!("the built-in catalog does not load: {e}");
             Catalog::default()
-        }))
+        });
+        Arc::new(catalog.with_preamble(include_str!("../catalog/PAGE.md")))
     }))
 }

@@ -29,9 +29,12 @@ struct Case {
     with: Map<String, Value>,
     /// Request headers the API requires: the credentials, checked on every API request.
     auth: BTreeMap<String, String>,
-    /// The token endpoint of an OAuth2 entry.
+    /// The token endpoint of an OAuth2 or JWT-bearer entry.
     #[serde(default)]
     token: Option<TokenCase>,
+    /// An AWS entry's credentials: the mock recomputes each request's signature.
+    #[serde(default)]
+    sigv4: Option<SigV4Case>,
     /// The pages, in order.
     pages: Vec<PageCase>,
     /// Records the pages hold (after `skip`).
@@ -52,7 +55,22 @@ struct TokenCase {
     path: String,
     /// Form fields the token request must carry.
     form: BTreeMap<String, String>,
+    /// For the JWT-bearer grant: the public key (under `tests/fixtures`) the assertion's
+    /// RS256 signature must verify with.
+    #[serde(default, rename = "jwtPublicKey")]
+    jwt_public_key: Option<String>,
     response: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SigV4Case {
+    access_key_id: String,
+    secret_access_key: String,
+    #[serde(default)]
+    session_token: Option<String>,
+    region: String,
+    service: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,7 +131,7 @@ fn case_path(entry: &Entry) -> String {
 fn load_case(entry: &Entry, server: &str) -> Case {
     let p = case_path(entry);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
-    let mut case: Case = serde_json::from_str(&text.replace("{{server}}", server))
+    let mut case: Case = serde_json::from_str(&with_fixtures(&text.replace("{{server}}", server)))
         .unwrap_or_else(|e| panic!("{p}: {e}"));
     for page in &mut case.pages {
         if let Some(file) = &page.response_file {
@@ -124,6 +142,103 @@ fn load_case(entry: &Entry, server: &str) -> Case {
         }
     }
     case
+}
+
+/// `text` with each `{{fixture:PATH}}` replaced by that file's text, JSON-escaped (a
+/// private key a case gives as a parameter).
+fn with_fixtures(text: &str) -> String {
+    let mut out = text.to_owned();
+    while let Some(at) = out.find("{{fixture:") {
+        let end = out[at..].find("}}").map_or(out.len(), |e| at + e);
+        let name = out[at + "{{fixture:".len()..end].to_owned();
+        let f = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let content = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let escaped = serde_json::to_string(&content).expect("a string");
+        out.replace_range(at..end + 2, &escaped[1..escaped.len() - 1]);
+    }
+    out
+}
+
+fn fixture_text(name: &str) -> String {
+    let f = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}"))
+}
+
+/// Whether the token request's JWT-bearer assertion verifies with `public_key`.
+fn assertion_verifies(request: &Request, public_key: &str) -> bool {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    let Some(assertion) = url::form_urlencoded::parse(&request.body)
+        .find(|(k, _)| k == "assertion")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return false;
+    };
+    let Ok(key) = DecodingKey::from_rsa_pem(fixture_text(public_key).as_bytes()) else {
+        return false;
+    };
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_aud = false;
+    decode::<Value>(&assertion, &key, &validation).is_ok()
+}
+
+/// Whether a request carries the AWS Signature V4 its credentials give for what was
+/// received (as AWS checks it: the headers the signature names, at its `x-amz-date`).
+fn signature_verifies(request: &Request, creds: &SigV4Case) -> bool {
+    use secrecy::SecretString;
+    let header = |k: &str| {
+        request
+            .headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let got = header("authorization").to_owned();
+    let signed: Vec<&str> = got
+        .split("SignedHeaders=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .map(|s| s.split(';').collect())
+        .unwrap_or_default();
+    let Ok(ts) = jiff::Timestamp::strptime(
+        "%Y%m%dT%H%M%S%z",
+        format!("{}+0000", header("x-amz-date").trim_end_matches('Z')),
+    ) else {
+        return false;
+    };
+    let Ok(secs) = u64::try_from(ts.as_second()) else {
+        return false;
+    };
+    let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let pairs: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            signed.contains(&k.as_str())
+                && !matches!(k.as_str(), "x-amz-date" | "x-amz-security-token" | "host")
+        })
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let sent = format!(
+        "http://{}{}?{}",
+        header("host"),
+        request.url.path(),
+        request.url.query().unwrap_or("")
+    );
+    let sent = sent.trim_end_matches('?');
+    let signer = connector_core::auth::SigV4::new(
+        creds.access_key_id.clone(),
+        SecretString::from(creds.secret_access_key.clone()),
+        creds.session_token.clone().map(SecretString::from),
+        creds.region.clone(),
+        creds.service.clone(),
+    );
+    let method = request.method.as_str();
+    signer
+        .headers(method, sent, &pairs, &request.body, at)
+        .ok()
+        .and_then(|h| h.into_iter().find(|(k, _)| k == "authorization"))
+        .is_some_and(|(_, v)| v.to_str().ok() == Some(got.as_str()))
+        && signed.contains(&"host")
 }
 
 /// What a scenario serves.
@@ -169,6 +284,9 @@ impl Served<'_> {
         }
         if let Some(t) = &case.token {
             let mut m = Mock::given(method("POST")).and(path(t.path.as_str()));
+            if let Some(key) = t.jwt_public_key.clone() {
+                m = m.and(move |r: &Request| assertion_verifies(r, &key));
+            }
             for (k, v) in t.form.clone() {
                 m = m.and(move |r: &Request| {
                     url::form_urlencoded::parse(&r.body).any(|(fk, fv)| fk == k && fv == v)
@@ -189,6 +307,9 @@ async fn mount_page(server: &MockServer, case: &Case, page: &PageCase, response:
     let mut m = Mock::given(method(page.method.as_str())).and(path(page.path.as_str()));
     for (k, v) in &case.auth {
         m = m.and(header(k.as_str(), v.as_str()));
+    }
+    if let Some(creds) = case.sigv4.clone() {
+        m = m.and(move |r: &Request| signature_verifies(r, &creds));
     }
     for (k, v) in &page.query {
         m = m.and(query_param(k.as_str(), v.as_str()));
@@ -367,6 +488,11 @@ fn every_file_under_catalog_is_shipped_and_every_entry_is_complete() {
         assert!(
             e.docs.starts_with("https://"),
             "{}: names its vendor doc",
+            e.name
+        );
+        assert!(
+            include_str!("../catalog/PAGE.md").contains(&format!("`{}`", e.name)),
+            "{}: catalog/PAGE.md says what need it covers",
             e.name
         );
         assert!(

@@ -71,10 +71,17 @@ fn environment(configs: &[Value]) -> Environment {
     let mut rest = text.as_str();
     while let Some(at) = rest.find("${") {
         let end = rest[at..].find('}').map_or(rest.len(), |e| at + e);
-        pairs.push((
-            rest[at + 2..end].to_owned(),
-            "example-secret-value".to_owned(),
-        ));
+        let name = rest[at + 2..end].to_owned();
+        // A private key must be one (the loader checks it); the core's test key is.
+        let value = match name.ends_with("PRIVATE_KEY") {
+            true => std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../connector-core/tests/fixtures/jwt/test-key.pem"
+            ))
+            .expect("the test key"),
+            false => "example-secret-value".to_owned(),
+        };
+        pairs.push((name, value));
         rest = &rest[end..];
     }
     Environment::from_pairs(pairs)
@@ -100,7 +107,7 @@ fn every_entrys_smallest_config_is_valid_and_builds_with_secrets_hidden() {
     for config in registry.all() {
         let shown = serde_json::to_string(config.provider_config.shown()).expect("JSON");
         assert!(
-            !shown.contains("example-secret-value"),
+            !shown.contains("example-secret-value") && !shown.contains("PRIVATE KEY"),
             "{}: {shown}",
             config.name
         );

@@ -84,6 +84,8 @@ pub struct Parameter {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     entries: Vec<Entry>,
+    /// Markdown the catalog page shows before its table (what the entries cover).
+    preamble: String,
 }
 
 /// A connector's `providerConfig` with the entry it names expanded.
@@ -107,7 +109,16 @@ impl Catalog {
             })
             .collect::<Result<Vec<_>, _>>()?;
         entries.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
-        Ok(Self { entries })
+        Ok(Self {
+            entries,
+            preamble: String::new(),
+        })
+    }
+
+    /// The same catalog, whose page shows `preamble` (Markdown) before its table.
+    pub fn with_preamble(mut self, preamble: &str) -> Self {
+        self.preamble = preamble.to_owned();
+        self
     }
 
     /// Every version of every entry, by name, oldest version first.
@@ -602,8 +613,14 @@ impl Catalog {
              as a JSON Merge Patch (RFC 7396), e.g. `\"signal\": {\"title\": \"...\"}`.\n\
              `connectors catalog` lists the entries and `connectors catalog show NAME` prints one;\n\
              `validate`, `poll NAME --explain` and `--dry-run` work as for any config. Secret\n\
-             parameters are masked wherever the config is shown.\n\n\
-             | Entry | Publishes | Auth | Required parameters | API |\n|---|---|---|---|---|\n",
+             parameters are masked wherever the config is shown.\n\n",
+        );
+        if !self.preamble.is_empty() {
+            out.push_str(self.preamble.trim_end());
+            out.push_str("\n\n");
+        }
+        out.push_str(
+            "| Entry | Publishes | Auth | Required parameters | API |\n|---|---|---|---|---|\n",
         );
         let latest = self.latest();
         for e in &latest {
