@@ -146,7 +146,15 @@ pub struct Context {
     redactor: Redactor,
     /// Reads note each record's fate in their pages (`poll --explain`).
     explaining: bool,
+    /// Polls in flight at once: each holds its pages, requests and commits, so a worker
+    /// with ten thousand connectors started together would otherwise hold ten thousand
+    /// polls' worth at its peak.
+    polls: Arc<tokio::sync::Semaphore>,
 }
+
+/// Polls a process runs at once unless told otherwise (`MAX_CONCURRENT_POLLS`): enough
+/// for 10,000 connectors at a 10 s interval against APIs answering in a quarter second.
+pub const DEFAULT_CONCURRENT_POLLS: usize = 256;
 
 impl Context {
     /// A context whose connections follow `settings` (proxies, extra CA certificates):
@@ -161,7 +169,20 @@ impl Context {
             clock: Arc::new(SystemClock),
             redactor: Redactor::new(),
             explaining: false,
+            polls: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENT_POLLS)),
         })
+    }
+
+    /// The same, with at most `polls` polls in flight at once (at least one).
+    pub fn with_concurrent_polls(mut self, polls: usize) -> Self {
+        self.polls = Arc::new(tokio::sync::Semaphore::new(polls.max(1)));
+        self
+    }
+
+    /// A turn to poll: waits while the process's polls in flight are at their limit; the
+    /// poll ends its turn by dropping it.
+    pub async fn poll_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.polls.clone().acquire_owned().await.ok()
     }
 
     /// A context of its own, without proxies and with the system's roots (tests, library
@@ -286,5 +307,28 @@ impl ConnectorContext {
     /// What it shares with the process's other connectors.
     pub fn context(&self) -> &Context {
         &self.context
+    }
+}
+
+#[cfg(test)]
+mod poll_turn_tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    #[tokio::test]
+    async fn a_poll_waits_for_its_turn_while_the_limit_is_in_flight() {
+        let context = Context::isolated().with_concurrent_polls(2);
+        let first = context.poll_turn().await;
+        let second = context.poll_turn().await;
+        assert!(first.is_some() && second.is_some());
+        assert!(
+            context.poll_turn().now_or_never().is_none(),
+            "a third waits while two are in flight"
+        );
+        drop(first);
+        assert!(
+            context.poll_turn().now_or_never().flatten().is_some(),
+            "a turn given back is taken at once"
+        );
     }
 }

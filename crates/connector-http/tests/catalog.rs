@@ -417,7 +417,7 @@ async fn every_entry_meets_the_contract_against_its_apis_documented_responses() 
 }
 
 #[test]
-fn every_file_under_catalog_is_shipped_and_every_entry_is_complete() {
+fn every_file_under_catalog_is_shipped() {
     let root = format!("{}/catalog", env!("CARGO_MANIFEST_DIR"));
     let mut on_disk = Vec::new();
     for vendor in std::fs::read_dir(&root).expect("catalog/") {
@@ -438,6 +438,11 @@ fn every_file_under_catalog_is_shipped_and_every_entry_is_complete() {
         on_disk, listed,
         "src/catalog.rs lists every file under catalog/"
     );
+}
+
+#[test]
+fn every_entry_is_complete() {
+    let listed: Vec<String> = FILES.iter().map(|(f, _)| (*f).to_owned()).collect();
     let catalog = catalog();
     assert_eq!(catalog.entries().len(), FILES.len(), "every file parses");
     for e in catalog.entries() {

@@ -147,7 +147,8 @@ async fn execute_with(
     // too. Tokens the connectors obtain at run time join the log writer's redactor.
     let context = connector_core::context::Context::new(&settings.client)
         .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?
-        .with_redactor(settings.redactor.clone());
+        .with_redactor(settings.redactor.clone())
+        .with_concurrent_polls(settings.concurrent_polls);
     let source = match &cli.config {
         Some(path) => ConfigSource::File(path.clone()),
         None => ConfigSource::from_env(&env),

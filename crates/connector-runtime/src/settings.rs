@@ -54,6 +54,8 @@ pub struct Settings {
     pub http: Option<SocketAddr>,
     /// `SHUTDOWN_GRACE_SECONDS`.
     pub grace: Duration,
+    /// `MAX_CONCURRENT_POLLS`: polls in flight at once in this process.
+    pub concurrent_polls: usize,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `RUST_LOG`, checked.
@@ -104,6 +106,7 @@ impl Settings {
         let e = &mut errors;
         let http = http_addr(env, e);
         let grace = grace(env, e);
+        let concurrent_polls = concurrent_polls(env, e);
         let log_format = log_format(env, e);
         let log_filter = log_filter(env, e);
         let redis = redis(env, e);
@@ -127,6 +130,7 @@ impl Settings {
         Ok(Self {
             http,
             grace,
+            concurrent_polls,
             log_format,
             log_filter,
             redis,
@@ -186,6 +190,26 @@ fn grace(env: &Environment, errors: &mut Vec<SettingError>) -> Duration {
                     &format!("a whole number of seconds from 0 to {MAX_GRACE_SECONDS}"),
                 );
                 DEFAULT_GRACE
+            }
+        },
+    }
+}
+
+/// `MAX_CONCURRENT_POLLS`.
+fn concurrent_polls(env: &Environment, errors: &mut Vec<SettingError>) -> usize {
+    const DEFAULT: usize = connector_core::context::DEFAULT_CONCURRENT_POLLS;
+    match env.get("MAX_CONCURRENT_POLLS").map(str::trim) {
+        None | Some("") => DEFAULT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=100_000).contains(&n) => n,
+            _ => {
+                bad(
+                    errors,
+                    "MAX_CONCURRENT_POLLS",
+                    Some(v),
+                    "a whole number of polls from 1 to 100000",
+                );
+                DEFAULT
             }
         },
     }
@@ -411,6 +435,23 @@ mod tests {
             cli.state_dir,
             Some(PathBuf::from("/tmp/x")),
             "--state-dir wins"
+        );
+    }
+
+    #[test]
+    fn concurrent_polls_are_a_positive_count() {
+        let s = Settings::from_env(
+            &Environment::from_pairs([("MAX_CONCURRENT_POLLS", "64")]),
+            None,
+        );
+        assert_eq!(s.map(|s| s.concurrent_polls), Ok(64));
+        let default = Settings::from_env(&Environment::from_pairs::<&str, &str>([]), None);
+        assert_eq!(default.map(|s| s.concurrent_polls), Ok(256));
+        assert_eq!(
+            errors(&[("MAX_CONCURRENT_POLLS", "0")]),
+            vec![
+                "MAX_CONCURRENT_POLLS: invalid value=\"0\": expected a whole number of polls from 1 to 100000"
+            ]
         );
     }
 

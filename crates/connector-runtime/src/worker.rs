@@ -294,6 +294,14 @@ impl Worker {
             removed = tracing::field::Empty,
             failed = tracing::field::Empty,
         );
+        // A turn among the process's polls in flight (MAX_CONCURRENT_POLLS), given up
+        // when the lease goes or the grace runs out (the select below then says so).
+        let context = self.backends.context.clone();
+        let _turn = tokio::select! {
+            turn = context.poll_turn() => turn,
+            () = keeper.lost().cancelled() => None,
+            () = self.abort.cancelled() => None,
+        };
         let started = Instant::now();
         let lease = keeper.lease().clone();
         let outcome = tokio::select! {

@@ -142,7 +142,17 @@ fn warn_if_meant_for_a_connector(var: &str, prefixes: &[(String, &String)]) {
     if !var.starts_with("CONNECTOR_") || NOT_A_CONNECTOR.contains(&var) {
         return;
     }
-    let known: Vec<String> = prefixes.iter().map(|(p, _)| format!("{p}*")).collect();
+    // A few prefixes show the form; a worker with thousands of connectors would otherwise
+    // write them all into one line.
+    const SHOWN: usize = 5;
+    let mut known: Vec<String> = prefixes
+        .iter()
+        .take(SHOWN)
+        .map(|(p, _)| format!("{p}*"))
+        .collect();
+    if prefixes.len() > SHOWN {
+        known.push(format!("and {} more", prefixes.len() - SHOWN));
+    }
     // The name part of the variable against each connector's prefix, a letter or two off.
     let meant = prefixes
         .iter()

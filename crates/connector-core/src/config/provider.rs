@@ -115,7 +115,8 @@ impl ProviderSettings {
             let text = value_at(resolved, path).and_then(Value::as_str);
             for r in refs {
                 let value = r.value();
-                let plain = value.parse::<f64>().is_ok() || value == "true" || value == "false";
+                let plain = !r.is_secret()
+                    && (value.parse::<f64>().is_ok() || value == "true" || value == "false");
                 let known = secrets.iter().any(|s| s.expose() == value);
                 if !plain && !known && !text.is_some_and(|t| only_in_origin(t, value)) {
                     secrets.push(crate::config::Secret::new(value));

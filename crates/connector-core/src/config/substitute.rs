@@ -46,13 +46,42 @@ pub struct Reference {
     /// As written: `${TOKEN}`, `${file:/run/secrets/token}`.
     pub written: String,
     value: String,
+    /// Always a credential, even when it looks like a number (a catalog entry's secret
+    /// parameter); a `${...}` value that does is not masked, since masking `60000` would
+    /// mask ordinary text.
+    secret: bool,
 }
 
 impl Reference {
     /// A value given literally but secret all the same (a catalog entry's secret
     /// parameter), shown as `written` wherever a message would quote it.
     pub(crate) fn literal(written: String, value: String) -> Self {
-        Self { written, value }
+        Self {
+            written,
+            value,
+            secret: true,
+        }
+    }
+
+    /// The same reference, for a secret parameter: a credential whatever it looks like.
+    pub(crate) fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    /// The same reference standing for `value` (the form a parameter took when it was
+    /// inserted: percent-encoded in a URL path).
+    pub(crate) fn standing_for(&self, value: String) -> Self {
+        Self {
+            written: self.written.clone(),
+            value,
+            secret: self.secret,
+        }
+    }
+
+    /// Whether it is a credential whatever it looks like.
+    pub(crate) fn is_secret(&self) -> bool {
+        self.secret
     }
 
     /// The text the reference stood for: a credential, for the redactor only.
@@ -128,6 +157,7 @@ pub(crate) fn substitute(input: &str, lookup: &Lookup<'_>) -> Result<Resolved, S
         references.push(Reference {
             written: format!("${{{expr}}}"),
             value: out[before..].to_owned(),
+            secret: false,
         });
         rest = &after[end + 1..];
     }

@@ -80,6 +80,31 @@ pub struct Parameter {
     pub example: Option<String>,
 }
 
+impl Parameter {
+    /// What it is in a word or two: required, secret, and (with `default`) its default.
+    fn tags(&self, default: bool) -> Vec<String> {
+        let mut tags = Vec::new();
+        if self.required {
+            tags.push("required".to_owned());
+        }
+        if self.secret {
+            tags.push("secret".to_owned());
+        }
+        if let Some(d) = self.default.as_ref().filter(|_| default) {
+            let shown = d.as_str().map_or_else(|| d.to_string(), str::to_owned);
+            tags.push(format!("default `{shown}`"));
+        }
+        tags
+    }
+}
+
+/// ` (did you mean "X"?)` when one of `known` is close to `name`, else nothing.
+fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    crate::config::closest_name(name, known)
+        .map(|n| format!(" (did you mean \"{n}\"?)"))
+        .unwrap_or_default()
+}
+
 /// The shipped entries.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -152,9 +177,7 @@ impl Catalog {
         let versions: Vec<&Entry> = self.entries.iter().filter(|e| e.name == name).collect();
         if versions.is_empty() {
             let names: Vec<&str> = self.latest().iter().map(|e| e.name.as_str()).collect();
-            let hint = crate::config::closest_name(name, names.iter().copied())
-                .map(|n| format!(" (did you mean \"{n}\"?)"))
-                .unwrap_or_default();
+            let hint = did_you_mean(name, names.iter().copied());
             return Err(format!(
                 "no catalog entry \"{name}\"{hint}; `connectors catalog` lists the {} entries",
                 names.len()
@@ -215,13 +238,7 @@ impl Entry {
         self.parameters
             .iter()
             .map(|p| {
-                let mut tags = Vec::new();
-                if p.required {
-                    tags.push("required");
-                }
-                if p.secret {
-                    tags.push("secret");
-                }
+                let tags = p.tags(false);
                 match tags.is_empty() {
                     true => p.name.clone(),
                     false => format!("{} ({})", p.name, tags.join(", ")),
@@ -239,12 +256,13 @@ impl Entry {
     ) -> Result<Expanded, Vec<FieldError>> {
         let given = self.given(settings, references)?;
         let mut read = self.read.clone();
-        let mut out = References::new();
-        fill(&mut read, &mut Vec::new(), &given, &mut out);
+        // Overrides first, so they may use the parameters too.
         let mut patch = settings.clone();
         patch.remove("use");
         patch.remove("with");
         merge_patch(&mut read, &Value::Object(patch));
+        let mut out = References::new();
+        fill(&mut read, &mut Vec::new(), &given, &mut out);
         // The user's own references outside `with` keep their paths: a merge patch does
         // not move values.
         for (path, refs) in references {
@@ -289,9 +307,7 @@ impl Entry {
         for key in with.keys() {
             if !self.parameters.iter().any(|p| &p.name == key) {
                 let names = self.parameters.iter().map(|p| p.name.as_str());
-                let hint = crate::config::closest_name(key, names)
-                    .map(|n| format!(" (did you mean \"{n}\"?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(key, names);
                 errors.push(FieldError::new(
                     &["with", key],
                     format!(
@@ -370,8 +386,9 @@ fn text_of(given: &Given<'_>, in_url_path: bool) -> String {
 }
 
 /// Replaces every `{{param:NAME}}` below `node` (at `path`); a whole-value placeholder
-/// takes the value with its JSON type, and is removed with its key (or array element)
-/// when the parameter has no value. Notes in `out` where a secret or referenced value went.
+/// in a request body takes the value with its JSON type (elsewhere its text), and is
+/// removed with its key (or array element) when the parameter has no value. Notes in
+/// `out` where each secret parameter's value went, in the form it took there.
 fn fill(
     node: &mut Value,
     path: &mut Vec<PathSegment>,
@@ -396,7 +413,9 @@ fn fill(
                 fill(item, path, given, out);
                 path.pop();
             }
+            let removed: Vec<usize> = (0..items.len()).filter(|i| is_absent(&items[*i])).collect();
             items.retain(|v| !is_absent(v));
+            renumber(out, path, &removed);
         }
         Value::String(text) => {
             if let Some(filled) = fill_text(text, path, given, out) {
@@ -407,11 +426,72 @@ fn fill(
     }
 }
 
+/// Moves the notes below the array at `path` down past its `removed` elements, so each
+/// still names the element it was made for.
+fn renumber(out: &mut References, path: &[PathSegment], removed: &[usize]) {
+    if removed.is_empty() {
+        return;
+    }
+    let below: Vec<Vec<PathSegment>> = out
+        .keys()
+        .filter(|k| k.len() > path.len() && k.starts_with(path))
+        .cloned()
+        .collect();
+    for key in below {
+        let Some(PathSegment::Index(i)) = key.get(path.len()) else {
+            continue;
+        };
+        let shift = removed.iter().filter(|r| **r < *i).count();
+        if shift > 0
+            && let Some(refs) = out.remove(&key)
+        {
+            let mut moved = key.clone();
+            moved[path.len()] = PathSegment::Index(i - shift);
+            out.entry(moved).or_default().extend(refs);
+        }
+    }
+}
+
 /// The marker a whole-value placeholder without a value leaves, removed by its parent.
 const ABSENT: &str = "\u{0}absent";
 
 fn is_absent(v: &Value) -> bool {
     v.as_str() == Some(ABSENT)
+}
+
+/// Notes, at `path`, that a secret parameter's value went there as `inserted` (its text,
+/// percent-encoded in a URL path) within the string `whole`: as the user wrote it
+/// (`${VAR}`) or as `with.NAME`, each form a credential whatever it looks like.
+fn note(g: &Given<'_>, inserted: &str, whole: &str, path: &[PathSegment], out: &mut References) {
+    if !g.parameter.secret {
+        return;
+    }
+    let raw = g
+        .value
+        .as_ref()
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        .unwrap_or_default();
+    let written = g.written.clone().map_or_else(
+        || {
+            vec![Reference::literal(
+                format!("with.{}", g.parameter.name),
+                raw.clone(),
+            )]
+        },
+        |refs| refs.into_iter().map(Reference::secret).collect(),
+    );
+    let mut refs = Vec::new();
+    for r in written {
+        if inserted != raw {
+            refs.push(r.standing_for(inserted.to_owned()));
+        }
+        // A value written around a reference (`abc-${X}`) is secret as a whole.
+        if whole != inserted && whole.contains(inserted) {
+            refs.push(r.standing_for(whole.to_owned()));
+        }
+        refs.push(r);
+    }
+    out.entry(path.to_vec()).or_default().extend(refs);
 }
 
 /// The string `text` at `path` with its placeholders filled; `None` when it has none.
@@ -424,31 +504,22 @@ fn fill_text(
     if !text.contains("{{param:") {
         return None;
     }
-    let mut note = |g: &Given<'_>| {
-        let refs = match (&g.written, g.parameter.secret, &g.value) {
-            (Some(written), _, _) => written.clone(),
-            (None, true, Some(v)) => vec![Reference::literal(
-                format!("with.{}", g.parameter.name),
-                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-            )],
-            _ => return,
-        };
-        out.entry(path.to_vec()).or_default().extend(refs);
-    };
     let whole = text
         .strip_prefix("{{param:")
         .and_then(|t| t.strip_suffix("}}"))
         .filter(|name| !name.contains("}}"));
     if let Some(g) = whole.and_then(|name| given.get(name)) {
-        note(g);
-        let in_path = path_is_url(path) && !g.parameter.url;
+        let inserted = text_of(g, path_is_url(path) && !g.parameter.url);
+        note(g, &inserted, &inserted, path, out);
+        let typed = in_body(path) && !g.parameter.secret;
         return Some(match &g.value {
             None => Value::String(ABSENT.into()),
-            Some(Value::String(_)) => Value::String(text_of(g, in_path)),
-            Some(other) => other.clone(),
+            Some(v) if typed && !v.is_string() => v.clone(),
+            Some(_) => Value::String(inserted),
         });
     }
     let mut result = String::new();
+    let mut inserted: Vec<(&Given<'_>, String)> = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find("{{param:") {
         result.push_str(&rest[..at]);
@@ -460,15 +531,25 @@ fn fill_text(
         };
         match given.get(&after[..end]) {
             Some(g) => {
-                note(g);
-                result.push_str(&text_of(g, path_is_url(path)));
+                let text = text_of(g, path_is_url(path));
+                result.push_str(&text);
+                inserted.push((g, text));
             }
             None => result.push_str(&rest[at..at + "{{param:".len() + end + 2]),
         }
         rest = &after[end + 2..];
     }
     result.push_str(rest);
+    for (g, text) in &inserted {
+        note(g, text, &result, path, out);
+    }
     Some(Value::String(result))
+}
+
+/// Whether a string at `path` is in a request body, where a whole-value parameter keeps
+/// its JSON type (everywhere else the config wants text).
+fn in_body(path: &[PathSegment]) -> bool {
+    matches!(path, [PathSegment::Key(a), PathSegment::Key(b), ..] if a == "request" && b == "body")
 }
 
 /// Whether a string at `path` is a request URL, whose placeholders are path segments.
@@ -656,19 +737,7 @@ impl Entry {
             self.name, self.title, self.version, self.api, self.docs, self.publishes, self.auth
         );
         for p in &self.parameters {
-            let mut tags = Vec::new();
-            if p.required {
-                tags.push("required".to_owned());
-            }
-            if p.secret {
-                tags.push("secret".to_owned());
-            }
-            if let Some(d) = &p.default {
-                tags.push(format!(
-                    "default `{}`",
-                    d.as_str().map_or_else(|| d.to_string(), str::to_owned)
-                ));
-            }
+            let tags = p.tags(true);
             let tags = match tags.is_empty() {
                 true => String::new(),
                 false => format!(" ({})", tags.join(", ")),
@@ -698,7 +767,8 @@ mod tests {
                 {"name": "size", "default": 50, "description": "page size"}
             ],
             "read": {
-                "request": {"url": "{{param:baseUrl}}/projects/{{param:project}}/events",
+                "request": {"url": "{{param:baseUrl}}/projects/{{param:project}}/events/{{param:token}}",
+                    "body": {"size": "{{param:size}}", "key": "{{param:token}}"},
                     "query": {"label": "{{param:label}}", "key": "k-{{param:token}}", "size": "{{param:size}}"},
                     "headers": {"Authorization": "Bearer {{param:token}}"}},
                 "records": {"path": "/events", "id": "/id"},
@@ -735,8 +805,8 @@ mod tests {
     fn parameters_fill_the_read_with_paths_encoded_and_absent_values_dropped() {
         let c = catalog();
         let s = settings(
-            json!({"use": "acme/events", "with": {"token": "s3cret", "project": "group/sub project"},
-            "signal": {"title": "{{/name}}"}, "records": {"version": "/v"}}),
+            json!({"use": "acme/events", "with": {"token": "s3+c/ret", "project": "group/sub project"},
+            "signal": {"title": "{{/name}} {{param:project}}"}, "records": {"version": "/v"}}),
         );
         let out = c
             .expand(&s, &References::new())
@@ -745,19 +815,23 @@ mod tests {
         let read = Value::Object(out.settings);
         assert_eq!(
             read["request"]["url"],
-            "https://api.example.com/projects/group%2Fsub%20project/events"
+            "https://api.example.com/projects/group%2Fsub%20project/events/s3%2Bc%2Fret"
         );
         assert!(
             read["request"]["query"].get("label").is_none(),
             "an absent whole-value parameter is left out"
         );
         assert_eq!(
-            read["request"]["query"]["size"], 50,
-            "a whole value keeps its type"
+            read["request"]["query"]["size"], "50",
+            "a query value is text"
         );
         assert_eq!(
-            read["signal"]["title"], "{{/name}}",
-            "overrides merge over the entry"
+            read["request"]["body"]["size"], 50,
+            "a body value keeps its type"
+        );
+        assert_eq!(
+            read["signal"]["title"], "{{/name}} group/sub project",
+            "overrides merge over the entry, and may use its parameters"
         );
         assert_eq!(read["records"]["version"], "/v");
         assert_eq!(read["records"]["id"], "/id");
@@ -769,11 +843,22 @@ mod tests {
             .references
             .get(&at(&["request", "query", "key"]))
             .expect("noted");
-        assert_eq!(masked[0].mask("k-s3cret"), "k-with.token");
+        let masks = |text: &str| masked.iter().fold(text.to_owned(), |t, r| r.mask(&t));
+        assert_eq!(masks("got k-s3+c/ret"), "got with.token");
         assert!(
             out.references
                 .contains_key(&at(&["request", "headers", "Authorization"]))
         );
+        // In the URL path it went in encoded: that form is masked too.
+        let in_url = out.references.get(&at(&["request", "url"])).expect("noted");
+        let shown = in_url.iter().fold(
+            read["request"]["url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            |t, r| r.mask(&t),
+        );
+        assert!(!shown.contains("s3%2Bc%2Fret"), "{shown}");
         assert_eq!(out.entry, "acme/events@2");
     }
 
