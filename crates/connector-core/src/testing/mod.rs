@@ -625,3 +625,53 @@ async fn contract_removal(
     let quiet = poll_serving(h, server, scenario, true, "after a removal").await;
     assert_eq!(quiet.published, 0, "a removal is published once");
 }
+
+/// Whether a request a mock received carries the AWS Signature V4 `signer` computes for
+/// what arrived, checked as AWS checks it: over the headers the signature names (the
+/// signer's own aside), at the request's `x-amz-date`. Mocks of AWS APIs match on it.
+pub fn aws_signature_verifies(request: &wiremock::Request, signer: &crate::auth::SigV4) -> bool {
+    let header = |k: &str| {
+        request
+            .headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let got = header("authorization");
+    let signed: Vec<&str> = got
+        .split("SignedHeaders=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .map(|s| s.split(';').collect())
+        .unwrap_or_default();
+    let date = format!("{}+0000", header("x-amz-date").trim_end_matches('Z'));
+    let Ok(at) = jiff::Timestamp::strptime("%Y%m%dT%H%M%S%z", date) else {
+        return false;
+    };
+    let Ok(secs) = u64::try_from(at.as_second()) else {
+        return false;
+    };
+    let pairs: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            signed.contains(&k.as_str())
+                && !matches!(k.as_str(), "x-amz-date" | "x-amz-security-token" | "host")
+        })
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    // The URL as sent: wiremock's own names no port.
+    let query = request
+        .url
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let sent = format!("http://{}{}{query}", header("host"), request.url.path());
+    let time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    let want = signer
+        .headers(request.method.as_str(), &sent, &pairs, &request.body, time)
+        .ok()
+        .and_then(|h| h.into_iter().find(|(k, _)| k == "authorization"))
+        .and_then(|(_, v)| v.to_str().ok().map(str::to_owned));
+    signed.contains(&"host") && want.is_some_and(|w| w == got)
+}
