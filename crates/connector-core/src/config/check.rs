@@ -136,11 +136,18 @@ impl<'a> Schema<'a> {
             return false;
         };
         let listed: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+        let got = value
+            .get(&tag)
+            .map(|v| match v.as_str() {
+                Some(s) => format!(" (got {})", shown(s)),
+                None => String::new(),
+            })
+            .unwrap_or_default();
         let mut at = path.to_vec();
         at.push(PathSegment::Key(tag));
         problems.push(FieldError::at(
             at,
-            format!("expected one of {}", listed.join(", ")),
+            format!("expected one of {}{got}", listed.join(", ")),
         ));
         true
     }
@@ -184,6 +191,50 @@ impl<'a> Schema<'a> {
         let given = object.get(key)?;
         let allowed: Vec<&Value> = tags.iter().map(|(_, v)| *v).collect();
         (!allowed.contains(&given)).then(|| (key.clone(), allowed))
+    }
+
+    /// An externally tagged union (`{"present": "/x"}`, one key naming the variant) whose
+    /// key names no variant: that key is the mistake, not the first variant's missing
+    /// one. True when it was reported.
+    fn variant_problem(
+        &self,
+        schema: &'a Value,
+        value: &Value,
+        path: &[PathSegment],
+        problems: &mut Vec<FieldError>,
+    ) -> bool {
+        let Some(object) = value.as_object().filter(|o| o.len() == 1) else {
+            return false;
+        };
+        let schema = self.resolve(schema);
+        let Some(branches) = schema.get("oneOf").and_then(Value::as_array) else {
+            return false;
+        };
+        let variant = |b: &'a Value| -> Option<&'a str> {
+            let required = self.resolve(b).get("required")?.as_array()?;
+            match required.as_slice() {
+                [only] => only.as_str(),
+                _ => None,
+            }
+        };
+        let Some(names) = branches.iter().map(variant).collect::<Option<Vec<&str>>>() else {
+            return false;
+        };
+        let Some(given) = object.keys().next().filter(|k| !names.contains(&k.as_str())) else {
+            return false;
+        };
+        let hint = closest(given, names.iter().copied())
+            .map(|n| format!(" (did you mean \"{n}\"?)"))
+            .unwrap_or_default();
+        problems.push(FieldError::at(
+            path.to_vec(),
+            format!(
+                "unknown kind {}{hint}; expected one of {}",
+                shown(given),
+                names.join(", ")
+            ),
+        ));
+        true
     }
 
     /// The values a oneOf/anyOf of constants allows (schemars writes a string enum with
@@ -302,7 +353,9 @@ impl<'a> Schema<'a> {
         mode: Mode,
         problems: &mut Vec<FieldError>,
     ) {
-        if self.tag_problem(schema, value, path, problems) {
+        if self.tag_problem(schema, value, path, problems)
+            || self.variant_problem(schema, value, path, problems)
+        {
             return;
         }
         let schema = self.branch(schema, value);
@@ -356,7 +409,14 @@ impl<'a> Schema<'a> {
                     && self
                         .constants(schema)
                         .is_none_or(|c| c.iter().any(|x| x.as_str() == Some(s)));
-                if short || long || !format_ok || !listed {
+                if !listed {
+                    // A choice is never a credential; one from `${VAR}` is masked by the
+                    // caller, which knows the references.
+                    problems.push(FieldError::at(
+                        path.to_vec(),
+                        format!("{} (got {})", describe(self, schema), shown(s)),
+                    ));
+                } else if short || long || !format_ok {
                     problem(problems, path);
                 }
             }
@@ -622,6 +682,15 @@ pub(crate) fn field_names(doc: &Schema<'_>, schema: &Value) -> Vec<String> {
 /// The declared name closest to a misspelt one.
 pub(crate) fn suggest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
     closest(name, known.iter().map(String::as_str))
+}
+
+/// A bad choice as an error quotes it: JSON-quoted, cut short when long.
+fn shown(s: &str) -> String {
+    const LONGEST: usize = 60;
+    match s.char_indices().nth(LONGEST) {
+        Some((at, _)) => format!("{:?}…", &s[..at]),
+        None => format!("{s:?}"),
+    }
 }
 
 #[cfg(test)]

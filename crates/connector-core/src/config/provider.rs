@@ -298,6 +298,8 @@ pub fn parse_provider<T: DeserializeOwned>(
         Mode::SkipTypes,
         &mut errors,
     );
+    // A bad choice is quoted; one that came from `${VAR}` shows as the reference.
+    let mut errors = mask_references(errors, references);
     let Value::Object(mut map) = value else {
         return Err(errors);
     };
