@@ -175,7 +175,8 @@ async fn execute_with(
     let registry = match ConnectorRegistry::load_for(&source, &env, &factories, only.as_deref()) {
         Ok(r) => r,
         Err(errors) => {
-            eprintln!("{errors}");
+            let said = errors.to_string();
+            eprintln!("{}", telemetry::said_by(settings.child.as_deref(), &said));
             return Ok(ExitCode::FAILURE);
         }
     };

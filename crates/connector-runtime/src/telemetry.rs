@@ -608,6 +608,20 @@ struct ScrubbedLine {
     line: Vec<u8>,
 }
 
+/// `text` (any number of lines, not a log event) as the child `child` writes it to the
+/// standard error it shares with the supervisor and its other children: each line
+/// `[name] …`, like its log lines.
+pub(crate) fn said_by(child: Option<&str>, text: &str) -> String {
+    match child {
+        None => text.to_owned(),
+        Some(name) => text
+            .lines()
+            .map(|l| format!("[{name}] {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
 /// `text` as the child `child` writes it.
 fn named(child: Option<&str>, text: String) -> String {
     match child {
@@ -862,6 +876,13 @@ use tracing_subscriber::Layer as _;
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_childs_plain_lines_name_it_each() {
+        assert_eq!(super::said_by(None, "a\nb"), "a\nb");
+        assert_eq!(super::said_by(Some("x"), "a\nb"), "[x] a\n[x] b");
+    }
+
     use super::*;
 
     #[test]

@@ -220,7 +220,11 @@ impl<'a> Schema<'a> {
         let Some(names) = branches.iter().map(variant).collect::<Option<Vec<&str>>>() else {
             return false;
         };
-        let Some(given) = object.keys().next().filter(|k| !names.contains(&k.as_str())) else {
+        let Some(given) = object
+            .keys()
+            .next()
+            .filter(|k| !names.contains(&k.as_str()))
+        else {
             return false;
         };
         let hint = closest(given, names.iter().copied())

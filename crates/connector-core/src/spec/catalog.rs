@@ -722,7 +722,7 @@ impl Catalog {
     }
 }
 
-/// GitHub's heading anchor of an entry name: lowercase, `/` and `@` dropped.
+/// GitHub's heading anchor of an entry name (already lowercase): `/` and `@` dropped.
 fn anchor(name: &str) -> String {
     name.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
