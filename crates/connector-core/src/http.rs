@@ -880,8 +880,11 @@ impl HttpClient {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(header::USER_AGENT, self.user_agent.clone());
         headers.insert(header::ACCEPT, self.accept.clone());
+        for (name, _) in &request.headers {
+            headers.remove(name);
+        }
         for (name, value) in &request.headers {
-            headers.insert(name.clone(), value.clone());
+            headers.append(name.clone(), value.clone());
         }
         let mut req = match &request.body {
             Some(_) => self.client.post(sent),

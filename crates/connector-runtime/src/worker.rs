@@ -294,13 +294,22 @@ impl Worker {
             removed = tracing::field::Empty,
             failed = tracing::field::Empty,
         );
-        // A turn among the process's polls in flight (MAX_CONCURRENT_POLLS), given up
-        // when the lease goes or the grace runs out (the select below then says so).
+        // A turn among the process's polls in flight (MAX_CONCURRENT_POLLS), waited for
+        // a tenth of the interval (1 to 5 s): a poll that gets none by then goes anyway,
+        // so polls sitting in an unreachable API's retries delay the others, never stop
+        // them. Given up when the lease goes or the grace runs out (the select below then
+        // says so); at a stop no new poll starts.
         let context = self.backends.context.clone();
+        let patience = self
+            .config
+            .poll_interval()
+            .mul_f64(0.1)
+            .clamp(Duration::from_secs(1), Duration::from_secs(5));
         let _turn = tokio::select! {
-            turn = context.poll_turn() => turn,
+            turn = tokio::time::timeout(patience, context.poll_turn()) => turn.ok().flatten(),
             () = keeper.lost().cancelled() => None,
             () = self.abort.cancelled() => None,
+            () = self.shutdown.cancelled() => return Step::Go,
         };
         let started = Instant::now();
         let lease = keeper.lease().clone();

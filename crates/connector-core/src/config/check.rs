@@ -136,18 +136,11 @@ impl<'a> Schema<'a> {
             return false;
         };
         let listed: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-        let got = value
-            .get(&tag)
-            .map(|v| match v.as_str() {
-                Some(s) => format!(" (got {})", shown(s)),
-                None => String::new(),
-            })
-            .unwrap_or_default();
         let mut at = path.to_vec();
         at.push(PathSegment::Key(tag));
         problems.push(FieldError::at(
             at,
-            format!("expected one of {}{got}", listed.join(", ")),
+            format!("expected one of {}", listed.join(", ")),
         ));
         true
     }
@@ -203,6 +196,7 @@ impl<'a> Schema<'a> {
         path: &[PathSegment],
         problems: &mut Vec<FieldError>,
     ) -> bool {
+        // A key is a name the user typed, never a value: it may be quoted.
         let Some(object) = value.as_object().filter(|o| o.len() == 1) else {
             return false;
         };
@@ -413,14 +407,7 @@ impl<'a> Schema<'a> {
                     && self
                         .constants(schema)
                         .is_none_or(|c| c.iter().any(|x| x.as_str() == Some(s)));
-                if !listed {
-                    // A choice is never a credential; one from `${VAR}` is masked by the
-                    // caller, which knows the references.
-                    problems.push(FieldError::at(
-                        path.to_vec(),
-                        format!("{} (got {})", describe(self, schema), shown(s)),
-                    ));
-                } else if short || long || !format_ok {
+                if short || long || !format_ok || !listed {
                     problem(problems, path);
                 }
             }
@@ -688,13 +675,9 @@ pub(crate) fn suggest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
     closest(name, known.iter().map(String::as_str))
 }
 
-/// A bad choice as an error quotes it: JSON-quoted, cut short when long.
+/// A key as an error quotes it (a name the user typed, never a value).
 fn shown(s: &str) -> String {
-    const LONGEST: usize = 60;
-    match s.char_indices().nth(LONGEST) {
-        Some((at, _)) => format!("{:?}…", &s[..at]),
-        None => format!("{s:?}"),
-    }
+    format!("{s:?}")
 }
 
 #[cfg(test)]

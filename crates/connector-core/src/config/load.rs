@@ -296,7 +296,7 @@ impl Loader<'_> {
                 &mut problems,
             )
         });
-        self.report_all(cand, &written, problems);
+        self.report_all(cand, &written, &references, problems);
         if self.errors.len() != before {
             return None;
         }
@@ -542,9 +542,19 @@ impl Loader<'_> {
 
     /// Reports `problems` of one connector; an "expected …" about a universal field
     /// written in the file echoes the value as written (`written`).
-    fn report_all(&mut self, cand: &Layered, written: &Value, problems: Vec<FieldError>) {
+    fn report_all(
+        &mut self,
+        cand: &Layered,
+        written: &Value,
+        references: &References,
+        problems: Vec<FieldError>,
+    ) {
         for p in problems {
-            let message = match shown_value(written, &p.path) {
+            let got = match chosen(written, references, &p) {
+                Some(got) => Some(got),
+                None => shown_value(written, &p.path),
+            };
+            let message = match got {
                 Some(got)
                     if cand.env_var(&p.path).is_none() && p.message.starts_with("expected") =>
                 {
@@ -696,6 +706,42 @@ fn unknown_type(ty: &str, catalog: &dyn ProviderCatalog) -> FieldError {
 /// number, a boolean, or a short string of a universal field. Nothing below
 /// `providerConfig` or `webhook` (a provider says its own values, and a credential must
 /// never be echoed).
+/// A wrong choice below `providerConfig` (a problem listing what is allowed) as a
+/// message may echo it: the `${VAR}` it was written as, or a short plain value written in
+/// the file (a choice holds no credential, and a credential pasted into one by mistake is
+/// long or odd enough to stay out). Never a `webhook` value.
+fn chosen(connector: &Value, references: &References, problem: &FieldError) -> Option<String> {
+    let (Some(PathSegment::Key(first)), true) = (
+        problem.path.first(),
+        problem.message.starts_with("expected one of"),
+    ) else {
+        return None;
+    };
+    if first != "providerConfig" {
+        return None;
+    }
+    if let Some(refs) = references.get(&problem.path[1..]) {
+        let written: Vec<&str> = refs.iter().map(|r| r.written.as_str()).collect();
+        return Some(written.join(" and "));
+    }
+    if references.keys().any(|k| problem.path[1..].starts_with(k)) {
+        return None;
+    }
+    let at = problem
+        .path
+        .iter()
+        .try_fold(connector, |at, seg| match seg {
+            PathSegment::Key(k) => at.get(k),
+            PathSegment::Index(i) => at.get(*i),
+        })?;
+    let plain = |s: &str| {
+        s.len() <= 40
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " ._:/-".contains(c))
+    };
+    at.as_str().filter(|s| plain(s)).map(|s| format!("{s:?}"))
+}
+
 fn shown_value(connector: &Value, path: &[PathSegment]) -> Option<String> {
     if let Some(PathSegment::Key(first)) = path.first()
         && (first == "providerConfig" || first == "webhook")

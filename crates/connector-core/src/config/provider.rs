@@ -243,18 +243,25 @@ fn hidden_values(resolved: &Value, shown: &Value, out: &mut Vec<crate::config::S
     }
 }
 
-/// Replaces every secret's text inside the strings of `value` by `****`.
+/// Replaces every secret's text inside the strings of `value` by `****`, the longest
+/// first (a secret that starts another must not leave the other's tail).
 fn mask_strings(value: &mut Value, secrets: &[crate::config::Secret]) {
+    let mut longest_first: Vec<&str> = secrets.iter().map(crate::config::Secret::expose).collect();
+    longest_first.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    mask_each(value, &longest_first);
+}
+
+fn mask_each(value: &mut Value, secrets: &[&str]) {
     match value {
         Value::String(text) => {
-            for s in secrets.iter().map(crate::config::Secret::expose) {
+            for s in secrets.iter().copied() {
                 if !s.is_empty() && text.contains(s) {
                     *text = text.replace(s, REDACTED);
                 }
             }
         }
-        Value::Object(map) => map.values_mut().for_each(|v| mask_strings(v, secrets)),
-        Value::Array(items) => items.iter_mut().for_each(|v| mask_strings(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| mask_each(v, secrets)),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_each(v, secrets)),
         _ => {}
     }
 }
