@@ -51,12 +51,7 @@ fn lines(catalog: &Catalog) -> String {
             ]
         })
         .collect();
-    let mut widths = [0usize; 3];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
+    let widths = crate::commands::column_widths(&rows);
     rows.iter()
         .map(|r| {
             format!(

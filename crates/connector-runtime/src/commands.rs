@@ -89,15 +89,24 @@ pub(super) fn list(registry: &ConnectorRegistry, factories: &Factories) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// `list`'s table: each column as wide as its widest value, so long names stay aligned.
-fn table(rows: &[[String; 5]]) -> String {
-    let head = ["NAME", "TYPE", "ENABLED", "INTERVAL_MS", "RUNS HERE"].map(str::to_owned);
-    let mut widths = head.clone().map(|h| h.chars().count());
+/// Each column's width: its widest cell, in characters (`list` and `catalog` align their
+/// columns with it).
+pub(super) fn column_widths<'a, const N: usize>(
+    rows: impl IntoIterator<Item = &'a [String; N]>,
+) -> [usize; N] {
+    let mut widths = [0; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
+    widths
+}
+
+/// `list`'s table: each column as wide as its widest value, so long names stay aligned.
+fn table(rows: &[[String; 5]]) -> String {
+    let head = ["NAME", "TYPE", "ENABLED", "INTERVAL_MS", "RUNS HERE"].map(str::to_owned);
+    let widths = column_widths(std::iter::once(&head).chain(rows));
     let mut out = String::new();
     for row in std::iter::once(&head).chain(rows) {
         let line = format!(

@@ -227,8 +227,7 @@ impl<'a> Schema<'a> {
         problems.push(FieldError::at(
             path.to_vec(),
             format!(
-                "unknown kind {}{hint}; expected one of {}",
-                shown(given),
+                "unknown kind {given:?}{hint}; expected one of {}",
                 names.join(", ")
             ),
         ));
@@ -673,11 +672,6 @@ pub(crate) fn field_names(doc: &Schema<'_>, schema: &Value) -> Vec<String> {
 /// The declared name closest to a misspelt one.
 pub(crate) fn suggest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
     closest(name, known.iter().map(String::as_str))
-}
-
-/// A key as an error quotes it (a name the user typed, never a value).
-fn shown(s: &str) -> String {
-    format!("{s:?}")
 }
 
 #[cfg(test)]

@@ -727,13 +727,7 @@ fn chosen(connector: &Value, references: &References, problem: &FieldError) -> O
     if references.keys().any(|k| problem.path[1..].starts_with(k)) {
         return None;
     }
-    let at = problem
-        .path
-        .iter()
-        .try_fold(connector, |at, seg| match seg {
-            PathSegment::Key(k) => at.get(k),
-            PathSegment::Index(i) => at.get(*i),
-        })?;
+    let at = super::provider::value_at(connector, &problem.path)?;
     let plain = |s: &str| {
         s.len() <= 40
             && s.chars()
@@ -748,13 +742,7 @@ fn shown_value(connector: &Value, path: &[PathSegment]) -> Option<String> {
     {
         return None;
     }
-    let mut at = connector;
-    for seg in path {
-        at = match seg {
-            PathSegment::Key(k) => at.get(k)?,
-            PathSegment::Index(i) => at.get(*i)?,
-        };
-    }
+    let at = super::provider::value_at(connector, path)?;
     match at {
         Value::Number(_) | Value::Bool(_) => Some(at.to_string()),
         Value::String(s) if s.chars().count() <= 60 => Some(at.to_string()),

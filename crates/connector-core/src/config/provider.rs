@@ -201,7 +201,10 @@ fn fingerprint(value: &Value) -> u64 {
 }
 
 /// The value at `path` below `root`.
-fn value_at<'v>(root: &'v Value, path: &[super::errors::PathSegment]) -> Option<&'v Value> {
+pub(crate) fn value_at<'v>(
+    root: &'v Value,
+    path: &[super::errors::PathSegment],
+) -> Option<&'v Value> {
     use super::errors::PathSegment;
     path.iter().try_fold(root, |node, seg| match seg {
         PathSegment::Key(k) => node.get(k),
