@@ -119,6 +119,41 @@ pub struct Cursor {
     /// read, so an unchanged page costs a 304 and the read follows the link it had.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "json_text")]
     pub pages: Option<Vec<PageMark>>,
+    /// A parent/child stream's bookkeeping (kept on its parents' state): where the
+    /// rotation through the partitions is, and when the parents were last read in full.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "json_text")]
+    pub partitions: Option<PartitionMark>,
+}
+
+/// Where a parent/child stream's reads are, across polls.
+///
+/// The partition set itself is the parents' recorded versions (key → what the child
+/// request needs); this says which partition the next poll's child reads start at, and
+/// what a shared watermark may be.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionMark {
+    /// The key the next poll's child reads start at (the rotation of
+    /// `maxPartitionsPerPoll`); absent: the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// When the poll that began the current round through the partitions started (UNIX
+    /// ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_ms: Option<i64>,
+    /// Every child read of the current round so far was complete.
+    #[serde(default)]
+    pub round_ok: bool,
+    /// When the last round in which every partition was read to completion started: the
+    /// one watermark children fall back to past the cap on tracked partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_ms: Option<i64>,
+    /// When the last complete full read of the parents started (UNIX ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_ms: Option<i64>,
+    /// Polls since then.
+    #[serde(default)]
+    pub polls: u32,
 }
 
 /// Where an unfinished read continues: the request that continues it, which read it
@@ -203,6 +238,7 @@ impl Cursor {
             && self.resume.is_none()
             && self.pending.is_none()
             && self.pages.is_none()
+            && self.partitions.is_none()
     }
 }
 

@@ -48,6 +48,7 @@ pub const FILES: &[(&str, &str)] = entries![
     "slack/audit-logs@1.json",
     "slack/messages@1.json",
     "snyk/issues@1.json",
+    "statuspage/account-incidents@1.json",
     "statuspage/incidents@1.json",
     "usgs/earthquakes@1.json",
     "zendesk/tickets@1.json",

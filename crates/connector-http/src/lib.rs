@@ -52,8 +52,12 @@ impl Provider for HttpJsonProvider {
         &self.streams
     }
 
-    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
-        self.reader.pages(cursor)
+    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        self.reader.pages(stream, cursor)
+    }
+
+    fn parents<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        self.reader.parents(cursor)
     }
 
     fn describe<'a>(

@@ -467,13 +467,18 @@ fn every_entry_is_complete() {
 /// version of the entry instead.
 fn identity(e: &Entry) -> Value {
     let r = &e.read;
-    json!({
+    let mut identity = json!({
         "source": r.pointer("/source").cloned().unwrap_or(json!("http")),
         "kind": r.pointer("/signal/kind"),
         "id": r.pointer("/records/id"),
         "version": r.pointer("/records/version"),
         "snapshot": r.pointer("/snapshot").cloned().unwrap_or(json!(false)),
-    })
+    });
+    // A parent/child read's partitions are keyed by the parent's id.
+    if let Some(parent) = r.pointer("/parent/records/id") {
+        identity["parentId"] = parent.clone();
+    }
+    identity
 }
 
 #[test]

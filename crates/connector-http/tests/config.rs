@@ -66,7 +66,7 @@ fn each_load_error_names_its_field() {
         (
             provider(|p| p["request"]["query"] = json!({"q": "{{today}}"})),
             format!(
-                "{at}.request.query.q: unknown placeholder {{{{today}}}}; a request may hold {{{{cursor}}}} and {{{{now}}}}"
+                "{at}.request.query.q: unknown placeholder {{{{today}}}}; a request may hold {{{{cursor}}}}, {{{{now}}}} and {{{{parent:/pointer}}}}"
             ),
         ),
         (
@@ -101,6 +101,76 @@ fn each_load_error_names_its_field() {
             provider(|p| p["signal"]["title"] = json!("{{name}}")),
             format!(
                 "{at}.signal.title: unknown placeholder {{{{name}}}}; a signal template may hold record pointers such as {{{{/title}}}}"
+            ),
+        ),
+        (
+            provider(|p| {
+                p["request"]["url"] =
+                    json!("https://api.example.test/projects/{{parent:/id}}/items")
+            }),
+            format!("{at}.request: {{{{parent:/pointer}}}} needs parent, whose records fill it"),
+        ),
+        (
+            provider(|p| {
+                p["request"]["url"] = json!("https://{{parent:/host}}/items");
+                p["parent"] = json!({"request": {"url": "https://api.example.test/projects"},
+                                     "records": {"path": "", "id": "/id"}});
+            }),
+            format!(
+                "{at}.request.url: {{{{parent:/pointer}}}} may stand only in the path or the query, after the host: a parent record never chooses where the credentials go"
+            ),
+        ),
+        (
+            provider(|p| {
+                p["request"]["url"] =
+                    json!("https://api.example.test/projects/{{parent:/id}}/items");
+                p["parent"] = json!({"request": {"url": "https://other.example.test/projects"},
+                                     "records": {"path": "", "id": "/id", "version": "/v"}});
+            }),
+            format!(
+                "{at}.parent.request.url: must be on request.url's origin: the credentials are sent only there"
+            ),
+        ),
+        (
+            provider(|p| {
+                p["request"]["url"] =
+                    json!("https://api.example.test/projects/{{parent:/id}}/items");
+                p["parent"] = json!({"request": {"url": "https://api.example.test/projects"},
+                                     "records": {"path": "", "id": "/id", "version": "/v"}});
+            }),
+            format!(
+                "{at}.parent.records.version: not used: a parent's version is what the child request takes of it"
+            ),
+        ),
+        (
+            provider(|p| {
+                p["request"]["url"] =
+                    json!("https://api.example.test/projects/{{parent:id}}/items");
+            }),
+            format!(
+                "{at}.request.url: {{{{parent:id}}}}: expected a JSON pointer into the parent record, such as {{{{parent:/id}}}}"
+            ),
+        ),
+        (
+            provider(|p| {
+                p["parent"] = json!({"request": {"url": "https://api.example.test/projects",
+                                                 "query": {"since": "{{cursor}}"}},
+                                     "records": {"path": "", "id": "/id"}});
+            }),
+            format!(
+                "{at}.request: a parent/child read needs {{{{parent:/pointer}}}} in request.url, request.query or request.body, such as /projects/{{{{parent:/id}}}}/issues"
+            ),
+        ),
+        (
+            provider(|p| {
+                p["request"]["url"] =
+                    json!("https://api.example.test/projects/{{parent:/id}}/items");
+                p["parent"] = json!({"request": {"url": "https://api.example.test/projects",
+                                                 "query": {"since": "{{cursor}}"}},
+                                     "records": {"path": "", "id": "/id"}});
+            }),
+            format!(
+                "{at}.parent.request: {{{{cursor}}}} needs incremental, which gives it its value"
             ),
         ),
     ];

@@ -235,7 +235,7 @@ mod tests {
             seq: 41,
         };
         let args = strings(&commit_args("me:7", &chunk, true));
-        assert_eq!(&args[..8], ["me:7", "1000", "6", "2", "3", "7", "41", "2"]);
+        assert_eq!(&args[..8], ["me:7", "1000", "6", "2", "3", "8", "41", "2"]);
         assert_eq!(
             &args[8..14],
             [
@@ -258,7 +258,8 @@ mod tests {
                 "cursor:watermark",
                 "cursor:resume",
                 "cursor:pending",
-                "cursor:pages"
+                "cursor:pages",
+                "cursor:partitions"
             ]
         );
     }

@@ -8,6 +8,8 @@
 //! - `cursor:etag`, `cursor:last_modified`, `cursor:watermark`, … → the cursor; a field
 //!   is absent when its value is `None` (`cursor:position`, which no release set, is
 //!   neither read nor written);
+//! - `cursor:partitions` → a parent/child stream's rotation and full-read marks, on its
+//!   parents' stream (whose versions are the partitions);
 //! - `x:<record identity>` → in how many polls in a row the record failed to parse;
 //! - `a:<external id>` → `since_ms:polls`: a snapshot item missing from the latest complete
 //!   reads, whose version is kept for `removalGraceMs` / `removalGracePolls`.
@@ -53,6 +55,8 @@ pub const CURSOR_RESUME: &str = "cursor:resume";
 pub const CURSOR_PENDING: &str = "cursor:pending";
 /// Each page position's validators and next link.
 pub const CURSOR_PAGES: &str = "cursor:pages";
+/// A parent/child stream's rotation and full-read marks (on its parents' stream).
+pub const CURSOR_PARTITIONS: &str = "cursor:partitions";
 
 /// The hash writes for one delta: fields to delete (applied first), then pairs to set.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -113,6 +117,10 @@ pub fn writes_for(delta: &StateDelta) -> HashWrites {
             (
                 CURSOR_PAGES,
                 cursor.pages.as_ref().and_then(json_text::encode),
+            ),
+            (
+                CURSOR_PARTITIONS,
+                cursor.partitions.as_ref().and_then(json_text::encode),
             ),
         ] {
             match value {
@@ -188,6 +196,7 @@ fn read_field(stream: &mut StreamState, field: &str, value: String) {
             CURSOR_RESUME => stream.cursor.resume = json_text::decode(&value),
             CURSOR_PENDING => stream.cursor.pending = Some(value),
             CURSOR_PAGES => stream.cursor.pages = json_text::decode(&value),
+            CURSOR_PARTITIONS => stream.cursor.partitions = json_text::decode(&value),
             _ => {}
         }
     }
@@ -232,7 +241,8 @@ mod tests {
                 "cursor:etag",
                 "cursor:resume",
                 "cursor:pending",
-                "cursor:pages"
+                "cursor:pages",
+                "cursor:partitions"
             ]
         );
         assert_eq!(w.sets.len(), 5);
@@ -243,6 +253,51 @@ mod tests {
         let mut expected = ConnectorState::default();
         delta.apply_to(&mut expected);
         assert_eq!(state_from_fields(w.sets), expected);
+    }
+
+    /// A parent/child stream's state: its parents' versions and rotation mark, and a
+    /// partition's own stream, whose name holds a percent-encoded parent id.
+    #[test]
+    fn partition_state_round_trips_through_the_hash_layout() {
+        let parents = StateDelta {
+            stream: "parents".into(),
+            upserts: vec![("a|b".into(), r#"{"/path":"g/a|b"}"#.into())],
+            cursor: Some(Cursor {
+                watermark: Some("2026-01-01T00:00:00Z".into()),
+                partitions: Some(connector_core::ports::PartitionMark {
+                    next: Some("a|b".into()),
+                    round_ms: Some(1),
+                    round_ok: true,
+                    complete_ms: None,
+                    full_ms: Some(2),
+                    polls: 3,
+                }),
+                ..Cursor::default()
+            }),
+            ..StateDelta::default()
+        };
+        let child = StateDelta {
+            stream: "p/a%7Cb".into(),
+            upserts: vec![("7".into(), "v".into())],
+            cursor: Some(Cursor {
+                watermark: Some("2026-01-02T00:00:00Z".into()),
+                ..Cursor::default()
+            }),
+            ..StateDelta::default()
+        };
+        let mut expected = ConnectorState::default();
+        let mut fields = Vec::new();
+        for delta in [&parents, &child] {
+            delta.apply_to(&mut expected);
+            fields.extend(writes_for(delta).sets);
+        }
+        assert!(
+            fields
+                .iter()
+                .any(|(f, _)| f == "s:parents|cursor:partitions")
+        );
+        assert!(fields.iter().any(|(f, _)| f == "s:p/a%7Cb|v:7"));
+        assert_eq!(state_from_fields(fields), expected);
     }
 
     #[test]

@@ -19,9 +19,73 @@ pub(super) async fn explain<P: Provider>(
     let state = backends.state.load(&config.name).await?;
     let mut report = Explanation::default();
     for stream in provider.streams() {
-        explain_stream(provider, stream, state.stream(&stream.name), &mut report).await;
+        if stream.partitions.is_some() {
+            explain_partitioned(provider, stream, &state, &mut report).await;
+        } else {
+            explain_stream(provider, stream, state.stream(&stream.name), &mut report).await;
+        }
     }
     Ok(report)
+}
+
+/// A parent/child stream: the first page of a full read of its parents (each parent's
+/// version is what its child request takes), then the first partition's child read.
+async fn explain_partitioned<P: Provider>(
+    provider: &P,
+    stream: &StreamSpec,
+    state: &crate::ports::ConnectorState,
+    report: &mut Explanation,
+) {
+    use super::partition::{child_stream, parents_stream, recorded_partitions};
+    let parents = parents_stream(stream);
+    let recorded = recorded_partitions(stream, state);
+    let _ = writeln!(
+        report.text,
+        "stream {}: kind {}, parent/child ({} partition(s) recorded)",
+        stream.label(),
+        stream.kind,
+        recorded.len()
+    );
+    let _ = writeln!(report.text, "parents (the first page of a full read):");
+    let cursor = Cursor::default();
+    let mut pages = provider.parents(stream, &cursor);
+    let mut first = recorded.first().cloned();
+    match pages.next().await {
+        None => {
+            let _ = writeln!(report.text, "  no pages");
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(report.text, "  the first page failed: {e}");
+            report
+                .problems
+                .push(format!("the parents' first page cannot be read: {e}"));
+        }
+        Some(Ok(PageEvent::NotModified)) => {
+            let _ = writeln!(report.text, "  304 Not Modified");
+        }
+        Some(Ok(PageEvent::Page(page))) => {
+            if first.is_none()
+                && let Some(item) = page.items.first()
+            {
+                let key = item.key();
+                first = Some((key.id.to_string(), key.version.to_string()));
+            }
+            explain_page(&page, state.stream(&parents.name), &[], report);
+        }
+    }
+    let Some((key, values)) = first else {
+        let _ = writeln!(report.text, "no partition to read yet");
+        return;
+    };
+    let child = child_stream(
+        stream,
+        Partition {
+            key,
+            values,
+            shared: None,
+        },
+    );
+    explain_stream(provider, &child, state.stream(&child.name), report).await;
 }
 
 /// One stream: its kind and watermark, then its first page.

@@ -40,6 +40,7 @@ use tracing::Instrument;
 
 mod commit;
 mod explain;
+mod partition;
 mod poll;
 
 use poll::{Commit, Poll};
@@ -76,6 +77,49 @@ pub struct StreamSpec {
     /// Each read asks only for what changed since its watermark (for reports: the read
     /// itself is the provider's).
     pub incremental: bool,
+    /// A parent/child stream: read once per parent record (a partition), each partition
+    /// with its own state ([`Provider::parents`] lists them).
+    pub partitions: Option<Partitioning>,
+    /// The partition a child read is for (set by the pipeline on a copy of the
+    /// parent/child stream).
+    pub partition: Option<Partition>,
+}
+
+/// How a parent/child stream fans out over its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partitioning {
+    /// The parents are read from their watermark (so a poll does not list every parent
+    /// again); a partition is removed only after a complete full read.
+    pub incremental_parents: bool,
+    /// A full read of the parents at least every this many polls…
+    pub full_read_every_polls: u32,
+    /// …and at least this often (ms).
+    pub full_read_every_ms: Option<u64>,
+    /// Partitions with state of their own; past it, children share one watermark.
+    pub max_partitions: usize,
+    /// Child reads per poll (the rotation resumes at the next poll); `None`: all.
+    pub max_per_poll: Option<usize>,
+}
+
+/// One partition of a parent/child stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// The parent record's id.
+    pub key: String,
+    /// What the child request needs of the parent record, as the parent read recorded it
+    /// (the provider's own form; `HTTP_JSON`: a JSON object by pointer).
+    pub values: String,
+    /// Past the cap on tracked partitions, the watermark every child reads from (the
+    /// start of the last round in which every partition was read to completion), which no
+    /// child read moves; `None` for a partition with its own state.
+    pub shared: Option<SharedFrom>,
+}
+
+/// The shared watermark of untracked partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFrom {
+    /// RFC 3339; `None` before any round completed (a first sync).
+    pub watermark: Option<String>,
 }
 
 /// How a stream is named to people: its name, or `(main)` for a connector's only stream
@@ -103,6 +147,8 @@ impl StreamSpec {
             snapshot,
             ascending: false,
             incremental: false,
+            partitions: None,
+            partition: None,
         }
     }
 
@@ -223,6 +269,15 @@ pub trait Provider: Send + Sync + Sized + 'static {
     /// Reads one stream, from its stored cursor, as pages of records, each with its id
     /// and version.
     fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record>;
+
+    /// The parents of a parent/child stream (one with [`StreamSpec::partitions`]), from
+    /// `cursor` (empty for a full read): each record is a partition, its id the partition's
+    /// key and its version what the child request needs, which [`Provider::pages`] then
+    /// finds in [`StreamSpec::partition`]. None by default.
+    fn parents<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        let _ = (stream, cursor);
+        futures_util::stream::empty().boxed()
+    }
 
     /// What the signal for a new or changed record says; the pipeline adds the envelope
     /// and the record itself as the payload. An error skips the record for this poll (it

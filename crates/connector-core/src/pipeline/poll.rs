@@ -130,11 +130,11 @@ impl Progress {
 }
 
 /// How one stream's read ended.
-pub(super) struct StreamRead {
+pub(crate) struct StreamRead {
     /// Every page arrived and every item was published: a snapshot may be pruned.
-    pub(super) complete: bool,
+    pub(crate) complete: bool,
     /// The per-poll cap stopped the read: no later stream is read either.
-    pub(super) capped: bool,
+    pub(crate) capped: bool,
 }
 
 impl<'a, P: Provider> Poll<'a, P> {
@@ -169,22 +169,15 @@ impl<'a, P: Provider> Poll<'a, P> {
         let streams = self.enc.provider.streams();
         let mut first_error: Option<FetchError> = None;
         for stream in streams {
-            match self.read_stream(stream, state).await {
+            let read = match &stream.partitions {
+                Some(how) => self.read_partitioned(stream, how, state).await,
+                None => self.read_stream(stream, state).await,
+            };
+            match read {
                 Ok(read) if read.capped => break,
                 Ok(_) => {}
                 Err(PollError::Fetch(e)) => {
-                    let what = match self.commit {
-                        Commit::DryRun(_) => "stream read failed (dry run: nothing was committed)",
-                        Commit::To { .. } => {
-                            "stream read failed; its committed pages stay, the next poll resumes it"
-                        }
-                    };
-                    tracing::warn!(
-                        connector = %self.enc.config.name,
-                        stream = %stream.label(),
-                        error = %e,
-                        "{what}"
-                    );
+                    self.stream_failed(stream, &e);
                     first_error.get_or_insert(e);
                 }
                 Err(e) => return Err(e),
@@ -205,18 +198,44 @@ impl<'a, P: Provider> Poll<'a, P> {
         }
     }
 
+    /// Says that a stream's read failed (the poll goes on with the next).
+    pub(super) fn stream_failed(&self, stream: &StreamSpec, e: &FetchError) {
+        let what = match self.commit {
+            Commit::DryRun(_) => "stream read failed (dry run: nothing was committed)",
+            Commit::To { .. } => {
+                "stream read failed; its committed pages stay, the next poll resumes it"
+            }
+        };
+        tracing::warn!(
+            connector = %self.enc.config.name,
+            stream = %stream.label(),
+            error = %e,
+            "{what}"
+        );
+    }
+
     /// Reads one stream page by page, each page committed while the next is fetched.
-    async fn read_stream(
+    pub(super) async fn read_stream(
         &mut self,
-        stream: &'a StreamSpec,
+        stream: &StreamSpec,
         state: &mut ConnectorState,
     ) -> Result<StreamRead, PollError> {
-        let cursor = state
-            .stream(&stream.name)
-            .map(|s| s.cursor.clone())
-            .unwrap_or_default();
+        // A partition past the cap on tracked ones reads from the shared watermark and
+        // moves no cursor (its versions are kept with the other untracked partitions').
+        let shared = stream.partition.as_ref().and_then(|p| p.shared.as_ref());
+        let cursor = match shared {
+            Some(from) => Cursor {
+                watermark: from.watermark.clone(),
+                ..Cursor::default()
+            },
+            None => state
+                .stream(&stream.name)
+                .map(|s| s.cursor.clone())
+                .unwrap_or_default(),
+        };
         let mut pages = super::provider_pages(self.enc.provider, stream, &cursor);
         let mut at = Progress::new(cursor.clone());
+        at.hold_cursor = shared.is_some();
         let mut next = pages.next().await;
         loop {
             let page = match next.take() {
@@ -446,7 +465,7 @@ impl<'a, P: Provider> Poll<'a, P> {
     /// holding control characters): each is counted as failed, under an identity of its
     /// own so it is poisoned like a record that does not parse, and the read is partial.
     /// Kept, an empty id would be published, and the real item pruned as vanished.
-    fn drop_bad_ids(&self, stream: &StreamSpec, page: &mut Page<Record>) {
+    pub(super) fn drop_bad_ids(&self, stream: &StreamSpec, page: &mut Page<Record>) {
         let mut bad = Vec::new();
         page.items.retain(|item| {
             let key = item.key();

@@ -22,7 +22,7 @@ use crate::config::{FieldError, PathSegment, Reference, References};
 
 /// Characters a path segment keeps as they are (RFC 3986 unreserved); everything else is
 /// percent-encoded, so `group/project` becomes `group%2Fproject`.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')

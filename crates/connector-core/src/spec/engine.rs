@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::context::ConnectorContext;
 use crate::detect::content_version;
 use crate::http::{HeaderName, HeaderValue, HttpClient, Request};
-use crate::pipeline::{CreateError, FetchError, PageEvent, Pages, StreamSpec};
+use crate::pipeline::{CreateError, FetchError, PageEvent, Pages, Partitioning, StreamSpec};
 use crate::record::Record;
 use crate::source::paging::{set_pointer, set_query};
 use crate::source::records::{locate, locate_in, scalar};
@@ -27,8 +27,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use url::Url;
 
-use super::template::{Context, Part, Template};
+use super::catalog::SEGMENT;
+use super::template::{Context, Part, Template, without_parents};
 use super::{AbsentMeans, Method, Order, ReadSpec, RecordsAs};
+use percent_encoding::utf8_percent_encode;
 
 /// The span of time one read covers (UNIX milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +59,12 @@ struct Walk<'a> {
     partial: bool,
     /// Nothing more to read this poll.
     over: bool,
+    /// The partition's parent values (a parent/child read's child).
+    parent: Option<Parent>,
 }
+
+/// A parent record's values by pointer, as the child request takes them.
+type Parent = serde_json::Map<String, Value>;
 
 /// A [`ReadSpec`] ready to read: its client (with the spec's auth) and its templates
 /// parsed once.
@@ -71,6 +78,11 @@ pub struct SpecReader {
     title: Template,
     /// `signal.url` as a template; `None` when it is a pointer (or absent).
     link: Option<Template>,
+    /// A parent/child read's parents.
+    parents: Option<Box<SpecReader>>,
+    /// On the parents' reader: the pointers whose values the child request takes, which
+    /// make each parent's version.
+    takes: Vec<String>,
 }
 
 impl SpecReader {
@@ -143,24 +155,31 @@ impl SpecReader {
     }
 
     /// The first request of a poll from `cursor`.
-    fn first_request(&self, cursor: &Cursor) -> Result<Request, String> {
+    fn first_request(&self, cursor: &Cursor, parent: Option<&Parent>) -> Result<Request, String> {
         let now = self.http.context().clock().now_ms();
         let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-        self.request_for(&self.window(watermark, now))
+        self.request_for(&self.window(watermark, now), parent)
     }
 
-    /// The first request of a read over `window`.
-    fn request_for(&self, window: &Window) -> Result<Request, String> {
+    /// The first request of a read over `window` (of a partition: with its parent's
+    /// values, percent-encoded in the URL).
+    fn request_for(&self, window: &Window, parent: Option<&Parent>) -> Result<Request, String> {
         let (value, now) = self.rendered(window);
+        let of_parent = |p: &str| parent.and_then(|m| m.get(p)).and_then(Value::as_str);
         let fill = |p: &Part| match p {
             Part::Cursor => value.clone(),
             Part::Now => Some(now.clone()),
+            Part::Parent(p) => of_parent(p).map(str::to_owned),
             _ => None,
+        };
+        let fill_url = |p: &Part| match p {
+            Part::Parent(p) => of_parent(p).map(|v| utf8_percent_encode(v, SEGMENT).to_string()),
+            other => fill(other),
         };
         let url = self
             .url
-            .render(fill)
-            .ok_or("request.url needs a value for {{cursor}}")?;
+            .render(fill_url)
+            .ok_or("request.url needs a value for {{cursor}} or {{parent:…}}")?;
         let mut url = Url::parse(&url).map_err(|e| format!("request.url: {e}"))?;
         for (name, t) in &self.query {
             // A whole-value placeholder without a value is left out (a first sync).
@@ -275,6 +294,7 @@ impl SpecReader {
             c.records.version.clone(),
             c.records.skip.clone(),
         );
+        let takes = self.takes.clone();
         let parse =
             move |body: &Body, span: Range<usize>, text: &str| -> Result<Kept<Record>, ItemError> {
                 if !skip.is_empty() {
@@ -293,6 +313,8 @@ impl SpecReader {
                     .filter(|i| !i.is_empty())
                     .ok_or_else(|| ItemError::new(format!("no id at {id}")))?;
                 let version = match &version {
+                    // A parent: what the child request takes of it.
+                    _ if !takes.is_empty() => parent_values(&takes, value_at)?,
                     Some(p) => {
                         value_at(p).ok_or_else(|| ItemError::new(format!("no version at {p}")))?
                     }
@@ -323,6 +345,22 @@ impl SpecReader {
     }
 }
 
+/// A parent's version: the values the child request takes of it, by pointer, as a JSON
+/// object; a parent without one of them fails (its children could not be asked for).
+fn parent_values(
+    takes: &[String],
+    value_at: impl Fn(&str) -> Option<String>,
+) -> Result<String, ItemError> {
+    let mut values = Parent::new();
+    for pointer in takes {
+        let value = value_at(pointer).filter(|v| !v.is_empty()).ok_or_else(|| {
+            ItemError::new(format!("no value at {pointer} for the child request"))
+        })?;
+        values.insert(pointer.clone(), Value::String(value));
+    }
+    Ok(Value::Object(values).to_string())
+}
+
 /// Fills the placeholders of every string in `body`; a whole-value one without a value
 /// becomes `null`.
 /// Fills the placeholders of a JSON body. A field whose whole value is one placeholder
@@ -335,7 +373,7 @@ impl SpecReader {
     /// empty page carrying the window's end as its time, so the watermark becomes
     /// min(window end, poll start) even when the window held nothing. A partial window
     /// moves nothing and ends the poll's walk; at most `maxWindowsPerPoll` windows a poll.
-    fn windows<'a>(&'a self, cursor: &'a Cursor) -> Pages<'a, Record> {
+    fn windows<'a>(&'a self, cursor: &'a Cursor, parent: Option<Parent>) -> Pages<'a, Record> {
         let poll_now = self.http.context().clock().now_ms();
         let walk = Walk {
             inner: None,
@@ -346,6 +384,7 @@ impl SpecReader {
             started: 0,
             partial: false,
             over: false,
+            parent,
         };
         stream::unfold(walk, move |mut walk| async move {
             loop {
@@ -396,7 +435,7 @@ impl SpecReader {
     async fn next_window<'a>(&'a self, walk: &mut Walk<'a>) -> Result<(), FetchError> {
         let window = self.window(walk.from, walk.poll_now);
         let request = self
-            .request_for(&window)
+            .request_for(&window, walk.parent.as_ref())
             .map_err(|e| FetchError::refused(self.http.base(), e))?;
         walk.end = window.end;
         walk.partial = false;
@@ -421,6 +460,7 @@ static EMPTY_CURSOR: Cursor = Cursor {
     resume: None,
     pending: None,
     pages: None,
+    partitions: None,
 };
 
 fn fill_body(
@@ -463,8 +503,10 @@ impl SpecReader {
     pub fn new(config: ReadSpec, common: &ConnectorContext) -> Result<Self, CreateError> {
         let url = Template::parse(&config.request.url, Context::Request).map_err(CreateError)?;
         let origin_of = |u: &str| {
-            Url::parse(&u.replace("{{cursor}}", "x").replace("{{now}}", "x"))
-                .map_err(|e| CreateError(format!("request.url: {e}")))
+            Url::parse(&without_parents(
+                &u.replace("{{cursor}}", "x").replace("{{now}}", "x"),
+            ))
+            .map_err(|e| CreateError(format!("request.url: {e}")))
         };
         let base = origin_of(&config.request.url)?;
         let mut root = base.clone();
@@ -492,6 +534,14 @@ impl SpecReader {
             }
             _ => None,
         };
+        let parents = match config.parent_read() {
+            Some(read) => {
+                let mut parents = SpecReader::new(read, common)?;
+                parents.takes = config.parent_pointers();
+                Some(Box::new(parents))
+            }
+            None => None,
+        };
         Ok(Self {
             http,
             config,
@@ -499,6 +549,8 @@ impl SpecReader {
             query,
             title,
             link,
+            parents,
+            takes: Vec::new(),
         })
     }
 
@@ -516,7 +568,17 @@ impl SpecReader {
     /// incremental read comes oldest first.
     pub fn stream(&self) -> StreamSpec {
         let c = &self.config;
-        let stream = StreamSpec::main(c.signal.kind.clone(), c.snapshot);
+        let mut stream = StreamSpec::main(c.signal.kind.clone(), c.snapshot);
+        stream.partitions = c.parent.as_ref().map(|p| Partitioning {
+            incremental_parents: p.incremental.is_some(),
+            full_read_every_polls: p.parent_full_read_every.polls,
+            full_read_every_ms: p
+                .parent_full_read_every
+                .hours
+                .map(|h| u64::from(h) * 3_600_000),
+            max_partitions: p.max_partitions as usize,
+            max_per_poll: p.max_partitions_per_poll.map(|m| m as usize),
+        });
         match (&c.incremental, c.order) {
             (Some(_), Order::Asc) => stream.ascending(),
             (Some(_), _) => stream.incremental(),
@@ -524,17 +586,39 @@ impl SpecReader {
         }
     }
 
-    /// The pages of one read from `cursor`.
-    pub fn pages<'a>(&'a self, cursor: &'a Cursor) -> Pages<'a, Record> {
+    /// The parents of a parent/child read from `cursor` (none without `parent`).
+    pub fn parents<'a>(&'a self, cursor: &'a Cursor) -> Pages<'a, Record> {
+        match &self.parents {
+            Some(parents) => parents.pages(&StreamSpec::main("parent", false), cursor),
+            None => stream::empty().boxed(),
+        }
+    }
+
+    /// The pages of one read of `stream` (a partition's, with its parent's values) from
+    /// `cursor`.
+    pub fn pages<'a>(&'a self, stream: &StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        let parent = match stream
+            .partition
+            .as_ref()
+            .map(|p| serde_json::from_str(&p.values))
+        {
+            None => None,
+            Some(Ok(values)) => Some(values),
+            Some(Err(e)) => {
+                let e = format!("the partition's recorded parent values do not read: {e}");
+                return stream::once(async move { Err(FetchError::refused(self.http.base(), e)) })
+                    .boxed();
+            }
+        };
         let windowed = self
             .config
             .incremental
             .as_ref()
             .is_some_and(|i| i.max_window_ms().is_some());
         if windowed {
-            return self.windows(cursor);
+            return self.windows(cursor, parent);
         }
-        match self.first_request(cursor) {
+        match self.first_request(cursor, parent.as_ref()) {
             Ok(request) => source::read(&self.http, self.read(request), cursor),
             Err(e) => {
                 stream::once(async move { Err(FetchError::refused(self.http.base(), e)) }).boxed()

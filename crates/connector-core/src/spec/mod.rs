@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::Severity;
 pub use crate::auth::AuthSpec;
-use crate::config::{FieldError, Headers};
+use crate::config::{FieldError, Headers, PathSegment};
 pub use crate::source::{Paging, TokenPlace};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -59,6 +59,91 @@ pub struct ReadSpec {
     /// Limits of one read.
     #[serde(default)]
     pub limits: Limits,
+    /// A parent/child read: the parents, each of whose records is one partition, read
+    /// with this request (`{{parent:/pointer}}` in it) and its own state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentSpec>,
+}
+
+/// The parents of a parent/child read ("for each project, list its issues").
+///
+/// Each parent record is a partition, keyed by its id; the child request takes its
+/// values through `{{parent:/pointer}}` (percent-encoded in `request.url`, so GitLab's
+/// `group/project` becomes `group%2Fproject`). The partition set is kept in state, and a
+/// partition is removed only after a complete full read of the parents: an incremental
+/// read lists what changed, and an unchanged parent is not a removed one.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParentSpec {
+    /// The parents' first request: on `request.url`'s origin, with the same auth.
+    pub request: RequestSpec,
+    /// Where the parents are; `id` is the partition's key (`version` is not used: a
+    /// parent's version is what the child request takes of it).
+    pub records: RecordsSpec,
+    /// How the parents' pages follow one another (default none: one page).
+    #[serde(default)]
+    pub pagination: Paging,
+    /// How the parents come by their incremental field.
+    #[serde(default)]
+    pub order: Order,
+    /// Reads only the parents changed since the last read (`{{cursor}}` in the parent
+    /// request, as a whole query value so a full read leaves it out); every
+    /// `parentFullReadEvery` the parents are read in full.
+    #[serde(default)]
+    pub incremental: Option<Incremental>,
+    /// How often an incremental parent read is a full one (the only kind that removes
+    /// partitions): whichever comes first.
+    #[serde(default)]
+    pub parent_full_read_every: FullReadEvery,
+    /// Partitions with state of their own (default 10,000). Past it, every child reads
+    /// from one watermark: the start of the last round in which every partition was read
+    /// to completion.
+    #[serde(default = "ten_thousand")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_partitions: u32,
+    /// Child reads per poll (default: every partition); the next poll goes on where this
+    /// one stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_partitions_per_poll: Option<u32>,
+    /// Limits of one read of the parents.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// When an incremental read of the parents is a full one.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FullReadEvery {
+    /// Every this many polls (default 24).
+    #[serde(default = "twenty_four")]
+    #[schemars(range(min = 1, max = 100_000))]
+    pub polls: u32,
+    /// At least every this many hours (default 24).
+    #[serde(default = "some_twenty_four")]
+    #[schemars(range(min = 1, max = 8760))]
+    pub hours: Option<u32>,
+}
+
+impl Default for FullReadEvery {
+    fn default() -> Self {
+        Self {
+            polls: 24,
+            hours: Some(24),
+        }
+    }
+}
+
+fn ten_thousand() -> u32 {
+    10_000
+}
+
+fn twenty_four() -> u32 {
+    24
+}
+
+fn some_twenty_four() -> Option<u32> {
+    Some(24)
 }
 
 fn default_source() -> String {
@@ -84,6 +169,28 @@ pub struct RequestSpec {
     /// The POST body (JSON); string values may hold `{{cursor}}` and `{{now}}`.
     #[serde(default)]
     pub body: Option<Value>,
+}
+
+impl RequestSpec {
+    /// The parent pointers the request uses (`{{parent:/id}}`), each once.
+    pub fn parent_pointers(&self) -> Vec<String> {
+        let mut texts: Vec<&str> = vec![self.url.as_str()];
+        texts.extend(self.query.values().map(String::as_str));
+        if let Some(body) = &self.body {
+            collect_strings(body, &mut texts);
+        }
+        let mut out: Vec<String> = Vec::new();
+        for text in texts {
+            if let Ok(t) = Template::parse(text, Context::Request) {
+                for p in t.parent_pointers() {
+                    if !out.iter().any(|o| o == p) {
+                        out.push(p.to_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The request method.
@@ -335,20 +442,130 @@ impl ReadSpec {
         self.pointer_problems(&mut out);
         self.signal_problems(&mut out);
         self.incremental_problems(&mut out);
+        self.parent_problems(&mut out);
         out.extend(self.auth.problems());
         out
+    }
+
+    /// The read of the parents, as a read description of its own (the child's auth; no
+    /// signal: parents are not published).
+    pub fn parent_read(&self) -> Option<ReadSpec> {
+        let p = self.parent.as_ref()?;
+        Some(ReadSpec {
+            source: self.source.clone(),
+            request: p.request.clone(),
+            auth: self.auth.clone(),
+            records: p.records.clone(),
+            fail: self.fail.clone(),
+            signal: SignalSpec {
+                kind: "parent".into(),
+                title: String::new(),
+                severity: None,
+                occurred_at: None,
+                url: None,
+            },
+            pagination: p.pagination.clone(),
+            order: p.order,
+            incremental: p.incremental.clone(),
+            snapshot: false,
+            limits: p.limits.clone(),
+            parent: None,
+        })
+    }
+
+    /// The parent pointers the child request uses (`{{parent:/id}}`), each once.
+    pub fn parent_pointers(&self) -> Vec<String> {
+        self.request.parent_pointers()
+    }
+
+    fn parent_problems(&self, out: &mut Vec<FieldError>) {
+        let uses = !self.parent_pointers().is_empty();
+        let Some(parent) = &self.parent else {
+            if uses {
+                out.push(FieldError::new(
+                    &["request"],
+                    "{{parent:/pointer}} needs parent, whose records fill it",
+                ));
+            }
+            return;
+        };
+        if !uses {
+            out.push(FieldError::new(
+                &["request"],
+                "a parent/child read needs {{parent:/pointer}} in request.url, request.query or request.body, such as /projects/{{parent:/id}}/issues",
+            ));
+        }
+        if self.snapshot {
+            out.push(FieldError::new(
+                &["snapshot"],
+                "a parent/child read is incremental or a listing per partition; it cannot be a snapshot",
+            ));
+        }
+        let origin = |u: &str| {
+            Url::parse(&u.replace("{{cursor}}", "x").replace("{{now}}", "x"))
+                .ok()
+                .map(|u| u.origin())
+        };
+        let child_origin = origin(&template::without_parents(&self.request.url));
+        if origin(&parent.request.url).is_some_and(|o| Some(o) != child_origin) {
+            out.push(FieldError::new(
+                &["parent", "request", "url"],
+                "must be on request.url's origin: the credentials are sent only there",
+            ));
+        }
+        if !template::parents_after_host(&self.request.url) {
+            out.push(FieldError::new(
+                &["request", "url"],
+                "{{parent:/pointer}} may stand only in the path or the query, after the host: a parent record never chooses where the credentials go",
+            ));
+        }
+        if !parent.request.parent_pointers().is_empty() {
+            out.push(FieldError::new(
+                &["parent", "request"],
+                "the parents' own request cannot hold {{parent:/pointer}}",
+            ));
+        }
+        if parent.records.version.is_some() {
+            out.push(FieldError::new(
+                &["parent", "records", "version"],
+                "not used: a parent's version is what the child request takes of it",
+            ));
+        }
+        if parent
+            .incremental
+            .as_ref()
+            .is_some_and(|i| i.initial.is_some())
+        {
+            out.push(FieldError::new(
+                &["parent", "incremental", "initial"],
+                "a full read of the parents must list them all: leave initial out, and make {{cursor}} a whole query value (a full read leaves it out)",
+            ));
+        }
+        let Some(read) = self.parent_read() else {
+            return;
+        };
+        let mut inner = Vec::new();
+        read.request_problems(&mut inner);
+        read.pointer_problems(&mut inner);
+        read.incremental_problems(&mut inner);
+        for mut e in inner {
+            if !matches!(e.path.first(), Some(PathSegment::Key(k)) if k == "fail") {
+                e.path.insert(0, PathSegment::Key("parent".into()));
+                out.push(e);
+            }
+        }
     }
 
     /// The request: its templates, URL, method and link base, and what `{{cursor}}` needs.
     fn request_problems(&self, out: &mut Vec<FieldError>) {
         if let Some(base) = self.pagination.link_base() {
-            let first = Url::parse(
+            let first = Url::parse(&template::without_parents(
                 &self
                     .request
                     .url
                     .replace("{{cursor}}", "x")
                     .replace("{{now}}", "x"),
-            );
+            ));
             if first.is_ok_and(|first| first.origin() != base.origin()) {
                 out.push(FieldError::new(
                     &["pagination", "linkBase"],
@@ -384,11 +601,13 @@ impl ReadSpec {
                 Err(e) => out.push(at(path, e)),
             }
         }
-        let rendered = self
-            .request
-            .url
-            .replace("{{cursor}}", "x")
-            .replace("{{now}}", "x");
+        let rendered = template::without_parents(
+            &self
+                .request
+                .url
+                .replace("{{cursor}}", "x")
+                .replace("{{now}}", "x"),
+        );
         if Url::parse(&rendered).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
             out.push(FieldError::new(
                 &["request", "url"],

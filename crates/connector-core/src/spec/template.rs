@@ -1,5 +1,5 @@
-//! Placeholders, and nothing more: `{{cursor}}` and `{{now}}` in requests, `{{/pointer}}`
-//! in signal templates. No loops, no expressions, so a config cannot run code.
+//! Placeholders, and nothing more: `{{cursor}}`, `{{now}}` and `{{parent:/pointer}}` in
+//! requests, `{{/pointer}}` in signal templates. No loops, no expressions, so a config cannot run code.
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,12 +12,15 @@ pub enum Part {
     Now,
     /// A record's value at this JSON pointer.
     Pointer(String),
+    /// The parent record's value at this JSON pointer (a parent/child read's child
+    /// request).
+    Parent(String),
 }
 
 /// Where a template is used, which says which placeholders it may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
-    /// A request: `{{cursor}}`, `{{now}}`.
+    /// A request: `{{cursor}}`, `{{now}}`, `{{parent:/pointer}}`.
     Request,
     /// A signal field: `{{/pointer}}`.
     Record,
@@ -40,6 +43,38 @@ pub fn is_pointer(pointer: &str) -> bool {
             .split('~')
             .skip(1)
             .all(|rest| rest.starts_with('0') || rest.starts_with('1'))
+}
+
+/// `text` with each `{{parent:…}}` replaced by `x`, to parse a child URL as a URL.
+pub fn without_parents(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("{{parent:") {
+        out.push_str(&rest[..at]);
+        match rest[at..].find("}}") {
+            Some(end) => {
+                out.push('x');
+                rest = &rest[at + end + 2..];
+            }
+            None => {
+                rest = &rest[at..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether every `{{parent:…}}` in a URL template comes after the host (in the path or
+/// the query), so no parent record can choose where the credentials go.
+pub fn parents_after_host(url: &str) -> bool {
+    let Some(first) = url.find("{{parent:") else {
+        return true;
+    };
+    let head = &url[..first];
+    head.split_once("://")
+        .is_some_and(|(_, authority_on)| authority_on.contains('/'))
 }
 
 impl Template {
@@ -67,6 +102,15 @@ impl Template {
                 // time format is a number (see `fill_body`).
                 ("cursor" | "cursor|string", Context::Request) => Part::Cursor,
                 ("now" | "now|string", Context::Request) => Part::Now,
+                (p, Context::Request) if p.starts_with("parent:") => {
+                    let pointer = &p["parent:".len()..];
+                    if !pointer.starts_with('/') || !is_pointer(pointer) {
+                        return Err(format!(
+                            "{{{{{p}}}}}: expected a JSON pointer into the parent record, such as {{{{parent:/id}}}}"
+                        ));
+                    }
+                    Part::Parent(pointer.to_owned())
+                }
                 (p, Context::Record) if p.starts_with('/') => {
                     if !is_pointer(p) {
                         return Err(format!("{{{{{p}}}}} is not a JSON pointer (RFC 6901)"));
@@ -75,7 +119,7 @@ impl Template {
                 }
                 (other, Context::Request) => {
                     return Err(format!(
-                        "unknown placeholder {{{{{other}}}}}; a request may hold {{{{cursor}}}} and {{{{now}}}}"
+                        "unknown placeholder {{{{{other}}}}}; a request may hold {{{{cursor}}}}, {{{{now}}}} and {{{{parent:/pointer}}}}"
                     ));
                 }
                 (other, Context::Record) => {
@@ -106,6 +150,14 @@ impl Template {
     /// True when it holds `{{cursor}}`.
     pub fn uses_cursor(&self) -> bool {
         self.parts.contains(&Part::Cursor)
+    }
+
+    /// The parent pointers it uses (`{{parent:/id}}` gives `/id`).
+    pub fn parent_pointers(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Parent(p) => Some(p.as_str()),
+            _ => None,
+        })
     }
 
     /// True when it holds any placeholder.
@@ -141,7 +193,7 @@ mod tests {
         );
         assert_eq!(
             Template::parse("{{env}}", Context::Request).expect_err("unknown"),
-            "unknown placeholder {{env}}; a request may hold {{cursor}} and {{now}}"
+            "unknown placeholder {{env}}; a request may hold {{cursor}}, {{now}} and {{parent:/pointer}}"
         );
         assert_eq!(
             Template::parse("{{/a~2}}", Context::Record).expect_err("pointer"),

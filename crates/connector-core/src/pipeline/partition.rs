@@ -1,0 +1,500 @@
+//! A parent/child stream: its parents read (in full every so often, else from their
+//! watermark), the partitions they name kept in state, and each partition read as a
+//! stream of its own, a bounded number per poll.
+//!
+//! State, all under the stream's name: `parents` holds the partition set (each parent's
+//! id → what its child request needs) and the [`PartitionMark`]; `p/<key>` holds one
+//! partition's cursor and versions (the key percent-encoded, or hashed when long, since a
+//! parent id may hold any character); `p/*` holds the versions of every partition past
+//! the cap on tracked ones, which share one watermark.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::poll::{Poll, StreamRead, Tail, Work, format_watermark};
+use super::*;
+use crate::ports::{PartitionMark, StateDelta};
+
+/// What a partition key keeps as it is in a state name: RFC 3986's unreserved characters.
+/// Everything else (`|` ends a stream name in the state hash; `*` and `#` are the shared
+/// and hashed names) is percent-encoded.
+const KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Keys longer than this (encoded) are hashed in state names.
+const LONGEST_KEY: usize = 96;
+
+/// A name under a parent/child stream's own.
+fn under(stream: &str, part: &str) -> String {
+    if stream.is_empty() {
+        part.to_owned()
+    } else {
+        format!("{stream}/{part}")
+    }
+}
+
+/// The state name of the parents of `stream`.
+pub(crate) fn parents_name(stream: &str) -> String {
+    under(stream, "parents")
+}
+
+/// The state name of one partition of `stream`.
+pub(crate) fn partition_name(stream: &str, key: &str) -> String {
+    let encoded = utf8_percent_encode(key, KEY).to_string();
+    if encoded.len() <= LONGEST_KEY {
+        under(stream, &format!("p/{encoded}"))
+    } else {
+        let hash = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
+        under(stream, &format!("p/#{hash:032x}"))
+    }
+}
+
+/// The state name the untracked partitions of `stream` share.
+fn shared_name(stream: &str) -> String {
+    under(stream, "p/*")
+}
+
+/// The stream its parents are read as.
+pub(crate) fn parents_stream(stream: &StreamSpec) -> StreamSpec {
+    let mut parents = StreamSpec::named(parents_name(&stream.name), "parent", false);
+    parents.incremental = stream
+        .partitions
+        .as_ref()
+        .is_some_and(|p| p.incremental_parents);
+    parents
+}
+
+/// The child read of one partition.
+pub(crate) fn child_stream(stream: &StreamSpec, partition: Partition) -> StreamSpec {
+    let mut child = stream.clone();
+    child.partitions = None;
+    child.name = match partition.shared {
+        Some(_) => shared_name(&stream.name),
+        None => partition_name(&stream.name, &partition.key),
+    };
+    child.partition = Some(partition);
+    child
+}
+
+/// The partitions of `stream` as state records them, by key.
+pub(crate) fn recorded_partitions(
+    stream: &StreamSpec,
+    state: &ConnectorState,
+) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = state
+        .stream(&parents_name(&stream.name))
+        .map(|s| {
+            s.versions
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+/// Whether this poll reads the parents in full: always when they are not read
+/// incrementally, else when no full read completed yet, or the last one is
+/// `parentFullReadEvery` polls or hours old.
+fn full_read_due(mark: &PartitionMark, how: &Partitioning, now_ms: i64) -> bool {
+    if !how.incremental_parents {
+        return true;
+    }
+    let Some(full_ms) = mark.full_ms else {
+        return true;
+    };
+    let by_polls = mark.polls.saturating_add(1) >= how.full_read_every_polls.max(1);
+    let by_time = how
+        .full_read_every_ms
+        .is_some_and(|every| u64::try_from(now_ms.saturating_sub(full_ms)).unwrap_or(0) >= every);
+    by_polls || by_time
+}
+
+/// The partitions (by their place in key order) whose children this poll reads: from
+/// where the rotation stands, `maxPartitionsPerPoll` of them (all without it). A turn from
+/// the first partition begins a round.
+fn this_turn(
+    keys: &[(String, String)],
+    how: &Partitioning,
+    mark: &mut PartitionMark,
+    now_ms: i64,
+) -> std::ops::Range<usize> {
+    let mut start = mark
+        .next
+        .as_ref()
+        .map_or(0, |n| keys.partition_point(|(k, _)| k < n));
+    if start >= keys.len() {
+        start = 0;
+    }
+    if start == 0 {
+        mark.round_ms = Some(now_ms);
+        mark.round_ok = true;
+    }
+    let end = how.max_per_poll.map_or(keys.len(), |m| {
+        start.saturating_add(m.max(1)).min(keys.len())
+    });
+    start..end
+}
+
+/// Moves the rotation on: the next poll starts at `next` (a place in key order), or, when
+/// the round went through every partition, at the first, and a round that read every
+/// partition to completion becomes the shared watermark.
+fn end_turn(keys: &[(String, String)], next: Option<usize>, mark: &mut PartitionMark) {
+    match next {
+        Some(at) => mark.next = keys.get(at).map(|(k, _)| k.clone()),
+        None => {
+            if mark.round_ok {
+                mark.complete_ms = mark.round_ms;
+            }
+            mark.next = None;
+        }
+    }
+}
+
+/// How the child reads of a poll went.
+struct ChildReads {
+    read: StreamRead,
+    /// The first child read's fetch error.
+    error: Option<FetchError>,
+    /// No child read went through (every one failed, or none was due).
+    read_none: bool,
+}
+
+/// How a read of the parents went.
+struct ParentRead {
+    /// Every page arrived and every parent parsed.
+    complete: bool,
+    /// The newest parent time read (no later than the poll's start).
+    newest: Option<i64>,
+    /// Partitions found that state did not have.
+    added: usize,
+}
+
+impl<'a, P: Provider> Poll<'a, P> {
+    /// Reads a parent/child stream: the parents, then the partitions' children from where
+    /// the rotation stands. A fetch error of the parents or of one child is kept until the
+    /// others have been read.
+    pub(super) async fn read_partitioned(
+        &mut self,
+        stream: &StreamSpec,
+        how: &Partitioning,
+        state: &mut ConnectorState,
+    ) -> Result<StreamRead, PollError> {
+        let parents = parents_stream(stream);
+        let stored = state
+            .stream(&parents.name)
+            .map(|s| s.cursor.clone())
+            .unwrap_or_default();
+        let mut mark = stored.partitions.clone().unwrap_or_default();
+        let full = full_read_due(&mark, how, self.started_ms);
+        let mut first_error = None;
+        let mut newest = None;
+        match self.read_parents(stream, &parents, state, full).await {
+            Ok(read) => {
+                newest = read.newest.filter(|_| read.complete);
+                if read.complete && full {
+                    mark.full_ms = Some(self.started_ms);
+                    mark.polls = 0;
+                } else {
+                    mark.polls = mark.polls.saturating_add(1);
+                }
+                // A round already under way did not read what was found since.
+                if read.added > 0 && mark.next.is_some() {
+                    mark.round_ok = false;
+                }
+            }
+            Err(PollError::Fetch(e)) => {
+                self.stream_failed(&parents, &e);
+                first_error = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+        let before = mark.clone();
+        let children = self.read_children(stream, how, &mut mark, state).await?;
+        if first_error.is_some() && children.read_none && mark.polls == before.polls {
+            // Nothing was read: the rotation stands where it stood (a poll that fails
+            // leaves state untouched).
+            mark = before;
+        }
+        let mut cursor = state
+            .stream(&parents.name)
+            .map(|s| s.cursor.clone())
+            .unwrap_or_default();
+        if let Some(n) = newest {
+            let stored = cursor
+                .watermark
+                .as_deref()
+                .and_then(crate::time::parse_millis);
+            cursor.watermark = Some(format_watermark(stored.max(Some(n)).unwrap_or(n)));
+        }
+        cursor.partitions = Some(mark);
+        if Some(&cursor) != state.stream(&parents.name).map(|s| &s.cursor) {
+            self.commit_work(&parents, state, &[], Tail::default(), Some(cursor))
+                .await?;
+        }
+        match first_error.or(children.error) {
+            Some(e) => Err(PollError::Fetch(e)),
+            None => Ok(children.read),
+        }
+    }
+
+    /// Reads the parents (from no cursor for a full read), recording each partition found
+    /// or changed page by page; after a complete full read, the partitions no parent named
+    /// are removed with their state. An incremental read removes nothing: a parent it did
+    /// not list is unchanged, not gone.
+    async fn read_parents(
+        &mut self,
+        stream: &StreamSpec,
+        parents: &StreamSpec,
+        state: &mut ConnectorState,
+        full: bool,
+    ) -> Result<ParentRead, PollError> {
+        let cursor = if full {
+            Cursor::default()
+        } else {
+            state
+                .stream(&parents.name)
+                .map(|s| s.cursor.clone())
+                .unwrap_or_default()
+        };
+        let provider = self.enc.provider;
+        let mut pages = provider.parents(stream, &cursor);
+        let mut seen = HashSet::new();
+        let mut read = ParentRead {
+            complete: true,
+            newest: None,
+            added: 0,
+        };
+        while let Some(event) = pages.next().await {
+            let mut page = match event {
+                Err(e) => return Err(PollError::Fetch(e)),
+                Ok(PageEvent::NotModified) => {
+                    read.complete = false;
+                    break;
+                }
+                Ok(PageEvent::Page(page)) => page,
+            };
+            self.drop_bad_ids(parents, &mut page);
+            self.summary.pages += 1;
+            // A parent that does not parse could be any partition: no full read removes
+            // one until it parses.
+            read.complete &= !page.partial && page.failed == 0;
+            self.summary.failed += page.failed;
+            read.newest = read
+                .newest
+                .max(page.watermark.map(|w| w.min(self.started_ms)));
+            let recorded = state.stream(&parents.name).map(|s| &s.versions);
+            let keys: Vec<ItemKey<'_>> = page.items.iter().map(|i| i.key()).collect();
+            let mut work = Vec::new();
+            for key in &keys {
+                if !seen.insert(key.id.to_string()) {
+                    continue;
+                }
+                match recorded.and_then(|r| r.get(key.id.as_ref())) {
+                    Some(v) if *v == key.version => {}
+                    Some(_) => work.push(Work::Quiet { key }),
+                    None => {
+                        read.added += 1;
+                        work.push(Work::Quiet { key });
+                    }
+                }
+            }
+            self.commit_work(parents, state, &work, Tail::default(), None)
+                .await?;
+        }
+        if full && read.complete {
+            self.remove_partitions(stream, parents, state, &seen)
+                .await?;
+        }
+        Ok(read)
+    }
+
+    /// After a complete full read of the parents: forgets each partition no parent named,
+    /// with its own state.
+    async fn remove_partitions(
+        &mut self,
+        stream: &StreamSpec,
+        parents: &StreamSpec,
+        state: &mut ConnectorState,
+        seen: &HashSet<String>,
+    ) -> Result<(), PollError> {
+        let gone: Vec<String> = recorded_partitions(stream, state)
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| !seen.contains(k))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            connector = %self.enc.config.name,
+            stream = %stream.label(),
+            partitions = gone.len(),
+            "partitions removed: a complete full read of the parents no longer lists them"
+        );
+        for key in &gone {
+            let name = partition_name(&stream.name, key);
+            if let Some(own) = state.streams.get(&name) {
+                let delta = StateDelta {
+                    stream: name.clone(),
+                    removals: own.versions.keys().cloned().collect(),
+                    cursor: Some(Cursor::default()),
+                    failures: own.failures.keys().map(|k| (k.clone(), 0)).collect(),
+                    absences: own.absent.keys().map(|k| (k.clone(), None)).collect(),
+                    upserts: Vec::new(),
+                };
+                self.commit_delta(state, delta).await?;
+                state.streams.remove(&name);
+            }
+        }
+        let tail = Tail {
+            prunes: gone,
+            ..Tail::default()
+        };
+        self.commit_work(parents, state, &[], tail, None).await?;
+        Ok(())
+    }
+
+    /// Reads the children of the partitions whose turn it is (all, or
+    /// `maxPartitionsPerPoll` from where the last poll stopped), and moves the rotation:
+    /// a round that read every partition to completion becomes the shared watermark.
+    async fn read_children(
+        &mut self,
+        stream: &StreamSpec,
+        how: &Partitioning,
+        mark: &mut PartitionMark,
+        state: &mut ConnectorState,
+    ) -> Result<ChildReads, PollError> {
+        let keys = recorded_partitions(stream, state);
+        let shared = (keys.len() > how.max_partitions).then(|| {
+            tracing::warn!(
+                connector = %self.enc.config.name,
+                stream = %stream.label(),
+                partitions = keys.len(),
+                max_partitions = how.max_partitions,
+                "more partitions than maxPartitions: their children share one watermark, the \
+                 start of the last round in which every partition was read to completion"
+            );
+            SharedFrom {
+                watermark: mark.complete_ms.map(format_watermark),
+            }
+        });
+        let turn = this_turn(&keys, how, mark, self.started_ms);
+        let mut read = StreamRead {
+            complete: true,
+            capped: false,
+        };
+        let mut first_error = None;
+        let mut read_none = true;
+        let mut stopped = None;
+        for (at, (key, values)) in keys.iter().enumerate().take(turn.end).skip(turn.start) {
+            let child = child_stream(
+                stream,
+                Partition {
+                    key: key.clone(),
+                    values: values.clone(),
+                    shared: shared.clone(),
+                },
+            );
+            let unmodified = self.streams_not_modified;
+            match self.read_stream(&child, state).await {
+                Ok(r) => {
+                    read_none = false;
+                    // A 304 is a complete read of an unchanged partition.
+                    let whole = r.complete || self.streams_not_modified > unmodified;
+                    self.streams_not_modified = unmodified;
+                    read.complete &= whole;
+                    mark.round_ok &= whole;
+                    if r.capped {
+                        read.capped = true;
+                        stopped = Some(at);
+                        break;
+                    }
+                }
+                Err(PollError::Fetch(e)) => {
+                    self.stream_failed(&child, &e);
+                    if matches!(&e, FetchError::Http(HttpError::Status { status: 404, .. })) {
+                        // Its parent may be gone: the next poll reads the parents in full,
+                        // which removes the partition if so.
+                        mark.polls = u32::MAX;
+                    }
+                    read.complete = false;
+                    mark.round_ok = false;
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        end_turn(
+            &keys,
+            stopped.or((turn.end < keys.len()).then_some(turn.end)),
+            mark,
+        );
+        Ok(ChildReads {
+            read,
+            error: first_error,
+            read_none,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_key_is_escaped_or_hashed_in_its_state_name() {
+        assert_eq!(partition_name("", "42"), "p/42");
+        assert_eq!(partition_name("", "grp/sub c|x"), "p/grp%2Fsub%20c%7Cx");
+        assert_eq!(partition_name("", "*"), "p/%2A");
+        assert_eq!(partition_name("issues", "a"), "issues/p/a");
+        let long = "k".repeat(200);
+        let hashed = partition_name("", &long);
+        assert!(hashed.starts_with("p/#") && hashed.len() == 35, "{hashed}");
+        assert_ne!(hashed, partition_name("", &"k".repeat(201)));
+        for name in [partition_name("", "a|b"), shared_name(""), parents_name("")] {
+            assert!(!name.contains('|'), "{name}");
+        }
+    }
+
+    fn mark(full_ms: Option<i64>, polls: u32) -> PartitionMark {
+        PartitionMark {
+            full_ms,
+            polls,
+            ..PartitionMark::default()
+        }
+    }
+
+    #[test]
+    fn the_parents_are_read_in_full_every_so_many_polls_or_hours() {
+        let how = Partitioning {
+            incremental_parents: true,
+            full_read_every_polls: 4,
+            full_read_every_ms: Some(3_600_000),
+            max_partitions: 10,
+            max_per_poll: None,
+        };
+        assert!(full_read_due(&mark(None, 0), &how, 0), "never read in full");
+        assert!(!full_read_due(&mark(Some(0), 2), &how, 60_000));
+        assert!(
+            full_read_due(&mark(Some(0), 3), &how, 60_000),
+            "the fourth poll"
+        );
+        assert!(
+            full_read_due(&mark(Some(0), 0), &how, 3_600_000),
+            "an hour on"
+        );
+        assert!(
+            full_read_due(&mark(Some(0), u32::MAX), &how, 0),
+            "a child said 404"
+        );
+        let listing = Partitioning {
+            incremental_parents: false,
+            ..how
+        };
+        assert!(full_read_due(&mark(Some(0), 0), &listing, 0));
+    }
+}

@@ -1,0 +1,500 @@
+//! Parent/child reads against a mock of GitLab's documented behaviour: `GET
+//! /projects?last_activity_after=` lists projects active after a time, and `GET
+//! /projects/:id/issues?updated_after=` (`:id` an id or the URL-encoded path, "on or
+//! after") lists a project's issues oldest first. The mock answers from a model the test
+//! changes between polls, on a manual clock, so every time a request carries is pinned.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use connector_core::ConnectorConfig;
+use connector_core::context::{Context, ManualClock};
+use connector_core::testing::Harness;
+use connector_http::HttpJsonProvider;
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// The mock's clock starts here (UNIX seconds).
+const T0: i64 = 1_800_000_000;
+
+fn rfc3339(secs: i64) -> String {
+    connector_core::time::format_millis(secs * 1000, &connector_core::time::TimeFormat::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn parse(text: &str) -> i64 {
+    connector_core::time::parse_millis(text).map_or(0, |ms| ms / 1000)
+}
+
+#[derive(Clone)]
+struct Project {
+    id: u64,
+    path: String,
+    active: i64,
+    /// Left out of the project list (archived), its issues still readable.
+    archived: bool,
+    /// (id, updated at)
+    issues: Vec<(u64, i64)>,
+}
+
+/// GitLab, as far as these two endpoints go.
+#[derive(Clone, Default)]
+struct Gitlab {
+    projects: Arc<Mutex<Vec<Project>>>,
+    /// Each request's path and query, in order.
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gitlab {
+    fn with(&self, edit: impl FnOnce(&mut Vec<Project>)) {
+        if let Ok(mut p) = self.projects.lock() {
+            edit(&mut p);
+        }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    fn query(request: &Request, name: &str) -> Option<String> {
+        request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+impl Respond for Gitlab {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let shown = match request.url.query() {
+            Some(q) => format!("{}?{q}", request.url.path()),
+            None => request.url.path().to_owned(),
+        };
+        if let Ok(mut a) = self.asked.lock() {
+            a.push(shown);
+        }
+        let projects = self.projects.lock().map(|p| p.clone()).unwrap_or_default();
+        let path = request.url.path();
+        if path == "/api/v4/projects" {
+            let after = Self::query(request, "last_activity_after").map(|t| parse(&t));
+            let listed: Vec<Value> = projects
+                .iter()
+                .filter(|p| !p.archived && after.is_none_or(|a| p.active > a))
+                .map(|p| {
+                    json!({"id": p.id, "path_with_namespace": p.path,
+                           "last_activity_at": rfc3339(p.active)})
+                })
+                .collect();
+            return ResponseTemplate::new(200).set_body_json(listed);
+        }
+        let Some(project) = path
+            .strip_prefix("/api/v4/projects/")
+            .and_then(|rest| rest.strip_suffix("/issues"))
+            .and_then(|id| projects.iter().find(|p| p.path.replace('/', "%2F") == id))
+        else {
+            return ResponseTemplate::new(404)
+                .set_body_json(json!({"message": "404 Project Not Found"}));
+        };
+        let after = Self::query(request, "updated_after").map(|t| parse(&t));
+        let mut issues: Vec<(u64, i64)> = project
+            .issues
+            .iter()
+            .copied()
+            .filter(|(_, at)| after.is_none_or(|a| *at >= a))
+            .collect();
+        issues.sort_by_key(|(_, at)| *at);
+        let body: Vec<Value> = issues
+            .iter()
+            .map(|(id, at)| {
+                json!({"id": id, "project_id": project.id, "title": format!("issue {id}"),
+                       "updated_at": rfc3339(*at)})
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+fn config(name: &str, server: &MockServer, parent: Value) -> ConnectorConfig {
+    ConnectorConfig::new(name, "HTTP_JSON").with_provider_config(provider(server, parent))
+}
+
+/// The read: each project's issues, from the projects the token is a member of.
+fn provider(server: &MockServer, parent: Value) -> Value {
+    let mut parent_spec = json!({
+        "request": {"url": format!("{}/api/v4/projects", server.uri()),
+                    "query": {"membership": "true", "last_activity_after": "{{cursor}}"}},
+        "records": {"path": "", "id": "/id"},
+        "incremental": {"field": "/last_activity_at"}
+    });
+    if let (Some(spec), Value::Object(extra)) = (parent_spec.as_object_mut(), parent) {
+        spec.extend(extra);
+    }
+    let provider = json!({
+        "source": "gitlab",
+        "request": {"url": format!("{}/api/v4/projects/{{{{parent:/path_with_namespace}}}}/issues", server.uri()),
+                    "query": {"updated_after": "{{cursor}}", "order_by": "updated_at", "sort": "asc"}},
+        "records": {"path": "", "id": "/id", "version": "/updated_at"},
+        "signal": {"kind": "issue", "title": "{{/title}}"},
+        "incremental": {"field": "/updated_at"},
+        "parent": parent_spec
+    });
+    provider
+}
+
+/// Three projects: a and b, and c under a subgroup, with a few issues each.
+fn three_projects() -> Vec<Project> {
+    vec![
+        Project {
+            id: 1,
+            path: "grp/a".into(),
+            active: T0 - 500,
+            archived: false,
+            issues: vec![(11, T0 - 900), (12, T0 - 800)],
+        },
+        Project {
+            id: 2,
+            path: "grp/b".into(),
+            active: T0 - 500,
+            archived: false,
+            issues: vec![(21, T0 - 700)],
+        },
+        Project {
+            id: 3,
+            path: "grp/sub/c".into(),
+            active: T0 - 5000,
+            archived: false,
+            issues: vec![(31, T0 - 6000), (32, T0 - 5500)],
+        },
+    ]
+}
+
+struct Run {
+    server: MockServer,
+    api: Gitlab,
+    clock: Arc<ManualClock>,
+    harness: Harness,
+}
+
+async fn start(name: &str, parent: Value) -> Run {
+    let server = MockServer::start().await;
+    let api = Gitlab::default();
+    api.with(|p| *p = three_projects());
+    Mock::given(wiremock::matchers::any())
+        .respond_with(api.clone())
+        .mount(&server)
+        .await;
+    let clock = Arc::new(ManualClock::at(
+        UNIX_EPOCH + Duration::from_secs(T0.unsigned_abs()),
+    ));
+    let context = Context::isolated().with_clock(clock.clone());
+    let harness =
+        Harness::in_context::<HttpJsonProvider>(config(name, &server, parent), context).await;
+    Run {
+        server,
+        api,
+        clock,
+        harness,
+    }
+}
+
+impl Run {
+    fn now(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
+    async fn poll(&mut self) -> connector_core::PollSummary {
+        self.try_poll().await.expect("poll")
+    }
+
+    async fn try_poll(
+        &mut self,
+    ) -> Result<connector_core::PollSummary, connector_core::pipeline::PollError> {
+        let h = &mut self.harness;
+        let summary = h.connector.poll(&h.lease).await;
+        self.clock.advance(Duration::from_secs(60));
+        summary
+    }
+
+    /// How many times each external id was published.
+    fn published(&self) -> HashMap<String, usize> {
+        let mut out = HashMap::new();
+        for e in self.harness.published() {
+            *out.entry(e.external_id.clone()).or_insert(0) += 1;
+        }
+        out
+    }
+
+    fn state(&self) -> connector_core::ports::ConnectorState {
+        self.harness
+            .backend
+            .load_state(&self.harness.connector.config().name)
+    }
+}
+
+trait Secs {
+    fn now_secs(&self) -> i64;
+}
+
+impl Secs for ManualClock {
+    fn now_secs(&self) -> i64 {
+        use connector_core::context::Clock;
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+    }
+}
+
+/// The issue's test: three parents, one unchanged for ten polls while the others change
+/// and full reads of the parents come and go; none of its children is published again,
+/// its partition is never removed, and every other new or changed issue is published
+/// once.
+#[tokio::test]
+async fn an_unchanged_parent_keeps_its_partition_and_publishes_nothing_again() {
+    let mut run = start(
+        "gitlab-issues",
+        json!({"parentFullReadEvery": {"polls": 4}}),
+    )
+    .await;
+    let first = run.poll().await;
+    assert_eq!(first.published, 5, "{first:?}");
+    for (next_issue, poll) in (100..).zip(2..=11) {
+        let now = run.now();
+        run.api.with(|projects| {
+            // a gets a new issue every poll; b has one updated every other poll.
+            projects[0].issues.push((next_issue, now - 1));
+            projects[0].active = now - 1;
+            if poll % 2 == 0 {
+                projects[1].issues[0].1 = now - 1;
+                projects[1].active = now - 1;
+            }
+        });
+        let s = run.poll().await;
+        let expected = 1 + u64::from(poll % 2 == 0);
+        assert_eq!(s.published, expected, "poll {poll}: {s:?}");
+        let state = run.state();
+        for key in ["p/1", "p/2", "p/3"] {
+            assert!(state.streams.contains_key(key), "poll {poll}: {key} kept");
+        }
+    }
+    let published = run.published();
+    assert_eq!(published.get("31"), Some(&1), "{published:?}");
+    assert_eq!(published.get("32"), Some(&1), "{published:?}");
+    assert_eq!(
+        published.get("21"),
+        Some(&6),
+        "b's issue: created, then 5 updates"
+    );
+    let asked = run.api.asked();
+    let full_reads = asked
+        .iter()
+        .filter(|a| a.starts_with("/api/v4/projects?") && !a.contains("last_activity_after"))
+        .count();
+    assert!(
+        full_reads >= 3,
+        "full parent reads every 4 polls: {asked:?}"
+    );
+    // c's children are asked for under its URL-encoded path, from c's own watermark.
+    let c_reads: Vec<&String> = asked
+        .iter()
+        .filter(|a| a.starts_with("/api/v4/projects/grp%2Fsub%2Fc/issues"))
+        .collect();
+    assert_eq!(c_reads.len(), 11, "{c_reads:?}");
+    let c_from = format!("updated_after={}", rfc3339(T0 - 5500).replace(':', "%3A"));
+    assert!(
+        c_reads[1..].iter().all(|a| a.contains(&c_from)),
+        "{c_reads:?}"
+    );
+}
+
+/// A parent gone from an incremental read is kept; a complete full read that no longer
+/// lists it removes its partition and the partition's state, and its children are not
+/// asked for again. A child answering 404 (its parent deleted) makes the next parent read
+/// a full one.
+#[tokio::test]
+async fn a_partition_is_removed_only_by_a_complete_full_read() {
+    let mut run = start(
+        "gitlab-removal",
+        json!({"parentFullReadEvery": {"polls": 10}}),
+    )
+    .await;
+    run.poll().await;
+    // Archived: no longer listed, its issues still readable.
+    run.api.with(|p| p[1].archived = true);
+    let before = run.api.asked().len();
+    run.poll().await;
+    assert!(
+        run.state().streams.contains_key("p/2"),
+        "an incremental read removes nothing"
+    );
+    assert!(
+        run.api.asked()[before..]
+            .iter()
+            .any(|a| a.contains("grp%2Fb"))
+    );
+    // Deleted: its child answers 404, so the next poll reads the parents in full.
+    run.api.with(|projects| {
+        projects.retain(|p| p.id != 2);
+    });
+    let failed = run.try_poll().await.expect_err("b's child answers 404");
+    assert!(failed.to_string().contains("404"), "{failed}");
+    assert!(run.state().streams.contains_key("p/2"));
+    let before = run.api.asked().len();
+    run.poll().await;
+    assert!(
+        run.api.asked()[before..].contains(&"/api/v4/projects?membership=true".to_owned()),
+        "a full read: {:?}",
+        &run.api.asked()[before..]
+    );
+    let state = run.state();
+    let gone = state.streams.get("p/2").cloned().unwrap_or_default();
+    assert_eq!(gone, Default::default(), "b's state is gone");
+    assert!(!state.streams["parents"].versions.contains_key("2"));
+    let before = run.api.asked().len();
+    run.poll().await;
+    let after: Vec<String> = run.api.asked()[before..].to_vec();
+    assert!(
+        !after.iter().any(|a| a.contains("grp%2Fb")),
+        "b is not read once removed: {after:?}"
+    );
+}
+
+/// `maxPartitionsPerPoll` reads that many partitions a poll, and the next poll goes on
+/// where the last one stopped.
+#[tokio::test]
+async fn child_reads_rotate_through_the_partitions_across_polls() {
+    let mut run = start("gitlab-rotation", json!({"maxPartitionsPerPoll": 2})).await;
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let before = run.api.asked().len();
+        run.poll().await;
+        let children: Vec<String> = run.api.asked()[before..]
+            .iter()
+            .filter_map(|a| {
+                a.strip_prefix("/api/v4/projects/")
+                    .and_then(|r| r.split_once("/issues"))
+                    .map(|(p, _)| p.to_owned())
+            })
+            .collect();
+        order.push(children);
+    }
+    assert_eq!(
+        order,
+        [
+            vec!["grp%2Fa", "grp%2Fb"],
+            vec!["grp%2Fsub%2Fc"],
+            vec!["grp%2Fa", "grp%2Fb"]
+        ]
+    );
+    assert_eq!(run.published().len(), 5);
+    // Nothing changed: once each partition was read from its watermark, a read writes
+    // nothing but the rotation's mark.
+    run.poll().await;
+    let quiet = run.poll().await;
+    assert_eq!((quiet.published, quiet.commits), (0, 1), "{quiet:?}");
+}
+
+/// Past `maxPartitions`, children keep no state of their own: every child reads from the
+/// start of the last poll in which every partition was read to completion, never from a
+/// record's time, and nothing is published twice.
+#[tokio::test]
+async fn past_the_cap_children_share_the_start_of_the_last_complete_round() {
+    let mut run = start("gitlab-capped", json!({"maxPartitions": 2})).await;
+    let round = run.now();
+    let s = run.poll().await;
+    assert_eq!(s.published, 5, "{s:?}");
+    let before = run.api.asked().len();
+    let s = run.poll().await;
+    assert_eq!(s.published, 0, "{s:?}");
+    let from = format!("updated_after={}", rfc3339(round).replace(':', "%3A"));
+    let children: Vec<String> = run.api.asked()[before..]
+        .iter()
+        .filter(|a| a.contains("/issues"))
+        .cloned()
+        .collect();
+    assert_eq!(children.len(), 3, "{children:?}");
+    assert!(children.iter().all(|a| a.contains(&from)), "{children:?}");
+    let state = run.state();
+    assert!(!state.streams.contains_key("p/1"), "no state of its own");
+    assert_eq!(state.streams["p/*"].versions.len(), 5);
+}
+
+/// `poll --explain` shows the parents found and the first partition's child request, as
+/// a user building the config runs it.
+#[tokio::test]
+async fn explain_shows_the_parents_and_the_first_child_request() {
+    let run = start("gitlab-explain", json!({})).await;
+    let dir = std::env::temp_dir().join(format!("connector-http-parents-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("connectors.json");
+    let doc = json!({"connectors": [{"name": "gitlab", "type": "HTTP_JSON",
+                                     "providerConfig": provider(&run.server, json!({}))}]});
+    std::fs::write(&file, doc.to_string()).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_connector-http"))
+        .args(["poll", "gitlab", "--explain"])
+        .env("CONNECTORS_CONFIG_PATH", &file)
+        .env_remove("REDIS_URL")
+        .env_remove("STATE_DIR")
+        .env("HTTP_PORT", "off")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uri = run.server.uri();
+    for line in [
+        "stream (main): kind issue, parent/child (0 partition(s) recorded)".to_owned(),
+        format!("  request: GET {uri}/api/v4/projects?membership=true"),
+        r#"  record 1: id 1, version {"/path_with_namespace":"grp/a"}, time 2027-01-15T07:51:40Z: new"#
+            .to_owned(),
+        format!("  request: GET {uri}/api/v4/projects/grp%2Fa/issues?order_by=updated_at&sort=asc"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\nin\n{text}");
+    }
+}
+
+/// Each partition's pages commit as they arrive: a process stopped after the first
+/// partitions were committed loses nothing and publishes nothing twice when the next
+/// process goes on.
+#[tokio::test]
+async fn a_stop_between_partitions_loses_and_repeats_nothing() {
+    let run = start("gitlab-crash", json!({})).await;
+    let backend = std::sync::Arc::new(connector_core::embedded::EmbeddedBackend::in_memory());
+    for crash_after in [1, 2, 3] {
+        let name = format!("gitlab-crash-{crash_after}");
+        let mut first = Harness::on::<HttpJsonProvider>(
+            config(&name, &run.server, json!({})),
+            backend.clone(),
+            Some(crash_after),
+        )
+        .await;
+        let stopped = first.connector.poll(&first.lease).await;
+        assert!(stopped.is_err(), "the process stops mid-poll");
+        let mut next = Harness::on::<HttpJsonProvider>(
+            config(&name, &run.server, json!({})),
+            backend.clone(),
+            None,
+        )
+        .await;
+        next.connector.poll(&next.lease).await.expect("poll");
+        next.connector.poll(&next.lease).await.expect("poll");
+        let mut ids: Vec<String> = backend
+            .published()
+            .into_iter()
+            .filter(|(_, e)| e.connector == name)
+            .map(|(_, e)| e.external_id)
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            ["11", "12", "21", "31", "32"],
+            "stopped after {crash_after} commits"
+        );
+    }
+}
