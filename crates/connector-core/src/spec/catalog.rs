@@ -349,9 +349,38 @@ impl Entry {
                 },
             );
         }
+        fill_defaults(&mut out);
         match errors.is_empty() {
             true => Ok(out),
             false => Err(errors),
+        }
+    }
+}
+
+/// Fills other parameters into a default that names them (Security Hub's
+/// `https://securityhub.{{param:region}}.amazonaws.com`), so an endpoint follows the
+/// region unless a config gives its own. Only plain (not secret) parameters fill one.
+fn fill_defaults(given: &mut BTreeMap<&str, Given<'_>>) {
+    let plain: BTreeMap<String, String> = given
+        .iter()
+        .filter(|(_, g)| !g.parameter.secret)
+        .filter_map(|(name, g)| match &g.value {
+            Some(Value::String(s)) if !s.contains("{{param:") => {
+                Some((name.to_string(), s.clone()))
+            }
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                Some((name.to_string(), v.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    for g in given.values_mut() {
+        if let Some(Value::String(s)) = &mut g.value
+            && s.contains("{{param:")
+        {
+            for (name, value) in &plain {
+                *s = s.replace(&format!("{{{{param:{name}}}}}"), value);
+            }
         }
     }
 }
@@ -860,6 +889,41 @@ mod tests {
         );
         assert!(!shown.contains("s3%2Bc%2Fret"), "{shown}");
         assert_eq!(out.entry, "acme/events@2");
+    }
+
+    /// An endpoint's default may name another parameter (the region), filled from the
+    /// config; a given endpoint replaces it.
+    #[test]
+    fn a_default_follows_the_parameters_it_names() {
+        let text = json!({
+            "name": "aws/things", "version": 1, "title": "t", "publishes": "thing",
+            "api": "v1", "docs": "https://docs.example.com", "auth": "none",
+            "parameters": [
+                {"name": "region", "required": true, "description": "the region", "example": "us-east-1"},
+                {"name": "baseUrl", "url": true, "description": "the endpoint",
+                 "default": "https://things.{{param:region}}.amazonaws.com"}
+            ],
+            "read": {"request": {"url": "{{param:baseUrl}}/things"},
+                     "records": {"path": "", "id": "/id"}, "signal": {"kind": "thing", "title": "t"}}
+        })
+        .to_string();
+        let c = Catalog::parse(&[("aws/things@1.json", &text)]).expect("parses");
+        let url = |with: Value| {
+            let s = settings(json!({"use": "aws/things", "with": with}));
+            let out = c
+                .expand(&s, &References::new())
+                .expect("an entry")
+                .expect("expands");
+            Value::Object(out.settings)["request"]["url"].clone()
+        };
+        assert_eq!(
+            url(json!({"region": "eu-west-3"})),
+            "https://things.eu-west-3.amazonaws.com/things"
+        );
+        assert_eq!(
+            url(json!({"region": "eu-west-3", "baseUrl": "http://127.0.0.1:9/"})),
+            "http://127.0.0.1:9/things"
+        );
     }
 
     #[test]
