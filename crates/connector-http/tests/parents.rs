@@ -308,8 +308,9 @@ async fn an_unchanged_parent_keeps_its_partition_and_publishes_nothing_again() {
     );
 }
 
-/// A parent gone from an incremental read is kept; a complete full read that no longer
-/// lists it removes its partition and the partition's state, and its children are not
+/// A parent gone from an incremental read is kept; complete full reads that no longer
+/// list it (two in a row: `removalGracePolls`, as an API may drop an item from one
+/// response) remove its partition and the partition's state, and its children are not
 /// asked for again. A child answering 404 (its parent deleted) makes the next parent read
 /// a full one.
 #[tokio::test]
@@ -341,12 +342,16 @@ async fn a_partition_is_removed_only_by_a_complete_full_read() {
     assert!(failed.to_string().contains("404"), "{failed}");
     assert!(run.state().streams.contains_key("p/2"));
     let before = run.api.asked().len();
-    run.poll().await;
+    run.try_poll()
+        .await
+        .expect_err("missing from one full read: kept, still 404");
     assert!(
         run.api.asked()[before..].contains(&"/api/v4/projects?membership=true".to_owned()),
         "a full read: {:?}",
         &run.api.asked()[before..]
     );
+    assert!(run.state().streams["parents"].versions.contains_key("2"));
+    run.poll().await;
     let state = run.state();
     let gone = state.streams.get("p/2").cloned().unwrap_or_default();
     assert_eq!(gone, Default::default(), "b's state is gone");
@@ -395,9 +400,10 @@ async fn child_reads_rotate_through_the_partitions_across_polls() {
     assert_eq!((quiet.published, quiet.commits), (0, 1), "{quiet:?}");
 }
 
-/// Past `maxPartitions`, children keep no state of their own: every child reads from the
-/// start of the last poll in which every partition was read to completion, never from a
-/// record's time, and nothing is published twice.
+/// Past `maxPartitions`, the partitions over the cap keep no state of their own: each
+/// reads its whole history once, then from the start of the last round in which every
+/// partition was read to completion (never from a record's time); nothing is published
+/// twice, and the partitions under the cap keep their own watermarks.
 #[tokio::test]
 async fn past_the_cap_children_share_the_start_of_the_last_complete_round() {
     let mut run = start("gitlab-capped", json!({"maxPartitions": 2})).await;
@@ -407,17 +413,58 @@ async fn past_the_cap_children_share_the_start_of_the_last_complete_round() {
     let before = run.api.asked().len();
     let s = run.poll().await;
     assert_eq!(s.published, 0, "{s:?}");
-    let from = format!("updated_after={}", rfc3339(round).replace(':', "%3A"));
     let children: Vec<String> = run.api.asked()[before..]
         .iter()
         .filter(|a| a.contains("/issues"))
         .cloned()
         .collect();
+    let from = |secs| format!("updated_after={}", rfc3339(secs).replace(':', "%3A"));
     assert_eq!(children.len(), 3, "{children:?}");
-    assert!(children.iter().all(|a| a.contains(&from)), "{children:?}");
+    assert!(
+        children[0].contains(&from(T0 - 800)),
+        "a, from its own watermark: {children:?}"
+    );
+    assert!(
+        children[2].contains(&from(round)),
+        "c, from the round's start: {children:?}"
+    );
     let state = run.state();
-    assert!(!state.streams.contains_key("p/1"), "no state of its own");
-    assert_eq!(state.streams["p/*"].versions.len(), 5);
+    assert!(state.streams.contains_key("p/1") && state.streams.contains_key("p/2"));
+    assert!(!state.streams.contains_key("p/3"), "no state of its own");
+    assert_eq!(
+        state.streams["p/*"].versions.len(),
+        3,
+        "c's two issues and its mark"
+    );
+}
+
+/// Crossing the cap republishes nothing: the partitions with state keep it, and the one
+/// past the cap reads its whole history once (its old issues are published, once).
+#[tokio::test]
+async fn crossing_the_cap_keeps_the_tracked_partitions_and_reads_the_new_ones_whole() {
+    let mut run = start(
+        "gitlab-crossing",
+        json!({"maxPartitions": 3, "parentFullReadEvery": {"polls": 1}}),
+    )
+    .await;
+    assert_eq!(run.poll().await.published, 5);
+    let now = run.now();
+    run.api.with(|p| {
+        p.push(Project {
+            id: 4,
+            path: "grp/d".into(),
+            active: now - 10,
+            archived: false,
+            issues: vec![(41, T0 - 90_000), (42, T0 - 80_000)],
+        });
+    });
+    let s = run.poll().await;
+    assert_eq!(s.published, 2, "d's whole history, once: {s:?}");
+    let s = run.poll().await;
+    assert_eq!(s.published, 0, "{s:?}");
+    let published = run.published();
+    assert!(published.values().all(|n| *n == 1), "{published:?}");
+    assert_eq!(published.len(), 7);
 }
 
 /// `poll --explain` shows the parents found and the first partition's child request, as
@@ -497,4 +544,65 @@ async fn a_stop_between_partitions_loses_and_repeats_nothing() {
             "stopped after {crash_after} commits"
         );
     }
+}
+
+/// An ascending read paged by offset asks each next page from the last page's newest
+/// time, in the clause that holds `{{cursor}}`: the partition's own value stays in that
+/// clause (`project = OPS`), and a parent value `..` cannot move up the path.
+#[tokio::test]
+async fn a_re_anchored_clause_keeps_its_parent_value() {
+    let server = MockServer::start().await;
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = asked.clone();
+    Mock::given(wiremock::matchers::any())
+        .respond_with(move |r: &Request| {
+            if let Ok(mut a) = seen.lock() {
+                a.push(r.url.to_string());
+            }
+            if r.url.path() == "/rest/projects" {
+                return ResponseTemplate::new(200)
+                    .set_body_json(json!([{"id": "1", "key": "OPS"}, {"id": "2", "key": ".."}]));
+            }
+            let start: u64 = r
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "startAt")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let issues: Vec<Value> = (start..(start + 2).min(3))
+                .map(|i| json!({"id": format!("{}-{i}", r.url.path()), "updated": rfc3339(T0 - 100 + i as i64)}))
+                .collect();
+            ResponseTemplate::new(200).set_body_json(json!({"issues": issues, "total": 3}))
+        })
+        .mount(&server)
+        .await;
+    let provider = json!({
+        "request": {"url": format!("{}/rest/{{{{parent:/key}}}}/search", server.uri()),
+                    "query": {"jql": "project = {{parent:/key}} AND updated >= \"{{cursor}}\""}},
+        "records": {"path": "/issues", "id": "/id", "version": "/updated"},
+        "signal": {"kind": "issue", "title": "{{/id}}"},
+        "pagination": {"type": "offset", "param": "startAt", "limit": 2, "limitParam": "maxResults", "totalPath": "/total"},
+        "incremental": {"field": "/updated", "initial": "2020-01-01T00:00:00Z"},
+        "parent": {"request": {"url": format!("{}/rest/projects", server.uri())},
+                   "records": {"path": "", "id": "/id"}}
+    });
+    let config = ConnectorConfig::new("anchored", "HTTP_JSON").with_provider_config(provider);
+    let mut h = Harness::new::<HttpJsonProvider>(config).await;
+    let s = h.connector.poll(&h.lease).await.expect("poll");
+    assert_eq!((s.published, s.failed), (3, 1), "{s:?}");
+    let asked = asked.lock().map(|a| a.clone()).unwrap_or_default();
+    let ops: Vec<&String> = asked
+        .iter()
+        .filter(|a| a.contains("/rest/OPS/search"))
+        .collect();
+    assert!(ops.len() >= 2, "{asked:?}");
+    assert!(
+        ops.iter()
+            .all(|a| a.contains("jql=project+%3D+OPS+AND+updated")),
+        "{ops:?}"
+    );
+    assert!(
+        asked.iter().all(|a| a.contains("/rest/")),
+        "a parent `..` fails to parse, never reaches a path: {asked:?}"
+    );
 }

@@ -36,7 +36,7 @@ async fn explain_partitioned<P: Provider>(
     state: &crate::ports::ConnectorState,
     report: &mut Explanation,
 ) {
-    use super::partition::{child_stream, parents_stream, recorded_partitions};
+    use super::partition::{child_stream, is_shared, parents_stream, recorded_partitions};
     let parents = parents_stream(stream);
     let recorded = recorded_partitions(stream, state);
     let _ = writeln!(
@@ -49,7 +49,17 @@ async fn explain_partitioned<P: Provider>(
     let _ = writeln!(report.text, "parents (the first page of a full read):");
     let cursor = Cursor::default();
     let mut pages = provider.parents(stream, &cursor);
-    let mut first = recorded.first().cloned();
+    // The partition the next poll's child reads start at.
+    let mark = state
+        .stream(&parents.name)
+        .and_then(|s| s.cursor.partitions.clone())
+        .unwrap_or_default();
+    let mut first = mark
+        .next
+        .as_ref()
+        .and_then(|n| recorded.iter().find(|(k, _)| k >= n))
+        .or(recorded.first())
+        .cloned();
     match pages.next().await {
         None => {
             let _ = writeln!(report.text, "  no pages");
@@ -77,12 +87,15 @@ async fn explain_partitioned<P: Provider>(
         let _ = writeln!(report.text, "no partition to read yet");
         return;
     };
+    let shared = is_shared(stream, state, &key).then(|| SharedFrom {
+        watermark: mark.complete_ms.map(super::poll::format_watermark),
+    });
     let child = child_stream(
         stream,
         Partition {
             key,
             values,
-            shared: None,
+            shared,
         },
     );
     explain_stream(provider, &child, state.stream(&child.name), report).await;
@@ -96,7 +109,14 @@ async fn explain_stream<P: Provider>(
     report: &mut Explanation,
 ) {
     let out = &mut report.text;
-    let cursor = stored.map(|s| s.cursor.clone()).unwrap_or_default();
+    // A partition past the cap reads from the shared watermark, as the poll does.
+    let cursor = match stream.partition.as_ref().and_then(|p| p.shared.as_ref()) {
+        Some(from) => Cursor {
+            watermark: from.watermark.clone(),
+            ..Cursor::default()
+        },
+        None => stored.map(|s| s.cursor.clone()).unwrap_or_default(),
+    };
     let shown = stream.label();
     let how = if stream.snapshot {
         "snapshot (a complete read is the whole set: what it lacks is pruned)"

@@ -56,6 +56,41 @@ fn shared_name(stream: &str) -> String {
     under(stream, "p/*")
 }
 
+/// The mark, among the shared versions, of a partition read from the shared watermark:
+/// once shared it stays so (its records' versions are kept there, not in a state of its
+/// own). No record id holds a control character, so a mark is never an item's version.
+pub(crate) fn shared_marker(key: &str) -> String {
+    format!("\u{1}{key}")
+}
+
+/// Whether `key` has a state of its own.
+fn has_own_state(stream: &StreamSpec, state: &ConnectorState, key: &str) -> bool {
+    state
+        .streams
+        .get(&partition_name(&stream.name, key))
+        .is_some_and(|s| *s != crate::ports::StreamState::default())
+}
+
+/// A shared partition's mark: [`NEW`] until its first complete read (which reads its
+/// whole history, from `initial`), then [`SHARED`].
+fn shared_mark<'s>(stream: &StreamSpec, state: &'s ConnectorState, key: &str) -> Option<&'s str> {
+    state
+        .streams
+        .get(&shared_name(&stream.name))
+        .and_then(|s| s.versions.get(&shared_marker(key)))
+        .map(String::as_str)
+}
+
+/// Whether `key` is read from the shared watermark.
+pub(crate) fn is_shared(stream: &StreamSpec, state: &ConnectorState, key: &str) -> bool {
+    shared_mark(stream, state, key) == Some(SHARED)
+}
+
+/// The mark of a shared partition not yet read to completion.
+const NEW: &str = "new";
+/// The mark of a shared partition read to completion at least once.
+const SHARED: &str = "shared";
+
 /// The stream its parents are read as.
 pub(crate) fn parents_stream(stream: &StreamSpec) -> StreamSpec {
     let mut parents = StreamSpec::named(parents_name(&stream.name), "parent", false);
@@ -214,10 +249,12 @@ impl<'a, P: Provider> Poll<'a, P> {
         }
         let before = mark.clone();
         let children = self.read_children(stream, how, &mut mark, state).await?;
-        if first_error.is_some() && children.read_none && mark.polls == before.polls {
-            // Nothing was read: the rotation stands where it stood (a poll that fails
-            // leaves state untouched).
+        if children.read_none && (children.error.is_some() || first_error.is_some()) {
+            // No child was read: the rotation stands where it stood (a poll that fails
+            // leaves state untouched), though a child's 404 still asks for a full read.
+            let polls = mark.polls;
             mark = before;
+            mark.polls = polls;
         }
         let mut cursor = state
             .stream(&parents.name)
@@ -268,6 +305,9 @@ impl<'a, P: Provider> Poll<'a, P> {
             newest: None,
             added: 0,
         };
+        // A parent that does not parse could be any partition: no full read removes one
+        // while it fails, until it has failed `poisonAfterPolls` polls in a row.
+        let mut at = super::poll::Progress::new(cursor.clone());
         while let Some(event) = pages.next().await {
             let mut page = match event {
                 Err(e) => return Err(PollError::Fetch(e)),
@@ -279,10 +319,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             };
             self.drop_bad_ids(parents, &mut page);
             self.summary.pages += 1;
-            // A parent that does not parse could be any partition: no full read removes
-            // one until it parses.
-            read.complete &= !page.partial && page.failed == 0;
-            self.summary.failed += page.failed;
+            self.page_failures(parents, state, &mut at, &page).await?;
             read.newest = read
                 .newest
                 .max(page.watermark.map(|w| w.min(self.started_ms)));
@@ -305,56 +342,123 @@ impl<'a, P: Provider> Poll<'a, P> {
             self.commit_work(parents, state, &work, Tail::default(), None)
                 .await?;
         }
-        if full && read.complete {
-            self.remove_partitions(stream, parents, state, &seen)
-                .await?;
-        }
+        read.complete &= at.read.complete;
+        self.settle_partitions(stream, parents, state, &seen, full && read.complete)
+            .await?;
         Ok(read)
     }
 
-    /// After a complete full read of the parents: forgets each partition no parent named,
-    /// with its own state.
-    async fn remove_partitions(
+    /// Keeps the partition set: a parent seen again is no longer missing; after a complete
+    /// full read, a partition no parent named is missing, and is removed (with its own
+    /// state) once `removalGracePolls` complete full reads in a row missed it, since an API
+    /// may leave an item out of one response. The parent's entry goes first: a stop between
+    /// the two leaves child state behind, never a partition read again from nothing.
+    async fn settle_partitions(
         &mut self,
         stream: &StreamSpec,
         parents: &StreamSpec,
         state: &mut ConnectorState,
         seen: &HashSet<String>,
+        full_and_complete: bool,
     ) -> Result<(), PollError> {
-        let gone: Vec<String> = recorded_partitions(stream, state)
-            .into_iter()
-            .map(|(k, _)| k)
-            .filter(|k| !seen.contains(k))
-            .collect();
-        if gone.is_empty() {
-            return Ok(());
-        }
-        tracing::info!(
-            connector = %self.enc.config.name,
-            stream = %stream.label(),
-            partitions = gone.len(),
-            "partitions removed: a complete full read of the parents no longer lists them"
-        );
-        for key in &gone {
-            let name = partition_name(&stream.name, key);
-            if let Some(own) = state.streams.get(&name) {
-                let delta = StateDelta {
-                    stream: name.clone(),
-                    removals: own.versions.keys().cloned().collect(),
-                    cursor: Some(Cursor::default()),
-                    failures: own.failures.keys().map(|k| (k.clone(), 0)).collect(),
-                    absences: own.absent.keys().map(|k| (k.clone(), None)).collect(),
-                    upserts: Vec::new(),
-                };
-                self.commit_delta(state, delta).await?;
-                state.streams.remove(&name);
-            }
-        }
-        let tail = Tail {
-            prunes: gone,
+        let absent = state
+            .stream(&parents.name)
+            .map(|s| s.absent.clone())
+            .unwrap_or_default();
+        let mut tail = Tail {
+            absences: absent
+                .keys()
+                .filter(|k| seen.contains(*k))
+                .map(|k| (k.clone(), None))
+                .collect(),
             ..Tail::default()
         };
+        let mut gone = Vec::new();
+        if full_and_complete {
+            let now = u64::try_from(self.started_ms).unwrap_or(0);
+            for (key, _) in recorded_partitions(stream, state) {
+                if seen.contains(&key) {
+                    continue;
+                }
+                let before = absent.get(&key);
+                let missing = crate::ports::Absence {
+                    since_ms: before.map_or(now, |b| b.since_ms),
+                    polls: before.map_or(1, |b| b.polls.saturating_add(1)),
+                };
+                if missing.polls >= self.enc.config.removal_grace_polls.max(1) {
+                    gone.push(key);
+                } else {
+                    tail.absences.push((key, Some(missing)));
+                }
+            }
+        }
+        tail.prunes = gone.clone();
         self.commit_work(parents, state, &[], tail, None).await?;
+        if !gone.is_empty() {
+            tracing::info!(
+                connector = %self.enc.config.name,
+                stream = %stream.label(),
+                partitions = gone.len(),
+                "partitions removed: complete full reads of the parents no longer list them"
+            );
+        }
+        for key in &gone {
+            self.drop_partition(stream, state, key).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks a partition past the cap as shared (`NEW` until its history was read).
+    async fn mark_shared(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        key: &str,
+        how: &str,
+    ) -> Result<(), PollError> {
+        let delta = StateDelta {
+            stream: shared_name(&stream.name),
+            upserts: vec![(shared_marker(key), how.to_owned())],
+            ..StateDelta::default()
+        };
+        self.commit_delta(state, delta).await
+    }
+
+    /// Forgets one removed partition's state: its own stream, or its mark among the
+    /// shared ones.
+    async fn drop_partition(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        key: &str,
+    ) -> Result<(), PollError> {
+        let name = partition_name(&stream.name, key);
+        if let Some(own) = state.streams.get(&name) {
+            let delta = StateDelta {
+                stream: name.clone(),
+                removals: own.versions.keys().cloned().collect(),
+                cursor: Some(Cursor::default()),
+                failures: own.failures.keys().map(|k| (k.clone(), 0)).collect(),
+                absences: own.absent.keys().map(|k| (k.clone(), None)).collect(),
+                upserts: Vec::new(),
+            };
+            self.commit_delta(state, delta).await?;
+            state.streams.remove(&name);
+        }
+        let shared = shared_name(&stream.name);
+        let marker = shared_marker(key);
+        if state
+            .streams
+            .get(&shared)
+            .is_some_and(|s| s.versions.contains_key(&marker))
+        {
+            let delta = StateDelta {
+                stream: shared,
+                removals: vec![marker],
+                ..StateDelta::default()
+            };
+            self.commit_delta(state, delta).await?;
+        }
         Ok(())
     }
 
@@ -369,19 +473,23 @@ impl<'a, P: Provider> Poll<'a, P> {
         state: &mut ConnectorState,
     ) -> Result<ChildReads, PollError> {
         let keys = recorded_partitions(stream, state);
-        let shared = (keys.len() > how.max_partitions).then(|| {
+        let mut tracked = keys
+            .iter()
+            .filter(|(k, _)| has_own_state(stream, state, k))
+            .count();
+        if keys.len() > how.max_partitions {
             tracing::warn!(
                 connector = %self.enc.config.name,
                 stream = %stream.label(),
                 partitions = keys.len(),
                 max_partitions = how.max_partitions,
-                "more partitions than maxPartitions: their children share one watermark, the \
+                "more partitions than maxPartitions: those past it share one watermark, the \
                  start of the last round in which every partition was read to completion"
             );
-            SharedFrom {
-                watermark: mark.complete_ms.map(format_watermark),
-            }
-        });
+        }
+        let from = SharedFrom {
+            watermark: mark.complete_ms.map(format_watermark),
+        };
         let turn = this_turn(&keys, how, mark, self.started_ms);
         let mut read = StreamRead {
             complete: true,
@@ -391,12 +499,30 @@ impl<'a, P: Provider> Poll<'a, P> {
         let mut read_none = true;
         let mut stopped = None;
         for (at, (key, values)) in keys.iter().enumerate().take(turn.end).skip(turn.start) {
+            // A partition with a state of its own keeps it; one marked shared stays shared;
+            // a new one gets a state of its own while there is room under the cap.
+            // A partition past the cap reads its whole history once, then from the shared
+            // watermark.
+            let shared = match shared_mark(stream, state, key) {
+                _ if has_own_state(stream, state, key) => None,
+                Some(SHARED) => Some(from.clone()),
+                Some(_) => Some(SharedFrom { watermark: None }),
+                None if tracked < how.max_partitions => {
+                    tracked += 1;
+                    None
+                }
+                None => {
+                    self.mark_shared(stream, state, key, NEW).await?;
+                    Some(SharedFrom { watermark: None })
+                }
+            };
+            let first_read = shared.as_ref().is_some_and(|f| f.watermark.is_none());
             let child = child_stream(
                 stream,
                 Partition {
                     key: key.clone(),
                     values: values.clone(),
-                    shared: shared.clone(),
+                    shared,
                 },
             );
             let unmodified = self.streams_not_modified;
@@ -408,6 +534,9 @@ impl<'a, P: Provider> Poll<'a, P> {
                     self.streams_not_modified = unmodified;
                     read.complete &= whole;
                     mark.round_ok &= whole;
+                    if whole && first_read && shared_mark(stream, state, key) == Some(NEW) {
+                        self.mark_shared(stream, state, key, SHARED).await?;
+                    }
                     if r.capped {
                         read.capped = true;
                         stopped = Some(at);

@@ -65,7 +65,7 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    fn new(start: Cursor) -> Self {
+    pub(super) fn new(start: Cursor) -> Self {
         let time = |t: &Option<String>| t.as_deref().and_then(crate::time::parse_millis);
         Self {
             stored_watermark: time(&start.watermark),
@@ -313,7 +313,7 @@ impl<'a, P: Provider> Poll<'a, P> {
     /// The page's records that failed to parse: a record that failed in too many polls in
     /// a row is poisoned (skipped with an error, so it no longer holds the watermark); the
     /// others are counted and hold the cursor. Their counts are committed at once.
-    async fn page_failures(
+    pub(super) async fn page_failures(
         &mut self,
         stream: &StreamSpec,
         state: &mut ConnectorState,

@@ -234,7 +234,7 @@ impl SpecReader {
     /// each next page on the last page's newest time, through the query parameter that
     /// holds `{{cursor}}` (GitHub's `since`, or a query clause): a record updated mid-read
     /// moves to the end of the order and would otherwise make a page number skip another.
-    fn anchor(&self) -> Option<source::Anchor> {
+    fn anchor(&self, parent: Option<&Parent>) -> Option<source::Anchor> {
         let c = &self.config;
         let incremental = c.incremental.as_ref()?;
         if c.order != Order::Asc
@@ -255,7 +255,12 @@ impl SpecReader {
                 t.render(|p| match p {
                     Part::Cursor => Some("{time}".to_owned()),
                     Part::Now => Some(now.clone()),
-                    _ => None,
+                    // A partition's clause keeps its parent's value (Jira's `project = X`).
+                    Part::Parent(p) => parent
+                        .and_then(|m| m.get(p))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    Part::Pointer(_) | Part::Text(_) => None,
                 })
             });
             Some((name.clone(), template.flatten()))
@@ -267,7 +272,7 @@ impl SpecReader {
         })
     }
 
-    fn read(&self, request: Request) -> Read<'_, Record> {
+    fn read(&self, request: Request, parent: Option<&Parent>) -> Read<'_, Record> {
         let c = &self.config;
         let paging = c.pagination.clone().with_page_size(self.page_size());
         let fail = c.fail.clone();
@@ -334,7 +339,7 @@ impl SpecReader {
             } else {
                 Revalidate::EachPage
             },
-            anchor: self.anchor(),
+            anchor: self.anchor(parent),
             watermark: c.incremental.as_ref().map(|i| i.field.clone()),
             resume: (c.order == Order::Desc && !c.snapshot).then_some(Duration::from_secs(3600)),
             absent_means_empty: c.records.absent_means == AbsentMeans::Empty,
@@ -356,6 +361,13 @@ fn parent_values(
         let value = value_at(pointer).filter(|v| !v.is_empty()).ok_or_else(|| {
             ItemError::new(format!("no value at {pointer} for the child request"))
         })?;
+        // In a URL path, `.` and `..` (even percent-encoded) move up a segment: such a
+        // parent would read another resource.
+        if matches!(value.as_str(), "." | "..") {
+            return Err(ItemError::new(format!(
+                "the value at {pointer} is {value:?}, which would move the child request up its URL path"
+            )));
+        }
         values.insert(pointer.clone(), Value::String(value));
     }
     Ok(Value::Object(values).to_string())
@@ -447,7 +459,8 @@ impl SpecReader {
             &EMPTY_CURSOR
         };
         walk.started += 1;
-        walk.inner = Some(source::read(&self.http, self.read(request), cursor));
+        let read = self.read(request, walk.parent.as_ref());
+        walk.inner = Some(source::read(&self.http, read, cursor));
         Ok(())
     }
 }
@@ -619,7 +632,7 @@ impl SpecReader {
             return self.windows(cursor, parent);
         }
         match self.first_request(cursor, parent.as_ref()) {
-            Ok(request) => source::read(&self.http, self.read(request), cursor),
+            Ok(request) => source::read(&self.http, self.read(request, parent.as_ref()), cursor),
             Err(e) => {
                 stream::once(async move { Err(FetchError::refused(self.http.base(), e)) }).boxed()
             }

@@ -525,6 +525,16 @@ impl ReadSpec {
                 "the parents' own request cannot hold {{parent:/pointer}}",
             ));
         }
+        if self
+            .incremental
+            .as_ref()
+            .is_some_and(|i| i.max_window.is_some())
+        {
+            out.push(FieldError::new(
+                &["incremental", "maxWindow"],
+                "a parent/child read cannot walk windows: past maxPartitions every child reads from one shared time, which a walk stopped by maxWindowsPerPoll would move past unread data",
+            ));
+        }
         if parent.records.version.is_some() {
             out.push(FieldError::new(
                 &["parent", "records", "version"],
