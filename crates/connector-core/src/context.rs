@@ -150,6 +150,9 @@ pub struct Context {
     /// with ten thousand connectors started together would otherwise hold ten thousand
     /// polls' worth at its peak.
     polls: Arc<tokio::sync::Semaphore>,
+    /// The rate budgets its requests take from: this process's, or shared through a
+    /// backend (Redis) across replicas.
+    budgets: Arc<crate::budget::Budgets>,
 }
 
 /// Polls a process runs at once unless told otherwise (`MAX_CONCURRENT_POLLS`): enough
@@ -170,6 +173,7 @@ impl Context {
             redactor: Redactor::new(),
             explaining: false,
             polls: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENT_POLLS)),
+            budgets: Arc::new(crate::budget::Budgets::local()),
         })
     }
 
@@ -232,6 +236,22 @@ impl Context {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Shares `budgets` (a backend's, across replicas) with this context's requests.
+    pub fn with_budgets(mut self, budgets: Arc<crate::budget::Budgets>) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    /// The rate budgets requests take from.
+    pub fn budgets(&self) -> &crate::budget::Budgets {
+        &self.budgets
+    }
+
+    /// The same budgets, to share with another context.
+    pub fn shared_budgets(&self) -> Arc<crate::budget::Budgets> {
+        Arc::clone(&self.budgets)
     }
 
     /// The connection pool.

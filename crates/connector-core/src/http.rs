@@ -261,6 +261,11 @@ pub struct HttpClient {
     remaining: Arc<std::sync::atomic::AtomicU64>,
     /// Every credential this client sends, to mask wherever a server echoes one.
     redactor: crate::redact::Redactor,
+    /// What identifies its credential, for naming its rate budget (only ever hashed).
+    credential: Arc<[u8]>,
+    /// The provider's own scope of a rate limit ([`HttpClientBuilder::rate_limit_key`]:
+    /// Datadog's endpoint), part of its budget's name.
+    limit_scope: Option<Arc<str>>,
     /// The pool, holds, stop signal and clock it shares with the process's connectors.
     context: Context,
 }
@@ -599,6 +604,7 @@ impl HttpClientBuilder {
                 url: display_url(&self.base),
                 message: format!("invalid User-Agent: {e}"),
             })?;
+        let limit_scope: Option<Arc<str>> = self.limit_key.as_deref().map(Arc::from);
         let limit_key = self.limit_key.unwrap_or_else(|| {
             format!(
                 "{}@{}",
@@ -621,6 +627,12 @@ impl HttpClientBuilder {
             auth.register(&self.redactor);
             auth.register(context.redactor());
         }
+        let credential = self
+            .auth
+            .as_ref()
+            .map(Auth::identity)
+            .unwrap_or_default()
+            .into();
         Ok(HttpClient {
             client,
             user_agent,
@@ -633,6 +645,8 @@ impl HttpClientBuilder {
             limit_key: limit_key.into(),
             limit_phrases: self.limit_phrases.into(),
             remaining: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            credential,
+            limit_scope,
             connector: self.connector,
             redactor: self.redactor,
             context,
@@ -794,6 +808,7 @@ impl HttpClient {
                 until: httpdate::fmt_http_date(until),
             });
         }
+        self.pace(&self.budget_key(request), url).await?;
         let token = match &self.auth {
             Some(Auth::Token(source)) if self.is_trusted(url) => Some(source.token().await?),
             _ => None,
@@ -840,6 +855,7 @@ impl HttpClient {
         let body = self.read_body(&mut resp, url).await?;
         let headers = resp.headers().clone();
         let limit = self.rate_limit(status, &headers, &body);
+        self.learn(request, &limit, &headers).await;
         if !status.is_success() {
             return Err(HttpError::Status {
                 status: status.as_u16(),
@@ -986,6 +1002,94 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
+    }
+
+    /// The rate budget `request` takes from: its origin and credential (the client's and
+    /// any sensitive header the request carries), named by an HMAC under the deployment's
+    /// key, so every connector, process and replica sending under them shares it.
+    fn budget_key(&self, request: &Request) -> String {
+        let mut credential = self.credential.to_vec();
+        for (name, value) in request.headers.iter().filter(|(_, v)| v.is_sensitive()) {
+            credential.push(b'\n');
+            credential.extend_from_slice(name.as_str().as_bytes());
+            credential.push(b'=');
+            credential.extend_from_slice(value.as_bytes());
+        }
+        let mut scope = request.url.origin().ascii_serialization();
+        if let Some(own) = &self.limit_scope {
+            scope.push('\n');
+            scope.push_str(own);
+        }
+        self.context.budgets().key_for(&scope, &credential)
+    }
+
+    /// The longest a budget call may take: a tenth of the request timeout, at most 100 ms.
+    fn budget_timeout(&self) -> Duration {
+        crate::budget::CALL_TIMEOUT
+            .min(self.timeout / 10)
+            .max(Duration::from_millis(5))
+    }
+
+    /// Waits for the request's turn in its rate budget, on the context's clock (a stop
+    /// cuts it short). A wait longer than a request may take ends the read as a server's
+    /// hold does, instead of sleeping through the poll.
+    async fn pace(&self, key: &str, url: &Url) -> Result<(), HttpError> {
+        let clock = self.context.clock();
+        let mut waited = Duration::ZERO;
+        loop {
+            let wait = self
+                .context
+                .budgets()
+                .take(key, clock, self.budget_timeout())
+                .await;
+            if wait.is_zero() {
+                return Ok(());
+            }
+            waited += wait;
+            if waited > self.timeout || self.context.stop().stopping() {
+                // Not kept in this process: the budget says it again next time, unless an
+                // operator cleared it meanwhile.
+                let now = clock.now();
+                return Err(HttpError::Held {
+                    url: display_url(url),
+                    until: httpdate::fmt_http_date(now + wait.min(crate::ratelimit::MAX_HOLD)),
+                });
+            }
+            self.context.stop().wait(clock.sleep(wait)).await;
+        }
+    }
+
+    /// Tells the request's rate budget what the response said of the limit, so every
+    /// replica sending under the same credential learns it.
+    async fn learn(&self, request: &Request, limit: &crate::ratelimit::Limit, headers: &HeaderMap) {
+        let now = self.context.clock().now();
+        let now_ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let learned = crate::budget::Learned {
+            remaining: limit
+                .remaining
+                .zip(limit.reset)
+                .map(|(left, reset)| (left, now_ms.saturating_add(ms(reset)))),
+            hold_until_ms: limit
+                .wait
+                .filter(|_| limit.limited)
+                .map(|w| now_ms.saturating_add(ms(w.min(crate::ratelimit::MAX_HOLD)))),
+            source: crate::ratelimit::source(headers),
+        };
+        if learned.is_empty() {
+            return;
+        }
+        self.context
+            .budgets()
+            .learn(
+                &self.budget_key(request),
+                &learned,
+                self.context.clock(),
+                self.budget_timeout(),
+            )
+            .await;
     }
 
     /// What the response says of the rate limit: the quota left (for the gauge), and a

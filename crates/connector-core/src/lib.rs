@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod context;
 pub mod detect;

@@ -28,6 +28,8 @@ pub struct Limit {
     pub limited: bool,
     /// Requests left in the current window, when the server says.
     pub remaining: Option<u64>,
+    /// When the current window ends (from now), when the server says.
+    pub reset: Option<Duration>,
 }
 
 /// Reads `Retry-After` (seconds or HTTP date) and the remaining / reset headers in their
@@ -45,27 +47,74 @@ pub fn parse(headers: &HeaderMap, now: SystemTime) -> Limit {
             .iter()
             .find_map(|p| get(&format!("{p}{suffix}")))
     };
-    let remaining = first("remaining").and_then(|v| v.parse::<u64>().ok());
+    let structured = get("ratelimit").and_then(structured_limit);
+    let remaining = first("remaining")
+        .and_then(|v| v.parse::<u64>().ok())
+        .or(structured.map(|(r, _)| r));
+    let reset = first("reset")
+        .and_then(|r| reset_in(r, now))
+        .or(structured.and_then(|(_, t)| t));
     if let Some(v) = get("retry-after") {
         return Limit {
             wait: parse_retry_after(v, now),
             limited: true,
             remaining,
+            reset,
         };
     }
-    if remaining != Some(0) {
-        return Limit {
-            wait: None,
-            limited: false,
-            remaining,
-        };
-    }
-    let wait = first("reset").and_then(|r| reset_in(r, now));
     Limit {
-        wait,
-        limited: true,
+        wait: reset.filter(|_| remaining == Some(0)),
+        limited: remaining == Some(0),
         remaining,
+        reset,
     }
+}
+
+/// The header that says the most about a limit, as `name: value` (for the log line of a
+/// hold and `budget list`): limit headers carry no credential.
+pub fn source(headers: &HeaderMap) -> String {
+    const NAMES: [&str; 7] = [
+        "retry-after",
+        "x-ratelimit-reset",
+        "ratelimit-reset",
+        "x-rate-limit-reset",
+        "ratelimit",
+        "x-ratelimit-remaining",
+        "ratelimit-remaining",
+    ];
+    NAMES
+        .iter()
+        .find_map(|name| {
+            let value = headers.get(*name)?.to_str().ok()?;
+            let value: String = value.chars().take(120).collect();
+            Some(format!("{name}: {value}"))
+        })
+        .unwrap_or_else(|| "the response body".to_owned())
+}
+
+/// The IETF `RateLimit` field: its structured form (`"default";r=50;t=30`, one item per
+/// policy) or the earlier drafts' (`limit=100, remaining=50, reset=30`). The policy with
+/// the fewest requests left decides: (remaining, reset from now).
+fn structured_limit(value: &str) -> Option<(u64, Option<Duration>)> {
+    let param = |item: &str, names: &[&str]| {
+        item.split([';', ','])
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| names.contains(&k.trim()))
+            .and_then(|(_, v)| v.trim().trim_matches('"').parse::<u64>().ok())
+    };
+    let items: Vec<&str> = if value.contains(';') {
+        value.split(',').collect()
+    } else {
+        vec![value]
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let remaining = param(item, &["r", "remaining"])?;
+            let reset = param(item, &["t", "reset"]).map(Duration::from_secs);
+            Some((remaining, reset))
+        })
+        .min_by_key(|(r, _)| *r)
 }
 
 /// A reset header as a wait from `now`.
@@ -216,6 +265,28 @@ mod tests {
         );
         let left = parse(&headers(&[("x-ratelimit-remaining", "4999")]), now);
         assert_eq!((left.limited, left.remaining), (false, Some(4999)));
+        // The IETF field, structured (Cloudflare) and in the earlier drafts' form.
+        let ietf = parse(
+            &headers(&[("ratelimit", "\"default\";r=50;t=30, \"burst\";r=7;t=5")]),
+            now,
+        );
+        assert_eq!(
+            (ietf.remaining, ietf.reset),
+            (Some(7), Some(Duration::from_secs(5)))
+        );
+        let draft = parse(
+            &headers(&[("ratelimit", "limit=100, remaining=0, reset=42")]),
+            now,
+        );
+        assert_eq!((draft.limited, draft.wait), (true, secs));
+        let window = parse(
+            &headers(&[
+                ("x-ratelimit-remaining", "10"),
+                ("x-ratelimit-reset", "1800000042"),
+            ]),
+            now,
+        );
+        assert_eq!((window.limited, window.reset), (false, secs));
     }
 
     #[test]

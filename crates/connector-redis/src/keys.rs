@@ -97,6 +97,23 @@ impl Keys {
         format!("{}webhook-wakes", self.prefix)
     }
 
+    /// `{prefix}budget:{<hmac>}`: a shared rate budget, named by an HMAC of its credential
+    /// and scope (never the credential); each its own slot.
+    pub fn budget(&self, key: &str) -> String {
+        format!("{}budget:{{{key}}}", self.prefix)
+    }
+
+    /// The pattern every budget's key matches.
+    pub fn budgets_pattern(&self) -> String {
+        format!("{}budget:{{*", self.prefix)
+    }
+
+    /// `{prefix}budget-secret`: the deployment's key that names budgets, set once by the
+    /// first worker (random, 32 bytes).
+    pub fn budget_secret(&self) -> String {
+        format!("{}budget-secret", self.prefix)
+    }
+
     /// `{prefix}<stream>`: an output stream. Streams are shared by connectors, so they
     /// carry no hash tag and may live in any slot.
     pub fn stream(&self, stream: &str) -> String {

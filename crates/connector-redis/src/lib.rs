@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod backend;
+mod budgets;
 mod commit;
 mod keys;
 mod lease;

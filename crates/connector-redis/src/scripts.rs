@@ -27,6 +27,10 @@ pub(crate) struct Scripts {
     pub heartbeat: Script,
     /// An operator's reset or change of state, advancing its write count.
     pub state_change: Script,
+    /// Takes one request from a shared rate budget.
+    pub budget_take: Script,
+    /// Takes in what a response said of a rate limit.
+    pub budget_learn: Script,
 }
 
 impl Scripts {
@@ -40,6 +44,8 @@ impl Scripts {
             record_metrics: Script::from_lua(include_str!("../lua/metrics_record.lua")),
             heartbeat: Script::from_lua(include_str!("../lua/workers_heartbeat.lua")),
             state_change: Script::from_lua(include_str!("../lua/state_change.lua")),
+            budget_take: Script::from_lua(include_str!("../lua/budget_take.lua")),
+            budget_learn: Script::from_lua(include_str!("../lua/budget_learn.lua")),
         }
     }
 
@@ -55,6 +61,8 @@ impl Scripts {
             &self.record_metrics,
             &self.heartbeat,
             &self.state_change,
+            &self.budget_take,
+            &self.budget_learn,
         ] {
             script.load(client).await?;
         }

@@ -91,6 +91,13 @@ pub enum Command {
         #[command(subcommand)]
         action: LeaseAction,
     },
+    /// Show or clear the shared rate budgets (one per credential and API, learned from the
+    /// APIs' rate-limit headers and shared by every replica).
+    Budget {
+        /// list | clear
+        #[command(subcommand)]
+        action: BudgetAction,
+    },
     /// Print the stored metrics of one connector, or of all.
     Metrics {
         /// The connector (default: all configured).
@@ -146,6 +153,20 @@ pub enum StateAction {
         /// Re-sync from this time (RFC 3339, e.g. 2026-11-01T00:00:00Z) instead of forgetting.
         #[arg(long, value_name = "TIME")]
         since: Option<String>,
+    },
+}
+
+/// `budget` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum BudgetAction {
+    /// Print every budget: requests left, when its window ends, a hold and the header
+    /// that set it. A budget is named by an HMAC of its credential, never the credential.
+    List,
+    /// Forget a budget (its count and hold): the next request under it goes, and learns
+    /// the limit again from the API's answer.
+    Clear {
+        /// The budget's name, as `budget list` prints it.
+        key: String,
     },
 }
 

@@ -372,6 +372,49 @@ pub(super) async fn lease(
     Ok(ExitCode::SUCCESS)
 }
 
+pub(super) async fn budget(backends: Backends, action: BudgetAction) -> Result<ExitCode> {
+    let budgets = backends.context.budgets().store();
+    match action {
+        BudgetAction::List => {
+            let now = connector_core::pipeline::now_ms();
+            let listed: Vec<serde_json::Value> = budgets
+                .list()
+                .await?
+                .into_iter()
+                .map(|(key, b)| {
+                    let at = |ms: Option<i64>| {
+                        ms.and_then(|ms| u64::try_from(ms).ok())
+                            .filter(|ms| *ms > now)
+                            .map(connector_core::signal::rfc3339_millis)
+                    };
+                    serde_json::json!({
+                        "budget": key,
+                        "remaining": b.remaining,
+                        "resetsAt": at(b.reset_ms),
+                        "heldUntil": at(b.hold_until_ms),
+                        "heldBy": b.source.filter(|_| at(b.hold_until_ms).is_some()),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&listed)?);
+        }
+        BudgetAction::Clear { key } => {
+            let removed = budgets.clear(&key).await?;
+            eprintln!(
+                "{}",
+                if removed {
+                    format!(
+                        "budget {key} cleared: the next request under it learns the limit again"
+                    )
+                } else {
+                    format!("no budget {key}")
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) async fn metrics(
     registry: &ConnectorRegistry,
     backends: Backends,

@@ -34,7 +34,7 @@ use crate::serve::{all, run};
 use crate::settings::Settings;
 use crate::telemetry::Metrics;
 
-pub use cli::{CatalogAction, Cli, Command, LeaseAction, StateAction};
+pub use cli::{BudgetAction, CatalogAction, Cli, Command, LeaseAction, StateAction};
 
 /// The whole program of a connector binary: parse the command line, run the command.
 ///
@@ -194,7 +194,9 @@ async fn execute_with(
         embedded_reach(&command, &settings)?;
     }
     let mut backends = connect(&settings, matches!(command, Command::Run { .. })).await?;
-    backends.context = context;
+    // The connection's rate budgets (Redis's, shared across replicas) go with the process's
+    // context.
+    backends.context = context.with_budgets(backends.context.shared_budgets());
     match command {
         Command::Run { name } => run(registry, factories, backends, source, name, &settings).await,
         Command::Poll {
@@ -211,6 +213,7 @@ async fn execute_with(
         }
         Command::State { action } => state(&registry, backends, action).await,
         Command::Lease { action } => lease(&registry, backends, action).await,
+        Command::Budget { action } => commands::budget(backends, action).await,
         Command::Metrics { name } => metrics(&registry, backends, name).await,
         Command::Schema
         | Command::Catalog { .. }
@@ -273,8 +276,18 @@ async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
                  (Debian's redis-server), or unset REDIS_URL to run embedded"
             )
         })?;
+        let secret = backend
+            .budget_secret()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let budgets = Arc::new(connector_core::budget::Budgets::new(
+            backend.clone(),
+            &secret,
+        ));
+        let mut backends = backend.backends();
+        backends.context = backends.context.with_budgets(budgets);
         if !notes {
-            return Ok(backend.backends());
+            return Ok(backends);
         }
         tracing::info!(redis = %shown, topology = ?backend.topology(), "Redis backend: leases, state, metrics and the output stream live in Redis");
         if serving && backend.persistent().await == Some(false) {
@@ -283,7 +296,7 @@ async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
                 "Redis keeps no data across a restart (appendonly no, save \"\"): a restart empties the connectors' state and every current item is published again; set appendonly yes"
             );
         }
-        return Ok(backend.backends());
+        return Ok(backends);
     }
     match &settings.state_dir {
         _ if !settings.startup_notes => {}
@@ -312,6 +325,9 @@ fn embedded_reach(command: &Command, settings: &Settings) -> Result<()> {
         ),
         Command::Metrics { .. } => bail!(
             "`metrics` needs REDIS_URL: in embedded mode metrics live in the running process's memory; {running}"
+        ),
+        Command::Budget { .. } => bail!(
+            "`budget` needs REDIS_URL: in embedded mode each process keeps its own rate budgets in memory"
         ),
         Command::State { .. } if settings.state_dir.is_none() => bail!(
             "`state` needs REDIS_URL or STATE_DIR (--state-dir): without either, state lives in the running process's memory"

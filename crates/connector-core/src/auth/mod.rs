@@ -117,6 +117,26 @@ impl Auth {
         }
     }
 
+    /// What identifies the credential, for naming its rate budget (an HMAC of it under
+    /// the deployment's key: never stored or shown as it is).
+    pub(crate) fn identity(&self) -> Vec<u8> {
+        let text = match self {
+            Auth::Bearer(token) => format!("bearer\n{}", token.expose_secret()),
+            Auth::Basic { username, password } => {
+                format!("basic\n{username}\n{}", password.expose_secret())
+            }
+            Auth::Headers(headers) => headers
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.expose_secret()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Auth::Query { name, value } => format!("query\n{name}={}", value.expose_secret()),
+            Auth::Token(source) => format!("token\n{}\n{}", source.token_url, source.identity()),
+            Auth::AwsSigV4(signer) => format!("sigv4\n{}", signer.access_key_id()),
+        };
+        text.into_bytes()
+    }
+
     /// Registers what the credentials send, derived forms included (a Basic pair's
     /// base64); a token source registers each token as it is issued.
     pub(crate) fn register(&self, redactor: &Redactor) {
@@ -186,6 +206,23 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
+    /// Who asks for the tokens: the client id, or the JWT issuer and subject.
+    fn identity(&self) -> String {
+        match &self.grant {
+            Grant::Form(form) => form
+                .iter()
+                .filter(|(k, _)| matches!(*k, "client_id" | "client_secret"))
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Grant::Jwt(grant) => format!(
+                "{}\n{}",
+                grant.issuer,
+                grant.subject.as_deref().unwrap_or_default()
+            ),
+        }
+    }
+
     /// The current token: the cached one while it lasts, else a new one.
     pub async fn token(&self) -> Result<String, HttpError> {
         if let Ok(cached) = self.cached.lock()

@@ -56,6 +56,11 @@ impl SigV4 {
     }
 
     /// What must be masked wherever it could be echoed.
+    /// The access key id (not secret): what names its rate budget.
+    pub(crate) fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
     pub(crate) fn secrets(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.secret_access_key.expose_secret())
             .chain(self.session_token.iter().map(|t| t.expose_secret()))

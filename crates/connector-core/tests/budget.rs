@@ -1,0 +1,80 @@
+//! A client paces its requests by what the API's rate-limit headers say: the remaining
+//! requests spread over the time to the reset, on the context's clock (so this test
+//! waits for nothing), and a wait longer than a request may take ends the read.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use connector_core::context::{Context, ManualClock};
+use connector_core::http::{HttpClient, HttpError, Request};
+use connector_core::{ConnectorConfig, ConnectorContext, Cursor};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const NOW: u64 = 1_800_000_000;
+
+async fn paced(remaining: &str, reset_in: u64) -> (MockServer, HttpClient, Arc<ManualClock>) {
+    let server = MockServer::start().await;
+    let reset = (NOW + reset_in).to_string();
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-ratelimit-remaining", remaining)
+                .insert_header("x-ratelimit-reset", reset.as_str())
+                .set_body_json(serde_json::json!([])),
+        )
+        .mount(&server)
+        .await;
+    let clock = Arc::new(ManualClock::at(UNIX_EPOCH + Duration::from_secs(NOW)));
+    let context = Context::isolated().with_clock(clock.clone());
+    let mut config = ConnectorConfig::new("paced", "TEST");
+    config.max_retries = 0;
+    let common = ConnectorContext::new(Arc::new(config), context);
+    let base = url::Url::parse(&server.uri()).expect("url");
+    let http = HttpClient::builder(base)
+        .connector_settings(&common)
+        .build()
+        .expect("client");
+    (server, http, clock)
+}
+
+async fn get(http: &HttpClient, server: &MockServer) -> Result<(), HttpError> {
+    let url = url::Url::parse(&format!("{}/items", server.uri())).expect("url");
+    http.send(&Request::get(url), &Cursor::default())
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn requests_are_spread_over_the_time_left_to_the_reset() {
+    let (server, http, clock) = paced("10", 10).await;
+    for _ in 0..10 {
+        get(&http, &server).await.expect("request");
+    }
+    let slept = clock.slept();
+    // The first learns the limit; a burst of five goes at once, the rest one a second.
+    assert_eq!(slept.len(), 4, "{slept:?}");
+    assert!(
+        slept.iter().all(|d| *d == Duration::from_secs(1)),
+        "{slept:?}"
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        10
+    );
+}
+
+#[tokio::test]
+async fn a_spent_quota_ends_the_read_instead_of_sleeping_through_it() {
+    let (server, http, clock) = paced("0", 3600).await;
+    get(&http, &server)
+        .await
+        .expect("the first request learns the limit");
+    let held = get(&http, &server).await;
+    assert!(matches!(held, Err(HttpError::Held { .. })), "{held:?}");
+    assert!(clock.slept().is_empty(), "{:?}", clock.slept());
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        1
+    );
+}

@@ -1,0 +1,38 @@
+-- Takes one request from a shared rate budget, or says how long to wait first: the
+-- remaining requests of the window spread over the time to its reset (GCRA, a burst let
+-- through at once). The same rule as connector_core::budget::Budget::take.
+--
+-- KEYS[1]  the budget   {prefix}budget:{<hmac>}   (hash: rem, reset, hold, tat, interval,
+--                                                   ahead, src)
+-- ARGV[1]  now (UNIX ms)
+-- ARGV[2]  the least burst
+--
+-- Returns the wait in ms; 0: the request goes, and is counted. A budget nothing was
+-- learned for is not written.
+local now = tonumber(ARGV[1])
+local b = redis.call('HMGET', KEYS[1], 'rem', 'reset', 'hold', 'tat', 'interval', 'ahead')
+local hold = tonumber(b[3])
+if hold and hold > now then
+  return hold - now
+end
+local rem, reset = tonumber(b[1]), tonumber(b[2])
+if not rem or not reset or reset <= now then
+  return 0
+end
+if rem <= 0 then
+  return reset - now
+end
+local interval = tonumber(b[5]) or 0
+if interval == 0 then
+  interval = math.floor((reset - now) / rem)
+end
+local tat = math.max(tonumber(b[4]) or 0, now)
+local allowed = tonumber(b[6]) or 0
+if allowed == 0 then
+  allowed = interval * (tonumber(ARGV[2]) - 1)
+end
+if tat - now > allowed then
+  return tat - now - allowed
+end
+redis.call('HSET', KEYS[1], 'tat', tat + interval, 'rem', rem - 1)
+return 0
