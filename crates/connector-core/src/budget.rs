@@ -241,6 +241,23 @@ impl SharedBudgets for LocalBudgets {
     }
 }
 
+/// What this process saw of one budget, for its metrics and `/health/connectors`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetStats {
+    /// The budget's name (its HMAC), first 12 characters.
+    pub budget: String,
+    /// Requests left, as the last response said.
+    pub remaining: Option<u64>,
+    /// Times a request waited its turn.
+    pub waits: u64,
+    /// Times a response asked for a wait (a 429 or `Retry-After`, or a spent quota).
+    pub holds: u64,
+    /// The connectors whose requests take from it.
+    #[serde(skip)]
+    pub connectors: Vec<String>,
+}
+
 /// A process's way to its budgets: the store, the deployment's key that names a budget
 /// without holding the credential, and the breaker that falls back to the in-process
 /// budget while the store does not answer.
@@ -251,6 +268,8 @@ pub struct Budgets {
     open_until: Mutex<Option<SystemTime>>,
     /// Budget calls made to the store (for tests and metrics).
     calls: std::sync::atomic::AtomicU64,
+    /// What this process saw of each budget.
+    stats: Mutex<HashMap<String, BudgetStats>>,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -268,6 +287,7 @@ impl Budgets {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
             open_until: Mutex::new(None),
             calls: std::sync::atomic::AtomicU64::new(0),
+            stats: Mutex::default(),
         }
     }
 
@@ -288,6 +308,33 @@ impl Budgets {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+
+    /// Notes what happened to `key` (for `connector`).
+    fn note(&self, key: &str, connector: &str, edit: impl FnOnce(&mut BudgetStats)) {
+        let mut stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = stats.entry(key.to_owned()).or_insert_with(|| BudgetStats {
+            budget: key.chars().take(12).collect(),
+            ..BudgetStats::default()
+        });
+        if !entry.connectors.iter().any(|c| c == connector) {
+            entry.connectors.push(connector.to_owned());
+        }
+        edit(entry);
+    }
+
+    /// What this process saw of each budget.
+    pub fn stats(&self) -> Vec<BudgetStats> {
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<BudgetStats> = stats.values().cloned().collect();
+        out.sort_by(|a, b| a.budget.cmp(&b.budget));
+        out
     }
 
     /// Store calls made so far.
@@ -324,7 +371,19 @@ impl Budgets {
 
     /// How long a request under `key` waits before it may go, by the shared budget, or by
     /// the in-process one while the store does not answer within `timeout`.
-    pub async fn take(&self, key: &str, clock: &dyn Clock, timeout: Duration) -> Duration {
+    pub async fn take(
+        &self,
+        key: &str,
+        connector: &str,
+        clock: &dyn Clock,
+        timeout: Duration,
+    ) -> Duration {
+        let wait = self.ask(key, clock, timeout).await;
+        self.note(key, connector, |s| s.waits += u64::from(!wait.is_zero()));
+        wait
+    }
+
+    async fn ask(&self, key: &str, clock: &dyn Clock, timeout: Duration) -> Duration {
         let now = clock.now();
         let now_ms = ms_of(now);
         let local = self.local.with(key, now_ms, |b| b.take(now_ms));
@@ -347,9 +406,22 @@ impl Budgets {
     }
 
     /// Takes in what a response said, here and (unless the breaker is open) in the store.
-    pub async fn learn(&self, key: &str, learned: &Learned, clock: &dyn Clock, timeout: Duration) {
+    pub async fn learn(
+        &self,
+        key: &str,
+        connector: &str,
+        learned: &Learned,
+        clock: &dyn Clock,
+        timeout: Duration,
+    ) {
         let now = clock.now();
         let now_ms = ms_of(now);
+        self.note(key, connector, |s| {
+            if let Some((left, _)) = learned.remaining {
+                s.remaining = Some(left);
+            }
+            s.holds += u64::from(learned.hold_until_ms.is_some());
+        });
         if let Some(until) = learned.hold_until_ms {
             tracing::warn!(
                 budget = key,

@@ -1040,7 +1040,7 @@ impl HttpClient {
             let wait = self
                 .context
                 .budgets()
-                .take(key, clock, self.budget_timeout())
+                .take(key, &self.connector, clock, self.budget_timeout())
                 .await;
             if wait.is_zero() {
                 return Ok(());
@@ -1085,6 +1085,7 @@ impl HttpClient {
             .budgets()
             .learn(
                 &self.budget_key(request),
+                &self.connector,
                 &learned,
                 self.context.clock(),
                 self.budget_timeout(),

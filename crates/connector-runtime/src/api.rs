@@ -140,6 +140,18 @@ async fn ready(State(api): State<Api>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// The rate budgets `connector`'s requests take from (shared with whoever else sends under
+/// the same credential), as this process saw them.
+fn budgets_of(context: &connector_core::context::Context, connector: &str) -> Option<Value> {
+    let budgets: Vec<_> = context
+        .budgets()
+        .stats()
+        .into_iter()
+        .filter(|b| b.connectors.iter().any(|c| c == connector))
+        .collect();
+    (!budgets.is_empty()).then(|| json!(budgets))
+}
+
 /// Healthy per connector when its last success is younger than three poll intervals
 /// (at least a minute); 503 when any enabled connector is not.
 async fn connectors_health(State(api): State<Api>) -> Response {
@@ -188,6 +200,9 @@ async fn connectors_health(State(api): State<Api>) -> Response {
         };
         if let Some(until) = held {
             entry["rateLimitedUntil"] = json!(until);
+        }
+        if let Some(budgets) = budgets_of(context, &c.name) {
+            entry["rateBudgets"] = budgets;
         }
         if let Some(at) = api.metrics.webhooks.last(&c.name) {
             // The last verified webhook, whichever process received it.
@@ -261,6 +276,7 @@ fn backend_error(e: &dyn std::fmt::Display) -> Response {
 }
 
 async fn prometheus(State(api): State<Api>) -> Response {
+    api.metrics.budgets(&api.backends.context.budgets().stats());
     (
         [(
             header::CONTENT_TYPE,

@@ -141,6 +141,8 @@ pub struct Metrics {
     unreadable_times: Family<ConnectorLabel, Counter>,
     /// Webhooks, wakes and their latency.
     pub(crate) webhooks: crate::wake::WebhookMetrics,
+    /// The shared rate budgets this process takes from.
+    budgets: BudgetMetrics,
     reads: std::sync::Mutex<std::collections::HashMap<String, ReadHealth>>,
     /// The last fence token seen per connector, and the last time the counter went back.
     fences: std::sync::Mutex<Fences>,
@@ -151,6 +153,58 @@ pub struct Metrics {
 struct Fences {
     last: std::collections::HashMap<String, u64>,
     lost: Option<DataLoss>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabel {
+    budget: String,
+}
+
+/// The rate budgets' figures, per budget (its HMAC's first characters).
+struct BudgetMetrics {
+    remaining: Family<BudgetLabel, Gauge>,
+    waits: Family<BudgetLabel, Counter>,
+    holds: Family<BudgetLabel, Counter>,
+}
+
+impl BudgetMetrics {
+    fn register(r: &mut Registry) -> Self {
+        Self {
+            remaining: registered(
+                r,
+                "connector_rate_budget_remaining",
+                "Requests left in a shared rate budget's window, as the API last said",
+            ),
+            waits: registered(
+                r,
+                "connector_rate_budget_waits",
+                "Requests that waited their turn in a shared rate budget (pacing or a hold)",
+            ),
+            holds: registered(
+                r,
+                "connector_rate_budget_holds",
+                "Responses that asked for a wait (429, Retry-After, a spent quota), per budget",
+            ),
+        }
+    }
+
+    /// Brings the figures up to what the budgets saw.
+    fn update(&self, stats: &[connector_core::budget::BudgetStats]) {
+        for s in stats {
+            let label = BudgetLabel {
+                budget: s.budget.clone(),
+            };
+            if let Some(left) = s.remaining {
+                self.remaining
+                    .get_or_create(&label)
+                    .set(i64::try_from(left).unwrap_or(i64::MAX));
+            }
+            for (family, total) in [(&self.waits, s.waits), (&self.holds, s.holds)] {
+                let counter = family.get_or_create(&label);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
+    }
 }
 
 /// Redis lost its data: a connector's fence counter went back, or its state holds fewer
@@ -283,8 +337,10 @@ impl Metrics {
         let reloads: Family<ReloadLabels, Counter> =
             registered(r, "connector_config_reloads", "Config reloads by outcome");
         let webhooks = crate::wake::WebhookMetrics::register(r);
+        let budgets = BudgetMetrics::register(r);
         Arc::new(Self {
             webhooks,
+            budgets,
             registry,
             polls,
             items,
@@ -545,6 +601,11 @@ impl Metrics {
                 outcome: if ok { "applied" } else { "refused" },
             })
             .inc();
+    }
+
+    /// The rate budgets' figures, brought up to date before an exposition.
+    pub fn budgets(&self, stats: &[connector_core::budget::BudgetStats]) {
+        self.budgets.update(stats);
     }
 
     /// The Prometheus text exposition.
@@ -983,6 +1044,15 @@ mod tests {
         m.http_response("w", None);
         m.reloaded(true);
         m.provider_gauges("w", &[("rate_limit_remaining", 4999.0)]);
+        let budget = |waits| connector_core::budget::BudgetStats {
+            budget: "0a1b2c3d4e5f".into(),
+            remaining: Some(41),
+            waits,
+            holds: 1,
+            connectors: vec!["w".into()],
+        };
+        m.budgets(&[budget(2)]);
+        m.budgets(&[budget(3)]);
         let text = m.render();
         for line in [
             "connector_polls_total{connector=\"w\",outcome=\"success\"} 1",
@@ -995,6 +1065,9 @@ mod tests {
             "connector_http_requests_total{connector=\"w\",status=\"error\"} 1",
             "connector_config_reloads_total{outcome=\"applied\"} 1",
             "connector_provider_gauge{connector=\"w\",name=\"rate_limit_remaining\"} 4999",
+            "connector_rate_budget_remaining{budget=\"0a1b2c3d4e5f\"} 41",
+            "connector_rate_budget_waits_total{budget=\"0a1b2c3d4e5f\"} 3",
+            "connector_rate_budget_holds_total{budget=\"0a1b2c3d4e5f\"} 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
