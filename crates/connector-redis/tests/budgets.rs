@@ -277,3 +277,159 @@ async fn a_black_holed_redis_never_stalls_a_request() {
         "Redis is asked again after 30 s"
     );
 }
+
+/// An API enforcing a published quota: `limit` requests per `window` of the shared clock,
+/// said in `x-ratelimit-*` headers; past it, 429 with `Retry-After`.
+struct Quota {
+    clock: Arc<ManualClock>,
+    limit: u64,
+    window_ms: u64,
+    /// Requests served per window, and the 429s sent.
+    served: std::sync::Mutex<std::collections::BTreeMap<u64, u64>>,
+    refused: std::sync::atomic::AtomicU64,
+    /// Requests served per client (the path's last segment).
+    by_client: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// The quota as a mock's responder.
+struct Api(Arc<Quota>);
+
+impl wiremock::Respond for Api {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let this = &self.0;
+        let now = this.clock.now_ms();
+        let window = now / this.window_ms;
+        let end_ms = (window + 1) * this.window_ms;
+        let mut served = this.served.lock().expect("lock");
+        let count = served.entry(window).or_insert(0);
+        if *count >= this.limit {
+            this.refused.fetch_add(1, Ordering::SeqCst);
+            let wait = (end_ms - now).div_ceil(1000);
+            return ResponseTemplate::new(429)
+                .insert_header("retry-after", wait.to_string().as_str());
+        }
+        *count += 1;
+        let client = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        *this
+            .by_client
+            .lock()
+            .expect("lock")
+            .entry(client)
+            .or_insert(0) += 1;
+        ResponseTemplate::new(200)
+            .insert_header("x-ratelimit-limit", this.limit.to_string().as_str())
+            .insert_header(
+                "x-ratelimit-remaining",
+                (this.limit - *count).to_string().as_str(),
+            )
+            .insert_header("x-ratelimit-reset", (end_ms / 1000).to_string().as_str())
+            .set_body_json(serde_json::json!([]))
+    }
+}
+
+trait Millis {
+    fn now_ms(&self) -> u64;
+}
+
+impl Millis for ManualClock {
+    fn now_ms(&self) -> u64 {
+        use connector_core::context::Clock;
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
+    }
+}
+
+/// Three replicas, ten connectors each, one token, wanting six times what the API's
+/// published quota allows: the shared budget keeps every window within the quota (no 429
+/// at all: the quota is learned from the first answer's headers), through a replica's
+/// restart, and every connector gets its share.
+#[tokio::test]
+async fn replicas_sharing_one_token_stay_within_the_published_quota() {
+    let prefix = unique_prefix("budget-replicas");
+    let redis = backend(&prefix).await;
+    let secret = redis.budget_secret().await.expect("secret");
+    let clock = Arc::new(ManualClock::at(
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    ));
+    let quota = Arc::new(Quota {
+        clock: clock.clone(),
+        limit: 50,
+        window_ms: 10_000,
+        served: Default::default(),
+        refused: Default::default(),
+        by_client: Default::default(),
+    });
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(Api(quota.clone()))
+        .mount(&server)
+        .await;
+    let replica = || {
+        Context::isolated()
+            .with_budgets(Arc::new(Budgets::new(redis.clone(), &secret)))
+            .with_clock(clock.clone())
+    };
+    let mut replicas: Vec<Vec<HttpClient>> = (0..3)
+        .map(|r| {
+            let context = replica();
+            (0..10)
+                .map(|c| client(&context, &server, TOKEN, &format!("c{r}-{c}")))
+                .collect()
+        })
+        .collect();
+    let mut held = 0;
+    // Each connector wants a request a second for a simulated minute: 30/s against 5/s.
+    for second in 0..60 {
+        if second == 30 {
+            // A replica dies and comes back: a new process, nothing in memory.
+            let context = replica();
+            replicas[1] = (0..10)
+                .map(|c| client(&context, &server, TOKEN, &format!("c1-{c}")))
+                .collect();
+        }
+        let start = clock.now_ms();
+        for (r, clients) in replicas.iter().enumerate() {
+            for (c, http) in clients.iter().enumerate() {
+                let url =
+                    url::Url::parse(&format!("{}/items/c{r}-{c}", server.uri())).expect("url");
+                match http
+                    .send(
+                        &connector_core::http::Request::get(url),
+                        &connector_core::Cursor::default(),
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(HttpError::Held { .. }) => held += 1,
+                    Err(e) => panic!("second {second}: {e}"),
+                }
+            }
+        }
+        let spent = clock.now_ms() - start;
+        if spent < 1000 {
+            clock.advance(Duration::from_millis(1000 - spent));
+        }
+    }
+    assert_eq!(quota.refused.load(Ordering::SeqCst), 0, "no 429");
+    let served = quota.served.lock().expect("lock").clone();
+    assert!(served.values().all(|n| *n <= 50), "{served:?}");
+    let total: u64 = served.values().sum();
+    assert!(total >= 200, "the quota is used, not left idle: {served:?}");
+    let by_client = quota.by_client.lock().expect("lock").clone();
+    assert_eq!(
+        by_client.len(),
+        30,
+        "every connector got requests through: {by_client:?}"
+    );
+    assert!(
+        !clock.slept().is_empty() || held > 0,
+        "the rest waited their turn or were told to wait"
+    );
+}
