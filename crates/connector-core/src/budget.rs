@@ -73,6 +73,9 @@ pub struct Budget {
     pub burst_ms: i64,
     /// The header that set the hold.
     pub source: Option<String>,
+    /// When it may be forgotten (UNIX ms): its reset or hold, at most an hour after what
+    /// was last learned.
+    pub expires_ms: i64,
 }
 
 impl Budget {
@@ -109,6 +112,11 @@ impl Budget {
     /// Takes in what a response said: a later hold replaces an earlier one; a new window
     /// replaces the count, and within one window the count only goes down.
     pub fn learn(&mut self, learned: &Learned, now: i64) {
+        self.learn_limit(learned, now);
+        self.expires_ms = self.expires_at(now);
+    }
+
+    fn learn_limit(&mut self, learned: &Learned, now: i64) {
         if let Some(until) = learned.hold_until_ms
             && self.hold_until_ms.is_none_or(|h| h < until)
         {
@@ -116,9 +124,10 @@ impl Budget {
             self.source = Some(learned.source.clone());
         }
         if let Some((left, reset)) = learned.remaining {
-            let same_window = self
-                .reset_ms
-                .is_some_and(|r| r > now && (reset - r).abs() <= WINDOW_SLACK_MS);
+            // A window lasts until its reset: a reset given as seconds from now moves with
+            // rounding and latency, and must not start the count over.
+            let same_window = self.reset_ms.is_some_and(|r| r > now);
+            let reset = reset.min(now.saturating_add(MAX_HOLD_MS));
             let pace = |left: u64, reset: i64| {
                 (reset - now).max(0) / i64::try_from(left.max(1)).unwrap_or(i64::MAX)
             };
@@ -152,9 +161,6 @@ impl Budget {
 
 /// [`MAX_HOLD`] in milliseconds.
 pub const MAX_HOLD_MS: i64 = MAX_HOLD.as_millis() as i64;
-
-/// Two reset times this close are the same window (servers round them differently).
-pub const WINDOW_SLACK_MS: i64 = 1000;
 
 fn millis(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
@@ -194,7 +200,7 @@ impl LocalBudgets {
             .all
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        all.retain(|_, b| b.expires_at(now) > now);
+        all.retain(|_, b| b.expires_ms > now);
         f(all.entry(key.to_owned()).or_default())
     }
 }
@@ -366,7 +372,7 @@ impl Budgets {
                 "rate budget store unavailable: this process paces by its own budgets for 30 s"
             );
         }
-        *open = Some(now + BREAKER);
+        *open = (*open).max(Some(now + BREAKER));
     }
 
     /// How long a request under `key` waits before it may go, by the shared budget, or by
@@ -386,21 +392,27 @@ impl Budgets {
     async fn ask(&self, key: &str, clock: &dyn Clock, timeout: Duration) -> Duration {
         let now = clock.now();
         let now_ms = ms_of(now);
-        let local = self.local.with(key, now_ms, |b| b.take(now_ms));
+        let local = || self.local.with(key, now_ms, |b| b.take(now_ms));
         let Some(store) = self.shared(now) else {
-            return local;
+            return local();
         };
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match tokio::time::timeout(timeout, store.take(key, now_ms)).await {
-            Ok(Ok(wait)) => wait,
+            Ok(Ok(wait)) => {
+                if wait.is_zero() {
+                    // The send counts here too, for the time the store may not answer.
+                    let _ = local();
+                }
+                wait
+            }
             Ok(Err(e)) => {
                 self.trip(now, &e.to_string());
-                local
+                local()
             }
             Err(_) => {
                 self.trip(now, "a budget call took longer than its timeout");
-                local
+                local()
             }
         }
     }
@@ -422,16 +434,29 @@ impl Budgets {
             }
             s.holds += u64::from(learned.hold_until_ms.is_some());
         });
-        if let Some(until) = learned.hold_until_ms {
-            tracing::warn!(
-                budget = key,
-                source = %learned.source,
-                wait_ms = until.saturating_sub(now_ms),
-                "rate budget held: no request under this credential before then, from any replica"
-            );
-        }
-        self.local.with(key, now_ms, |b| b.learn(learned, now_ms));
-        let Some(store) = self.shared(now) else {
+        let news = self.local.with(key, now_ms, |b| {
+            let longer = learned
+                .hold_until_ms
+                .is_some_and(|u| b.hold_until_ms.is_none_or(|h| h < u));
+            let window = learned
+                .remaining
+                .is_some_and(|_| b.reset_ms.is_none_or(|r| r <= now_ms));
+            let fewer = learned
+                .remaining
+                .is_some_and(|(left, _)| b.remaining.is_none_or(|c| left < c));
+            b.learn(learned, now_ms);
+            if longer {
+                tracing::warn!(
+                    budget = key,
+                    source = %learned.source,
+                    wait_ms = learned.hold_until_ms.map(|u| u.saturating_sub(now_ms)),
+                    "rate budget held: no request under this credential before then, from any replica"
+                );
+            }
+            longer || window || fewer
+        });
+        // A response that says what this process already counted costs no round trip.
+        let Some(store) = self.shared(now).filter(|_| news) else {
             return;
         };
         self.calls
@@ -512,12 +537,26 @@ mod tests {
         assert_eq!(b.remaining, Some(10), "a late response does not raise it");
         b.learn(
             &Learned {
-                remaining: Some((100, now + 3_660_000)),
+                remaining: Some((100, now + 3_000_000)),
                 ..Learned::default()
             },
-            now,
+            now + 1_000,
         );
-        assert_eq!(b.remaining, Some(100), "a new window starts over");
+        assert_eq!(b.remaining, Some(10), "a window lasts until its reset");
+        let later = now + 60_001;
+        b.learn(
+            &Learned {
+                remaining: Some((100, later + 3_660_000)),
+                ..Learned::default()
+            },
+            later,
+        );
+        assert_eq!(b.remaining, Some(100), "after it, a new window starts over");
+        assert_eq!(
+            b.reset_ms,
+            Some(later + MAX_HOLD_MS),
+            "a reset is kept within an hour"
+        );
         b.learn(
             &Learned {
                 hold_until_ms: Some(now + 10 * 3_600_000),

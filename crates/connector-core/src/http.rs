@@ -262,12 +262,23 @@ pub struct HttpClient {
     /// Every credential this client sends, to mask wherever a server echoes one.
     redactor: crate::redact::Redactor,
     /// What identifies its credential, for naming its rate budget (only ever hashed).
-    credential: Arc<[u8]>,
+    credential: Identity,
     /// The provider's own scope of a rate limit ([`HttpClientBuilder::rate_limit_key`]:
     /// Datadog's endpoint), part of its budget's name.
     limit_scope: Option<Arc<str>>,
     /// The pool, holds, stop signal and clock it shares with the process's connectors.
     context: Context,
+}
+
+/// What identifies a client's credential (the credential itself): only ever hashed into
+/// a budget's name, and never shown.
+#[derive(Clone, Default)]
+struct Identity(Arc<[u8]>);
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::config::REDACTED)
+    }
 }
 
 /// The PEM certificates of the bundle at `path`, or what is wrong with it.
@@ -627,12 +638,13 @@ impl HttpClientBuilder {
             auth.register(&self.redactor);
             auth.register(context.redactor());
         }
-        let credential = self
-            .auth
-            .as_ref()
-            .map(Auth::identity)
-            .unwrap_or_default()
-            .into();
+        let credential = Identity(
+            self.auth
+                .as_ref()
+                .map(Auth::identity)
+                .unwrap_or_default()
+                .into(),
+        );
         Ok(HttpClient {
             client,
             user_agent,
@@ -847,6 +859,10 @@ impl HttpClient {
         self.context.observe(&self.connector, Some(status.as_u16()));
         tracing::debug!(url = %shown(), status = status.as_u16(), "http response");
         if status == StatusCode::NOT_MODIFIED {
+            // A 304 carries the limit headers too.
+            let headers = resp.headers().clone();
+            let limit = self.rate_limit(status, &headers, &[]);
+            self.learn(request, &limit, &headers).await;
             return Ok(Conditional::NotModified);
         }
         if let Some(stopped) = redirected(&resp, url) {
@@ -1008,7 +1024,7 @@ impl HttpClient {
     /// any sensitive header the request carries), named by an HMAC under the deployment's
     /// key, so every connector, process and replica sending under them shares it.
     fn budget_key(&self, request: &Request) -> String {
-        let mut credential = self.credential.to_vec();
+        let mut credential = self.credential.0.to_vec();
         for (name, value) in request.headers.iter().filter(|(_, v)| v.is_sensitive()) {
             credential.push(b'\n');
             credential.extend_from_slice(name.as_str().as_bytes());

@@ -105,14 +105,36 @@ impl Respond for Gitlab {
             .filter(|(_, at)| after.is_none_or(|a| *at >= a))
             .collect();
         issues.sort_by_key(|(_, at)| *at);
+        // Paged as GitLab pages: `per_page` and `page`, a `Link` to the next.
+        let per_page = Self::query(request, "per_page").and_then(|v| v.parse().ok());
+        let page: usize = Self::query(request, "page")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let (from, size) = per_page.map_or((0, issues.len()), |n: usize| ((page - 1) * n, n));
         let body: Vec<Value> = issues
             .iter()
+            .skip(from)
+            .take(size)
             .map(|(id, at)| {
                 json!({"id": id, "project_id": project.id, "title": format!("issue {id}"),
                        "updated_at": rfc3339(*at)})
             })
             .collect();
-        ResponseTemplate::new(200).set_body_json(body)
+        let mut reply = ResponseTemplate::new(200).set_body_json(body);
+        if from + size < issues.len() {
+            let mut next = request.url.clone();
+            let kept: Vec<(String, String)> = next
+                .query_pairs()
+                .filter(|(k, _)| k != "page")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            next.query_pairs_mut()
+                .clear()
+                .extend_pairs(kept)
+                .append_pair("page", &(page + 1).to_string());
+            reply = reply.insert_header("link", format!("<{next}>; rel=\"next\"").as_str());
+        }
+        reply
     }
 }
 
@@ -430,7 +452,11 @@ async fn past_the_cap_children_share_the_start_of_the_last_complete_round() {
     );
     let state = run.state();
     assert!(state.streams.contains_key("p/1") && state.streams.contains_key("p/2"));
-    assert!(!state.streams.contains_key("p/3"), "no state of its own");
+    assert_eq!(
+        state.streams.get("p/3").cloned().unwrap_or_default(),
+        Default::default(),
+        "no state of its own once its history was read"
+    );
     assert_eq!(
         state.streams["p/*"].versions.len(),
         3,
@@ -604,5 +630,51 @@ async fn a_re_anchored_clause_keeps_its_parent_value() {
     assert!(
         asked.iter().all(|a| a.contains("/rest/")),
         "a parent `..` fails to parse, never reaches a path: {asked:?}"
+    );
+}
+
+/// A partition past the cap whose history is longer than `limits.maxPages` reads it over
+/// several polls, resuming where it stopped like any read, then joins the shared ones:
+/// every issue once.
+#[tokio::test]
+async fn a_long_history_past_the_cap_is_read_over_several_polls() {
+    let server = MockServer::start().await;
+    let api = Gitlab::default();
+    api.with(|p| {
+        *p = three_projects();
+        p[2].issues.push((33, T0 - 5000));
+    });
+    Mock::given(wiremock::matchers::any())
+        .respond_with(api.clone())
+        .mount(&server)
+        .await;
+    let clock = Arc::new(ManualClock::at(
+        UNIX_EPOCH + Duration::from_secs(T0.unsigned_abs()),
+    ));
+    let context = Context::isolated().with_clock(clock.clone());
+    let mut spec = provider(&server, json!({"maxPartitions": 2}));
+    spec["request"]["query"]["per_page"] = json!("2");
+    spec["pagination"] = json!({"type": "linkHeader", "pageSize": 2});
+    spec["limits"] = json!({"maxPages": 1});
+    let config = ConnectorConfig::new("gitlab-long", "HTTP_JSON").with_provider_config(spec);
+    let mut h = Harness::in_context::<HttpJsonProvider>(config, context).await;
+    for _ in 0..5 {
+        h.connector.poll(&h.lease).await.expect("poll");
+        clock.advance(Duration::from_secs(60));
+    }
+    let mut ids: Vec<String> = h.published().into_iter().map(|e| e.external_id).collect();
+    ids.sort();
+    assert_eq!(ids, ["11", "12", "21", "31", "32", "33"], "each once");
+    let state = h.backend.load_state("gitlab-long");
+    assert_eq!(
+        state.streams["p/*"]
+            .versions
+            .get("\u{1}3")
+            .map(String::as_str),
+        Some("shared")
+    );
+    assert_eq!(
+        state.streams.get("p/3").cloned().unwrap_or_default(),
+        Default::default()
     );
 }

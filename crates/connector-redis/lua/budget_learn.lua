@@ -11,8 +11,7 @@
 -- ARGV[4]  no request before (UNIX ms), or ''
 -- ARGV[5]  the header that said so
 -- ARGV[6]  the longest hold (ms)
--- ARGV[7]  two resets this close (ms) are the same window
--- ARGV[8]  the least burst
+-- ARGV[7]  the least burst
 --
 -- Returns 1.
 local now = tonumber(ARGV[1])
@@ -30,9 +29,11 @@ end
 local stored_reset = tonumber(b[2])
 local left, reset = tonumber(ARGV[2]), tonumber(ARGV[3])
 if left and reset then
+  reset = math.min(reset, now + longest)
   local counted = tonumber(b[1])
+  -- A window lasts until its reset: a reset given as seconds from now moves with
+  -- rounding and latency, and must not start the count over.
   local same = stored_reset and stored_reset > now
-    and math.abs(reset - stored_reset) <= tonumber(ARGV[7])
   if same and counted then
     -- Within the window the count only goes down; fewer left than counted (other
     -- replicas spent them) slows the pace.
@@ -43,7 +44,7 @@ if left and reset then
   else
     stored_reset = reset
     local interval = math.floor(math.max(reset - now, 0) / math.max(left, 1))
-    local burst = math.max(math.floor(left / 10), tonumber(ARGV[8]))
+    local burst = math.max(math.floor(left / 10), tonumber(ARGV[7]))
     redis.call('HSET', KEYS[1], 'rem', left, 'reset', reset, 'interval', interval,
       'ahead', interval * (burst - 1), 'tat', now)
   end

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use connector_core::budget::{BURST, Budget, Learned, MAX_HOLD_MS, SharedBudgets, WINDOW_SLACK_MS};
+use connector_core::budget::{BURST, Budget, Learned, MAX_HOLD_MS, SharedBudgets};
 use connector_core::ports::{BackendError, BoxFuture};
 use fred::interfaces::{HashesInterface, KeysInterface};
 use fred::types::SetOptions;
@@ -74,6 +74,8 @@ fn budget_of(fields: &std::collections::HashMap<String, String>) -> Budget {
         interval_ms: field(fields, "interval").unwrap_or(0),
         burst_ms: field(fields, "ahead").unwrap_or(0),
         source: fields.get("src").cloned(),
+        // Redis forgets it by itself (PEXPIREAT).
+        expires_ms: 0,
     }
 }
 
@@ -123,7 +125,6 @@ impl SharedBudgets for RedisBackend {
                         text(learned.hold_until_ms),
                         learned.source.clone(),
                         MAX_HOLD_MS.to_string(),
-                        WINDOW_SLACK_MS.to_string(),
                         BURST.to_string(),
                     ],
                 )

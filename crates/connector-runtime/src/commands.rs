@@ -399,6 +399,22 @@ pub(super) async fn budget(backends: Backends, action: BudgetAction) -> Result<E
             println!("{}", serde_json::to_string_pretty(&listed)?);
         }
         BudgetAction::Clear { key } => {
+            // The name as `budget list` prints it, or its start (as metrics show it).
+            let matching: Vec<String> = budgets
+                .list()
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| k.starts_with(&key))
+                .collect();
+            let key = match matching.as_slice() {
+                [one] => one.clone(),
+                [] => key,
+                _ => anyhow::bail!(
+                    "{} budgets start with {key}: give more of the name (`budget list` prints them)",
+                    matching.len()
+                ),
+            };
             let removed = budgets.clear(&key).await?;
             eprintln!(
                 "{}",

@@ -276,16 +276,18 @@ async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
                  (Debian's redis-server), or unset REDIS_URL to run embedded"
             )
         })?;
-        let secret = backend
-            .budget_secret()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let budgets = Arc::new(connector_core::budget::Budgets::new(
-            backend.clone(),
-            &secret,
-        ));
         let mut backends = backend.backends();
-        backends.context = backends.context.with_budgets(budgets);
+        match backend.budget_secret().await {
+            Ok(secret) => {
+                let budgets = connector_core::budget::Budgets::new(backend.clone(), &secret);
+                backends.context = backends.context.with_budgets(Arc::new(budgets));
+            }
+            // A Redis that refuses the write (read-only, ACLs): each process paces alone.
+            Err(e) => tracing::warn!(
+                error = %e,
+                "rate budgets are not shared: the deployment's budget key could not be read or made; this process paces by its own"
+            ),
+        }
         if !notes {
             return Ok(backends);
         }

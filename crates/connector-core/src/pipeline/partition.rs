@@ -249,9 +249,11 @@ impl<'a, P: Provider> Poll<'a, P> {
         }
         let before = mark.clone();
         let children = self.read_children(stream, how, &mut mark, state).await?;
-        if children.read_none && (children.error.is_some() || first_error.is_some()) {
-            // No child was read: the rotation stands where it stood (a poll that fails
+        if children.read_none && first_error.is_some() {
+            // Nothing was read: the rotation stands where it stood (a poll that fails
             // leaves state untouched), though a child's 404 still asks for a full read.
+            // With the parents read, failing children are passed by (round_ok is false),
+            // so one that always fails cannot pin the rotation.
             let polls = mark.polls;
             mark = before;
             mark.polls = polls;
@@ -392,6 +394,11 @@ impl<'a, P: Provider> Poll<'a, P> {
                 }
             }
         }
+        // A shared partition's mark goes first: left behind, a parent that came back would
+        // read from the shared watermark and skip what it missed meanwhile.
+        for key in &gone {
+            self.drop_marker(stream, state, key).await?;
+        }
         tail.prunes = gone.clone();
         self.commit_work(parents, state, &[], tail, None).await?;
         if !gone.is_empty() {
@@ -403,7 +410,7 @@ impl<'a, P: Provider> Poll<'a, P> {
             );
         }
         for key in &gone {
-            self.drop_partition(stream, state, key).await?;
+            self.drop_own_state(stream, state, key).await?;
         }
         Ok(())
     }
@@ -424,9 +431,8 @@ impl<'a, P: Provider> Poll<'a, P> {
         self.commit_delta(state, delta).await
     }
 
-    /// Forgets one removed partition's state: its own stream, or its mark among the
-    /// shared ones.
-    async fn drop_partition(
+    /// Forgets a partition's own state.
+    async fn drop_own_state(
         &mut self,
         stream: &StreamSpec,
         state: &mut ConnectorState,
@@ -445,21 +451,57 @@ impl<'a, P: Provider> Poll<'a, P> {
             self.commit_delta(state, delta).await?;
             state.streams.remove(&name);
         }
-        let shared = shared_name(&stream.name);
-        let marker = shared_marker(key);
-        if state
-            .streams
-            .get(&shared)
-            .is_some_and(|s| s.versions.contains_key(&marker))
-        {
+        Ok(())
+    }
+
+    /// Forgets a partition's mark among the shared ones.
+    async fn drop_marker(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        key: &str,
+    ) -> Result<(), PollError> {
+        if shared_mark(stream, state, key).is_some() {
             let delta = StateDelta {
-                stream: shared,
-                removals: vec![marker],
+                stream: shared_name(&stream.name),
+                removals: vec![shared_marker(key)],
                 ..StateDelta::default()
             };
             self.commit_delta(state, delta).await?;
         }
         Ok(())
+    }
+
+    /// A partition past the cap whose history was read to completion joins the shared
+    /// ones: its versions are copied to theirs, it is marked shared, and its own state goes
+    /// (in that order: a stop between two steps repeats the first, never loses a version).
+    async fn join_shared(
+        &mut self,
+        stream: &StreamSpec,
+        state: &mut ConnectorState,
+        key: &str,
+    ) -> Result<(), PollError> {
+        let own = partition_name(&stream.name, key);
+        let versions: Vec<(String, String)> = state
+            .streams
+            .get(&own)
+            .map(|s| {
+                s.versions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !versions.is_empty() {
+            let delta = StateDelta {
+                stream: shared_name(&stream.name),
+                upserts: versions,
+                ..StateDelta::default()
+            };
+            self.commit_delta(state, delta).await?;
+        }
+        self.mark_shared(stream, state, key, SHARED).await?;
+        self.drop_own_state(stream, state, key).await
     }
 
     /// Reads the children of the partitions whose turn it is (all, or
@@ -475,7 +517,9 @@ impl<'a, P: Provider> Poll<'a, P> {
         let keys = recorded_partitions(stream, state);
         let mut tracked = keys
             .iter()
-            .filter(|(k, _)| has_own_state(stream, state, k))
+            .filter(|(k, _)| {
+                has_own_state(stream, state, k) && shared_mark(stream, state, k).is_none()
+            })
             .count();
         if keys.len() > how.max_partitions {
             tracing::warn!(
@@ -499,24 +543,23 @@ impl<'a, P: Provider> Poll<'a, P> {
         let mut read_none = true;
         let mut stopped = None;
         for (at, (key, values)) in keys.iter().enumerate().take(turn.end).skip(turn.start) {
-            // A partition with a state of its own keeps it; one marked shared stays shared;
-            // a new one gets a state of its own while there is room under the cap.
-            // A partition past the cap reads its whole history once, then from the shared
-            // watermark.
+            // A partition with a state of its own keeps it, and a new one gets one while
+            // there is room under the cap. One past the cap reads its history with a state
+            // of its own (resumable, page by page) that joins the shared versions once
+            // complete; from then on it reads from the shared watermark.
             let shared = match shared_mark(stream, state, key) {
-                _ if has_own_state(stream, state, key) => None,
                 Some(SHARED) => Some(from.clone()),
-                Some(_) => Some(SharedFrom { watermark: None }),
+                Some(_) => None,
+                None if has_own_state(stream, state, key) => None,
                 None if tracked < how.max_partitions => {
                     tracked += 1;
                     None
                 }
                 None => {
                     self.mark_shared(stream, state, key, NEW).await?;
-                    Some(SharedFrom { watermark: None })
+                    None
                 }
             };
-            let first_read = shared.as_ref().is_some_and(|f| f.watermark.is_none());
             let child = child_stream(
                 stream,
                 Partition {
@@ -534,8 +577,8 @@ impl<'a, P: Provider> Poll<'a, P> {
                     self.streams_not_modified = unmodified;
                     read.complete &= whole;
                     mark.round_ok &= whole;
-                    if whole && first_read && shared_mark(stream, state, key) == Some(NEW) {
-                        self.mark_shared(stream, state, key, SHARED).await?;
+                    if whole && shared_mark(stream, state, key) == Some(NEW) {
+                        self.join_shared(stream, state, key).await?;
                     }
                     if r.capped {
                         read.capped = true;
