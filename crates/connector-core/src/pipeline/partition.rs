@@ -535,12 +535,14 @@ impl<'a, P: Provider> Poll<'a, P> {
             watermark: mark.complete_ms.map(format_watermark),
         };
         let turn = this_turn(&keys, how, mark, self.started_ms);
-        let mut read = StreamRead {
-            complete: true,
-            capped: false,
+        let mut reads = ChildReads {
+            read: StreamRead {
+                complete: true,
+                capped: false,
+            },
+            error: None,
+            read_none: true,
         };
-        let mut first_error = None;
-        let mut read_none = true;
         let mut stopped = None;
         for (at, (key, values)) in keys.iter().enumerate().take(turn.end).skip(turn.start) {
             // A partition with a state of its own keeps it, and a new one gets one while
@@ -560,44 +562,17 @@ impl<'a, P: Provider> Poll<'a, P> {
                     None
                 }
             };
-            let child = child_stream(
-                stream,
-                Partition {
-                    key: key.clone(),
-                    values: values.clone(),
-                    shared,
-                },
-            );
-            let unmodified = self.streams_not_modified;
-            match self.read_stream(&child, state).await {
-                Ok(r) => {
-                    read_none = false;
-                    // A 304 is a complete read of an unchanged partition.
-                    let whole = r.complete || self.streams_not_modified > unmodified;
-                    self.streams_not_modified = unmodified;
-                    read.complete &= whole;
-                    mark.round_ok &= whole;
-                    if whole && shared_mark(stream, state, key) == Some(NEW) {
-                        self.join_shared(stream, state, key).await?;
-                    }
-                    if r.capped {
-                        read.capped = true;
-                        stopped = Some(at);
-                        break;
-                    }
-                }
-                Err(PollError::Fetch(e)) => {
-                    self.stream_failed(&child, &e);
-                    if matches!(&e, FetchError::Http(HttpError::Status { status: 404, .. })) {
-                        // Its parent may be gone: the next poll reads the parents in full,
-                        // which removes the partition if so.
-                        mark.polls = u32::MAX;
-                    }
-                    read.complete = false;
-                    mark.round_ok = false;
-                    first_error.get_or_insert(e);
-                }
-                Err(e) => return Err(e),
+            let partition = Partition {
+                key: key.clone(),
+                values: values.clone(),
+                shared,
+            };
+            if self
+                .read_child(stream, partition, mark, state, &mut reads)
+                .await?
+            {
+                stopped = Some(at);
+                break;
             }
         }
         end_turn(
@@ -605,11 +580,50 @@ impl<'a, P: Provider> Poll<'a, P> {
             stopped.or((turn.end < keys.len()).then_some(turn.end)),
             mark,
         );
-        Ok(ChildReads {
-            read,
-            error: first_error,
-            read_none,
-        })
+        Ok(reads)
+    }
+
+    /// Reads one partition's children into `reads`; true when the per-poll cap stopped it
+    /// (the next poll starts there).
+    async fn read_child(
+        &mut self,
+        stream: &StreamSpec,
+        partition: Partition,
+        mark: &mut PartitionMark,
+        state: &mut ConnectorState,
+        reads: &mut ChildReads,
+    ) -> Result<bool, PollError> {
+        let key = partition.key.clone();
+        let child = child_stream(stream, partition);
+        let unmodified = self.streams_not_modified;
+        match self.read_stream(&child, state).await {
+            Ok(r) => {
+                reads.read_none = false;
+                // A 304 is a complete read of an unchanged partition.
+                let whole = r.complete || self.streams_not_modified > unmodified;
+                self.streams_not_modified = unmodified;
+                reads.read.complete &= whole;
+                mark.round_ok &= whole;
+                if whole && shared_mark(stream, state, &key) == Some(NEW) {
+                    self.join_shared(stream, state, &key).await?;
+                }
+                reads.read.capped |= r.capped;
+                Ok(r.capped)
+            }
+            Err(PollError::Fetch(e)) => {
+                self.stream_failed(&child, &e);
+                if matches!(&e, FetchError::Http(HttpError::Status { status: 404, .. })) {
+                    // Its parent may be gone: the next poll reads the parents in full,
+                    // which removes the partition if so.
+                    mark.polls = u32::MAX;
+                }
+                reads.read.complete = false;
+                mark.round_ok = false;
+                reads.error.get_or_insert(e);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
