@@ -57,7 +57,7 @@ infra-down:
 # RELIABILITY.md lists what it proves.
 # The fault suite against the real binaries (kills, pauses, Redis outages), long runs included.
 chaos:
-    cargo test -p connectors --test faults --test process -- --include-ignored --nocapture
+    cargo test -p connectors --test faults --test process --test replicas -- --include-ignored --nocapture
 
 # The API documentation, the core's `testing` module included (`--open` to view it).
 doc *args:
