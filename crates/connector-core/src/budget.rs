@@ -82,9 +82,15 @@ impl Budget {
     /// How long a request at `now` waits before it may go (zero: it goes, and the budget
     /// counts it). Pacing: the remaining requests spread over the time to the reset, a
     /// burst of [`BURST`] let through at once.
-    pub fn take(&mut self, now: i64) -> Duration {
+    pub fn take(&mut self, now: i64, ceiling: Option<Ceiling>) -> Duration {
         if let Some(hold) = self.hold_until_ms.filter(|h| *h > now) {
             return millis(hold - now);
+        }
+        // Nothing learned for the current window: a published limit opens one.
+        if let Some(c) = ceiling
+            && self.reset_ms.is_none_or(|r| r <= now)
+        {
+            self.open_window(c.requests, now.saturating_add(c.window_ms), now);
         }
         let (Some(left), Some(reset)) = (self.remaining, self.reset_ms.filter(|r| *r > now)) else {
             return Duration::ZERO;
@@ -140,16 +146,21 @@ impl Budget {
                         self.interval_ms = pace(left, self.reset_ms.unwrap_or(reset));
                     }
                 }
-                _ => {
-                    self.remaining = Some(left);
-                    self.reset_ms = Some(reset);
-                    self.tat_ms = now;
-                    self.interval_ms = pace(left, reset);
-                    let burst = (i64::try_from(left).unwrap_or(i64::MAX) / 10).max(BURST);
-                    self.burst_ms = self.interval_ms.saturating_mul(burst - 1);
-                }
+                _ => self.open_window(left, reset, now),
             }
         }
+    }
+
+    /// Starts a window of `left` requests ending at `reset`: paced evenly, a tenth (at
+    /// least [`BURST`]) let through at once.
+    fn open_window(&mut self, left: u64, reset: i64, now: i64) {
+        self.remaining = Some(left);
+        self.reset_ms = Some(reset);
+        self.tat_ms = now;
+        self.interval_ms = (reset - now).max(0) / i64::try_from(left.max(1)).unwrap_or(i64::MAX);
+        let burst = (i64::try_from(left).unwrap_or(i64::MAX) / 10).max(BURST);
+        self.burst_ms = self.interval_ms.saturating_mul(burst - 1);
+        self.expires_ms = self.expires_at(now);
     }
 
     /// When the stored budget may be forgotten: at its reset or hold, at most an hour on.
@@ -166,14 +177,24 @@ fn millis(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// An API's published limit, for when its responses say none: `requests` per `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ceiling {
+    /// Requests per window.
+    pub requests: u64,
+    /// The window (ms).
+    pub window_ms: i64,
+}
+
 /// Where budgets are kept: Redis across replicas, or [`LocalBudgets`] in the process.
 pub trait SharedBudgets: Send + Sync {
     /// Asks to send one request under `key` at `now_ms`: how long to wait first (zero: it
-    /// goes, and is counted).
+    /// goes, and is counted); `ceiling` opens a window when none is known.
     fn take<'a>(
         &'a self,
         key: &'a str,
         now_ms: i64,
+        ceiling: Option<Ceiling>,
     ) -> BoxFuture<'a, Result<Duration, BackendError>>;
     /// Takes in what a response said.
     fn learn<'a>(
@@ -210,8 +231,9 @@ impl SharedBudgets for LocalBudgets {
         &'a self,
         key: &'a str,
         now_ms: i64,
+        ceiling: Option<Ceiling>,
     ) -> BoxFuture<'a, Result<Duration, BackendError>> {
-        let wait = self.with(key, now_ms, |b| b.take(now_ms));
+        let wait = self.with(key, now_ms, |b| b.take(now_ms, ceiling));
         Box::pin(std::future::ready(Ok(wait)))
     }
 
@@ -381,24 +403,31 @@ impl Budgets {
         &self,
         key: &str,
         connector: &str,
+        ceiling: Option<Ceiling>,
         clock: &dyn Clock,
         timeout: Duration,
     ) -> Duration {
-        let wait = self.ask(key, clock, timeout).await;
+        let wait = self.ask(key, ceiling, clock, timeout).await;
         self.note(key, connector, |s| s.waits += u64::from(!wait.is_zero()));
         wait
     }
 
-    async fn ask(&self, key: &str, clock: &dyn Clock, timeout: Duration) -> Duration {
+    async fn ask(
+        &self,
+        key: &str,
+        ceiling: Option<Ceiling>,
+        clock: &dyn Clock,
+        timeout: Duration,
+    ) -> Duration {
         let now = clock.now();
         let now_ms = ms_of(now);
-        let local = || self.local.with(key, now_ms, |b| b.take(now_ms));
+        let local = || self.local.with(key, now_ms, |b| b.take(now_ms, ceiling));
         let Some(store) = self.shared(now) else {
             return local();
         };
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match tokio::time::timeout(timeout, store.take(key, now_ms)).await {
+        match tokio::time::timeout(timeout, store.take(key, now_ms, ceiling)).await {
             Ok(Ok(wait)) => {
                 if wait.is_zero() {
                     // The send counts here too, for the time the store may not answer.
@@ -494,7 +523,7 @@ mod tests {
     fn the_remaining_requests_are_spread_over_the_time_to_the_reset() {
         let mut b = Budget::default();
         let now = 1_000_000;
-        assert_eq!(b.take(now), Duration::ZERO, "nothing known: go");
+        assert_eq!(b.take(now, None), Duration::ZERO, "nothing known: go");
         // 10 left, the window ends in 10 s: one a second, after a burst of 5.
         b.learn(
             &Learned {
@@ -507,7 +536,7 @@ mod tests {
         let mut at = now;
         let mut times = Vec::new();
         while sent < 10 {
-            let wait = b.take(at);
+            let wait = b.take(at, None);
             if wait.is_zero() {
                 sent += 1;
                 times.push(at - now);
@@ -518,7 +547,7 @@ mod tests {
         assert_eq!(&times[..5], [0, 0, 0, 0, 0], "{times:?}");
         assert!(times[9] >= 4000 && times[9] <= 10_000, "{times:?}");
         assert_eq!(
-            b.take(at),
+            b.take(at, None),
             millis(now + 10_000 - at),
             "none left: wait for the reset"
         );
@@ -567,7 +596,7 @@ mod tests {
         );
         assert_eq!(b.hold_until_ms, Some(now + MAX_HOLD_MS));
         assert_eq!(b.expires_at(now), now + MAX_HOLD_MS);
-        assert_eq!(b.take(now), millis(MAX_HOLD_MS));
+        assert_eq!(b.take(now, None), millis(MAX_HOLD_MS));
     }
 
     #[test]

@@ -263,6 +263,8 @@ pub struct HttpClient {
     redactor: crate::redact::Redactor,
     /// What identifies its credential, for naming its rate budget (only ever hashed).
     credential: Identity,
+    /// The API's published limit, from the connector's `rateLimit`.
+    ceiling: Option<crate::budget::Ceiling>,
     /// The provider's own scope of a rate limit ([`HttpClientBuilder::rate_limit_key`]:
     /// Datadog's endpoint), part of its budget's name.
     limit_scope: Option<Arc<str>>,
@@ -522,6 +524,7 @@ pub struct HttpClientBuilder {
     limit_phrases: Vec<String>,
     redactor: crate::redact::Redactor,
     context: Option<Context>,
+    ceiling: Option<crate::budget::Ceiling>,
 }
 
 impl HttpClientBuilder {
@@ -576,6 +579,10 @@ impl HttpClientBuilder {
         self.connector = config.name.as_str().into();
         self.redactor.add_all(config.secret_values());
         self.context = Some(connector.context().clone());
+        self.ceiling = config.rate_limit.map(|c| crate::budget::Ceiling {
+            requests: u64::from(c.requests),
+            window_ms: i64::from(c.per_seconds) * 1000,
+        });
         self.timeout(config.request_timeout())
             .retry(RetryPolicy::from_config(config))
     }
@@ -659,6 +666,7 @@ impl HttpClientBuilder {
             remaining: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             credential,
             limit_scope,
+            ceiling: self.ceiling,
             connector: self.connector,
             redactor: self.redactor,
             context,
@@ -688,6 +696,7 @@ impl HttpClient {
             limit_phrases: Vec::new(),
             redactor: crate::redact::Redactor::new(),
             context: None,
+            ceiling: None,
         }
     }
 
@@ -1056,7 +1065,13 @@ impl HttpClient {
             let wait = self
                 .context
                 .budgets()
-                .take(key, &self.connector, clock, self.budget_timeout())
+                .take(
+                    key,
+                    &self.connector,
+                    self.ceiling,
+                    clock,
+                    self.budget_timeout(),
+                )
                 .await;
             if wait.is_zero() {
                 return Ok(());

@@ -78,3 +78,32 @@ async fn a_spent_quota_ends_the_read_instead_of_sleeping_through_it() {
         1
     );
 }
+
+/// An API that states its limit only in its documentation: the connector's `rateLimit`
+/// paces it the same way.
+#[tokio::test]
+async fn a_configured_rate_limit_paces_an_api_that_sends_no_headers() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+        .mount(&server)
+        .await;
+    let clock = Arc::new(ManualClock::at(UNIX_EPOCH + Duration::from_secs(NOW)));
+    let context = Context::isolated().with_clock(clock.clone());
+    let mut config = ConnectorConfig::new("documented", "TEST");
+    config.rate_limit = Some(connector_core::config::RateCeiling {
+        requests: 10,
+        per_seconds: 10,
+    });
+    let common = ConnectorContext::new(Arc::new(config), context);
+    let base = url::Url::parse(&server.uri()).expect("url");
+    let http = HttpClient::builder(base)
+        .connector_settings(&common)
+        .build()
+        .expect("client");
+    for _ in 0..10 {
+        get(&http, &server).await.expect("request");
+    }
+    let slept = clock.slept();
+    assert_eq!(slept, vec![Duration::from_secs(1); 5], "a burst of five, then one a second");
+}

@@ -6,6 +6,8 @@
 --                                                   ahead, src)
 -- ARGV[1]  now (UNIX ms)
 -- ARGV[2]  the least burst
+-- ARGV[3]  the API's published limit (requests per window), or ''
+-- ARGV[4]  its window (ms), or ''
 --
 -- Returns the wait in ms; 0: the request goes, and is counted. A budget nothing was
 -- learned for is not written.
@@ -16,6 +18,18 @@ if hold and hold > now then
   return hold - now
 end
 local rem, reset = tonumber(b[1]), tonumber(b[2])
+local ceiling, window = tonumber(ARGV[3]), tonumber(ARGV[4])
+if ceiling and window and (not reset or reset <= now) then
+  -- Nothing learned for the current window: the published limit opens one.
+  rem, reset = ceiling, now + window
+  local pace = math.floor(window / math.max(ceiling, 1))
+  b[5] = pace
+  b[6] = pace * (math.max(math.floor(ceiling / 10), tonumber(ARGV[2])) - 1)
+  b[4] = now
+  redis.call('HSET', KEYS[1], 'rem', rem, 'reset', reset, 'interval', b[5], 'ahead', b[6],
+    'tat', now)
+  redis.call('PEXPIREAT', KEYS[1], reset)
+end
 if not rem or not reset or reset <= now then
   return 0
 end

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use connector_core::budget::{BURST, Budget, Learned, MAX_HOLD_MS, SharedBudgets};
+use connector_core::budget::{BURST, Budget, Ceiling, Learned, MAX_HOLD_MS, SharedBudgets};
 use connector_core::ports::{BackendError, BoxFuture};
 use fred::interfaces::{HashesInterface, KeysInterface};
 use fred::types::SetOptions;
@@ -84,15 +84,20 @@ impl SharedBudgets for RedisBackend {
         &'a self,
         key: &'a str,
         now_ms: i64,
+        ceiling: Option<Ceiling>,
     ) -> BoxFuture<'a, Result<Duration, BackendError>> {
         Box::pin(async move {
+            let (requests, window) = match ceiling {
+                Some(c) => (c.requests.to_string(), c.window_ms.to_string()),
+                None => (String::new(), String::new()),
+            };
             let wait: i64 = self
                 .scripts
                 .budget_take
                 .evalsha_with_reload(
                     &self.client,
                     self.keys.budget(key),
-                    vec![now_ms.to_string(), BURST.to_string()],
+                    vec![now_ms.to_string(), BURST.to_string(), requests, window],
                 )
                 .await
                 .map_err(fail("budget take"))?;

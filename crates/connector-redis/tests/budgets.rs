@@ -128,12 +128,12 @@ async fn replicas_share_one_pace() {
     let mut went = 0;
     for i in 0..10 {
         let store: &dyn SharedBudgets = if i % 2 == 0 { &*redis } else { &*other };
-        if store.take(key, now).await.expect("take").is_zero() {
+        if store.take(key, now, None).await.expect("take").is_zero() {
             went += 1;
         }
     }
     assert_eq!(went, 5, "the burst is the budget's, not each replica's");
-    let wait = redis.take(key, now).await.expect("take");
+    let wait = redis.take(key, now, None).await.expect("take");
     assert_eq!(wait, Duration::from_millis(1000), "then one a second");
     // A late response with more left does not raise the count within the window.
     let late = Learned {
@@ -143,6 +143,49 @@ async fn replicas_share_one_pace() {
     redis.learn(key, &late, now).await.expect("learn");
     let listed = redis.list().await.expect("list");
     assert_eq!(listed[0].1.remaining, Some(5));
+}
+
+/// An API that publishes its limit in its documentation only: the configured ceiling
+/// opens the shared window, paced the same for every replica.
+#[tokio::test]
+async fn a_published_limit_paces_an_api_that_sends_no_headers() {
+    let prefix = unique_prefix("budget-ceiling");
+    let redis = backend(&prefix).await;
+    let other = backend(&prefix).await;
+    let now = 1_800_000_000_000;
+    let ceiling = Some(connector_core::budget::Ceiling {
+        requests: 10,
+        window_ms: 10_000,
+    });
+    let mut went = 0;
+    for i in 0..10 {
+        let store: &dyn SharedBudgets = if i % 2 == 0 { &*redis } else { &*other };
+        if store
+            .take("ceiling", now, ceiling)
+            .await
+            .expect("take")
+            .is_zero()
+        {
+            went += 1;
+        }
+    }
+    assert_eq!(went, 5, "a burst of five, for both replicas together");
+    let wait = redis.take("ceiling", now, ceiling).await.expect("take");
+    assert_eq!(wait, Duration::from_millis(1000));
+    // The same rule in the process's own budgets.
+    let local = connector_core::budget::LocalBudgets::default();
+    let mut went = 0;
+    for _ in 0..10 {
+        if local
+            .take("ceiling", now, ceiling)
+            .await
+            .expect("take")
+            .is_zero()
+        {
+            went += 1;
+        }
+    }
+    assert_eq!(went, 5);
 }
 
 /// A hold carries a TTL: at most an hour, however long the header asked.

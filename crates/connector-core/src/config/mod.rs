@@ -102,6 +102,11 @@ pub struct ConnectorConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub max_items_per_poll: Option<u32>,
+    /// The API's published limit, for an API that states it in its documentation but not
+    /// in its responses: the connector's rate budget (shared by every connector sending
+    /// under the same credential) paces requests to it when no response said otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateCeiling>,
     /// A record that fails to parse (or to become a signal) in this many polls in a row is
     /// skipped for good (with an error log, counted as `stage="poisoned"`), so it cannot
     /// hold its stream's watermark forever.
@@ -134,6 +139,18 @@ pub struct ConnectorConfig {
     /// source of truth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<crate::webhook::WebhookConfig>,
+}
+
+/// A published rate limit: `requests` per `perSeconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateCeiling {
+    /// Requests allowed per window.
+    #[schemars(range(min = 1, max = 100_000_000))]
+    pub requests: u32,
+    /// The window, in seconds.
+    #[schemars(range(min = 1, max = 86_400))]
+    pub per_seconds: u32,
 }
 
 impl std::fmt::Debug for ConnectorConfig {
