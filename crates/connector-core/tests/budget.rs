@@ -105,5 +105,9 @@ async fn a_configured_rate_limit_paces_an_api_that_sends_no_headers() {
         get(&http, &server).await.expect("request");
     }
     let slept = clock.slept();
-    assert_eq!(slept, vec![Duration::from_secs(1); 5], "a burst of five, then one a second");
+    assert_eq!(
+        slept,
+        vec![Duration::from_secs(1); 5],
+        "a burst of five, then one a second"
+    );
 }

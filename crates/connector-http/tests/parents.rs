@@ -34,6 +34,8 @@ struct Project {
     active: i64,
     /// Left out of the project list (archived), its issues still readable.
     archived: bool,
+    /// Issues answered without their `updated_at` (they fail to parse).
+    broken: Vec<u64>,
     /// (id, updated at)
     issues: Vec<(u64, i64)>,
 }
@@ -116,8 +118,12 @@ impl Respond for Gitlab {
             .skip(from)
             .take(size)
             .map(|(id, at)| {
-                json!({"id": id, "project_id": project.id, "title": format!("issue {id}"),
-                       "updated_at": rfc3339(*at)})
+                let mut issue = json!({"id": id, "project_id": project.id,
+                                       "title": format!("issue {id}"), "updated_at": rfc3339(*at)});
+                if project.broken.contains(id) {
+                    issue.as_object_mut().map(|o| o.remove("updated_at"));
+                }
+                issue
             })
             .collect();
         let mut reply = ResponseTemplate::new(200).set_body_json(body);
@@ -173,6 +179,7 @@ fn three_projects() -> Vec<Project> {
             path: "grp/a".into(),
             active: T0 - 500,
             archived: false,
+            broken: Vec::new(),
             issues: vec![(11, T0 - 900), (12, T0 - 800)],
         },
         Project {
@@ -180,6 +187,7 @@ fn three_projects() -> Vec<Project> {
             path: "grp/b".into(),
             active: T0 - 500,
             archived: false,
+            broken: Vec::new(),
             issues: vec![(21, T0 - 700)],
         },
         Project {
@@ -187,6 +195,7 @@ fn three_projects() -> Vec<Project> {
             path: "grp/sub/c".into(),
             active: T0 - 5000,
             archived: false,
+            broken: Vec::new(),
             issues: vec![(31, T0 - 6000), (32, T0 - 5500)],
         },
     ]
@@ -481,6 +490,7 @@ async fn crossing_the_cap_keeps_the_tracked_partitions_and_reads_the_new_ones_wh
             path: "grp/d".into(),
             active: now - 10,
             archived: false,
+            broken: Vec::new(),
             issues: vec![(41, T0 - 90_000), (42, T0 - 80_000)],
         });
     });
@@ -676,5 +686,51 @@ async fn a_long_history_past_the_cap_is_read_over_several_polls() {
     assert_eq!(
         state.streams.get("p/3").cloned().unwrap_or_default(),
         Default::default()
+    );
+}
+
+/// Past the cap, a record's failures are counted per partition: another shared
+/// partition's complete read does not forget them, and its own complete read does.
+#[tokio::test]
+async fn a_shared_partitions_failures_are_its_own() {
+    let mut run = start("gitlab-failing", json!({"maxPartitions": 1})).await;
+    // b and c read their histories, then share the watermark; then c's issue 32 changes
+    // into something that does not parse.
+    run.poll().await;
+    let now = run.now();
+    run.api.with(|p| {
+        p[2].broken = vec![32];
+        p[2].issues[1].1 = now;
+    });
+    let failures = |run: &Run| -> Vec<(String, u32)> {
+        let state = run.state();
+        let mut f: Vec<(String, u32)> = state
+            .streams
+            .get("p/*")
+            .map(|s| s.failures.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        f.sort();
+        f
+    };
+    run.poll().await;
+    run.poll().await;
+    let counted = failures(&run);
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert!(counted[0].0.starts_with("3\u{1}"), "{counted:?}");
+    assert_eq!(
+        counted[0].1, 2,
+        "two polls in a row, b's reads between them"
+    );
+    run.api.with(|p| p[2].broken.clear());
+    run.poll().await;
+    assert_eq!(
+        failures(&run),
+        Vec::<(String, u32)>::new(),
+        "forgotten once it parses"
+    );
+    assert_eq!(
+        run.published().get("32"),
+        Some(&2),
+        "created, then its change"
     );
 }

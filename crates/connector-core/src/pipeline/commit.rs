@@ -139,10 +139,19 @@ impl Failing {
     /// new version starts a new count and no parse failure's key is met); true when it is
     /// poisoned now (its version is then recorded, so it is not read again until it
     /// changes).
-    fn count(&mut self, id: &str, version: &str, delta: &mut StateDelta) -> bool {
-        let key = format!(
-            "describe-{:016x}",
-            xxhash_rust::xxh3::xxh3_64(format!("{id}\0{version}").as_bytes())
+    fn count(
+        &mut self,
+        stream: &StreamSpec,
+        id: &str,
+        version: &str,
+        delta: &mut StateDelta,
+    ) -> bool {
+        let key = super::poll::failure_key(
+            stream,
+            &format!(
+                "describe-{:016x}",
+                xxhash_rust::xxh3::xxh3_64(format!("{id}\0{version}").as_bytes())
+            ),
         );
         let polls = self.counts.get(&key).copied().unwrap_or(0) + 1;
         delta.failures.push((key.clone(), polls));
@@ -244,7 +253,7 @@ impl<P: Provider> Encoder<'_, P> {
         failing: &mut Failing,
         delta: &mut StateDelta,
     ) {
-        if failing.count(&key.id, &key.version, delta) {
+        if failing.count(stream, &key.id, &key.version, delta) {
             tracing::error!(
                 connector = %self.config.name,
                 stream = %stream.label(),

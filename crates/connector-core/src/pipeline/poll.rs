@@ -129,6 +129,16 @@ impl Progress {
     }
 }
 
+/// The key a record's failure count is kept under: its identity, or, for a partition
+/// past the cap (whose counts sit with every other shared partition's), its partition's
+/// key and its identity.
+pub(super) fn failure_key(stream: &StreamSpec, id: &str) -> String {
+    match &stream.partition {
+        Some(p) if p.shared.is_some() => format!("{}\u{1}{id}", p.key),
+        _ => id.to_owned(),
+    }
+}
+
 /// How one stream's read ended.
 pub(crate) struct StreamRead {
     /// Every page arrived and every item was published: a snapshot may be pruned.
@@ -325,6 +335,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         let mut failures = Vec::new();
         let mut poisoned = 0u64;
         for id in &page.failures {
+            let id = &failure_key(stream, id);
             at.seen_failures.insert(id.clone());
             let polls = counts.and_then(|c| c.get(id)).copied().unwrap_or(0) + 1;
             if polls >= limit {
@@ -420,14 +431,16 @@ impl<'a, P: Provider> Poll<'a, P> {
         state: &mut ConnectorState,
         at: Progress,
     ) -> Result<StreamRead, PollError> {
-        if at.read.complete && !at.hold_cursor {
+        // A shared partition holds no cursor, but its own failures are its to forget.
+        let own = failure_key(stream, "");
+        if at.read.complete && (!at.hold_cursor || !own.is_empty()) {
             // Records that failed before and were not met failing now: forget them.
             let stale: Vec<(String, u32)> = state
                 .stream(&stream.name)
                 .map(|s| {
                     s.failures
                         .keys()
-                        .filter(|k| !at.seen_failures.contains(*k))
+                        .filter(|k| k.starts_with(&own) && !at.seen_failures.contains(*k))
                         .map(|k| (k.clone(), 0))
                         .collect()
                 })
