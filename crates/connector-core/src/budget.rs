@@ -76,6 +76,14 @@ pub struct Budget {
     /// When it may be forgotten (UNIX ms): its reset or hold, at most an hour after what
     /// was last learned.
     pub expires_ms: i64,
+    /// The window was opened by a configured `rateLimit`, not by a response: the first
+    /// response's own window replaces it.
+    #[serde(skip)]
+    pub configured: bool,
+    /// This process learned something the store may lack (a store call failed or was
+    /// skipped by the breaker): the next response is sent to the store whatever it says.
+    #[serde(skip)]
+    pub unsynced: bool,
 }
 
 impl Budget {
@@ -91,6 +99,7 @@ impl Budget {
             && self.reset_ms.is_none_or(|r| r <= now)
         {
             self.open_window(c.requests, now.saturating_add(c.window_ms), now);
+            self.configured = true;
         }
         let (Some(left), Some(reset)) = (self.remaining, self.reset_ms.filter(|r| *r > now)) else {
             return Duration::ZERO;
@@ -132,7 +141,7 @@ impl Budget {
         if let Some((left, reset)) = learned.remaining {
             // A window lasts until its reset: a reset given as seconds from now moves with
             // rounding and latency, and must not start the count over.
-            let same_window = self.reset_ms.is_some_and(|r| r > now);
+            let same_window = self.reset_ms.is_some_and(|r| r > now) && !self.configured;
             let reset = reset.min(now.saturating_add(MAX_HOLD_MS));
             let pace = |left: u64, reset: i64| {
                 (reset - now).max(0) / i64::try_from(left.max(1)).unwrap_or(i64::MAX)
@@ -154,6 +163,7 @@ impl Budget {
     /// Starts a window of `left` requests ending at `reset`: paced evenly, a tenth (at
     /// least [`BURST`]) let through at once.
     fn open_window(&mut self, left: u64, reset: i64, now: i64) {
+        self.configured = false;
         self.remaining = Some(left);
         self.reset_ms = Some(reset);
         self.tat_ms = now;
@@ -470,6 +480,7 @@ impl Budgets {
             let window = learned
                 .remaining
                 .is_some_and(|_| b.reset_ms.is_none_or(|r| r <= now_ms));
+            let configured = b.configured;
             let fewer = learned
                 .remaining
                 .is_some_and(|(left, _)| b.remaining.is_none_or(|c| left < c));
@@ -482,16 +493,23 @@ impl Budgets {
                     "rate budget held: no request under this credential before then, from any replica"
                 );
             }
-            longer || window || fewer
+            let news =
+                learned.hold_until_ms.is_some() || window || fewer || b.unsynced || configured;
+            b.unsynced = true;
+            news
         });
         // A response that says what this process already counted costs no round trip.
-        let Some(store) = self.shared(now).filter(|_| news) else {
+        if !news {
+            self.local.with(key, now_ms, |b| b.unsynced = false);
+            return;
+        }
+        let Some(store) = self.shared(now) else {
             return;
         };
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match tokio::time::timeout(timeout, store.learn(key, learned, now_ms)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => self.local.with(key, now_ms, |b| b.unsynced = false),
             Ok(Err(e)) => self.trip(now, &e.to_string()),
             Err(_) => self.trip(now, "a budget call took longer than its timeout"),
         }

@@ -579,9 +579,19 @@ impl HttpClientBuilder {
         self.connector = config.name.as_str().into();
         self.redactor.add_all(config.secret_values());
         self.context = Some(connector.context().clone());
-        self.ceiling = config.rate_limit.map(|c| crate::budget::Ceiling {
-            requests: u64::from(c.requests),
-            window_ms: i64::from(c.per_seconds) * 1000,
+        // A budget lives at most an hour: a longer published window is paced as its
+        // share of an hour.
+        self.ceiling = config.rate_limit.map(|c| {
+            let per = u64::from(c.per_seconds);
+            let (requests, seconds) = if per > 3600 {
+                ((u64::from(c.requests) * 3600 / per).max(1), 3600)
+            } else {
+                (u64::from(c.requests), per)
+            };
+            crate::budget::Ceiling {
+                requests,
+                window_ms: i64::try_from(seconds * 1000).unwrap_or(i64::MAX),
+            }
         });
         self.timeout(config.request_timeout())
             .retry(RetryPolicy::from_config(config))
@@ -829,7 +839,6 @@ impl HttpClient {
                 until: httpdate::fmt_http_date(until),
             });
         }
-        self.pace(&self.budget_key(request), url).await?;
         let token = match &self.auth {
             Some(Auth::Token(source)) if self.is_trusted(url) => Some(source.token().await?),
             _ => None,
@@ -856,6 +865,8 @@ impl HttpClient {
         token: Option<&str>,
     ) -> Result<Conditional, HttpError> {
         let url = &request.url;
+        // Each attempt, a retry's too, takes its turn in the rate budget.
+        self.pace(&self.budget_key(request), url).await?;
         let shown = || display_url(url);
         let mut resp = match self.build(request, validators, token)?.send().await {
             Ok(r) => r,

@@ -16,7 +16,7 @@
 -- Returns 1.
 local now = tonumber(ARGV[1])
 local longest = tonumber(ARGV[6])
-local b = redis.call('HMGET', KEYS[1], 'rem', 'reset', 'hold')
+local b = redis.call('HMGET', KEYS[1], 'rem', 'reset', 'hold', 'ceil')
 local stored_hold = tonumber(b[3])
 local until_ms = tonumber(ARGV[4])
 if until_ms then
@@ -33,7 +33,8 @@ if left and reset then
   local counted = tonumber(b[1])
   -- A window lasts until its reset: a reset given as seconds from now moves with
   -- rounding and latency, and must not start the count over.
-  local same = stored_reset and stored_reset > now
+  -- A window a configured rateLimit opened gives way to the response's own.
+  local same = stored_reset and stored_reset > now and b[4] ~= '1'
   if same and counted then
     -- Within the window the count only goes down; fewer left than counted (other
     -- replicas spent them) slows the pace.
@@ -46,7 +47,7 @@ if left and reset then
     local interval = math.floor(math.max(reset - now, 0) / math.max(left, 1))
     local burst = math.max(math.floor(left / 10), tonumber(ARGV[7]))
     redis.call('HSET', KEYS[1], 'rem', left, 'reset', reset, 'interval', interval,
-      'ahead', interval * (burst - 1), 'tat', now)
+      'ahead', interval * (burst - 1), 'tat', now, 'ceil', 0)
   end
 end
 local ends = math.max(stored_reset or 0, stored_hold or 0)

@@ -27,7 +27,7 @@ if ceiling and window and (not reset or reset <= now) then
   b[6] = pace * (math.max(math.floor(ceiling / 10), tonumber(ARGV[2])) - 1)
   b[4] = now
   redis.call('HSET', KEYS[1], 'rem', rem, 'reset', reset, 'interval', b[5], 'ahead', b[6],
-    'tat', now)
+    'tat', now, 'ceil', 1)
   redis.call('PEXPIREAT', KEYS[1], reset)
 end
 if not rem or not reset or reset <= now then

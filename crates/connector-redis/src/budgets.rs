@@ -76,6 +76,8 @@ fn budget_of(fields: &std::collections::HashMap<String, String>) -> Budget {
         source: fields.get("src").cloned(),
         // Redis forgets it by itself (PEXPIREAT).
         expires_ms: 0,
+        configured: field(fields, "ceil") == Some(1),
+        unsynced: false,
     }
 }
 

@@ -186,6 +186,29 @@ async fn a_published_limit_paces_an_api_that_sends_no_headers() {
         }
     }
     assert_eq!(went, 5);
+    // What a response says replaces the configured window: 5 left for the next 10 s, not
+    // what the configured hour would allow.
+    let said = Learned {
+        remaining: Some((5, now + 10_000)),
+        ..Learned::default()
+    };
+    let hour = Some(connector_core::budget::Ceiling {
+        requests: 100,
+        window_ms: 3_600_000,
+    });
+    for store in [&*redis as &dyn SharedBudgets, &local] {
+        store.take("said", now, hour).await.expect("take");
+        store.learn("said", &said, now).await.expect("learn");
+        let listed = store.list().await.expect("list");
+        let (_, budget) = listed
+            .iter()
+            .find(|(k, _)| k == "said")
+            .expect("the budget");
+        assert_eq!(
+            (budget.remaining, budget.reset_ms),
+            (Some(5), Some(now + 10_000))
+        );
+    }
 }
 
 /// A hold carries a TTL: at most an hour, however long the header asked.
