@@ -597,7 +597,8 @@ async fn a_re_anchored_clause_keeps_its_parent_value() {
             }
             if r.url.path() == "/rest/projects" {
                 return ResponseTemplate::new(200)
-                    .set_body_json(json!([{"id": "1", "key": "OPS"}, {"id": "2", "key": ".."}]));
+                    .set_body_json(json!([{"id": "1", "key": "OPS"}, {"id": "2", "key": ".."},
+                                          {"id": "3", "key": "T{time}"}]));
             }
             let start: u64 = r
                 .url
@@ -625,7 +626,7 @@ async fn a_re_anchored_clause_keeps_its_parent_value() {
     let config = ConnectorConfig::new("anchored", "HTTP_JSON").with_provider_config(provider);
     let mut h = Harness::new::<HttpJsonProvider>(config).await;
     let s = h.connector.poll(&h.lease).await.expect("poll");
-    assert_eq!((s.published, s.failed), (3, 1), "{s:?}");
+    assert_eq!((s.published, s.failed), (6, 1), "{s:?}");
     let asked = asked.lock().map(|a| a.clone()).unwrap_or_default();
     let ops: Vec<&String> = asked
         .iter()
@@ -640,6 +641,16 @@ async fn a_re_anchored_clause_keeps_its_parent_value() {
     assert!(
         asked.iter().all(|a| a.contains("/rest/")),
         "a parent `..` fails to parse, never reaches a path: {asked:?}"
+    );
+    // A value holding the anchor's own mark is left alone: that partition pages by offset.
+    let odd: Vec<&String> = asked
+        .iter()
+        .filter(|a| a.contains("/rest/T%7Btime%7D/search"))
+        .collect();
+    assert!(
+        odd.iter()
+            .all(|a| a.contains("jql=project+%3D+T%7Btime%7D+AND+updated")),
+        "{odd:?}"
     );
 }
 

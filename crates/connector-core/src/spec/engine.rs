@@ -245,6 +245,14 @@ impl SpecReader {
         {
             return None;
         }
+        // The anchor marks where the time goes with `{time}`: a parent value holding that
+        // text would be taken for it, so such a partition pages by its links instead.
+        if parent.is_some_and(|m| {
+            m.values()
+                .any(|v| v.as_str().is_some_and(|v| v.contains("{time}")))
+        }) {
+            return None;
+        }
         let (param, template) = self.query.iter().find_map(|(name, t)| {
             if !t.uses_cursor() {
                 return None;
