@@ -429,8 +429,7 @@ impl Budgets {
         clock: &dyn Clock,
         timeout: Duration,
     ) -> Duration {
-        let now = clock.now();
-        let now_ms = ms_of(now);
+        let (now, now_ms) = (clock.now(), clock.now_ms());
         let local = || self.local.with(key, now_ms, |b| b.take(now_ms, ceiling));
         let Some(store) = self.shared(now) else {
             return local();
@@ -465,8 +464,7 @@ impl Budgets {
         clock: &dyn Clock,
         timeout: Duration,
     ) {
-        let now = clock.now();
-        let now_ms = ms_of(now);
+        let (now, now_ms) = (clock.now(), clock.now_ms());
         self.note(key, connector, |s| {
             if let Some((left, _)) = learned.remaining {
                 s.remaining = Some(left);
@@ -526,11 +524,6 @@ pub fn new_secret() -> String {
     let mut secret = [0u8; 32];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret);
     secret.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn ms_of(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -1104,10 +1104,7 @@ impl HttpClient {
     /// Tells the request's rate budget what the response said of the limit, so every
     /// replica sending under the same credential learns it.
     async fn learn(&self, request: &Request, limit: &crate::ratelimit::Limit, headers: &HeaderMap) {
-        let now = self.context.clock().now();
-        let now_ms = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = self.context.clock().now_ms();
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let learned = crate::budget::Learned {
             remaining: limit

@@ -405,10 +405,7 @@ trait Millis {
 
 impl Millis for ManualClock {
     fn now_ms(&self) -> u64 {
-        use connector_core::context::Clock;
-        self.now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
+        u64::try_from(connector_core::context::Clock::now_ms(self)).unwrap_or(0)
     }
 }
 

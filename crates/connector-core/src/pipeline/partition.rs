@@ -118,17 +118,22 @@ pub(crate) fn recorded_partitions(
     stream: &StreamSpec,
     state: &ConnectorState,
 ) -> Vec<(String, String)> {
-    let mut keys: Vec<(String, String)> = state
-        .stream(&parents_name(&stream.name))
+    let mut keys = versions_of(state, &parents_name(&stream.name));
+    keys.sort();
+    keys
+}
+
+/// A stream's recorded versions (id, version), none when it has no state.
+fn versions_of(state: &ConnectorState, stream: &str) -> Vec<(String, String)> {
+    state
+        .stream(stream)
         .map(|s| {
             s.versions
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
-        .unwrap_or_default();
-    keys.sort();
-    keys
+        .unwrap_or_default()
 }
 
 /// Whether this poll reads the parents in full: always when they are not read
@@ -481,17 +486,7 @@ impl<'a, P: Provider> Poll<'a, P> {
         state: &mut ConnectorState,
         key: &str,
     ) -> Result<(), PollError> {
-        let own = partition_name(&stream.name, key);
-        let versions: Vec<(String, String)> = state
-            .streams
-            .get(&own)
-            .map(|s| {
-                s.versions
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let versions = versions_of(state, &partition_name(&stream.name, key));
         if !versions.is_empty() {
             let delta = StateDelta {
                 stream: shared_name(&stream.name),
