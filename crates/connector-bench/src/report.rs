@@ -577,6 +577,11 @@ impl Report {
             );
             let _ = writeln!(
                 o,
+                "  the worker's own start lag (tick due to poll start, its histogram): p50 <= {} ms, p99 <= {} ms ({} polls)",
+                s.worker_lag.p50_le_ms, s.worker_lag.p99_le_ms, s.worker_lag.samples
+            );
+            let _ = writeln!(
+                o,
                 "  meanwhile: Redis CPU {:.1} s, mock (bench process) CPU {:.1} s",
                 s.redis_cpu_s, s.mock_cpu_s
             );

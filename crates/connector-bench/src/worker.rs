@@ -56,6 +56,18 @@ pub struct Lags {
     pub max_ms: f64,
 }
 
+/// Percentiles of the worker's start-lag histogram: the upper bound of the bucket each
+/// falls in, milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BucketLags {
+    /// Polls the histogram counted in the window.
+    pub samples: u64,
+    /// The median's bucket bound.
+    pub p50_le_ms: f64,
+    /// The 99th percentile's bucket bound.
+    pub p99_le_ms: f64,
+}
+
 /// What the scale scenario measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScaleResult {
@@ -94,6 +106,10 @@ pub struct ScaleResult {
     pub stream_expected: u64,
     /// Start lags of the polls in the window.
     pub lag: Lags,
+    /// The worker's own figure for the window: how late polls started after their tick
+    /// was due (its `connector_poll_start_lag_seconds` histogram).
+    #[serde(default)]
+    pub worker_lag: BucketLags,
     /// The worker's exit code after SIGTERM.
     pub exit_code: Option<i32>,
     /// Redis CPU during the window, seconds.
@@ -155,6 +171,7 @@ fn spawn(
     config: &Path,
     dir: &Path,
     only: Option<&str>,
+    http_port: Option<u16>,
 ) -> Result<tokio::process::Child> {
     let log = std::fs::File::create(dir.join("worker.log"))?;
     let mut cmd = tokio::process::Command::new(&setup.binary);
@@ -174,7 +191,10 @@ fn spawn(
     }
     cmd.env("REDIS_URL", &setup.redis_url)
         .env("REDIS_KEY_PREFIX", prefix)
-        .env("HTTP_PORT", "off")
+        .env(
+            "HTTP_PORT",
+            http_port.map_or_else(|| "off".to_owned(), |p| p.to_string()),
+        )
         .env("RUST_LOG", &setup.log_level)
         .env("LOG_FORMAT", "json")
         .env("SHUTDOWN_GRACE_SECONDS", "20")
@@ -202,6 +222,73 @@ async fn stop(child: &mut tokio::process::Child, grace: Duration) -> Result<Opti
             child.kill().await?;
             Ok(None)
         }
+    }
+}
+
+/// A loopback port free a moment ago, for the worker's HTTP API.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The worker's start-lag histogram: (upper bound in seconds, cumulative count) per
+/// bucket, `+Inf` last.
+async fn start_lag_buckets(port: u16) -> Result<Vec<(f64, u64)>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // HTTP/1.0 on loopback: the answer ends when the worker closes the connection.
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    socket
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    socket.read_to_string(&mut text).await?;
+    if !text.starts_with("HTTP/1.0 200") && !text.starts_with("HTTP/1.1 200") {
+        bail!("the worker's /metrics answered {:?}", text.lines().next());
+    }
+    Ok(parse_buckets(
+        &text,
+        "connector_poll_start_lag_seconds_bucket",
+    ))
+}
+
+/// The buckets of histogram `name` in an OpenMetrics text.
+fn parse_buckets(text: &str, name: &str) -> Vec<(f64, u64)> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix("{le=\""))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Percentiles of what was counted between two scrapes of one histogram.
+pub fn bucket_lags(before: &[(f64, u64)], after: &[(f64, u64)]) -> BucketLags {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before.iter().find(|(b, _)| *b == le).map_or(0, |(_, n)| *n);
+            (le, n.saturating_sub(was))
+        })
+        .collect();
+    let samples = counts.last().map_or(0, |(_, n)| *n);
+    let at = |q: f64| {
+        let rank = (q * samples as f64).ceil() as u64;
+        counts
+            .iter()
+            .find(|(_, n)| *n >= rank.max(1))
+            .map_or(f64::NAN, |(le, _)| le * 1000.0)
+    };
+    BucketLags {
+        samples,
+        p50_le_ms: at(0.50),
+        p99_le_ms: at(0.99),
     }
 }
 
@@ -274,7 +361,8 @@ pub async fn run_scale(
     let config = config_file(dir.path(), &setup.mock, &names, interval_ms)?;
     mock.install_scale(prefix, connectors);
     let started = Instant::now();
-    let mut child = spawn(setup, prefix, &config, dir.path(), None)?;
+    let port = free_port()?;
+    let mut child = spawn(setup, prefix, &config, dir.path(), None, Some(port))?;
     let pid = child.id().context("worker exited at once")?;
     let early_exit = |status: std::process::ExitStatus| {
         let log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
@@ -300,6 +388,7 @@ pub async fn run_scale(
     let startup_cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
     let window_start_us = mock.scale_clock_us();
     let window = Instant::now();
+    let lag_before = start_lag_buckets(port).await?;
     let redis_before = probe::info(client).await?;
     let mock_cpu_before = procfs::cpu_time(None).unwrap_or_default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -320,6 +409,7 @@ pub async fn run_scale(
     let cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
     let ran = window.elapsed().as_secs_f64();
     let stop_at_us = mock.scale_clock_us();
+    let worker_lag = bucket_lags(&lag_before, &start_lag_buckets(port).await?);
     let mock_cpu = procfs::cpu_time(None)
         .unwrap_or_default()
         .saturating_sub(mock_cpu_before);
@@ -397,6 +487,7 @@ pub async fn run_scale(
             p99_ms: ms(percentile(&lags, 0.99)),
             max_ms: ms(lags.last().copied().unwrap_or(0)),
         },
+        worker_lag,
         exit_code,
         redis_cpu_s: (redis_after.cpu_s() - redis_before.cpu_s()).max(0.0),
         mock_cpu_s: mock_cpu.as_secs_f64(),
@@ -415,7 +506,7 @@ pub async fn run_idle(
     let names = vec!["idle-0000".to_owned()];
     let config = config_file(dir.path(), &setup.mock, &names, 1000)?;
     mock.install_scale(prefix, 1);
-    let mut child = spawn(setup, prefix, &config, dir.path(), Some("idle-0000"))?;
+    let mut child = spawn(setup, prefix, &config, dir.path(), Some("idle-0000"), None)?;
     let pid = child.id().context("worker exited at once")?;
     let deadline = Instant::now() + Duration::from_secs(30 + polls * 2);
     let mut after_startup = None;
@@ -464,6 +555,25 @@ mod tests {
         // Within tokio's 5 ms the schedule stays where it was.
         let slight = [50, 1_000_100, 2_004_100, 3_000_100];
         assert_eq!(start_lags_us(&slight, p), vec![4_000, 0]);
+    }
+
+    #[test]
+    fn histogram_percentiles_come_from_the_window_between_two_scrapes() {
+        let name = "connector_poll_start_lag_seconds_bucket";
+        let scrape = |a: u64, b: u64, c: u64| {
+            format!(
+                "# TYPE x histogram\n{name}{{le=\"0.001\"}} {a}\n{name}{{le=\"0.002\"}} {b}\n{name}{{le=\"+Inf\"}} {c}\nconnector_poll_start_lag_seconds_count {c}\n"
+            )
+        };
+        let before = parse_buckets(&scrape(5, 5, 5), name);
+        assert_eq!(before, vec![(0.001, 5), (0.002, 5), (f64::INFINITY, 5)]);
+        // In the window: 90 under 1 ms, 9 under 2 ms, 1 later.
+        let after = parse_buckets(&scrape(95, 104, 105), name);
+        let lags = bucket_lags(&before, &after);
+        assert_eq!(lags.samples, 100);
+        assert!((lags.p50_le_ms - 1.0).abs() < 1e-9);
+        assert!((lags.p99_le_ms - 2.0).abs() < 1e-9);
+        assert_eq!(bucket_lags(&after, &after).samples, 0);
     }
 
     #[test]

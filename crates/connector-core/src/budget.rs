@@ -36,6 +36,13 @@ pub const BREAKER: Duration = Duration::from_secs(30);
 /// shorter).
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// How long a budget the store knew nothing of goes without asking it again (ms): an API
+/// that sends no limit headers, under a credential with no configured `rateLimit`, costs
+/// the store one call a second per process instead of one per request; a hold another
+/// replica learns reaches this one within that second (what this process learns itself
+/// goes to the store at once, and the next request asks).
+pub const OPEN_RECHECK_MS: i64 = 1_000;
+
 /// What one response taught a budget.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Learned {
@@ -199,13 +206,14 @@ pub struct Ceiling {
 /// Where budgets are kept: Redis across replicas, or [`LocalBudgets`] in the process.
 pub trait SharedBudgets: Send + Sync {
     /// Asks to send one request under `key` at `now_ms`: how long to wait first (zero: it
-    /// goes, and is counted); `ceiling` opens a window when none is known.
+    /// goes, and is counted); `ceiling` opens a window when none is known. None: nothing
+    /// is known of this budget (no limit learned, no hold, no ceiling): the request goes.
     fn take<'a>(
         &'a self,
         key: &'a str,
         now_ms: i64,
         ceiling: Option<Ceiling>,
-    ) -> BoxFuture<'a, Result<Duration, BackendError>>;
+    ) -> BoxFuture<'a, Result<Option<Duration>, BackendError>>;
     /// Takes in what a response said.
     fn learn<'a>(
         &'a self,
@@ -222,17 +230,41 @@ pub trait SharedBudgets: Send + Sync {
 /// Budgets kept in this process.
 #[derive(Debug, Default)]
 pub struct LocalBudgets {
-    all: Mutex<HashMap<String, Budget>>,
+    all: Mutex<Pool>,
 }
+
+/// The budgets, and when the expired ones were last dropped.
+#[derive(Debug, Default)]
+struct Pool {
+    budgets: HashMap<String, Budget>,
+    pruned_ms: i64,
+}
+
+/// How often the expired budgets are dropped: a sweep per request would cost a process
+/// with thousands of credentials a pass over all of them each time.
+const PRUNE_EVERY_MS: i64 = 10_000;
 
 impl LocalBudgets {
     fn with<T>(&self, key: &str, now: i64, f: impl FnOnce(&mut Budget) -> T) -> T {
-        let mut all = self
+        let mut pool = self
             .all
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        all.retain(|_, b| b.expires_ms > now);
-        f(all.entry(key.to_owned()).or_default())
+        if now.saturating_sub(pool.pruned_ms) >= PRUNE_EVERY_MS {
+            pool.budgets.retain(|_, b| b.expires_ms > now);
+            pool.pruned_ms = now;
+        }
+        if !pool.budgets.contains_key(key) {
+            pool.budgets.insert(key.to_owned(), Budget::default());
+        }
+        let Some(budget) = pool.budgets.get_mut(key) else {
+            return f(&mut Budget::default());
+        };
+        // An expired budget is a new one, swept or not.
+        if budget.expires_ms <= now {
+            *budget = Budget::default();
+        }
+        f(budget)
     }
 }
 
@@ -242,9 +274,9 @@ impl SharedBudgets for LocalBudgets {
         key: &'a str,
         now_ms: i64,
         ceiling: Option<Ceiling>,
-    ) -> BoxFuture<'a, Result<Duration, BackendError>> {
+    ) -> BoxFuture<'a, Result<Option<Duration>, BackendError>> {
         let wait = self.with(key, now_ms, |b| b.take(now_ms, ceiling));
-        Box::pin(std::future::ready(Ok(wait)))
+        Box::pin(std::future::ready(Ok(Some(wait))))
     }
 
     fn learn<'a>(
@@ -262,8 +294,12 @@ impl SharedBudgets for LocalBudgets {
             .all
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out: Vec<(String, Budget)> =
-            all.iter().map(|(k, b)| (k.clone(), b.clone())).collect();
+        let mut out: Vec<(String, Budget)> = all
+            .budgets
+            .iter()
+            .filter(|(_, b)| **b != Budget::default())
+            .map(|(k, b)| (k.clone(), b.clone()))
+            .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Box::pin(std::future::ready(Ok(out)))
     }
@@ -273,6 +309,7 @@ impl SharedBudgets for LocalBudgets {
             .all
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .budgets
             .remove(key)
             .is_some();
         Box::pin(std::future::ready(Ok(removed)))
@@ -291,9 +328,6 @@ pub struct BudgetStats {
     pub waits: u64,
     /// Times a response asked for a wait (a 429 or `Retry-After`, or a spent quota).
     pub holds: u64,
-    /// The connectors whose requests take from it.
-    #[serde(skip)]
-    pub connectors: Vec<String>,
 }
 
 /// A process's way to its budgets: the store, the deployment's key that names a budget
@@ -308,6 +342,12 @@ pub struct Budgets {
     calls: std::sync::atomic::AtomicU64,
     /// What this process saw of each budget.
     stats: Mutex<HashMap<String, BudgetStats>>,
+    /// The budgets each connector's requests take from (a worker runs thousands of
+    /// connectors: looked up by connector, never scanned).
+    users: Mutex<HashMap<String, Vec<String>>>,
+    /// Budgets the store knew nothing of (no limit learned, none configured), until when
+    /// (UNIX ms): asked again only then, or once this process learns something of them.
+    open: Mutex<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -326,6 +366,8 @@ impl Budgets {
             open_until: Mutex::new(None),
             calls: std::sync::atomic::AtomicU64::new(0),
             stats: Mutex::default(),
+            users: Mutex::default(),
+            open: Mutex::default(),
         }
     }
 
@@ -354,14 +396,30 @@ impl Budgets {
             .stats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = stats.entry(key.to_owned()).or_insert_with(|| BudgetStats {
-            budget: key.chars().take(12).collect(),
-            ..BudgetStats::default()
-        });
-        if !entry.connectors.iter().any(|c| c == connector) {
-            entry.connectors.push(connector.to_owned());
+        if !stats.contains_key(key) {
+            stats.insert(
+                key.to_owned(),
+                BudgetStats {
+                    budget: key.chars().take(12).collect(),
+                    ..BudgetStats::default()
+                },
+            );
         }
-        edit(entry);
+        if let Some(entry) = stats.get_mut(key) {
+            edit(entry);
+        }
+        drop(stats);
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match users.get_mut(connector) {
+            Some(keys) if keys.iter().any(|k| k == key) => {}
+            Some(keys) => keys.push(key.to_owned()),
+            None => {
+                users.insert(connector.to_owned(), vec![key.to_owned()]);
+            }
+        }
     }
 
     /// What this process saw of each budget.
@@ -371,6 +429,24 @@ impl Budgets {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: Vec<BudgetStats> = stats.values().cloned().collect();
+        out.sort_by(|a, b| a.budget.cmp(&b.budget));
+        out
+    }
+
+    /// What this process saw of the budgets `connector`'s requests take from.
+    pub fn stats_of(&self, connector: &str) -> Vec<BudgetStats> {
+        let keys = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(connector)
+            .cloned()
+            .unwrap_or_default();
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<BudgetStats> = keys.iter().filter_map(|k| stats.get(k).cloned()).collect();
         out.sort_by(|a, b| a.budget.cmp(&b.budget));
         out
     }
@@ -389,6 +465,26 @@ impl Budgets {
         match *open {
             Some(until) if until > now => None,
             _ => Some(self.store.as_ref()),
+        }
+    }
+
+    fn lock_open(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// True while the store last said it knew nothing of `key`, less than
+    /// [`OPEN_RECHECK_MS`] ago.
+    fn known_open(&self, key: &str, now_ms: i64) -> bool {
+        let mut open = self.lock_open();
+        match open.get(key) {
+            Some(until) if *until > now_ms => true,
+            Some(_) => {
+                open.remove(key);
+                false
+            }
+            None => false,
         }
     }
 
@@ -431,18 +527,26 @@ impl Budgets {
     ) -> Duration {
         let (now, now_ms) = (clock.now(), clock.now_ms());
         let local = || self.local.with(key, now_ms, |b| b.take(now_ms, ceiling));
+        if self.known_open(key, now_ms) {
+            return local();
+        }
         let Some(store) = self.shared(now) else {
             return local();
         };
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match tokio::time::timeout(timeout, store.take(key, now_ms, ceiling)).await {
-            Ok(Ok(wait)) => {
+            Ok(Ok(Some(wait))) => {
                 if wait.is_zero() {
                     // The send counts here too, for the time the store may not answer.
                     let _ = local();
                 }
                 wait
+            }
+            Ok(Ok(None)) => {
+                self.lock_open()
+                    .insert(key.to_owned(), now_ms.saturating_add(OPEN_RECHECK_MS));
+                local()
             }
             Ok(Err(e)) => {
                 self.trip(now, &e.to_string());
@@ -496,6 +600,10 @@ impl Budgets {
             b.unsynced = true;
             news
         });
+        if news {
+            // The store hears of it now, so the next request asks the store again.
+            self.lock_open().remove(key);
+        }
         // A response that says what this process already counted costs no round trip.
         if !news {
             self.local.with(key, now_ms, |b| b.unsynced = false);

@@ -47,7 +47,8 @@ pub fn parse(headers: &HeaderMap, now: SystemTime) -> Limit {
             .iter()
             .find_map(|p| get(&format!("{p}{suffix}")))
     };
-    let structured = get("ratelimit").and_then(structured_limit);
+    let policies = get("ratelimit-policy").map(policies).unwrap_or_default();
+    let structured = get("ratelimit").and_then(|v| structured_limit(v, &policies));
     let remaining = first("remaining")
         .and_then(|v| v.parse::<u64>().ok())
         .or(structured.map(|(r, _)| r));
@@ -92,10 +93,48 @@ pub fn source(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "the response body".to_owned())
 }
 
+/// One policy of the IETF `RateLimit-Policy` field (`"default";q=100;w=10`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Policy {
+    name: String,
+    /// The window, seconds.
+    window: Option<u64>,
+    /// What the quota counts: `requests` unless `qu` says otherwise (`content-bytes`,
+    /// `concurrent-requests`).
+    requests: bool,
+}
+
+/// The policies a `RateLimit-Policy` field lists.
+fn policies(value: &str) -> Vec<Policy> {
+    value
+        .split(',')
+        .filter_map(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next()?.trim_matches('"').to_owned();
+            let mut policy = Policy {
+                name,
+                window: None,
+                requests: true,
+            };
+            for (k, v) in parts.filter_map(|p| p.split_once('=')) {
+                match k.trim() {
+                    "w" => policy.window = v.trim().parse().ok(),
+                    "qu" => policy.requests = v.trim().trim_matches('"') == "requests",
+                    _ => {}
+                }
+            }
+            Some(policy)
+        })
+        .collect()
+}
+
 /// The IETF `RateLimit` field: its structured form (`"default";r=50;t=30`, one item per
 /// policy) or the earlier drafts' (`limit=100, remaining=50, reset=30`). The policy with
-/// the fewest requests left decides: (remaining, reset from now).
-fn structured_limit(value: &str) -> Option<(u64, Option<Duration>)> {
+/// the fewest requests left decides: (remaining, reset from now). With `RateLimit-Policy`:
+/// an item without `t` resets within its policy's window `w`, and a policy counting
+/// something else than requests (`qu="content-bytes"`) paces nothing, though it holds
+/// when spent (`r=0`).
+fn structured_limit(value: &str, policies: &[Policy]) -> Option<(u64, Option<Duration>)> {
     let param = |item: &str, names: &[&str]| {
         item.split([';', ','])
             .filter_map(|p| p.trim().split_once('='))
@@ -110,8 +149,20 @@ fn structured_limit(value: &str) -> Option<(u64, Option<Duration>)> {
     items
         .into_iter()
         .filter_map(|item| {
+            let name = item
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .trim_matches('"');
+            let policy = policies.iter().find(|p| p.name == name);
             let remaining = param(item, &["r", "remaining"])?;
-            let reset = param(item, &["t", "reset"]).map(Duration::from_secs);
+            if policy.is_some_and(|p| !p.requests) && remaining > 0 {
+                return None;
+            }
+            let reset = param(item, &["t", "reset"])
+                .or_else(|| policy.and_then(|p| p.window))
+                .map(Duration::from_secs);
             Some((remaining, reset))
         })
         .min_by_key(|(r, _)| *r)
@@ -279,6 +330,33 @@ mod tests {
             now,
         );
         assert_eq!((draft.limited, draft.wait), (true, secs));
+        // RateLimit-Policy: an item without `t` resets within its policy's window; a
+        // policy counting bytes paces nothing until it is spent.
+        let policy = parse(
+            &headers(&[
+                (
+                    "ratelimit-policy",
+                    "\"hour\";q=1000;w=3600, \"bytes\";q=100000;qu=\"content-bytes\";w=60",
+                ),
+                ("ratelimit", "\"hour\";r=900, \"bytes\";r=20"),
+            ]),
+            now,
+        );
+        assert_eq!(
+            (policy.limited, policy.remaining, policy.reset),
+            (false, Some(900), Some(Duration::from_secs(3600)))
+        );
+        let spent_bytes = parse(
+            &headers(&[
+                (
+                    "ratelimit-policy",
+                    "\"hour\";q=1000;w=3600, \"bytes\";q=100000;qu=\"content-bytes\";w=60",
+                ),
+                ("ratelimit", "\"hour\";r=900;t=1200, \"bytes\";r=0;t=42"),
+            ]),
+            now,
+        );
+        assert_eq!((spent_bytes.limited, spent_bytes.wait), (true, secs));
         let window = parse(
             &headers(&[
                 ("x-ratelimit-remaining", "10"),

@@ -9,8 +9,9 @@
 -- ARGV[3]  the API's published limit (requests per window), or ''
 -- ARGV[4]  its window (ms), or ''
 --
--- Returns the wait in ms; 0: the request goes, and is counted. A budget nothing was
--- learned for is not written.
+-- Returns the wait in ms; 0: the request goes, and is counted; -1: nothing is known of
+-- this budget (no window, no hold, no published limit): the request goes. A budget
+-- nothing was learned for is not written.
 local now = tonumber(ARGV[1])
 local b = redis.call('HMGET', KEYS[1], 'rem', 'reset', 'hold', 'tat', 'interval', 'ahead')
 local hold = tonumber(b[3])
@@ -31,7 +32,7 @@ if ceiling and window and (not reset or reset <= now) then
   redis.call('PEXPIREAT', KEYS[1], reset)
 end
 if not rem or not reset or reset <= now then
-  return 0
+  return -1
 end
 if rem <= 0 then
   return reset - now

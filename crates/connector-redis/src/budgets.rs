@@ -87,7 +87,7 @@ impl SharedBudgets for RedisBackend {
         key: &'a str,
         now_ms: i64,
         ceiling: Option<Ceiling>,
-    ) -> BoxFuture<'a, Result<Duration, BackendError>> {
+    ) -> BoxFuture<'a, Result<Option<Duration>, BackendError>> {
         Box::pin(async move {
             let (requests, window) = match ceiling {
                 Some(c) => (c.requests.to_string(), c.window_ms.to_string()),
@@ -103,7 +103,8 @@ impl SharedBudgets for RedisBackend {
                 )
                 .await
                 .map_err(fail("budget take"))?;
-            Ok(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+            // -1: nothing stored for this budget.
+            Ok(u64::try_from(wait).ok().map(Duration::from_millis))
         })
     }
 

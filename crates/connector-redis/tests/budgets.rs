@@ -128,13 +128,13 @@ async fn replicas_share_one_pace() {
     let mut went = 0;
     for i in 0..10 {
         let store: &dyn SharedBudgets = if i % 2 == 0 { &*redis } else { &*other };
-        if store.take(key, now, None).await.expect("take").is_zero() {
+        if store.take(key, now, None).await.expect("take") == Some(Duration::ZERO) {
             went += 1;
         }
     }
     assert_eq!(went, 5, "the burst is the budget's, not each replica's");
     let wait = redis.take(key, now, None).await.expect("take");
-    assert_eq!(wait, Duration::from_millis(1000), "then one a second");
+    assert_eq!(wait, Some(Duration::from_millis(1000)), "then one a second");
     // A late response with more left does not raise the count within the window.
     let late = Learned {
         remaining: Some((9, now + 10_000)),
@@ -160,28 +160,18 @@ async fn a_published_limit_paces_an_api_that_sends_no_headers() {
     let mut went = 0;
     for i in 0..10 {
         let store: &dyn SharedBudgets = if i % 2 == 0 { &*redis } else { &*other };
-        if store
-            .take("ceiling", now, ceiling)
-            .await
-            .expect("take")
-            .is_zero()
-        {
+        if store.take("ceiling", now, ceiling).await.expect("take") == Some(Duration::ZERO) {
             went += 1;
         }
     }
     assert_eq!(went, 5, "a burst of five, for both replicas together");
     let wait = redis.take("ceiling", now, ceiling).await.expect("take");
-    assert_eq!(wait, Duration::from_millis(1000));
+    assert_eq!(wait, Some(Duration::from_millis(1000)));
     // The same rule in the process's own budgets.
     let local = connector_core::budget::LocalBudgets::default();
     let mut went = 0;
     for _ in 0..10 {
-        if local
-            .take("ceiling", now, ceiling)
-            .await
-            .expect("take")
-            .is_zero()
-        {
+        if local.take("ceiling", now, ceiling).await.expect("take") == Some(Duration::ZERO) {
             went += 1;
         }
     }
@@ -312,9 +302,16 @@ async fn a_black_holed_redis_never_stalls_a_request() {
     let context = Context::isolated()
         .with_budgets(budgets.clone())
         .with_clock(clock.clone());
+    // An API that says its limit, so every request asks the budget's store.
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-ratelimit-limit", "5000")
+                .insert_header("x-ratelimit-remaining", "4990")
+                .insert_header("x-ratelimit-reset", "1800003600")
+                .set_body_json(serde_json::json!([])),
+        )
         .mount(&server)
         .await;
     let http = client(&context, &server, TOKEN, "hole");
@@ -341,6 +338,73 @@ async fn a_black_holed_redis_never_stalls_a_request() {
     assert!(
         budgets.calls() > asked + 1,
         "Redis is asked again after 30 s"
+    );
+}
+
+/// An API that never says its limit, under a credential with no configured one: its
+/// budget costs the store one call a second per process, not one per request, and a hold
+/// another replica learns still reaches this one within that second.
+#[tokio::test]
+async fn a_budget_nothing_is_known_of_is_asked_about_once_a_second() {
+    let prefix = unique_prefix("budget-open");
+    let redis = backend(&prefix).await;
+    let secret = redis.budget_secret().await.expect("secret");
+    let budgets = Arc::new(Budgets::new(redis.clone(), &secret));
+    let clock = Arc::new(ManualClock::at(
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    ));
+    let context = Context::isolated()
+        .with_budgets(budgets.clone())
+        .with_clock(clock.clone());
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+        .mount(&server)
+        .await;
+    let http = client(&context, &server, TOKEN, "open");
+    for _ in 0..5 {
+        get(&http, &server).await.expect("no limit known");
+    }
+    assert_eq!(budgets.calls(), 1, "one store call for five requests");
+    assert!(
+        redis.list().await.expect("list").is_empty(),
+        "an open budget is not written"
+    );
+    // Another replica (a second process's budgets on the same Redis, the same token)
+    // meets a 429.
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path("/spent"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "60"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let elsewhere = Context::isolated()
+        .with_budgets(Arc::new(Budgets::new(redis.clone(), &secret)))
+        .with_clock(clock.clone());
+    let other = client(&elsewhere, &server, TOKEN, "elsewhere");
+    let spent = url::Url::parse(&format!("{}/spent", server.uri())).expect("url");
+    let refused = other
+        .send(
+            &connector_core::http::Request::get(spent),
+            &connector_core::Cursor::default(),
+        )
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        redis.list().await.expect("list").len(),
+        1,
+        "the hold is shared"
+    );
+    clock.advance(Duration::from_millis(1_001));
+    let held = get(&http, &server).await;
+    assert!(
+        matches!(held, Err(HttpError::Held { .. })),
+        "within a second this process waits for the hold: {held:?}"
+    );
+    assert_eq!(budgets.calls(), 2);
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        6
     );
 }
 

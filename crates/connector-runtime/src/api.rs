@@ -143,12 +143,7 @@ async fn ready(State(api): State<Api>) -> Response {
 /// The rate budgets `connector`'s requests take from (shared with whoever else sends under
 /// the same credential), as this process saw them.
 fn budgets_of(context: &connector_core::context::Context, connector: &str) -> Option<Value> {
-    let budgets: Vec<_> = context
-        .budgets()
-        .stats()
-        .into_iter()
-        .filter(|b| b.connectors.iter().any(|c| c == connector))
-        .collect();
+    let budgets = context.budgets().stats_of(connector);
     (!budgets.is_empty()).then(|| json!(budgets))
 }
 

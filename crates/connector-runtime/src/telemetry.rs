@@ -139,6 +139,9 @@ pub struct Metrics {
     wait_shortfalls: Family<ConnectorLabel, Counter>,
     partial_reads: Family<ReasonLabels, Counter>,
     unreadable_times: Family<ConnectorLabel, Counter>,
+    /// How late polls start after their tick was due, for the whole process (one series,
+    /// not one per connector: a worker runs thousands).
+    start_lag: Histogram,
     /// Webhooks, wakes and their latency.
     pub(crate) webhooks: crate::wake::WebhookMetrics,
     /// The shared rate budgets this process takes from.
@@ -338,7 +341,15 @@ impl Metrics {
             registered(r, "connector_config_reloads", "Config reloads by outcome");
         let webhooks = crate::wake::WebhookMetrics::register(r);
         let budgets = BudgetMetrics::register(r);
+        // 1 ms to ~8 s.
+        let start_lag = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        r.register(
+            "connector_poll_start_lag_seconds",
+            "How late scheduled polls start after their tick was due (a turn among the polls in flight included), all connectors of the process",
+            start_lag.clone(),
+        );
         Arc::new(Self {
+            start_lag,
             webhooks,
             budgets,
             registry,
@@ -501,6 +512,11 @@ impl Metrics {
                 })
                 .set(*value);
         }
+    }
+
+    /// A scheduled poll starts `late` after its tick was due.
+    pub fn poll_started_late(&self, late: Duration) {
+        self.start_lag.observe(late.as_secs_f64());
     }
 
     /// A poll ended.
@@ -1049,7 +1065,6 @@ mod tests {
             remaining: Some(41),
             waits,
             holds: 1,
-            connectors: vec!["w".into()],
         };
         m.budgets(&[budget(2)]);
         m.budgets(&[budget(3)]);

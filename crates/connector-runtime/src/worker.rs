@@ -32,6 +32,12 @@ use crate::wake::{WakeCell, WakeSchedule, Woken};
 /// [`MAX_START_SPREAD`]), so a hundred connectors started together do not fire together.
 const START_SPREAD: f64 = 0.1;
 const MAX_START_SPREAD: Duration = Duration::from_secs(5);
+/// The share of a second each connector of the process adds to the start spread: ticks
+/// keep the phase the first poll set, so 10,000 connectors spread over one second would
+/// poll in a burst of 10,000 every interval, each waiting for the ones before it. With
+/// this slot they spread over 10 s (never more than one interval), a steady 1,000 polls a
+/// second.
+const SPREAD_SLOT: Duration = Duration::from_millis(1);
 
 /// What every connector task of the process shares.
 #[derive(Clone)]
@@ -62,6 +68,7 @@ pub async fn run_connector(
         shutdown,
         abort,
         reached: false,
+        due: None,
     };
     worker.run().await;
 }
@@ -84,6 +91,8 @@ struct Worker {
     shutdown: CancellationToken,
     abort: CancellationToken,
     reached: bool,
+    /// When the tick that starts the next poll was due (None: a webhook woke it).
+    due: Option<Instant>,
 }
 
 /// How holding a lease ended.
@@ -226,7 +235,7 @@ impl Worker {
     /// Polls on the ticker, and when a webhook wakes the connector, while the lease holds.
     async fn hold(&mut self, keeper: &LeaseKeeper) -> Held {
         let interval = self.config.poll_interval();
-        let spread = interval.mul_f64(START_SPREAD).min(MAX_START_SPREAD);
+        let spread = start_spread(interval, self.share.connectors());
         let first = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
         let mut ticker = tokio::time::interval_at(first, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -243,7 +252,10 @@ impl Worker {
                     return Held::Stop;
                 }
                 () = keeper.lost().cancelled() => return Held::Lost,
-                _ = ticker.tick() => None,
+                due = ticker.tick() => {
+                    self.due = Some(due.into_std());
+                    None
+                }
                 why = wake_due(woken.as_mut(), &hold) => Some(why),
             };
             if let Some(schedule) = woken.as_mut() {
@@ -312,6 +324,10 @@ impl Worker {
             () = self.shutdown.cancelled() => return Step::Go,
         };
         let started = Instant::now();
+        if let Some(due) = self.due.take() {
+            self.metrics
+                .poll_started_late(started.saturating_duration_since(due));
+        }
         let lease = keeper.lease().clone();
         let outcome = tokio::select! {
             r = self.connector.poll(&lease).instrument(span.clone()) => Some(r),
@@ -430,6 +446,15 @@ impl Worker {
     }
 }
 
+/// How far a connector's first poll may be put off: a tenth of the interval (at most
+/// [`MAX_START_SPREAD`]), or a [`SPREAD_SLOT`] for each of the process's `connectors`
+/// when that is more (at most the interval).
+fn start_spread(interval: Duration, connectors: usize) -> Duration {
+    let base = interval.mul_f64(START_SPREAD).min(MAX_START_SPREAD);
+    let slots = SPREAD_SLOT.saturating_mul(u32::try_from(connectors).unwrap_or(u32::MAX));
+    base.max(slots.min(interval))
+}
+
 /// What to do when a provider cannot be reached at all (said by `run` once, and by `poll`).
 pub(crate) const OFFLINE_HINT: &str = "the provider cannot be reached: check the network, \
     HTTPS_PROXY and the base URL. Without internet, the offline demo runs the whole pipeline \
@@ -451,4 +476,22 @@ fn held_for(context: &connector_core::context::Context, connector: &str) -> Opti
     let now = context.clock().now();
     let until = context.holds().held_for(connector, now)?;
     until.duration_since(now).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_few_connectors_start_within_a_tenth_of_the_interval_many_over_all_of_it() {
+        let s = Duration::from_secs;
+        assert_eq!(start_spread(s(10), 1), Duration::from_secs(1));
+        assert_eq!(start_spread(s(300), 50), s(5));
+        assert_eq!(start_spread(s(10), 1_000), s(1));
+        assert_eq!(start_spread(s(10), 5_000), s(5));
+        assert_eq!(start_spread(s(10), 10_000), s(10));
+        assert_eq!(start_spread(s(10), 20_000), s(10));
+        assert_eq!(start_spread(s(60), 20_000), s(20));
+        assert_eq!(start_spread(Duration::ZERO, usize::MAX), Duration::ZERO);
+    }
 }

@@ -94,6 +94,11 @@ impl Proc {
         )
     }
 
+    /// [`Proc::start`] with another build of the binary (an earlier release's).
+    pub fn start_binary(binary: &Path, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::spawn(Command::new(binary), dir, args, env)
+    }
+
     /// [`Proc::start`] as the leader of a process group of its own, as a shell starts a
     /// foreground job: `kill(-pid)` then reaches it and its children, like Ctrl-C does.
     pub fn start_group(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
