@@ -59,6 +59,10 @@ infra-down:
 chaos:
     cargo test -p connectors --test faults --test process --test replicas -- --include-ignored --nocapture
 
+# A rolling upgrade and a rollback between the previous release (COMMIT, built once) and this build, on one Redis.
+rolling-upgrade *commit:
+    scripts/rolling-upgrade {{ commit }}
+
 # The API documentation, the core's `testing` module included (`--open` to view it).
 doc *args:
     cargo doc --workspace --all-features --no-deps {{ args }}

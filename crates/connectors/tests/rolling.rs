@@ -212,6 +212,11 @@ async fn a_rollout_and_a_rollback_across_two_releases_lose_and_repeat_nothing() 
         );
     }
     assert!(
+        logs[2].contains("lease acquired"),
+        "the first replica of this build held connectors the previous release had written:\n{}",
+        logs[2]
+    );
+    assert!(
         rolled_back.contains("lease acquired"),
         "the rolled-back replica held connectors the new release had written:\n{rolled_back}"
     );
@@ -262,6 +267,24 @@ async fn a_rollout_and_a_rollback_across_two_releases_lose_and_repeat_nothing() 
                 .find(|(k, _)| k.ends_with(&format!("|{id}")))
         );
     }
+    // The run saw the data change all along: the moving snapshot items took a version
+    // every EPOCH_MS and each incremental stream gained an item every NEW_ITEM_MS, with
+    // each release holding connectors in turn.
+    let versions = |prefix: char| {
+        served
+            .iter()
+            .filter(|(id, _)| id.starts_with(prefix))
+            .map(|(_, v)| v.len())
+            .sum::<usize>()
+    };
+    eprintln!(
+        "rolling: {} entries; served {} snapshot and {} incremental versions",
+        entries.len(),
+        versions('s'),
+        versions('i')
+    );
+    assert!(versions('s') >= SNAPSHOTS * 8, "{}", versions('s'));
+    assert!(versions('i') >= INCREMENTAL * 30, "{}", versions('i'));
     // NOAA's alerts never change here: each connector published each once.
     let noaa_counts: BTreeSet<usize> = (0..NOAA)
         .map(|n| {
