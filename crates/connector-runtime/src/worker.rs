@@ -28,8 +28,9 @@ use crate::share::Share;
 use crate::telemetry::Metrics;
 use crate::wake::{WakeCell, WakeSchedule, Woken};
 
-/// A first poll is delayed by a random part of this fraction of the interval (at most
-/// [`MAX_START_SPREAD`]), so a hundred connectors started together do not fire together.
+/// A connector's first lease (and so its first poll) is asked for after a random part of
+/// this fraction of the interval (at most [`MAX_START_SPREAD`]), so a hundred connectors
+/// started together do not fire together.
 const START_SPREAD: f64 = 0.1;
 const MAX_START_SPREAD: Duration = Duration::from_secs(5);
 /// The share of a second each connector of the process adds to the start spread: ticks
@@ -116,6 +117,14 @@ enum Step {
 
 impl Worker {
     async fn run(mut self) {
+        // The first lease is asked for after the start spread: thousands of connectors
+        // started together then neither take their leases nor renew them (every third
+        // of the TTL from the taking) in one burst.
+        let spread = start_spread(self.config.poll_interval(), self.share.connectors());
+        tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            () = tokio::time::sleep(spread.mul_f64(fastrand::f64())) => {}
+        }
         loop {
             let Some(lease) = self.acquire().await else {
                 return;
@@ -234,10 +243,8 @@ impl Worker {
 
     /// Polls on the ticker, and when a webhook wakes the connector, while the lease holds.
     async fn hold(&mut self, keeper: &LeaseKeeper) -> Held {
-        let interval = self.config.poll_interval();
-        let spread = start_spread(interval, self.share.connectors());
-        let first = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
-        let mut ticker = tokio::time::interval_at(first, interval);
+        // The first tick is at once: the start spread came before the lease.
+        let mut ticker = tokio::time::interval(self.config.poll_interval());
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut woken = WakeSchedule::new(self.wake.clone(), self.config.webhook.as_ref());
         let hold = {
