@@ -195,6 +195,7 @@ fn spawn(
             "HTTP_PORT",
             http_port.map_or_else(|| "off".to_owned(), |p| p.to_string()),
         )
+        .env("HTTP_BIND", "127.0.0.1")
         .env("RUST_LOG", &setup.log_level)
         .env("LOG_FORMAT", "json")
         .env("SHUTDOWN_GRACE_SECONDS", "20")
@@ -237,12 +238,16 @@ fn free_port() -> Result<u16> {
 async fn start_lag_buckets(port: u16) -> Result<Vec<(f64, u64)>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // HTTP/1.0 on loopback: the answer ends when the worker closes the connection.
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    socket
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .await?;
-    let mut text = String::new();
-    socket.read_to_string(&mut text).await?;
+    let scrape = async {
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        socket
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await?;
+        let mut text = String::new();
+        socket.read_to_string(&mut text).await?;
+        anyhow::Ok(text)
+    };
+    let text = tokio::time::timeout(Duration::from_secs(10), scrape).await??;
     if !text.starts_with("HTTP/1.0 200") && !text.starts_with("HTTP/1.1 200") {
         bail!("the worker's /metrics answered {:?}", text.lines().next());
     }
@@ -388,7 +393,7 @@ pub async fn run_scale(
     let startup_cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
     let window_start_us = mock.scale_clock_us();
     let window = Instant::now();
-    let lag_before = start_lag_buckets(port).await?;
+    let lag_before = start_lag_buckets(port).await;
     let redis_before = probe::info(client).await?;
     let mock_cpu_before = procfs::cpu_time(None).unwrap_or_default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -409,7 +414,11 @@ pub async fn run_scale(
     let cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
     let ran = window.elapsed().as_secs_f64();
     let stop_at_us = mock.scale_clock_us();
-    let worker_lag = bucket_lags(&lag_before, &start_lag_buckets(port).await?);
+    // A scrape that fails leaves the worker's figure empty (0 samples), not the run.
+    let worker_lag = match (lag_before, start_lag_buckets(port).await) {
+        (Ok(before), Ok(after)) => bucket_lags(&before, &after),
+        _ => BucketLags::default(),
+    };
     let mock_cpu = procfs::cpu_time(None)
         .unwrap_or_default()
         .saturating_sub(mock_cpu_before);

@@ -527,8 +527,12 @@ impl Budgets {
     ) -> Duration {
         let (now, now_ms) = (clock.now(), clock.now_ms());
         let local = || self.local.with(key, now_ms, |b| b.take(now_ms, ceiling));
-        if self.known_open(key, now_ms) {
-            return local();
+        // A budget with a published limit always asks the store: its window is shared.
+        if ceiling.is_none() && self.known_open(key, now_ms) {
+            // The store's "nothing known" wins over this process's copy (an operator's
+            // `budget clear` included); the send is counted here all the same.
+            let _ = local();
+            return Duration::ZERO;
         }
         let Some(store) = self.shared(now) else {
             return local();
@@ -544,9 +548,12 @@ impl Budgets {
                 wait
             }
             Ok(Ok(None)) => {
-                self.lock_open()
-                    .insert(key.to_owned(), now_ms.saturating_add(OPEN_RECHECK_MS));
-                local()
+                if ceiling.is_none() {
+                    self.lock_open()
+                        .insert(key.to_owned(), now_ms.saturating_add(OPEN_RECHECK_MS));
+                }
+                let _ = local();
+                Duration::ZERO
             }
             Ok(Err(e)) => {
                 self.trip(now, &e.to_string());

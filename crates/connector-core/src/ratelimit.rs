@@ -129,8 +129,9 @@ fn policies(value: &str) -> Vec<Policy> {
 }
 
 /// The IETF `RateLimit` field: its structured form (`"default";r=50;t=30`, one item per
-/// policy) or the earlier drafts' (`limit=100, remaining=50, reset=30`). The policy with
-/// the fewest requests left decides: (remaining, reset from now). With `RateLimit-Policy`:
+/// policy) or the earlier drafts' (`limit=100, remaining=50, reset=30`). A spent policy
+/// decides, else the one with the slowest pace (reset over requests left): (remaining,
+/// reset from now). With `RateLimit-Policy`:
 /// an item without `t` resets within its policy's window `w`, and a policy counting
 /// something else than requests (`qu="content-bytes"`) paces nothing, though it holds
 /// when spent (`r=0`).
@@ -165,7 +166,12 @@ fn structured_limit(value: &str, policies: &[Policy]) -> Option<(u64, Option<Dur
                 .map(Duration::from_secs);
             Some((remaining, reset))
         })
-        .min_by_key(|(r, _)| *r)
+        .min_by_key(|(r, t)| {
+            // A spent policy first; then the slowest pace (the most time per request
+            // left), so an hour's quota is not paced to a minute's reset; then the fewest.
+            let pace = t.map(|t| t.as_millis() / u128::from((*r).max(1)));
+            (*r != 0, std::cmp::Reverse(pace), *r)
+        })
 }
 
 /// A reset header as a wait from `now`.
@@ -330,6 +336,20 @@ mod tests {
             now,
         );
         assert_eq!((draft.limited, draft.wait), (true, secs));
+        let window = parse(
+            &headers(&[
+                ("x-ratelimit-remaining", "10"),
+                ("x-ratelimit-reset", "1800000042"),
+            ]),
+            now,
+        );
+        assert_eq!((window.limited, window.reset), (false, secs));
+    }
+
+    #[test]
+    fn a_rate_limit_policy_gives_windows_and_units() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let secs = Some(Duration::from_secs(42));
         // RateLimit-Policy: an item without `t` resets within its policy's window; a
         // policy counting bytes paces nothing until it is spent.
         let policy = parse(
@@ -357,14 +377,15 @@ mod tests {
             now,
         );
         assert_eq!((spent_bytes.limited, spent_bytes.wait), (true, secs));
-        let window = parse(
-            &headers(&[
-                ("x-ratelimit-remaining", "10"),
-                ("x-ratelimit-reset", "1800000042"),
-            ]),
+        // Two request policies: the slower pace decides (900 an hour, not 50 a minute).
+        let two = parse(
+            &headers(&[("ratelimit", "\"minute\";r=50;t=60, \"hour\";r=900;t=3600")]),
             now,
         );
-        assert_eq!((window.limited, window.reset), (false, secs));
+        assert_eq!(
+            (two.remaining, two.reset),
+            (Some(900), Some(Duration::from_secs(3600)))
+        );
     }
 
     #[test]

@@ -111,3 +111,75 @@ async fn a_configured_rate_limit_paces_an_api_that_sends_no_headers() {
         "a burst of five, then one a second"
     );
 }
+
+/// A store that knows nothing of any budget, and counts what it is asked.
+#[derive(Default)]
+struct Unknowing(std::sync::atomic::AtomicU64);
+
+impl connector_core::budget::SharedBudgets for Unknowing {
+    fn take<'a>(
+        &'a self,
+        _: &'a str,
+        _: i64,
+        _: Option<connector_core::budget::Ceiling>,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<Option<Duration>, connector_core::ports::BackendError>,
+    > {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+    fn learn<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a connector_core::budget::Learned,
+        _: i64,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), connector_core::ports::BackendError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn list(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<Vec<(String, connector_core::budget::Budget)>, connector_core::ports::BackendError>,
+    > {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+    fn clear<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, connector_core::ports::BackendError>>
+    {
+        Box::pin(std::future::ready(Ok(false)))
+    }
+}
+
+/// A budget the store knows nothing of is asked about once a second, unless the request
+/// carries a published limit: that window is shared, so the store is asked every time.
+#[tokio::test]
+async fn only_a_budget_without_a_published_limit_skips_the_store_for_a_second() {
+    use connector_core::budget::{Budgets, Ceiling, OPEN_RECHECK_MS};
+    let store = Arc::new(Unknowing::default());
+    let budgets = Budgets::new(store.clone(), b"deployment-key");
+    let clock = ManualClock::at(UNIX_EPOCH + Duration::from_secs(NOW));
+    let asked = || store.0.load(std::sync::atomic::Ordering::SeqCst);
+    let timeout = Duration::from_millis(100);
+    for _ in 0..5 {
+        let wait = budgets.take("k", "c", None, &clock, timeout).await;
+        assert_eq!(wait, Duration::ZERO);
+    }
+    assert_eq!(asked(), 1);
+    let ceiling = Some(Ceiling {
+        requests: 100,
+        window_ms: 60_000,
+    });
+    for _ in 0..3 {
+        budgets.take("k", "c", ceiling, &clock, timeout).await;
+    }
+    assert_eq!(asked(), 4, "a published limit asks every time");
+    clock.advance(Duration::from_millis(
+        u64::try_from(OPEN_RECHECK_MS).unwrap_or(1000),
+    ));
+    budgets.take("k", "c", None, &clock, timeout).await;
+    assert_eq!(asked(), 5, "after a second the store is asked again");
+}

@@ -119,6 +119,17 @@ struct ReloadLabels {
     outcome: &'static str,
 }
 
+/// How late scheduled polls start, for the whole process: 1 ms to ~8 s.
+fn start_lag_histogram(r: &mut Registry) -> Histogram {
+    let start_lag = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+    r.register(
+        "connector_poll_start_lag_seconds",
+        "How late scheduled polls start after their tick was due (a turn among the polls in flight included), all connectors of the process",
+        start_lag.clone(),
+    );
+    start_lag
+}
+
 fn poll_histogram() -> Histogram {
     // 5 ms to ~40 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
@@ -341,13 +352,7 @@ impl Metrics {
             registered(r, "connector_config_reloads", "Config reloads by outcome");
         let webhooks = crate::wake::WebhookMetrics::register(r);
         let budgets = BudgetMetrics::register(r);
-        // 1 ms to ~8 s.
-        let start_lag = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        r.register(
-            "connector_poll_start_lag_seconds",
-            "How late scheduled polls start after their tick was due (a turn among the polls in flight included), all connectors of the process",
-            start_lag.clone(),
-        );
+        let start_lag = start_lag_histogram(r);
         Arc::new(Self {
             start_lag,
             webhooks,

@@ -70,6 +70,7 @@ pub async fn run_connector(
         abort,
         reached: false,
         due: None,
+        held_before: false,
     };
     worker.run().await;
 }
@@ -93,7 +94,9 @@ struct Worker {
     abort: CancellationToken,
     reached: bool,
     /// When the tick that starts the next poll was due (None: a webhook woke it).
-    due: Option<Instant>,
+    due: Option<tokio::time::Instant>,
+    /// Whether this task held the lease before (a later hold spreads its first poll).
+    held_before: bool,
 }
 
 /// How holding a lease ended.
@@ -243,8 +246,16 @@ impl Worker {
 
     /// Polls on the ticker, and when a webhook wakes the connector, while the lease holds.
     async fn hold(&mut self, keeper: &LeaseKeeper) -> Held {
-        // The first tick is at once: the start spread came before the lease.
-        let mut ticker = tokio::time::interval(self.config.poll_interval());
+        // The first hold polls at once (the start spread came before its lease); a later
+        // one, after a lost or handed-on lease, is spread again: after a Redis flush every
+        // connector of the worker takes its lease back within a third of the TTL.
+        let interval = self.config.poll_interval();
+        let delay = match self.held_before {
+            false => Duration::ZERO,
+            true => start_spread(interval, self.share.connectors()).mul_f64(fastrand::f64()),
+        };
+        self.held_before = true;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + delay, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut woken = WakeSchedule::new(self.wake.clone(), self.config.webhook.as_ref());
         let hold = {
@@ -260,7 +271,7 @@ impl Worker {
                 }
                 () = keeper.lost().cancelled() => return Held::Lost,
                 due = ticker.tick() => {
-                    self.due = Some(due.into_std());
+                    self.due = Some(due);
                     None
                 }
                 why = wake_due(woken.as_mut(), &hold) => Some(why),
@@ -333,7 +344,7 @@ impl Worker {
         let started = Instant::now();
         if let Some(due) = self.due.take() {
             self.metrics
-                .poll_started_late(started.saturating_duration_since(due));
+                .poll_started_late(tokio::time::Instant::now().saturating_duration_since(due));
         }
         let lease = keeper.lease().clone();
         let outcome = tokio::select! {

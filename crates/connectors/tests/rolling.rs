@@ -165,6 +165,81 @@ async fn retire(replica: &mut Proc) -> String {
     replica.log()
 }
 
+/// Two replicas of `previous`; each replaced by this build in turn (a Deployment's rolling
+/// update); then one rolled back. The replicas' logs, in the order they stopped:
+/// previous, previous, this build, rolled back, this build.
+async fn roll(previous: &PathBuf, dir: &std::path::Path, redis: &RedisServer) -> Vec<String> {
+    let pause = |s| tokio::time::sleep(Duration::from_secs(s));
+    let mut old_a = replica(Some(previous), dir, redis);
+    let mut old_b = replica(Some(previous), dir, redis);
+    pause(8).await;
+    let mut logs = vec![retire(&mut old_a).await];
+    let mut new_a = replica(None, dir, redis);
+    pause(8).await;
+    logs.push(retire(&mut old_b).await);
+    let mut new_b = replica(None, dir, redis);
+    pause(8).await;
+    logs.push(retire(&mut new_a).await);
+    let mut back_a = replica(Some(previous), dir, redis);
+    pause(10).await;
+    logs.push(retire(&mut back_a).await);
+    logs.push(retire(&mut new_b).await);
+    logs
+}
+
+/// The stream's versions per "connector|external id".
+async fn published(redis: &RedisServer) -> BTreeMap<String, Vec<String>> {
+    let client = connector_redis::testing::inspector_at(&redis.url()).await;
+    let entries = connector_redis::testing::stream_entries(&client, "raw-input-signals").await;
+    let mut published: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in entries {
+        published
+            .entry(format!("{}|{}", e.connector, e.external_id))
+            .or_default()
+            .push(e.version);
+    }
+    published
+}
+
+/// Nothing twice, nothing missing: each id's versions in the stream are exactly the ones
+/// the API served (NOAA's, which never change here, once per connector).
+fn check(published: &BTreeMap<String, Vec<String>>, served: &BTreeMap<String, BTreeSet<String>>) {
+    for (key, versions) in published {
+        let distinct: BTreeSet<String> = versions.iter().cloned().collect();
+        assert_eq!(
+            distinct.len(),
+            versions.len(),
+            "{key} published twice: {versions:?}"
+        );
+        if key.starts_with('w') {
+            continue;
+        }
+        let id = key.split_once('|').map_or(key.as_str(), |(_, id)| id);
+        assert_eq!(
+            served.get(id),
+            Some(&distinct),
+            "{key}: published, then served"
+        );
+    }
+    for id in served.keys() {
+        assert!(
+            published.keys().any(|k| k.ends_with(&format!("|{id}"))),
+            "{id}: served {:?}, never published",
+            served.get(id)
+        );
+    }
+    let noaa: BTreeSet<usize> = (0..NOAA)
+        .map(|n| {
+            published
+                .keys()
+                .filter(|k| k.starts_with(&format!("w{n}|")))
+                .count()
+        })
+        .collect();
+    assert_eq!(noaa.len(), 1, "{noaa:?}");
+    assert!(noaa.iter().all(|n| *n > 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the previous release's binary: scripts/rolling-upgrade"]
 async fn a_rollout_and_a_rollback_across_two_releases_lose_and_repeat_nothing() {
@@ -185,88 +260,29 @@ async fn a_rollout_and_a_rollback_across_two_releases_lose_and_repeat_nothing() 
         .await;
     let noaa = mock_provider(Duration::ZERO).await;
     std::fs::write(dir.join("connectors.json"), config(&api, &noaa)).expect("config");
-    let pause = |s| tokio::time::sleep(Duration::from_secs(s));
 
-    // Two replicas of the previous release; then each is replaced by this build in turn
-    // (a Deployment's rolling update), then one is rolled back.
-    let mut old_a = replica(Some(&previous), &dir, &redis);
-    let mut old_b = replica(Some(&previous), &dir, &redis);
-    pause(8).await;
-    let mut logs = vec![retire(&mut old_a).await];
-    let mut new_a = replica(None, &dir, &redis);
-    pause(8).await;
-    logs.push(retire(&mut old_b).await);
-    let mut new_b = replica(None, &dir, &redis);
-    pause(8).await;
-    logs.push(retire(&mut new_a).await);
-    let mut back_a = replica(Some(&previous), &dir, &redis);
-    pause(10).await;
-    let rolled_back = retire(&mut back_a).await;
-    logs.push(retire(&mut new_b).await);
-    logs.push(rolled_back.clone());
-
+    let logs = roll(&previous, &dir, &redis).await;
     for log in &logs {
         assert!(
             !log.contains("layout"),
             "a replica refused the state:\n{log}"
         );
     }
-    assert!(
-        logs[2].contains("lease acquired"),
-        "the first replica of this build held connectors the previous release had written:\n{}",
-        logs[2]
-    );
-    assert!(
-        rolled_back.contains("lease acquired"),
-        "the rolled-back replica held connectors the new release had written:\n{rolled_back}"
-    );
-    let client = connector_redis::testing::inspector_at(&redis.url()).await;
-    let entries = connector_redis::testing::stream_entries(&client, "raw-input-signals").await;
-    let mut published: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for e in &entries {
-        published
-            .entry(format!("{}|{}", e.connector, e.external_id))
-            .or_default()
-            .push(e.version.clone());
-    }
-    // Nothing twice: no (connector, id, version) in the stream more than once.
-    for (key, versions) in &published {
-        let distinct: BTreeSet<&String> = versions.iter().collect();
-        assert_eq!(
-            distinct.len(),
-            versions.len(),
-            "{key} published twice: {versions:?}"
+    // Every replica held connectors: the first two what nobody had written, each later
+    // one what a replica of the other release had written.
+    for (i, log) in logs.iter().enumerate() {
+        assert!(
+            log.contains("lease acquired"),
+            "replica {i} held no connector:\n{log}"
         );
     }
-    // Nothing missing: each id has as many versions in the stream as the API served.
+    let published = published(&redis).await;
     let served = served
         .0
         .lock()
         .map(|s| s.clone())
         .expect("the mock's record");
-    let by_id: BTreeMap<&str, usize> = published
-        .iter()
-        .filter_map(|(key, v)| Some((key.split_once('|')?.1, v.len())))
-        .collect();
-    for (key, versions) in published.iter().filter(|(k, _)| !k.starts_with('w')) {
-        let id = key.split_once('|').map_or(key.as_str(), |(_, id)| id);
-        assert_eq!(
-            served.get(id).map(BTreeSet::len),
-            Some(versions.len()),
-            "{key}: published {versions:?}, served {:?}",
-            served.get(id)
-        );
-    }
-    for (id, versions) in &served {
-        assert_eq!(
-            by_id.get(id.as_str()).copied().unwrap_or(0),
-            versions.len(),
-            "{id}: served {versions:?}, published {:?}",
-            published
-                .iter()
-                .find(|(k, _)| k.ends_with(&format!("|{id}")))
-        );
-    }
+    check(&published, &served);
     // The run saw the data change all along: the moving snapshot items took a version
     // every EPOCH_MS and each incremental stream gained an item every NEW_ITEM_MS, with
     // each release holding connectors in turn.
@@ -278,22 +294,11 @@ async fn a_rollout_and_a_rollback_across_two_releases_lose_and_repeat_nothing() 
             .sum::<usize>()
     };
     eprintln!(
-        "rolling: {} entries; served {} snapshot and {} incremental versions",
-        entries.len(),
+        "rolling: {} ids published; served {} snapshot and {} incremental versions",
+        published.len(),
         versions('s'),
         versions('i')
     );
     assert!(versions('s') >= SNAPSHOTS * 8, "{}", versions('s'));
     assert!(versions('i') >= INCREMENTAL * 30, "{}", versions('i'));
-    // NOAA's alerts never change here: each connector published each once.
-    let noaa_counts: BTreeSet<usize> = (0..NOAA)
-        .map(|n| {
-            published
-                .keys()
-                .filter(|k| k.starts_with(&format!("w{n}|")))
-                .count()
-        })
-        .collect();
-    assert_eq!(noaa_counts.len(), 1, "{noaa_counts:?}");
-    assert!(noaa_counts.iter().all(|n| *n > 0));
 }
