@@ -351,6 +351,105 @@ async fn metrics_totals(metrics: &dyn MetricsStore, names: &[String]) -> Result<
     Ok((ok, failed))
 }
 
+/// Samples the worker's RSS into `timeline` (about once a second), checking every `step`
+/// until `done`; the worker's exit status if it exits first.
+async fn sample(
+    child: &mut tokio::process::Child,
+    pid: u32,
+    timeline: &mut Vec<u64>,
+    step: Duration,
+    done: impl Fn() -> bool,
+) -> std::result::Result<(), std::process::ExitStatus> {
+    let mut next_sample = Instant::now();
+    while !done() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(status);
+        }
+        if Instant::now() >= next_sample {
+            timeline.push(procfs::memory(Some(pid)).map_or(0, |m| m.rss_kib));
+            next_sample += Duration::from_secs(1);
+        }
+        tokio::time::sleep(step).await;
+    }
+    Ok(())
+}
+
+/// What the mock's arrivals say of the window: polls made and due, connectors never
+/// polled, requests, the stream entries the served bodies call for, and start lags.
+struct Tally {
+    polls: u64,
+    expected: u64,
+    never: usize,
+    requests: u64,
+    stream_expected: u64,
+    lag: Lags,
+}
+
+impl Tally {
+    fn of(arrivals: &[Vec<u64>], window_start_us: u64, stop_at_us: u64, period_us: u64) -> Self {
+        let mut t = Tally {
+            polls: 0,
+            expected: 0,
+            never: 0,
+            requests: 0,
+            stream_expected: 0,
+            lag: Lags::default(),
+        };
+        let mut lags = Vec::new();
+        for arrivals in arrivals {
+            t.requests += arrivals.len() as u64;
+            t.stream_expected += scale_entries_expected(arrivals.len() as u64);
+            t.never += usize::from(arrivals.is_empty());
+            let before_stop: Vec<u64> = arrivals
+                .iter()
+                .copied()
+                .filter(|&at| at < stop_at_us)
+                .collect();
+            let in_window = before_stop.iter().filter(|&&at| at >= window_start_us);
+            if let Some(&first) = in_window.clone().next() {
+                t.polls += in_window.count() as u64;
+                t.expected += 1 + (stop_at_us - first) / period_us;
+            }
+            // Lags of the polls in the window; the schedule is replayed from the second poll.
+            let lagged = before_stop.iter().skip(2);
+            lags.extend(
+                start_lags_us(&before_stop, period_us)
+                    .into_iter()
+                    .zip(lagged)
+                    .filter(|(_, at)| **at >= window_start_us)
+                    .map(|(lag, _)| lag),
+            );
+        }
+        lags.sort_unstable();
+        let ms = |us: i64| us as f64 / 1000.0;
+        t.lag = Lags {
+            samples: lags.len(),
+            p50_ms: ms(percentile(&lags, 0.50)),
+            p99_ms: ms(percentile(&lags, 0.99)),
+            max_ms: ms(lags.last().copied().unwrap_or(0)),
+        };
+        t
+    }
+}
+
+/// The worker's successful and failed polls (its metrics hashes) and its stream's length.
+async fn worker_totals(
+    setup: &WorkerSetup,
+    client: &Client,
+    prefix: &str,
+    names: &[String],
+) -> Result<(u64, u64, u64)> {
+    // The worker's keys live under `prefix` (its REDIS_KEY_PREFIX): a backend under the
+    // same prefix reads its metrics.
+    let settings = RedisSettings::from_url(&setup.redis_url)?.with_key_prefix(prefix)?;
+    let backend = RedisBackend::connect(settings).await?;
+    let totals = metrics_totals(backend.backends().metrics.as_ref(), names).await;
+    backend.close().await;
+    let (successful, failed) = totals?;
+    let entries = probe::xlen(client, &probe::stream_key(prefix, STREAM)).await?;
+    Ok((successful, failed, entries))
+}
+
 /// `connectors` connectors polled every `interval_ms` by one worker process for `seconds`.
 pub async fn run_scale(
     setup: &WorkerSetup,
@@ -376,19 +475,18 @@ pub async fn run_scale(
     };
     // Start-up: until every connector has polled once (or three minutes passed). The
     // measured window starts then, so start-up cost is reported apart from running cost.
-    let startup_deadline = started + Duration::from_secs(180);
     let mut timeline = Vec::new();
-    let mut next_sample = started;
-    while mock.scale_started() < connectors && Instant::now() < startup_deadline {
-        if let Some(status) = child.try_wait()? {
-            return Err(early_exit(status));
-        }
-        if Instant::now() >= next_sample {
-            timeline.push(procfs::memory(Some(pid)).map_or(0, |m| m.rss_kib));
-            next_sample += Duration::from_secs(1);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let until = started + Duration::from_secs(180);
+    let all_polled = || mock.scale_started() >= connectors || Instant::now() >= until;
+    sample(
+        &mut child,
+        pid,
+        &mut timeline,
+        Duration::from_millis(10),
+        all_polled,
+    )
+    .await
+    .map_err(&early_exit)?;
     let startup_s = started.elapsed().as_secs_f64();
     let startup_cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
     let window_start_us = mock.scale_clock_us();
@@ -396,20 +494,16 @@ pub async fn run_scale(
     let lag_before = start_lag_buckets(port).await;
     let redis_before = probe::info(client).await?;
     let mock_cpu_before = procfs::cpu_time(None).unwrap_or_default();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Some(status) = child.try_wait()? {
-            return Err(early_exit(status));
-        }
-        if let Some(m) = procfs::memory(Some(pid)) {
-            timeline.push(m.rss_kib);
-        }
-        if window.elapsed().as_secs_f64() >= seconds {
-            break;
-        }
-    }
+    let window_over = || window.elapsed().as_secs_f64() >= seconds;
+    sample(
+        &mut child,
+        pid,
+        &mut timeline,
+        Duration::from_secs(1),
+        window_over,
+    )
+    .await
+    .map_err(&early_exit)?;
     let memory = procfs::memory(Some(pid)).unwrap_or_default();
     let cpu = procfs::cpu_time(Some(pid)).unwrap_or_default();
     let ran = window.elapsed().as_secs_f64();
@@ -426,53 +520,14 @@ pub async fn run_scale(
     let exit_code = stop(&mut child, Duration::from_secs(40)).await?;
     let log = mock.take_scale();
 
-    let period_us = interval_ms * 1000;
-    let mut polls = 0u64;
-    let mut expected = 0u64;
-    let mut never = 0usize;
-    let mut requests = 0u64;
-    let mut stream_expected = 0u64;
-    let mut lags = Vec::new();
-    for arrivals in &log.arrivals {
-        requests += arrivals.len() as u64;
-        stream_expected += scale_entries_expected(arrivals.len() as u64);
-        if arrivals.is_empty() {
-            never += 1;
-        }
-        let before_stop: Vec<u64> = arrivals
-            .iter()
-            .copied()
-            .filter(|&t| t < stop_at_us)
-            .collect();
-        let in_window: Vec<u64> = before_stop
-            .iter()
-            .copied()
-            .filter(|&t| t >= window_start_us)
-            .collect();
-        if let Some(&first) = in_window.first() {
-            polls += in_window.len() as u64;
-            expected += 1 + (stop_at_us - first) / period_us;
-        }
-        // Lags of the polls in the window; the schedule is replayed from the second poll.
-        let lagged = before_stop.iter().skip(2);
-        lags.extend(
-            start_lags_us(&before_stop, period_us)
-                .into_iter()
-                .zip(lagged)
-                .filter(|(_, at)| **at >= window_start_us)
-                .map(|(lag, _)| lag),
-        );
-    }
-    lags.sort_unstable();
-    let ms = |us: i64| us as f64 / 1000.0;
-    // The worker's keys live under `prefix` (its REDIS_KEY_PREFIX): a backend under the
-    // same prefix reads its metrics.
-    let settings = RedisSettings::from_url(&setup.redis_url)?.with_key_prefix(prefix)?;
-    let backend = RedisBackend::connect(settings).await?;
-    let totals = metrics_totals(backend.backends().metrics.as_ref(), &names).await;
-    backend.close().await;
-    let (successful_polls, failed_polls) = totals?;
-    let stream_entries = probe::xlen(client, &probe::stream_key(prefix, STREAM)).await?;
+    let tally = Tally::of(
+        &log.arrivals,
+        window_start_us,
+        stop_at_us,
+        interval_ms * 1000,
+    );
+    let (successful_polls, failed_polls, stream_entries) =
+        worker_totals(setup, client, prefix, &names).await?;
     Ok(ScaleResult {
         connectors,
         interval_ms,
@@ -482,20 +537,15 @@ pub async fn run_scale(
         cpu_s: cpu.saturating_sub(startup_cpu).as_secs_f64(),
         cores_steady: cpu.saturating_sub(startup_cpu).as_secs_f64() / ran.max(1e-3),
         memory,
-        polls,
-        polls_expected: expected,
-        never_polled: never,
+        polls: tally.polls,
+        polls_expected: tally.expected,
+        never_polled: tally.never,
         successful_polls,
         failed_polls,
-        requests,
+        requests: tally.requests,
         stream_entries,
-        stream_expected,
-        lag: Lags {
-            samples: lags.len(),
-            p50_ms: ms(percentile(&lags, 0.50)),
-            p99_ms: ms(percentile(&lags, 0.99)),
-            max_ms: ms(lags.last().copied().unwrap_or(0)),
-        },
+        stream_expected: tally.stream_expected,
+        lag: tally.lag,
         worker_lag,
         exit_code,
         redis_cpu_s: (redis_after.cpu_s() - redis_before.cpu_s()).max(0.0),
