@@ -27,6 +27,22 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A process on a manual clock sharing the budgets in `backend`: its budgets, clock,
+/// context, and the deployment's budget key.
+async fn on_manual_clock(
+    backend: &Arc<RedisBackend>,
+) -> (Arc<Budgets>, Arc<ManualClock>, Context, Vec<u8>) {
+    let secret = backend.budget_secret().await.expect("secret");
+    let budgets = Arc::new(Budgets::new(backend.clone(), &secret));
+    let clock = Arc::new(ManualClock::at(
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    ));
+    let context = Context::isolated()
+        .with_budgets(budgets.clone())
+        .with_clock(clock.clone());
+    (budgets, clock, context, secret)
+}
+
 /// A process: its own context, sharing the budgets in `backend`.
 async fn process(backend: &Arc<RedisBackend>) -> Context {
     let secret = backend.budget_secret().await.expect("secret");
@@ -294,14 +310,7 @@ async fn a_black_holed_redis_never_stalls_a_request() {
     let redis = RedisBackend::connect(settings(&proxied, &prefix))
         .await
         .expect("connect through the proxy");
-    let secret = redis.budget_secret().await.expect("secret");
-    let budgets = Arc::new(Budgets::new(redis.clone(), &secret));
-    let clock = Arc::new(ManualClock::at(
-        UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    ));
-    let context = Context::isolated()
-        .with_budgets(budgets.clone())
-        .with_clock(clock.clone());
+    let (budgets, clock, context, _) = on_manual_clock(&redis).await;
     // An API that says its limit, so every request asks the budget's store.
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -348,14 +357,7 @@ async fn a_black_holed_redis_never_stalls_a_request() {
 async fn a_budget_nothing_is_known_of_is_asked_about_once_a_second() {
     let prefix = unique_prefix("budget-open");
     let redis = backend(&prefix).await;
-    let secret = redis.budget_secret().await.expect("secret");
-    let budgets = Arc::new(Budgets::new(redis.clone(), &secret));
-    let clock = Arc::new(ManualClock::at(
-        UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    ));
-    let context = Context::isolated()
-        .with_budgets(budgets.clone())
-        .with_clock(clock.clone());
+    let (budgets, clock, context, secret) = on_manual_clock(&redis).await;
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
