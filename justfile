@@ -42,6 +42,10 @@ lint:
 image provider:
     scripts/image {{ provider }}
 
+# Build a connector's image from source with bases made here (no registry), then smoke-test it.
+image-from-source provider:
+    scripts/image-smoke --from-source {{ provider }}
+
 # Render and lint the Helm chart with every values file (Helm's engine from PyPI).
 chart:
     scripts/deploy-check --chart-only
