@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use connector_core::config::Secret;
 use connector_core::http::{Auth, HttpClient, Request};
-use connector_core::pipeline::{CreateError, Pages, StreamSpec};
-use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use connector_core::source::{self, Kept, Paging, Read, TokenPlace};
+use connector_core::pipeline::{CreateError, FetchError, StreamSpec};
+use connector_core::source::time::TimeFormat;
+use connector_core::source::{Kept, Paging, Read, Since, TokenPlace};
 use connector_core::{
     ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
 };
@@ -79,24 +79,22 @@ impl Provider for MyProvider {
         &self.streams
     }
 
-    fn pages<'a>(&'a self, _: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+    fn read<'a>(
+        &'a self,
+        _: &'a StreamSpec,
+        _: &'a Cursor,
+    ) -> Result<(&'a HttpClient, Read<'a, Record>), FetchError> {
         let mut url = self.http.base().clone();
         url.set_path("/v1/tickets");
         url.query_pairs_mut()
             .append_pair("limit", &self.limit.to_string());
-        // From the watermark less a minute of lookback; everything on the first sync.
-        let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-        if let Some(t) = read_from(watermark, 60_000, None)
-            .and_then(|ms| format_millis(ms, &TimeFormat::Rfc3339).ok())
-        {
-            url.query_pairs_mut().append_pair("updated_since", &t);
-        }
         let read = Read {
             paging: Paging::cursor("/next", TokenPlace::Query, "cursor"),
             records: "/tickets".into(), // JSON pointer to the list
             watermark: Some("/updated_at".into()),
+            // From the watermark less a minute of lookback; everything on the first sync.
+            since: Some(Since::new("updated_since", TimeFormat::Rfc3339, 60_000)),
             resume: Some(Duration::from_secs(86_400)), // a stopped read goes on here
-            max_pages: 1000,
             // Identity on the hot path: the id (kept as its place in the page body) and
             // the version. An error fails this record alone; `Kept::Dropped("why")`
             // leaves one out on purpose and counts it under that name.
@@ -110,7 +108,7 @@ impl Provider for MyProvider {
                 )))
             })
         };
-        source::read(&self.http, read, cursor)
+        Ok((&self.http, read))
     }
 
     fn describe<'a>(
@@ -132,9 +130,7 @@ impl Provider for MyProvider {
 /// The connector types this crate's binary runs (`src/main.rs` hands them to
 /// `connector_runtime::main`).
 pub fn factories() -> Factories {
-    let mut factories = Factories::new();
-    factories.register::<MyProvider>();
-    factories
+    Factories::of::<MyProvider>()
 }
 
 fn main() {

@@ -206,6 +206,13 @@ impl Factories {
         all
     }
 
+    /// The factories of one provider: what a provider crate's binary runs.
+    pub fn of<P: Provider>() -> Self {
+        let mut factories = Self::new();
+        factories.register::<P>();
+        factories
+    }
+
     /// Registers a provider through the generic pipeline.
     pub fn register<P: Provider>(&mut self) -> &mut Self {
         self.register_connector(P::TYPE, ProviderFactory::<P>::default())

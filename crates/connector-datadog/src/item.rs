@@ -3,8 +3,7 @@
 
 use std::borrow::Cow;
 
-use connector_core::source::records::{string_at, text_at};
-use connector_core::source::time::parse_millis;
+use connector_core::source::records::{required_string, required_time, string_at, text_at};
 use connector_core::{Description, ItemError, Record, Severity};
 
 /// Which resource a stream reads.
@@ -16,6 +15,18 @@ pub enum Resource {
     Incidents,
     /// `/api/v1/monitor`.
     Monitors,
+}
+
+impl Resource {
+    /// The pointer to a record's time (its version, and the watermark's), for the
+    /// resources read by time; monitors are versioned by state.
+    pub fn time(self) -> Option<&'static str> {
+        match self {
+            Resource::Events => Some("/attributes/timestamp"),
+            Resource::Incidents => Some("/attributes/modified"),
+            Resource::Monitors => None,
+        }
+    }
 }
 
 /// An event's alert type (`error`, `warning`, `info`, `success`…).
@@ -52,16 +63,6 @@ pub fn state_of(version: &str) -> &str {
     version.split('|').next().unwrap_or_default()
 }
 
-/// A string field the record must have, and that must be a time where `time`.
-fn required<'j>(json: &'j [u8], pointer: &str, time: bool) -> Result<Cow<'j, str>, ItemError> {
-    let text = string_at(json, pointer)
-        .ok_or_else(|| ItemError::new(format!("{pointer} is missing or not a string")))?;
-    if time && parse_millis(&text).is_none() {
-        return Err(ItemError::new(format!("{text:?} is not a time")));
-    }
-    Ok(text)
-}
-
 /// A monitor's numeric id.
 fn monitor_id(json: &[u8]) -> Result<u64, ItemError> {
     text_at(json, "/id")
@@ -73,18 +74,14 @@ fn monitor_id(json: &[u8]) -> Result<u64, ItemError> {
 /// `<state>|<time>` for monitors (a state change is what a monitor's signal is about).
 pub fn identity(resource: Resource, text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
     let json = text.as_bytes();
-    Ok(match resource {
-        Resource::Events => {
-            let at = required(json, "/attributes/timestamp", true)?;
-            (required(json, "/id", false)?, at.into_owned())
+    Ok(match resource.time() {
+        Some(time) => {
+            let at = required_time(json, time)?.into_owned();
+            (required_string(json, &["/id"])?, at)
         }
-        Resource::Incidents => {
-            let at = required(json, "/attributes/modified", true)?;
-            (required(json, "/id", false)?, at.into_owned())
-        }
-        Resource::Monitors => {
+        None => {
             let id = monitor_id(json)?;
-            let state = required(json, "/overall_state", false)?;
+            let state = required_string(json, &["/overall_state"])?;
             let changed = string_at(json, "/overall_state_modified")
                 .or_else(|| string_at(json, "/modified"))
                 .unwrap_or_default();
@@ -99,66 +96,53 @@ pub fn describe<'a>(
     app: &str,
     record: &'a Record,
 ) -> Result<Description<'a>, ItemError> {
-    let text = |pointer: &str| record.text(pointer);
-    let (kind, title, severity, path, at) = match resource {
+    let text = |pointer: &str| record.text(pointer).unwrap_or_default();
+    let (kind, title, severity, path) = match resource {
         Resource::Events => {
-            let title =
-                text("/attributes/attributes/title").or_else(|| text("/attributes/message"));
-            let status = text("/attributes/attributes/status").unwrap_or_default();
-            let path = match text("/attributes/attributes/evt/id") {
+            let title = record
+                .text("/attributes/attributes/title")
+                .or_else(|| record.text("/attributes/message"));
+            let path = match record.text("/attributes/attributes/evt/id") {
                 Some(v1) => format!("/event/event?id={v1}"),
                 None => "/event/explorer".to_owned(),
             };
+            let status = text("/attributes/attributes/status");
             let severity = Severity::named(&status, &EVENT_SEVERITIES);
-            let title = title.unwrap_or_default().into_owned();
-            let at = text("/attributes/timestamp");
-            ("event", title, severity.unwrap_or(Severity::Info), path, at)
+            (
+                "event",
+                title.unwrap_or_default().into_owned(),
+                severity,
+                path,
+            )
         }
         Resource::Incidents => {
-            let number = text("/attributes/public_id").filter(|n| n.parse::<u64>().is_ok());
-            let shown = number
-                .as_ref()
-                .map(|n| format!("#{n} "))
-                .unwrap_or_default();
-            let title = text("/attributes/title").unwrap_or_default();
-            let path = match &number {
-                Some(n) => format!("/incidents/{n}"),
-                None => "/incidents".to_owned(),
+            let number = record.text("/attributes/public_id");
+            let (shown, path) = match number.filter(|n| n.parse::<u64>().is_ok()) {
+                Some(n) => (format!("#{n} "), format!("/incidents/{n}")),
+                None => (String::new(), "/incidents".to_owned()),
             };
-            let severity = Severity::named(
-                &text("/attributes/severity").unwrap_or_default(),
-                &INCIDENT_SEVERITIES,
-            );
-            let title = format!("Incident {shown}{title}");
-            let at = text("/attributes/modified");
-            (
-                "incident",
-                title,
-                severity.unwrap_or(Severity::Info),
-                path,
-                at,
-            )
+            let title = format!("Incident {shown}{}", text("/attributes/title"));
+            let severity = Severity::named(&text("/attributes/severity"), &INCIDENT_SEVERITIES);
+            ("incident", title, severity, path)
         }
         Resource::Monitors => {
-            let id = monitor_id(record.raw().as_bytes())?;
-            let state = text("/overall_state").unwrap_or_default();
-            let priority = text("/priority").and_then(|p| p.parse().ok());
-            let title = format!("[{state}] {}", text("/name").unwrap_or_default());
-            let severity = monitor_severity(priority, &state);
-            let at = text("/overall_state_modified").or_else(|| text("/modified"));
-            (
-                "monitor_alert",
-                title,
-                severity,
-                format!("/monitors/{id}"),
-                at,
-            )
+            let path = format!("/monitors/{}", monitor_id(record.raw().as_bytes())?);
+            let state = text("/overall_state");
+            let title = format!("[{state}] {}", text("/name"));
+            let severity = monitor_severity(text("/priority").parse().ok(), &state);
+            ("monitor_alert", title, Some(severity), path)
         }
+    };
+    let at = match resource.time() {
+        Some(time) => record.text(time),
+        None => record
+            .text("/overall_state_modified")
+            .or_else(|| record.text("/modified")),
     };
     Ok(Description {
         kind: Cow::Borrowed(kind),
         title: Cow::Owned(title),
-        severity,
+        severity: severity.unwrap_or(Severity::Info),
         occurred_at: at,
         url: Some(Cow::Owned(format!("{app}{path}"))),
     })

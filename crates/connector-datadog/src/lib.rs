@@ -5,9 +5,9 @@ pub mod item;
 use connector_core::config::fields;
 use connector_core::config::{FieldError, Secret};
 use connector_core::http::{Auth, HttpClient, Request};
-use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, Streams, single_page};
-use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use connector_core::source::{self, Kept, Paging, Read, TokenPlace};
+use connector_core::pipeline::{CreateError, FetchError, StreamSpec, Streams};
+use connector_core::source::time::TimeFormat;
+use connector_core::source::{Kept, Paging, Read, Since, TokenPlace};
 use connector_core::{
     ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
@@ -164,21 +164,13 @@ pub struct DatadogConfig {
     #[serde(default)]
     pub query: Option<String>,
     /// How far before the watermark each events read asks again, in seconds.
-    #[serde(default = "default_overlap")]
+    #[serde(default = "fields::default_u32::<120>")]
     #[schemars(range(min = 0, max = 86_400), extend("x-unit" = "seconds"))]
     pub overlap_seconds: u32,
     /// How far back the first events read goes, in minutes.
-    #[serde(default = "default_initial")]
+    #[serde(default = "fields::default_u32::<60>")]
     #[schemars(range(min = 1, max = 43_200), extend("x-unit" = "minutes"))]
     pub initial_lookback_minutes: u32,
-}
-
-fn default_overlap() -> u32 {
-    120
-}
-
-fn default_initial() -> u32 {
-    60
 }
 
 impl DatadogConfig {
@@ -202,37 +194,6 @@ impl DatadogConfig {
         }
         options
     }
-
-    /// Every mistake, with the field it is in.
-    pub fn problems(&self) -> Vec<FieldError> {
-        let mut out = Vec::new();
-        for (field, url) in [("baseUrl", &self.base_url), ("appUrl", &self.app_url)] {
-            if let Some(e) = url.as_ref().and_then(|u| fields::base_url(field, u)) {
-                out.push(e);
-            }
-        }
-        match (&self.site, &self.base_url, &self.app_url) {
-            (Some(_), Some(_), _) => out.push(FieldError::new(
-                &["baseUrl"],
-                "set either site or baseUrl (with appUrl), not both",
-            )),
-            (_, Some(_), None) => out.push(FieldError::new(
-                &["appUrl"],
-                "baseUrl needs appUrl, the web app the signals link to (e.g. https://app.datadoghq.com)",
-            )),
-            (_, None, Some(_)) => out.push(FieldError::new(&["appUrl"], "appUrl goes with baseUrl")),
-            _ => {}
-        }
-        if self.query.is_some()
-            && matches!(&self.resources, Resources::Options(o) if o.events.is_some())
-        {
-            out.push(FieldError::new(
-                &["query"],
-                "the events query is resources.events.query here; the top-level query is for a list of resource names",
-            ));
-        }
-        out
-    }
 }
 
 /// What one stream reads.
@@ -253,89 +214,39 @@ pub struct DatadogProvider {
     initial_ms: i64,
 }
 
-const MAX_PAGES: u64 = 1000;
-
-impl DatadogProvider {
-    fn read(&self, target: &Target, cursor: &Cursor) -> Result<Read<'static, Record>, FetchError> {
-        let http = &target.http;
-        let url = |path: &str| {
-            http.url(path)
-                .map_err(|e| FetchError::refused(http.base(), e))
-        };
-        let resource = target.resource;
-        let parse = Box::new(move |body: &_, span, text: &str| {
-            let (id, version) = item::identity(resource, text)?;
-            Ok(Kept::Item(Record::new(body, span, &id, version)))
-        });
-        let size = target.page_size.to_string();
-        Ok(match resource {
-            Resource::Events => {
-                let mut url = url("/api/v2/events")?;
-                let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-                let now = http.context().clock().now_ms();
-                let from = read_from(watermark, self.overlap_ms, Some(now - self.initial_ms))
-                    .unwrap_or(now);
-                let from = format_millis(from, &TimeFormat::EpochMillis).unwrap_or_default();
-                let mut q = url.query_pairs_mut();
-                if let Some(query) = &target.query {
-                    q.append_pair("filter[query]", query);
-                }
-                q.append_pair("filter[from]", &from)
-                    .append_pair("filter[to]", "now")
-                    .append_pair("sort", "timestamp")
-                    .append_pair("page[limit]", &size);
-                drop(q);
-                Read {
-                    // The last page with events still names a next cursor; the empty page
-                    // after it ends the read.
-                    paging: Paging::cursor("/meta/page/after", TokenPlace::Query, "page[cursor]"),
-                    records: "/data".into(),
-                    max_pages: MAX_PAGES,
-                    watermark: Some("/attributes/timestamp".into()),
-                    ..Read::new(Request::get(url), parse)
-                }
-            }
-            Resource::Incidents => {
-                let mut url = url("/api/v2/incidents")?;
-                url.query_pairs_mut()
-                    .append_pair("page[size]", &size)
-                    .append_pair("page[offset]", "0");
-                Read {
-                    // `next_offset` is not to be trusted: a short or empty page ends it.
-                    paging: Paging::offset("page[offset]", "page[size]", target.page_size.into()),
-                    records: "/data".into(),
-                    max_pages: MAX_PAGES,
-                    watermark: Some("/attributes/modified".into()),
-                    ..Read::new(Request::get(url), parse)
-                }
-            }
-            Resource::Monitors => {
-                let mut url = url("/api/v1/monitor")?;
-                url.query_pairs_mut()
-                    .append_pair("page", "0")
-                    .append_pair("page_size", &size);
-                if !target.tags.is_empty() {
-                    url.query_pairs_mut()
-                        .append_pair("monitor_tags", &target.tags.join(","));
-                }
-                Read {
-                    paging: Paging::page_number("page", 0, target.page_size.into())
-                        .size_param("page_size"),
-                    records: String::new(),
-                    max_pages: MAX_PAGES,
-                    ..Read::new(Request::get(url), parse)
-                }
-            }
-        })
-    }
-}
-
 impl Provider for DatadogProvider {
     const TYPE: &'static str = "DATADOG";
     type Config = DatadogConfig;
 
+    /// Every mistake, with the field it is in.
     fn check(config: &DatadogConfig) -> Vec<FieldError> {
-        config.problems()
+        let mut out = Vec::new();
+        for (field, url) in [("baseUrl", &config.base_url), ("appUrl", &config.app_url)] {
+            if let Some(e) = url.as_ref().and_then(|u| fields::base_url(field, u)) {
+                out.push(e);
+            }
+        }
+        match (&config.site, &config.base_url, &config.app_url) {
+            (Some(_), Some(_), _) => out.push(FieldError::new(
+                &["baseUrl"],
+                "set either site or baseUrl (with appUrl), not both",
+            )),
+            (_, Some(_), None) => out.push(FieldError::new(
+                &["appUrl"],
+                "baseUrl needs appUrl, the web app the signals link to (e.g. https://app.datadoghq.com)",
+            )),
+            (_, None, Some(_)) => out.push(FieldError::new(&["appUrl"], "appUrl goes with baseUrl")),
+            _ => {}
+        }
+        if config.query.is_some()
+            && matches!(&config.resources, Resources::Options(o) if o.events.is_some())
+        {
+            out.push(FieldError::new(
+                &["query"],
+                "the events query is resources.events.query here; the top-level query is for a list of resource names",
+            ));
+        }
+        out
     }
 
     fn new(config: DatadogConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
@@ -360,14 +271,14 @@ impl Provider for DatadogProvider {
         };
         let options = config.resolved();
         let mut streams = Streams::default();
-        let mut add = |name: &str, kind, resource, size: Option<u32>, max, query, tags, states| {
-            let spec = StreamSpec::named(name, kind, resource == Resource::Monitors);
-            let spec = match resource {
-                Resource::Events => spec.ascending(),
-                _ => spec,
+        let mut add = |resource, size: Option<u32>, query, tags, states| {
+            let (name, kind, max) = match resource {
+                Resource::Events => ("events", "event", 1000),
+                Resource::Incidents => ("incidents", "incident", 100),
+                Resource::Monitors => ("monitors", "monitor_alert", 1000),
             };
-            let page_size = size.unwrap_or(100).clamp(1, max);
-            let http = client(name)?;
+            let spec = StreamSpec::named(name, kind, resource == Resource::Monitors);
+            let (http, page_size) = (client(name)?, size.unwrap_or(100).clamp(1, max));
             let target = Target {
                 resource,
                 http,
@@ -376,45 +287,18 @@ impl Provider for DatadogProvider {
                 tags,
                 states,
             };
-            streams.push(spec, target);
+            let ascending = resource == Resource::Events;
+            streams.push(if ascending { spec.ascending() } else { spec }, target);
             Ok::<_, CreateError>(())
         };
         if let Some(e) = options.events {
-            add(
-                "events",
-                "event",
-                Resource::Events,
-                e.page_size,
-                1000,
-                e.query,
-                vec![],
-                vec![],
-            )?;
+            add(Resource::Events, e.page_size, e.query, vec![], vec![])?;
         }
         if let Some(i) = options.incidents {
-            add(
-                "incidents",
-                "incident",
-                Resource::Incidents,
-                i.page_size,
-                100,
-                None,
-                vec![],
-                vec![],
-            )?;
+            add(Resource::Incidents, i.page_size, None, vec![], vec![])?;
         }
         if let Some(m) = options.monitors {
-            let (size, tags, states) = (m.page_size, m.tags, m.states);
-            add(
-                "monitors",
-                "monitor_alert",
-                Resource::Monitors,
-                size,
-                1000,
-                None,
-                tags,
-                states,
-            )?;
+            add(Resource::Monitors, m.page_size, None, m.tags, m.states)?;
         }
         Ok(Self {
             streams,
@@ -432,21 +316,70 @@ impl Provider for DatadogProvider {
         self.streams.specs()
     }
 
-    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
-        let read = self
-            .streams
-            .target(stream)
-            .map(|t| (t, self.read(t, cursor)));
-        match read {
-            Ok((target, Ok(read))) => source::read(&target.http, read, cursor),
-            Ok((_, Err(e))) => single_page(async { Err(e) }),
-            Err(e) => single_page(async move {
-                Err(FetchError::Malformed {
-                    url: String::new(),
-                    message: e.to_string(),
-                })
-            }),
+    fn read<'a>(
+        &'a self,
+        stream: &'a StreamSpec,
+        _: &'a Cursor,
+    ) -> Result<(&'a HttpClient, Read<'a, Record>), FetchError> {
+        let target = self.streams.target(stream)?;
+        let (http, resource) = (&target.http, target.resource);
+        let size = target.page_size.to_string();
+        let (path, records, paging) = match resource {
+            // The last page with events still names a next cursor; the empty page after it
+            // ends the read.
+            Resource::Events => {
+                let paging = Paging::cursor("/meta/page/after", TokenPlace::Query, "page[cursor]");
+                ("/api/v2/events", "/data", paging)
+            }
+            // `next_offset` is not to be trusted: a short or empty page ends it.
+            Resource::Incidents => {
+                let paging = Paging::offset("page[offset]", "page[size]", target.page_size.into());
+                ("/api/v2/incidents", "/data", paging)
+            }
+            Resource::Monitors => {
+                let paging = Paging::page_number("page", 0, target.page_size.into());
+                ("/api/v1/monitor", "", paging.size_param("page_size"))
+            }
+        };
+        let mut url = http
+            .url(path)
+            .map_err(|e| FetchError::refused(http.base(), e))?;
+        let mut q = url.query_pairs_mut();
+        match resource {
+            Resource::Events => {
+                if let Some(query) = &target.query {
+                    q.append_pair("filter[query]", query);
+                }
+                q.append_pair("filter[to]", "now")
+                    .append_pair("sort", "timestamp");
+                q.append_pair("page[limit]", &size);
+            }
+            Resource::Incidents => {
+                q.append_pair("page[size]", &size)
+                    .append_pair("page[offset]", "0");
+            }
+            Resource::Monitors => {
+                q.append_pair("page", "0").append_pair("page_size", &size);
+                if !target.tags.is_empty() {
+                    q.append_pair("monitor_tags", &target.tags.join(","));
+                }
+            }
         }
+        drop(q);
+        let read = Read {
+            paging,
+            records: records.into(),
+            watermark: resource.time().map(Into::into),
+            since: (resource == Resource::Events).then(|| {
+                Since::new("filter[from]", TimeFormat::EpochMillis, self.overlap_ms)
+                    .initially(self.initial_ms)
+            }),
+            ..Read::new(Request::get(url), move |body, span, text| {
+                let (id, version) = item::identity(resource, text)?;
+                Ok(Kept::Item(Record::new(body, span, &id, version)))
+            })
+        };
+        Ok((http, read))
     }
 
     fn publishes(&self, stream: &StreamSpec, record: &Record, previous: Option<&str>) -> bool {
@@ -482,7 +415,5 @@ impl Provider for DatadogProvider {
 
 /// The connector types this crate's binary runs.
 pub fn factories() -> Factories {
-    let mut factories = Factories::new();
-    factories.register::<DatadogProvider>();
-    factories
+    Factories::of::<DatadogProvider>()
 }

@@ -4,8 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use connector_core::source::records::{present, string_at};
-use connector_core::source::time::parse_millis;
+use connector_core::source::records::{present, required_string, required_time, string_at};
 use connector_core::{Description, ItemError, Record, Severity};
 use serde::Deserialize;
 
@@ -35,28 +34,19 @@ const SEVERITIES: [(&str, Severity); 5] = [
 /// moving `updated_at`).
 pub fn identity(resource: Resource, text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
     let json = text.as_bytes();
-    let updated = string_at(json, "/updated_at")
-        .filter(|u| parse_millis(u).is_some())
-        .ok_or_else(|| ItemError::new("updated_at is missing or not a time"))?;
-    let (id, version) = match resource {
-        Resource::Issues => (string_at(json, "/node_id"), updated.into_owned()),
-        Resource::SecurityAdvisories => (
-            string_at(json, "/ghsa_id").or_else(|| string_at(json, "/node_id")),
-            updated.into_owned(),
-        ),
+    let updated = required_time(json, "/updated_at")?.into_owned();
+    Ok(match resource {
+        Resource::Issues => (required_string(json, &["/node_id"])?, updated),
+        Resource::SecurityAdvisories => {
+            (required_string(json, &["/ghsa_id", "/node_id"])?, updated)
+        }
         // Alerts have no node id; their page URL names the repository and number.
-        Resource::DependabotAlerts => (
-            string_at(json, "/html_url").or_else(|| string_at(json, "/node_id")),
-            format!(
-                "{updated}|{}",
-                string_at(json, "/state").unwrap_or_default()
-            ),
-        ),
-    };
-    let id = id
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| ItemError::new("the record has no id (node_id, ghsa_id or html_url)"))?;
-    Ok((id, version))
+        Resource::DependabotAlerts => {
+            let state = string_at(json, "/state").unwrap_or_default();
+            let id = required_string(json, &["/html_url", "/node_id"])?;
+            (id, format!("{updated}|{state}"))
+        }
+    })
 }
 
 /// Whether an issues record is a pull request (it carries a `pull_request` object).

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use connector_core::config::fields;
 use connector_core::config::{FieldError, PathSegment, Secret};
 use connector_core::http::{Auth, HttpClient, Request};
-use connector_core::pipeline::{CreateError, FetchError, Pages, StreamSpec, Streams, single_page};
-use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use connector_core::source::{self, Anchor, Kept, Paging, Read, Revalidate};
+use connector_core::pipeline::{CreateError, FetchError, StreamSpec, Streams};
+use connector_core::source::time::TimeFormat;
+use connector_core::source::{Anchor, Kept, Paging, Read, Revalidate, Since};
 use connector_core::{
     ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record, Severity,
 };
@@ -65,7 +65,7 @@ pub struct NoOptions {}
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IssueOptions {
     /// `all` (default: closing an issue is then seen as an update), `open` or `closed`.
-    #[serde(default = "default_state")]
+    #[serde(default)]
     pub state: IssueState,
     /// Only issues with all of these labels (comma list, as GitHub takes it).
     #[serde(default)]
@@ -76,19 +76,16 @@ pub struct IssueOptions {
 }
 
 /// Issue states GitHub filters on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IssueState {
     /// Open and closed.
+    #[default]
     All,
     /// Open only.
     Open,
     /// Closed only.
     Closed,
-}
-
-fn default_state() -> IssueState {
-    IssueState::All
 }
 
 /// Options of the `dependabotAlerts` resource.
@@ -123,12 +120,12 @@ pub struct GithubConfig {
     #[serde(default)]
     pub organization: Option<String>,
     /// Records per page.
-    #[serde(default = "default_per_page")]
+    #[serde(default = "fields::default_u32::<100>")]
     #[schemars(range(min = 1, max = 100))]
     pub per_page: u32,
     /// How far before the watermark each issues read asks again (`since` is to the
     /// second, and an update can land while a read runs), in seconds.
-    #[serde(default = "default_overlap")]
+    #[serde(default = "fields::default_u32::<60>")]
     #[schemars(range(min = 0, max = 86_400), extend("x-unit" = "seconds"))]
     pub overlap_seconds: u32,
     /// Label name to severity for issues (`critical`, `high`, `medium`, `low`, `info`);
@@ -141,14 +138,6 @@ fn default_base_url() -> Url {
     Url::parse("https://api.github.com").unwrap_or_else(|_| unreachable!("constant URL"))
 }
 
-fn default_per_page() -> u32 {
-    100
-}
-
-fn default_overlap() -> u32 {
-    60
-}
-
 /// `owner/name`, in the characters GitHub allows.
 fn is_repository(name: &str) -> bool {
     let ok = |part: &str| {
@@ -158,52 +147,6 @@ fn is_repository(name: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     };
     matches!(name.split_once('/'), Some((owner, repo)) if ok(owner) && ok(repo))
-}
-
-impl GithubConfig {
-    /// Every mistake, with the field it is in.
-    pub fn problems(&self) -> Vec<FieldError> {
-        let mut out: Vec<FieldError> = fields::base_url("baseUrl", &self.base_url)
-            .into_iter()
-            .collect();
-        for (i, repo) in self.repositories.iter().enumerate() {
-            if !is_repository(repo) {
-                out.push(FieldError::at(
-                    vec![
-                        PathSegment::Key("repositories".into()),
-                        PathSegment::Index(i),
-                    ],
-                    "expected owner/name, e.g. octocat/hello-world",
-                ));
-            }
-        }
-        if self.repositories.is_empty() && self.organization.is_none() {
-            out.push(FieldError::new(
-                &["repositories"],
-                "list at least one repository (owner/name), or set organization",
-            ));
-        }
-        if let Some(org) = &self.organization
-            && !is_repository(&format!("{org}/x"))
-        {
-            out.push(FieldError::new(
-                &["organization"],
-                "expected an organisation login, e.g. my-org",
-            ));
-        }
-        let state = self
-            .resources
-            .resolved()
-            .dependabot_alerts
-            .and_then(|d| d.state);
-        if let Err(e) = fields::known_values("state", state.as_deref(), &ALERT_STATES) {
-            out.push(FieldError::new(
-                &["resources", "dependabotAlerts", "state"],
-                e.message,
-            ));
-        }
-        out
-    }
 }
 
 /// What one stream reads.
@@ -224,48 +167,6 @@ pub struct GithubProvider {
     label_severity: BTreeMap<String, Severity>,
 }
 
-/// Most pages one read follows; an issues read goes on from its watermark next poll.
-const MAX_PAGES: u64 = 1000;
-
-impl GithubProvider {
-    fn read(&self, target: &Target, cursor: &Cursor) -> Read<'_, Record> {
-        let mut request = target.request.clone();
-        let issues = target.resource == Resource::Issues;
-        let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-        if let Some(since) = read_from(watermark, self.overlap_ms, None)
-            .filter(|_| issues)
-            .and_then(|ms| format_millis(ms.div_euclid(1000) * 1000, &TimeFormat::Rfc3339).ok())
-        {
-            request.url.query_pairs_mut().append_pair("since", &since);
-        }
-        let (resource, include_pull_requests) = (target.resource, target.include_pull_requests);
-        Read {
-            paging: Paging::link_header().stop_on_empty(false),
-            records: String::new(),
-            max_pages: MAX_PAGES,
-            conditional: Revalidate::EachPage,
-            // Issues come by `since`, ascending: each next page is asked for from the last
-            // one's newest update, so an issue updated mid-read cannot shift others past it.
-            anchor: issues.then(|| Anchor {
-                param: "since".into(),
-                format: TimeFormat::Rfc3339,
-                template: None,
-            }),
-            watermark: Some("/updated_at".into()),
-            // Issues go on from their watermark; full listings always start over (their
-            // versions keep anything unchanged from being published again).
-            ..Read::new(request, move |body, span, text| {
-                let (id, version) = item::identity(resource, text)?;
-                Ok(if !include_pull_requests && item::is_pull_request(text) {
-                    Kept::Dropped("pullRequestsSkipped")
-                } else {
-                    Kept::Item(Record::new(body, span, &id, version))
-                })
-            })
-        }
-    }
-}
-
 /// The streams a config reads: each repository × resource, then the organisation's alerts.
 fn streams(config: &GithubConfig, http: &HttpClient) -> Result<Streams<Target>, CreateError> {
     let options = config.resources.resolved();
@@ -274,8 +175,24 @@ fn streams(config: &GithubConfig, http: &HttpClient) -> Result<Streams<Target>, 
             .ok()
             .flatten()
     });
+    let include_pull_requests = options
+        .issues
+        .as_ref()
+        .is_some_and(|i| i.include_pull_requests);
     let mut streams = Streams::default();
-    let mut add = |name: String, resource, place: &str, path: String, extra: &[(&str, &str)]| {
+    let mut add = |resource, place: &str, root: &str, extra: &[(&str, &str)]| {
+        let (kind, name, endpoint) = match resource {
+            Resource::Issues => ("issue", "issues", "issues"),
+            Resource::SecurityAdvisories => (
+                "security_advisory",
+                "security-advisories",
+                "security-advisories",
+            ),
+            Resource::DependabotAlerts => {
+                ("dependabot_alert", "dependabot-alerts", "dependabot/alerts")
+            }
+        };
+        let path = format!("{root}/{endpoint}");
         let mut url = http
             .url(&path)
             .map_err(|e| CreateError(format!("{path}: {e}")))?;
@@ -284,27 +201,20 @@ fn streams(config: &GithubConfig, http: &HttpClient) -> Result<Streams<Target>, 
             .append_pair("direction", "asc")
             .append_pair("per_page", &config.per_page.to_string())
             .extend_pairs(extra);
-        let (kind, ascending) = match resource {
-            Resource::Issues => ("issue", true),
-            Resource::SecurityAdvisories => ("security_advisory", false),
-            Resource::DependabotAlerts => ("dependabot_alert", false),
-        };
-        let spec = StreamSpec::named(name, kind, false);
+        let spec = StreamSpec::named(format!("{place}/{name}"), kind, false);
         let target = Target {
             resource,
             place: place.to_owned(),
             request: Request::get(url).with_header("x-github-api-version", "2022-11-28"),
-            include_pull_requests: resource == Resource::Issues
-                && options
-                    .issues
-                    .as_ref()
-                    .is_some_and(|i| i.include_pull_requests),
+            include_pull_requests: resource == Resource::Issues && include_pull_requests,
         };
-        streams.push(if ascending { spec.ascending() } else { spec }, target);
+        let issues = resource == Resource::Issues;
+        streams.push(if issues { spec.ascending() } else { spec }, target);
         Ok::<_, CreateError>(())
     };
     let alerts: Vec<(&str, &str)> = alert_state.iter().map(|s| ("state", s.as_str())).collect();
     for repo in &config.repositories {
+        let root = format!("/repos/{repo}");
         if let Some(issues) = &options.issues {
             let state = match issues.state {
                 IssueState::All => "all",
@@ -313,30 +223,18 @@ fn streams(config: &GithubConfig, http: &HttpClient) -> Result<Streams<Target>, 
             };
             let mut extra = vec![("state", state)];
             extra.extend(issues.labels.iter().map(|l| ("labels", l.as_str())));
-            let path = format!("/repos/{repo}/issues");
-            add(
-                format!("{repo}/issues"),
-                Resource::Issues,
-                repo,
-                path,
-                &extra,
-            )?;
+            add(Resource::Issues, repo, &root, &extra)?;
         }
         if options.security_advisories.is_some() {
-            let path = format!("/repos/{repo}/security-advisories");
-            let name = format!("{repo}/security-advisories");
-            add(name, Resource::SecurityAdvisories, repo, path, &[])?;
+            add(Resource::SecurityAdvisories, repo, &root, &[])?;
         }
         if options.dependabot_alerts.is_some() {
-            let path = format!("/repos/{repo}/dependabot/alerts");
-            let name = format!("{repo}/dependabot-alerts");
-            add(name, Resource::DependabotAlerts, repo, path, &alerts)?;
+            add(Resource::DependabotAlerts, repo, &root, &alerts)?;
         }
     }
     if let Some(org) = &config.organization {
-        let path = format!("/orgs/{org}/dependabot/alerts");
-        let (name, place) = (format!("org:{org}/dependabot-alerts"), format!("org:{org}"));
-        add(name, Resource::DependabotAlerts, &place, path, &alerts)?;
+        let (place, root) = (format!("org:{org}"), format!("/orgs/{org}"));
+        add(Resource::DependabotAlerts, &place, &root, &alerts)?;
     }
     Ok(streams)
 }
@@ -345,8 +243,48 @@ impl Provider for GithubProvider {
     const TYPE: &'static str = "GITHUB";
     type Config = GithubConfig;
 
+    /// Every mistake, with the field it is in.
     fn check(config: &GithubConfig) -> Vec<FieldError> {
-        config.problems()
+        let mut out: Vec<FieldError> = fields::base_url("baseUrl", &config.base_url)
+            .into_iter()
+            .collect();
+        for (i, repo) in config.repositories.iter().enumerate() {
+            if !is_repository(repo) {
+                out.push(FieldError::at(
+                    vec![
+                        PathSegment::Key("repositories".into()),
+                        PathSegment::Index(i),
+                    ],
+                    "expected owner/name, e.g. octocat/hello-world",
+                ));
+            }
+        }
+        if config.repositories.is_empty() && config.organization.is_none() {
+            out.push(FieldError::new(
+                &["repositories"],
+                "list at least one repository (owner/name), or set organization",
+            ));
+        }
+        if let Some(org) = &config.organization
+            && !is_repository(&format!("{org}/x"))
+        {
+            out.push(FieldError::new(
+                &["organization"],
+                "expected an organisation login, e.g. my-org",
+            ));
+        }
+        let state = config
+            .resources
+            .resolved()
+            .dependabot_alerts
+            .and_then(|d| d.state);
+        if let Err(e) = fields::known_values("state", state.as_deref(), &ALERT_STATES) {
+            out.push(FieldError::new(
+                &["resources", "dependabotAlerts", "state"],
+                e.message,
+            ));
+        }
+        out
     }
 
     fn new(config: GithubConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
@@ -380,11 +318,39 @@ impl Provider for GithubProvider {
         self.streams.specs()
     }
 
-    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
-        match self.streams.target(stream) {
-            Ok(target) => source::read(&self.http, self.read(target, cursor), cursor),
-            Err(e) => single_page(async { Err(FetchError::refused(self.http.base(), e)) }),
-        }
+    fn read<'a>(
+        &'a self,
+        stream: &'a StreamSpec,
+        _: &'a Cursor,
+    ) -> Result<(&'a HttpClient, Read<'a, Record>), FetchError> {
+        let target = self.streams.target(stream)?;
+        let (resource, include_pull_requests) = (target.resource, target.include_pull_requests);
+        let issues = resource == Resource::Issues;
+        let read = Read {
+            paging: Paging::link_header().stop_on_empty(false),
+            conditional: Revalidate::EachPage,
+            // `since` is to the second, and an update can land while a read runs.
+            since: issues.then(|| Since::new("since", TimeFormat::Rfc3339, self.overlap_ms)),
+            // Issues come by `since`, ascending: each next page is asked for from the last
+            // one's newest update, so an issue updated mid-read cannot shift others past it.
+            anchor: issues.then(|| Anchor {
+                param: "since".into(),
+                format: TimeFormat::Rfc3339,
+                template: None,
+            }),
+            watermark: Some("/updated_at".into()),
+            // Issues go on from their watermark; full listings always start over (their
+            // versions keep anything unchanged from being published again).
+            ..Read::new(target.request.clone(), move |body, span, text| {
+                let (id, version) = item::identity(resource, text)?;
+                Ok(if !include_pull_requests && item::is_pull_request(text) {
+                    Kept::Dropped("pullRequestsSkipped")
+                } else {
+                    Kept::Item(Record::new(body, span, &id, version))
+                })
+            })
+        };
+        Ok((&self.http, read))
     }
 
     fn describe<'a>(
@@ -406,7 +372,5 @@ impl Provider for GithubProvider {
 
 /// The connector types this crate's binary runs.
 pub fn factories() -> Factories {
-    let mut factories = Factories::new();
-    factories.register::<GithubProvider>();
-    factories
+    Factories::of::<GithubProvider>()
 }

@@ -61,12 +61,12 @@ pub struct JiraConfig {
     #[serde(default = "default_fields")]
     pub fields: Vec<String>,
     /// Issues per page (Jira may send fewer when many fields are asked for).
-    #[serde(default = "default_max_results")]
+    #[serde(default = "fields::default_u32::<100>")]
     #[schemars(range(min = 1, max = 5000))]
     pub max_results: u32,
     /// How far before the watermark each poll asks again, in seconds. JQL dates have
     /// minute precision and search is eventually consistent, so keep a few minutes.
-    #[serde(default = "default_overlap")]
+    #[serde(default = "fields::default_u32::<180>")]
     #[schemars(range(min = 60, max = 86_400), extend("x-unit" = "seconds"))]
     pub overlap_seconds: u32,
     /// Priority name to severity (`critical`, `high`, `medium`, `low`, `info`), over the
@@ -97,56 +97,7 @@ fn default_fields() -> Vec<String> {
     .to_vec()
 }
 
-fn default_max_results() -> u32 {
-    100
-}
-
-fn default_overlap() -> u32 {
-    180
-}
-
 impl JiraConfig {
-    /// Every mistake, with the field it is in.
-    pub fn problems(&self) -> Vec<FieldError> {
-        let mut out: Vec<FieldError> = fields::base_url("baseUrl", &self.base_url)
-            .into_iter()
-            .collect();
-        match (&self.email, &self.api_token, &self.personal_access_token) {
-            (Some(_), Some(_), None) | (None, None, Some(_)) => {}
-            (_, _, Some(_)) => out.push(FieldError::new(
-                &["personalAccessToken"],
-                "use either personalAccessToken or email with apiToken, not both",
-            )),
-            (None, Some(_), None) => out.push(FieldError::new(
-                &["email"],
-                "apiToken needs the e-mail of its account in email",
-            )),
-            (Some(_), None, None) => out.push(FieldError::new(
-                &["apiToken"],
-                "email needs the account's API token in apiToken (e.g. \"${JIRA_API_TOKEN}\")",
-            )),
-            (None, None, None) => out.push(FieldError::new(
-                &[],
-                "credentials are missing: set email and apiToken (Jira Cloud) or personalAccessToken (Data Center)",
-            )),
-        }
-        if let Some(e) = fields::header_text("email", self.email.as_deref()) {
-            out.push(e);
-        }
-        if let Some(zone) = &self.time_zone
-            && let Err(message) = time::zone(zone)
-        {
-            out.push(FieldError::new(&["timeZone"], message));
-        }
-        if jql::split_order_by(&self.jql).0.is_empty() {
-            out.push(FieldError::new(
-                &["jql"],
-                "needs a clause that bounds the search, e.g. project = OPS (Jira rejects an ORDER BY alone)",
-            ));
-        }
-        out
-    }
-
     /// The fields asked for, with those the signal needs.
     fn fields(&self) -> Vec<String> {
         let mut fields = self.fields.clone();
@@ -175,13 +126,6 @@ pub struct JiraProvider {
 }
 
 impl JiraProvider {
-    fn myself_path(&self) -> &'static str {
-        match self.search.deployment {
-            Deployment::Cloud => "/rest/api/3/myself",
-            Deployment::DataCenter => "/rest/api/2/myself",
-        }
-    }
-
     /// The zone the JQL's dates are read in. Asking `/myself` also checks the credentials,
     /// which search cannot do (a bad token may get 200 and no issues from it): before the
     /// first poll, and again when `recheck`. Never at start-up, so a Jira outage does not
@@ -191,9 +135,13 @@ impl JiraProvider {
         if let (Some(zone), false) = (&known, recheck) {
             return Ok(zone.clone());
         }
+        let version = match self.search.deployment {
+            Deployment::Cloud => 3,
+            Deployment::DataCenter => 2,
+        };
         let url = self
             .http
-            .url(self.myself_path())
+            .url(&format!("/rest/api/{version}/myself"))
             .map_err(|e| FetchError::refused(self.http.base(), e))?;
         let response = self.http.get(&url).await?;
         let me: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&response.body)
@@ -239,8 +187,45 @@ impl Provider for JiraProvider {
     const TYPE: &'static str = "JIRA";
     type Config = JiraConfig;
 
+    /// Every mistake, with the field it is in.
     fn check(config: &JiraConfig) -> Vec<FieldError> {
-        config.problems()
+        let mut out: Vec<FieldError> = fields::base_url("baseUrl", &config.base_url)
+            .into_iter()
+            .collect();
+        match (&config.email, &config.api_token, &config.personal_access_token) {
+            (Some(_), Some(_), None) | (None, None, Some(_)) => {}
+            (_, _, Some(_)) => out.push(FieldError::new(
+                &["personalAccessToken"],
+                "use either personalAccessToken or email with apiToken, not both",
+            )),
+            (None, Some(_), None) => out.push(FieldError::new(
+                &["email"],
+                "apiToken needs the e-mail of its account in email",
+            )),
+            (Some(_), None, None) => out.push(FieldError::new(
+                &["apiToken"],
+                "email needs the account's API token in apiToken (e.g. \"${JIRA_API_TOKEN}\")",
+            )),
+            (None, None, None) => out.push(FieldError::new(
+                &[],
+                "credentials are missing: set email and apiToken (Jira Cloud) or personalAccessToken (Data Center)",
+            )),
+        }
+        if let Some(e) = fields::header_text("email", config.email.as_deref()) {
+            out.push(e);
+        }
+        if let Some(zone) = &config.time_zone
+            && let Err(message) = time::zone(zone)
+        {
+            out.push(FieldError::new(&["timeZone"], message));
+        }
+        if jql::split_order_by(&config.jql).0.is_empty() {
+            out.push(FieldError::new(
+                &["jql"],
+                "needs a clause that bounds the search, e.g. project = OPS (Jira rejects an ORDER BY alone)",
+            ));
+        }
+        out
     }
 
     fn new(config: JiraConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
@@ -370,7 +355,5 @@ impl Provider for JiraProvider {
 
 /// The connector types this crate's binary runs.
 pub fn factories() -> Factories {
-    let mut factories = Factories::new();
-    factories.register::<JiraProvider>();
-    factories
+    Factories::of::<JiraProvider>()
 }

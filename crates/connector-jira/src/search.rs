@@ -9,8 +9,7 @@
 use std::borrow::Cow;
 
 use connector_core::http::Request;
-use connector_core::source::records::string_at;
-use connector_core::source::time::parse_millis;
+use connector_core::source::records::{required_string, required_time, string_at};
 use connector_core::source::{Kept, Paging, Read, TokenPlace};
 use connector_core::{ItemError, Record};
 use url::Url;
@@ -19,9 +18,6 @@ use crate::Deployment;
 
 /// Past this many bytes of query string a GET risks a 414 at a proxy: the search is a POST.
 const LONGEST_GET_QUERY: usize = 4000;
-
-/// Most pages one poll follows; the rest follow from the watermark in the next poll.
-const MAX_PAGES: u64 = 1000;
 
 /// What a search asks, besides its JQL.
 pub struct Search {
@@ -38,16 +34,12 @@ pub struct Search {
 /// alone.
 pub fn identity(text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
     let json = text.as_bytes();
-    let updated = string_at(json, "/fields/updated").ok_or_else(|| {
-        ItemError::new("the issue has no fields.updated (keep `updated` in `fields`)")
+    let updated = required_time(json, "/fields/updated").map_err(|_| {
+        ItemError::new("the issue has no fields.updated time (keep `updated` in `fields`)")
     })?;
-    if parse_millis(&updated).is_none() {
-        return Err(ItemError::new("fields.updated is not a time"));
-    }
-    let id = string_at(json, "/id").filter(|id| !id.is_empty());
-    match (id, string_at(json, "/key")) {
-        (Some(id), Some(_)) => Ok((id, updated.into_owned())),
-        _ => Err(ItemError::new("the issue has no id or no key")),
+    match string_at(json, "/key") {
+        Some(_) => Ok((required_string(json, &["/id"])?, updated.into_owned())),
+        None => Err(ItemError::new("the issue has no key")),
     }
 }
 
@@ -105,7 +97,6 @@ pub fn read(
     Ok(Read {
         paging,
         records: "/issues".into(),
-        max_pages: MAX_PAGES,
         // Search answers carry no validators.
         // Offsets over a set ordered by `updated` shift when an issue is updated mid-read
         // (it jumps to the end): each page is asked for from the last one's newest time.

@@ -10,11 +10,10 @@
 
 use std::time::Duration;
 
-use connector_core::http::{HttpClient, Request};
-use connector_core::pipeline::Pages;
-use connector_core::source::time::{TimeFormat, format_millis, parse_millis, read_from};
-use connector_core::source::{self, Kept, Paging, Read, Revalidate};
-use connector_core::{Cursor, ItemError, Record};
+use connector_core::http::Request;
+use connector_core::source::time::TimeFormat;
+use connector_core::source::{Kept, Paging, Read, Revalidate, Since};
+use connector_core::{ItemError, Record};
 use url::Url;
 
 /// Guard against a server that keeps handing out `next` links.
@@ -40,18 +39,11 @@ pub struct Query {
     pub actual_only: bool,
 }
 
-/// Reads the query page by page. A snapshot's first page is conditional; validators are
-/// kept only for one complete page.
-pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> Pages<'a, Record> {
-    let mut first = query.first.clone();
-    let watermark = cursor.watermark.as_deref().and_then(parse_millis);
-    let start = read_from(watermark, LOOKBACK_MS, None)
-        .and_then(|ms| format_millis(ms.div_euclid(1000) * 1000, &TimeFormat::Rfc3339).ok());
-    if let (true, Some(start)) = (query.history, start) {
-        first.query_pairs_mut().append_pair("start", &start);
-    }
+/// The read of the query: a snapshot's first page is conditional (validators are kept
+/// only for one complete page); the history asks from the watermark, less the lookback.
+pub fn read(query: &Query) -> Read<'static, Record> {
     let actual_only = query.actual_only;
-    let read = Read {
+    Read {
         paging: Paging::next_url("/pagination/next").keep_query(true),
         records: "/features".into(),
         max_pages: MAX_PAGES,
@@ -61,15 +53,21 @@ pub fn pages<'a>(http: &'a HttpClient, query: &'a Query, cursor: &'a Cursor) -> 
             Revalidate::Whole
         },
         watermark: query.history.then(|| "/properties/sent".into()),
+        since: query
+            .history
+            .then(|| Since::new("start", TimeFormat::Rfc3339, LOOKBACK_MS)),
         resume: query.history.then_some(RESUME_FOR),
-        ..Read::new(Request::get(first), move |body, span, text| {
-            let (alert, actual) = crate::schema::alert(body, span, text).map_err(ItemError::new)?;
-            Ok(if actual_only && !actual {
-                Kept::Dropped("nonActualDropped")
-            } else {
-                Kept::Item(alert)
-            })
-        })
-    };
-    source::read(http, read, cursor)
+        ..Read::new(
+            Request::get(query.first.clone()),
+            move |body, span, text| {
+                let (alert, actual) =
+                    crate::schema::alert(body, span, text).map_err(ItemError::new)?;
+                Ok(if actual_only && !actual {
+                    Kept::Dropped("nonActualDropped")
+                } else {
+                    Kept::Item(alert)
+                })
+            },
+        )
+    }
 }

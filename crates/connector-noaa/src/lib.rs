@@ -6,7 +6,8 @@ pub mod schema;
 use connector_core::config::FieldError;
 use connector_core::config::fields::{self, comma_list};
 use connector_core::http::{DEFAULT_USER_AGENT, HttpClient};
-use connector_core::pipeline::{CreateError, Pages, StreamSpec};
+use connector_core::pipeline::{CreateError, FetchError, StreamSpec};
+use connector_core::source::Read;
 use connector_core::{
     ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
@@ -104,17 +105,11 @@ fn is_zone(z: &str) -> bool {
 }
 
 fn is_point(p: &str) -> bool {
-    let parts: Vec<&str> = p.split(',').map(str::trim).collect();
-    match parts.as_slice() {
-        [lat, lon] => {
-            lat.parse::<f64>()
-                .is_ok_and(|v| (-90.0..=90.0).contains(&v))
-                && lon
-                    .parse::<f64>()
-                    .is_ok_and(|v| (-180.0..=180.0).contains(&v))
-        }
-        _ => false,
-    }
+    let mut parts = p.split(',').map(|v| v.trim().parse::<f64>());
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(Ok(lat)), Some(Ok(lon)), None) if lat.abs() <= 90.0 && lon.abs() <= 180.0
+    )
 }
 
 impl NoaaConfig {
@@ -126,74 +121,6 @@ impl NoaaConfig {
             ("urgency", self.urgency.as_deref(), &URGENCIES),
             ("certainty", self.certainty.as_deref(), &CERTAINTIES),
         ]
-    }
-
-    /// Every mistake, with the field it is in.
-    pub fn problems(&self) -> Vec<FieldError> {
-        let mut out: Vec<FieldError> = [
-            fields::base_url("baseUrl", &self.base_url),
-            fields::header_text("userAgent", self.user_agent.as_deref()),
-            fields::header_text("contact", self.contact.as_deref()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !self.alerts_path.starts_with('/') {
-            out.push(FieldError::new(
-                &["alertsPath"],
-                "expected a path starting with '/', e.g. /alerts/active",
-            ));
-        }
-        for code in comma_list(self.area.as_deref()) {
-            if !AREA_CODES.contains(&code.to_ascii_uppercase().as_str()) {
-                out.push(FieldError::new(
-                    &["area"],
-                    format!("unknown area code \"{code}\"; expected two-letter state, territory or marine area codes such as CA, TX, PZ, separated by commas"),
-                ));
-            }
-        }
-        out.extend(
-            self.lists()
-                .into_iter()
-                .filter_map(|(field, list, known)| fields::known_values(field, list, known).err()),
-        );
-        if comma_list(self.zone.as_deref())
-            .iter()
-            .any(|z| !is_zone(&z.to_ascii_uppercase()))
-        {
-            out.push(FieldError::new(
-                &["zone"],
-                "expected zone ids like WAZ315 or OHC009, separated by commas",
-            ));
-        }
-        if self.point.as_deref().is_some_and(|p| !is_point(p)) {
-            out.push(FieldError::new(
-                &["point"],
-                "expected \"latitude,longitude\" in degrees, e.g. \"39.7456,-97.0892\"",
-            ));
-        }
-        if [&self.area, &self.zone, &self.point]
-            .iter()
-            .filter(|v| v.is_some())
-            .count()
-            > 1
-        {
-            out.push(FieldError::new(
-                &[],
-                "area, zone and point exclude one another (the API rejects the combination); set only one",
-            ));
-        }
-        if self
-            .user_agent
-            .as_deref()
-            .is_some_and(|ua| ua.trim().is_empty())
-        {
-            out.push(FieldError::new(
-                &["userAgent"],
-                "must not be empty: NWS rejects requests without a User-Agent; leave it out for the default",
-            ));
-        }
-        out
     }
 
     /// The query string of the first page, in the API's casing.
@@ -242,8 +169,73 @@ impl Provider for NoaaProvider {
     const TYPE: &'static str = "NOAA_WEATHER";
     type Config = NoaaConfig;
 
+    /// Every mistake, with the field it is in.
     fn check(config: &NoaaConfig) -> Vec<FieldError> {
-        config.problems()
+        let mut out: Vec<FieldError> = [
+            fields::base_url("baseUrl", &config.base_url),
+            fields::header_text("userAgent", config.user_agent.as_deref()),
+            fields::header_text("contact", config.contact.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !config.alerts_path.starts_with('/') {
+            out.push(FieldError::new(
+                &["alertsPath"],
+                "expected a path starting with '/', e.g. /alerts/active",
+            ));
+        }
+        for code in comma_list(config.area.as_deref()) {
+            if !AREA_CODES.contains(&code.to_ascii_uppercase().as_str()) {
+                out.push(FieldError::new(
+                    &["area"],
+                    format!("unknown area code \"{code}\"; expected two-letter state, territory or marine area codes such as CA, TX, PZ, separated by commas"),
+                ));
+            }
+        }
+        out.extend(
+            config
+                .lists()
+                .into_iter()
+                .filter_map(|(field, list, known)| fields::known_values(field, list, known).err()),
+        );
+        if comma_list(config.zone.as_deref())
+            .iter()
+            .any(|z| !is_zone(&z.to_ascii_uppercase()))
+        {
+            out.push(FieldError::new(
+                &["zone"],
+                "expected zone ids like WAZ315 or OHC009, separated by commas",
+            ));
+        }
+        if config.point.as_deref().is_some_and(|p| !is_point(p)) {
+            out.push(FieldError::new(
+                &["point"],
+                "expected \"latitude,longitude\" in degrees, e.g. \"39.7456,-97.0892\"",
+            ));
+        }
+        if [&config.area, &config.zone, &config.point]
+            .iter()
+            .filter(|v| v.is_some())
+            .count()
+            > 1
+        {
+            out.push(FieldError::new(
+                &[],
+                "area, zone and point exclude one another (the API rejects the combination); set only one",
+            ));
+        }
+        if config
+            .user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.trim().is_empty())
+        {
+            out.push(FieldError::new(
+                &["userAgent"],
+                "must not be empty: NWS rejects requests without a User-Agent; leave it out for the default",
+            ));
+        }
+        out
     }
 
     fn new(config: NoaaConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
@@ -286,8 +278,12 @@ impl Provider for NoaaProvider {
         &self.streams
     }
 
-    fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
-        client::pages(&self.http, &self.query, cursor)
+    fn read<'a>(
+        &'a self,
+        _: &'a StreamSpec,
+        _: &'a Cursor,
+    ) -> Result<(&'a HttpClient, Read<'a, Record>), FetchError> {
+        Ok((&self.http, client::read(&self.query)))
     }
 
     fn describe<'a>(
@@ -306,7 +302,5 @@ impl Provider for NoaaProvider {
 
 /// The connector types this crate's binary runs.
 pub fn factories() -> Factories {
-    let mut factories = Factories::new();
-    factories.register::<NoaaProvider>();
-    factories
+    Factories::of::<NoaaProvider>()
 }

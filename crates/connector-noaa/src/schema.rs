@@ -8,7 +8,6 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::Arc;
 
 use connector_core::detect::{content_version, sorted_fields_version};
 use connector_core::source::Body;
@@ -104,13 +103,6 @@ struct VersionFields<'a> {
     status: &'a Option<Cow<'a, str>>,
 }
 
-/// One feature held on its own, in a body of its own, as a record (for tests and tools;
-/// a page's alerts share its body instead). An error names what is missing.
-pub fn parse(feature: &str) -> Result<Record, serde_json::Error> {
-    let body: Body = Arc::new(feature.as_bytes().to_vec());
-    Ok(alert(&body, 0..body.len(), feature)?.0)
-}
-
 /// The alert whose feature is `text`, at `span` of `body` (checked to be UTF-8 already,
 /// as the core's reader does), and whether it is a real-world alert (not a test,
 /// exercise, draft or system message). Its id is the CAP identifier (`properties.id`;
@@ -141,13 +133,6 @@ pub fn alert(
         .as_deref()
         .is_some_and(|s| s.eq_ignore_ascii_case("actual"));
     Ok((Record::new(body, span, &p.id, version), actual))
-}
-
-/// True for real-world alerts (`status: Actual`).
-pub fn is_actual(alert: &Record) -> bool {
-    alert
-        .text("/properties/status")
-        .is_some_and(|s| s.eq_ignore_ascii_case("actual"))
 }
 
 /// NWS severity → the normalised scale.

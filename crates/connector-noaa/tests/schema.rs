@@ -3,11 +3,25 @@
 
 use std::sync::Arc;
 
+use connector_core::source::Body;
 use connector_core::{Record, Severity};
-use connector_noaa::schema::{alerts_of, describe, is_actual, parse, severity};
+use connector_noaa::schema::{alert, alerts_of, describe, severity};
 
 const SEVERE: &str = include_str!("fixtures/alerts-active-severe-trimmed.json");
 const MD: &str = include_str!("fixtures/alerts-active-area-MD.json");
+
+/// One feature in a body of its own, as a record.
+fn parse(feature: &str) -> Result<Record, serde_json::Error> {
+    let body: Body = Arc::new(feature.as_bytes().to_vec());
+    Ok(alert(&body, 0..body.len(), feature)?.0)
+}
+
+/// A real-world alert (`status: Actual`).
+fn is_actual(alert: &Record) -> bool {
+    alert
+        .text("/properties/status")
+        .is_some_and(|s| s.eq_ignore_ascii_case("actual"))
+}
 
 fn alerts(body: &str) -> Vec<Record> {
     alerts_of(&Arc::new(body.as_bytes().to_vec()))

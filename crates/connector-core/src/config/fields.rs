@@ -5,6 +5,12 @@ use url::Url;
 
 use super::FieldError;
 
+/// A number's default, for `#[serde(default = "fields::default_u32::<N>")]`: one function
+/// for every such default instead of one per field.
+pub fn default_u32<const N: u32>() -> u32 {
+    N
+}
+
 /// An API root: http or https, and nothing a request would carry by accident (no
 /// credentials in it, no query, no fragment).
 pub fn base_url(field: &str, url: &Url) -> Option<FieldError> {

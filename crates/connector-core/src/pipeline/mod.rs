@@ -47,7 +47,7 @@ use poll::{Commit, Poll};
 
 use crate::config::{ConnectorConfig, FieldError};
 pub use crate::context::ConnectorContext;
-use crate::http::HttpError;
+use crate::http::{HttpClient, HttpError};
 pub use crate::page::{FetchError, Page, PageEvent, Pages, paged, single_page};
 use crate::ports::{
     Absence, BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor,
@@ -58,6 +58,7 @@ pub use crate::record::{ItemKey, Record};
 use crate::signal::{
     Change, Description, Envelope, ItemError, Severity, StreamEntry, rfc3339_millis,
 };
+use crate::source::Read;
 
 /// One stream of a connector: what is read, in what order, with its own state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,13 +197,33 @@ impl<T> Streams<T> {
         &self.specs
     }
 
-    /// What `stream` reads; an error names a stream this provider does not have.
-    pub fn target(&self, stream: &StreamSpec) -> Result<&T, ItemError> {
+    /// What `stream` reads; the error (an [`ItemError`] or a [`FetchError`] through `?`)
+    /// names a stream this provider does not have.
+    pub fn target(&self, stream: &StreamSpec) -> Result<&T, UnknownStream> {
         self.specs
             .iter()
             .position(|s| s.name == stream.name)
             .and_then(|i| self.targets.get(i))
-            .ok_or_else(|| ItemError::new(format!("no stream {}", stream.name)))
+            .ok_or_else(|| UnknownStream(stream.name.clone()))
+    }
+}
+
+/// A stream a provider was asked about but does not have.
+#[derive(Debug)]
+pub struct UnknownStream(pub String);
+
+impl From<UnknownStream> for ItemError {
+    fn from(e: UnknownStream) -> Self {
+        ItemError::new(format!("no stream {}", e.0))
+    }
+}
+
+impl From<UnknownStream> for FetchError {
+    fn from(e: UnknownStream) -> Self {
+        FetchError::Malformed {
+            url: String::new(),
+            message: format!("this connector has no stream {}", e.0),
+        }
     }
 }
 
@@ -266,9 +287,26 @@ pub trait Provider: Send + Sync + Sized + 'static {
     /// The streams, read in this order at every poll.
     fn streams(&self) -> &[StreamSpec];
 
+    /// The read of one stream, for a provider whose streams are reads of the source
+    /// toolkit: the client it goes through and what it asks. The default
+    /// [`Provider::pages`] reads it; a provider with reads of its own overrides `pages`.
+    fn read<'a>(
+        &'a self,
+        stream: &'a StreamSpec,
+        cursor: &'a Cursor,
+    ) -> Result<(&'a HttpClient, Read<'a, Record>), FetchError> {
+        let _ = cursor;
+        Err(UnknownStream(stream.name.clone()).into())
+    }
+
     /// Reads one stream, from its stored cursor, as pages of records, each with its id
-    /// and version.
-    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record>;
+    /// and version: [`Provider::read`]'s read by default.
+    fn pages<'a>(&'a self, stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
+        match self.read(stream, cursor) {
+            Ok((http, read)) => crate::source::read(http, read, cursor),
+            Err(e) => single_page(async move { Err(e) }),
+        }
+    }
 
     /// The parents of a parent/child stream (one with [`StreamSpec::partitions`]), from
     /// `cursor` (empty for a full read): each record is a partition, its id the partition's

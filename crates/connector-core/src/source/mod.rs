@@ -109,6 +109,8 @@ pub struct Read<'a, I> {
     /// JSON pointer to each record's time (RFC 3339, ISO 8601, epoch seconds or
     /// milliseconds), for the stream's watermark.
     pub watermark: Option<String>,
+    /// The first request's lower time bound, from the stored watermark (see [`Since`]).
+    pub since: Option<Since>,
     /// Keep a resume point after each page, so a read stopped mid-way continues where it
     /// was instead of starting over; it expires after this long (Jira's page tokens last 7
     /// days) and is dropped when the first request changes (a new watermark, a new config)
@@ -126,7 +128,7 @@ pub struct Read<'a, I> {
 
 impl<'a, I> Read<'a, I> {
     /// A read of `request` whose records `parse` turns into items, with every option at
-    /// its default: one page, the body itself is the list (an array), 100 pages at most,
+    /// its default: one page, the body itself is the list (an array), 1,000 pages at most,
     /// no validators sent, no watermark, no resume point, no flags, no check. A provider
     /// sets what its API needs with struct update syntax:
     /// `Read { paging, records: "/data".into(), ..Read::new(request, parse) }`.
@@ -139,15 +141,63 @@ impl<'a, I> Read<'a, I> {
             paging: Paging::None,
             records: String::new(),
             keyed: false,
-            max_pages: 100,
+            max_pages: 1000,
             conditional: Revalidate::Never,
             anchor: None,
             watermark: None,
+            since: None,
             resume: None,
             absent_means_empty: false,
             check: None,
             parse: Box::new(parse),
         }
+    }
+}
+
+/// The lower time bound an incremental read's first request carries, as the query
+/// parameter `param` in `format`: the stored watermark less `lookback_ms` (records updated
+/// while the last read ran, or with clocks a little apart, are read again; their versions
+/// keep them from being published twice), or on a first sync `initial_ms` before now (no
+/// bound without it). Whole seconds: APIs compare to the second at best, and an earlier
+/// bound only reads a record again, never misses one.
+#[derive(Debug, Clone)]
+pub struct Since {
+    /// The query parameter, e.g. `since`.
+    pub param: String,
+    /// How the time is written.
+    pub format: time::TimeFormat,
+    /// How far before the watermark a read starts.
+    pub lookback_ms: i64,
+    /// How far before now a first sync starts; `None` reads everything.
+    pub initial_ms: Option<i64>,
+}
+
+impl Since {
+    /// A bound `lookback_ms` before the watermark, and none on a first sync.
+    pub fn new(param: impl Into<String>, format: time::TimeFormat, lookback_ms: i64) -> Self {
+        Self {
+            param: param.into(),
+            format,
+            lookback_ms,
+            initial_ms: None,
+        }
+    }
+
+    /// A first sync starts `initial_ms` before now.
+    pub fn initially(self, initial_ms: i64) -> Self {
+        Self {
+            initial_ms: Some(initial_ms),
+            ..self
+        }
+    }
+
+    /// The parameter's value for a stored `watermark` (text, as the cursor keeps it) at
+    /// `now`, or `None` for no bound.
+    pub fn value(&self, watermark: Option<&str>, now: i64) -> Option<String> {
+        let watermark = watermark.and_then(time::parse_millis);
+        let initial = self.initial_ms.map(|ms| now - ms);
+        time::read_from(watermark, self.lookback_ms, initial)
+            .and_then(|ms| time::format_millis(ms.div_euclid(1000) * 1000, &self.format).ok())
     }
 }
 
@@ -209,13 +259,19 @@ fn resume_from(
 /// The pages of `read`, through `http`, resuming with `cursor`'s validators.
 pub fn read<'a, I: Send + 'a>(
     http: &'a HttpClient,
-    read: Read<'a, I>,
+    mut read: Read<'a, I>,
     cursor: &'a Cursor,
 ) -> Pages<'a, I> {
+    let clock = http.context().clock();
+    if let Some(since) = &read.since
+        && let Some(value) = since.value(cursor.watermark.as_deref(), clock.now_ms())
+    {
+        let url = &mut read.request.url;
+        url.query_pairs_mut().append_pair(&since.param, &value);
+    }
     let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages)
         .anchored(read.anchor.clone());
     let fingerprint = fingerprint_of(&read.request);
-    let clock = http.context().clock();
     let resumed = resume_from(cursor, &read, &fingerprint, clock.now_ms());
     let marks = match (read.conditional, &cursor.pages) {
         (Revalidate::EachPage, Some(marks)) => marks.clone(),

@@ -11,6 +11,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::signal::ItemError;
+
 /// Why the bytes could not be scanned as JSON where the scan needed them to be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} at byte {at}")]
@@ -165,6 +167,28 @@ pub fn string_at<'j>(json: &'j [u8], pointer: &str) -> Option<Cow<'j, str>> {
     (json.get(at.start) == Some(&b'"'))
         .then(|| scalar(json, at))
         .flatten()
+}
+
+/// The first non-empty string among `pointers` in `json` (an id with its fallbacks); the
+/// error names them, so the record fails alone.
+pub fn required_string<'j>(json: &'j [u8], pointers: &[&str]) -> Result<Cow<'j, str>, ItemError> {
+    pointers
+        .iter()
+        .find_map(|p| string_at(json, p).filter(|s| !s.is_empty()))
+        .ok_or_else(|| {
+            ItemError::new(format!(
+                "{} is missing or not a string",
+                pointers.join(" or ")
+            ))
+        })
+}
+
+/// The time string `json` must have at `pointer`, as written (a version or a watermark
+/// time); the error says it is missing or not a time.
+pub fn required_time<'j>(json: &'j [u8], pointer: &str) -> Result<Cow<'j, str>, ItemError> {
+    string_at(json, pointer)
+        .filter(|t| crate::time::parse_millis(t).is_some())
+        .ok_or_else(|| ItemError::new(format!("{pointer} is missing or not a time")))
 }
 
 /// Whether `pointer` names a value other than `null` in `json`.

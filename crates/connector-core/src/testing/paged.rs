@@ -20,8 +20,8 @@ use wiremock::{Request as MockRequest, Respond, ResponseTemplate};
 use crate::http::{HttpClient, Request};
 use crate::pipeline::{CreateError, Pages, StreamSpec};
 use crate::signal::{Description, ItemError};
-use crate::source::{self, Anchor, Kept, Paging, Read, Revalidate, TokenPlace};
-use crate::time::{TimeFormat, format_millis, parse_millis, read_from};
+use crate::source::{self, Anchor, Kept, Paging, Read, Revalidate, Since, TokenPlace};
+use crate::time::{TimeFormat, format_millis, parse_millis};
 use crate::{ConnectorContext, Cursor, Provider, Record, Severity};
 
 /// `providerConfig` of `TEST_PAGED`.
@@ -103,14 +103,8 @@ impl Provider for PagedProvider {
         let mut url = self.http.base().clone();
         url.set_path("/records");
         let lookback = i64::from(self.config.lookback_seconds) * 1000;
-        let watermark = cursor.watermark.as_deref().and_then(parse_millis);
         {
             let mut q = url.query_pairs_mut();
-            if let Some(since) = read_from(watermark, lookback, None)
-                .and_then(|ms| format_millis(ms, &TimeFormat::Rfc3339).ok())
-            {
-                q.append_pair("since", &since);
-            }
             q.append_pair("limit", &self.config.limit.to_string());
             if self.config.descending {
                 q.append_pair("order", "desc");
@@ -131,10 +125,10 @@ impl Provider for PagedProvider {
         let read = Read {
             paging,
             records: "/records".into(),
-            max_pages: 1000,
             conditional,
             anchor,
             watermark: Some("/updated".into()),
+            since: Some(Since::new("since", TimeFormat::Rfc3339, lookback)),
             resume: Some(Duration::from_secs(7 * 24 * 3600)),
             ..Read::new(Request::get(url), |body, span, text| {
                 let f: Fields = serde_json::from_str(text).map_err(ItemError::new)?;
