@@ -667,3 +667,34 @@ fn marks_cursor<I>(at: &At<'_, I>, partial: bool) -> Cursor {
         ..Cursor::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::TimeFormat;
+
+    #[test]
+    fn since_is_the_watermark_less_the_lookback_in_whole_seconds() {
+        let since = Since::new("since", TimeFormat::Rfc3339, 60_000);
+        let at = Some("2026-01-02T03:04:05.678Z");
+        let now = 1_767_323_045_678; // 2026-01-02T03:04:05.678Z
+        assert_eq!(
+            since.value(at, now).as_deref(),
+            Some("2026-01-02T03:03:05Z"),
+            "a minute back, floored to the second"
+        );
+        assert_eq!(
+            since.value(None, now),
+            None,
+            "a first sync reads everything"
+        );
+        assert_eq!(since.value(Some("not a time"), now), None);
+        let from = Since::new("from", TimeFormat::EpochMillis, 120_000).initially(3_600_000);
+        assert_eq!(
+            from.value(None, now).as_deref(),
+            Some("1767319445000"),
+            "a first sync starts an hour before now"
+        );
+        assert_eq!(from.value(at, now).as_deref(), Some("1767322925000"));
+    }
+}

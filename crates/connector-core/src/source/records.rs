@@ -390,6 +390,20 @@ mod tests {
         assert!(!present(record, "/missing"));
     }
 
+    #[test]
+    fn an_id_and_a_time_are_required_with_the_pointer_named() {
+        let record = br#"{"id": "", "node": "N1", "at": "2026-01-02T03:04:05Z", "bad": "soon"}"#;
+        let id = required_string(record, &["/id", "/node"]).expect("the fallback");
+        assert_eq!(id, "N1", "an empty id falls back");
+        let missing = required_string(record, &["/id", "/nope"]).expect_err("none usable");
+        assert_eq!(missing.0, "/id or /nope is missing or not a string");
+        let at = required_time(record, "/at").expect("a time");
+        assert_eq!(at, "2026-01-02T03:04:05Z", "kept as written");
+        let bad = required_time(record, "/bad").expect_err("not a time");
+        assert_eq!(bad.0, "/bad is missing or not a time");
+        assert!(required_time(record, "/gone").is_err());
+    }
+
     const PAGE: &str = r#"{"meta": {"next": "/p?c=2", "n": 3},
   "data": [ {"id": "a", "v": {"rev": 1}, "t": "x\"y"}, {"id": 7, "v": {"rev": 2}},
             {"id": "c\u0041", "v": {"rev": 3}, "odd": [1, {"]": "}"}]} ],
