@@ -611,6 +611,25 @@ impl HttpClientBuilder {
         self
     }
 
+    /// Keeps rate-limit waits per credential, for an API that counts per token: under
+    /// `{api}:{origin}:{hash of the secret}` (never the secret), with `:{scope}` for an API
+    /// that also counts per endpoint (Datadog). Connectors sharing a credential share its
+    /// waits.
+    pub fn rate_limit_per_credential(
+        self,
+        api: &str,
+        secret: &crate::config::Secret,
+        scope: Option<&str>,
+    ) -> Self {
+        let origin = self.base.origin().ascii_serialization();
+        let hash = crate::detect::content_version(secret.expose());
+        let key = match scope {
+            Some(scope) => format!("{api}:{origin}:{hash}:{scope}"),
+            None => format!("{api}:{origin}:{hash}"),
+        };
+        self.rate_limit_key(key)
+    }
+
     /// Error bodies that mean "rate limited" although their headers do not say so
     /// (GitHub's secondary limits: a 403 whose message mentions them, sometimes without
     /// `Retry-After`). Such a 403 or 429 is retried and held like a rate limit, for a

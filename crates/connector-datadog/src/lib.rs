@@ -253,7 +253,6 @@ impl Provider for DatadogProvider {
         let (api, app) = config
             .urls()
             .ok_or_else(|| CreateError("baseUrl needs appUrl".into()))?;
-        let key = connector_core::detect::content_version(config.api_key.expose());
         // Datadog counts per endpoint: each resource has a client, and a wait, of its own.
         let client = |name: &str| {
             HttpClient::builder(api.clone())
@@ -262,10 +261,7 @@ impl Provider for DatadogProvider {
                     ("dd-application-key", &config.app_key),
                 ]))
                 .connector_settings(common)
-                .rate_limit_key(format!(
-                    "datadog:{}:{key}:{name}",
-                    api.origin().ascii_serialization()
-                ))
+                .rate_limit_per_credential("datadog", &config.api_key, Some(name))
                 .build()
                 .map_err(CreateError::from)
         };

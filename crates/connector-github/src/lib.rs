@@ -288,18 +288,12 @@ impl Provider for GithubProvider {
     }
 
     fn new(config: GithubConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
-        // GitHub counts per token: connectors sharing one share its waits. The key holds a
-        // hash of the token, never the token.
-        let key = format!(
-            "github:{}:{}",
-            config.base_url.origin().ascii_serialization(),
-            connector_core::detect::content_version(config.token.expose())
-        );
+        // GitHub counts per token: connectors sharing one share its waits.
         let http = HttpClient::builder(config.base_url.clone())
             .accept("application/vnd.github+json")
             .auth(Auth::bearer(&config.token))
             .connector_settings(common)
-            .rate_limit_key(key)
+            .rate_limit_per_credential("github", &config.token, None)
             .rate_limit_phrases(&["secondary rate limit", "abuse detection"])
             .build()?;
         Ok(Self {

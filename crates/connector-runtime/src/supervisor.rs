@@ -82,11 +82,14 @@ struct Children {
 }
 
 impl Children {
-    /// The port of `name`'s child: the one it had, else the lowest free one above the base.
+    /// The port of `name`'s child: the one it had, else the lowest one above the base that
+    /// no other child has and nothing on the machine listens on (another program may hold
+    /// the port next to the supervisor's; a child that cannot listen would not start).
     fn port_for(&mut self, name: &str, config: &connector_core::ConnectorConfig) -> String {
-        let Some(base) = self.launch.api.map(|a| a.port()) else {
+        let Some(api) = self.launch.api else {
             return "off".to_owned();
         };
+        let base = api.port();
         let webhook_cap = config
             .webhook
             .as_ref()
@@ -103,9 +106,10 @@ impl Children {
             return port.to_string();
         }
         let taken: std::collections::BTreeSet<u16> = self.ports.values().copied().collect();
+        let free = |p: u16| std::net::TcpListener::bind((api.ip(), p)).is_ok();
         let port = (1..=u16::MAX - base)
             .map(|i| base + i)
-            .find(|p| !taken.contains(p))
+            .find(|p| !taken.contains(p) && free(*p))
             .unwrap_or(base);
         self.ports.insert(name.to_owned(), port);
         self.serving(name, Some(crate::fleet::Member { port, webhook_cap }));

@@ -348,7 +348,13 @@ async fn the_supervisor_answers_health_for_every_child_on_its_own_port() {
         config(&server, &[("x", 500), ("y", 500)]),
     )
     .expect("write");
-    let port = free_port();
+    // Another program listens next to the supervisor's port: the children take free ones.
+    let (port, _held) = loop {
+        let port = free_port();
+        if let Ok(held) = std::net::TcpListener::bind(("127.0.0.1", port + 1)) {
+            break (port, held);
+        }
+    };
     let mut sup = Proc::start(&dir, &["all"], &[("HTTP_PORT", port.to_string())]);
     let (status, live) = eventually("supervisor live", Duration::from_secs(20), || async {
         get_json(port, "/health/live").await
