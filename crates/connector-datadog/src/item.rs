@@ -81,7 +81,9 @@ pub fn identity(resource: Resource, text: &str) -> Result<(Cow<'_, str>, String)
         }
         None => {
             let id = monitor_id(json)?;
-            let state = required_string(json, &["/overall_state"])?;
+            // An empty state is a state (the version records it as it was).
+            let state = string_at(json, "/overall_state")
+                .ok_or_else(|| ItemError::new("/overall_state is missing or not a string"))?;
             let changed = string_at(json, "/overall_state_modified")
                 .or_else(|| string_at(json, "/modified"))
                 .unwrap_or_default();
