@@ -527,12 +527,16 @@ impl Budgets {
     ) -> Duration {
         let (now, now_ms) = (clock.now(), clock.now_ms());
         let local = || self.local.with(key, now_ms, |b| b.take(now_ms, ceiling));
+        // Where the store decides (no wait), the send is counted here all the same, for
+        // the time the store may not answer; this process's own wait is not applied (an
+        // operator's `budget clear` included).
+        let counted = || {
+            let _ = local();
+            Duration::ZERO
+        };
         // A budget with a published limit always asks the store: its window is shared.
         if ceiling.is_none() && self.known_open(key, now_ms) {
-            // The store's "nothing known" wins over this process's copy (an operator's
-            // `budget clear` included); the send is counted here all the same.
-            let _ = local();
-            return Duration::ZERO;
+            return counted();
         }
         let Some(store) = self.shared(now) else {
             return local();
@@ -540,20 +544,14 @@ impl Budgets {
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match tokio::time::timeout(timeout, store.take(key, now_ms, ceiling)).await {
-            Ok(Ok(Some(wait))) => {
-                if wait.is_zero() {
-                    // The send counts here too, for the time the store may not answer.
-                    let _ = local();
-                }
-                wait
-            }
+            Ok(Ok(Some(wait))) if wait.is_zero() => counted(),
+            Ok(Ok(Some(wait))) => wait,
             Ok(Ok(None)) => {
                 if ceiling.is_none() {
                     self.lock_open()
                         .insert(key.to_owned(), now_ms.saturating_add(OPEN_RECHECK_MS));
                 }
-                let _ = local();
-                Duration::ZERO
+                counted()
             }
             Ok(Err(e)) => {
                 self.trip(now, &e.to_string());

@@ -123,10 +123,9 @@ impl Worker {
         // The first lease is asked for after the start spread: thousands of connectors
         // started together then neither take their leases nor renew them (every third
         // of the TTL from the taking) in one burst.
-        let spread = start_spread(self.config.poll_interval(), self.share.connectors());
         tokio::select! {
             () = self.shutdown.cancelled() => return,
-            () = tokio::time::sleep(spread.mul_f64(fastrand::f64())) => {}
+            () = tokio::time::sleep(self.spread_delay()) => {}
         }
         loop {
             let Some(lease) = self.acquire().await else {
@@ -244,6 +243,11 @@ impl Worker {
         LeaseKeeper::start(self.backends.leases.clone(), lease, self.config.lease_ttl())
     }
 
+    /// A random part of the start spread: where in it this connector starts.
+    fn spread_delay(&self) -> Duration {
+        start_spread(self.config.poll_interval(), self.share.connectors()).mul_f64(fastrand::f64())
+    }
+
     /// Polls on the ticker, and when a webhook wakes the connector, while the lease holds.
     async fn hold(&mut self, keeper: &LeaseKeeper) -> Held {
         // The first hold polls at once (the start spread came before its lease); a later
@@ -252,7 +256,7 @@ impl Worker {
         let interval = self.config.poll_interval();
         let delay = match self.held_before {
             false => Duration::ZERO,
-            true => start_spread(interval, self.share.connectors()).mul_f64(fastrand::f64()),
+            true => self.spread_delay(),
         };
         self.held_before = true;
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + delay, interval);
