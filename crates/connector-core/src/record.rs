@@ -14,9 +14,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::http::Request;
 use crate::signal::ItemError;
-use crate::source::Body;
 use crate::source::records::{MAX_DEPTH, locate_in, nested_deeper_than, scalar, text_of};
+use crate::source::{Body, Kept, Read};
 
 /// An item's identity for change detection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +146,20 @@ fn span_in(body: &[u8], part: &str) -> Option<Range<usize>> {
     body.get(span.clone())
         .is_some_and(|s| std::ptr::eq(s, part.as_bytes()))
         .then_some(span)
+}
+
+impl<'a> Read<'a, Record> {
+    /// A read whose every record is an item, its id and version said by `identity` from
+    /// the record's text: what a provider without filters of its own needs.
+    pub fn identified(
+        request: Request,
+        identity: impl Fn(&str) -> Result<(Cow<'_, str>, String), ItemError> + Send + Sync + 'a,
+    ) -> Self {
+        Self::new(request, move |body, span, text| {
+            let (id, version) = identity(text)?;
+            Ok(Kept::Item(Record::new(body, span, &id, version)))
+        })
+    }
 }
 
 #[cfg(test)]

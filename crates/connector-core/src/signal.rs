@@ -148,6 +148,36 @@ pub struct Description<'a> {
     pub url: Option<Cow<'a, str>>,
 }
 
+impl<'a> Description<'a> {
+    /// A record of `kind` titled `title`, without a time or a link.
+    pub fn new(
+        kind: impl Into<Cow<'a, str>>,
+        title: impl Into<Cow<'a, str>>,
+        severity: Severity,
+    ) -> Self {
+        Self {
+            kind: kind.into(),
+            title: title.into(),
+            severity,
+            occurred_at: None,
+            url: None,
+        }
+    }
+
+    /// With when it happened.
+    pub fn at(self, occurred_at: Option<Cow<'a, str>>) -> Self {
+        Self {
+            occurred_at,
+            ..self
+        }
+    }
+
+    /// With its link.
+    pub fn link(self, url: Option<Cow<'a, str>>) -> Self {
+        Self { url, ..self }
+    }
+}
+
 /// Why one item could not become a signal: it is counted as failed, skipped for this
 /// poll, and seen again by the next one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,25 +6,25 @@ use std::borrow::Cow;
 use connector_core::source::records::{required_string, required_time, string_at, text_at};
 use connector_core::{Description, ItemError, Record, Severity};
 
-/// Which resource a stream reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
-    /// `/api/v2/events`.
-    Events,
-    /// `/api/v2/incidents`.
-    Incidents,
-    /// `/api/v1/monitor`.
-    Monitors,
-}
+use crate::ResourceName;
 
-impl Resource {
+impl ResourceName {
+    /// The stream's name, the signal's kind and the most records a page may hold.
+    pub fn api(self) -> (&'static str, &'static str, u32) {
+        match self {
+            Self::Events => ("events", "event", 1000),
+            Self::Incidents => ("incidents", "incident", 100),
+            Self::Monitors => ("monitors", "monitor_alert", 1000),
+        }
+    }
+
     /// The pointer to a record's time (its version, and the watermark's), for the
     /// resources read by time; monitors are versioned by state.
     pub fn time(self) -> Option<&'static str> {
         match self {
-            Resource::Events => Some("/attributes/timestamp"),
-            Resource::Incidents => Some("/attributes/modified"),
-            Resource::Monitors => None,
+            ResourceName::Events => Some("/attributes/timestamp"),
+            ResourceName::Incidents => Some("/attributes/modified"),
+            ResourceName::Monitors => None,
         }
     }
 }
@@ -72,7 +72,7 @@ fn monitor_id(json: &[u8]) -> Result<u64, ItemError> {
 
 /// A record's id and version: the time for events (immutable) and incidents,
 /// `<state>|<time>` for monitors (a state change is what a monitor's signal is about).
-pub fn identity(resource: Resource, text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
+pub fn identity(resource: ResourceName, text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
     let json = text.as_bytes();
     Ok(match resource.time() {
         Some(time) => {
@@ -94,13 +94,13 @@ pub fn identity(resource: Resource, text: &str) -> Result<(Cow<'_, str>, String)
 
 /// What a record's signal says; `app` is the web app its page is in.
 pub fn describe<'a>(
-    resource: Resource,
+    resource: ResourceName,
     app: &str,
     record: &'a Record,
 ) -> Result<Description<'a>, ItemError> {
     let text = |pointer: &str| record.text(pointer).unwrap_or_default();
     let (kind, title, severity, path) = match resource {
-        Resource::Events => {
+        ResourceName::Events => {
             let title = record
                 .text("/attributes/attributes/title")
                 .or_else(|| record.text("/attributes/message"));
@@ -117,7 +117,7 @@ pub fn describe<'a>(
                 path,
             )
         }
-        Resource::Incidents => {
+        ResourceName::Incidents => {
             let number = record.text("/attributes/public_id");
             let (shown, path) = match number.filter(|n| n.parse::<u64>().is_ok()) {
                 Some(n) => (format!("#{n} "), format!("/incidents/{n}")),
@@ -127,7 +127,7 @@ pub fn describe<'a>(
             let severity = Severity::named(&text("/attributes/severity"), &INCIDENT_SEVERITIES);
             ("incident", title, severity, path)
         }
-        Resource::Monitors => {
+        ResourceName::Monitors => {
             let path = format!("/monitors/{}", monitor_id(record.raw().as_bytes())?);
             let state = text("/overall_state");
             let title = format!("[{state}] {}", text("/name"));
@@ -141,11 +141,7 @@ pub fn describe<'a>(
             .text("/overall_state_modified")
             .or_else(|| record.text("/modified")),
     };
-    Ok(Description {
-        kind: Cow::Borrowed(kind),
-        title: Cow::Owned(title),
-        severity: severity.unwrap_or(Severity::Info),
-        occurred_at: at,
-        url: Some(Cow::Owned(format!("{app}{path}"))),
-    })
+    let url = Cow::Owned(format!("{app}{path}"));
+    let described = Description::new(kind, title, severity.unwrap_or(Severity::Info));
+    Ok(described.at(at).link(Some(url)))
 }

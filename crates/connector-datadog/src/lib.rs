@@ -7,7 +7,7 @@ use connector_core::config::{FieldError, Secret};
 use connector_core::http::{Auth, HttpClient, Request};
 use connector_core::pipeline::{CreateError, FetchError, StreamSpec, Streams};
 use connector_core::source::time::TimeFormat;
-use connector_core::source::{Kept, Paging, Read, Since, TokenPlace};
+use connector_core::source::{Paging, Read, Since, TokenPlace};
 use connector_core::{
     ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::item::{Resource, state_of};
+use crate::item::state_of;
 
 /// A Datadog site: where its API and its web app are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -45,17 +45,19 @@ pub enum Site {
 }
 
 impl Site {
-    /// The API root and the web app of the site.
-    pub fn urls(self) -> (&'static str, &'static str) {
-        match self {
-            Site::Us1 => ("https://api.datadoghq.com", "https://app.datadoghq.com"),
-            Site::Eu1 => ("https://api.datadoghq.eu", "https://app.datadoghq.eu"),
-            Site::Us3 => ("https://api.us3.datadoghq.com", "https://us3.datadoghq.com"),
-            Site::Us5 => ("https://api.us5.datadoghq.com", "https://us5.datadoghq.com"),
-            Site::Ap1 => ("https://api.ap1.datadoghq.com", "https://ap1.datadoghq.com"),
-            Site::Ap2 => ("https://api.ap2.datadoghq.com", "https://ap2.datadoghq.com"),
-            Site::Gov => ("https://api.ddog-gov.com", "https://app.ddog-gov.com"),
-        }
+    /// The API root and the web app of the site: the API is `api.` before the site's
+    /// domain; the app is the site itself where it has a region part (`us3.datadoghq.com`),
+    /// else `app.` before it.
+    pub fn urls(self) -> (String, String) {
+        let domain = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let app = match domain.matches('.').count() {
+            1 => format!("https://app.{domain}"),
+            _ => format!("https://{domain}"),
+        };
+        (format!("https://api.{domain}"), app)
     }
 }
 
@@ -180,7 +182,7 @@ impl DatadogConfig {
             (Some(api), Some(app)) => Some((api.clone(), app.clone())),
             (None, None) => {
                 let (api, app) = self.site.unwrap_or_default().urls();
-                Some((Url::parse(api).ok()?, Url::parse(app).ok()?))
+                Some((Url::parse(&api).ok()?, Url::parse(&app).ok()?))
             }
             _ => None,
         }
@@ -198,12 +200,57 @@ impl DatadogConfig {
 
 /// What one stream reads.
 struct Target {
-    resource: Resource,
+    resource: ResourceName,
     http: HttpClient,
-    query: Option<String>,
-    page_size: u32,
-    tags: Vec<String>,
+    /// The first page's request, before `filter[from]`.
+    request: Request,
+    paging: Paging,
+    /// Where the records are in a page.
+    records: &'static str,
+    /// The monitor states watched (all when empty).
     states: Vec<String>,
+}
+
+/// A stream's path below the API root, its first query, how its pages follow one
+/// another, and where its records are.
+type Endpoint = (
+    &'static str,
+    Vec<(&'static str, String)>,
+    Paging,
+    &'static str,
+);
+
+/// The endpoint of `resource`, read `size` records a page.
+fn endpoint(resource: ResourceName, size: u32, query: Option<&str>, tags: &[String]) -> Endpoint {
+    match resource {
+        // The last page with events still names a next cursor; the empty page after it
+        // ends the read.
+        ResourceName::Events => {
+            let mut q: Vec<_> = query
+                .map(|q| ("filter[query]", q.to_owned()))
+                .into_iter()
+                .collect();
+            q.extend([("filter[to]", "now".into()), ("sort", "timestamp".into())]);
+            q.push(("page[limit]", size.to_string()));
+            let paging = Paging::cursor("/meta/page/after", TokenPlace::Query, "page[cursor]");
+            ("/api/v2/events", q, paging, "/data")
+        }
+        // `next_offset` is not to be trusted: a short or empty page ends it.
+        ResourceName::Incidents => {
+            let q = vec![
+                ("page[size]", size.to_string()),
+                ("page[offset]", "0".into()),
+            ];
+            let paging = Paging::offset("page[offset]", "page[size]", size.into());
+            ("/api/v2/incidents", q, paging, "/data")
+        }
+        ResourceName::Monitors => {
+            let mut q = vec![("page", "0".into()), ("page_size", size.to_string())];
+            q.extend((!tags.is_empty()).then(|| ("monitor_tags", tags.join(","))));
+            let paging = Paging::page_number("page", 0, size.into()).size_param("page_size");
+            ("/api/v1/monitor", q, paging, "")
+        }
+    }
 }
 
 /// The `DATADOG` provider: events (incremental), incidents, monitors (a snapshot).
@@ -220,81 +267,78 @@ impl Provider for DatadogProvider {
 
     /// Every mistake, with the field it is in.
     fn check(config: &DatadogConfig) -> Vec<FieldError> {
-        let mut out = Vec::new();
-        for (field, url) in [("baseUrl", &config.base_url), ("appUrl", &config.app_url)] {
-            if let Some(e) = url.as_ref().and_then(|u| fields::base_url(field, u)) {
-                out.push(e);
-            }
-        }
-        match (&config.site, &config.base_url, &config.app_url) {
-            (Some(_), Some(_), _) => out.push(FieldError::new(
+        let url = |field, url: &Option<Url>| url.as_ref().and_then(|u| fields::base_url(field, u));
+        let (site, base, app) = (&config.site, &config.base_url, &config.app_url);
+        let events_options =
+            matches!(&config.resources, Resources::Options(o) if o.events.is_some());
+        [
+            url("baseUrl", base),
+            url("appUrl", app),
+            fields::error_if(
+                site.is_some() && base.is_some(),
                 &["baseUrl"],
                 "set either site or baseUrl (with appUrl), not both",
-            )),
-            (_, Some(_), None) => out.push(FieldError::new(
+            ),
+            fields::error_if(
+                site.is_none() && base.is_some() && app.is_none(),
                 &["appUrl"],
                 "baseUrl needs appUrl, the web app the signals link to (e.g. https://app.datadoghq.com)",
-            )),
-            (_, None, Some(_)) => out.push(FieldError::new(&["appUrl"], "appUrl goes with baseUrl")),
-            _ => {}
-        }
-        if config.query.is_some()
-            && matches!(&config.resources, Resources::Options(o) if o.events.is_some())
-        {
-            out.push(FieldError::new(
+            ),
+            fields::error_if(base.is_none() && app.is_some(), &["appUrl"], "appUrl goes with baseUrl"),
+            fields::error_if(
+                config.query.is_some() && events_options,
                 &["query"],
                 "the events query is resources.events.query here; the top-level query is for a list of resource names",
-            ));
-        }
-        out
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn new(config: DatadogConfig, common: &ConnectorContext) -> Result<Self, CreateError> {
         let (api, app) = config
             .urls()
             .ok_or_else(|| CreateError("baseUrl needs appUrl".into()))?;
-        // Datadog counts per endpoint: each resource has a client, and a wait, of its own.
-        let client = |name: &str| {
-            HttpClient::builder(api.clone())
+        let o = config.resolved();
+        let wanted = [
+            (o.events).map(|e| (ResourceName::Events, e.page_size, e.query, vec![], vec![])),
+            (o.incidents).map(|i| (ResourceName::Incidents, i.page_size, None, vec![], vec![])),
+            (o.monitors).map(|m| (ResourceName::Monitors, m.page_size, None, m.tags, m.states)),
+        ];
+        let mut streams = Streams::default();
+        for (resource, size, query, tags, states) in wanted.into_iter().flatten() {
+            let (name, kind, max) = resource.api();
+            // Datadog counts per endpoint: each resource has a client, and a wait, of its own.
+            let http = HttpClient::builder(api.clone())
                 .auth(Auth::headers(&[
                     ("dd-api-key", &config.api_key),
                     ("dd-application-key", &config.app_key),
                 ]))
                 .connector_settings(common)
                 .rate_limit_per_credential("datadog", &config.api_key, Some(name))
-                .build()
-                .map_err(CreateError::from)
-        };
-        let options = config.resolved();
-        let mut streams = Streams::default();
-        let mut add = |resource, size: Option<u32>, query, tags, states| {
-            let (name, kind, max) = match resource {
-                Resource::Events => ("events", "event", 1000),
-                Resource::Incidents => ("incidents", "incident", 100),
-                Resource::Monitors => ("monitors", "monitor_alert", 1000),
+                .build()?;
+            let size = size.unwrap_or(100).clamp(1, max);
+            let (path, query, paging, records) = endpoint(resource, size, query.as_deref(), &tags);
+            let mut url = http
+                .url(path)
+                .map_err(|e| CreateError(format!("{path}: {e}")))?;
+            url.query_pairs_mut().extend_pairs(query);
+            let spec = StreamSpec::named(name, kind, resource == ResourceName::Monitors);
+            let spec = match resource {
+                ResourceName::Events => spec.ascending(),
+                _ => spec,
             };
-            let spec = StreamSpec::named(name, kind, resource == Resource::Monitors);
-            let (http, page_size) = (client(name)?, size.unwrap_or(100).clamp(1, max));
+            let request = Request::get(url);
             let target = Target {
                 resource,
                 http,
-                query,
-                page_size,
-                tags,
+                request,
+                paging,
+                records,
                 states,
             };
-            let ascending = resource == Resource::Events;
-            streams.push(if ascending { spec.ascending() } else { spec }, target);
-            Ok::<_, CreateError>(())
-        };
-        if let Some(e) = options.events {
-            add(Resource::Events, e.page_size, e.query, vec![], vec![])?;
-        }
-        if let Some(i) = options.incidents {
-            add(Resource::Incidents, i.page_size, None, vec![], vec![])?;
-        }
-        if let Some(m) = options.monitors {
-            add(Resource::Monitors, m.page_size, None, m.tags, m.states)?;
+            streams.push(spec, target);
         }
         Ok(Self {
             streams,
@@ -318,71 +362,27 @@ impl Provider for DatadogProvider {
         _: &'a Cursor,
     ) -> Result<(&'a HttpClient, Read<'a, Record>), FetchError> {
         let target = self.streams.target(stream)?;
-        let (http, resource) = (&target.http, target.resource);
-        let size = target.page_size.to_string();
-        let (path, records, paging) = match resource {
-            // The last page with events still names a next cursor; the empty page after it
-            // ends the read.
-            Resource::Events => {
-                let paging = Paging::cursor("/meta/page/after", TokenPlace::Query, "page[cursor]");
-                ("/api/v2/events", "/data", paging)
-            }
-            // `next_offset` is not to be trusted: a short or empty page ends it.
-            Resource::Incidents => {
-                let paging = Paging::offset("page[offset]", "page[size]", target.page_size.into());
-                ("/api/v2/incidents", "/data", paging)
-            }
-            Resource::Monitors => {
-                let paging = Paging::page_number("page", 0, target.page_size.into());
-                ("/api/v1/monitor", "", paging.size_param("page_size"))
-            }
-        };
-        let mut url = http
-            .url(path)
-            .map_err(|e| FetchError::refused(http.base(), e))?;
-        let mut q = url.query_pairs_mut();
-        match resource {
-            Resource::Events => {
-                if let Some(query) = &target.query {
-                    q.append_pair("filter[query]", query);
-                }
-                q.append_pair("filter[to]", "now")
-                    .append_pair("sort", "timestamp");
-                q.append_pair("page[limit]", &size);
-            }
-            Resource::Incidents => {
-                q.append_pair("page[size]", &size)
-                    .append_pair("page[offset]", "0");
-            }
-            Resource::Monitors => {
-                q.append_pair("page", "0").append_pair("page_size", &size);
-                if !target.tags.is_empty() {
-                    q.append_pair("monitor_tags", &target.tags.join(","));
-                }
-            }
-        }
-        drop(q);
+        let resource = target.resource;
         let read = Read {
-            paging,
-            records: records.into(),
+            paging: target.paging.clone(),
+            records: target.records.into(),
             watermark: resource.time().map(Into::into),
-            since: (resource == Resource::Events).then(|| {
+            since: (resource == ResourceName::Events).then(|| {
                 Since::new("filter[from]", TimeFormat::EpochMillis, self.overlap_ms)
                     .initially(self.initial_ms)
             }),
-            ..Read::new(Request::get(url), move |body, span, text| {
-                let (id, version) = item::identity(resource, text)?;
-                Ok(Kept::Item(Record::new(body, span, &id, version)))
+            ..Read::identified(target.request.clone(), move |text| {
+                item::identity(resource, text)
             })
         };
-        Ok((http, read))
+        Ok((&target.http, read))
     }
 
     fn publishes(&self, stream: &StreamSpec, record: &Record, previous: Option<&str>) -> bool {
         let Ok(target) = self.streams.target(stream) else {
             return true;
         };
-        if target.states.is_empty() || target.resource != Resource::Monitors {
+        if target.states.is_empty() || target.resource != ResourceName::Monitors {
             return true;
         }
         let watched = |state: &str| target.states.iter().any(|s| s.eq_ignore_ascii_case(state));

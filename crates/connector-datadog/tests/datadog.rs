@@ -574,6 +574,6 @@ fn each_site_maps_to_its_api_host_and_web_app() {
     ];
     for (name, api, app) in cases {
         let site: Site = serde_json::from_value(json!(name)).expect(name);
-        assert_eq!(site.urls(), (api, app), "{name}");
+        assert_eq!(site.urls(), (api.to_owned(), app.to_owned()), "{name}");
     }
 }

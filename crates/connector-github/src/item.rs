@@ -8,15 +8,24 @@ use connector_core::source::records::{present, required_string, required_time, s
 use connector_core::{Description, ItemError, Record, Severity};
 use serde::Deserialize;
 
-/// Which resource a stream reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
-    /// `/repos/{repo}/issues` (pull requests included, told apart).
-    Issues,
-    /// `/repos/{repo}/security-advisories`.
-    SecurityAdvisories,
-    /// `/repos/{repo}/dependabot/alerts` or `/orgs/{org}/dependabot/alerts`.
-    DependabotAlerts,
+use crate::ResourceName;
+
+impl ResourceName {
+    /// The signal's kind, the stream's name and the endpoint below `/repos/{repo}` (or
+    /// `/orgs/{org}`, for alerts).
+    pub fn api(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Issues => ("issue", "issues", "issues"),
+            Self::SecurityAdvisories => (
+                "security_advisory",
+                "security-advisories",
+                "security-advisories",
+            ),
+            Self::DependabotAlerts => {
+                ("dependabot_alert", "dependabot-alerts", "dependabot/alerts")
+            }
+        }
+    }
 }
 
 /// GitHub's severity words (advisories: critical, high, medium, low; alerts also say
@@ -32,16 +41,16 @@ const SEVERITIES: [(&str, Severity); 5] = [
 /// A record's id and version: `node_id`, `ghsa_id` or `html_url` by resource, and
 /// `updated_at` (with the state, for alerts, which are dismissed or fixed without always
 /// moving `updated_at`).
-pub fn identity(resource: Resource, text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
+pub fn identity(resource: ResourceName, text: &str) -> Result<(Cow<'_, str>, String), ItemError> {
     let json = text.as_bytes();
     let updated = required_time(json, "/updated_at")?.into_owned();
     Ok(match resource {
-        Resource::Issues => (required_string(json, &["/node_id"])?, updated),
-        Resource::SecurityAdvisories => {
+        ResourceName::Issues => (required_string(json, &["/node_id"])?, updated),
+        ResourceName::SecurityAdvisories => {
             (required_string(json, &["/ghsa_id", "/node_id"])?, updated)
         }
         // Alerts have no node id; their page URL names the repository and number.
-        Resource::DependabotAlerts => {
+        ResourceName::DependabotAlerts => {
             let state = string_at(json, "/state").unwrap_or_default();
             let id = required_string(json, &["/html_url", "/node_id"])?;
             (id, format!("{updated}|{state}"))
@@ -69,7 +78,7 @@ struct Label<'a> {
 /// What a record's signal says; `place` is `owner/name` or `org:<org>`. Issues get the
 /// most severe of their labels' mapped severities.
 pub fn describe<'a>(
-    resource: Resource,
+    resource: ResourceName,
     place: &str,
     labels: &BTreeMap<String, Severity>,
     record: &'a Record,
@@ -81,7 +90,7 @@ pub fn describe<'a>(
         .unwrap_or_default();
     let word = |pointer: &str| Severity::named(&text(pointer), &SEVERITIES);
     let (kind, title, severity) = match resource {
-        Resource::Issues => {
+        ResourceName::Issues => {
             let worst = record
                 .parse::<Labels<'_>>()?
                 .labels
@@ -95,11 +104,11 @@ pub fn describe<'a>(
             let title = format!("{place}{number}: {}", text("/title"));
             (kind, title, worst)
         }
-        Resource::SecurityAdvisories => {
+        ResourceName::SecurityAdvisories => {
             let title = format!("{}: {}", text("/ghsa_id"), text("/summary"));
             ("security_advisory", title, word("/severity"))
         }
-        Resource::DependabotAlerts => {
+        ResourceName::DependabotAlerts => {
             let package = record
                 .text("/dependency/package/name")
                 .map(|p| format!(" ({p})"))
@@ -110,11 +119,8 @@ pub fn describe<'a>(
             ("dependabot_alert", title, severity)
         }
     };
-    Ok(Description {
-        kind: Cow::Borrowed(kind),
-        title: Cow::Owned(title),
-        severity: severity.unwrap_or(Severity::Info),
-        occurred_at: record.text("/updated_at"),
-        url: record.text("/html_url"),
-    })
+    let described = Description::new(kind, title, severity.unwrap_or(Severity::Info));
+    Ok(described
+        .at(record.text("/updated_at"))
+        .link(record.text("/html_url")))
 }

@@ -17,8 +17,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::item::Resource;
-
 /// What to read of each repository: `["issues", "securityAdvisories",
 /// "dependabotAlerts"]`, each with its defaults, or `{"issues": {"labels": "bug"},
 /// "dependabotAlerts": {}}`.
@@ -88,6 +86,17 @@ pub enum IssueState {
     Closed,
 }
 
+impl IssueState {
+    /// The value GitHub's `state` takes.
+    fn as_str(self) -> &'static str {
+        match self {
+            IssueState::All => "all",
+            IssueState::Open => "open",
+            IssueState::Closed => "closed",
+        }
+    }
+}
+
 /// Options of the `dependabotAlerts` resource.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -151,7 +160,7 @@ fn is_repository(name: &str) -> bool {
 
 /// What one stream reads.
 struct Target {
-    resource: Resource,
+    resource: ResourceName,
     /// `owner/name`, or `org:<org>`.
     place: String,
     /// The first page's request, before `since`.
@@ -171,70 +180,54 @@ pub struct GithubProvider {
 fn streams(config: &GithubConfig, http: &HttpClient) -> Result<Streams<Target>, CreateError> {
     let options = config.resources.resolved();
     let alert_state = options.dependabot_alerts.as_ref().and_then(|d| {
-        fields::known_values("state", d.state.as_deref(), &ALERT_STATES)
-            .ok()
-            .flatten()
+        let state = fields::known_values("state", d.state.as_deref(), &ALERT_STATES);
+        state.ok().flatten()
     });
-    let include_pull_requests = options
+    let alerts: Vec<(&str, &str)> = alert_state.iter().map(|s| ("state", s.as_str())).collect();
+    let mut each_repo = Vec::new();
+    if let Some(issues) = &options.issues {
+        let mut query = vec![("state", issues.state.as_str())];
+        query.extend(issues.labels.iter().map(|l| ("labels", l.as_str())));
+        each_repo.push((ResourceName::Issues, query));
+    }
+    if options.security_advisories.is_some() {
+        each_repo.push((ResourceName::SecurityAdvisories, vec![]));
+    }
+    if options.dependabot_alerts.is_some() {
+        each_repo.push((ResourceName::DependabotAlerts, alerts.clone()));
+    }
+    let org_alerts = [(ResourceName::DependabotAlerts, alerts)];
+    let org = config.organization.iter();
+    let places = (config.repositories.iter())
+        .map(|r| (r.clone(), format!("/repos/{r}"), &each_repo[..]))
+        .chain(org.map(|o| (format!("org:{o}"), format!("/orgs/{o}"), &org_alerts[..])));
+    let pull_requests = options
         .issues
         .as_ref()
         .is_some_and(|i| i.include_pull_requests);
     let mut streams = Streams::default();
-    let mut add = |resource, place: &str, root: &str, extra: &[(&str, &str)]| {
-        let (kind, name, endpoint) = match resource {
-            Resource::Issues => ("issue", "issues", "issues"),
-            Resource::SecurityAdvisories => (
-                "security_advisory",
-                "security-advisories",
-                "security-advisories",
-            ),
-            Resource::DependabotAlerts => {
-                ("dependabot_alert", "dependabot-alerts", "dependabot/alerts")
-            }
-        };
-        let path = format!("{root}/{endpoint}");
-        let mut url = http
-            .url(&path)
-            .map_err(|e| CreateError(format!("{path}: {e}")))?;
-        url.query_pairs_mut()
-            .append_pair("sort", "updated")
-            .append_pair("direction", "asc")
-            .append_pair("per_page", &config.per_page.to_string())
-            .extend_pairs(extra);
-        let spec = StreamSpec::named(format!("{place}/{name}"), kind, false);
-        let target = Target {
-            resource,
-            place: place.to_owned(),
-            request: Request::get(url).with_header("x-github-api-version", "2022-11-28"),
-            include_pull_requests: resource == Resource::Issues && include_pull_requests,
-        };
-        let issues = resource == Resource::Issues;
-        streams.push(if issues { spec.ascending() } else { spec }, target);
-        Ok::<_, CreateError>(())
-    };
-    let alerts: Vec<(&str, &str)> = alert_state.iter().map(|s| ("state", s.as_str())).collect();
-    for repo in &config.repositories {
-        let root = format!("/repos/{repo}");
-        if let Some(issues) = &options.issues {
-            let state = match issues.state {
-                IssueState::All => "all",
-                IssueState::Open => "open",
-                IssueState::Closed => "closed",
+    for (place, root, wanted) in places {
+        for (resource, query) in wanted {
+            let (kind, name, endpoint) = resource.api();
+            let path = format!("{root}/{endpoint}");
+            let mut url = http
+                .url(&path)
+                .map_err(|e| CreateError(format!("{path}: {e}")))?;
+            url.query_pairs_mut()
+                .append_pair("sort", "updated")
+                .append_pair("direction", "asc")
+                .append_pair("per_page", &config.per_page.to_string())
+                .extend_pairs(query);
+            let issues = *resource == ResourceName::Issues;
+            let spec = StreamSpec::named(format!("{place}/{name}"), kind, false);
+            let target = Target {
+                resource: *resource,
+                place: place.clone(),
+                request: Request::get(url).with_header("x-github-api-version", "2022-11-28"),
+                include_pull_requests: issues && pull_requests,
             };
-            let mut extra = vec![("state", state)];
-            extra.extend(issues.labels.iter().map(|l| ("labels", l.as_str())));
-            add(Resource::Issues, repo, &root, &extra)?;
+            streams.push(if issues { spec.ascending() } else { spec }, target);
         }
-        if options.security_advisories.is_some() {
-            add(Resource::SecurityAdvisories, repo, &root, &[])?;
-        }
-        if options.dependabot_alerts.is_some() {
-            add(Resource::DependabotAlerts, repo, &root, &alerts)?;
-        }
-    }
-    if let Some(org) = &config.organization {
-        let (place, root) = (format!("org:{org}"), format!("/orgs/{org}"));
-        add(Resource::DependabotAlerts, &place, &root, &alerts)?;
     }
     Ok(streams)
 }
@@ -248,42 +241,38 @@ impl Provider for GithubProvider {
         let mut out: Vec<FieldError> = fields::base_url("baseUrl", &config.base_url)
             .into_iter()
             .collect();
-        for (i, repo) in config.repositories.iter().enumerate() {
-            if !is_repository(repo) {
-                out.push(FieldError::at(
-                    vec![
-                        PathSegment::Key("repositories".into()),
-                        PathSegment::Index(i),
-                    ],
-                    "expected owner/name, e.g. octocat/hello-world",
-                ));
-            }
-        }
-        if config.repositories.is_empty() && config.organization.is_none() {
-            out.push(FieldError::new(
-                &["repositories"],
-                "list at least one repository (owner/name), or set organization",
+        for (i, _) in (config.repositories.iter().enumerate()).filter(|(_, r)| !is_repository(r)) {
+            let at = vec![
+                PathSegment::Key("repositories".into()),
+                PathSegment::Index(i),
+            ];
+            out.push(FieldError::at(
+                at,
+                "expected owner/name, e.g. octocat/hello-world",
             ));
         }
-        if let Some(org) = &config.organization
-            && !is_repository(&format!("{org}/x"))
-        {
-            out.push(FieldError::new(
-                &["organization"],
-                "expected an organisation login, e.g. my-org",
-            ));
-        }
-        let state = config
-            .resources
-            .resolved()
-            .dependabot_alerts
-            .and_then(|d| d.state);
-        if let Err(e) = fields::known_values("state", state.as_deref(), &ALERT_STATES) {
-            out.push(FieldError::new(
-                &["resources", "dependabotAlerts", "state"],
-                e.message,
-            ));
-        }
+        let org = config.organization.as_deref();
+        let state = (config.resources.resolved().dependabot_alerts).and_then(|d| d.state);
+        let state = fields::known_values("state", state.as_deref(), &ALERT_STATES).err();
+        out.extend(
+            [
+                fields::error_if(
+                    config.repositories.is_empty() && org.is_none(),
+                    &["repositories"],
+                    "list at least one repository (owner/name), or set organization",
+                ),
+                fields::error_if(
+                    org.is_some_and(|o| !is_repository(&format!("{o}/x"))),
+                    &["organization"],
+                    "expected an organisation login, e.g. my-org",
+                ),
+                state.map(|e| {
+                    FieldError::new(&["resources", "dependabotAlerts", "state"], e.message)
+                }),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         out
     }
 
@@ -319,7 +308,7 @@ impl Provider for GithubProvider {
     ) -> Result<(&'a HttpClient, Read<'a, Record>), FetchError> {
         let target = self.streams.target(stream)?;
         let (resource, include_pull_requests) = (target.resource, target.include_pull_requests);
-        let issues = resource == Resource::Issues;
+        let issues = resource == ResourceName::Issues;
         let read = Read {
             paging: Paging::link_header().stop_on_empty(false),
             conditional: Revalidate::EachPage,
@@ -327,11 +316,7 @@ impl Provider for GithubProvider {
             since: issues.then(|| Since::new("since", TimeFormat::Rfc3339, self.overlap_ms)),
             // Issues come by `since`, ascending: each next page is asked for from the last
             // one's newest update, so an issue updated mid-read cannot shift others past it.
-            anchor: issues.then(|| Anchor {
-                param: "since".into(),
-                format: TimeFormat::Rfc3339,
-                template: None,
-            }),
+            anchor: issues.then(|| Anchor::new("since", TimeFormat::Rfc3339)),
             watermark: Some("/updated_at".into()),
             // Issues go on from their watermark; full listings always start over (their
             // versions keep anything unchanged from being published again).

@@ -211,20 +211,16 @@ impl Provider for JiraProvider {
                 "credentials are missing: set email and apiToken (Jira Cloud) or personalAccessToken (Data Center)",
             )),
         }
-        if let Some(e) = fields::header_text("email", config.email.as_deref()) {
-            out.push(e);
-        }
-        if let Some(zone) = &config.time_zone
-            && let Err(message) = time::zone(zone)
-        {
-            out.push(FieldError::new(&["timeZone"], message));
-        }
-        if jql::split_order_by(&config.jql).0.is_empty() {
-            out.push(FieldError::new(
+        let zone = config.time_zone.as_deref().map(time::zone);
+        out.extend([
+            fields::header_text("email", config.email.as_deref()),
+            zone.and_then(Result::err).map(|e| FieldError::new(&["timeZone"], e)),
+            fields::error_if(
+                jql::split_order_by(&config.jql).0.is_empty(),
                 &["jql"],
                 "needs a clause that bounds the search, e.g. project = OPS (Jira rejects an ORDER BY alone)",
-            ));
-        }
+            ),
+        ].into_iter().flatten());
         out
     }
 
@@ -343,13 +339,10 @@ impl Provider for JiraProvider {
         let key = record.text("/key").unwrap_or_default();
         let base = self.http.base().as_str().trim_end_matches('/');
         let summary = record.text("/fields/summary").unwrap_or_default();
-        Ok(Description {
-            kind: Cow::Borrowed("issue"),
-            title: Cow::Owned(format!("{key}: {summary}")),
-            severity: self.severity(record.text("/fields/priority/name").as_deref()),
-            occurred_at: record.text("/fields/updated"),
-            url: Some(Cow::Owned(format!("{base}/browse/{key}"))),
-        })
+        let severity = self.severity(record.text("/fields/priority/name").as_deref());
+        let url = Cow::Owned(format!("{base}/browse/{key}"));
+        let described = Description::new("issue", format!("{key}: {summary}"), severity);
+        Ok(described.at(record.text("/fields/updated")).link(Some(url)))
     }
 }
 

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use connector_core::http::Request;
 use connector_core::source::records::{required_string, required_time, string_at};
-use connector_core::source::{Kept, Paging, Read, TokenPlace};
+use connector_core::source::{Paging, Read, TokenPlace};
 use connector_core::{ItemError, Record};
 use url::Url;
 
@@ -104,9 +104,6 @@ pub fn read(
         watermark: Some("/fields/updated".into()),
         // Ascending: a stopped read goes on from its watermark, saved with each page.
         // Cloud marks its last page (`/isLast`); Data Center ends at its total.
-        ..Read::new(request, |body, span, text| {
-            let (id, version) = identity(text)?;
-            Ok(Kept::Item(Record::new(body, span, &id, version)))
-        })
+        ..Read::identified(request, identity)
     })
 }

@@ -1,21 +1,21 @@
 #![doc = include_str!("../README.md")]
 
-pub mod client;
 pub mod schema;
 
+use std::time::Duration;
+
 use connector_core::config::FieldError;
-use connector_core::config::fields::{self, comma_list};
-use connector_core::http::{DEFAULT_USER_AGENT, HttpClient};
+use connector_core::config::fields::{self, comma_list, error_if};
+use connector_core::http::{DEFAULT_USER_AGENT, HttpClient, Request};
 use connector_core::pipeline::{CreateError, FetchError, StreamSpec};
-use connector_core::source::Read;
+use connector_core::source::time::TimeFormat;
+use connector_core::source::{Kept, Paging, Read, Revalidate, Since};
 use connector_core::{
     ConnectorContext, Cursor, Description, Factories, ItemError, Provider, Record,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
-
-use crate::client::Query;
 
 /// State, territory and marine area codes `/alerts/active?area=` accepts.
 pub const AREA_CODES: [&str; 75] = [
@@ -157,10 +157,34 @@ impl NoaaConfig {
     }
 }
 
-/// The `NOAA_WEATHER` provider: active alerts as a snapshot.
+/// Guard against a server that keeps handing out `next` links.
+const MAX_PAGES: u64 = 50;
+
+/// How far before the watermark a history read starts: `sent` values repeat, and an
+/// office's message can reach the API a little after the time it carries.
+const LOOKBACK_MS: i64 = 10 * 60 * 1000;
+
+/// How long a history `next` link is trusted to continue a stopped read.
+const RESUME_FOR: Duration = Duration::from_secs(3600);
+
+/// The `NOAA_WEATHER` provider: active alerts as a snapshot, or the history window.
+///
+/// `/alerts/active` answers with the whole current set in one response; the history
+/// endpoint pages with `pagination.next`, which has no reliable last-page marker, so paging
+/// stops on an empty page, a missing link, a link to another host, a repeated link, or the
+/// page limit (the toolkit's rules). Only an `/alerts/active` read that ended naturally
+/// counts as the complete snapshot. The history is an incremental stream instead: newest
+/// first by `sent`, asked from the watermark (`start=`), which is saved when a read
+/// completes; a read stopped mid-way goes on at its `next` link.
 pub struct NoaaProvider {
     http: HttpClient,
-    query: Query,
+    /// The first page, with the filters (re-added to `next` links that drop them).
+    first: Url,
+    /// The `/alerts` history rather than the `/alerts/active` snapshot.
+    history: bool,
+    /// Anything but real-world alerts is dropped (NWS sends KEEPALIVE test messages
+    /// unless asked not to).
+    actual_only: bool,
     streams: [StreamSpec; 1],
     max_alerts: Option<usize>,
 }
@@ -171,70 +195,57 @@ impl Provider for NoaaProvider {
 
     /// Every mistake, with the field it is in.
     fn check(config: &NoaaConfig) -> Vec<FieldError> {
+        let area = comma_list(config.area.as_deref());
+        let unknown = area
+            .iter()
+            .filter(|c| !AREA_CODES.contains(&c.to_ascii_uppercase().as_str()));
+        let zones = comma_list(config.zone.as_deref());
+        let places = [&config.area, &config.zone, &config.point];
         let mut out: Vec<FieldError> = [
             fields::base_url("baseUrl", &config.base_url),
             fields::header_text("userAgent", config.user_agent.as_deref()),
             fields::header_text("contact", config.contact.as_deref()),
+            error_if(
+                !config.alerts_path.starts_with('/'),
+                &["alertsPath"],
+                "expected a path starting with '/', e.g. /alerts/active",
+            ),
         ]
         .into_iter()
         .flatten()
         .collect();
-        if !config.alerts_path.starts_with('/') {
-            out.push(FieldError::new(
-                &["alertsPath"],
-                "expected a path starting with '/', e.g. /alerts/active",
-            ));
-        }
-        for code in comma_list(config.area.as_deref()) {
-            if !AREA_CODES.contains(&code.to_ascii_uppercase().as_str()) {
-                out.push(FieldError::new(
-                    &["area"],
-                    format!("unknown area code \"{code}\"; expected two-letter state, territory or marine area codes such as CA, TX, PZ, separated by commas"),
-                ));
-            }
-        }
+        out.extend(unknown.map(|code| FieldError::new(
+            &["area"],
+            format!("unknown area code \"{code}\"; expected two-letter state, territory or marine area codes such as CA, TX, PZ, separated by commas"),
+        )));
         out.extend(
             config
                 .lists()
                 .into_iter()
                 .filter_map(|(field, list, known)| fields::known_values(field, list, known).err()),
         );
-        if comma_list(config.zone.as_deref())
-            .iter()
-            .any(|z| !is_zone(&z.to_ascii_uppercase()))
-        {
-            out.push(FieldError::new(
+        out.extend([
+            error_if(
+                zones.iter().any(|z| !is_zone(&z.to_ascii_uppercase())),
                 &["zone"],
                 "expected zone ids like WAZ315 or OHC009, separated by commas",
-            ));
-        }
-        if config.point.as_deref().is_some_and(|p| !is_point(p)) {
-            out.push(FieldError::new(
+            ),
+            error_if(
+                config.point.as_deref().is_some_and(|p| !is_point(p)),
                 &["point"],
                 "expected \"latitude,longitude\" in degrees, e.g. \"39.7456,-97.0892\"",
-            ));
-        }
-        if [&config.area, &config.zone, &config.point]
-            .iter()
-            .filter(|v| v.is_some())
-            .count()
-            > 1
-        {
-            out.push(FieldError::new(
+            ),
+            error_if(
+                places.iter().filter(|v| v.is_some()).count() > 1,
                 &[],
                 "area, zone and point exclude one another (the API rejects the combination); set only one",
-            ));
-        }
-        if config
-            .user_agent
-            .as_deref()
-            .is_some_and(|ua| ua.trim().is_empty())
-        {
-            out.push(FieldError::new(
+            ),
+            error_if(
+                config.user_agent.as_deref().is_some_and(|ua| ua.trim().is_empty()),
                 &["userAgent"],
                 "must not be empty: NWS rejects requests without a User-Agent; leave it out for the default",
-            ));
-        }
+            ),
+        ].into_iter().flatten());
         out
     }
 
@@ -253,14 +264,11 @@ impl Provider for NoaaProvider {
         first.query_pairs_mut().extend_pairs(config.query());
         // `/alerts/active` is the whole current set; the `/alerts` history is a window.
         let snapshot = config.alerts_path.starts_with("/alerts/active");
-        let query = Query {
+        Ok(Self {
+            http,
             first,
             history: !snapshot,
             actual_only: config.status.eq_ignore_ascii_case("actual"),
-        };
-        Ok(Self {
-            http,
-            query,
             streams: [if snapshot {
                 StreamSpec::main("weather_alert", true)
             } else {
@@ -278,12 +286,35 @@ impl Provider for NoaaProvider {
         &self.streams
     }
 
+    /// A snapshot's first page is conditional (validators are kept only for one complete
+    /// page); the history asks from the watermark, less the lookback.
     fn read<'a>(
         &'a self,
         _: &'a StreamSpec,
         _: &'a Cursor,
     ) -> Result<(&'a HttpClient, Read<'a, Record>), FetchError> {
-        Ok((&self.http, client::read(&self.query)))
+        let (history, actual_only) = (self.history, self.actual_only);
+        let read = Read {
+            paging: Paging::next_url("/pagination/next").keep_query(true),
+            records: "/features".into(),
+            max_pages: MAX_PAGES,
+            conditional: if history {
+                Revalidate::Never
+            } else {
+                Revalidate::Whole
+            },
+            watermark: history.then(|| "/properties/sent".into()),
+            since: history.then(|| Since::new("start", TimeFormat::Rfc3339, LOOKBACK_MS)),
+            resume: history.then_some(RESUME_FOR),
+            ..Read::new(Request::get(self.first.clone()), move |body, span, text| {
+                let (alert, actual) = schema::alert(body, span, text).map_err(ItemError::new)?;
+                Ok(match actual_only && !actual {
+                    true => Kept::Dropped("nonActualDropped"),
+                    false => Kept::Item(alert),
+                })
+            })
+        };
+        Ok((&self.http, read))
     }
 
     fn describe<'a>(

@@ -157,11 +157,7 @@ pub fn describe(alert: &Record) -> Result<Description<'_>, serde_json::Error> {
         (_, Some(event), None) => event,
         _ => Cow::Owned(format!("Weather alert {}", p.id)),
     };
-    Ok(Description {
-        kind: Cow::Borrowed("weather_alert"),
-        title,
-        severity: severity(p.severity.as_deref()),
-        occurred_at: p.effective.or(p.onset).or(p.sent),
-        url: p.url,
-    })
+    let severity = severity(p.severity.as_deref());
+    let described = Description::new("weather_alert", title, severity);
+    Ok(described.at(p.effective.or(p.onset).or(p.sent)).link(p.url))
 }

@@ -11,6 +11,12 @@ pub fn default_u32<const N: u32>() -> u32 {
     N
 }
 
+/// `message` at `path` when `wrong`: one line per rule in a provider's `check`, gathered
+/// with the others (`[...].into_iter().flatten().collect()`).
+pub fn error_if(wrong: bool, path: &[&str], message: impl Into<String>) -> Option<FieldError> {
+    wrong.then(|| FieldError::new(path, message))
+}
+
 /// An API root: http or https, and nothing a request would carry by accident (no
 /// credentials in it, no query, no fragment).
 pub fn base_url(field: &str, url: &Url) -> Option<FieldError> {

@@ -425,6 +425,17 @@ pub struct Anchor {
     pub template: Option<String>,
 }
 
+impl Anchor {
+    /// The time alone as the parameter's value.
+    pub fn new(param: impl Into<String>, format: crate::time::TimeFormat) -> Self {
+        Self {
+            param: param.into(),
+            format,
+            template: None,
+        }
+    }
+}
+
 /// What a paginator sees of one response.
 pub struct Seen<'a> {
     /// The request that was sent.
