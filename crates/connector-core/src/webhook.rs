@@ -14,6 +14,7 @@ use ring::hmac;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::fields::error_if;
 use crate::config::{FieldError, Secret};
 
 /// A connector's `webhook` block.
@@ -227,16 +228,13 @@ impl WebhookConfig {
                 ));
             }
         }
-        if self.verify == Verify::Hmac && self.header.as_deref().is_none_or(str::is_empty) {
-            out.push(FieldError::new(
-                &["webhook", "header"],
-                "\"hmac\" needs the name of the header carrying the signature, e.g. X-Signature",
-            ));
-        }
-        let payload = Template::parse(&self.signed_payload);
-        if let Err(e) = &payload {
-            out.push(FieldError::new(&["webhook", "signedPayload"], e.clone()));
-        }
+        out.extend(error_if(
+            self.verify == Verify::Hmac && self.header.as_deref().is_none_or(str::is_empty),
+            &["webhook", "header"],
+            "\"hmac\" needs the name of the header carrying the signature, e.g. X-Signature",
+        ));
+        let payload = Template::parse(&self.signed_payload).err();
+        out.extend(payload.map(|e| FieldError::new(&["webhook", "signedPayload"], e)));
         if let Some(ts) = &self.timestamp {
             match Template::parse(ts) {
                 Ok(t) if t.parts.len() == 1 && !matches!(t.parts[0], Part::Text(_)) => {}
@@ -257,12 +255,11 @@ impl WebhookConfig {
             .into_iter()
             .flatten()
             .any(|t| t.contains("{field:"));
-        if uses_fields && self.signature_key.is_none() {
-            out.push(FieldError::new(
-                &["webhook", "signatureKey"],
-                "{field:…} needs a key=value signature header: set signatureKey (Stripe: \"v1\")",
-            ));
-        }
+        out.extend(error_if(
+            uses_fields && self.signature_key.is_none(),
+            &["webhook", "signatureKey"],
+            "{field:…} needs a key=value signature header: set signatureKey (Stripe: \"v1\")",
+        ));
         out
     }
 

@@ -154,18 +154,8 @@ async fn execute_with(
         None => ConfigSource::from_env(&env),
     };
     let command = command_or_run(&mut cli, &env);
-    if let Command::Health = command {
-        return commands::health(&settings).await;
-    }
-    if let Command::Catalog { action, markdown } = &command {
-        return catalog::run(&factories, action.as_ref(), *markdown);
-    }
-    if let Command::Schema = command {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&factories.json_schema())?
-        );
-        return Ok(ExitCode::SUCCESS);
+    if let Some(done) = without_config(&command, &factories, &settings).await {
+        return done;
     }
     // A process that runs or polls one connector needs only that one's variables.
     let only = match &command {
@@ -197,8 +187,44 @@ async fn execute_with(
     // The connection's rate budgets (Redis's, shared across replicas) go with the process's
     // context.
     backends.context = context.with_budgets(backends.context.shared_budgets());
+    with_backends(command, registry, factories, backends, source, &settings).await
+}
+
+/// The commands that read no connector config (`health`, `catalog`, `schema`), run; `None`
+/// for any other.
+async fn without_config(
+    command: &Command,
+    factories: &Factories,
+    settings: &Settings,
+) -> Option<Result<ExitCode>> {
     match command {
-        Command::Run { name } => run(registry, factories, backends, source, name, &settings).await,
+        Command::Health => Some(commands::health(settings).await),
+        Command::Catalog { action, markdown } => {
+            Some(catalog::run(factories, action.as_ref(), *markdown))
+        }
+        Command::Schema => Some(
+            serde_json::to_string_pretty(&factories.json_schema())
+                .map(|schema| {
+                    println!("{schema}");
+                    ExitCode::SUCCESS
+                })
+                .map_err(Into::into),
+        ),
+        _ => None,
+    }
+}
+
+/// The commands that act through the backends, run.
+async fn with_backends(
+    command: Command,
+    registry: ConnectorRegistry,
+    factories: Factories,
+    backends: Backends,
+    source: ConfigSource,
+    settings: &Settings,
+) -> Result<ExitCode> {
+    match command {
+        Command::Run { name } => run(registry, factories, backends, source, name, settings).await,
         Command::Poll {
             name,
             dry_run,

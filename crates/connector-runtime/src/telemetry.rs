@@ -130,6 +130,19 @@ fn start_lag_histogram(r: &mut Registry) -> Histogram {
     start_lag
 }
 
+/// The duration of completed polls, by connector.
+fn duration_histograms(r: &mut Registry) -> Family<ConnectorLabel, Histogram, fn() -> Histogram> {
+    let duration = Family::<ConnectorLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+        poll_histogram,
+    );
+    r.register(
+        "connector_poll_duration_seconds",
+        "Duration of completed polls",
+        duration.clone(),
+    );
+    duration
+}
+
 fn poll_histogram() -> Histogram {
     // 5 ms to ~40 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
@@ -325,14 +338,7 @@ impl Metrics {
             registered(r, "connector_polls", "Polls by outcome");
         let items: Family<ItemLabels, Counter> =
             registered(r, "connector_items", "Items by pipeline stage");
-        let duration = Family::<ConnectorLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-            poll_histogram,
-        );
-        r.register(
-            "connector_poll_duration_seconds",
-            "Duration of completed polls",
-            duration.clone(),
-        );
+        let duration = duration_histograms(r);
         let last_success: Family<ConnectorLabel, Gauge> = registered(
             r,
             "connector_last_success_timestamp_seconds",

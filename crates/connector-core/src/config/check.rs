@@ -369,47 +369,9 @@ impl<'a> Schema<'a> {
             return;
         }
         match value {
-            Value::Number(n) => {
-                let (min, max) = bounds(schema);
-                let v = n.as_f64().unwrap_or(f64::NAN);
-                let below = min.is_some_and(|m| v < m);
-                let above = max.is_some_and(|m| v > m);
-                let too_big = n.as_u64().is_none()
-                    && n.as_i64().is_none()
-                    && schema.get("type").and_then(Value::as_str) == Some("integer");
-                if below || above || too_big {
-                    problem(problems, path);
-                }
-            }
-            Value::String(s) => {
-                let len = s.chars().count() as u64;
-                let short = schema
-                    .get("minLength")
-                    .and_then(Value::as_u64)
-                    .is_some_and(|m| len < m);
-                let long = schema
-                    .get("maxLength")
-                    .and_then(Value::as_u64)
-                    .is_some_and(|m| len > m);
-                let format_ok = match schema.get("format").and_then(Value::as_str) {
-                    Some("connector-name") => is_connector_name(s),
-                    Some("non-blank") => !s.trim().is_empty(),
-                    // `api.weather.gov` would otherwise meet the URL parser's "relative URL
-                    // without a base", which does not say what to write.
-                    Some("uri") => url::Url::parse(s).is_ok(),
-                    _ => true,
-                };
-                let listed = schema
-                    .get("enum")
-                    .and_then(Value::as_array)
-                    .is_none_or(|e| e.iter().any(|x| x.as_str() == Some(s)))
-                    && self
-                        .constants(schema)
-                        .is_none_or(|c| c.iter().any(|x| x.as_str() == Some(s)));
-                if short || long || !format_ok || !listed {
-                    problem(problems, path);
-                }
-            }
+            Value::Number(n) if !number_fits(schema, n) => problem(problems, path),
+            Value::String(s) if !self.string_fits(schema, s) => problem(problems, path),
+            Value::Number(_) | Value::String(_) => {}
             Value::Object(map) => self.check_object(schema, map, path, mode, problems),
             Value::Array(items) => {
                 if let Some(item_schema) = schema.get("items") {
@@ -422,6 +384,35 @@ impl<'a> Schema<'a> {
             }
             Value::Bool(_) | Value::Null => {}
         }
+    }
+
+    /// Whether a string meets the schema's length, format and listed values.
+    fn string_fits(&self, schema: &Value, s: &str) -> bool {
+        let len = s.chars().count() as u64;
+        let short = schema
+            .get("minLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len < m);
+        let long = schema
+            .get("maxLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len > m);
+        let format_ok = match schema.get("format").and_then(Value::as_str) {
+            Some("connector-name") => is_connector_name(s),
+            Some("non-blank") => !s.trim().is_empty(),
+            // `api.weather.gov` would otherwise meet the URL parser's "relative URL
+            // without a base", which does not say what to write.
+            Some("uri") => url::Url::parse(s).is_ok(),
+            _ => true,
+        };
+        let listed = schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .is_none_or(|e| e.iter().any(|x| x.as_str() == Some(s)))
+            && self
+                .constants(schema)
+                .is_none_or(|c| c.iter().any(|x| x.as_str() == Some(s)));
+        !short && !long && format_ok && listed
     }
 
     fn check_object(
@@ -495,6 +486,18 @@ fn fits(ty: &str, value: &Value) -> bool {
         "object" => value.is_object(),
         _ => true,
     }
+}
+
+/// Whether a number is within the schema's bounds (and whole, where it says integer).
+fn number_fits(schema: &Value, n: &serde_json::Number) -> bool {
+    let (min, max) = bounds(schema);
+    let v = n.as_f64().unwrap_or(f64::NAN);
+    let below = min.is_some_and(|m| v < m);
+    let above = max.is_some_and(|m| v > m);
+    let too_big = n.as_u64().is_none()
+        && n.as_i64().is_none()
+        && schema.get("type").and_then(Value::as_str) == Some("integer");
+    !below && !above && !too_big
 }
 
 /// The bounds of a number: explicit `minimum`/`maximum`, else those of its integer format.

@@ -37,8 +37,8 @@ pub use errors::{
 };
 pub use load::{load, load_for};
 pub use provider::{
-    ProviderCatalog, ProviderSettings, Reference, References, mask_references, parse_provider,
-    schema_of,
+    Expanded, ProviderCatalog, ProviderSettings, Reference, References, mask_references,
+    parse_provider, schema_of,
 };
 pub use resources::Resources;
 pub use schema::json_schema;

@@ -42,6 +42,17 @@ pub trait ProviderCatalog {
 /// Paths (relative to `providerConfig`) whose value came from `${VAR}` or `${file:...}`.
 pub type References = BTreeMap<Vec<PathSegment>, Vec<Reference>>;
 
+/// A connector's `providerConfig` with the entry it names expanded.
+#[derive(Debug)]
+pub struct Expanded {
+    /// The entry, as `name@version`.
+    pub entry: String,
+    /// The read description, overrides applied.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Where each secret or referenced value landed, as written by the user.
+    pub references: References,
+}
+
 /// `errors` (a provider's own checks, which may quote a value) with every text that came
 /// from a reference replaced by the reference as written.
 pub fn mask_references(mut errors: Vec<FieldError>, references: &References) -> Vec<FieldError> {

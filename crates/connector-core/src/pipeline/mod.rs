@@ -271,7 +271,7 @@ pub trait Provider: Send + Sync + Sized + 'static {
     fn expand(
         settings: &serde_json::Map<String, serde_json::Value>,
         references: &crate::config::References,
-    ) -> Option<Result<crate::spec::catalog::Expanded, Vec<FieldError>>> {
+    ) -> Option<Result<crate::config::Expanded, Vec<FieldError>>> {
         let _ = (settings, references);
         None
     }

@@ -18,6 +18,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::config::Expanded;
 use crate::config::{FieldError, PathSegment, Reference, References};
 
 /// Characters a path segment keeps as they are (RFC 3986 unreserved); everything else is
@@ -111,17 +112,6 @@ pub struct Catalog {
     entries: Vec<Entry>,
     /// Markdown the catalog page shows before its table (what the entries cover).
     preamble: String,
-}
-
-/// A connector's `providerConfig` with the entry it names expanded.
-#[derive(Debug)]
-pub struct Expanded {
-    /// The entry, as `name@version`.
-    pub entry: String,
-    /// The read description, overrides applied.
-    pub settings: Map<String, Value>,
-    /// Where each secret or referenced value landed, as written by the user.
-    pub references: References,
 }
 
 impl Catalog {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::Severity;
 pub use crate::auth::AuthSpec;
+use crate::config::fields::error_if;
 use crate::config::{FieldError, Headers, PathSegment};
 pub use crate::source::{Paging, TokenPlace};
 use schemars::JsonSchema;
@@ -489,68 +490,59 @@ impl ReadSpec {
             }
             return;
         };
-        if !uses {
-            out.push(FieldError::new(
-                &["request"],
-                "a parent/child read needs {{parent:/pointer}} in request.url, request.query or request.body, such as /projects/{{parent:/id}}/issues",
-            ));
-        }
-        if self.snapshot {
-            out.push(FieldError::new(
-                &["snapshot"],
-                "a parent/child read is incremental or a listing per partition; it cannot be a snapshot",
-            ));
-        }
         let origin = |u: &str| {
             Url::parse(&u.replace("{{cursor}}", "x").replace("{{now}}", "x"))
                 .ok()
                 .map(|u| u.origin())
         };
         let child_origin = origin(&template::without_parents(&self.request.url));
-        if origin(&parent.request.url).is_some_and(|o| Some(o) != child_origin) {
-            out.push(FieldError::new(
+        let windows = self
+            .incremental
+            .as_ref()
+            .is_some_and(|i| i.max_window.is_some());
+        let initial = (parent.incremental.as_ref()).is_some_and(|i| i.initial.is_some());
+        out.extend([
+            error_if(
+                !uses,
+                &["request"],
+                "a parent/child read needs {{parent:/pointer}} in request.url, request.query or request.body, such as /projects/{{parent:/id}}/issues",
+            ),
+            error_if(
+                self.snapshot,
+                &["snapshot"],
+                "a parent/child read is incremental or a listing per partition; it cannot be a snapshot",
+            ),
+            error_if(
+                origin(&parent.request.url).is_some_and(|o| Some(o) != child_origin),
                 &["parent", "request", "url"],
                 "must be on request.url's origin: the credentials are sent only there",
-            ));
-        }
-        if !template::parents_after_host(&self.request.url) {
-            out.push(FieldError::new(
+            ),
+            error_if(
+                !template::parents_after_host(&self.request.url),
                 &["request", "url"],
                 "{{parent:/pointer}} may stand only in the path or the query, after the host: a parent record never chooses where the credentials go",
-            ));
-        }
-        if !parent.request.parent_pointers().is_empty() {
-            out.push(FieldError::new(
+            ),
+            error_if(
+                !parent.request.parent_pointers().is_empty(),
                 &["parent", "request"],
                 "the parents' own request cannot hold {{parent:/pointer}}",
-            ));
-        }
-        if self
-            .incremental
-            .as_ref()
-            .is_some_and(|i| i.max_window.is_some())
-        {
-            out.push(FieldError::new(
+            ),
+            error_if(
+                windows,
                 &["incremental", "maxWindow"],
                 "a parent/child read cannot walk windows: past maxPartitions every child reads from one shared time, which a walk stopped by maxWindowsPerPoll would move past unread data",
-            ));
-        }
-        if parent.records.version.is_some() {
-            out.push(FieldError::new(
+            ),
+            error_if(
+                parent.records.version.is_some(),
                 &["parent", "records", "version"],
                 "not used: a parent's version is what the child request takes of it",
-            ));
-        }
-        if parent
-            .incremental
-            .as_ref()
-            .is_some_and(|i| i.initial.is_some())
-        {
-            out.push(FieldError::new(
+            ),
+            error_if(
+                initial,
                 &["parent", "incremental", "initial"],
                 "a full read of the parents must list them all: leave initial out, and make {{cursor}} a whole query value (a full read leaves it out)",
-            ));
-        }
+            ),
+        ].into_iter().flatten());
         let Some(read) = self.parent_read() else {
             return;
         };
@@ -568,21 +560,16 @@ impl ReadSpec {
 
     /// The request: its templates, URL, method and link base, and what `{{cursor}}` needs.
     fn request_problems(&self, out: &mut Vec<FieldError>) {
-        if let Some(base) = self.pagination.link_base() {
-            let first = Url::parse(&template::without_parents(
-                &self
-                    .request
-                    .url
-                    .replace("{{cursor}}", "x")
-                    .replace("{{now}}", "x"),
-            ));
-            if first.is_ok_and(|first| first.origin() != base.origin()) {
-                out.push(FieldError::new(
-                    &["pagination", "linkBase"],
-                    "must be on request.url's origin: links to another origin are never followed",
-                ));
-            }
-        }
+        let url = &self.request.url;
+        let rendered =
+            template::without_parents(&url.replace("{{cursor}}", "x").replace("{{now}}", "x"));
+        let first = Url::parse(&rendered);
+        let base = self.pagination.link_base();
+        out.extend(error_if(
+            base.is_some_and(|b| first.as_ref().is_ok_and(|f| f.origin() != b.origin())),
+            &["pagination", "linkBase"],
+            "must be on request.url's origin: links to another origin are never followed",
+        ));
         // Request templates: which use the cursor, and whether inside a longer value.
         let mut request_texts: Vec<(Vec<String>, &str)> = vec![(
             vec!["request".into(), "url".into()],
@@ -611,25 +598,16 @@ impl ReadSpec {
                 Err(e) => out.push(at(path, e)),
             }
         }
-        let rendered = template::without_parents(
-            &self
-                .request
-                .url
-                .replace("{{cursor}}", "x")
-                .replace("{{now}}", "x"),
-        );
-        if Url::parse(&rendered).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
-            out.push(FieldError::new(
-                &["request", "url"],
-                "expected an http or https URL",
-            ));
-        }
-        if self.request.body.is_some() && self.request.method == Method::Get {
-            out.push(FieldError::new(
-                &["request", "body"],
-                "a body needs method POST",
-            ));
-        }
+        out.extend(error_if(
+            first.map_or(true, |u| !matches!(u.scheme(), "http" | "https")),
+            &["request", "url"],
+            "expected an http or https URL",
+        ));
+        out.extend(error_if(
+            self.request.body.is_some() && self.request.method == Method::Get,
+            &["request", "body"],
+            "a body needs method POST",
+        ));
         match &self.incremental {
             None if cursor_used => out.push(FieldError::new(
                 &["request"],
@@ -641,12 +619,11 @@ impl ReadSpec {
             )),
             _ => {}
         }
-        if self.snapshot && self.incremental.is_some() {
-            out.push(FieldError::new(
-                &["snapshot"],
-                "a snapshot reads the whole set every poll; it cannot also be incremental",
-            ));
-        }
+        out.extend(error_if(
+            self.snapshot && self.incremental.is_some(),
+            &["snapshot"],
+            "a snapshot reads the whole set every poll; it cannot also be incremental",
+        ));
     }
 
     /// Every JSON pointer of the spec is one.
