@@ -755,7 +755,7 @@ fn check_webhook(obj: &Map<String, Value>, problems: &mut Vec<FieldError>) {
     let Some(webhook) = obj.get("webhook").filter(|w| !w.is_null()) else {
         return;
     };
-    if let Ok(webhook) = serde_json::from_value::<crate::webhook::WebhookConfig>(webhook.clone()) {
+    if let Ok(webhook) = serde_json::from_value::<super::webhook::WebhookConfig>(webhook.clone()) {
         problems.extend(webhook.problems());
     }
 }

@@ -23,6 +23,7 @@ mod schema;
 mod secret;
 mod source;
 mod substitute;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -138,7 +139,7 @@ pub struct ConnectorConfig {
     /// without this block. A webhook never publishes anything itself: polling stays the
     /// source of truth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<crate::webhook::WebhookConfig>,
+    pub webhook: Option<webhook::WebhookConfig>,
 }
 
 /// A published rate limit: `requests` per `perSeconds`.
