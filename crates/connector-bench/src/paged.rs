@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use connector_core::Backends;
 use connector_core::ports::{
-    BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, Lease, Publisher,
+    BackendError, BoxFuture, CommitChunk, CommitOutcome, Lease, Publisher,
 };
 use connector_core::source::time::{TimeFormat, format_millis};
 use connector_core::testing::paged::PagedProvider;

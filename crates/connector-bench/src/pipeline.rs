@@ -20,10 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use connector_core::Backends;
 use connector_core::Record;
 use connector_core::detect;
 use connector_core::http::HttpClient;
-use connector_core::ports::{Backends, CommitChunk, CommitOutcome, StateDelta};
+use connector_core::ports::{CommitChunk, CommitOutcome, StateDelta};
 use connector_core::signal::Envelope;
 use connector_core::{Change, ConnectorConfig, Factories, PollSummary, StreamEntry};
 use connector_noaa::schema::{alerts_of, describe};

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 
-use crate::context::Clock;
+use crate::clock::Clock;
 use crate::ports::BackendError;
 use crate::ratelimit::MAX_HOLD;
 

@@ -3,13 +3,14 @@
 //! signal and the clock. Nothing of it is a process global, so two tests (or two
 //! embedded uses in one program) share nothing unless they share a [`Context`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
 
+pub use crate::clock::{Clock, ManualClock, Stop, SystemClock};
 use crate::config::ConnectorConfig;
-use crate::http::ClientSettings;
-use crate::ports::BoxFuture;
+use crate::pool::ClientSettings;
+use crate::ports::{
+    LeaseManager, LocalWakes, Membership, MetricsStore, Publisher, StateStore, Wakes,
+};
 use crate::ratelimit::Holds;
 use crate::redact::Redactor;
 
@@ -25,113 +26,6 @@ pub trait ResponseObserver: Send + Sync {
 impl<F: Fn(&str, Option<u16>) + Send + Sync> ResponseObserver for F {
     fn observe(&self, connector: &str, status: Option<u16>) {
         self(connector, status);
-    }
-}
-
-/// Time as the connectors see it: the wall clock, or in tests a clock they move.
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> SystemTime;
-    /// Waits `delay` (a retry's backoff or a server's `Retry-After`).
-    fn sleep(&self, delay: Duration) -> BoxFuture<'static, ()>;
-
-    /// Now, in UNIX milliseconds (0 before 1970).
-    fn now_ms(&self) -> i64 {
-        self.now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    }
-}
-
-/// The wall clock and tokio's timer.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-
-    fn sleep(&self, delay: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(delay))
-    }
-}
-
-/// A clock for tests: it stands still until moved, and a sleep moves it by the delay at
-/// once and is recorded, so a retry schedule or a `Retry-After` is checked without
-/// waiting for it.
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<SystemTime>,
-    slept: Mutex<Vec<Duration>>,
-}
-
-impl ManualClock {
-    /// A clock standing at `now`.
-    pub fn at(now: SystemTime) -> Self {
-        Self {
-            now: Mutex::new(now),
-            slept: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Moves the clock on by `by`.
-    pub fn advance(&self, by: Duration) {
-        if let Ok(mut now) = self.now.lock() {
-            *now += by;
-        }
-    }
-
-    /// Every sleep asked of it, in order.
-    pub fn slept(&self) -> Vec<Duration> {
-        self.slept.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        self.now.lock().map_or(SystemTime::UNIX_EPOCH, |now| *now)
-    }
-
-    fn sleep(&self, delay: Duration) -> BoxFuture<'static, ()> {
-        if let Ok(mut slept) = self.slept.lock() {
-            slept.push(delay);
-        }
-        self.advance(delay);
-        Box::pin(std::future::ready(()))
-    }
-}
-
-/// The process is stopping: no request is retried any more, and a backoff wait in
-/// progress ends at once (the attempt after a cut wait is the last).
-#[derive(Debug, Default)]
-pub struct Stop {
-    stopping: AtomicBool,
-    stopped: tokio::sync::Notify,
-}
-
-impl Stop {
-    /// Says stop to every connector of the context.
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.stopped.notify_waiters();
-    }
-
-    /// Whether stop was said.
-    pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Waits for `sleep` unless or until stop is said.
-    pub async fn wait(&self, sleep: BoxFuture<'static, ()>) {
-        let stopped = self.stopped.notified();
-        if self.stopping() {
-            return;
-        }
-        tokio::select! {
-            () = sleep => {}
-            () = stopped => {}
-        }
     }
 }
 
@@ -327,6 +221,44 @@ impl ConnectorContext {
     /// What it shares with the process's other connectors.
     pub fn context(&self) -> &Context {
         &self.context
+    }
+}
+
+/// The ports together, as a connector and the runtime use them.
+#[derive(Clone)]
+pub struct Backends {
+    /// Leases.
+    pub leases: Arc<dyn LeaseManager>,
+    /// State.
+    pub state: Arc<dyn StateStore>,
+    /// The fenced commit.
+    pub publisher: Arc<dyn Publisher>,
+    /// Metrics.
+    pub metrics: Arc<dyn MetricsStore>,
+    /// Live workers.
+    pub membership: Arc<dyn Membership>,
+    /// Webhook wakes and delivery ids.
+    pub wakes: Arc<dyn Wakes>,
+    /// What the process's connectors share (connection pool, rate-limit holds, response
+    /// hook, stop signal, clock).
+    pub context: Context,
+}
+
+impl Backends {
+    /// Every port from one backend object that implements them all.
+    pub fn from_one<B>(backend: Arc<B>) -> Self
+    where
+        B: LeaseManager + StateStore + Publisher + MetricsStore + Membership + 'static,
+    {
+        Self {
+            leases: backend.clone(),
+            state: backend.clone(),
+            publisher: backend.clone(),
+            metrics: backend.clone(),
+            membership: backend,
+            wakes: Arc::new(LocalWakes::default()),
+            context: Context::isolated(),
+        }
     }
 }
 

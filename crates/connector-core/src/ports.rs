@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -832,44 +831,6 @@ impl Wakes for LocalWakes {
                 .push(tx);
             Ok(rx)
         })
-    }
-}
-
-/// The ports together, as a connector and the runtime use them.
-#[derive(Clone)]
-pub struct Backends {
-    /// Leases.
-    pub leases: Arc<dyn LeaseManager>,
-    /// State.
-    pub state: Arc<dyn StateStore>,
-    /// The fenced commit.
-    pub publisher: Arc<dyn Publisher>,
-    /// Metrics.
-    pub metrics: Arc<dyn MetricsStore>,
-    /// Live workers.
-    pub membership: Arc<dyn Membership>,
-    /// Webhook wakes and delivery ids.
-    pub wakes: Arc<dyn Wakes>,
-    /// What the process's connectors share (connection pool, rate-limit holds, response
-    /// hook, stop signal, clock).
-    pub context: crate::context::Context,
-}
-
-impl Backends {
-    /// Every port from one backend object that implements them all.
-    pub fn from_one<B>(backend: Arc<B>) -> Self
-    where
-        B: LeaseManager + StateStore + Publisher + MetricsStore + Membership + 'static,
-    {
-        Self {
-            leases: backend.clone(),
-            state: backend.clone(),
-            publisher: backend.clone(),
-            metrics: backend.clone(),
-            membership: backend,
-            wakes: Arc::new(LocalWakes::default()),
-            context: crate::context::Context::isolated(),
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 
-use crate::retry::parse_retry_after;
+use crate::time::parse_retry_after;
 
 /// The longest hold a header can set.
 pub const MAX_HOLD: Duration = Duration::from_secs(3600);

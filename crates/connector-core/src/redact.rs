@@ -204,6 +204,16 @@ pub fn basic_pair(user: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
 
+/// A URL as it may appear in logs and errors: no query, no user info.
+pub fn display_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

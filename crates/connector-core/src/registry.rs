@@ -16,8 +16,8 @@ use crate::config::{
     self, ConfigErrors, ConfigSource, ConnectorConfig, Environment, FieldError, PathSegment,
     ProviderCatalog, ProviderSettings, References, parse_provider, schema_of,
 };
+use crate::context::Backends;
 use crate::pipeline::{CreateError, PollingConnector, Provider, UniversalPollingConnector};
-use crate::ports::Backends;
 use crate::spec::catalog::Catalog;
 
 /// Builds connectors of one type.

@@ -6,10 +6,10 @@
 //! asking for longer than that fails the request, and the poll is tried again at the next
 //! tick instead of holding a worker for minutes.
 //!
-//! Once the process is stopping (its context's [`Stop`]), a failed request is not retried
+//! Once the process is stopping (its context's [`Stop`](crate::clock::Stop)), a failed request is not retried
 //! and a backoff wait ends at once: a poll in flight then ends within one request timeout,
 //! well inside the shutdown grace period, instead of running through its whole retry
-//! schedule. Waits go through the context's [`crate::context::Clock`], so a test on a
+//! schedule. Waits go through the context's [`crate::clock::Clock`], so a test on a
 //! manual clock checks a schedule without waiting for it.
 
 use std::future::Future;
@@ -22,8 +22,8 @@ use crate::context::Context;
 
 /// The waits between attempts: on the context's clock, cut short by its stop signal.
 struct Waits {
-    stop: std::sync::Arc<crate::context::Stop>,
-    clock: std::sync::Arc<dyn crate::context::Clock>,
+    stop: std::sync::Arc<crate::clock::Stop>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 impl backon::Sleeper for Waits {
@@ -153,23 +153,12 @@ pub fn jitter(delay: Duration, ratio: f64, unit: f64) -> Duration {
     delay.mul_f64(factor.max(0.0))
 }
 
-/// Parses `Retry-After`: delta-seconds or an HTTP date, relative to `now`.
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    // Delta-seconds too large for a number are a very long wait, not no wait: it holds for
-    // the longest hold rather than letting the next request go at once.
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+    use crate::time::parse_retry_after;
 
     #[derive(Debug)]
     struct TestError {
@@ -209,7 +198,7 @@ mod tests {
         failures: u32,
         error: fn() -> TestError,
     ) -> (Result<u32, TestError>, u32, Vec<Duration>) {
-        let clock = std::sync::Arc::new(crate::context::ManualClock::at(
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::at(
             std::time::SystemTime::UNIX_EPOCH,
         ));
         let context = Context::isolated().with_clock(clock.clone());
@@ -285,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_ends_retrying_and_cuts_no_wait_short_twice() {
-        let clock = std::sync::Arc::new(crate::context::ManualClock::at(
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::at(
             std::time::SystemTime::UNIX_EPOCH,
         ));
         let context = Context::isolated().with_clock(clock.clone());

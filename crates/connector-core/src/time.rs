@@ -166,6 +166,22 @@ pub fn read_from(watermark: Option<i64>, lookback_ms: i64, initial: Option<i64>)
     watermark.map(|w| w - lookback_ms).or(initial)
 }
 
+/// Parses `Retry-After`: delta-seconds or an HTTP date, relative to `now`.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
+    let value = value.trim();
+    // Delta-seconds too large for a number are a very long wait, not no wait: it holds for
+    // the longest hold rather than letting the next request go at once.
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            value
+                .parse()
+                .map_or(std::time::Duration::MAX, std::time::Duration::from_secs),
+        );
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(std::time::Duration::ZERO))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -348,11 +348,11 @@ mod secrets {
 
     use std::sync::Arc;
 
+    use connector_core::Backends;
     use connector_core::config::{
         FieldError, Headers, ProviderSettings, References, Secret, parse_provider, schema_of,
     };
     use connector_core::pipeline::{CreateError, PollingConnector};
-    use connector_core::ports::Backends;
     use connector_core::registry::ConnectorFactory;
     use connector_core::{ConnectorConfig, Factories};
     use schemars::JsonSchema;

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use connector_core::Backends;
 use connector_core::embedded::EmbeddedBackend;
 use connector_core::pipeline::PollError;
 use connector_core::ports::{
-    BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, Lease, MetricsStore, Publisher,
-    StateStore,
+    BackendError, BoxFuture, CommitChunk, CommitOutcome, Lease, MetricsStore, Publisher, StateStore,
 };
 use connector_core::testing::items::{ItemsProvider, config_for, items_body};
 use connector_core::testing::{Harness, Scenario, run_contract};

@@ -677,7 +677,7 @@ impl Membership for RedisBackend {
 
     /// Wedged when a connection went unanswered for twice the command timeout (its watch
     /// reconnecting did not help) while a fresh connection to the same server is answered
-    /// within [`PROBE_TIMEOUT`].
+    /// within `PROBE_TIMEOUT`.
     fn wedged(&self) -> BoxFuture<'_, Option<String>> {
         Box::pin(async move {
             let silent = self.silent_for()?;

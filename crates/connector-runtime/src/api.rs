@@ -10,8 +10,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use connector_core::Backends;
 use connector_core::pipeline::{health_max_age, now_ms};
-use connector_core::ports::Backends;
 use serde_json::{Value, json};
 
 use crate::manager::Status;

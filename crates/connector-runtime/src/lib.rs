@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use connector_core::Backends;
 use connector_core::config::ConfigSource;
 use connector_core::embedded::EmbeddedBackend;
-use connector_core::ports::Backends;
 use connector_core::{ConnectorConfig, ConnectorRegistry, Environment, Factories};
 use connector_redis::{RedisBackend, RedisSettings};
 

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use connector_core::Backends;
 use connector_core::config::ConfigSource;
 use connector_core::pipeline::now_ms;
-use connector_core::ports::Backends;
 use connector_core::{ConnectorConfig, ConnectorRegistry, Environment, Factories};
 use serde::Serialize;
 use tokio::task::JoinHandle;

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use connector_core::ports::{Backends, Wake};
+use connector_core::Backends;
+use connector_core::ports::Wake;
 use connector_core::webhook::WebhookConfig;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

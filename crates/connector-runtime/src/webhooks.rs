@@ -15,8 +15,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use connector_core::Backends;
 use connector_core::pipeline::now_ms;
-use connector_core::ports::{Backends, Wake};
+use connector_core::ports::Wake;
 use connector_core::webhook::WebhookConfig;
 use serde_json::json;
 

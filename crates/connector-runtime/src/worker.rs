@@ -14,12 +14,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use connector_core::Backends;
 use connector_core::PollSummary;
 use connector_core::PollingConnector;
 use connector_core::lease::LeaseKeeper;
 use connector_core::pipeline::PollError;
 use connector_core::pipeline::now_ms;
-use connector_core::ports::{Backends, Lease};
+use connector_core::ports::Lease;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

@@ -46,13 +46,13 @@ mod poll;
 use poll::{Commit, Poll};
 
 use crate::config::{ConnectorConfig, FieldError};
+use crate::context::Backends;
 pub use crate::context::ConnectorContext;
 use crate::http::{HttpClient, HttpError};
 pub use crate::page::{FetchError, Page, PageEvent, Pages, paged, single_page};
 use crate::ports::{
-    Absence, BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor,
-    Lease, PollRecord, PollSummary, STATE_FORMAT, StateDelta, StateHeader, StateLayoutError,
-    StateLoss,
+    Absence, BackendError, BoxFuture, CommitChunk, CommitOutcome, ConnectorState, Cursor, Lease,
+    PollRecord, PollSummary, STATE_FORMAT, StateDelta, StateHeader, StateLayoutError, StateLoss,
 };
 pub use crate::record::{ItemKey, Record};
 use crate::signal::{

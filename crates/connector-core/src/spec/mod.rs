@@ -10,9 +10,9 @@ pub mod template;
 use std::collections::BTreeMap;
 
 use crate::Severity;
-pub use crate::auth::AuthSpec;
 use crate::config::fields::error_if;
 use crate::config::{FieldError, Headers, PathSegment};
+pub use crate::http::auth::AuthSpec;
 pub use crate::source::{Paging, TokenPlace};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

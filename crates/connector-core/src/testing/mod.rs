@@ -26,11 +26,12 @@ use wiremock::MockServer;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::ConnectorConfig;
+use crate::context::Backends;
 use crate::embedded::EmbeddedBackend;
 use crate::pipeline::{PollingConnector, Provider};
 use crate::ports::{
-    BackendError, Backends, BoxFuture, CommitChunk, CommitOutcome, Cursor, Lease, Publisher,
-    StateDelta, StateStore,
+    BackendError, BoxFuture, CommitChunk, CommitOutcome, Cursor, Lease, Publisher, StateDelta,
+    StateStore,
 };
 use crate::registry::Factories;
 use crate::signal::StreamEntry;
@@ -629,7 +630,10 @@ async fn contract_removal(
 /// Whether a request a mock received carries the AWS Signature V4 `signer` computes for
 /// what arrived, checked as AWS checks it: over the headers the signature names (the
 /// signer's own aside), at the request's `x-amz-date`. Mocks of AWS APIs match on it.
-pub fn aws_signature_verifies(request: &wiremock::Request, signer: &crate::auth::SigV4) -> bool {
+pub fn aws_signature_verifies(
+    request: &wiremock::Request,
+    signer: &crate::http::auth::SigV4,
+) -> bool {
     let header = |k: &str| {
         request
             .headers
