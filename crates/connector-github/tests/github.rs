@@ -462,6 +462,57 @@ async fn a_spent_quota_holds_the_next_polls_until_the_reset() {
     assert_eq!(api.requests().len(), asked, "nothing sent before the reset");
 }
 
+/// GitHub counts per token: in one process, a spent quota holds every connector with
+/// that token (nothing is sent for them before the reset) and no connector with another.
+#[tokio::test]
+async fn a_spent_quota_holds_every_connector_of_its_token_and_no_other() {
+    let server = MockServer::start().await;
+    let api = GitHub::new(&server).repo("octo/app", 2);
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1800;
+    api.with(|s| s.exhaust = Some(reset));
+    api.mount(&server).await;
+    let context = connector_core::context::Context::isolated();
+    let named = |name: &str, token: &str| {
+        let mut c = config(&server, json!({ "token": token }));
+        c.name = name.into();
+        c
+    };
+    let mut spent =
+        Harness::in_context::<GithubProvider>(named("spent", TOKEN), context.clone()).await;
+    spent
+        .connector
+        .poll(&spent.lease)
+        .await
+        .expect("the last request of the window");
+    let asked = api.requests().len();
+    let mut same =
+        Harness::in_context::<GithubProvider>(named("same", TOKEN), context.clone()).await;
+    let err = same
+        .connector
+        .poll(&same.lease)
+        .await
+        .expect_err("held")
+        .to_string();
+    assert!(err.contains("rate limited"), "{err}");
+    assert_eq!(
+        api.requests().len(),
+        asked,
+        "nothing sent with the spent token"
+    );
+    let other_token = "ghp_another000000000000000000000000000000";
+    let mut other =
+        Harness::in_context::<GithubProvider>(named("other", other_token), context).await;
+    let _ = other.connector.poll(&other.lease).await;
+    assert!(
+        api.requests().len() > asked,
+        "another token's connector is not held"
+    );
+}
+
 #[tokio::test]
 async fn a_secondary_limit_is_honoured_and_a_permission_403_is_not_one() {
     let server = MockServer::start().await;

@@ -470,6 +470,51 @@ async fn a_429_waits_for_retry_after() {
     assert_eq!(s.published, 3);
 }
 
+/// A `Retry-After` without retries left holds the next polls (nothing is sent) until it
+/// ends, then the next poll goes: on a manual clock, so nothing waits the 3 s.
+#[tokio::test]
+async fn a_retry_after_holds_across_polls_until_it_ends() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+    let clock = std::sync::Arc::new(connector_core::context::ManualClock::at(
+        std::time::SystemTime::now(),
+    ));
+    let context = connector_core::context::Context::isolated().with_clock(clock.clone());
+    let mut cfg = config(&server, serde_json::json!({}));
+    cfg.max_retries = 0;
+    let mut h = Harness::in_context::<NoaaProvider>(cfg, context).await;
+    assert!(
+        h.connector.poll(&h.lease).await.is_err(),
+        "the 429 fails the poll"
+    );
+    clock.advance(Duration::from_millis(2900));
+    let held = h.connector.poll(&h.lease).await;
+    let said = held
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string());
+    assert!(said.contains("nothing is sent before then"), "{said}");
+    assert_eq!(server.received_requests().await.map_or(0, |r| r.len()), 1);
+    clock.advance(Duration::from_millis(100));
+    let s = h
+        .connector
+        .poll(&h.lease)
+        .await
+        .expect("the hold has ended");
+    assert_eq!(s.published, 3);
+    assert_eq!(server.received_requests().await.map_or(0, |r| r.len()), 2);
+    assert!(
+        clock.slept().is_empty(),
+        "a hold is not slept through: {:?}",
+        clock.slept()
+    );
+}
+
 #[tokio::test]
 async fn garbage_fails_the_poll_and_leaves_state_untouched() {
     for (status, body) in [

@@ -30,21 +30,6 @@ fn write_config(dir: &std::path::Path, text: &str) {
     std::fs::write(dir.join("connectors.json"), text).expect("write the config");
 }
 
-/// Answers with `inner` and records when each request came.
-struct Timed {
-    at: Arc<Mutex<Vec<Instant>>>,
-    answers: Vec<ResponseTemplate>,
-}
-
-impl Respond for Timed {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let mut at = self.at.lock().expect("lock");
-        at.push(Instant::now());
-        let i = (at.len() - 1).min(self.answers.len() - 1);
-        self.answers[i].clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_that_fails_on_a_taken_port_holds_no_lease() {
     let server = mock_provider(Duration::ZERO).await;
@@ -328,39 +313,6 @@ async fn readiness_answers_within_a_second_while_redis_is_stalled() {
     .await;
     proc.signal(Signal::SIGTERM);
     assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_after_holds_across_polls() {
-    let server = MockServer::start().await;
-    let at = Arc::new(Mutex::new(Vec::new()));
-    Mock::given(method("GET"))
-        .and(path("/alerts/active"))
-        .respond_with(Timed {
-            at: at.clone(),
-            answers: vec![
-                ResponseTemplate::new(429).insert_header("Retry-After", "3"),
-                ResponseTemplate::new(200).set_body_string(ALERTS),
-            ],
-        })
-        .mount(&server)
-        .await;
-    let dir = temp_dir("retry-after");
-    // Polls every 200 ms, no retries within a poll: only a hold across polls keeps the
-    // next request back.
-    write_config(&dir, &config(&server, &[("held", 200)]));
-    let mut proc = Proc::start(&dir, &["run"], &[("HTTP_PORT", "off".into())]);
-    proc.wait_log("poll completed", Duration::from_secs(20))
-        .await;
-    proc.signal(Signal::SIGTERM);
-    assert!(proc.wait_exit(Duration::from_secs(15)).await.success());
-    let at = at.lock().expect("lock").clone();
-    assert!(at.len() >= 2, "{at:?}");
-    let gap = at[1] - at[0];
-    assert!(
-        gap >= Duration::from_millis(2900),
-        "the second request came {gap:?} after the 429 asked for 3 s"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

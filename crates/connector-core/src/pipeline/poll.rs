@@ -746,3 +746,147 @@ pub(super) enum Work<'a, I> {
         key: &'a ItemKey<'a>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::StreamState;
+
+    /// A recorded stream of `a` and `b` at version 1, with `absent` already noted.
+    fn recorded(absent: &[(&str, u64, u32)]) -> StreamState {
+        let mut state = StreamState::default();
+        for id in ["a", "b"] {
+            state.versions.insert(id.into(), "1".into());
+        }
+        for (id, since_ms, polls) in absent {
+            let absence = Absence {
+                since_ms: *since_ms,
+                polls: *polls,
+            };
+            state.absent.insert((*id).into(), absence);
+        }
+        state
+    }
+
+    /// The snapshot removal rules as a table: what is gone after a complete read that saw
+    /// only `seen`, and which absences the tail records.
+    #[test]
+    fn removals_follow_the_grace_in_time_or_in_polls() {
+        type Absences = Vec<(String, Option<Absence>)>;
+        /// (case, emitRemovals, before, seen, counted as seen, now, gone, recorded absences)
+        type Case = (
+            &'static str,
+            bool,
+            Vec<(&'static str, u64, u32)>,
+            Vec<&'static str>,
+            usize,
+            u64,
+            Vec<(String, String)>,
+            Absences,
+        );
+        let gone_ab = |v: &[&str]| -> Vec<(String, String)> {
+            v.iter().map(|id| ((*id).into(), "1".into())).collect()
+        };
+        let noted = |id: &str, since_ms, polls| -> Absences {
+            vec![(id.into(), Some(Absence { since_ms, polls }))]
+        };
+        let cases: Vec<Case> = vec![
+            (
+                "all seen",
+                false,
+                vec![],
+                vec!["a", "b"],
+                2,
+                1_000,
+                vec![],
+                vec![],
+            ),
+            (
+                "every recorded one counted: no pass over state",
+                false,
+                vec![],
+                vec!["a"],
+                2,
+                1_000,
+                vec![],
+                vec![],
+            ),
+            (
+                "missing for the first time: noted",
+                false,
+                vec![],
+                vec!["a"],
+                1,
+                1_000,
+                vec![],
+                noted("b", 1_000, 1),
+            ),
+            (
+                "still missing within the grace: already noted",
+                false,
+                vec![("b", 1_000, 1)],
+                vec!["a"],
+                1,
+                60_000,
+                vec![],
+                vec![],
+            ),
+            (
+                "missing past the grace: gone",
+                false,
+                vec![("b", 1_000, 1)],
+                vec!["a"],
+                1,
+                601_000,
+                gone_ab(&["b"]),
+                vec![],
+            ),
+            (
+                "emitRemovals counts reads: noted again",
+                true,
+                vec![("b", 1_000, 1)],
+                vec!["a"],
+                1,
+                2_000,
+                vec![],
+                noted("b", 1_000, 2),
+            ),
+            (
+                "emitRemovals: the third missing read removes it",
+                true,
+                vec![("b", 1_000, 2)],
+                vec!["a"],
+                1,
+                3_000,
+                gone_ab(&["b"]),
+                vec![],
+            ),
+            (
+                "both missing: in id order",
+                false,
+                vec![("a", 0, 1), ("b", 0, 1)],
+                vec![],
+                0,
+                600_000,
+                gone_ab(&["a", "b"]),
+                vec![],
+            ),
+        ];
+        for (case, emit, before, seen, counted, now, gone, absences) in cases {
+            let mut config = ConnectorConfig::new("t", "T");
+            config.emit_removals = emit;
+            config.removal_grace_ms = 600_000;
+            config.removal_grace_polls = 3;
+            let state = recorded(&before);
+            let seen: HashSet<String> = seen.into_iter().map(str::to_owned).collect();
+            let mut tail = Tail::default();
+            let found = removals(&config, Some(&state), &seen, counted, now, &mut tail);
+            assert_eq!(found, gone, "{case}");
+            assert_eq!(tail.absences, absences, "{case}");
+        }
+        let mut tail = Tail::default();
+        let config = ConnectorConfig::new("t", "T");
+        assert!(removals(&config, None, &HashSet::new(), 0, 0, &mut tail).is_empty());
+        assert!(tail.is_empty(), "a first read removes nothing");
+    }
+}
