@@ -8,7 +8,8 @@
 //! written in that zone, floored to the minute and moved back by the overlap, so a
 //! mistake costs a re-read, never a missed issue.
 
-use connector_core::source::time::{TimeFormat, format_millis};
+use connector_core::source::Since;
+use connector_core::source::time::TimeFormat;
 
 /// The user's clause without any trailing `ORDER BY`, and that `ORDER BY` if there was one.
 /// Words inside quoted strings (`summary ~ "order by"`) are not keywords.
@@ -65,25 +66,30 @@ pub fn is_updated_ascending(order: &str) -> bool {
     words == ["order", "by", "updated", "asc"] || words == ["order", "by", "updated"]
 }
 
-/// The JQL of one poll: `clause` (without its `ORDER BY`), from `since` (UNIX ms; `None`
-/// on the first sync) written in `zone`, in `updated` order.
-pub fn query(clause: &str, since: Option<i64>, zone: &str) -> Result<String, String> {
-    let bound = match since {
-        None => None,
-        Some(ms) => {
-            let format = TimeFormat::Pattern {
-                pattern: "%Y/%m/%d %H:%M".into(),
-                zone: zone.to_owned(),
-            };
-            Some(format!("updated >= \"{}\"", format_millis(ms, &format)?))
-        }
-    };
-    Ok(match (clause.is_empty(), bound) {
+/// How JQL writes a time: to the minute, in the searching user's `zone`.
+pub fn time_format(zone: &str) -> TimeFormat {
+    TimeFormat::Pattern {
+        pattern: "%Y/%m/%d %H:%M".into(),
+        zone: zone.to_owned(),
+    }
+}
+
+/// The core's lower bound of a poll (the watermark less `overlap_ms`), written as JQL
+/// writes a time in `zone`; [`query`] puts it inside the JQL.
+pub fn since(zone: &str, overlap_ms: i64) -> Since {
+    Since::new("jql", time_format(zone), overlap_ms)
+}
+
+/// The JQL of one poll: `clause` (without its `ORDER BY`), from `bound` (a JQL time;
+/// `None` on the first sync), in `updated` order.
+pub fn query(clause: &str, bound: Option<&str>) -> String {
+    let bound = bound.map(|time| format!("updated >= \"{time}\""));
+    match (clause.is_empty(), bound) {
         (true, None) => "ORDER BY updated ASC".to_owned(),
         (true, Some(b)) => format!("{b} ORDER BY updated ASC"),
         (false, None) => format!("({clause}) ORDER BY updated ASC"),
         (false, Some(b)) => format!("({clause}) AND {b} ORDER BY updated ASC"),
-    })
+    }
 }
 
 /// The JQL of a page read from a time: `clause` bounded at `{time}`, which the reader

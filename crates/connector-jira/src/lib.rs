@@ -273,21 +273,15 @@ impl Provider for JiraProvider {
     fn pages<'a>(&'a self, _stream: &'a StreamSpec, cursor: &'a Cursor) -> Pages<'a, Record> {
         let start = async move {
             let zone = self.zone(false).await?;
-            let since = cursor
-                .watermark
-                .as_deref()
-                .and_then(time::parse_millis)
-                .map(|w| w - self.overlap_ms);
+            // The core's bound (the watermark less the overlap), written inside the JQL.
+            let now = self.http.context().clock().now_ms();
+            let since = jql::since(&zone, self.overlap_ms);
+            let bound = since.value(cursor.watermark.as_deref(), now);
+            let jql = jql::query(&self.clause, bound.as_deref());
             let base = self.http.base();
-            let jql =
-                jql::query(&self.clause, since, &zone).map_err(|e| FetchError::refused(base, e))?;
             let anchor = source::Anchor {
-                param: "jql".into(),
-                format: time::TimeFormat::Pattern {
-                    pattern: "%Y/%m/%d %H:%M".into(),
-                    zone: zone.clone(),
-                },
                 template: Some(jql::anchored(&self.clause)),
+                ..source::Anchor::new("jql", jql::time_format(&zone))
             };
             let read = search::read(base, &self.search, jql, Some(anchor))
                 .map_err(|e| FetchError::refused(base, e))?;

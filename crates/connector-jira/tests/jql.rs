@@ -1,7 +1,7 @@
 //! JQL handling: a user's ORDER BY split off, and the incremental bound written in the
 //! searching user's zone.
 
-use connector_jira::jql::{is_updated_ascending, query, split_order_by};
+use connector_jira::jql::{is_updated_ascending, query, since, split_order_by};
 
 #[test]
 fn a_user_order_by_is_split_off_outside_quotes_only() {
@@ -32,15 +32,20 @@ fn a_user_order_by_is_split_off_outside_quotes_only() {
 
 #[test]
 fn the_bound_is_written_in_the_users_zone_to_the_minute() {
-    // 2026-01-09T13:03:59Z is 08:03 in New York (UTC-5 in January).
-    let ms = 1_767_963_839_000;
+    // 2026-01-09T13:03:59Z is 08:03 in New York (UTC-5 in January); the overlap is 3 min.
+    let bound = since("America/New_York", 180_000).value(Some("2026-01-09T13:06:59Z"), 0);
+    assert_eq!(bound.as_deref(), Some("2026/01/09 08:03"));
     assert_eq!(
-        query("project = A OR labels = x", Some(ms), "America/New_York").as_deref(),
-        Ok(r#"(project = A OR labels = x) AND updated >= "2026/01/09 08:03" ORDER BY updated ASC"#)
+        query("project = A OR labels = x", bound.as_deref()),
+        r#"(project = A OR labels = x) AND updated >= "2026/01/09 08:03" ORDER BY updated ASC"#
     );
     assert_eq!(
-        query("project = A", None, "UTC").as_deref(),
-        Ok("(project = A) ORDER BY updated ASC")
+        query("project = A", None),
+        "(project = A) ORDER BY updated ASC"
     );
-    assert!(query("a", Some(ms), "Mars/Olympus").is_err());
+    assert_eq!(
+        since("UTC", 180_000).value(None, 0),
+        None,
+        "a first sync has no bound"
+    );
 }
