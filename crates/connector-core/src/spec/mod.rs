@@ -1,7 +1,10 @@
 //! The read description: one stream's request, auth, paging, records, identity pointers,
 //! incremental cursor and signal mapping, as data. `HTTP_JSON`'s `providerConfig`
-//! deserializes into [`ReadSpec`] directly, and a typed provider builds the same value in
-//! Rust; [`SpecReader`] reads it.
+//! deserializes into [`ReadSpec`] directly (as does any provider that builds one in Rust),
+//! and [`SpecReader`] reads it: it turns the description into the toolkit's
+//! `source::Read` for each request, the same read a typed provider builds in Rust, so every
+//! provider's pages come out of one reader (`source::read`). What a description cannot say
+//! (a lookup before the first request, an identity over several fields) stays in code.
 
 pub mod catalog;
 mod engine;
