@@ -1,12 +1,14 @@
 #![doc = include_str!("../README.md")]
 
 mod api;
+mod backend;
 mod catalog;
 mod cli;
 mod commands;
 mod exposition;
 mod fleet;
 mod manager;
+mod product;
 mod serve;
 pub mod settings;
 mod share;
@@ -24,9 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use connector_core::Backends;
 use connector_core::config::ConfigSource;
-use connector_core::embedded::EmbeddedBackend;
 use connector_core::{ConnectorConfig, ConnectorRegistry, Environment, Factories};
-use connector_redis::{RedisBackend, RedisSettings};
 
 use crate::commands::{explain_poll, lease, list, metrics, poll, state, validate};
 use crate::manager::Manager;
@@ -34,7 +34,10 @@ use crate::serve::{all, run};
 use crate::settings::Settings;
 use crate::telemetry::Metrics;
 
+pub(crate) use backend::{connect, embedded_reach, instance_id};
 pub use cli::{BudgetAction, CatalogAction, Cli, Command, LeaseAction, StateAction};
+pub(crate) use product::{NAME, binary_name, runnable};
+pub use product::{PRODUCT, with_product};
 
 /// The whole program of a connector binary: parse the command line, run the command.
 ///
@@ -288,102 +291,6 @@ pub(crate) fn learn_secrets(
     }
 }
 
-/// Chooses the backend: Redis when `REDIS_URL` is set, else in-process. A Redis that
-/// cannot be reached at start-up is an error (a misconfigured deployment must not quietly
-/// run embedded); later outages are survived.
-async fn connect(settings: &Settings, serving: bool) -> Result<Backends> {
-    let notes = settings.startup_notes;
-    if let Some(redis) = settings.redis.clone() {
-        let settings: RedisSettings = redis;
-        let shown = settings.display_url().to_string();
-        let backend = RedisBackend::connect(settings).await.map_err(|e| {
-            anyhow::anyhow!(
-                "{e}. Start one with `just infra-up`, or `redis-server --port 6379 --save \"\" --daemonize yes` \
-                 (Debian's redis-server), or unset REDIS_URL to run embedded"
-            )
-        })?;
-        let mut backends = backend.backends();
-        match backend.budget_secret().await {
-            Ok(secret) => {
-                let budgets = connector_core::budget::Budgets::new(backend.clone(), &secret);
-                backends.context = backends.context.with_budgets(Arc::new(budgets));
-            }
-            // A Redis that refuses the write (read-only, ACLs): each process paces alone.
-            Err(e) => tracing::warn!(
-                error = %e,
-                "rate budgets are not shared: the deployment's budget key could not be read or made; this process paces by its own"
-            ),
-        }
-        if !notes {
-            return Ok(backends);
-        }
-        tracing::info!(redis = %shown, topology = ?backend.topology(), "Redis backend: leases, state, metrics and the output stream live in Redis");
-        if serving && backend.persistent().await == Some(false) {
-            tracing::warn!(
-                redis = %shown,
-                "Redis keeps no data across a restart (appendonly no, save \"\"): a restart empties the connectors' state and every current item is published again; set appendonly yes"
-            );
-        }
-        return Ok(backends);
-    }
-    match &settings.state_dir {
-        _ if !settings.startup_notes => {}
-        Some(dir) => tracing::info!(
-            state_dir = %dir.display(),
-            "no REDIS_URL: embedded mode; signals are printed to stdout as JSON lines, state is kept in the folder"
-        ),
-        None => tracing::info!(
-            "no REDIS_URL: embedded mode; signals are printed to stdout as JSON lines, state is kept in memory (set STATE_DIR to keep it across restarts)"
-        ),
-    }
-    Ok(Backends::from_one(Arc::new(EmbeddedBackend::stdout(
-        settings.state_dir.clone(),
-    ))))
-}
-
-/// Refuses the inspection commands that embedded mode cannot answer: without Redis, a
-/// running process keeps its leases and metrics in its own memory, and its state in memory
-/// or in `STATE_DIR`, so a second process would read an empty store and report nothing.
-fn embedded_reach(command: &Command, settings: &Settings) -> Result<()> {
-    let running = "a running connector process answers on its HTTP API instead \
-                   (/metrics/connectors, /health/connectors)";
-    match command {
-        Command::Lease { .. } => bail!(
-            "`lease` needs REDIS_URL: in embedded mode leases live in the running process's memory; {running}"
-        ),
-        Command::Metrics { .. } => bail!(
-            "`metrics` needs REDIS_URL: in embedded mode metrics live in the running process's memory; {running}"
-        ),
-        Command::Budget { .. } => bail!(
-            "`budget` needs REDIS_URL: in embedded mode each process keeps its own rate budgets in memory"
-        ),
-        Command::State { .. } if settings.state_dir.is_none() => bail!(
-            "`state` needs REDIS_URL or STATE_DIR (--state-dir): without either, state lives in the running process's memory"
-        ),
-        Command::State {
-            action: StateAction::Reset { .. },
-        } => {
-            tracing::warn!(
-                "embedded mode: stop the process that runs this connector first; it keeps its state in memory and would write it back over the reset"
-            );
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A process-unique holder id for leases: host, pid and a random part, so two processes
-/// on one host (or a restarted pid) never share an id.
-fn instance_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
-}
-
 fn find<'a>(registry: &'a ConnectorRegistry, name: &str) -> Result<&'a Arc<ConnectorConfig>> {
     registry.get(name).with_context(|| {
         let names: Vec<&str> = registry.all().iter().map(|c| c.name.as_str()).collect();
@@ -419,68 +326,4 @@ pub(crate) fn metrics_json(m: &connector_core::ports::ConnectorMetrics) -> serde
         });
     }
     shown
-}
-
-static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The binary's own name (`connector-noaa`, `connectors`, ...): as it gave it, else as it
-/// was started.
-fn binary_name() -> String {
-    if let Some(name) = NAME.get() {
-        return name.clone();
-    }
-    std::env::args()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "connectors".into())
-}
-
-/// The product's connector types and the binary that runs each (besides the universal
-/// `connectors`): the one list every binary shares, so a binary skips the types another
-/// binary runs and names that binary. The core names no provider.
-pub const PRODUCT: [(&str, &str); 5] = [
-    ("DATADOG", "connector-datadog"),
-    ("GITHUB", "connector-github"),
-    ("HTTP_JSON", "connector-http"),
-    ("JIRA", "connector-jira"),
-    ("NOAA_WEATHER", "connector-noaa"),
-];
-
-/// `factories` knowing the product's other types.
-pub fn with_product(factories: Factories) -> Factories {
-    let types: Vec<&'static str> = PRODUCT.iter().map(|(t, _)| *t).collect();
-    factories.with_product_types(&types)
-}
-
-/// The binary of the product that runs connectors of `connector_type`.
-fn binary_for(connector_type: &str) -> Option<&'static str> {
-    PRODUCT
-        .iter()
-        .find(|(t, _)| *t == connector_type)
-        .map(|(_, b)| *b)
-}
-
-fn runnable(factories: &Factories, config: &ConnectorConfig) -> Result<()> {
-    if factories.get(&config.connector_type).is_some() {
-        return Ok(());
-    }
-    let binary = if let Some(binary) = binary_for(&config.connector_type) {
-        if binary_name() == "connectors" {
-            format!("; run it with {binary}")
-        } else {
-            format!("; run it with {binary} or the universal `connectors` binary")
-        }
-    } else {
-        String::new()
-    };
-    bail!(
-        "connector \"{}\" has type {}, which this binary does not include (it runs {}){binary}",
-        config.name,
-        config.connector_type,
-        factories.types().join(", ")
-    )
 }
