@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use connector_core::Backends;
-use connector_core::pipeline::{health_max_age, now_ms};
+use connector_core::pipeline::health_max_age;
 use serde_json::{Value, json};
 
 use crate::manager::Status;
@@ -151,7 +151,7 @@ fn budgets_of(context: &connector_core::context::Context, connector: &str) -> Op
 /// (at least a minute); 503 when any enabled connector is not.
 async fn connectors_health(State(api): State<Api>) -> Response {
     let status = snapshot(&api);
-    let now = now_ms();
+    let now = crate::now_ms(&api.backends.context);
     let mut out = serde_json::Map::new();
     let mut all_ok = true;
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;

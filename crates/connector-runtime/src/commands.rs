@@ -376,7 +376,7 @@ pub(super) async fn budget(backends: Backends, action: BudgetAction) -> Result<E
     let budgets = backends.context.budgets().store();
     match action {
         BudgetAction::List => {
-            let now = connector_core::pipeline::now_ms();
+            let now = crate::now_ms(&backends.context);
             let listed: Vec<serde_json::Value> = budgets
                 .list()
                 .await?

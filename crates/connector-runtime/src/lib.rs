@@ -305,6 +305,12 @@ fn find<'a>(registry: &'a ConnectorRegistry, name: &str) -> Result<&'a Arc<Conne
     })
 }
 
+/// Now in UNIX milliseconds by `context`'s clock: what the runtime's logic reads (lease
+/// expiry shown, webhook latency, health ages), so a test on a manual clock sees the same.
+pub(crate) fn now_ms(context: &connector_core::context::Context) -> u64 {
+    u64::try_from(context.clock().now_ms()).unwrap_or(0)
+}
+
 /// A child of `all` ignores SIGINT: Ctrl-C in a terminal reaches the whole process group
 /// and the supervisor forwards it as SIGTERM; taking both would count as a second signal
 /// and skip the grace period.

@@ -16,7 +16,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use connector_core::Backends;
-use connector_core::pipeline::now_ms;
 use connector_core::ports::Wake;
 use connector_core::webhook::WebhookConfig;
 use serde_json::json;
@@ -70,7 +69,7 @@ pub(crate) async fn receive(
         )
             .into_response();
     };
-    let received_ms = now_ms();
+    let received_ms = crate::now_ms(&hooks.backends.context);
     let bytes = match read_body(&headers, body, webhook.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err((reason, code)) => return refused(&hooks, &name, reason, code),

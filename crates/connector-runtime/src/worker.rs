@@ -19,7 +19,6 @@ use connector_core::PollSummary;
 use connector_core::PollingConnector;
 use connector_core::lease::LeaseKeeper;
 use connector_core::pipeline::PollError;
-use connector_core::pipeline::now_ms;
 use connector_core::ports::Lease;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -217,8 +216,13 @@ impl Worker {
                 ttl_ms.div_ceil(1000)
             );
         } else {
-            self.share
-                .waiting(name, Some((holder.instance_id, now_ms() + ttl_ms)));
+            self.share.waiting(
+                name,
+                Some((
+                    holder.instance_id,
+                    crate::now_ms(&self.backends.context) + ttl_ms,
+                )),
+            );
         }
     }
 
@@ -290,9 +294,11 @@ impl Worker {
             }
             let step = self.tick(keeper).await;
             if let Some(received) = woken.as_mut().and_then(|s| s.finished(why, self.published)) {
-                self.metrics
-                    .webhooks
-                    .published(&self.config.name, received, now_ms());
+                self.metrics.webhooks.published(
+                    &self.config.name,
+                    received,
+                    crate::now_ms(&self.backends.context),
+                );
             }
             if let Step::End(held) = step {
                 return held;
@@ -408,8 +414,12 @@ impl Worker {
         if let Some(Err(PollError::UnderReplicated { .. })) = outcome {
             self.metrics.wait_shortfall(name);
         }
-        self.metrics
-            .poll_finished(name, outcome, took, (now_ms() / 1000) as i64);
+        self.metrics.poll_finished(
+            name,
+            outcome,
+            took,
+            (crate::now_ms(&self.backends.context) / 1000) as i64,
+        );
         self.metrics.provider_gauges(name, &self.connector.gauges());
         let ms = took.as_millis() as u64;
         match outcome {

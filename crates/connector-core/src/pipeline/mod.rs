@@ -523,7 +523,9 @@ pub struct UniversalPollingConnector<P: Provider> {
     last_seq: Option<u64>,
 }
 
-/// Milliseconds since the UNIX epoch, the one wall-clock read of a poll.
+/// Milliseconds since the UNIX epoch by the wall clock, for what lies outside the logic
+/// (event timestamps in telemetry, benchmarks, test fixtures): a poll, a retry, a hold and
+/// the runtime's health figures read their context's [`crate::clock::Clock`] instead.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
