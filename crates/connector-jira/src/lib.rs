@@ -276,9 +276,10 @@ impl Provider for JiraProvider {
             // The core's bound (the watermark less the overlap), written inside the JQL.
             let now = self.http.context().clock().now_ms();
             let since = jql::since(&zone, self.overlap_ms);
-            let bound = since.value(cursor.watermark.as_deref(), now);
-            let jql = jql::query(&self.clause, bound.as_deref());
             let base = self.http.base();
+            let bound = (since.value(cursor.watermark.as_deref(), now))
+                .map_err(|e| FetchError::refused(base, e))?;
+            let jql = jql::query(&self.clause, bound.as_deref());
             let anchor = source::Anchor {
                 template: Some(jql::anchored(&self.clause)),
                 ..source::Anchor::new("jql", jql::time_format(&zone))

@@ -33,7 +33,9 @@ fn a_user_order_by_is_split_off_outside_quotes_only() {
 #[test]
 fn the_bound_is_written_in_the_users_zone_to_the_minute() {
     // 2026-01-09T13:03:59Z is 08:03 in New York (UTC-5 in January); the overlap is 3 min.
-    let bound = since("America/New_York", 180_000).value(Some("2026-01-09T13:06:59Z"), 0);
+    let bound = since("America/New_York", 180_000)
+        .value(Some("2026-01-09T13:06:59Z"), 0)
+        .expect("a JQL time");
     assert_eq!(bound.as_deref(), Some("2026/01/09 08:03"));
     assert_eq!(
         query("project = A OR labels = x", bound.as_deref()),
@@ -45,7 +47,12 @@ fn the_bound_is_written_in_the_users_zone_to_the_minute() {
     );
     assert_eq!(
         since("UTC", 180_000).value(None, 0),
-        None,
+        Ok(None),
         "a first sync has no bound"
+    );
+    let unwritable = since("Mars/Olympus", 0).value(Some("2026-01-09T13:06:59Z"), 0);
+    assert!(
+        unwritable.is_err(),
+        "a bound that cannot be written fails the read: {unwritable:?}"
     );
 }

@@ -192,12 +192,14 @@ impl Since {
     }
 
     /// The parameter's value for a stored `watermark` (text, as the cursor keeps it) at
-    /// `now`, or `None` for no bound.
-    pub fn value(&self, watermark: Option<&str>, now: i64) -> Option<String> {
+    /// `now`, or `None` for no bound; an error when the bound cannot be written in the
+    /// format (the read must fail then, not quietly read everything).
+    pub fn value(&self, watermark: Option<&str>, now: i64) -> Result<Option<String>, String> {
         let watermark = watermark.and_then(time::parse_millis);
         let initial = self.initial_ms.map(|ms| now - ms);
         time::read_from(watermark, self.lookback_ms, initial)
-            .and_then(|ms| time::format_millis(ms.div_euclid(1000) * 1000, &self.format).ok())
+            .map(|ms| time::format_millis(ms.div_euclid(1000) * 1000, &self.format))
+            .transpose()
     }
 }
 
@@ -263,11 +265,19 @@ pub fn read<'a, I: Send + 'a>(
     cursor: &'a Cursor,
 ) -> Pages<'a, I> {
     let clock = http.context().clock();
-    if let Some(since) = &read.since
-        && let Some(value) = since.value(cursor.watermark.as_deref(), clock.now_ms())
-    {
-        let url = &mut read.request.url;
-        url.query_pairs_mut().append_pair(&since.param, &value);
+    if let Some(since) = &read.since {
+        match since.value(cursor.watermark.as_deref(), clock.now_ms()) {
+            Ok(Some(value)) => {
+                let url = &mut read.request.url;
+                url.query_pairs_mut().append_pair(&since.param, &value);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let refused =
+                    FetchError::refused(&read.request.url, format!("{}: {e}", since.param));
+                return crate::page::single_page(async move { Err(refused) });
+            }
+        }
     }
     let pager = Pager::new(read.paging.clone(), read.request.clone(), read.max_pages)
         .anchored(read.anchor.clone());
@@ -679,22 +689,22 @@ mod tests {
         let at = Some("2026-01-02T03:04:05.678Z");
         let now = 1_767_323_045_678; // 2026-01-02T03:04:05.678Z
         assert_eq!(
-            since.value(at, now).as_deref(),
+            since.value(at, now).ok().flatten().as_deref(),
             Some("2026-01-02T03:03:05Z"),
             "a minute back, floored to the second"
         );
         assert_eq!(
-            since.value(None, now),
+            since.value(None, now).ok().flatten(),
             None,
             "a first sync reads everything"
         );
-        assert_eq!(since.value(Some("not a time"), now), None);
+        assert_eq!(since.value(Some("not a time"), now), Ok(None));
         let from = Since::new("from", TimeFormat::EpochMillis, 120_000).initially(3_600_000);
         assert_eq!(
-            from.value(None, now).as_deref(),
-            Some("1767319445000"),
+            from.value(None, now),
+            Ok(Some("1767319445000".to_owned())),
             "a first sync starts an hour before now"
         );
-        assert_eq!(from.value(at, now).as_deref(), Some("1767322925000"));
+        assert_eq!(from.value(at, now), Ok(Some("1767322925000".to_owned())));
     }
 }
