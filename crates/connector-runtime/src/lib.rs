@@ -36,15 +36,15 @@ use crate::telemetry::Metrics;
 
 pub(crate) use backend::{connect, embedded_reach, instance_id};
 pub use cli::{BudgetAction, CatalogAction, Cli, Command, LeaseAction, StateAction};
-pub(crate) use product::{NAME, binary_name, runnable};
 pub use product::{PRODUCT, with_product};
+pub(crate) use product::{runnable, started_as};
 
 /// The whole program of a connector binary: parse the command line, run the command.
 ///
 /// A provider's `main` is `connector_runtime::main(factories)`, where `factories` lists
 /// the connector types the binary includes.
 pub fn main(factories: Factories) -> ExitCode {
-    main_named(&binary_name(), factories)
+    main_named(&started_as(), factories)
 }
 
 /// [`main`] for a binary that names itself (`env!("CARGO_BIN_NAME")`), so `--version`,
@@ -53,7 +53,7 @@ pub fn main(factories: Factories) -> ExitCode {
 pub fn main_named(name: &str, factories: Factories) -> ExitCode {
     let factories = with_product(factories);
     // Each binary names itself in --help and --version, not the library it is built on.
-    NAME.get_or_init(|| name.to_owned());
+    let service = name.to_owned();
     let name = name.to_owned();
     // What sets this binary apart from its siblings: the types it runs.
     let types = factories.types().join(", ");
@@ -89,7 +89,6 @@ pub fn main_named(name: &str, factories: Factories) -> ExitCode {
     if !serving && env.get("RUST_LOG").is_none_or(|v| v.trim().is_empty()) {
         settings.log_filter = "warn".into();
     }
-    let service = binary_name();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,14 +5,9 @@
 use anyhow::{Result, bail};
 use connector_core::{ConnectorConfig, Factories};
 
-pub(crate) static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The binary's own name (`connector-noaa`, `connectors`, ...): as it gave it, else as it
-/// was started.
-pub(crate) fn binary_name() -> String {
-    if let Some(name) = NAME.get() {
-        return name.clone();
-    }
+/// The name the binary was started under (`connector-noaa`, `connectors`, ...), for a
+/// binary that does not name itself.
+pub(crate) fn started_as() -> String {
     std::env::args()
         .next()
         .and_then(|a| {
@@ -53,7 +48,9 @@ pub(crate) fn runnable(factories: &Factories, config: &ConnectorConfig) -> Resul
         return Ok(());
     }
     let binary = if let Some(binary) = binary_for(&config.connector_type) {
-        if binary_name() == "connectors" {
+        // The universal binary runs every type of the product.
+        let universal = PRODUCT.iter().all(|(t, _)| factories.get(t).is_some());
+        if universal {
             format!("; run it with {binary}")
         } else {
             format!("; run it with {binary} or the universal `connectors` binary")
