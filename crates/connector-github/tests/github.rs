@@ -432,17 +432,24 @@ async fn an_issue_updated_mid_read_does_not_make_the_read_skip_another() {
     assert_eq!(ids.len(), 6, "every issue read: {ids:?} {s:?}");
 }
 
-#[tokio::test]
-async fn a_spent_quota_holds_the_next_polls_until_the_reset() {
-    let server = MockServer::start().await;
-    let api = GitHub::new(&server).repo("octo/app", 2);
+/// One repository of two issues whose last request spends the token's quota, the reset
+/// half an hour away.
+async fn spent_quota(server: &MockServer) -> GitHub {
+    let api = GitHub::new(server).repo("octo/app", 2);
     let reset = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs()
         + 1800;
     api.with(|s| s.exhaust = Some(reset));
-    api.mount(&server).await;
+    api.mount(server).await;
+    api
+}
+
+#[tokio::test]
+async fn a_spent_quota_holds_the_next_polls_until_the_reset() {
+    let server = MockServer::start().await;
+    let api = spent_quota(&server).await;
     let mut h = harness(&server, json!({})).await;
     let first = h
         .connector
@@ -467,14 +474,7 @@ async fn a_spent_quota_holds_the_next_polls_until_the_reset() {
 #[tokio::test]
 async fn a_spent_quota_holds_every_connector_of_its_token_and_no_other() {
     let server = MockServer::start().await;
-    let api = GitHub::new(&server).repo("octo/app", 2);
-    let reset = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 1800;
-    api.with(|s| s.exhaust = Some(reset));
-    api.mount(&server).await;
+    let api = spent_quota(&server).await;
     let context = connector_core::context::Context::isolated();
     let named = |name: &str, token: &str| {
         let mut c = config(&server, json!({ "token": token }));

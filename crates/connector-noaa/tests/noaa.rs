@@ -449,20 +449,35 @@ async fn a_503_is_retried_and_the_poll_succeeds() {
     assert_eq!(s.published, 3);
 }
 
-#[tokio::test]
-async fn a_429_waits_for_retry_after() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
+/// A manual clock standing at now, and a context that reads it.
+fn manual_clock() -> (
+    std::sync::Arc<connector_core::context::ManualClock>,
+    connector_core::context::Context,
+) {
     let clock = std::sync::Arc::new(connector_core::context::ManualClock::at(
         std::time::SystemTime::now(),
     ));
     let context = connector_core::context::Context::isolated().with_clock(clock.clone());
+    (clock, context)
+}
+
+/// The first request answered 429 with `Retry-After: retry_after`, the next ones with
+/// three alerts.
+async fn limited_once(server: &MockServer, retry_after: &str) {
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", retry_after))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(server)
+        .await;
+    serve_active(server, fixture("alerts-active-severe-trimmed.json")).await;
+}
+
+#[tokio::test]
+async fn a_429_waits_for_retry_after() {
+    let server = MockServer::start().await;
+    limited_once(&server, "1").await;
+    let (clock, context) = manual_clock();
     let mut h =
         Harness::in_context::<NoaaProvider>(config(&server, serde_json::json!({})), context).await;
     let s = h.connector.poll(&h.lease).await.expect("recovers");
@@ -475,17 +490,8 @@ async fn a_429_waits_for_retry_after() {
 #[tokio::test]
 async fn a_retry_after_holds_across_polls_until_it_ends() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    serve_active(&server, fixture("alerts-active-severe-trimmed.json")).await;
-    let clock = std::sync::Arc::new(connector_core::context::ManualClock::at(
-        std::time::SystemTime::now(),
-    ));
-    let context = connector_core::context::Context::isolated().with_clock(clock.clone());
+    limited_once(&server, "3").await;
+    let (clock, context) = manual_clock();
     let mut cfg = config(&server, serde_json::json!({}));
     cfg.max_retries = 0;
     let mut h = Harness::in_context::<NoaaProvider>(cfg, context).await;
