@@ -87,56 +87,47 @@ pub enum ResourceName {
 
 /// Resources with options.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ResourceOptions {
     /// Events.
-    #[serde(default)]
     pub events: Option<EventOptions>,
     /// Incidents.
-    #[serde(default)]
     pub incidents: Option<PageOptions>,
     /// Monitors.
-    #[serde(default)]
     pub monitors: Option<MonitorOptions>,
 }
 
 /// Options of `events`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct EventOptions {
     /// Events search syntax, e.g. `status:error source:my_apps` (all events by default).
-    #[serde(default)]
     pub query: Option<String>,
     /// Events per page (at most 1,000; more is clamped).
-    #[serde(default)]
     #[schemars(range(min = 1))]
     pub page_size: Option<u32>,
 }
 
 /// Options of a resource with only a page size.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct PageOptions {
     /// Records per page (incidents: at most 100; more is clamped).
-    #[serde(default)]
     #[schemars(range(min = 1))]
     pub page_size: Option<u32>,
 }
 
 /// Options of `monitors`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct MonitorOptions {
     /// Only monitors with these tags (filtered by Datadog), e.g. `["team:ops"]`.
-    #[serde(default)]
     pub tags: Vec<String>,
     /// Publish a monitor only when it enters, changes within or leaves these states
     /// (`Alert`, `Warn`, `No Data`, `OK`, ...); one returning to OK is then published
     /// once, with its OK state. All changes by default.
-    #[serde(default)]
     pub states: Vec<String>,
     /// Monitors per page (at most 1,000).
-    #[serde(default)]
     #[schemars(range(min = 1))]
     pub page_size: Option<u32>,
 }

@@ -40,16 +40,13 @@ pub enum ResourceName {
 
 /// Resources with options.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ResourceOptions {
     /// Issues, read incrementally by `since`.
-    #[serde(default)]
     pub issues: Option<IssueOptions>,
     /// Repository security advisories (no options).
-    #[serde(default)]
     pub security_advisories: Option<NoOptions>,
     /// Dependabot alerts.
-    #[serde(default)]
     pub dependabot_alerts: Option<DependabotOptions>,
 }
 
@@ -59,17 +56,14 @@ pub struct ResourceOptions {
 pub struct NoOptions {}
 
 /// Options of the `issues` resource.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct IssueOptions {
     /// `all` (default: closing an issue is then seen as an update), `open` or `closed`.
-    #[serde(default)]
     pub state: IssueState,
     /// Only issues with all of these labels (comma list, as GitHub takes it).
-    #[serde(default)]
     pub labels: Option<String>,
     /// Publish pull requests too (kind `pull_request`); by default they are skipped.
-    #[serde(default)]
     pub include_pull_requests: bool,
 }
 
@@ -99,11 +93,10 @@ impl IssueState {
 
 /// Options of the `dependabotAlerts` resource.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct DependabotOptions {
     /// Comma list of `auto_dismissed`, `dismissed`, `fixed`, `open`; all by default, so
     /// a fix or a dismissal is published as an update.
-    #[serde(default)]
     pub state: Option<String>,
 }
 
