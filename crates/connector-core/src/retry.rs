@@ -19,8 +19,6 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable as _};
 
 use crate::config::ConnectorConfig;
 use crate::context::Context;
-/// `Retry-After` parsing, kept here by its earlier path.
-pub use crate::time::parse_retry_after;
 
 /// The waits between attempts: on the context's clock, cut short by its stop signal.
 struct Waits {

@@ -128,7 +128,8 @@ pub fn describe<'a>(
             ("incident", title, severity, path)
         }
         ResourceName::Monitors => {
-            let path = format!("/monitors/{}", monitor_id(record.raw().as_bytes())?);
+            // The id is the monitor number, as identity read it.
+            let path = format!("/monitors/{}", record.id());
             let state = text("/overall_state");
             let title = format!("[{state}] {}", text("/name"));
             let severity = monitor_severity(text("/priority").parse().ok(), &state);

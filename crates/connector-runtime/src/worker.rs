@@ -216,13 +216,8 @@ impl Worker {
                 ttl_ms.div_ceil(1000)
             );
         } else {
-            self.share.waiting(
-                name,
-                Some((
-                    holder.instance_id,
-                    crate::now_ms(&self.backends.context) + ttl_ms,
-                )),
-            );
+            self.share
+                .waiting(name, Some((holder.instance_id, self.now_ms() + ttl_ms)));
         }
     }
 
@@ -246,6 +241,11 @@ impl Worker {
         self.share.acquired();
         self.metrics.lease_changed(name, true);
         LeaseKeeper::start(self.backends.leases.clone(), lease, self.config.lease_ttl())
+    }
+
+    /// Now in UNIX milliseconds by the context's clock.
+    fn now_ms(&self) -> u64 {
+        crate::now_ms(&self.backends.context)
     }
 
     /// A random part of the start spread: where in it this connector starts.
@@ -294,11 +294,9 @@ impl Worker {
             }
             let step = self.tick(keeper).await;
             if let Some(received) = woken.as_mut().and_then(|s| s.finished(why, self.published)) {
-                self.metrics.webhooks.published(
-                    &self.config.name,
-                    received,
-                    crate::now_ms(&self.backends.context),
-                );
+                self.metrics
+                    .webhooks
+                    .published(&self.config.name, received, self.now_ms());
             }
             if let Step::End(held) = step {
                 return held;
@@ -414,12 +412,8 @@ impl Worker {
         if let Some(Err(PollError::UnderReplicated { .. })) = outcome {
             self.metrics.wait_shortfall(name);
         }
-        self.metrics.poll_finished(
-            name,
-            outcome,
-            took,
-            (crate::now_ms(&self.backends.context) / 1000) as i64,
-        );
+        self.metrics
+            .poll_finished(name, outcome, took, (self.now_ms() / 1000) as i64);
         self.metrics.provider_gauges(name, &self.connector.gauges());
         let ms = took.as_millis() as u64;
         match outcome {

@@ -220,9 +220,10 @@ impl From<UnknownStream> for ItemError {
 
 impl From<UnknownStream> for FetchError {
     fn from(e: UnknownStream) -> Self {
-        FetchError::Malformed {
-            url: String::new(),
-            message: format!("this connector has no stream {}", e.0),
+        // Not a response at all: the provider was asked for a stream it never listed.
+        FetchError::Refused {
+            url: format!("stream {}", e.0),
+            message: "this connector has no such stream".into(),
         }
     }
 }
