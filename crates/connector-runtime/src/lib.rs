@@ -100,6 +100,7 @@ pub fn main_named(name: &str, factories: Factories) -> ExitCode {
         }
     };
     let telemetry = runtime.block_on(async { telemetry::init(&service, &settings) });
+    settings.otlp_meter = telemetry.meter();
     let code = match runtime.block_on(execute_with(cli, factories, env, settings)) {
         Ok(code) => code,
         Err(e) => {
@@ -120,8 +121,8 @@ pub fn init_tracing() {
     }
 }
 
-/// Runs one parsed command line; `main` is this plus tracing and a tokio runtime. Public so
-/// examples and tests can drive a binary's behaviour in-process.
+/// Runs one parsed command line; `main` is this plus tracing, OTLP export and a tokio
+/// runtime. Public so examples and tests can drive a binary's behaviour in-process.
 pub async fn execute(cli: Cli, factories: Factories) -> Result<ExitCode> {
     let factories = with_product(factories);
     let env = Environment::from_process();

@@ -15,7 +15,7 @@ pub(super) async fn run(
         bail!(why);
     }
     check_runnable(&registry, &factories, only.as_deref())?;
-    let metrics = Metrics::new();
+    let metrics = Metrics::new(settings.otlp_meter.as_ref());
     let observer = metrics.clone();
     let mut backends = backends;
     backends.context = backends

@@ -80,6 +80,10 @@ pub struct Settings {
     /// Whether this process says the start-up notes (all but the supervisor's other
     /// children do).
     pub startup_notes: bool,
+    /// The meter the poll metrics are also exported through over OTLP, once
+    /// [`crate::telemetry::init`] made one (not a setting: carried here, like the redactor,
+    /// so the serve loop gets it without a process-wide meter provider).
+    pub otlp_meter: Option<opentelemetry::metrics::Meter>,
 }
 
 /// Every bad setting at once.
@@ -141,6 +145,7 @@ impl Settings {
             redactor: connector_core::redact::Redactor::new(),
             child: None,
             startup_notes: true,
+            otlp_meter: None,
         })
     }
 }

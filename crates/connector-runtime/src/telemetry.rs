@@ -173,7 +173,8 @@ pub struct Metrics {
     reads: std::sync::Mutex<std::collections::HashMap<String, ReadHealth>>,
     /// The last fence token seen per connector, and the last time the counter went back.
     fences: std::sync::Mutex<Fences>,
-    otel: OtelInstruments,
+    /// `None` without OTLP export.
+    otel: Option<OtelInstruments>,
 }
 
 #[derive(Default)]
@@ -266,7 +267,7 @@ struct GaugeLabels {
 }
 
 /// The same poll figures as OpenTelemetry instruments, exported over OTLP when
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set (no-ops otherwise).
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 struct OtelInstruments {
     polls: opentelemetry::metrics::Counter<u64>,
     items: opentelemetry::metrics::Counter<u64>,
@@ -274,8 +275,7 @@ struct OtelInstruments {
 }
 
 impl OtelInstruments {
-    fn new() -> Self {
-        let meter = opentelemetry::global::meter("connectors");
+    fn new(meter: &opentelemetry::metrics::Meter) -> Self {
         Self {
             polls: meter
                 .u64_counter("connector.polls")
@@ -305,8 +305,9 @@ where
 }
 
 impl Metrics {
-    /// Registers every metric (documented in the README under "Metrics").
-    pub fn new() -> Arc<Self> {
+    /// Registers every metric (documented in the README under "Metrics"); with `otlp`, the
+    /// poll figures are also recorded through that meter.
+    pub fn new(otlp: Option<&opentelemetry::metrics::Meter>) -> Arc<Self> {
         let mut registry = Registry::default();
         let r = &mut registry;
         let partial_reads: Family<ReasonLabels, Counter> = registered(
@@ -378,7 +379,7 @@ impl Metrics {
             unreadable_times,
             reads: std::sync::Mutex::default(),
             fences: std::sync::Mutex::default(),
-            otel: OtelInstruments::new(),
+            otel: otlp.map(OtelInstruments::new),
         })
     }
 
@@ -552,13 +553,11 @@ impl Metrics {
             })
             .inc();
         let who = opentelemetry::KeyValue::new("connector", connector.to_owned());
-        self.otel.polls.add(
-            1,
-            &[
-                who.clone(),
-                opentelemetry::KeyValue::new("outcome", format!("{outcome:?}")),
-            ],
-        );
+        let otel = self.otel.as_ref();
+        if let Some(otel) = otel {
+            let said = opentelemetry::KeyValue::new("outcome", format!("{outcome:?}"));
+            otel.polls.add(1, &[who.clone(), said]);
+        }
         if let Some(Err(e)) = result
             && !matches!(e, PollError::Fenced { .. })
         {
@@ -572,9 +571,10 @@ impl Metrics {
             self.duration
                 .get_or_create(&label)
                 .observe(took.as_secs_f64());
-            self.otel
-                .duration
-                .record(took.as_secs_f64(), std::slice::from_ref(&who));
+            if let Some(otel) = otel {
+                let took = took.as_secs_f64();
+                otel.duration.record(took, std::slice::from_ref(&who));
+            }
             self.last_success.get_or_create(&label).set(now_s);
             for (stage, n) in [
                 (Stage::fetched, s.fetched),
@@ -590,13 +590,10 @@ impl Metrics {
                         stage,
                     })
                     .inc_by(n);
-                self.otel.items.add(
-                    n,
-                    &[
-                        who.clone(),
-                        opentelemetry::KeyValue::new("stage", format!("{stage:?}")),
-                    ],
-                );
+                if let Some(otel) = otel {
+                    let at = opentelemetry::KeyValue::new("stage", format!("{stage:?}"));
+                    otel.items.add(n, &[who.clone(), at]);
+                }
             }
         }
     }
@@ -653,6 +650,13 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// The meter of the OTLP metric export, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub fn meter(&self) -> Option<opentelemetry::metrics::Meter> {
+        use opentelemetry::metrics::MeterProvider;
+        let provider = self.meter_provider.as_ref()?;
+        Some(provider.meter("connectors"))
+    }
+
     /// Flushes and stops trace and metric export.
     pub fn shutdown(self) {
         if let Some(provider) = self.tracer_provider
@@ -811,7 +815,8 @@ fn otel_resource(service: &str) -> opentelemetry_sdk::Resource {
         .build()
 }
 
-/// A meter provider exporting over OTLP/HTTP, installed globally so [`Metrics`] finds it.
+/// A meter provider exporting over OTLP/HTTP; [`Telemetry::meter`] hands its meter to
+/// [`Metrics`].
 fn otlp_meter(service: &str) -> Option<opentelemetry_sdk::metrics::SdkMeterProvider> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = match opentelemetry_otlp::MetricExporter::builder()
@@ -831,7 +836,6 @@ fn otlp_meter(service: &str) -> Option<opentelemetry_sdk::metrics::SdkMeterProvi
         .with_reader(reader)
         .with_resource(otel_resource(service))
         .build();
-    opentelemetry::global::set_meter_provider(provider.clone());
     Some(provider)
 }
 
@@ -1058,7 +1062,7 @@ mod tests {
 
     #[test]
     fn metrics_render_as_prometheus_text() {
-        let m = Metrics::new();
+        let m = Metrics::new(None);
         let ok: Result<PollSummary, PollError> = Ok(PollSummary {
             fetched: 3,
             published: 2,
