@@ -132,6 +132,9 @@ pub enum FetchError {
         /// What was wrong.
         message: String,
     },
+    /// The provider was asked to read a stream it never listed: no request was made.
+    #[error("this connector has no stream \"{0}\"")]
+    UnknownStream(String),
 }
 
 impl FetchError {

@@ -63,6 +63,15 @@ pub fn state_of(version: &str) -> &str {
     version.split('|').next().unwrap_or_default()
 }
 
+/// When a monitor's recorded state began, as its version records it; `None` when the
+/// monitor said neither time.
+fn changed_of(version: &str) -> Option<&str> {
+    version
+        .split_once('|')
+        .map(|(_, at)| at)
+        .filter(|at| !at.is_empty())
+}
+
 /// A monitor's numeric id.
 fn monitor_id(json: &[u8]) -> Result<u64, ItemError> {
     text_at(json, "/id")
@@ -128,19 +137,17 @@ pub fn describe<'a>(
             ("incident", title, severity, path)
         }
         ResourceName::Monitors => {
-            // The id is the monitor number, as identity read it.
+            // The id is the monitor number and the version its state, as identity read them.
             let path = format!("/monitors/{}", record.id());
-            let state = text("/overall_state");
+            let state = state_of(record.version());
             let title = format!("[{state}] {}", text("/name"));
-            let severity = monitor_severity(text("/priority").parse().ok(), &state);
+            let severity = monitor_severity(text("/priority").parse().ok(), state);
             ("monitor_alert", title, Some(severity), path)
         }
     };
     let at = match resource.time() {
         Some(time) => record.text(time),
-        None => record
-            .text("/overall_state_modified")
-            .or_else(|| record.text("/modified")),
+        None => changed_of(record.version()).map(Cow::Borrowed),
     };
     let url = Cow::Owned(format!("{app}{path}"));
     let described = Description::new(kind, title, severity.unwrap_or(Severity::Info));

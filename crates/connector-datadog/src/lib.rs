@@ -49,10 +49,15 @@ impl Site {
     /// domain; the app is the site itself where it has a region part (`us3.datadoghq.com`),
     /// else `app.` before it.
     pub fn urls(self) -> (String, String) {
-        let domain = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let domain = match self {
+            Site::Us1 => "datadoghq.com",
+            Site::Eu1 => "datadoghq.eu",
+            Site::Us3 => "us3.datadoghq.com",
+            Site::Us5 => "us5.datadoghq.com",
+            Site::Ap1 => "ap1.datadoghq.com",
+            Site::Ap2 => "ap2.datadoghq.com",
+            Site::Gov => "ddog-gov.com",
+        };
         let app = match domain.matches('.').count() {
             1 => format!("https://app.{domain}"),
             _ => format!("https://{domain}"),

@@ -53,15 +53,13 @@ pub fn main(factories: Factories) -> ExitCode {
 pub fn main_named(name: &str, factories: Factories) -> ExitCode {
     let factories = with_product(factories);
     // Each binary names itself in --help and --version, not the library it is built on.
-    let service = name.to_owned();
-    let name = name.to_owned();
     // What sets this binary apart from its siblings: the types it runs.
     let types = factories.types().join(", ");
     let about = format!(
         "Polls external APIs of type {types} and appends every new or changed item to a Redis Stream."
     );
     let command = <Cli as clap::CommandFactory>::command()
-        .name(&*Box::leak(name.into_boxed_str()))
+        .name(&*Box::leak(name.to_owned().into_boxed_str()))
         .about(about.clone())
         .long_about(format!(
             "{about}\n\nWith REDIS_URL set, state, leases and metrics live in Redis and signals go to the \
@@ -99,7 +97,7 @@ pub fn main_named(name: &str, factories: Factories) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let telemetry = runtime.block_on(async { telemetry::init(&service, &settings) });
+    let telemetry = runtime.block_on(async { telemetry::init(name, &settings) });
     settings.otlp_meter = telemetry.meter();
     let code = match runtime.block_on(execute_with(cli, factories, env, settings)) {
         Ok(code) => code,
@@ -244,12 +242,13 @@ async fn with_backends(
         Command::Lease { action } => lease(&registry, backends, action).await,
         Command::Budget { action } => commands::budget(backends, action).await,
         Command::Metrics { name } => metrics(&registry, backends, name).await,
+        // Answered before the backends connect (`without_config`, `execute_with`).
         Command::Schema
         | Command::Catalog { .. }
         | Command::Validate { .. }
         | Command::List
         | Command::All
-        | Command::Health => Ok(ExitCode::SUCCESS),
+        | Command::Health => bail!("this command is not one run with the backends"),
     }
 }
 

@@ -47,17 +47,10 @@ pub(crate) fn runnable(factories: &Factories, config: &ConnectorConfig) -> Resul
     if factories.get(&config.connector_type).is_some() {
         return Ok(());
     }
-    let binary = if let Some(binary) = binary_for(&config.connector_type) {
-        // The universal binary runs every type of the product.
-        let universal = PRODUCT.iter().all(|(t, _)| factories.get(t).is_some());
-        if universal {
-            format!("; run it with {binary}")
-        } else {
-            format!("; run it with {binary} or the universal `connectors` binary")
-        }
-    } else {
-        String::new()
-    };
+    // This binary lacks the type, so it is not the universal one, which runs them all.
+    let binary = binary_for(&config.connector_type)
+        .map(|b| format!("; run it with {b} or the universal `connectors` binary"))
+        .unwrap_or_default();
     bail!(
         "connector \"{}\" has type {}, which this binary does not include (it runs {}){binary}",
         config.name,

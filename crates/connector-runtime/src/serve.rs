@@ -56,7 +56,7 @@ pub(super) async fn run(
         stop_heartbeat.clone(),
     ));
     let heartbeat = tokio::spawn(share::heartbeat(
-        backends.membership.clone(),
+        backends.clone(),
         manager.instance(),
         heartbeat_ttl,
         manager.share(),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use connector_core::ports::Membership;
+use connector_core::Backends;
 use tokio_util::sync::CancellationToken;
 
 /// The counters one worker's connector tasks share.
@@ -133,15 +133,17 @@ impl Share {
     }
 }
 
-/// Heartbeats every `ttl / 3` until `stop`, keeping `share`'s live count current; leaves
+/// Heartbeats every `ttl / 3` until `stop`, keeping `share`'s live count current and
+/// saying who waits for a lease (its expiry by the context's clock); leaves
 /// the group at the end so the others rebalance at once.
 pub async fn heartbeat(
-    membership: Arc<dyn Membership>,
+    backends: Backends,
     instance: Arc<str>,
     ttl: Duration,
     share: Arc<Share>,
     stop: CancellationToken,
 ) {
+    let membership = &backends.membership;
     let mut joined = String::new();
     loop {
         let group = share.group();
@@ -165,7 +167,7 @@ pub async fn heartbeat(
             }
             Err(e) => tracing::warn!(error = %e, "worker heartbeat failed"),
         }
-        if let Some(line) = share.waiting_summary(connector_core::pipeline::now_ms()) {
+        if let Some(line) = share.waiting_summary(crate::now_ms(&backends.context)) {
             tracing::info!("{line}");
         }
         tokio::select! {

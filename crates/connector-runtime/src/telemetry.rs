@@ -274,7 +274,41 @@ struct OtelInstruments {
     duration: opentelemetry::metrics::Histogram<f64>,
 }
 
+/// A completed poll's item counts by stage.
+fn stages(s: &PollSummary) -> [(Stage, u64); 6] {
+    [
+        (Stage::fetched, s.fetched),
+        (Stage::published, s.published),
+        (Stage::skipped_unchanged, s.skipped_unchanged),
+        (Stage::removed, s.removed),
+        (Stage::failed, s.failed),
+        (Stage::poisoned, s.poisoned),
+    ]
+}
+
 impl OtelInstruments {
+    /// One poll's figures, as [`Metrics::poll_finished`] counts them for Prometheus.
+    fn record(
+        &self,
+        connector: &str,
+        outcome: Outcome,
+        result: Option<&Result<PollSummary, PollError>>,
+        took: Duration,
+    ) {
+        use opentelemetry::KeyValue;
+        let who = KeyValue::new("connector", connector.to_owned());
+        let said = KeyValue::new("outcome", format!("{outcome:?}"));
+        self.polls.add(1, &[who.clone(), said]);
+        if let Some(Ok(s)) = result {
+            let took = took.as_secs_f64();
+            self.duration.record(took, std::slice::from_ref(&who));
+            for (stage, n) in stages(s) {
+                let at = KeyValue::new("stage", format!("{stage:?}"));
+                self.items.add(n, &[who.clone(), at]);
+            }
+        }
+    }
+
     fn new(meter: &opentelemetry::metrics::Meter) -> Self {
         Self {
             polls: meter
@@ -552,11 +586,8 @@ impl Metrics {
                 outcome,
             })
             .inc();
-        let who = opentelemetry::KeyValue::new("connector", connector.to_owned());
-        let otel = self.otel.as_ref();
-        if let Some(otel) = otel {
-            let said = opentelemetry::KeyValue::new("outcome", format!("{outcome:?}"));
-            otel.polls.add(1, &[who.clone(), said]);
+        if let Some(otel) = &self.otel {
+            otel.record(connector, outcome, result, took);
         }
         if let Some(Err(e)) = result
             && !matches!(e, PollError::Fenced { .. })
@@ -571,29 +602,14 @@ impl Metrics {
             self.duration
                 .get_or_create(&label)
                 .observe(took.as_secs_f64());
-            if let Some(otel) = otel {
-                let took = took.as_secs_f64();
-                otel.duration.record(took, std::slice::from_ref(&who));
-            }
             self.last_success.get_or_create(&label).set(now_s);
-            for (stage, n) in [
-                (Stage::fetched, s.fetched),
-                (Stage::published, s.published),
-                (Stage::skipped_unchanged, s.skipped_unchanged),
-                (Stage::removed, s.removed),
-                (Stage::failed, s.failed),
-                (Stage::poisoned, s.poisoned),
-            ] {
+            for (stage, n) in stages(s) {
                 self.items
                     .get_or_create(&ItemLabels {
                         connector: connector.to_owned(),
                         stage,
                     })
                     .inc_by(n);
-                if let Some(otel) = otel {
-                    let at = opentelemetry::KeyValue::new("stage", format!("{stage:?}"));
-                    otel.items.add(n, &[who.clone(), at]);
-                }
             }
         }
     }

@@ -220,11 +220,7 @@ impl From<UnknownStream> for ItemError {
 
 impl From<UnknownStream> for FetchError {
     fn from(e: UnknownStream) -> Self {
-        // Not a response at all: the provider was asked for a stream it never listed.
-        FetchError::Refused {
-            url: format!("stream {}", e.0),
-            message: "this connector has no such stream".into(),
-        }
+        FetchError::UnknownStream(e.0)
     }
 }
 
@@ -754,4 +750,23 @@ pub fn id_problem(id: &str) -> Option<&'static str> {
 /// three intervals, and never less than a minute.
 pub fn health_max_age(config: &ConnectorConfig) -> Duration {
     (config.poll_interval() * 3).max(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_the_provider_never_listed_is_named_in_the_error() {
+        let mut streams = Streams::default();
+        streams.push(StreamSpec::named("issues", "issue", false), 7);
+        let known = StreamSpec::named("issues", "issue", false);
+        assert_eq!(streams.target(&known).ok(), Some(&7));
+        let other = StreamSpec::named("alerts", "alert", false);
+        let fetch = FetchError::from(streams.target(&other).expect_err("unknown"));
+        assert_eq!(fetch.to_string(), "this connector has no stream \"alerts\"");
+        assert_eq!(fetch.status(), None);
+        let item = ItemError::from(streams.target(&other).expect_err("unknown"));
+        assert!(item.to_string().contains("no stream alerts"), "{item}");
+    }
 }

@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use super::catalog::SEGMENT;
-use super::template::{Context, Part, Template, without_parents};
+use super::template::{Context, Part, Template, sample_url};
 use super::{AbsentMeans, Method, Order, ReadSpec, RecordsAs};
 use percent_encoding::utf8_percent_encode;
 
@@ -523,13 +523,8 @@ impl SpecReader {
     /// origin, with the spec's auth and body cap.
     pub fn new(config: ReadSpec, common: &ConnectorContext) -> Result<Self, CreateError> {
         let url = Template::parse(&config.request.url, Context::Request).map_err(CreateError)?;
-        let origin_of = |u: &str| {
-            Url::parse(&without_parents(
-                &u.replace("{{cursor}}", "x").replace("{{now}}", "x"),
-            ))
-            .map_err(|e| CreateError(format!("request.url: {e}")))
-        };
-        let base = origin_of(&config.request.url)?;
+        let base = sample_url(&config.request.url)
+            .map_err(|e| CreateError(format!("request.url: {e}")))?;
         let mut root = base.clone();
         root.set_path("/");
         root.set_query(None);

@@ -20,7 +20,6 @@ pub use crate::source::{Paging, TokenPlace};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use url::Url;
 
 pub use engine::SpecReader;
 use template::{Context, Template, is_pointer};
@@ -493,12 +492,8 @@ impl ReadSpec {
             }
             return;
         };
-        let origin = |u: &str| {
-            Url::parse(&u.replace("{{cursor}}", "x").replace("{{now}}", "x"))
-                .ok()
-                .map(|u| u.origin())
-        };
-        let child_origin = origin(&template::without_parents(&self.request.url));
+        let origin = |u: &str| template::sample_url(u).ok().map(|u| u.origin());
+        let child_origin = origin(&self.request.url);
         let windows = self
             .incremental
             .as_ref()
@@ -564,9 +559,7 @@ impl ReadSpec {
     /// The request: its templates, URL, method and link base, and what `{{cursor}}` needs.
     fn request_problems(&self, out: &mut Vec<FieldError>) {
         let url = &self.request.url;
-        let rendered =
-            template::without_parents(&url.replace("{{cursor}}", "x").replace("{{now}}", "x"));
-        let first = Url::parse(&rendered);
+        let first = template::sample_url(url);
         let base = self.pagination.link_base();
         out.extend(error_if(
             base.is_some_and(|b| first.as_ref().is_ok_and(|f| f.origin() != b.origin())),

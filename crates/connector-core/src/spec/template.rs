@@ -45,8 +45,15 @@ pub fn is_pointer(pointer: &str) -> bool {
             .all(|rest| rest.starts_with('0') || rest.starts_with('1'))
 }
 
-/// `text` with each `{{parent:…}}` replaced by `x`, to parse a child URL as a URL.
-pub fn without_parents(text: &str) -> String {
+/// The URL template `text` as a URL, with a sample value (`x`) in each `{{cursor}}`,
+/// `{{now}}` and `{{parent:…}}`: enough to check it and to know its origin.
+pub fn sample_url(text: &str) -> Result<url::Url, url::ParseError> {
+    let sampled = text.replace("{{cursor}}", "x").replace("{{now}}", "x");
+    url::Url::parse(&without_parents(&sampled))
+}
+
+/// `text` with each `{{parent:…}}` replaced by `x`.
+fn without_parents(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find("{{parent:") {
