@@ -387,6 +387,7 @@ async fn monitors_publish_only_changes_in_and_out_of_the_watched_states() {
     assert_eq!(recovered["title"], "[OK] CPU high on db-2");
     assert_eq!(recovered["severity"], "high", "P2");
     assert_eq!(recovered["url"], "https://app.example.test/monitors/2");
+    assert_eq!(recovered["occurredAt"], t(5), "when it entered its state");
 
     // Still OK: nothing again.
     let third = h.connector.poll(&h.lease).await.expect("third");
